@@ -1,0 +1,35 @@
+# tollgate: `make run` to serve on :3000, `make test` to run every test.
+CARGO ?= cargo
+DATA ?= data
+VENV ?= .venv
+
+.PHONY: run build test test-rust test-python lint fmt openapi bench e2e
+
+run: ## build and start the server on ./data, port 3000
+	$(CARGO) build --release
+	GF_PATHS_DATA=$(DATA) ./target/release/tollgate server
+
+build:
+	$(CARGO) build --release
+
+test: test-rust test-python ## every test
+
+test-rust:
+	$(CARGO) test --all-targets
+
+test-python: ## real clients against the real binary: grafana-client, a generated client, schemathesis
+	$(CARGO) build --release
+	./tests/python/run.sh
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) fmt --check
+
+fmt:
+	$(CARGO) fmt
+
+openapi: ## rewrite the committed OpenAPI document
+	$(CARGO) run --quiet -- openapi > openapi/tollgate.json
+
+bench: ## wrk against the release binary, next to a bare poem server
+	./bench/run.sh

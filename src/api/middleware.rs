@@ -1,0 +1,111 @@
+//! The outermost layer: every error the framework produces on its own (unknown route, wrong
+//! method, unparsable path or query, missing credentials) becomes Grafana's JSON body, and
+//! a 405 carries the `Allow` header listing the methods the path does support.
+
+use std::sync::Arc;
+
+use poem::http::{header, Method, StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response};
+
+use crate::api::error::{error_response, ErrorBody};
+
+/// Path templates of the OpenAPI document with their methods, for `Allow`.
+#[derive(Debug, Default)]
+pub struct AllowTable {
+    routes: Vec<(Vec<String>, Vec<String>)>,
+}
+
+impl AllowTable {
+    pub fn from_spec(spec_json: &str) -> Self {
+        let mut routes = Vec::new();
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(spec_json) else {
+            return Self::default();
+        };
+        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
+            for (path, ops) in paths {
+                let segments = path.split('/').map(str::to_string).collect();
+                let mut methods: Vec<String> = ops
+                    .as_object()
+                    .map(|o| o.keys().map(|m| m.to_uppercase()).collect())
+                    .unwrap_or_default();
+                methods.sort();
+                routes.push((segments, methods));
+            }
+        }
+        Self { routes }
+    }
+
+    fn allowed(&self, path: &str) -> Option<String> {
+        let parts: Vec<&str> = path.split('/').collect();
+        let mut methods: Vec<String> = Vec::new();
+        for (template, ms) in &self.routes {
+            let matches = template.len() == parts.len()
+                && template
+                    .iter()
+                    .zip(&parts)
+                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()));
+            if matches {
+                methods.extend(ms.iter().cloned());
+            }
+        }
+        methods.sort();
+        methods.dedup();
+        (!methods.is_empty()).then(|| methods.join(", "))
+    }
+}
+
+fn canonical(status: StatusCode) -> (u16, &'static str) {
+    match status.as_u16() {
+        400 | 415 | 422 => (400, crate::api::body::BAD_REQUEST_DATA),
+        401 => (401, "Unauthorized"),
+        403 => (403, "Permission denied"),
+        404 => (404, "Not found"),
+        405 => (405, "Method not allowed"),
+        411 | 413 => (413, "Request body too large"),
+        s if s >= 500 => (500, "Internal Server Error"),
+        s => (s, "bad request data"),
+    }
+}
+
+/// Wraps the app: framework errors become Grafana-shaped JSON.
+pub struct GrafanaErrors<E> {
+    inner: E,
+    allow: Arc<AllowTable>,
+}
+
+pub fn grafana_errors<E: Endpoint>(inner: E, allow: Arc<AllowTable>) -> GrafanaErrors<E> {
+    GrafanaErrors { inner, allow }
+}
+
+impl<E: Endpoint> Endpoint for GrafanaErrors<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.uri().path().to_string();
+        let is_head = req.method() == Method::HEAD;
+        let err = match self.inner.call(req).await {
+            Ok(resp) => return Ok(resp.into_response()),
+            Err(err) => err,
+        };
+        if err.is_from_response() {
+            return Ok(err.into_response());
+        }
+        let method_not_allowed = err.is::<poem::error::MethodNotAllowedError>();
+        let (status, msg) = canonical(err.status());
+        if status >= 500 {
+            tracing::error!(error = %err, path, "unhandled error");
+        }
+        let mut resp = error_response(status, &ErrorBody::message(msg));
+        if method_not_allowed {
+            if let Some(allow) = self.allow.allowed(&path) {
+                if let Ok(v) = allow.parse() {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+            }
+        }
+        if is_head {
+            resp.set_body(());
+        }
+        Ok(resp)
+    }
+}

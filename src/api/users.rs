@@ -1,0 +1,293 @@
+//! `/api/users*` and `/api/user`: reading users (Grafana's user API, the subset clients use).
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+use std::sync::Arc;
+
+use crate::api::auth::Auth;
+use crate::api::body::GfJson;
+use crate::api::error::{message, MessageBody};
+use crate::api::wire::{age, rfc3339};
+use crate::api::ApiTags;
+use crate::api_errors;
+use crate::crypto::{random, sha256};
+use crate::service::users::ProfileUpdate;
+use crate::service::Services;
+use crate::store::{now, UserRecord};
+
+/// A user as `GET /api/users/:id` answers it (Grafana's `UserProfileDTO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserProfile {
+    pub id: i64,
+    pub uid: String,
+    pub email: String,
+    pub name: String,
+    pub login: String,
+    pub theme: String,
+    pub org_id: i64,
+    pub is_grafana_admin: bool,
+    pub is_disabled: bool,
+    pub is_external: bool,
+    pub is_externally_synced: bool,
+    pub is_grafana_admin_externally_synced: bool,
+    pub auth_labels: Vec<String>,
+    pub updated_at: String,
+    pub created_at: String,
+    pub avatar_url: String,
+    pub is_provisioned: bool,
+}
+
+/// One row of a user search (Grafana's `UserSearchHitDTO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserSearchHit {
+    pub id: i64,
+    pub uid: String,
+    pub name: String,
+    pub login: String,
+    pub email: String,
+    pub avatar_url: String,
+    pub is_admin: bool,
+    pub is_disabled: bool,
+    pub last_seen_at: String,
+    pub last_seen_at_age: String,
+    pub auth_labels: Vec<String>,
+    pub is_provisioned: bool,
+}
+
+/// A page of users (`GET /api/users/search`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserSearchPage {
+    pub total_count: i64,
+    pub users: Vec<UserSearchHit>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// Changes to a user; absent fields keep their value.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UpdateUserForm {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub login: Option<String>,
+    pub theme: Option<String>,
+}
+
+fn avatar(email: &str) -> String {
+    format!("/avatar/{}", random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16]))
+}
+
+fn labels(u: &UserRecord) -> Vec<String> {
+    match u.auth_module.as_str() {
+        "" => vec![],
+        "ldap" => vec!["LDAP".into()],
+        other => vec![other.to_string()],
+    }
+}
+
+impl From<&UserRecord> for UserProfile {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id as i64,
+            uid: u.uid.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            login: u.login.clone(),
+            theme: u.theme.clone(),
+            org_id: u.org_id as i64,
+            is_grafana_admin: u.is_admin,
+            is_disabled: u.is_disabled,
+            is_external: !u.auth_module.is_empty(),
+            is_externally_synced: !u.auth_module.is_empty(),
+            is_grafana_admin_externally_synced: false,
+            auth_labels: labels(u),
+            updated_at: rfc3339(u.updated),
+            created_at: rfc3339(u.created),
+            avatar_url: avatar(&u.email),
+            is_provisioned: false,
+        }
+    }
+}
+
+impl UserSearchHit {
+    fn from_record(u: &UserRecord, now: i64) -> Self {
+        Self {
+            id: u.id as i64,
+            uid: u.uid.clone(),
+            name: u.name.clone(),
+            login: u.login.clone(),
+            email: u.email.clone(),
+            avatar_url: avatar(&u.email),
+            is_admin: u.is_admin,
+            is_disabled: u.is_disabled,
+            last_seen_at: rfc3339(u.last_seen_at),
+            last_seen_at_age: age(u.last_seen_at, now),
+            auth_labels: labels(u),
+            is_provisioned: false,
+        }
+    }
+}
+
+api_errors!(
+    /// Errors of the user reads.
+    ReadError {
+        400 => BadRequest: "A query parameter is not a number.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not read users.",
+    }
+);
+
+api_errors!(
+    /// Errors of reads of one user.
+    UserReadError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not read this user.",
+        404 => NotFound: "No such user.",
+    }
+);
+
+api_errors!(
+    /// Errors of a user update.
+    UpdateUserError {
+        400 => BadRequest: "The body is not valid JSON, or a value is invalid.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not change this user.",
+        404 => NotFound: "No such user.",
+        409 => Conflict: "The login or email belongs to another user.",
+        413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+pub struct UsersApi;
+
+const DEFAULT_PER_PAGE: i64 = 1000;
+
+fn paging(page: Option<i64>, perpage: Option<i64>, default_per_page: i64) -> (u64, u64) {
+    let page = page.filter(|p| *p > 0).unwrap_or(1) as u64;
+    let per = perpage.filter(|p| *p > 0).unwrap_or(default_per_page) as u64;
+    (page, per)
+}
+
+#[OpenApi(tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Get users: a page of all users, as a bare list.
+    #[oai(path = "/api/users", method = "get", operation_id = "searchUsers")]
+    async fn search_users(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// Text to find in login, email or name.
+        query: Query<Option<String>>,
+        /// Page number, from 1.
+        page: Query<Option<i64>>,
+        /// Users per page (default 1000).
+        perpage: Query<Option<i64>>,
+    ) -> Result<Json<Vec<UserSearchHit>>, ReadError> {
+        let (page, per) = paging(page.0, perpage.0, DEFAULT_PER_PAGE);
+        let found = services
+            .users
+            .search(&auth.0, query.0.unwrap_or_default(), page, per)
+            .await?;
+        let ts = now();
+        Ok(Json(found.users.iter().map(|u| UserSearchHit::from_record(u, ts)).collect()))
+    }
+
+    /// Search users with paging: the page plus the total count.
+    #[oai(path = "/api/users/search", method = "get", operation_id = "searchUsersWithPaging")]
+    async fn search_users_with_paging(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// Text to find in login, email or name.
+        query: Query<Option<String>>,
+        /// Page number, from 1.
+        page: Query<Option<i64>>,
+        /// Users per page (default 1000).
+        perpage: Query<Option<i64>>,
+    ) -> Result<Json<UserSearchPage>, ReadError> {
+        let (page, per) = paging(page.0, perpage.0, DEFAULT_PER_PAGE);
+        let found = services
+            .users
+            .search(&auth.0, query.0.unwrap_or_default(), page, per)
+            .await?;
+        let ts = now();
+        Ok(Json(UserSearchPage {
+            total_count: found.total as i64,
+            users: found.users.iter().map(|u| UserSearchHit::from_record(u, ts)).collect(),
+            page: page as i64,
+            per_page: per as i64,
+        }))
+    }
+
+    /// Get a user by login or email.
+    #[oai(path = "/api/users/lookup", method = "get", operation_id = "getUserByLoginOrEmail")]
+    async fn lookup(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The login or the email of the user.
+        #[oai(name = "loginOrEmail")]
+        login_or_email: Query<String>,
+    ) -> Result<Json<UserProfile>, UserReadError> {
+        let u = services.users.lookup(&auth.0, &login_or_email.0)?;
+        Ok(Json(UserProfile::from(&u)))
+    }
+
+    /// Get a user by id (or uid).
+    #[oai(path = "/api/users/:id", method = "get", operation_id = "getUserByID")]
+    async fn get_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's numeric id or uid.
+        id: Path<String>,
+    ) -> Result<Json<UserProfile>, UserReadError> {
+        let u = services.users.get(&auth.0, &id.0)?;
+        Ok(Json(UserProfile::from(&u)))
+    }
+
+    /// Update a user's name, email, login or theme.
+    #[oai(path = "/api/users/:id", method = "put", operation_id = "updateUser")]
+    async fn update_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's numeric id or uid.
+        id: Path<String>,
+        body: GfJson<UpdateUserForm>,
+    ) -> Result<Json<MessageBody>, UpdateUserError> {
+        let f = body.0;
+        services
+            .users
+            .update_profile(
+                &auth.0,
+                &id.0,
+                ProfileUpdate {
+                    name: f.name,
+                    email: f.email,
+                    login: f.login,
+                    theme: f.theme,
+                },
+            )
+            .await?;
+        Ok(message("User updated"))
+    }
+
+    /// The signed-in user.
+    #[oai(path = "/api/user", method = "get", operation_id = "getSignedInUser")]
+    async fn current_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<UserProfile>, UserReadError> {
+        let u = services.users.current(&auth.0)?;
+        let mut profile = UserProfile::from(&u);
+        profile.org_id = auth.0.org_id.0 as i64;
+        Ok(Json(profile))
+    }
+}

@@ -1,0 +1,78 @@
+//! The app builder: opens the data folder, runs first-start work, binds the listener (port
+//! 0 works, for tests) and assembles the routes. `run` serves until the shutdown future
+//! resolves, then flushes the database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
+
+use crate::api::{self, middleware::AllowTable};
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::service::{bootstrap, Services};
+use crate::ui;
+
+pub struct App {
+    pub services: Arc<Services>,
+    acceptor: TcpAcceptor,
+    addr: SocketAddr,
+}
+
+/// Every route of the server, wrapped in the Grafana error mapping.
+pub fn routes(services: Arc<Services>) -> impl Endpoint {
+    let api = api::service();
+    let allow = Arc::new(AllowTable::from_spec(&api.spec()));
+    let swagger = api.swagger_ui();
+    let spec = api.spec_endpoint();
+    let api = Arc::new(api.into_endpoint());
+    let app = Route::new()
+        .nest_no_strip("/api", api)
+        .at("/openapi.json", spec)
+        .nest("/swagger", swagger)
+        .nest("/", ui::endpoint())
+        .data(services);
+    api::middleware::grafana_errors(app, allow)
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let bind = settings.bind_addr();
+        let services = Services::open(settings)?;
+        bootstrap::secret_key(&services)?;
+        bootstrap::first_start(&services).await?;
+        let acceptor = TcpListener::bind(bind.clone())
+            .into_acceptor()
+            .await
+            .map_err(|e| AppError::internal("cannot listen", format!("{bind}: {e}")))?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| AppError::internal("cannot listen", "no local address"))?;
+        Ok(Self {
+            services,
+            acceptor,
+            addr,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
+        let services = self.services.clone();
+        tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(routes(services.clone()), shutdown, Some(Duration::from_secs(10)))
+            .await;
+        if let Err(e) = services.durability.wait().await {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        result
+    }
+}

@@ -1,0 +1,614 @@
+//! Grafana-style configuration: compiled-in defaults, then the `--config` ini file, then
+//! `GF_<SECTION>_<KEY>` environment overrides (non-empty values, existing keys only), then
+//! `%(key)s`, `${VAR}`, `$__env{VAR}` and `$__file{path}` expansion.
+//!
+//! [`RawConfig`] keeps every key with the layer it came from (the settings endpoints show it);
+//! [`Settings`] is the typed, validated view the server runs on. A bad value is a
+//! [`ConfigError`] naming section, key and value; `main` turns it into exit code 2.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::domain::OrgRole;
+
+/// The compiled-in defaults (`conf/defaults.ini`).
+pub const DEFAULTS_INI: &str = include_str!("../conf/defaults.ini");
+
+/// Name of the unnamed top section, as Grafana reports it.
+pub const DEFAULT_SECTION: &str = "DEFAULT";
+
+/// Which layer a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File,
+    Env,
+    Database,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::File => "file",
+            Source::Env => "env",
+            Source::Database => "database",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub value: String,
+    pub source: Source,
+}
+
+/// A configuration problem found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub section: String,
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "configuration: {}", self.reason)
+        } else {
+            write!(
+                f,
+                "configuration: [{}] {} = {:?}: {}",
+                self.section, self.key, self.value, self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn file_error(reason: String) -> ConfigError {
+    ConfigError {
+        section: String::new(),
+        key: String::new(),
+        value: String::new(),
+        reason,
+    }
+}
+
+/// Every section and key of the merged configuration, with its source.
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    sections: BTreeMap<String, BTreeMap<String, Entry>>,
+}
+
+impl RawConfig {
+    /// Loads defaults, the optional file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let vars: BTreeMap<String, String> = std::env::vars().collect();
+        Self::load_with_env(file, &vars)
+    }
+
+    /// Same as [`RawConfig::load`] with an explicit environment (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let mut raw = RawConfig::default();
+        raw.merge_ini(DEFAULTS_INI, Source::Default, false)
+            .map_err(|e| file_error(format!("compiled defaults: {e}")))?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                file_error(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            raw.merge_ini(&text, Source::File, true)
+                .map_err(|e| file_error(format!("config file {}: {e}", path.display())))?;
+        }
+        raw.apply_env(env);
+        raw.expand(env)?;
+        Ok(raw)
+    }
+
+    fn merge_ini(&mut self, text: &str, source: Source, skip_empty: bool) -> Result<(), String> {
+        let ini = ini::Ini::load_from_str(text).map_err(|e| e.to_string())?;
+        for (section, props) in ini.iter() {
+            let section = section.unwrap_or(DEFAULT_SECTION).to_string();
+            let entries = self.sections.entry(section).or_default();
+            for (key, value) in props.iter() {
+                if skip_empty && value.is_empty() {
+                    continue;
+                }
+                entries.insert(
+                    key.to_string(),
+                    Entry {
+                        value: value.to_string(),
+                        source,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_env(&mut self, env: &BTreeMap<String, String>) {
+        for (section, entries) in self.sections.iter_mut() {
+            for (key, entry) in entries.iter_mut() {
+                if let Some(value) = env.get(&env_key(section, key)) {
+                    if !value.is_empty() {
+                        entry.value = value.clone();
+                        entry.source = Source::Env;
+                    }
+                }
+            }
+        }
+    }
+
+    fn expand(&mut self, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+        let snapshot = self.sections.clone();
+        for (section, entries) in self.sections.iter_mut() {
+            for (key, entry) in entries.iter_mut() {
+                let interpolated = interpolate(&snapshot, section, &entry.value, 0);
+                entry.value = expand_vars(&interpolated, env).map_err(|reason| ConfigError {
+                    section: section.clone(),
+                    key: key.clone(),
+                    value: entry.value.clone(),
+                    reason,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, section: &str, key: &str) -> Option<&str> {
+        self.sections
+            .get(section)
+            .and_then(|s| s.get(key))
+            .map(|e| e.value.as_str())
+    }
+
+    pub fn sections(&self) -> &BTreeMap<String, BTreeMap<String, Entry>> {
+        &self.sections
+    }
+
+    /// Sets a value (used for database overrides and tests).
+    pub fn set(&mut self, section: &str, key: &str, value: &str, source: Source) {
+        self.sections.entry(section.to_string()).or_default().insert(
+            key.to_string(),
+            Entry {
+                value: value.to_string(),
+                source,
+            },
+        );
+    }
+}
+
+/// `GF_` + upper(section, `.`/`-` to `_`) + `_` + upper(key, `.` to `_`).
+pub fn env_key(section: &str, key: &str) -> String {
+    let section = section.replace(['.', '-'], "_").to_uppercase();
+    let key = key.replace('.', "_").to_uppercase();
+    if section == DEFAULT_SECTION {
+        format!("GF_{key}")
+    } else {
+        format!("GF_{section}_{key}")
+    }
+}
+
+/// go-ini style `%(name)s`: the key from the same section, else from DEFAULT.
+fn interpolate(
+    all: &BTreeMap<String, BTreeMap<String, Entry>>,
+    section: &str,
+    value: &str,
+    depth: usize,
+) -> String {
+    if depth > 8 || !value.contains("%(") {
+        return value.to_string();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("%(") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find(")s") {
+            Some(end) => {
+                let name = &after[..end];
+                let found = all
+                    .get(section)
+                    .and_then(|s| s.get(name))
+                    .or_else(|| all.get(DEFAULT_SECTION).and_then(|s| s.get(name)));
+                match found {
+                    Some(e) => out.push_str(&interpolate(all, section, &e.value, depth + 1)),
+                    None => out.push_str(&rest[start..start + 2 + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `${VAR}`, `$__env{VAR}` and `$__file{path}` expansion.
+fn expand_vars(value: &str, env: &BTreeMap<String, String>) -> Result<String, String> {
+    if !value.contains('$') {
+        return Ok(value.to_string());
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        let (kind, body_start) = if tail.starts_with("$__env{") {
+            ("env", 7)
+        } else if tail.starts_with("$__file{") {
+            ("file", 8)
+        } else if tail.starts_with("${") {
+            ("env", 2)
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+            continue;
+        };
+        let Some(end) = tail[body_start..].find('}') else {
+            out.push_str(tail);
+            rest = "";
+            continue;
+        };
+        let name = &tail[body_start..body_start + end];
+        match kind {
+            "file" => {
+                let text = std::fs::read_to_string(name)
+                    .map_err(|e| format!("cannot read $__file{{{name}}}: {e}"))?;
+                out.push_str(text.trim_end_matches(['\n', '\r']));
+            }
+            _ => out.push_str(env.get(name).map(String::as_str).unwrap_or("")),
+        }
+        rest = &tail[body_start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The typed configuration the server runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub raw: RawConfig,
+    pub app_mode: String,
+    pub data_path: PathBuf,
+    pub provisioning_path: PathBuf,
+    pub protocol: String,
+    pub http_addr: String,
+    pub http_port: u16,
+    pub domain: String,
+    pub root_url: String,
+    pub max_request_body_bytes: usize,
+    pub admin_user: String,
+    pub admin_password: Option<String>,
+    pub admin_email: String,
+    pub secret_key: Option<String>,
+    pub disable_initial_admin_creation: bool,
+    pub password_hash_iterations: u32,
+    pub basic_auth_cache: Duration,
+    pub cookie_secure: bool,
+    pub cookie_samesite: String,
+    pub disable_brute_force_login_protection: bool,
+    pub brute_force_max_attempts: u32,
+    pub auto_assign_org: bool,
+    pub auto_assign_org_id: u64,
+    pub auto_assign_org_role: OrgRole,
+    pub basic_auth_enabled: bool,
+    pub strong_password_policy: bool,
+    pub login_cookie_name: String,
+    pub disable_login_form: bool,
+    pub login_max_inactive_lifetime: Duration,
+    pub login_max_lifetime: Duration,
+    pub token_rotation_interval: Duration,
+}
+
+struct Reader<'a> {
+    raw: &'a RawConfig,
+}
+
+impl Reader<'_> {
+    fn str(&self, section: &str, key: &str) -> String {
+        self.raw.get(section, key).unwrap_or("").trim().to_string()
+    }
+
+    fn err(&self, section: &str, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            section: section.to_string(),
+            key: key.to_string(),
+            value: self.str(section, key),
+            reason: reason.into(),
+        }
+    }
+
+    fn bool(&self, section: &str, key: &str) -> Result<bool, ConfigError> {
+        parse_bool(&self.str(section, key))
+            .ok_or_else(|| self.err(section, key, "expected a boolean (true/false)"))
+    }
+
+    fn num<T: std::str::FromStr>(&self, section: &str, key: &str) -> Result<T, ConfigError> {
+        self.str(section, key)
+            .parse::<T>()
+            .map_err(|_| self.err(section, key, "expected a number in range"))
+    }
+
+    fn optional(&self, section: &str, key: &str) -> Option<String> {
+        let v = self.str(section, key);
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn duration(
+        &self,
+        section: &str,
+        key: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let v = self.str(section, key);
+        if v.is_empty() {
+            return Ok(default);
+        }
+        parse_duration(&v).ok_or_else(|| {
+            self.err(
+                section,
+                key,
+                "expected a duration such as 30m, 12h, 7d or 2w",
+            )
+        })
+    }
+}
+
+/// go-ini's boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "y" | "yes" | "on" => Some(true),
+        "0" | "f" | "false" | "n" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Grafana's gtime durations: a number followed by `s`, `m`, `h`, `d`, `w`, `M` or `y`;
+/// a bare number is seconds.
+pub fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        "M" => 30 * 86_400,
+        "y" => 365 * 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(secs)?))
+}
+
+impl Settings {
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_raw(RawConfig::load(file)?)
+    }
+
+    pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let r = Reader { raw: &raw };
+        let protocol = r.str("server", "protocol");
+        if !matches!(protocol.as_str(), "http" | "https") {
+            return Err(r.err("server", "protocol", "expected http or https"));
+        }
+        let http_port: u16 = r.num("server", "http_port")?;
+        let mut root_url = r.str("server", "root_url");
+        if !root_url.ends_with('/') {
+            root_url.push('/');
+        }
+        if !(root_url.starts_with("http://") || root_url.starts_with("https://")) {
+            return Err(r.err("server", "root_url", "expected an http(s) URL"));
+        }
+        let role_text = r.str("users", "auto_assign_org_role");
+        let auto_assign_org_role = OrgRole::parse(&role_text).ok_or_else(|| {
+            r.err(
+                "users",
+                "auto_assign_org_role",
+                "expected one of Viewer, Editor, Admin, None",
+            )
+        })?;
+        let password_hash_iterations: u32 = r.num("security", "password_hash_iterations")?;
+        if password_hash_iterations == 0 {
+            return Err(r.err("security", "password_hash_iterations", "must be at least 1"));
+        }
+        let samesite = r.str("security", "cookie_samesite").to_ascii_lowercase();
+        if !matches!(samesite.as_str(), "lax" | "strict" | "none" | "disabled") {
+            return Err(r.err(
+                "security",
+                "cookie_samesite",
+                "expected lax, strict, none or disabled",
+            ));
+        }
+        let login_cookie_name = r.str("auth", "login_cookie_name");
+        if login_cookie_name.is_empty()
+            || !login_cookie_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(r.err("auth", "login_cookie_name", "expected a cookie name"));
+        }
+        let rotation_minutes: u64 = r.num("auth", "token_rotation_interval_minutes")?;
+        let max_body: usize = r.num("server", "max_request_body_bytes")?;
+        let settings = Settings {
+            app_mode: r.str(DEFAULT_SECTION, "app_mode"),
+            data_path: PathBuf::from(r.str("paths", "data")),
+            provisioning_path: PathBuf::from(r.str("paths", "provisioning")),
+            protocol,
+            http_addr: r.str("server", "http_addr"),
+            http_port,
+            domain: r.str("server", "domain"),
+            root_url,
+            max_request_body_bytes: max_body,
+            admin_user: r.str("security", "admin_user"),
+            admin_password: r.optional("security", "admin_password"),
+            admin_email: r.str("security", "admin_email"),
+            secret_key: r.optional("security", "secret_key"),
+            disable_initial_admin_creation: r.bool("security", "disable_initial_admin_creation")?,
+            password_hash_iterations,
+            basic_auth_cache: Duration::from_secs(r.num("security", "basic_auth_cache_seconds")?),
+            cookie_secure: r.bool("security", "cookie_secure")?,
+            cookie_samesite: samesite,
+            disable_brute_force_login_protection: r
+                .bool("security", "disable_brute_force_login_protection")?,
+            brute_force_max_attempts: r
+                .num::<u32>("security", "brute_force_login_protection_max_attempts")?
+                .max(1),
+            auto_assign_org: r.bool("users", "auto_assign_org")?,
+            auto_assign_org_id: r.num("users", "auto_assign_org_id")?,
+            auto_assign_org_role,
+            basic_auth_enabled: r.bool("auth.basic", "enabled")?,
+            strong_password_policy: r.bool("auth.basic", "password_policy")?,
+            login_cookie_name,
+            disable_login_form: r.bool("auth", "disable_login_form")?
+                || r.bool("auth", "disable_login")?,
+            login_max_inactive_lifetime: r.duration(
+                "auth",
+                "login_maximum_inactive_lifetime_duration",
+                Duration::from_secs(7 * 86_400),
+            )?,
+            login_max_lifetime: r.duration(
+                "auth",
+                "login_maximum_lifetime_duration",
+                Duration::from_secs(30 * 86_400),
+            )?,
+            token_rotation_interval: Duration::from_secs(rotation_minutes.max(1) * 60),
+            raw,
+        };
+        if settings.admin_user.is_empty() {
+            return Err(ConfigError {
+                section: "security".into(),
+                key: "admin_user".into(),
+                value: String::new(),
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// The address to bind: `http_addr` (all interfaces when empty) and `http_port`.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.http_addr.is_empty() {
+            "0.0.0.0"
+        } else {
+            self.http_addr.as_str()
+        };
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.http_port)
+        } else {
+            format!("{host}:{}", self.http_port)
+        }
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.protocol == "https" || self.root_url.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_interpolate_root_url() {
+        let raw = RawConfig::load_with_env(None, &env(&[])).unwrap();
+        assert_eq!(
+            raw.get("server", "root_url"),
+            Some("http://localhost:3000/")
+        );
+        let s = Settings::from_raw(raw).unwrap();
+        assert_eq!(s.http_port, 3000);
+        assert_eq!(s.password_hash_iterations, 600_000);
+        assert_eq!(s.login_max_inactive_lifetime, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn env_overrides_existing_keys_only_and_not_empty() {
+        let raw = RawConfig::load_with_env(
+            None,
+            &env(&[
+                ("GF_SERVER_HTTP_PORT", "4000"),
+                ("GF_SERVER_DOMAIN", ""),
+                ("GF_NOPE_KEY", "x"),
+                ("GF_AUTH_BASIC_ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(raw.get("server", "http_port"), Some("4000"));
+        assert_eq!(raw.get("server", "domain"), Some("localhost"));
+        assert_eq!(raw.get("server", "root_url"), Some("http://localhost:4000/"));
+        assert_eq!(raw.get("nope", "key"), None);
+        assert_eq!(raw.get("auth.basic", "enabled"), Some("false"));
+        assert_eq!(raw.sections()["server"]["http_port"].source, Source::Env);
+    }
+
+    #[test]
+    fn file_layer_skips_empty_values_and_expands_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.ini");
+        std::fs::write(
+            &path,
+            "[server]\nhttp_port = 8080\ndomain =\n[security]\nadmin_email = ${MAIL}\n",
+        )
+        .unwrap();
+        let raw = RawConfig::load_with_env(Some(&path), &env(&[("MAIL", "ops@example.org")]))
+            .unwrap();
+        assert_eq!(raw.get("server", "http_port"), Some("8080"));
+        assert_eq!(raw.get("server", "domain"), Some("localhost"));
+        assert_eq!(raw.get("security", "admin_email"), Some("ops@example.org"));
+        assert_eq!(raw.sections()["server"]["http_port"].source, Source::File);
+    }
+
+    #[test]
+    fn bad_values_name_section_key_and_value() {
+        for (k, v, section, key) in [
+            ("GF_SERVER_HTTP_PORT", "70000", "server", "http_port"),
+            ("GF_SERVER_HTTP_PORT", "abc", "server", "http_port"),
+            ("GF_USERS_AUTO_ASSIGN_ORG_ROLE", "Boss", "users", "auto_assign_org_role"),
+            ("GF_AUTH_BASIC_ENABLED", "maybe", "auth.basic", "enabled"),
+        ] {
+            let raw = RawConfig::load_with_env(None, &env(&[(k, v)])).unwrap();
+            let err = Settings::from_raw(raw).unwrap_err();
+            assert_eq!((err.section.as_str(), err.key.as_str()), (section, key));
+            assert_eq!(err.value, v);
+            assert!(err.to_string().contains(v));
+        }
+    }
+
+    #[test]
+    fn env_key_form() {
+        assert_eq!(env_key("auth.basic", "enabled"), "GF_AUTH_BASIC_ENABLED");
+        assert_eq!(env_key("DEFAULT", "app_mode"), "GF_APP_MODE");
+        assert_eq!(env_key("auth.generic-oauth", "a.b"), "GF_AUTH_GENERIC_OAUTH_A_B");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("2w"), Some(Duration::from_secs(14 * 86_400)));
+        assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5x"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

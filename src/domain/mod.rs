@@ -1,0 +1,12 @@
+//! Pure domain types, no I/O: typed ids, validated logins and emails, org roles, RBAC
+//! permissions and the authenticated [`Principal`].
+
+mod access;
+mod ids;
+mod user;
+
+pub use access::{
+    canonical_action, scope_covers, Permission, PermissionSet, ACTION_ALIASES, KNOWN_ACTIONS,
+};
+pub use ids::{OrgId, UserId};
+pub use user::{user_scope, AuthKind, Email, Login, OrgRole, Principal};

@@ -1,0 +1,88 @@
+//! One error type for the rules, and the single table from error to HTTP status and public
+//! message. 5xx errors carry a public message and a private cause; only the cause is
+//! logged, only the message is answered.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Grafana's `reqGrafanaAdmin` denial: 403 "Permission denied".
+    #[error("Permission denied")]
+    PermissionDenied,
+    /// A 403 with a specific message (not an RBAC denial).
+    #[error("{0}")]
+    Forbidden(String),
+    /// An RBAC denial: 403 with `accessErrorId`, `message` and `title`.
+    #[error("access denied: needs {action} on {scope:?}")]
+    AccessDenied { action: String, scope: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{public}: {cause}")]
+    Internal { public: String, cause: String },
+}
+
+impl AppError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        Self::BadRequest(msg.into())
+    }
+
+    pub fn not_found(msg: impl Into<String>) -> Self {
+        Self::NotFound(msg.into())
+    }
+
+    pub fn internal(public: impl Into<String>, cause: impl std::fmt::Display) -> Self {
+        Self::Internal {
+            public: public.into(),
+            cause: cause.to_string(),
+        }
+    }
+
+    /// The HTTP status: the one table.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::BadRequest(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::PermissionDenied | Self::Forbidden(_) | Self::AccessDenied { .. } => 403,
+            Self::NotFound(_) => 404,
+            Self::Conflict(_) => 409,
+            Self::PreconditionFailed(_) => 412,
+            Self::PayloadTooLarge => 413,
+            Self::Unprocessable(_) => 422,
+            Self::Internal { .. } => 500,
+        }
+    }
+
+    /// The public message (never the cause of a 5xx).
+    pub fn message(&self) -> String {
+        match self {
+            Self::AccessDenied { action, .. } => format!(
+                "You'll need additional permissions to perform this action. Permissions needed: {action}"
+            ),
+            Self::Internal { public, .. } => public.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    /// Adds context to a store error as a 500 with this public message.
+    pub fn store(public: &str) -> impl FnOnce(StoreError) -> AppError + '_ {
+        move |e| AppError::internal(public, e)
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::internal("Internal Server Error", e)
+    }
+}

@@ -1,0 +1,16 @@
+//! tollgate: a single-binary appliance that serves Grafana's Admin HTTP API and Grafana
+//! Enterprise's Licensing HTTP API on an embedded sled database.
+//!
+//! A request flows one way: route -> security scheme ([`api::auth::Auth`] builds a
+//! [`domain::Principal`]) -> handler (wire types only) -> service (permission check and
+//! rules) -> store (sled trees, one codec). Errors flow back through [`error::AppError`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod service;
+pub mod store;
+pub mod ui;

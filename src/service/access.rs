@@ -1,0 +1,242 @@
+//! The role catalog: fixed roles (Grafana's `fixed:*`), the basic roles (`basic:viewer`,
+//! ..., `basic:grafana_admin`) and which roles each basic role holds. Everything here is
+//! data: custom roles and assignments add rows, not code.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::domain::{OrgRole, Permission, PermissionSet};
+
+/// A role: a named set of permissions.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub uid: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub group: String,
+    pub version: u64,
+    pub global: bool,
+    pub permissions: Vec<Permission>,
+}
+
+fn role(name: &str, display: &str, group: &str, perms: &[(&str, &str)]) -> Role {
+    Role {
+        uid: name.replace(':', "_"),
+        name: name.to_string(),
+        display_name: display.to_string(),
+        description: String::new(),
+        group: group.to_string(),
+        version: 1,
+        global: true,
+        permissions: perms.iter().map(|(a, s)| Permission::new(a, s)).collect(),
+    }
+}
+
+const USERS_ALL: &str = "global.users:*";
+
+/// Grafana's fixed roles that matter for the admin and licensing APIs.
+pub fn fixed_roles() -> Vec<Role> {
+    vec![
+        role("fixed:settings:reader", "Settings reader", "Settings", &[("settings:read", "settings:*")]),
+        role("fixed:settings:writer", "Settings writer", "Settings", &[
+            ("settings:read", "settings:*"),
+            ("settings:write", "settings:*"),
+        ]),
+        role("fixed:stats:reader", "Statistics reader", "Statistics", &[("server.stats:read", "")]),
+        role("fixed:usagestats:reader", "Usage report reader", "Statistics", &[("server.usagestats.report:read", "")]),
+        role("fixed:users:reader", "User reader", "User administration (server)", &[
+            ("users:read", USERS_ALL),
+            ("users.authtoken:list", USERS_ALL),
+            ("users.quotas:list", USERS_ALL),
+        ]),
+        role("fixed:users:writer", "User writer", "User administration (server)", &[
+            ("users:read", USERS_ALL),
+            ("users.authtoken:list", USERS_ALL),
+            ("users.quotas:list", USERS_ALL),
+            ("users.password:update", USERS_ALL),
+            ("users:create", ""),
+            ("users:write", USERS_ALL),
+            ("users:delete", USERS_ALL),
+            ("users:enable", USERS_ALL),
+            ("users:disable", USERS_ALL),
+            ("users.permissions:update", USERS_ALL),
+            ("users.logout", USERS_ALL),
+            ("users.authtoken:update", USERS_ALL),
+            ("users.quotas:update", USERS_ALL),
+        ]),
+        role("fixed:ldap:reader", "LDAP reader", "LDAP", &[("ldap.user:read", ""), ("ldap.status:read", "")]),
+        role("fixed:ldap:writer", "LDAP writer", "LDAP", &[
+            ("ldap.user:read", ""),
+            ("ldap.status:read", ""),
+            ("ldap.user:sync", ""),
+            ("ldap.config:reload", ""),
+        ]),
+        role("fixed:provisioning:writer", "Provisioning writer", "Provisioning", &[("provisioning:reload", "provisioners:*")]),
+        role("fixed:licensing:reader", "Licensing reader", "Licensing", &[("licensing:read", ""), ("licensing.reports:read", "")]),
+        role("fixed:licensing:writer", "Licensing writer", "Licensing", &[
+            ("licensing:read", ""),
+            ("licensing.reports:read", ""),
+            ("licensing:write", ""),
+            ("licensing:delete", ""),
+        ]),
+        role("fixed:roles:writer", "Role writer", "Access control", &[
+            ("roles:read", "roles:*"),
+            ("roles:write", "roles:*"),
+            ("roles:delete", "roles:*"),
+            ("users.roles:read", USERS_ALL),
+            ("users.roles:add", USERS_ALL),
+            ("users.roles:remove", USERS_ALL),
+        ]),
+        role("fixed:serviceaccounts:writer", "Service account writer", "Service accounts", &[
+            ("serviceaccounts:read", "serviceaccounts:*"),
+            ("serviceaccounts:create", ""),
+            ("serviceaccounts:write", "serviceaccounts:*"),
+            ("serviceaccounts:delete", "serviceaccounts:*"),
+        ]),
+        role("fixed:apikeys:writer", "API key writer", "API keys", &[
+            ("apikeys:read", "apikeys:*"),
+            ("apikeys:create", ""),
+            ("apikeys:delete", "apikeys:*"),
+        ]),
+        role("fixed:datasources:reader", "Data source reader", "Data sources", &[("datasources:read", "datasources:*")]),
+        role("fixed:datasources:writer", "Data source writer", "Data sources", &[
+            ("datasources:read", "datasources:*"),
+            ("datasources:create", ""),
+            ("datasources:write", "datasources:*"),
+            ("datasources:delete", "datasources:*"),
+        ]),
+        role("fixed:alerting:reader", "Alerting reader", "Alerting", &[
+            ("alert.rules:read", "*"),
+            ("alert.notifications:read", "*"),
+            ("dashboards:read", "*"),
+            ("folders:read", "*"),
+            ("plugins:read", "*"),
+        ]),
+        role("fixed:alerting:writer", "Alerting writer", "Alerting", &[("alert.rules:write", "*")]),
+    ]
+}
+
+/// The basic roles and the fixed roles each holds by default.
+pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
+    vec![
+        ("basic:none", vec![]),
+        ("basic:viewer", vec!["fixed:datasources:reader", "fixed:alerting:reader"]),
+        ("basic:editor", vec!["fixed:datasources:reader", "fixed:alerting:reader", "fixed:alerting:writer"]),
+        ("basic:admin", vec![
+            "fixed:datasources:writer",
+            "fixed:alerting:reader",
+            "fixed:alerting:writer",
+            "fixed:apikeys:writer",
+            "fixed:serviceaccounts:writer",
+        ]),
+        ("basic:grafana_admin", vec![
+            "fixed:settings:writer",
+            "fixed:stats:reader",
+            "fixed:usagestats:reader",
+            "fixed:users:writer",
+            "fixed:ldap:writer",
+            "fixed:provisioning:writer",
+            "fixed:licensing:writer",
+            "fixed:roles:writer",
+        ]),
+    ]
+}
+
+pub fn basic_role_for(role: OrgRole) -> &'static str {
+    match role {
+        OrgRole::None => "basic:none",
+        OrgRole::Viewer => "basic:viewer",
+        OrgRole::Editor => "basic:editor",
+        OrgRole::Admin => "basic:admin",
+    }
+}
+
+struct Snapshot {
+    roles: HashMap<String, Role>,
+    grants: HashMap<String, Vec<String>>,
+    /// (org role, grafana admin) -> resolved set; filled on first use.
+    resolved: RwLock<HashMap<(OrgRole, bool), Arc<PermissionSet>>>,
+}
+
+/// The catalog the evaluator reads. Cheap to query: the permission set of each
+/// (org role, Grafana Admin) pair is resolved once and shared.
+pub struct RoleCatalog {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl Default for RoleCatalog {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RoleCatalog {
+    pub fn new() -> Self {
+        let roles = fixed_roles()
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let grants = default_grants()
+            .into_iter()
+            .map(|(b, rs)| (b.to_string(), rs.into_iter().map(String::from).collect()))
+            .collect();
+        Self {
+            current: RwLock::new(Arc::new(Snapshot {
+                roles,
+                grants,
+                resolved: RwLock::new(HashMap::new()),
+            })),
+        }
+    }
+
+    /// The permissions of a user with this org role (and Grafana Admin flag).
+    pub fn permissions_for(&self, org_role: OrgRole, grafana_admin: bool) -> Arc<PermissionSet> {
+        let snap = self.current.read().clone();
+        if let Some(set) = snap.resolved.read().get(&(org_role, grafana_admin)) {
+            return set.clone();
+        }
+        let mut set = PermissionSet::default();
+        let mut basics = vec![basic_role_for(org_role)];
+        if grafana_admin {
+            basics.push("basic:grafana_admin");
+        }
+        for basic in basics {
+            for uid in snap.grants.get(basic).into_iter().flatten() {
+                if let Some(role) = snap.roles.get(uid) {
+                    set.extend(&role.permissions);
+                }
+            }
+        }
+        let set = Arc::new(set);
+        snap.resolved
+            .write()
+            .insert((org_role, grafana_admin), set.clone());
+        set
+    }
+
+    pub fn roles(&self) -> Vec<Role> {
+        let mut v: Vec<Role> = self.current.read().roles.values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grafana_admin_holds_the_admin_api() {
+        let c = RoleCatalog::new();
+        let admin = c.permissions_for(OrgRole::Viewer, true);
+        assert!(admin.has("users:create", ""));
+        assert!(admin.has("users.password:write", "global.users:id:9"));
+        assert!(admin.has("settings:read", "settings:auth.saml:enabled"));
+        let viewer = c.permissions_for(OrgRole::Admin, false);
+        assert!(!viewer.has("users:create", ""));
+        assert!(!viewer.has("settings:read", ""));
+    }
+}

@@ -1,0 +1,212 @@
+//! Authentication: turning credentials into a [`Principal`].
+//!
+//! Basic credentials are checked with PBKDF2 off the runtime. A verified credential is
+//! remembered for a short while under a keyed hash of (login, password), never the password
+//! itself, so repeated Basic calls do not re-run PBKDF2. Every hit re-reads the user row and
+//! checks the password fingerprint and the disabled flag, so a password change, disable or
+//! delete takes effect on the very next request; the services also drop the user's entries
+//! explicitly. Unknown logins run the same PBKDF2 against a dummy hash.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::config::Settings;
+use crate::crypto::{KeyedHasher, PasswordHash};
+use crate::domain::{AuthKind, OrgId, Principal, UserId};
+use crate::error::AppError;
+use crate::service::access::RoleCatalog;
+use crate::store::{now, UserRecord, UserStore};
+
+pub const INVALID_CREDENTIALS: &str = "invalid username or password";
+const CACHE_CAPACITY: usize = 10_000;
+/// Grafana refreshes `last_seen_at` at most this often.
+const LAST_SEEN_INTERVAL: i64 = 300;
+
+#[derive(Clone, Copy)]
+struct CachedCredential {
+    user: UserId,
+    fingerprint: [u8; 8],
+    expires: Instant,
+}
+
+/// Verified Basic credentials, keyed by HMAC(login, password) under a per-process key.
+pub struct CredentialCache {
+    hasher: KeyedHasher,
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], CachedCredential>>,
+}
+
+impl CredentialCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            hasher: KeyedHasher::random(),
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(&self, login: &str, password: &str) -> [u8; 32] {
+        self.hasher
+            .digest(&[login.to_lowercase().as_bytes(), password.as_bytes()])
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<CachedCredential> {
+        let mut entries = self.entries.lock();
+        match entries.get(key) {
+            Some(c) if c.expires > Instant::now() => Some(*c),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: [u8; 32], user: &UserRecord, fingerprint: [u8; 8]) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock();
+        if entries.len() >= CACHE_CAPACITY {
+            let now = Instant::now();
+            entries.retain(|_, c| c.expires > now);
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+        }
+        entries.insert(
+            key,
+            CachedCredential {
+                user: user.user_id(),
+                fingerprint,
+                expires: Instant::now() + self.ttl,
+            },
+        );
+    }
+
+    /// Drops every cached credential of this user.
+    pub fn forget_user(&self, user: UserId) {
+        self.entries.lock().retain(|_, c| c.user != user);
+    }
+}
+
+pub struct AuthService {
+    store: Arc<dyn UserStore>,
+    settings: Arc<Settings>,
+    catalog: Arc<RoleCatalog>,
+    pub credentials: Arc<CredentialCache>,
+    dummy: PasswordHash,
+}
+
+impl AuthService {
+    pub fn new(
+        store: Arc<dyn UserStore>,
+        settings: Arc<Settings>,
+        catalog: Arc<RoleCatalog>,
+        credentials: Arc<CredentialCache>,
+    ) -> Self {
+        let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
+        Self {
+            store,
+            settings,
+            catalog,
+            credentials,
+            dummy,
+        }
+    }
+
+    /// Checks a login (or email) and password, as Basic auth and `/login` do.
+    pub async fn verify_password(&self, login: &str, password: &str) -> Result<UserRecord, AppError> {
+        let key = self.credentials.key(login, password);
+        if let Some(hit) = self.credentials.get(&key) {
+            if let Some(user) = self.store.user(hit.user)? {
+                let same = user
+                    .password
+                    .as_ref()
+                    .is_some_and(|p| p.fingerprint() == hit.fingerprint);
+                if same {
+                    return self.usable(user);
+                }
+            }
+            self.credentials.forget_user(hit.user);
+        }
+        let user = match self.store.user_by_login(login)? {
+            Some(u) => Some(u),
+            None => self.store.user_by_email(login)?,
+        };
+        let hash = user
+            .as_ref()
+            .and_then(|u| u.password.clone())
+            .filter(|_| user.as_ref().is_some_and(|u| !u.is_service_account));
+        let target = hash.clone().unwrap_or_else(|| self.dummy.clone());
+        let pw = zeroize::Zeroizing::new(password.to_string());
+        let ok = tokio::task::spawn_blocking(move || target.verify(&pw))
+            .await
+            .map_err(|e| AppError::internal("Internal Server Error", e))?;
+        let (Some(mut user), Some(hash), true) = (user, hash, ok) else {
+            return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
+        };
+        let iterations = self.settings.password_hash_iterations;
+        if hash.needs_rehash(iterations) {
+            let pw = zeroize::Zeroizing::new(password.to_string());
+            let new = tokio::task::spawn_blocking(move || PasswordHash::new(&pw, iterations))
+                .await
+                .map_err(|e| AppError::internal("Internal Server Error", e))?;
+            user.password = Some(new);
+            // Best effort: a failed upgrade leaves the old hash working.
+            if let Err(e) = self.store.update_user(&user) {
+                tracing::warn!(user = user.id, error = %e, "could not upgrade password hash");
+            }
+        }
+        if let Some(p) = &user.password {
+            self.credentials.put(key, &user, p.fingerprint());
+        }
+        self.usable(user)
+    }
+
+    fn usable(&self, user: UserRecord) -> Result<UserRecord, AppError> {
+        if user.is_disabled {
+            return Err(AppError::Unauthorized("User is disabled".into()));
+        }
+        Ok(user)
+    }
+
+    /// Basic auth: `Authorization: Basic base64(login:password)`.
+    pub async fn basic(&self, login: &str, password: &str) -> Result<Principal, AppError> {
+        if !self.settings.basic_auth_enabled {
+            return Err(AppError::Unauthorized("Basic auth is disabled".into()));
+        }
+        let user = self.verify_password(login, password).await?;
+        Ok(self.principal_for(&user, AuthKind::Basic, None))
+    }
+
+    /// The principal a user acts as in their current org.
+    pub fn principal_for(
+        &self,
+        user: &UserRecord,
+        kind: AuthKind,
+        session_id: Option<u64>,
+    ) -> Principal {
+        let org = OrgId(user.org_id);
+        let org_role = user.role_in(org).unwrap_or(crate::domain::OrgRole::None);
+        let ts = now();
+        if ts - user.last_seen_at > LAST_SEEN_INTERVAL {
+            if let Err(e) = self.store.touch_last_seen(user.user_id(), ts) {
+                tracing::debug!(error = %e, "could not record last_seen_at");
+            }
+        }
+        Principal {
+            user_id: Some(user.user_id()),
+            login: user.login.clone(),
+            org_id: org,
+            org_role,
+            is_grafana_admin: user.is_admin && !user.is_service_account,
+            kind,
+            session_id,
+            permissions: self.catalog.permissions_for(org_role, user.is_admin),
+        }
+    }
+}
