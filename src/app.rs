@@ -68,7 +68,11 @@ impl App {
         let services = self.services.clone();
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
         let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(routes(services.clone()), shutdown, Some(Duration::from_secs(10)))
+            .run_with_graceful_shutdown(
+                routes(services.clone()),
+                shutdown,
+                Some(Duration::from_secs(10)),
+            )
             .await;
         if let Err(e) = services.durability.wait().await {
             tracing::error!(error = %e, "final flush failed");

@@ -175,13 +175,16 @@ impl RawConfig {
 
     /// Sets a value (used for database overrides and tests).
     pub fn set(&mut self, section: &str, key: &str, value: &str, source: Source) {
-        self.sections.entry(section.to_string()).or_default().insert(
-            key.to_string(),
-            Entry {
-                value: value.to_string(),
-                source,
-            },
-        );
+        self.sections
+            .entry(section.to_string())
+            .or_default()
+            .insert(
+                key.to_string(),
+                Entry {
+                    value: value.to_string(),
+                    source,
+                },
+            );
     }
 }
 
@@ -540,7 +543,10 @@ mod tests {
         let s = Settings::from_raw(raw).unwrap();
         assert_eq!(s.http_port, 3000);
         assert_eq!(s.password_hash_iterations, 600_000);
-        assert_eq!(s.login_max_inactive_lifetime, Duration::from_secs(7 * 86_400));
+        assert_eq!(
+            s.login_max_inactive_lifetime,
+            Duration::from_secs(7 * 86_400)
+        );
     }
 
     #[test]
@@ -557,7 +563,10 @@ mod tests {
         .unwrap();
         assert_eq!(raw.get("server", "http_port"), Some("4000"));
         assert_eq!(raw.get("server", "domain"), Some("localhost"));
-        assert_eq!(raw.get("server", "root_url"), Some("http://localhost:4000/"));
+        assert_eq!(
+            raw.get("server", "root_url"),
+            Some("http://localhost:4000/")
+        );
         assert_eq!(raw.get("nope", "key"), None);
         assert_eq!(raw.get("auth.basic", "enabled"), Some("false"));
         assert_eq!(raw.sections()["server"]["http_port"].source, Source::Env);
@@ -572,8 +581,8 @@ mod tests {
             "[server]\nhttp_port = 8080\ndomain =\n[security]\nadmin_email = ${MAIL}\n",
         )
         .unwrap();
-        let raw = RawConfig::load_with_env(Some(&path), &env(&[("MAIL", "ops@example.org")]))
-            .unwrap();
+        let raw =
+            RawConfig::load_with_env(Some(&path), &env(&[("MAIL", "ops@example.org")])).unwrap();
         assert_eq!(raw.get("server", "http_port"), Some("8080"));
         assert_eq!(raw.get("server", "domain"), Some("localhost"));
         assert_eq!(raw.get("security", "admin_email"), Some("ops@example.org"));
@@ -585,7 +594,12 @@ mod tests {
         for (k, v, section, key) in [
             ("GF_SERVER_HTTP_PORT", "70000", "server", "http_port"),
             ("GF_SERVER_HTTP_PORT", "abc", "server", "http_port"),
-            ("GF_USERS_AUTO_ASSIGN_ORG_ROLE", "Boss", "users", "auto_assign_org_role"),
+            (
+                "GF_USERS_AUTO_ASSIGN_ORG_ROLE",
+                "Boss",
+                "users",
+                "auto_assign_org_role",
+            ),
             ("GF_AUTH_BASIC_ENABLED", "maybe", "auth.basic", "enabled"),
         ] {
             let raw = RawConfig::load_with_env(None, &env(&[(k, v)])).unwrap();
@@ -600,7 +614,10 @@ mod tests {
     fn env_key_form() {
         assert_eq!(env_key("auth.basic", "enabled"), "GF_AUTH_BASIC_ENABLED");
         assert_eq!(env_key("DEFAULT", "app_mode"), "GF_APP_MODE");
-        assert_eq!(env_key("auth.generic-oauth", "a.b"), "GF_AUTH_GENERIC_OAUTH_A_B");
+        assert_eq!(
+            env_key("auth.generic-oauth", "a.b"),
+            "GF_AUTH_GENERIC_OAUTH_A_B"
+        );
     }
 
     #[test]

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use tollgate::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "tollgate", version, about = "Grafana's Admin and Licensing HTTP APIs in one binary")]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Grafana's Admin and Licensing HTTP APIs in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -47,7 +51,10 @@ fn init_logging(settings: Option<&Settings>) {
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tollgate={level},warn")));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Settings, ExitCode> {
@@ -137,7 +144,10 @@ async fn run(cli: Cli) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tollgate: cannot start the runtime: {e}");

@@ -100,7 +100,11 @@ pub struct AdminUsersApi;
 #[OpenApi(tag = "ApiTags::AdminUsers")]
 impl AdminUsersApi {
     /// Create a user. Needs `users:create`.
-    #[oai(path = "/api/admin/users", method = "post", operation_id = "adminCreateUser")]
+    #[oai(
+        path = "/api/admin/users",
+        method = "post",
+        operation_id = "adminCreateUser"
+    )]
     async fn create_user(
         &self,
         auth: Auth,
@@ -130,7 +134,11 @@ impl AdminUsersApi {
 
     /// Change a user's password; ends the user's sessions. Needs `users.password:update`
     /// (alias `users.password:write`) on `global.users:id:<id>`.
-    #[oai(path = "/api/admin/users/:id/password", method = "put", operation_id = "adminUpdateUserPassword")]
+    #[oai(
+        path = "/api/admin/users/:id/password",
+        method = "put",
+        operation_id = "adminUpdateUserPassword"
+    )]
     async fn update_password(
         &self,
         auth: Auth,
@@ -148,7 +156,11 @@ impl AdminUsersApi {
 
     /// Grant or revoke Grafana Admin. Needs `users.permissions:update` on the user and the
     /// caller must be a Grafana Admin. The last Grafana Admin cannot be demoted.
-    #[oai(path = "/api/admin/users/:id/permissions", method = "put", operation_id = "adminUpdateUserPermissions")]
+    #[oai(
+        path = "/api/admin/users/:id/permissions",
+        method = "put",
+        operation_id = "adminUpdateUserPermissions"
+    )]
     async fn update_permissions(
         &self,
         auth: Auth,
@@ -165,7 +177,11 @@ impl AdminUsersApi {
     }
 
     /// Delete a user and end their sessions. Needs `users:delete` on the user.
-    #[oai(path = "/api/admin/users/:id", method = "delete", operation_id = "adminDeleteUser")]
+    #[oai(
+        path = "/api/admin/users/:id",
+        method = "delete",
+        operation_id = "adminDeleteUser"
+    )]
     async fn delete_user(
         &self,
         auth: Auth,
@@ -178,7 +194,11 @@ impl AdminUsersApi {
     }
 
     /// Disable a user and end their sessions. Needs `users:disable` on the user.
-    #[oai(path = "/api/admin/users/:id/disable", method = "post", operation_id = "adminDisableUser")]
+    #[oai(
+        path = "/api/admin/users/:id/disable",
+        method = "post",
+        operation_id = "adminDisableUser"
+    )]
     async fn disable_user(
         &self,
         auth: Auth,
@@ -191,7 +211,11 @@ impl AdminUsersApi {
     }
 
     /// Enable a user. Needs `users:enable` on the user.
-    #[oai(path = "/api/admin/users/:id/enable", method = "post", operation_id = "adminEnableUser")]
+    #[oai(
+        path = "/api/admin/users/:id/enable",
+        method = "post",
+        operation_id = "adminEnableUser"
+    )]
     async fn enable_user(
         &self,
         auth: Auth,

@@ -19,7 +19,11 @@ pub const BASIC: &str = "basic";
 /// The authenticated caller.
 pub struct Auth(pub Principal);
 
-fn scheme(ty: &'static str, scheme: Option<&'static str>, description: &'static str) -> MetaSecurityScheme {
+fn scheme(
+    ty: &'static str,
+    scheme: Option<&'static str>,
+    description: &'static str,
+) -> MetaSecurityScheme {
     MetaSecurityScheme {
         ty,
         description: Some(description),
@@ -57,7 +61,9 @@ pub async fn authenticate(req: &Request) -> Result<Principal, AppError> {
 
 /// `base64(login:password)`; the password may contain `:`.
 pub fn decode_basic(value: &str) -> Option<(String, String)> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value)
+        .ok()?;
     let text = String::from_utf8(bytes).ok()?;
     let (login, password) = text.split_once(':')?;
     Some((login.to_string(), password.to_string()))
@@ -71,7 +77,11 @@ impl<'a> ApiExtractor<'a> for Auth {
     fn register(registry: &mut Registry) {
         registry.create_security_scheme(
             BASIC,
-            scheme("http", Some("basic"), "A user's login (or email) and password."),
+            scheme(
+                "http",
+                Some("basic"),
+                "A user's login (or email) and password.",
+            ),
         );
     }
 

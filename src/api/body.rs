@@ -28,9 +28,17 @@ fn bad_request() -> poem::Error {
     into_poem(AppError::bad_request(BAD_REQUEST_DATA))
 }
 
-type PropertyNames = Arc<Vec<&'static str>>;
+/// A property name and its JSON type (`string`, `boolean`, `integer`, ...) when known.
+type PropertyNames = Arc<Vec<(&'static str, Option<&'static str>)>>;
 
-/// The top-level property names of `T`'s schema, cached per type.
+fn property(name: &'static str, schema: &MetaSchemaRef) -> (&'static str, Option<&'static str>) {
+    match schema {
+        MetaSchemaRef::Inline(s) => (name, Some(s.ty)),
+        MetaSchemaRef::Reference(_) => (name, None),
+    }
+}
+
+/// The top-level properties of `T`'s schema, cached per type.
 fn property_names<T: Type + 'static>() -> PropertyNames {
     static CACHE: OnceLock<RwLock<HashMap<TypeId, PropertyNames>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -40,13 +48,17 @@ fn property_names<T: Type + 'static>() -> PropertyNames {
     }
     let mut registry = Registry::new();
     T::register(&mut registry);
-    let names: Vec<&'static str> = match T::schema_ref() {
+    let names: Vec<(&'static str, Option<&'static str>)> = match T::schema_ref() {
         MetaSchemaRef::Reference(name) => registry
             .schemas
             .get(&name)
-            .map(|s| s.properties.iter().map(|(n, _)| *n).collect())
+            .map(|s| s.properties.iter().map(|(n, p)| property(n, p)).collect())
             .unwrap_or_default(),
-        MetaSchemaRef::Inline(schema) => schema.properties.iter().map(|(n, _)| *n).collect(),
+        MetaSchemaRef::Inline(schema) => schema
+            .properties
+            .iter()
+            .map(|(n, p)| property(n, p))
+            .collect(),
     };
     let names = Arc::new(names);
     cache.write().insert(id, names.clone());
@@ -54,16 +66,16 @@ fn property_names<T: Type + 'static>() -> PropertyNames {
 }
 
 /// Renames keys that match a property case-insensitively to the property's spelling.
-fn normalize_keys(value: &mut Value, names: &[&'static str]) {
+fn normalize_keys(value: &mut Value, props: &[(&'static str, Option<&'static str>)]) {
     let Value::Object(map) = value else { return };
     let renames: Vec<(String, &'static str)> = map
         .keys()
-        .filter(|k| !names.contains(&k.as_str()))
+        .filter(|k| !props.iter().any(|(n, _)| *n == k.as_str()))
         .filter_map(|k| {
-            names
+            props
                 .iter()
-                .find(|n| n.eq_ignore_ascii_case(k))
-                .map(|n| (k.clone(), *n))
+                .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                .map(|(n, _)| (k.clone(), *n))
         })
         .collect();
     for (from, to) in renames {
@@ -71,6 +83,24 @@ fn normalize_keys(value: &mut Value, names: &[&'static str]) {
             map.entry(to.to_string()).or_insert(v);
         }
     }
+}
+
+/// Go's decoder refuses a number where a string is declared (and so on); poem-openapi
+/// would coerce it. Checks each known top-level property's JSON type (`null` is absent).
+fn types_match(value: &Value, props: &[(&'static str, Option<&'static str>)]) -> bool {
+    let Value::Object(map) = value else {
+        return true;
+    };
+    props.iter().all(|(name, ty)| match (map.get(*name), ty) {
+        (None | Some(Value::Null), _) | (_, None) => true,
+        (Some(v), Some("string")) => v.is_string(),
+        (Some(v), Some("boolean")) => v.is_boolean(),
+        (Some(v), Some("integer")) => v.is_i64() || v.is_u64(),
+        (Some(v), Some("number")) => v.is_number(),
+        (Some(v), Some("array")) => v.is_array(),
+        (Some(v), Some("object")) => v.is_object(),
+        _ => true,
+    })
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -129,7 +159,11 @@ impl<T: ParseFromJSON + 'static> ParsePayload for GfJson<T> {
         } else {
             serde_json::from_slice(&bytes).map_err(|_| bad_request())?
         };
-        normalize_keys(&mut value, &property_names::<T>());
+        let props = property_names::<T>();
+        normalize_keys(&mut value, &props);
+        if !types_match(&value, &props) {
+            return Err(bad_request());
+        }
         T::parse_from_json(Some(value))
             .map(GfJson)
             .map_err(|_| bad_request())
@@ -171,11 +205,22 @@ mod tests {
 
     #[test]
     fn keys_match_case_insensitively_without_clobbering() {
-        let mut v = serde_json::json!({"OrgId": 2, "IsGrafanaAdmin": true, "name": "x", "NAME": "y"});
-        normalize_keys(&mut v, &["orgId", "isGrafanaAdmin", "name"]);
+        let mut v =
+            serde_json::json!({"OrgId": 2, "IsGrafanaAdmin": true, "name": "x", "NAME": "y"});
+        let props = [
+            ("orgId", Some("integer")),
+            ("isGrafanaAdmin", Some("boolean")),
+            ("name", Some("string")),
+        ];
+        normalize_keys(&mut v, &props);
         assert_eq!(v["orgId"], 2);
         assert_eq!(v["isGrafanaAdmin"], true);
         assert_eq!(v["name"], "x");
+        assert!(types_match(
+            &serde_json::json!({"name": "x", "orgId": null}),
+            &props
+        ));
+        assert!(!types_match(&serde_json::json!({"name": 5}), &props));
         assert!(is_json("application/json; charset=utf-8"));
         assert!(!is_json("text/plain"));
     }

@@ -84,7 +84,11 @@ impl HealthApi {
     }
 
     /// Frontend settings: build info and the sign-in options.
-    #[oai(path = "/api/frontend/settings", method = "get", operation_id = "getFrontendSettings")]
+    #[oai(
+        path = "/api/frontend/settings",
+        method = "get",
+        operation_id = "getFrontendSettings"
+    )]
     async fn frontend_settings(&self, services: Data<&Arc<Services>>) -> Json<FrontendSettings> {
         let s = &services.settings;
         let sub_url = s
@@ -107,8 +111,10 @@ impl HealthApi {
             app_sub_url: sub_url,
             disable_login_form: s.disable_login_form,
             basic_auth_enabled: s.basic_auth_enabled,
-            ldap_enabled: crate::config::parse_bool(s.raw.get("auth.ldap", "enabled").unwrap_or(""))
-                .unwrap_or(false),
+            ldap_enabled: crate::config::parse_bool(
+                s.raw.get("auth.ldap", "enabled").unwrap_or(""),
+            )
+            .unwrap_or(false),
             anonymous_enabled: false,
         })
     }

@@ -32,7 +32,11 @@ pub type Apis = (
 /// The OpenAPI service: routes and document come from the same code.
 pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (health::HealthApi, admin_users::AdminUsersApi, users::UsersApi),
+        (
+            health::HealthApi,
+            admin_users::AdminUsersApi,
+            users::UsersApi,
+        ),
         "tollgate",
         env!("CARGO_PKG_VERSION"),
     )

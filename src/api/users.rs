@@ -79,7 +79,10 @@ pub struct UpdateUserForm {
 }
 
 fn avatar(email: &str) -> String {
-    format!("/avatar/{}", random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16]))
+    format!(
+        "/avatar/{}",
+        random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16])
+    )
 }
 
 fn labels(u: &UserRecord) -> Vec<String> {
@@ -194,11 +197,21 @@ impl UsersApi {
             .search(&auth.0, query.0.unwrap_or_default(), page, per)
             .await?;
         let ts = now();
-        Ok(Json(found.users.iter().map(|u| UserSearchHit::from_record(u, ts)).collect()))
+        Ok(Json(
+            found
+                .users
+                .iter()
+                .map(|u| UserSearchHit::from_record(u, ts))
+                .collect(),
+        ))
     }
 
     /// Search users with paging: the page plus the total count.
-    #[oai(path = "/api/users/search", method = "get", operation_id = "searchUsersWithPaging")]
+    #[oai(
+        path = "/api/users/search",
+        method = "get",
+        operation_id = "searchUsersWithPaging"
+    )]
     async fn search_users_with_paging(
         &self,
         auth: Auth,
@@ -218,14 +231,22 @@ impl UsersApi {
         let ts = now();
         Ok(Json(UserSearchPage {
             total_count: found.total as i64,
-            users: found.users.iter().map(|u| UserSearchHit::from_record(u, ts)).collect(),
+            users: found
+                .users
+                .iter()
+                .map(|u| UserSearchHit::from_record(u, ts))
+                .collect(),
             page: page as i64,
             per_page: per as i64,
         }))
     }
 
     /// Get a user by login or email.
-    #[oai(path = "/api/users/lookup", method = "get", operation_id = "getUserByLoginOrEmail")]
+    #[oai(
+        path = "/api/users/lookup",
+        method = "get",
+        operation_id = "getUserByLoginOrEmail"
+    )]
     async fn lookup(
         &self,
         auth: Auth,

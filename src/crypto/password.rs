@@ -78,7 +78,12 @@ impl PasswordHash {
     /// Grafana's `EncodePassword(password, salt)`: hex of a 50-byte PBKDF2 output.
     pub fn grafana_encode(password: &str, salt: &str) -> String {
         let mut out = Zeroizing::new([0u8; GRAFANA_KEY_LEN]);
-        derive(GRAFANA_ITERATIONS, salt.as_bytes(), password.as_bytes(), &mut out[..]);
+        derive(
+            GRAFANA_ITERATIONS,
+            salt.as_bytes(),
+            password.as_bytes(),
+            &mut out[..],
+        );
         random::hex(&out[..])
     }
 
@@ -153,7 +158,10 @@ mod tests {
         assert!(!h.verify("correct horsf"));
         assert!(!h.needs_rehash(1000));
         assert!(h.needs_rehash(2000));
-        assert_ne!(PasswordHash::new("x", 1).salt, PasswordHash::new("x", 1).salt);
+        assert_ne!(
+            PasswordHash::new("x", 1).salt,
+            PasswordHash::new("x", 1).salt
+        );
         assert!(!format!("{h:?}").contains("hash:"));
     }
 

@@ -155,7 +155,10 @@ impl PermissionSet {
         let Some(scopes) = self.by_action.get(canonical_action(action)) else {
             return false;
         };
-        scope.is_empty() || scopes.iter().any(|g| g.is_empty() || scope_covers(g, scope))
+        scope.is_empty()
+            || scopes
+                .iter()
+                .any(|g| g.is_empty() || scope_covers(g, scope))
     }
 
     /// Every permission held, sorted (for explanations).
@@ -186,9 +189,18 @@ mod tests {
     fn wildcards_cover_prefixes() {
         assert!(scope_covers("global.users:*", "global.users:id:7"));
         assert!(scope_covers("settings:*", "settings:auth.saml:enabled"));
-        assert!(scope_covers("settings:auth.saml:*", "settings:auth.saml:enabled"));
-        assert!(!scope_covers("settings:auth.saml:*", "settings:auth.ldap:enabled"));
-        assert!(!scope_covers("settings:auth.saml:enabled", "settings:auth.saml:single_logout"));
+        assert!(scope_covers(
+            "settings:auth.saml:*",
+            "settings:auth.saml:enabled"
+        ));
+        assert!(!scope_covers(
+            "settings:auth.saml:*",
+            "settings:auth.ldap:enabled"
+        ));
+        assert!(!scope_covers(
+            "settings:auth.saml:enabled",
+            "settings:auth.saml:single_logout"
+        ));
         assert!(!scope_covers("global.users:id:7", "global.users:id:70"));
     }
 

@@ -119,7 +119,11 @@ impl AuthService {
     }
 
     /// Checks a login (or email) and password, as Basic auth and `/login` do.
-    pub async fn verify_password(&self, login: &str, password: &str) -> Result<UserRecord, AppError> {
+    pub async fn verify_password(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<UserRecord, AppError> {
         let key = self.credentials.key(login, password);
         if let Some(hit) = self.credentials.get(&key) {
             if let Some(user) = self.store.user(hit.user)? {

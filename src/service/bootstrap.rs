@@ -56,7 +56,8 @@ pub fn secret_key(services: &Services) -> Result<String, AppError> {
 pub async fn first_start(services: &Services) -> Result<(), AppError> {
     let s = &services.settings;
     services.store.ensure_org(OrgId(1), "Main Org.")?;
-    if s.disable_initial_admin_creation || services.store.counter(crate::store::counter::USERS)? > 0 {
+    if s.disable_initial_admin_creation || services.store.counter(crate::store::counter::USERS)? > 0
+    {
         return services.durability.wait().await.map_err(AppError::from);
     }
     let (password, generated) = match &s.admin_password {
@@ -105,7 +106,11 @@ pub async fn reset_admin_password(services: &Services, password: &str) -> Result
     };
     services
         .users
-        .set_password(&crate::domain::Principal::system(), &admin.id.to_string(), password)
+        .set_password(
+            &crate::domain::Principal::system(),
+            &admin.id.to_string(),
+            password,
+        )
         .await?;
     Ok(admin.login)
 }

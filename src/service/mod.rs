@@ -44,8 +44,12 @@ impl Services {
             catalog.clone(),
             credentials.clone(),
         );
-        let users =
-            users::UserService::new(user_store, durability.clone(), settings.clone(), credentials);
+        let users = users::UserService::new(
+            user_store,
+            durability.clone(),
+            settings.clone(),
+            credentials,
+        );
         Ok(Arc::new(Self {
             settings,
             store,

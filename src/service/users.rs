@@ -105,10 +105,15 @@ impl UserService {
     /// `POST /api/admin/users`.
     pub async fn create(&self, p: &Principal, form: NewUser) -> Result<UserRecord, AppError> {
         p.require("users:create", "")?;
+        if form.password.chars().count() >= 4 {
+            check_policy(&form.password, self.settings.strong_password_policy)
+                .map_err(AppError::bad_request)?;
+        }
         self.create_unchecked(form, false).await
     }
 
-    /// Creation without a permission check: first-start bootstrap and the CLI.
+    /// Creation without a permission check or password policy: first-start bootstrap, whose
+    /// password the operator chose in the config (or tollgate generated).
     pub async fn create_unchecked(
         &self,
         form: NewUser,
@@ -116,7 +121,11 @@ impl UserService {
     ) -> Result<UserRecord, AppError> {
         let raw_login = form.login.trim();
         let raw_email = form.email.trim();
-        let login_text = if raw_login.is_empty() { raw_email } else { raw_login };
+        let login_text = if raw_login.is_empty() {
+            raw_email
+        } else {
+            raw_login
+        };
         if login_text.is_empty() {
             return Err(AppError::bad_request(
                 "Validation error, need specify either username or email",
@@ -131,11 +140,13 @@ impl UserService {
         if form.password.chars().count() < 4 {
             return Err(AppError::bad_request("Password is missing or too short"));
         }
-        check_policy(&form.password, self.settings.strong_password_policy)
-            .map_err(AppError::bad_request)?;
         let s = &self.settings;
         let membership = if s.auto_assign_org {
-            let role = if grafana_admin { OrgRole::Admin } else { s.auto_assign_org_role };
+            let role = if grafana_admin {
+                OrgRole::Admin
+            } else {
+                s.auto_assign_org_role
+            };
             match form.org_id.filter(|id| *id != 0) {
                 Some(id) => {
                     if self.store.org(OrgId(id))?.is_none() {
@@ -175,17 +186,20 @@ impl UserService {
             // Grafana: "never seen" is ten years ago.
             last_seen_at: ts - 10 * 365 * 86_400,
         };
-        let created = self.store.create_user(record, membership).map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::PreconditionFailed(format!(
-                "User with email '{}' or username '{}' already exists",
-                form.email, form.login
-            )),
-            StoreError::OrgNotFound => AppError::internal(
-                "failed to create user",
-                format!("organization ID {} does not exist", s.auto_assign_org_id),
-            ),
-            other => AppError::internal("failed to create user", other),
-        })?;
+        let created = self
+            .store
+            .create_user(record, membership)
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => AppError::PreconditionFailed(format!(
+                    "User with email '{}' or username '{}' already exists",
+                    form.email, form.login
+                )),
+                StoreError::OrgNotFound => AppError::internal(
+                    "failed to create user",
+                    format!("organization ID {} does not exist", s.auto_assign_org_id),
+                ),
+                other => AppError::internal("failed to create user", other),
+            })?;
         self.durable().await?;
         tracing::info!(user = created.id, login = %created.login, "user created");
         Ok(created)
@@ -209,7 +223,8 @@ impl UserService {
         }
         check_policy(password, self.settings.strong_password_policy)
             .map_err(AppError::bad_request)?;
-        user.password = Some(hash_password(password, self.settings.password_hash_iterations).await?);
+        user.password =
+            Some(hash_password(password, self.settings.password_hash_iterations).await?);
         user.updated = now();
         self.store
             .update_user(&user)
@@ -248,10 +263,12 @@ impl UserService {
     /// would lock every operator out of the admin API (Grafana allows it).
     pub async fn delete(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
         let user = self.resolve_checked(p, id_or_uid, "users:delete")?;
-        self.store.delete_user(user.user_id()).map_err(|e| match e {
-            StoreError::LastAdmin => AppError::bad_request("cannot remove last grafana admin"),
-            other => AppError::internal("Failed to delete user", other),
-        })?;
+        self.store
+            .delete_user(user.user_id())
+            .map_err(|e| match e {
+                StoreError::LastAdmin => AppError::bad_request("cannot remove last grafana admin"),
+                other => AppError::internal("Failed to delete user", other),
+            })?;
         self.revoke_credentials(user.user_id())?;
         self.durable().await?;
         tracing::info!(user = user.id, login = %user.login, "user deleted");
@@ -265,7 +282,11 @@ impl UserService {
         id_or_uid: &str,
         disabled: bool,
     ) -> Result<(), AppError> {
-        let action = if disabled { "users:disable" } else { "users:enable" };
+        let action = if disabled {
+            "users:disable"
+        } else {
+            "users:enable"
+        };
         let mut user = self.resolve_checked(p, id_or_uid, action)?;
         if !user.auth_module.is_empty() {
             let verb = if disabled { "disable" } else { "enable" };
@@ -294,10 +315,14 @@ impl UserService {
     ) -> Result<(), AppError> {
         let mut user = self.resolve_checked(p, id_or_uid, "users:write")?;
         if let Some(login) = update.login.filter(|l| !l.trim().is_empty()) {
-            user.login = Login::parse(&login).map_err(AppError::BadRequest)?.into_inner();
+            user.login = Login::parse(&login)
+                .map_err(AppError::BadRequest)?
+                .into_inner();
         }
         if let Some(email) = update.email.filter(|e| !e.trim().is_empty()) {
-            user.email = Email::parse(&email).map_err(AppError::BadRequest)?.into_inner();
+            user.email = Email::parse(&email)
+                .map_err(AppError::BadRequest)?
+                .into_inner();
         }
         if let Some(name) = update.name {
             user.name = name.trim().to_string();

@@ -295,7 +295,11 @@ impl UserStore for SledStore {
                 row.is_admin = admin;
                 row.updated = super::now();
                 users.insert(&id.key(), enc(&row)?)?;
-                bump(counters, counter::GRAFANA_ADMINS, if admin { 1 } else { -1 })?;
+                bump(
+                    counters,
+                    counter::GRAFANA_ADMINS,
+                    if admin { 1 } else { -1 },
+                )?;
                 Ok(row)
             })
             .map_err(tx_err)
@@ -315,8 +319,7 @@ impl UserStore for SledStore {
                     return Ok(None);
                 };
                 let row: UserRecord = dec(&old)?;
-                if row.is_admin
-                    && read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref()) <= 1
+                if row.is_admin && read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref()) <= 1
                 {
                     return abort(StoreError::LastAdmin);
                 }
@@ -497,7 +500,10 @@ mod tests {
         assert!(s.user_by_login("alice").unwrap().is_none());
         assert_eq!(s.user_by_login("ALICE2").unwrap().unwrap().id, a.id);
         a.email = "B@x.org".into();
-        assert!(matches!(s.update_user(&a), Err(StoreError::Conflict("email"))));
+        assert!(matches!(
+            s.update_user(&a),
+            Err(StoreError::Conflict("email"))
+        ));
         let gone = s.delete_user(UserId(a.id)).unwrap().unwrap();
         assert_eq!(gone.login, "alice2");
         assert!(s.user_by_login("alice2").unwrap().is_none());

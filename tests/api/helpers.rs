@@ -1,0 +1,209 @@
+//! Test harness: a real server on port 0 with a temporary data folder, driven over HTTP.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, Response};
+use serde_json::Value;
+use tollgate::config::{RawConfig, Settings, Source};
+use tollgate::service::Services;
+
+pub const ADMIN: &str = "admin";
+pub const ADMIN_PW: &str = "admin-secret-pw";
+/// Low enough to keep tests fast; the default stays 600,000.
+pub const TEST_ITERATIONS: &str = "1000";
+
+pub fn settings_for(data: &Path, overrides: &[(&str, &str, &str)]) -> Settings {
+    let mut raw = RawConfig::load_with_env(None, &Default::default()).expect("defaults load");
+    raw.set("paths", "data", &data.to_string_lossy(), Source::File);
+    raw.set("server", "http_addr", "127.0.0.1", Source::File);
+    raw.set("server", "http_port", "0", Source::File);
+    raw.set("security", "admin_password", ADMIN_PW, Source::File);
+    raw.set(
+        "security",
+        "password_hash_iterations",
+        TEST_ITERATIONS,
+        Source::File,
+    );
+    for (s, k, v) in overrides {
+        raw.set(s, k, v, Source::File);
+    }
+    Settings::from_raw(raw).expect("test settings are valid")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub services: Arc<Services>,
+    pub dir: Option<tempfile::TempDir>,
+    pub data: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(overrides: &[(&str, &str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data = dir.path().join("data");
+        let mut app = Self::spawn_in(&data, overrides).await;
+        app.dir = Some(dir);
+        app
+    }
+
+    /// A server on an existing data folder (restarts).
+    pub async fn spawn_in(data: &Path, overrides: &[(&str, &str, &str)]) -> Self {
+        let settings = settings_for(data, overrides);
+        let app = tollgate::app::App::build(settings)
+            .await
+            .expect("app builds");
+        let base = format!("http://{}", app.addr());
+        let services = app.services.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = app
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            base,
+            client: Client::builder()
+                .cookie_store(false)
+                .build()
+                .expect("client"),
+            services,
+            dir: None,
+            data: data.to_path_buf(),
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server and waits until it has released the database.
+    pub async fn stop(mut self) -> (Option<tempfile::TempDir>, PathBuf) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+        let dir = self.dir.take();
+        let data = self.data.clone();
+        drop(self);
+        (dir, data)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, self.url(path))
+    }
+
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.req(method, path).basic_auth(ADMIN, Some(ADMIN_PW))
+    }
+
+    pub fn as_user(&self, method: Method, path: &str, login: &str, pw: &str) -> RequestBuilder {
+        self.req(method, path).basic_auth(login, Some(pw))
+    }
+
+    /// Creates a user through the API; returns its id.
+    pub async fn create_user(&self, login: &str, password: &str) -> u64 {
+        let (status, body) = send(self.admin(Method::POST, "/api/admin/users").json(
+            &serde_json::json!({"login": login, "email": format!("{login}@example.org"), "name": login, "password": password}),
+        ))
+        .await;
+        assert_eq!(status, 200, "create {login}: {body}");
+        body["id"].as_u64().expect("id")
+    }
+}
+
+/// Sends and returns (status, JSON body or Null).
+pub async fn send(req: RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.expect("request is sent");
+    parse(resp).await
+}
+
+pub async fn parse(resp: Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, body)
+}
+
+pub fn message(v: &Value) -> &str {
+    v["message"].as_str().unwrap_or("")
+}
+
+/// The release or debug binary built for the integration tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
+}
+
+/// A `tollgate server` child process on a data folder, with env overrides.
+pub struct ServerProcess {
+    pub child: Child,
+    pub base: String,
+}
+
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl ServerProcess {
+    pub async fn start(data: &Path, envs: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let mut cmd = Command::new(binary());
+        cmd.arg("server")
+            .env("GF_PATHS_DATA", data)
+            .env("GF_SERVER_HTTP_ADDR", "127.0.0.1")
+            .env("GF_SERVER_HTTP_PORT", port.to_string())
+            .env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PW)
+            .env("GF_SECURITY_PASSWORD_HASH_ITERATIONS", TEST_ITERATIONS)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("server starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = Client::new();
+        for _ in 0..200 {
+            if client
+                .get(format!("{base}/api/health"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Self { child, base };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server on {base} did not become healthy");
+    }
+
+    /// SIGKILL: no graceful shutdown, no final flush.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
