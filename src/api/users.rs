@@ -155,6 +155,16 @@ api_errors!(
 );
 
 api_errors!(
+    /// Errors of a lookup by login or email.
+    LookupError {
+        400 => BadRequest: "`loginOrEmail` is missing.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not read users.",
+        404 => NotFound: "No such user.",
+    }
+);
+
+api_errors!(
     /// Errors of a user update.
     UpdateUserError {
         400 => BadRequest: "The body is not valid JSON, or a value is invalid.",
@@ -254,7 +264,7 @@ impl UsersApi {
         /// The login or the email of the user.
         #[oai(name = "loginOrEmail")]
         login_or_email: Query<String>,
-    ) -> Result<Json<UserProfile>, UserReadError> {
+    ) -> Result<Json<UserProfile>, LookupError> {
         let u = services.users.lookup(&auth.0, &login_or_email.0)?;
         Ok(Json(UserProfile::from(&u)))
     }

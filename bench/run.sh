@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# HTTP benchmarks: wrk against the release binary next to a bare poem server (the
+# framework ceiling, ../shared/tools/poem-ceiling) measured in the same run. Each scenario
+# alternates ceiling and tollgate runs; the figure reported is the ratio of the means.
+# Usage: bench/run.sh [seconds-per-run] [rounds]. Writes bench/results/latest.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+secs=${1:-5}
+rounds=${2:-2}
+conns=${BENCH_CONNECTIONS:-32}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release --quiet
+ceiling_src="$root/../shared/tools/poem-ceiling"
+ceiling_dir="$root/target/poem-ceiling"
+if [ -d "$ceiling_src" ]; then
+  mkdir -p "$ceiling_dir" && cp -r "$ceiling_src"/. "$ceiling_dir"/
+fi
+(cd "$ceiling_dir" && cargo build --release --quiet)
+
+work=$(mktemp -d /tmp/tollgate-bench-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+base=http://127.0.0.1:$port
+ceiling=http://127.0.0.1:$cport
+pw=bench-admin-pw
+# The default (strong) password hashing: the point is that PBKDF2 is not on the hot path.
+GF_PATHS_DATA="$work/data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
+  GF_SECURITY_ADMIN_PASSWORD=$pw GF_LOG_LEVEL=warn ./target/release/tollgate server >"$work/server.log" 2>&1 &
+tg=$!
+"$ceiling_dir/target/release/poem-ceiling" "127.0.0.1:$cport" >/dev/null 2>&1 &
+cp=$!
+trap 'kill $tg $cp 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do curl -fsS "$base/api/health" >/dev/null 2>&1 && curl -fsS "$ceiling/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
+
+basic="Authorization: Basic $(printf 'admin:%s' "$pw" | base64)"
+# Warm the credential cache (one PBKDF2 at 600,000 iterations).
+curl -fsS -H "$basic" "$base/api/users/1" >/dev/null
+
+# Scenario setup hooks for later issues: bench/scenarios.d/*.sh may append to SCENARIOS.
+SCENARIOS=(
+  "GET /api/health|$base/api/health|"
+  "GET /api/users/1 (Basic)|$base/api/users/1|$basic"
+)
+for f in bench/scenarios.d/*.sh; do [ -f "$f" ] && . "$f"; done
+
+run_wrk() { # url header -> "reqs p99ms"
+  local url=$1 header=$2 out
+  if [ -n "$header" ]; then
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "$header" "$url")
+  else
+    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
+  fi
+  local rps p99 non2xx
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  [ -z "$non2xx" ] || { echo "non-2xx responses for $url: $non2xx" >&2; exit 1; }
+  echo "$rps $p99"
+}
+
+mkdir -p bench/results
+out=bench/results/latest.md
+{
+  echo "| scenario | tollgate req/s | p99 | ceiling req/s | ratio |"
+  echo "|---|---:|---:|---:|---:|"
+} > "$out"
+for s in "${SCENARIOS[@]}"; do
+  IFS='|' read -r name url header <<<"$s"
+  ceil_total=0; tg_total=0; p99=""
+  for _ in $(seq "$rounds"); do
+    read -r c _ <<<"$(run_wrk "$ceiling/api/health" "")"
+    read -r t p <<<"$(run_wrk "$url" "$header")"
+    ceil_total=$(python3 -c "print($ceil_total + $c)")
+    tg_total=$(python3 -c "print($tg_total + $t)")
+    p99="$p99 $p"
+  done
+  line=$(python3 -c "c=$ceil_total/$rounds; t=$tg_total/$rounds; print(f'| $name | {t:,.0f} | ${p99# } | {c:,.0f} | {t/c:.2f} |')")
+  echo "$line" | tee -a "$out"
+done
+echo "wrote $out (wrk -t1 -c$conns -d${secs}s, $rounds rounds, alternating with the ceiling)"

@@ -1,0 +1,37 @@
+"""A client generated from openapi/tollgate.json by openapi-python-client creates and
+deletes a user against the running binary."""
+
+import base64
+import os
+import sys
+
+from tollgate_client import AuthenticatedClient, Client
+from tollgate_client.api.admin_users import admin_create_user, admin_delete_user
+from tollgate_client.api.users import get_user_by_id
+from tollgate_client.models import AdminCreateUserForm
+
+BASE = os.environ["TOLLGATE_URL"]
+PASSWORD = os.environ["TOLLGATE_ADMIN_PASSWORD"]
+
+
+def main():
+    token = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    client = AuthenticatedClient(base_url=BASE, token=token, prefix="Basic")
+    created = admin_create_user.sync(
+        client=client,
+        body=AdminCreateUserForm(password="genpass1", login="generated", email="gen@example.org", name="Gen"),
+    )
+    assert created.message == "User created", created
+    fetched = get_user_by_id.sync(client=client, id=str(created.id))
+    assert fetched.login == "generated", fetched
+    deleted = admin_delete_user.sync(client=client, id=str(created.id))
+    assert deleted.message == "User deleted", deleted
+    missing = get_user_by_id.sync_detailed(client=client, id=str(created.id))
+    assert missing.status_code == 404, missing
+    anonymous = get_user_by_id.sync_detailed(client=Client(base_url=BASE), id="1")
+    assert anonymous.status_code == 401, anonymous
+    print("generated client: ok")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
