@@ -1,5 +1,8 @@
 //! One integration-test binary: every test drives a real server over HTTP.
 
+// Tests fail by panicking: unwrap/expect/panic are the assertions here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 
 mod admin_users;
