@@ -177,21 +177,24 @@ impl ServerProcess {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("server starts");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned by `Self` at once, so Drop reaps it on every path.
+        let server = Self {
+            child: cmd.spawn().expect("server starts"),
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let client = Client::new();
         for _ in 0..200 {
             if client
-                .get(format!("{base}/api/health"))
+                .get(format!("{}/api/health", server.base))
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
             {
-                return Self { child, base };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("server on {base} did not become healthy");
+        panic!("server on {} did not become healthy", server.base);
     }
 
     /// SIGKILL: no graceful shutdown, no final flush.
