@@ -28,9 +28,11 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let allow = Arc::new(AllowTable::from_spec(&api.spec()));
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let api = Arc::new(api.into_endpoint());
+    let api = Arc::new(api::middleware::session_cookies(api.into_endpoint()));
     let app = Route::new()
-        .nest_no_strip("/api", api)
+        .nest_no_strip("/api", api.clone())
+        .at("/login", api.clone())
+        .at("/logout", api)
         .at("/openapi.json", spec)
         .nest("/swagger", swagger)
         .nest("/", ui::endpoint())
@@ -67,6 +69,7 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let services = self.services.clone();
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
+        let janitor = tokio::spawn(housekeeping(services.clone()));
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 routes(services.clone()),
@@ -74,9 +77,24 @@ impl App {
                 Some(Duration::from_secs(10)),
             )
             .await;
+        janitor.abort();
         if let Err(e) = services.durability.wait().await {
             tracing::error!(error = %e, "final flush failed");
         }
         result
+    }
+}
+
+/// Periodic work: purging expired sessions.
+async fn housekeeping(services: Arc<Services>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let s = services.clone();
+        match tokio::task::spawn_blocking(move || s.sessions.purge()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "session purge failed"),
+            _ => {}
+        }
     }
 }

@@ -312,6 +312,7 @@ pub struct Settings {
     pub login_max_inactive_lifetime: Duration,
     pub login_max_lifetime: Duration,
     pub token_rotation_interval: Duration,
+    pub token_rotation_grace: Duration,
 }
 
 struct Reader<'a> {
@@ -444,7 +445,20 @@ impl Settings {
         {
             return Err(r.err("auth", "login_cookie_name", "expected a cookie name"));
         }
-        let rotation_minutes: u64 = r.num("auth", "token_rotation_interval_minutes")?;
+        // Grafana's value is minutes; a duration ("90s") is accepted too.
+        let rotation_text = r.str("auth", "token_rotation_interval_minutes");
+        let token_rotation_interval = match rotation_text.parse::<u64>() {
+            Ok(m) => Duration::from_secs(m.max(1) * 60),
+            Err(_) => parse_duration(&rotation_text)
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    r.err(
+                        "auth",
+                        "token_rotation_interval_minutes",
+                        "expected minutes or a duration",
+                    )
+                })?,
+        };
         let max_body: usize = r.num("server", "max_request_body_bytes")?;
         let settings = Settings {
             app_mode: r.str(DEFAULT_SECTION, "app_mode"),
@@ -488,7 +502,12 @@ impl Settings {
                 "login_maximum_lifetime_duration",
                 Duration::from_secs(30 * 86_400),
             )?,
-            token_rotation_interval: Duration::from_secs(rotation_minutes.max(1) * 60),
+            token_rotation_interval,
+            token_rotation_grace: r.duration(
+                "auth",
+                "token_rotation_grace_period",
+                Duration::from_secs(30),
+            )?,
             raw,
         };
         if settings.admin_user.is_empty() {

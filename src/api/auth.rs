@@ -1,23 +1,36 @@
 //! The security scheme: one extractor, [`Auth`], that authenticates the request and yields
-//! the [`Principal`]. It documents each way in (Basic now; Bearer and the session cookie
-//! join it) as alternative requirements, and answers Grafana's 401 bodies itself.
+//! the [`Principal`]. It documents each way in as an alternative requirement (Basic, Bearer
+//! API key, the session cookie) and answers Grafana's 401 bodies itself. Order, as Grafana:
+//! API key (Bearer), Basic (where `api_key:<key>` is an API key too), session cookie.
+//!
+//! Cookie-authenticated requests that change state must come from the server's own origin
+//! (CSRF); a rotated session token is handed back through [`SessionRenewal`].
 
 use std::sync::Arc;
 
 use base64::Engine;
+use parking_lot::Mutex;
+use poem::http::Method;
 use poem::Request;
 use poem_openapi::registry::{MetaSecurityScheme, Registry};
 use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::api::error::into_poem;
+use crate::config::Settings;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::service::Services;
 
 pub const BASIC: &str = "basic";
+pub const BEARER: &str = "bearer";
+pub const SESSION: &str = "session";
 
 /// The authenticated caller.
 pub struct Auth(pub Principal);
+
+/// Where the auth extractor leaves a rotated session token for the cookie middleware.
+#[derive(Clone, Default)]
+pub struct SessionRenewal(pub Arc<Mutex<Option<String>>>);
 
 fn scheme(
     ty: &'static str,
@@ -41,20 +54,109 @@ pub fn services(req: &Request) -> Result<&Arc<Services>, AppError> {
         .ok_or_else(|| AppError::internal("Internal Server Error", "services missing from request"))
 }
 
+/// The peer address (tollgate does not trust forwarding headers).
+pub fn client_ip(req: &Request) -> String {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}
+
+pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(poem::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// `host:port` of a URL or of a Host header value, with the scheme's default port.
+fn authority(value: &str, default_scheme: &str) -> Option<String> {
+    let (scheme, rest) = match value.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => (default_scheme.to_string(), value),
+    };
+    let host_port = rest.split(['/', '?', '#']).next()?.rsplit('@').next()?;
+    if host_port.is_empty() {
+        return None;
+    }
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()) && !host_port.ends_with(']'));
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let hp = host_port.to_ascii_lowercase();
+    Some(if has_port {
+        hp
+    } else {
+        format!("{hp}:{default_port}")
+    })
+}
+
+/// CSRF: the Origin (or, without it, the Referer) must be the server's own: the host of
+/// `root_url` or the Host the browser addressed.
+fn same_origin(req: &Request, settings: &Settings) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && *v != "null")
+    };
+    let Some(source) = header(poem::http::header::ORIGIN).or(header(poem::http::header::REFERER))
+    else {
+        return false;
+    };
+    let Some(source) = authority(source, "http") else {
+        return false;
+    };
+    let scheme = if settings.is_https() { "https" } else { "http" };
+    let own = authority(&settings.root_url, scheme);
+    let host = header(poem::http::header::HOST).and_then(|h| authority(h, scheme));
+    own.as_deref() == Some(source.as_str()) || host.as_deref() == Some(source.as_str())
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
 /// Authenticates a request by the first credential it carries.
 pub async fn authenticate(req: &Request) -> Result<Principal, AppError> {
     let services = services(req)?;
-    let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) else {
+    if let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) {
+        let header = header
+            .to_str()
+            .map_err(|_| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
+        let (kind, value) = header.split_once(' ').unwrap_or((header, ""));
+        let value = value.trim();
+        if kind.eq_ignore_ascii_case("bearer") {
+            return services.auth.api_key(value);
+        }
+        if kind.eq_ignore_ascii_case("basic") {
+            let (login, password) = decode_basic(value)
+                .ok_or_else(|| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
+            return services
+                .auth
+                .basic(&login, &password, &client_ip(req))
+                .await;
+        }
         return Err(AppError::Unauthorized("Unauthorized".into()));
-    };
-    let header = header
-        .to_str()
-        .map_err(|_| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
-    let (kind, value) = header.split_once(' ').unwrap_or((header, ""));
-    if kind.eq_ignore_ascii_case("basic") {
-        let (login, password) = decode_basic(value.trim())
-            .ok_or_else(|| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
-        return services.auth.basic(&login, &password).await;
+    }
+    let settings = &services.settings;
+    if let Some(token) = cookie_value(req, &settings.login_cookie_name) {
+        let authenticated = services.auth.session(&token).await?;
+        if changes_state(req.method()) && !same_origin(req, settings) {
+            return Err(AppError::Forbidden("origin not allowed".into()));
+        }
+        if let (Some(new), Some(slot)) = (
+            authenticated.new_session_token,
+            req.extensions().get::<SessionRenewal>(),
+        ) {
+            *slot.0.lock() = Some(new);
+        }
+        return Ok(authenticated.principal);
     }
     Err(AppError::Unauthorized("Unauthorized".into()))
 }
@@ -80,13 +182,32 @@ impl<'a> ApiExtractor<'a> for Auth {
             scheme(
                 "http",
                 Some("basic"),
-                "A user's login (or email) and password.",
+                "A user's login (or email) and password; `api_key` and an API key also work.",
             ),
+        );
+        registry.create_security_scheme(
+            BEARER,
+            scheme("http", Some("bearer"), "An API key (`eyJrIjoi...`)."),
+        );
+        registry.create_security_scheme(
+            SESSION,
+            MetaSecurityScheme {
+                ty: "apiKey",
+                description: Some(
+                    "The session cookie set by `POST /login` (named by `[auth] login_cookie_name`).",
+                ),
+                name: Some("grafana_session"),
+                key_in: Some("cookie"),
+                scheme: None,
+                bearer_format: None,
+                flows: None,
+                openid_connect_url: None,
+            },
         );
     }
 
     fn security_schemes() -> Vec<&'static str> {
-        vec![BASIC]
+        vec![BASIC, BEARER, SESSION]
     }
 
     async fn from_request(
@@ -95,5 +216,57 @@ impl<'a> ApiExtractor<'a> for Auth {
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         authenticate(req).await.map(Auth).map_err(into_poem)
+    }
+}
+
+/// `Set-Cookie` for a session token, per `[auth]` and `[security]` settings.
+pub fn session_cookie(settings: &Settings, token: &str) -> String {
+    cookie(settings, token, settings.login_max_lifetime.as_secs())
+}
+
+/// `Set-Cookie` that deletes the session cookie.
+pub fn expired_session_cookie(settings: &Settings) -> String {
+    cookie(settings, "", 0)
+}
+
+fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
+    let mut c = format!(
+        "{}={}; Path=/; Max-Age={}; HttpOnly",
+        settings.login_cookie_name, value, max_age
+    );
+    match settings.cookie_samesite.as_str() {
+        "strict" => c.push_str("; SameSite=Strict"),
+        "none" => c.push_str("; SameSite=None"),
+        "disabled" => {}
+        _ => c.push_str("; SameSite=Lax"),
+    }
+    if settings.cookie_secure || settings.is_https() || settings.cookie_samesite == "none" {
+        c.push_str("; Secure");
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorities_normalize_default_ports() {
+        assert_eq!(
+            authority("http://localhost:3000/", "http").as_deref(),
+            Some("localhost:3000")
+        );
+        assert_eq!(
+            authority("https://Example.org/a", "http").as_deref(),
+            Some("example.org:443")
+        );
+        assert_eq!(
+            authority("example.org", "http").as_deref(),
+            Some("example.org:80")
+        );
+        assert_eq!(
+            authority("http://[::1]:8080", "http").as_deref(),
+            Some("[::1]:8080")
+        );
     }
 }

@@ -11,11 +11,11 @@ use crate::error::AppError;
 /// An error as Grafana answers it.
 #[derive(Object, Debug, Clone)]
 pub struct ErrorBody {
-    /// What went wrong, for humans.
-    pub message: String,
     /// Set on RBAC denials: an id to quote when asking for access.
     #[oai(rename = "accessErrorId", skip_serializing_if_is_none)]
     pub access_error_id: Option<String>,
+    /// What went wrong, for humans.
+    pub message: String,
     /// Set on RBAC denials: "Access denied".
     #[oai(skip_serializing_if_is_none)]
     pub title: Option<String>,

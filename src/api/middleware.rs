@@ -109,3 +109,32 @@ impl<E: Endpoint> Endpoint for GrafanaErrors<E> {
         Ok(resp)
     }
 }
+
+/// Hands a rotated session token back as `Set-Cookie`: the auth extractor fills the
+/// [`SessionRenewal`] slot this layer puts in each request.
+pub struct SessionCookies<E> {
+    inner: E,
+}
+
+pub fn session_cookies<E: Endpoint>(inner: E) -> SessionCookies<E> {
+    SessionCookies { inner }
+}
+
+impl<E: Endpoint> Endpoint for SessionCookies<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let slot = crate::api::auth::SessionRenewal::default();
+        req.extensions_mut().insert(slot.clone());
+        let services = req.data::<Arc<crate::service::Services>>().cloned();
+        let mut resp = self.inner.call(req).await?.into_response();
+        let renewed = slot.0.lock().take();
+        if let (Some(token), Some(services)) = (renewed, services) {
+            let cookie = crate::api::auth::session_cookie(&services.settings, &token);
+            if let Ok(v) = cookie.parse() {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(resp)
+    }
+}

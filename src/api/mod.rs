@@ -2,11 +2,14 @@
 //! scheme and the error mapping. Handlers translate; the services decide.
 
 pub mod admin_users;
+pub mod api_keys;
 pub mod auth;
+pub mod auth_tokens;
 pub mod body;
 pub mod error;
 pub mod health;
 pub mod middleware;
+pub mod session;
 pub mod users;
 pub mod wire;
 
@@ -19,14 +22,22 @@ pub enum ApiTags {
     AdminUsers,
     /// Users.
     Users,
+    /// Signing in and out with the session cookie.
+    SignIn,
+    /// Legacy org API keys.
+    ApiKeys,
     /// Health and build information.
     Health,
 }
 
 pub type Apis = (
     health::HealthApi,
+    session::SessionApi,
     admin_users::AdminUsersApi,
+    auth_tokens::AuthTokensApi,
     users::UsersApi,
+    auth_tokens::OwnTokensApi,
+    api_keys::ApiKeysApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.
@@ -34,8 +45,12 @@ pub fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             health::HealthApi,
+            session::SessionApi,
             admin_users::AdminUsersApi,
+            auth_tokens::AuthTokensApi,
             users::UsersApi,
+            auth_tokens::OwnTokensApi,
+            api_keys::ApiKeysApi,
         ),
         "tollgate",
         env!("CARGO_PKG_VERSION"),

@@ -6,6 +6,11 @@
 //! checks the password fingerprint and the disabled flag, so a password change, disable or
 //! delete takes effect on the very next request; the services also drop the user's entries
 //! explicitly. Unknown logins run the same PBKDF2 against a dummy hash.
+//!
+//! Brute-force protection counts failures per (login, client IP), not per login as
+//! Grafana does, so nobody can lock the admin out from elsewhere: after
+//! `brute_force_login_protection_max_attempts` failures in five minutes that pair answers
+//! exactly like a wrong password, while the same login from another address still works.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +20,18 @@ use parking_lot::Mutex;
 
 use crate::config::Settings;
 use crate::crypto::{KeyedHasher, PasswordHash};
-use crate::domain::{AuthKind, OrgId, Principal, UserId};
+use crate::domain::{AuthKind, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::access::RoleCatalog;
+use crate::service::api_keys::ApiKeyService;
+use crate::service::sessions::SessionService;
 use crate::store::{now, UserRecord, UserStore};
 
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
+/// The `/login` spelling of the same answer.
+pub const INVALID_LOGIN: &str = "Invalid username or password";
+const BRUTE_FORCE_WINDOW: Duration = Duration::from_secs(300);
+const GUARD_CAPACITY: usize = 100_000;
 const CACHE_CAPACITY: usize = 10_000;
 /// Grafana refreshes `last_seen_at` at most this often.
 const LAST_SEEN_INTERVAL: i64 = 300;
@@ -93,12 +104,81 @@ impl CredentialCache {
     }
 }
 
+/// Failed sign-ins per (lower-cased login, client IP) in a sliding five-minute window.
+pub struct LoginGuard {
+    enabled: bool,
+    max_attempts: usize,
+    failures: Mutex<HashMap<(String, String), Vec<Instant>>>,
+}
+
+impl LoginGuard {
+    pub fn new(settings: &Settings) -> Self {
+        Self {
+            enabled: !settings.disable_brute_force_login_protection,
+            max_attempts: settings.brute_force_max_attempts as usize,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(login: &str, ip: &str) -> (String, String) {
+        (login.trim().to_lowercase(), ip.to_string())
+    }
+
+    pub fn blocked(&self, login: &str, ip: &str) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        let now = Instant::now();
+        self.failures
+            .lock()
+            .get(&Self::key(login, ip))
+            .is_some_and(|v| {
+                v.iter()
+                    .filter(|t| now.duration_since(**t) < BRUTE_FORCE_WINDOW)
+                    .count()
+                    >= self.max_attempts
+            })
+    }
+
+    pub fn failed(&self, login: &str, ip: &str) {
+        if !self.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.failures.lock();
+        if map.len() >= GUARD_CAPACITY {
+            map.retain(|_, v| {
+                v.iter()
+                    .any(|t| now.duration_since(*t) < BRUTE_FORCE_WINDOW)
+            });
+        }
+        let entry = map.entry(Self::key(login, ip)).or_default();
+        entry.retain(|t| now.duration_since(*t) < BRUTE_FORCE_WINDOW);
+        entry.push(now);
+    }
+
+    pub fn succeeded(&self, login: &str, ip: &str) {
+        if self.enabled {
+            self.failures.lock().remove(&Self::key(login, ip));
+        }
+    }
+}
+
 pub struct AuthService {
     store: Arc<dyn UserStore>,
     settings: Arc<Settings>,
     catalog: Arc<RoleCatalog>,
     pub credentials: Arc<CredentialCache>,
+    pub guard: LoginGuard,
+    sessions: Arc<SessionService>,
+    api_keys: Arc<ApiKeyService>,
     dummy: PasswordHash,
+}
+
+/// A principal and, for sessions, the rotated token to hand back.
+pub struct Authenticated {
+    pub principal: Principal,
+    pub new_session_token: Option<String>,
 }
 
 impl AuthService {
@@ -107,15 +187,100 @@ impl AuthService {
         settings: Arc<Settings>,
         catalog: Arc<RoleCatalog>,
         credentials: Arc<CredentialCache>,
+        sessions: Arc<SessionService>,
+        api_keys: Arc<ApiKeyService>,
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
         Self {
+            guard: LoginGuard::new(&settings),
             store,
             settings,
             catalog,
             credentials,
+            sessions,
+            api_keys,
             dummy,
         }
+    }
+
+    /// Password check with brute-force protection for this client address. A blocked pair
+    /// answers exactly like a wrong password, without checking it.
+    pub async fn check_password(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<UserRecord, AppError> {
+        if self.guard.blocked(login, client_ip) {
+            tracing::warn!(
+                login,
+                client_ip,
+                "sign-in blocked by brute-force protection"
+            );
+            return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
+        }
+        match self.verify_password(login, password).await {
+            Ok(user) => {
+                self.guard.succeeded(login, client_ip);
+                Ok(user)
+            }
+            Err(e) => {
+                if matches!(&e, AppError::Unauthorized(m) if m == INVALID_CREDENTIALS) {
+                    self.guard.failed(login, client_ip);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `POST /login`: a new session for valid credentials; (token, user).
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+        user_agent: &str,
+    ) -> Result<(String, UserRecord), AppError> {
+        if self.settings.disable_login_form {
+            return Err(AppError::Unauthorized("Login is disabled".into()));
+        }
+        let user = self
+            .check_password(login, password, client_ip)
+            .await
+            .map_err(|e| match e {
+                AppError::Unauthorized(m) if m == INVALID_CREDENTIALS => {
+                    AppError::Unauthorized(INVALID_LOGIN.into())
+                }
+                other => other,
+            })?;
+        let (token, _) = self.sessions.create(&user, client_ip, user_agent).await?;
+        tracing::info!(user = user.id, client_ip, "signed in");
+        Ok((token, user))
+    }
+
+    /// A session cookie's principal, and the replacement token when it rotated.
+    pub async fn session(&self, token: &str) -> Result<Authenticated, AppError> {
+        let r = self.sessions.resolve(token).await?;
+        Ok(Authenticated {
+            principal: self.principal_for(&r.user, AuthKind::Session, Some(r.session.id)),
+            new_session_token: r.new_token,
+        })
+    }
+
+    /// A legacy API key's principal: its org role, never Grafana Admin.
+    pub fn api_key(&self, key: &str) -> Result<Principal, AppError> {
+        let k = self.api_keys.authenticate(key)?;
+        let role = OrgRole::from_byte(k.role).unwrap_or(OrgRole::None);
+        Ok(Principal {
+            user_id: None,
+            login: format!("api-key:{}", k.name),
+            org_id: OrgId(k.org_id),
+            org_role: role,
+            is_grafana_admin: false,
+            kind: AuthKind::ApiKey,
+            session_id: None,
+            permissions: self.catalog.permissions_for(role, false),
+        })
     }
 
     /// Checks a login (or email) and password, as Basic auth and `/login` do.
@@ -178,12 +343,21 @@ impl AuthService {
         Ok(user)
     }
 
-    /// Basic auth: `Authorization: Basic base64(login:password)`.
-    pub async fn basic(&self, login: &str, password: &str) -> Result<Principal, AppError> {
+    /// Basic auth: `Authorization: Basic base64(login:password)`; `api_key:<key>` is an
+    /// API key.
+    pub async fn basic(
+        &self,
+        login: &str,
+        password: &str,
+        client_ip: &str,
+    ) -> Result<Principal, AppError> {
+        if login == "api_key" {
+            return self.api_key(password);
+        }
         if !self.settings.basic_auth_enabled {
             return Err(AppError::Unauthorized("Basic auth is disabled".into()));
         }
-        let user = self.verify_password(login, password).await?;
+        let user = self.check_password(login, password, client_ip).await?;
         Ok(self.principal_for(&user, AuthKind::Basic, None))
     }
 

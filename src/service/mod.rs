@@ -2,15 +2,19 @@
 //! of HTTP. Start-up work and CLI commands go through the same services.
 
 pub mod access;
+pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
+pub mod sessions;
+pub mod useragent;
 pub mod users;
 
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::crypto::{random, KeyedHasher};
 use crate::error::AppError;
-use crate::store::{Durability, SledStore, UserStore};
+use crate::store::{ApiKeyStore, Durability, MetaStore, SessionStore, SledStore, UserStore};
 
 /// Every service, built once and shared by the API.
 pub struct Services {
@@ -20,6 +24,20 @@ pub struct Services {
     pub catalog: Arc<access::RoleCatalog>,
     pub auth: auth::AuthService,
     pub users: users::UserService,
+    pub sessions: Arc<sessions::SessionService>,
+    pub api_keys: Arc<api_keys::ApiKeyService>,
+}
+
+/// The per-install key of the token HMACs (sessions, API keys), created on first start.
+/// Tokens are high-entropy, so the key adds defence in depth rather than secrecy.
+fn token_key(store: &SledStore) -> Result<KeyedHasher, AppError> {
+    const KEY: &str = "token_hmac_key";
+    if let Some(k) = store.get_meta(KEY)? {
+        return Ok(KeyedHasher::new(&k));
+    }
+    let k = random::bytes::<32>();
+    store.set_meta(KEY, &k)?;
+    Ok(KeyedHasher::new(&k))
 }
 
 impl Services {
@@ -36,13 +54,29 @@ impl Services {
             .map_err(|e| AppError::internal("cannot open the database", e))?;
         let durability = store.durability();
         let user_store: Arc<dyn UserStore> = Arc::new(store.clone());
+        let hasher = Arc::new(token_key(&store)?);
         let catalog = Arc::new(access::RoleCatalog::new());
         let credentials = Arc::new(auth::CredentialCache::new(settings.basic_auth_cache));
+        let sessions = Arc::new(sessions::SessionService::new(
+            Arc::new(store.clone()) as Arc<dyn SessionStore>,
+            user_store.clone(),
+            hasher.clone(),
+            settings.clone(),
+            durability.clone(),
+        ));
+        let api_keys = Arc::new(api_keys::ApiKeyService::new(
+            Arc::new(store.clone()) as Arc<dyn ApiKeyStore>,
+            hasher,
+            settings.clone(),
+            durability.clone(),
+        ));
         let auth = auth::AuthService::new(
             user_store.clone(),
             settings.clone(),
             catalog.clone(),
             credentials.clone(),
+            sessions.clone(),
+            api_keys.clone(),
         );
         let users = users::UserService::new(
             user_store,
@@ -50,6 +84,8 @@ impl Services {
             settings.clone(),
             credentials,
         );
+        users.subscribe(sessions.clone());
+        useragent::warm();
         Ok(Arc::new(Self {
             settings,
             store,
@@ -57,6 +93,8 @@ impl Services {
             catalog,
             auth,
             users,
+            sessions,
+            api_keys,
         }))
     }
 }

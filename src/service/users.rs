@@ -39,6 +39,18 @@ pub trait UserEvents: Send + Sync {
     fn credentials_revoked(&self, user: UserId) -> Result<(), AppError>;
 }
 
+/// Resolves the `:id` of the admin routes: a numeric id or a user uid (Grafana's newest
+/// `userUIDResolver`); anything unresolvable, service accounts included, is 404.
+pub fn resolve_user(store: &dyn UserStore, id_or_uid: &str) -> Result<UserRecord, AppError> {
+    let found = match id_or_uid.parse::<u64>() {
+        Ok(id) => store.user(UserId(id))?,
+        Err(_) => store.user_by_uid(id_or_uid)?,
+    };
+    found
+        .filter(|u| !u.is_service_account)
+        .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
+}
+
 pub struct UserService {
     store: Arc<dyn UserStore>,
     durability: Durability,
@@ -90,16 +102,8 @@ impl UserService {
             .map_err(|e| AppError::internal("Internal Server Error", e))
     }
 
-    /// Resolves the `:id` of the admin routes: a numeric id or a user uid (Grafana's
-    /// newest `userUIDResolver`); anything unresolvable is 404 "User not found".
     pub fn resolve(&self, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        let found = match id_or_uid.parse::<u64>() {
-            Ok(id) => self.store.user(UserId(id))?,
-            Err(_) => self.store.user_by_uid(id_or_uid)?,
-        };
-        found
-            .filter(|u| !u.is_service_account)
-            .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
+        resolve_user(self.store.as_ref(), id_or_uid)
     }
 
     /// `POST /api/admin/users`.
@@ -387,11 +391,30 @@ impl UserService {
             .map_err(AppError::store("Failed to fetch users"))
     }
 
-    /// The caller's own row (`GET /api/user`).
+    /// The caller's own row (`GET /api/user`). An API key, which has no user, is shown as
+    /// a synthetic user of its org (id 0), as newer Grafana shows the service account a
+    /// key was migrated to.
     pub fn current(&self, p: &Principal) -> Result<UserRecord, AppError> {
-        let id = p
-            .user_id
-            .ok_or_else(|| AppError::not_found("No user is associated with this API key"))?;
+        let Some(id) = p.user_id else {
+            return Ok(UserRecord {
+                id: 0,
+                uid: String::new(),
+                login: p.login.clone(),
+                email: String::new(),
+                name: p.login.clone(),
+                is_admin: false,
+                is_disabled: false,
+                is_service_account: true,
+                password: None,
+                org_id: p.org_id.0,
+                memberships: vec![],
+                theme: String::new(),
+                auth_module: String::new(),
+                created: 0,
+                updated: 0,
+                last_seen_at: 0,
+            });
+        };
         self.store
             .user(id)?
             .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))

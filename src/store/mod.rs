@@ -110,6 +110,8 @@ pub mod counter {
     pub const ROLE_VIEWER: &str = "role.viewer";
     pub const ROLE_NONE: &str = "role.none";
     pub const SERVICE_ACCOUNTS: &str = "service_accounts";
+    pub const SESSIONS: &str = "sessions.active";
+    pub const API_KEYS: &str = "api_keys";
 
     pub fn for_role(role: Option<crate::domain::OrgRole>) -> &'static str {
         use crate::domain::OrgRole;
@@ -167,9 +169,98 @@ pub trait MetaStore: Send + Sync {
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 }
 
+/// Unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Unix seconds.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A sign-in session. Only keyed hashes of its tokens are stored. After a rotation the
+/// previous token stays valid until `prev_valid_until_ms`, so requests already in flight
+/// with it do not sign the user out. Times are Unix milliseconds: rotation and grace
+/// windows are short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: u64,
+    pub user_id: u64,
+    pub token_hash: [u8; 32],
+    pub prev_token_hash: Option<[u8; 32]>,
+    pub prev_valid_until_ms: i64,
+    pub client_ip: String,
+    pub user_agent: String,
+    /// "" for local sign-ins, "ldap" for directory users.
+    pub auth_module: String,
+    pub created_ms: i64,
+    pub seen_ms: i64,
+    pub rotated_ms: i64,
+    /// 0 while active.
+    pub revoked_ms: i64,
+}
+
+/// Sessions, indexed by token hash and by user.
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session with a fresh id.
+    fn create_session(&self, session: SessionRecord) -> Result<SessionRecord, StoreError>;
+    fn session(&self, id: u64) -> Result<Option<SessionRecord>, StoreError>;
+    fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError>;
+    /// Installs a new token if the session still has `expected_hash` as its current token;
+    /// `Ok(None)` when another request rotated it first.
+    fn rotate_session(
+        &self,
+        id: u64,
+        expected_hash: &[u8; 32],
+        new_hash: [u8; 32],
+        prev_valid_until_ms: i64,
+        at_ms: i64,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Best effort, not flushed.
+    fn touch_session(&self, id: u64, at_ms: i64) -> Result<(), StoreError>;
+    /// Marks the session revoked; the row if it existed and was active.
+    fn revoke_session(&self, id: u64, at_ms: i64) -> Result<Option<SessionRecord>, StoreError>;
+    /// Revokes every active session of the user; how many.
+    fn revoke_user_sessions(&self, user: UserId, at_ms: i64) -> Result<usize, StoreError>;
+    /// The user's sessions that are not revoked.
+    fn user_sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Deletes sessions for which `expired` holds (revoked ones included); how many.
+    fn purge_sessions(&self, expired: &dyn Fn(&SessionRecord) -> bool)
+        -> Result<usize, StoreError>;
+}
+
+/// A legacy org API key (or, later, a service-account token). Only an HMAC of its secret
+/// is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: u64,
+    pub org_id: u64,
+    pub name: String,
+    pub role: u8,
+    pub hash: [u8; 32],
+    /// Unix seconds; 0 never expires.
+    pub expires: i64,
+    pub created: i64,
+    pub last_used: i64,
+    /// 0 for legacy org keys; the service account's user id for its tokens.
+    pub service_account_id: u64,
+}
+
+pub trait ApiKeyStore: Send + Sync {
+    /// `Conflict("name")` when the org already has a key with this name (for the same
+    /// service account).
+    fn create_api_key(&self, key: ApiKeyRecord) -> Result<ApiKeyRecord, StoreError>;
+    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
+    fn api_keys(&self, org: OrgId, service_account: u64) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    fn delete_api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError>;
+    fn api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Best effort, not flushed.
+    fn touch_api_key(&self, id: u64, at: i64) -> Result<(), StoreError>;
 }

@@ -78,6 +78,7 @@ impl TestApp {
             base,
             client: Client::builder()
                 .cookie_store(false)
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("client"),
             services,
@@ -209,4 +210,57 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub const CHROME_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+
+impl TestApp {
+    /// Signs in through `POST /login`; returns the session token from the cookie.
+    pub async fn login(&self, user: &str, password: &str) -> String {
+        let resp = self
+            .req(Method::POST, "/login")
+            .header("user-agent", CHROME_UA)
+            .json(&serde_json::json!({"user": user, "password": password}))
+            .send()
+            .await
+            .expect("login request");
+        assert_eq!(resp.status(), 200, "login as {user}");
+        session_token(&resp).expect("a session cookie")
+    }
+
+    /// A request carrying the session cookie.
+    pub fn with_session(&self, method: Method, path: &str, token: &str) -> RequestBuilder {
+        self.req(method, path)
+            .header("cookie", format!("grafana_session={token}"))
+    }
+
+    /// A same-origin (CSRF-passing) cookie request: Origin = root_url's.
+    pub fn with_session_same_origin(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+    ) -> RequestBuilder {
+        self.with_session(method, path, token)
+            .header("origin", "http://localhost:3000")
+    }
+
+    /// A client whose connections come from another loopback address.
+    pub fn client_from(&self, ip: &str) -> Client {
+        Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("ip"))
+            .build()
+            .expect("client")
+    }
+}
+
+/// The session token in a response's `Set-Cookie`, if any.
+pub fn session_token(resp: &Response) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("grafana_session="))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+        .filter(|v| !v.is_empty())
 }

@@ -6,9 +6,11 @@
 mod helpers;
 
 mod admin_users;
+mod api_keys;
 mod basic_auth;
 mod cli;
 mod durability;
 mod openapi;
+mod sessions;
 mod transport;
 mod users;

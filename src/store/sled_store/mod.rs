@@ -1,4 +1,8 @@
-//! The sled implementation of the store traits: the only module that names sled.
+//! The sled implementation of the store traits: the only code that names sled. Users and
+//! orgs here; sessions and API keys in their own files.
+
+mod api_keys;
+mod sessions;
 
 use std::path::Path;
 
@@ -14,7 +18,7 @@ use super::{
 };
 use crate::domain::{OrgId, UserId};
 
-type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
+pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 
 /// All of tollgate's trees in one sled database.
 #[derive(Clone)]
@@ -28,6 +32,12 @@ pub struct SledStore {
     org_members: Tree,
     counters: Tree,
     meta: Tree,
+    sessions: Tree,
+    sessions_by_hash: Tree,
+    sessions_by_user: Tree,
+    api_keys: Tree,
+    api_keys_by_hash: Tree,
+    api_keys_by_name: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -36,26 +46,26 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-fn tx_err(e: TransactionError<StoreError>) -> StoreError {
+pub(crate) fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
         TransactionError::Storage(e) => StoreError::Io(e.to_string()),
     }
 }
 
-fn abort<T>(e: StoreError) -> TxResult<T> {
+pub(crate) fn abort<T>(e: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
-fn enc<T: serde::Serialize>(v: &T) -> TxResult<Vec<u8>> {
+pub(crate) fn enc<T: serde::Serialize>(v: &T) -> TxResult<Vec<u8>> {
     codec::encode(v).map_err(ConflictableTransactionError::Abort)
 }
 
-fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> TxResult<T> {
+pub(crate) fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> TxResult<T> {
     codec::decode(b).map_err(ConflictableTransactionError::Abort)
 }
 
-fn read_u64(v: Option<&[u8]>) -> u64 {
+pub(crate) fn read_u64(v: Option<&[u8]>) -> u64 {
     v.and_then(|b| b.try_into().ok())
         .map(u64::from_be_bytes)
         .unwrap_or(0)
@@ -76,11 +86,18 @@ pub(crate) fn bump(tx: &TransactionalTree, name: &str, delta: i64) -> TxResult<(
     Ok(())
 }
 
-fn member_key(org: u64, user: u64) -> [u8; 16] {
+pub(crate) fn pair_key(a: u64, b: u64) -> [u8; 16] {
     let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&org.to_be_bytes());
-    k[8..].copy_from_slice(&user.to_be_bytes());
+    k[..8].copy_from_slice(&a.to_be_bytes());
+    k[8..].copy_from_slice(&b.to_be_bytes());
     k
+}
+
+/// Allocates the next id of a sequence kept in the meta tree (ids start at 1).
+pub(crate) fn next_id(meta: &TransactionalTree, sequence: &str) -> TxResult<u64> {
+    let id = read_u64(meta.get(sequence)?.as_deref()).max(1);
+    meta.insert(sequence, &(id + 1).to_be_bytes())?;
+    Ok(id)
 }
 
 fn fold(s: &str) -> String {
@@ -127,6 +144,12 @@ impl SledStore {
             org_members: db.open_tree("org_members")?,
             counters: db.open_tree("counters")?,
             meta: db.open_tree("meta")?,
+            sessions: db.open_tree("sessions")?,
+            sessions_by_hash: db.open_tree("sessions_by_hash")?,
+            sessions_by_user: db.open_tree("sessions_by_user")?,
+            api_keys: db.open_tree("api_keys")?,
+            api_keys_by_hash: db.open_tree("api_keys_by_hash")?,
+            api_keys_by_name: db.open_tree("api_keys_by_name")?,
             db,
         })
     }
@@ -219,7 +242,7 @@ impl UserStore for SledStore {
                     by_login.insert(login_key.as_bytes(), &id.to_be_bytes())?;
                     by_email.insert(email_key.as_bytes(), &id.to_be_bytes())?;
                     by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
-                    members.insert(&member_key(org_id, id), &[role.to_byte()])?;
+                    members.insert(&pair_key(org_id, id), &[role.to_byte()])?;
                     count_user(counters, &row, 1)?;
                     Ok(row)
                 },
@@ -327,7 +350,7 @@ impl UserStore for SledStore {
                 by_email.remove(fold(&row.email).as_bytes())?;
                 by_uid.remove(row.uid.as_bytes())?;
                 for m in &row.memberships {
-                    members.remove(&member_key(m.org_id, row.id))?;
+                    members.remove(&pair_key(m.org_id, row.id))?;
                 }
                 count_user(counters, &row, -1)?;
                 Ok(Some(row))
