@@ -115,8 +115,8 @@ impl SessionService {
             return Err(AppError::Unauthorized("Token revoked".into()));
         }
         let current = session.token_hash == hash;
-        if !current && !(session.prev_token_hash == Some(hash) && at < session.prev_valid_until_ms)
-        {
+        let in_grace = session.prev_token_hash == Some(hash) && at < session.prev_valid_until_ms;
+        if !(current || in_grace) {
             return Err(unauthorized());
         }
         if self.expired(&session, at) {
