@@ -38,12 +38,18 @@ basic="Authorization: Basic $(printf 'admin:%s' "$pw" | base64)"
 # Warm the credential cache (one PBKDF2 at 600,000 iterations).
 curl -fsS -H "$basic" "$base/api/users/1" >/dev/null
 
-# Scenario setup hooks for later issues: bench/scenarios.d/*.sh may append to SCENARIOS.
+key=$(curl -fsS -H "$basic" -H 'content-type: application/json' -d '{"name":"bench","role":"Viewer"}' \
+  "$base/api/auth/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+session=$(curl -fsS -D - -o /dev/null -H 'content-type: application/json' \
+  -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "$base/login" \
+  | sed -n 's/^[Ss]et-[Cc]ookie: grafana_session=\([^;]*\).*/\1/p')
+
 SCENARIOS=(
   "GET /api/health|$base/api/health|"
   "GET /api/users/1 (Basic)|$base/api/users/1|$basic"
+  "GET /api/user (API key)|$base/api/user|Authorization: Bearer $key"
+  "GET /api/user (session cookie)|$base/api/user|Cookie: grafana_session=$session"
 )
-for f in bench/scenarios.d/*.sh; do [ -f "$f" ] && . "$f"; done
 
 run_wrk() { # url header -> "reqs p99ms"
   local url=$1 header=$2 out

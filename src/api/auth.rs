@@ -19,14 +19,17 @@ use crate::api::error::into_poem;
 use crate::config::Settings;
 use crate::domain::Principal;
 use crate::error::AppError;
+use crate::service::auth::Authenticated;
 use crate::service::Services;
+use crate::store::UserRecord;
 
 pub const BASIC: &str = "basic";
 pub const BEARER: &str = "bearer";
 pub const SESSION: &str = "session";
 
-/// The authenticated caller.
-pub struct Auth(pub Principal);
+/// The authenticated caller, and the user row authentication already read (so handlers
+/// about the caller need not read it again).
+pub struct Auth(pub Principal, pub Option<UserRecord>);
 
 /// Where the auth extractor leaves a rotated session token for the cookie middleware.
 #[derive(Clone, Default)]
@@ -123,7 +126,7 @@ fn changes_state(method: &Method) -> bool {
 }
 
 /// Authenticates a request by the first credential it carries.
-pub async fn authenticate(req: &Request) -> Result<Principal, AppError> {
+pub async fn authenticate(req: &Request) -> Result<Authenticated, AppError> {
     let services = services(req)?;
     if let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) {
         let header = header
@@ -132,7 +135,7 @@ pub async fn authenticate(req: &Request) -> Result<Principal, AppError> {
         let (kind, value) = header.split_once(' ').unwrap_or((header, ""));
         let value = value.trim();
         if kind.eq_ignore_ascii_case("bearer") {
-            return services.auth.api_key(value);
+            return services.auth.api_key(value).map(Authenticated::from);
         }
         if kind.eq_ignore_ascii_case("basic") {
             let (login, password) = decode_basic(value)
@@ -150,13 +153,14 @@ pub async fn authenticate(req: &Request) -> Result<Principal, AppError> {
         if changes_state(req.method()) && !same_origin(req, settings) {
             return Err(AppError::Forbidden("origin not allowed".into()));
         }
+        let mut authenticated = authenticated;
         if let (Some(new), Some(slot)) = (
-            authenticated.new_session_token,
+            authenticated.new_session_token.take(),
             req.extensions().get::<SessionRenewal>(),
         ) {
             *slot.0.lock() = Some(new);
         }
-        return Ok(authenticated.principal);
+        return Ok(authenticated);
     }
     Err(AppError::Unauthorized("Unauthorized".into()))
 }
@@ -215,7 +219,10 @@ impl<'a> ApiExtractor<'a> for Auth {
         _body: &mut poem::RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        authenticate(req).await.map(Auth).map_err(into_poem)
+        authenticate(req)
+            .await
+            .map(|a| Auth(a.principal, a.user))
+            .map_err(into_poem)
     }
 }
 

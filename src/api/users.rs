@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::{age, rfc3339};
+use crate::api::wire::{age, rfc3339, FastJson};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::crypto::{random, sha256};
@@ -18,8 +18,9 @@ use crate::service::Services;
 use crate::store::{now, UserRecord};
 
 /// A user as `GET /api/users/:id` answers it (Grafana's `UserProfileDTO`).
-#[derive(Object, Debug)]
+#[derive(Object, Debug, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UserProfile {
     pub id: i64,
     pub uid: String,
@@ -41,8 +42,9 @@ pub struct UserProfile {
 }
 
 /// One row of a user search (Grafana's `UserSearchHitDTO`).
-#[derive(Object, Debug)]
+#[derive(Object, Debug, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UserSearchHit {
     pub id: i64,
     pub uid: String,
@@ -59,8 +61,9 @@ pub struct UserSearchHit {
 }
 
 /// A page of users (`GET /api/users/search`).
-#[derive(Object, Debug)]
+#[derive(Object, Debug, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct UserSearchPage {
     pub total_count: i64,
     pub users: Vec<UserSearchHit>,
@@ -200,14 +203,14 @@ impl UsersApi {
         page: Query<Option<i64>>,
         /// Users per page (default 1000).
         perpage: Query<Option<i64>>,
-    ) -> Result<Json<Vec<UserSearchHit>>, ReadError> {
+    ) -> Result<FastJson<Vec<UserSearchHit>>, ReadError> {
         let (page, per) = paging(page.0, perpage.0, DEFAULT_PER_PAGE);
         let found = services
             .users
             .search(&auth.0, query.0.unwrap_or_default(), page, per)
             .await?;
         let ts = now();
-        Ok(Json(
+        Ok(FastJson(
             found
                 .users
                 .iter()
@@ -232,14 +235,14 @@ impl UsersApi {
         page: Query<Option<i64>>,
         /// Users per page (default 1000).
         perpage: Query<Option<i64>>,
-    ) -> Result<Json<UserSearchPage>, ReadError> {
+    ) -> Result<FastJson<UserSearchPage>, ReadError> {
         let (page, per) = paging(page.0, perpage.0, DEFAULT_PER_PAGE);
         let found = services
             .users
             .search(&auth.0, query.0.unwrap_or_default(), page, per)
             .await?;
         let ts = now();
-        Ok(Json(UserSearchPage {
+        Ok(FastJson(UserSearchPage {
             total_count: found.total as i64,
             users: found
                 .users
@@ -264,9 +267,9 @@ impl UsersApi {
         /// The login or the email of the user.
         #[oai(name = "loginOrEmail")]
         login_or_email: Query<String>,
-    ) -> Result<Json<UserProfile>, LookupError> {
+    ) -> Result<FastJson<UserProfile>, LookupError> {
         let u = services.users.lookup(&auth.0, &login_or_email.0)?;
-        Ok(Json(UserProfile::from(&u)))
+        Ok(FastJson(UserProfile::from(&u)))
     }
 
     /// Get a user by id (or uid).
@@ -277,9 +280,9 @@ impl UsersApi {
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
         id: Path<String>,
-    ) -> Result<Json<UserProfile>, UserReadError> {
+    ) -> Result<FastJson<UserProfile>, UserReadError> {
         let u = services.users.get(&auth.0, &id.0)?;
-        Ok(Json(UserProfile::from(&u)))
+        Ok(FastJson(UserProfile::from(&u)))
     }
 
     /// Update a user's name, email, login or theme.
@@ -315,10 +318,56 @@ impl UsersApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-    ) -> Result<Json<UserProfile>, UserReadError> {
-        let u = services.users.current(&auth.0)?;
+    ) -> Result<FastJson<UserProfile>, UserReadError> {
+        let u = match auth.1 {
+            Some(user) => user,
+            None => services.users.current(&auth.0)?,
+        };
         let mut profile = UserProfile::from(&u);
         profile.org_id = auth.0.org_id.0 as i64;
-        Ok(Json(profile))
+        Ok(FastJson(profile))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use poem_openapi::types::ToJSON;
+
+    #[test]
+    fn fast_json_matches_poem_openapi_json() {
+        let u = UserRecord {
+            id: 7,
+            uid: "abc".into(),
+            login: "l".into(),
+            email: "e@x".into(),
+            name: "n".into(),
+            is_admin: true,
+            is_disabled: false,
+            is_service_account: false,
+            password: None,
+            org_id: 1,
+            memberships: vec![],
+            theme: String::new(),
+            auth_module: "ldap".into(),
+            created: 1,
+            updated: 2,
+            last_seen_at: 3,
+        };
+        let p = UserProfile::from(&u);
+        assert_eq!(serde_json::to_value(&p).unwrap(), p.to_json().unwrap());
+        let h = UserSearchHit::from_record(&u, 100);
+        assert_eq!(serde_json::to_value(&h).unwrap(), h.to_json().unwrap());
+        let page = UserSearchPage {
+            total_count: 1,
+            users: vec![h],
+            page: 1,
+            per_page: 2,
+        };
+        assert_eq!(
+            serde_json::to_value(&page).unwrap(),
+            page.to_json().unwrap()
+        );
     }
 }

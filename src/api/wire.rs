@@ -15,12 +15,25 @@ pub fn rfc3339(ts: i64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
+    // Hot path (every user listing): digits by hand, no formatting machinery.
+    let mut out = String::with_capacity(20);
+    let y = y.clamp(0, 9999);
+    push2(&mut out, y / 100, None);
+    push2(&mut out, y % 100, Some('-'));
+    push2(&mut out, m, Some('-'));
+    push2(&mut out, d, Some('T'));
+    push2(&mut out, secs / 3600, Some(':'));
+    push2(&mut out, (secs % 3600) / 60, Some(':'));
+    push2(&mut out, secs % 60, Some('Z'));
+    out
+}
+
+fn push2(out: &mut String, n: i64, sep: Option<char>) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+    if let Some(c) = sep {
+        out.push(c);
+    }
 }
 
 /// Grafana's `GetAgeString`: "< 1 minute", "5m", "3h", "2d", "4M", "10y".
@@ -55,7 +68,66 @@ mod tests {
     fn formats() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_551_820_974), "2019-03-05T21:22:54Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(age(0, 30), "< 1 minute");
         assert_eq!(age(0, 10 * 365 * 86_400), "10y");
+    }
+}
+
+/// A JSON response serialized straight from the value with serde, for hot endpoints:
+/// poem-openapi's `Json` first builds a `serde_json::Value` tree, which costs an allocation
+/// per key. The document is the same as `Json<T>`'s; types used here derive both `Object`
+/// and `Serialize` with the same renaming, and a test checks both produce the same JSON.
+pub struct FastJson<T>(pub T);
+
+impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for FastJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: serde::Serialize + Send> poem::IntoResponse for FastJson<T> {
+    fn into_response(self) -> poem::Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(body),
+            Err(e) => {
+                tracing::error!(error = %e, "response serialization failed");
+                poem::Response::builder()
+                    .status(poem::http::StatusCode::INTERNAL_SERVER_ERROR)
+                    .body(())
+            }
+        }
+    }
+}
+
+impl<T: poem_openapi::types::Type + serde::Serialize + Send> poem_openapi::ApiResponse
+    for FastJson<T>
+{
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        use poem_openapi::payload::Payload;
+        poem_openapi::registry::MetaResponses {
+            responses: vec![poem_openapi::registry::MetaResponse {
+                description: "",
+                status: Some(200),
+                status_range: None,
+                content: vec![poem_openapi::registry::MetaMediaType {
+                    content_type: Self::CONTENT_TYPE,
+                    schema: Self::schema_ref(),
+                }],
+                headers: vec![],
+            }],
+        }
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
     }
 }

@@ -175,10 +175,22 @@ pub struct AuthService {
     dummy: PasswordHash,
 }
 
-/// A principal and, for sessions, the rotated token to hand back.
+/// A principal, the user row when there is one, and, for sessions, the rotated token to
+/// hand back.
 pub struct Authenticated {
     pub principal: Principal,
+    pub user: Option<UserRecord>,
     pub new_session_token: Option<String>,
+}
+
+impl From<Principal> for Authenticated {
+    fn from(principal: Principal) -> Self {
+        Self {
+            principal,
+            user: None,
+            new_session_token: None,
+        }
+    }
 }
 
 impl AuthService {
@@ -263,6 +275,7 @@ impl AuthService {
         let r = self.sessions.resolve(token).await?;
         Ok(Authenticated {
             principal: self.principal_for(&r.user, AuthKind::Session, Some(r.session.id)),
+            user: Some(r.user),
             new_session_token: r.new_token,
         })
     }
@@ -350,15 +363,19 @@ impl AuthService {
         login: &str,
         password: &str,
         client_ip: &str,
-    ) -> Result<Principal, AppError> {
+    ) -> Result<Authenticated, AppError> {
         if login == "api_key" {
-            return self.api_key(password);
+            return self.api_key(password).map(Authenticated::from);
         }
         if !self.settings.basic_auth_enabled {
             return Err(AppError::Unauthorized("Basic auth is disabled".into()));
         }
         let user = self.check_password(login, password, client_ip).await?;
-        Ok(self.principal_for(&user, AuthKind::Basic, None))
+        Ok(Authenticated {
+            principal: self.principal_for(&user, AuthKind::Basic, None),
+            user: Some(user),
+            new_session_token: None,
+        })
     }
 
     /// The principal a user acts as in their current org.

@@ -29,6 +29,9 @@ curl -fsS "$TOLLGATE_URL/api/health" >/dev/null
 echo "== grafana-client"
 "$venvs/gc/bin/python" tests/python/test_grafana_client.py
 
+echo "== browser-style flow (requests)"
+"$venvs/st/bin/python" tests/python/test_browser_flow.py
+
 echo "== openapi-python-client"
 "$venvs/gen/bin/openapi-python-client" generate --path openapi/tollgate.json \
   --output-path "$work/pkgs/tollgate_client" --meta none >/dev/null
