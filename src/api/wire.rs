@@ -60,20 +60,6 @@ pub fn age(ts: i64, now: i64) -> String {
     format!("{n}{unit}")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_551_820_974), "2019-03-05T21:22:54Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(age(0, 30), "< 1 minute");
-        assert_eq!(age(0, 10 * 365 * 86_400), "10y");
-    }
-}
-
 /// A JSON response serialized straight from the value with serde, for hot endpoints:
 /// poem-openapi's `Json` first builds a `serde_json::Value` tree, which costs an allocation
 /// per key. The document is the same as `Json<T>`'s; types used here derive both `Object`
@@ -129,5 +115,19 @@ impl<T: poem_openapi::types::Type + serde::Serialize + Send> poem_openapi::ApiRe
 
     fn register(registry: &mut poem_openapi::registry::Registry) {
         T::register(registry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_551_820_974), "2019-03-05T21:22:54Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(age(0, 30), "< 1 minute");
+        assert_eq!(age(0, 10 * 365 * 86_400), "10y");
     }
 }
