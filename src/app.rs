@@ -43,9 +43,18 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let bind = settings.bind_addr();
-        let services = Services::open(settings)?;
-        bootstrap::secret_key(&services)?;
+        let services = Services::open(settings).await?;
         bootstrap::first_start(&services).await?;
+        if services.secrets.interrupted_job()? {
+            // A re-encryption was cut off (crash): finish it in the background.
+            let s = services.clone();
+            tokio::spawn(async move {
+                match s.secrets.reencrypt_secrets().await {
+                    Ok(r) => tracing::info!(updated = r.updated, "resumed re-encryption finished"),
+                    Err(e) => tracing::error!(error = %e, "resumed re-encryption failed"),
+                }
+            });
+        }
         let acceptor = TcpListener::bind(bind.clone())
             .into_acceptor()
             .await

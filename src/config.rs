@@ -295,6 +295,9 @@ pub struct Settings {
     pub admin_password: Option<String>,
     pub admin_email: String,
     pub secret_key: Option<String>,
+    /// Older secret keys whose KEKs still unwrap data keys (comma list).
+    pub previous_secret_keys: Vec<String>,
+    pub data_key_max_encryptions: u64,
     pub disable_initial_admin_creation: bool,
     pub password_hash_iterations: u32,
     pub basic_auth_cache: Duration,
@@ -474,6 +477,13 @@ impl Settings {
             admin_password: r.optional("security", "admin_password"),
             admin_email: r.str("security", "admin_email"),
             secret_key: r.optional("security", "secret_key"),
+            previous_secret_keys: r
+                .str("security", "previous_secret_keys")
+                .split(',')
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            data_key_max_encryptions: r.num("security.encryption", "data_key_max_encryptions")?,
             disable_initial_admin_creation: r.bool("security", "disable_initial_admin_creation")?,
             password_hash_iterations,
             basic_auth_cache: Duration::from_secs(r.num("security", "basic_auth_cache_seconds")?),

@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> ExitCode {
             };
             init_logging(Some(&settings));
             let result = async {
-                let services = tollgate::service::Services::open(settings)?;
+                let services = tollgate::service::Services::open(settings).await?;
                 tollgate::service::bootstrap::reset_admin_password(&services, &password).await
             }
             .await;

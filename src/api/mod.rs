@@ -6,6 +6,8 @@ pub mod api_keys;
 pub mod auth;
 pub mod auth_tokens;
 pub mod body;
+pub mod datasources;
+pub mod encryption;
 pub mod error;
 pub mod health;
 pub mod middleware;
@@ -26,6 +28,10 @@ pub enum ApiTags {
     SignIn,
     /// Legacy org API keys.
     ApiKeys,
+    /// Envelope encryption: data keys, rotation, re-encryption.
+    Encryption,
+    /// Datasources (secure fields encrypted).
+    DataSources,
     /// Health and build information.
     Health,
 }
@@ -38,6 +44,8 @@ pub type Apis = (
     users::UsersApi,
     auth_tokens::OwnTokensApi,
     api_keys::ApiKeysApi,
+    encryption::EncryptionApi,
+    datasources::DataSourcesApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.
@@ -51,6 +59,8 @@ pub fn service() -> OpenApiService<Apis, ()> {
             users::UsersApi,
             auth_tokens::OwnTokensApi,
             api_keys::ApiKeysApi,
+            encryption::EncryptionApi,
+            datasources::DataSourcesApi,
         ),
         "tollgate",
         env!("CARGO_PKG_VERSION"),

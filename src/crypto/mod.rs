@@ -1,6 +1,7 @@
 //! Everything cryptographic, and the only code that names `ring`: password hashing, random
 //! tokens and keyed hashes. Envelope encryption joins it in `crypto::envelope`.
 
+pub mod envelope;
 pub mod password;
 pub mod random;
 

@@ -213,10 +213,7 @@ pub fn fixed_roles() -> Vec<Role> {
 pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         ("basic:none", vec![]),
-        (
-            "basic:viewer",
-            vec!["fixed:datasources:reader", "fixed:alerting:reader"],
-        ),
+        ("basic:viewer", vec!["fixed:alerting:reader"]),
         (
             "basic:editor",
             vec![

@@ -31,11 +31,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// The configured `secret_key`, or the generated one from `<data>/secret.key`.
-pub fn secret_key(services: &Services) -> Result<String, AppError> {
-    if let Some(k) = &services.settings.secret_key {
+pub fn secret_key(settings: &crate::config::Settings) -> Result<String, AppError> {
+    if let Some(k) = &settings.secret_key {
         return Ok(k.clone());
     }
-    let path = services.settings.data_path.join(SECRET_KEY_FILE);
+    let path = settings.data_path.join(SECRET_KEY_FILE);
     match std::fs::read_to_string(&path) {
         Ok(k) if !k.trim().is_empty() => return Ok(k.trim().to_string()),
         Ok(_) => {}

@@ -5,6 +5,8 @@ pub mod access;
 pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
+pub mod datasources;
+pub mod secrets;
 pub mod sessions;
 pub mod useragent;
 pub mod users;
@@ -14,7 +16,10 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
 use crate::error::AppError;
-use crate::store::{ApiKeyStore, Durability, MetaStore, SessionStore, SledStore, UserStore};
+use crate::store::{
+    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, MetaStore, SessionStore, SledStore,
+    UserStore,
+};
 
 /// Every service, built once and shared by the API.
 pub struct Services {
@@ -26,6 +31,8 @@ pub struct Services {
     pub users: users::UserService,
     pub sessions: Arc<sessions::SessionService>,
     pub api_keys: Arc<api_keys::ApiKeyService>,
+    pub secrets: Arc<secrets::SecretsService>,
+    pub datasources: datasources::DataSourceService,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -41,8 +48,9 @@ fn token_key(store: &SledStore) -> Result<KeyedHasher, AppError> {
 }
 
 impl Services {
-    /// Opens the data folder and builds the services (no network yet).
-    pub fn open(settings: Settings) -> Result<Arc<Self>, AppError> {
+    /// Opens the data folder and builds the services (no network yet). Refuses a
+    /// `secret_key` that cannot open the stored key canary.
+    pub async fn open(settings: Settings) -> Result<Arc<Self>, AppError> {
         let settings = Arc::new(settings);
         std::fs::create_dir_all(&settings.data_path).map_err(|e| {
             AppError::internal(
@@ -53,6 +61,19 @@ impl Services {
         let store = SledStore::open(&settings.data_path.join("tollgate.db"))
             .map_err(|e| AppError::internal("cannot open the database", e))?;
         let durability = store.durability();
+        let secret = bootstrap::secret_key(&settings)?;
+        let secrets = Arc::new(
+            secrets::SecretsService::open(
+                Arc::new(store.clone()) as Arc<dyn EncryptionStore>,
+                Arc::new(store.clone()) as Arc<dyn MetaStore>,
+                durability.clone(),
+                &secret,
+                &settings.previous_secret_keys,
+                settings.data_key_max_encryptions,
+                settings.app_mode == "development",
+            )
+            .await?,
+        );
         let user_store: Arc<dyn UserStore> = Arc::new(store.clone());
         let hasher = Arc::new(token_key(&store)?);
         let catalog = Arc::new(access::RoleCatalog::new());
@@ -85,6 +106,11 @@ impl Services {
             credentials,
         );
         users.subscribe(sessions.clone());
+        let datasources = datasources::DataSourceService::new(
+            Arc::new(store.clone()) as Arc<dyn DataSourceStore>,
+            secrets.clone(),
+            durability.clone(),
+        );
         useragent::warm();
         Ok(Arc::new(Self {
             settings,
@@ -95,6 +121,8 @@ impl Services {
             users,
             sessions,
             api_keys,
+            datasources,
+            secrets,
         }))
     }
 }

@@ -112,6 +112,12 @@ pub mod counter {
     pub const SERVICE_ACCOUNTS: &str = "service_accounts";
     pub const SESSIONS: &str = "sessions.active";
     pub const API_KEYS: &str = "api_keys";
+    pub const DATASOURCES: &str = "datasources";
+
+    /// The reference count of a DEK.
+    pub fn dek_refs(id: u32) -> String {
+        format!("dek.{id}.refs")
+    }
 
     pub fn for_role(role: Option<crate::domain::OrgRole>) -> &'static str {
         use crate::domain::OrgRole;
@@ -263,4 +269,134 @@ pub trait ApiKeyStore: Send + Sync {
     fn api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Best effort, not flushed.
     fn touch_api_key(&self, id: u64, at: i64) -> Result<(), StoreError>;
+}
+
+/// The life of a data-encryption key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DekState {
+    /// Encrypts and decrypts; there is one.
+    Active,
+    /// Decrypts only: what rotation makes of the active key (Grafana's "disabled").
+    Retired,
+    /// Gone: no secret references it and its wrapped bytes are erased.
+    Destroyed,
+}
+
+/// A DEK row: the key itself only wrapped under a KEK.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DekRecord {
+    pub id: u32,
+    pub state: DekState,
+    pub created: i64,
+    pub retired: i64,
+    pub kek_id: String,
+    pub wrapped: Vec<u8>,
+    /// Encryptions reserved (persisted in blocks); the usage cap applies to it.
+    pub reserved: u64,
+}
+
+/// A change to the `secrets` tree: `value` None deletes.
+#[derive(Debug, Clone)]
+pub struct SecretWrite {
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// One re-encrypted secret: written only if the stored bytes are still `expected`.
+#[derive(Debug, Clone)]
+pub struct Reencrypted {
+    pub key: String,
+    pub expected: Vec<u8>,
+    pub new: Vec<u8>,
+}
+
+/// DEKs and secret ciphertexts. Each ciphertext names its DEK in its header; the store keeps
+/// a reference count per DEK in the same transaction as every secret write.
+pub trait EncryptionStore: Send + Sync {
+    fn deks(&self) -> Result<Vec<DekRecord>, StoreError>;
+    fn dek(&self, id: u32) -> Result<Option<DekRecord>, StoreError>;
+    fn active_dek(&self) -> Result<Option<u32>, StoreError>;
+    /// The next DEK id (a sequence; gaps are harmless).
+    fn allocate_dek_id(&self) -> Result<u32, StoreError>;
+    /// One transaction: retire the active DEK (if any) and install `new` as the active one.
+    fn install_active_dek(&self, new: DekRecord) -> Result<(), StoreError>;
+    fn update_dek(&self, dek: &DekRecord) -> Result<(), StoreError>;
+    fn dek_references(&self, id: u32) -> Result<u64, StoreError>;
+    fn secret(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn write_secrets(&self, writes: &[SecretWrite]) -> Result<(), StoreError>;
+    /// Up to `limit` secrets with keys after `cursor`, in key order.
+    fn secrets_after(
+        &self,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    fn secret_count(&self) -> Result<u64, StoreError>;
+    /// One transaction: compare-and-swap each secret, adjust reference counts, store the
+    /// job cursor. Returns how many were written (the rest changed concurrently).
+    fn commit_reencrypt(
+        &self,
+        batch: &[Reencrypted],
+        cursor: Option<&str>,
+    ) -> Result<usize, StoreError>;
+    fn reencrypt_cursor(&self) -> Result<Option<String>, StoreError>;
+}
+
+/// A datasource row; its secure fields live in the `secrets` tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSourceRecord {
+    pub id: u64,
+    pub uid: String,
+    pub org_id: u64,
+    pub name: String,
+    pub ds_type: String,
+    pub access: String,
+    pub url: String,
+    pub user: String,
+    pub database: String,
+    pub basic_auth: bool,
+    pub basic_auth_user: String,
+    pub with_credentials: bool,
+    pub is_default: bool,
+    /// The `jsonData` object as JSON text.
+    pub json_data: String,
+    /// Names of the secure fields that hold a value.
+    pub secure_fields: Vec<String>,
+    pub version: u64,
+    pub read_only: bool,
+    pub created: i64,
+    pub updated: i64,
+}
+
+pub trait DataSourceStore: Send + Sync {
+    /// Creates the row and writes its secrets in one transaction; `Conflict("name")` or
+    /// `Conflict("uid")` when taken in the org.
+    fn create_datasource(
+        &self,
+        ds: DataSourceRecord,
+        secrets: &[SecretWrite],
+    ) -> Result<DataSourceRecord, StoreError>;
+    /// Replaces the row (re-indexing name and uid) and applies secret writes, atomically.
+    fn update_datasource(
+        &self,
+        ds: &DataSourceRecord,
+        secrets: &[SecretWrite],
+    ) -> Result<(), StoreError>;
+    /// Deletes the row and the given secrets atomically; the row if it existed.
+    fn delete_datasource(
+        &self,
+        id: u64,
+        secrets: &[SecretWrite],
+    ) -> Result<Option<DataSourceRecord>, StoreError>;
+    fn datasource(&self, id: u64) -> Result<Option<DataSourceRecord>, StoreError>;
+    fn datasource_by_uid(
+        &self,
+        org: OrgId,
+        uid: &str,
+    ) -> Result<Option<DataSourceRecord>, StoreError>;
+    fn datasource_by_name(
+        &self,
+        org: OrgId,
+        name: &str,
+    ) -> Result<Option<DataSourceRecord>, StoreError>;
+    fn datasources(&self, org: OrgId) -> Result<Vec<DataSourceRecord>, StoreError>;
 }

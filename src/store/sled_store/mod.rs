@@ -2,6 +2,8 @@
 //! orgs here; sessions and API keys in their own files.
 
 mod api_keys;
+mod datasources;
+mod secrets;
 mod sessions;
 
 use std::path::Path;
@@ -38,6 +40,11 @@ pub struct SledStore {
     api_keys: Tree,
     api_keys_by_hash: Tree,
     api_keys_by_name: Tree,
+    deks: Tree,
+    secrets: Tree,
+    datasources: Tree,
+    ds_by_uid: Tree,
+    ds_by_name: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -150,6 +157,11 @@ impl SledStore {
             api_keys: db.open_tree("api_keys")?,
             api_keys_by_hash: db.open_tree("api_keys_by_hash")?,
             api_keys_by_name: db.open_tree("api_keys_by_name")?,
+            deks: db.open_tree("deks")?,
+            secrets: db.open_tree("secrets")?,
+            datasources: db.open_tree("datasources")?,
+            ds_by_uid: db.open_tree("datasources_by_uid")?,
+            ds_by_name: db.open_tree("datasources_by_name")?,
             db,
         })
     }

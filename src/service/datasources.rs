@@ -1,0 +1,342 @@
+//! Datasources, the first consumer of the secrets service: `secureJsonData` is write-only
+//! and stored only encrypted (one secret per field, bound to the datasource and field), in
+//! the same transaction as the row; reads report which secure fields are set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::envelope::SecretContext;
+use crate::crypto::random;
+use crate::domain::{OrgId, Principal};
+use crate::error::AppError;
+use crate::service::secrets::SecretsService;
+use crate::store::{now, DataSourceRecord, DataSourceStore, Durability, SecretWrite, StoreError};
+
+pub const NOT_FOUND: &str = "Data source not found";
+
+/// Fields a caller sets (create and update).
+#[derive(Debug, Clone, Default)]
+pub struct DataSourceInput {
+    pub name: String,
+    pub ds_type: String,
+    pub uid: Option<String>,
+    pub access: String,
+    pub url: String,
+    pub user: String,
+    pub database: String,
+    pub basic_auth: bool,
+    pub basic_auth_user: String,
+    pub with_credentials: bool,
+    pub is_default: bool,
+    pub json_data: Option<String>,
+    pub secure_json_data: BTreeMap<String, String>,
+    /// Optimistic concurrency on update: the version the caller read.
+    pub version: Option<u64>,
+    pub read_only: bool,
+}
+
+pub struct DataSourceService {
+    store: Arc<dyn DataSourceStore>,
+    secrets: Arc<SecretsService>,
+    durability: Durability,
+}
+
+fn ctx<'a>(owner: &'a str, field: &'a str) -> SecretContext<'a> {
+    SecretContext {
+        purpose: "datasource",
+        owner,
+        field,
+    }
+}
+
+/// The secret owner of a datasource: its org and uid (stable across renames).
+fn owner(ds: &DataSourceRecord) -> String {
+    format!("{}/{}", ds.org_id, ds.uid)
+}
+
+fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 40
+        && uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn conflict(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict("uid") => {
+            AppError::Conflict("Data source with the same uid already exists".into())
+        }
+        StoreError::Conflict(_) => {
+            AppError::Conflict("Data source with the same name already exists".into())
+        }
+        StoreError::NotFound => AppError::not_found(NOT_FOUND),
+        other => AppError::internal("Failed to save datasource", other),
+    }
+}
+
+impl DataSourceService {
+    pub fn new(
+        store: Arc<dyn DataSourceStore>,
+        secrets: Arc<SecretsService>,
+        durability: Durability,
+    ) -> Self {
+        Self {
+            store,
+            secrets,
+            durability,
+        }
+    }
+
+    fn validate(input: &DataSourceInput) -> Result<(), AppError> {
+        let name = input.name.trim();
+        if name.is_empty() || name.chars().count() > 190 || name.chars().any(char::is_control) {
+            return Err(AppError::bad_request("Name is invalid"));
+        }
+        if input.ds_type.trim().is_empty() || input.ds_type.len() > 255 {
+            return Err(AppError::bad_request("Type is invalid"));
+        }
+        if let Some(uid) = &input.uid {
+            if !uid.is_empty() && !valid_uid(uid) {
+                return Err(AppError::bad_request(
+                    "Invalid UID: only letters, digits, - and _, at most 40",
+                ));
+            }
+        }
+        if input
+            .secure_json_data
+            .keys()
+            .any(|k| k.is_empty() || k.contains('\n'))
+        {
+            return Err(AppError::bad_request("Invalid secureJsonData field name"));
+        }
+        Ok(())
+    }
+
+    async fn secret_writes(
+        &self,
+        ds: &DataSourceRecord,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Vec<SecretWrite>, AppError> {
+        let owner = owner(ds);
+        let mut writes = Vec::with_capacity(values.len());
+        for (field, value) in values {
+            writes.push(self.secrets.seal_write(&ctx(&owner, field), value).await?);
+        }
+        Ok(writes)
+    }
+
+    pub async fn create(
+        &self,
+        p: &Principal,
+        input: DataSourceInput,
+    ) -> Result<DataSourceRecord, AppError> {
+        p.require("datasources:create", "")?;
+        Self::validate(&input)?;
+        let at = now();
+        let mut ds = DataSourceRecord {
+            id: 0,
+            uid: input
+                .uid
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(random::short_uid),
+            org_id: p.org_id.0,
+            name: input.name.trim().to_string(),
+            ds_type: input.ds_type.trim().to_string(),
+            access: if input.access.is_empty() {
+                "proxy".into()
+            } else {
+                input.access.clone()
+            },
+            url: input.url.clone(),
+            user: input.user.clone(),
+            database: input.database.clone(),
+            basic_auth: input.basic_auth,
+            basic_auth_user: input.basic_auth_user.clone(),
+            with_credentials: input.with_credentials,
+            is_default: input.is_default,
+            json_data: input.json_data.clone().unwrap_or_else(|| "{}".into()),
+            secure_fields: input.secure_json_data.keys().cloned().collect(),
+            version: 1,
+            read_only: input.read_only,
+            created: at,
+            updated: at,
+        };
+        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
+        ds = self
+            .store
+            .create_datasource(ds, &writes)
+            .map_err(conflict)?;
+        self.durability.wait().await?;
+        Ok(ds)
+    }
+
+    fn scoped(
+        &self,
+        p: &Principal,
+        ds: Option<DataSourceRecord>,
+        action: &str,
+    ) -> Result<DataSourceRecord, AppError> {
+        p.require(action, "")?;
+        let ds = ds
+            .filter(|d| d.org_id == p.org_id.0)
+            .ok_or_else(|| AppError::not_found(NOT_FOUND))?;
+        p.require(action, &format!("datasources:uid:{}", ds.uid))?;
+        Ok(ds)
+    }
+
+    pub fn get(&self, p: &Principal, id: u64) -> Result<DataSourceRecord, AppError> {
+        self.scoped(p, self.store.datasource(id)?, "datasources:read")
+    }
+
+    pub fn get_by_uid(&self, p: &Principal, uid: &str) -> Result<DataSourceRecord, AppError> {
+        self.scoped(
+            p,
+            self.store.datasource_by_uid(p.org_id, uid)?,
+            "datasources:read",
+        )
+    }
+
+    pub fn get_by_name(&self, p: &Principal, name: &str) -> Result<DataSourceRecord, AppError> {
+        self.scoped(
+            p,
+            self.store.datasource_by_name(p.org_id, name)?,
+            "datasources:read",
+        )
+    }
+
+    pub fn list(&self, p: &Principal) -> Result<Vec<DataSourceRecord>, AppError> {
+        p.require("datasources:read", "")?;
+        let mut all = self.store.datasources(OrgId(p.org_id.0))?;
+        all.retain(|d| {
+            p.permissions
+                .has("datasources:read", &format!("datasources:uid:{}", d.uid))
+        });
+        Ok(all)
+    }
+
+    /// Replaces a datasource's settings. Secure fields given are replaced; those not given
+    /// are kept (Grafana's behaviour).
+    pub async fn update(
+        &self,
+        p: &Principal,
+        id: u64,
+        input: DataSourceInput,
+    ) -> Result<DataSourceRecord, AppError> {
+        let old = self.scoped(p, self.store.datasource(id)?, "datasources:write")?;
+        Self::validate(&input)?;
+        if old.read_only {
+            return Err(AppError::Forbidden(
+                "Cannot update read-only data source".into(),
+            ));
+        }
+        if let Some(v) = input.version {
+            if v != 0 && v != old.version {
+                return Err(AppError::Conflict(
+                    "Datasource has already been updated by someone else. Please reload and try again".into(),
+                ));
+            }
+        }
+        let mut ds = old.clone();
+        ds.name = input.name.trim().to_string();
+        ds.ds_type = input.ds_type.trim().to_string();
+        // The uid is part of each secret's AAD binding: it does not change.
+        if input
+            .uid
+            .as_deref()
+            .is_some_and(|u| !u.is_empty() && u != old.uid)
+        {
+            return Err(AppError::bad_request(format!(
+                "Cannot change the uid of data source '{}'",
+                old.uid
+            )));
+        }
+        ds.access = if input.access.is_empty() {
+            old.access.clone()
+        } else {
+            input.access
+        };
+        ds.url = input.url;
+        ds.user = input.user;
+        ds.database = input.database;
+        ds.basic_auth = input.basic_auth;
+        ds.basic_auth_user = input.basic_auth_user;
+        ds.with_credentials = input.with_credentials;
+        ds.is_default = input.is_default;
+        ds.json_data = input.json_data.unwrap_or_else(|| "{}".into());
+        for field in input.secure_json_data.keys() {
+            if !ds.secure_fields.contains(field) {
+                ds.secure_fields.push(field.clone());
+            }
+        }
+        ds.secure_fields.sort();
+        ds.version = old.version + 1;
+        ds.updated = now();
+        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
+        self.store
+            .update_datasource(&ds, &writes)
+            .map_err(conflict)?;
+        self.durability.wait().await?;
+        Ok(ds)
+    }
+
+    pub async fn delete(
+        &self,
+        p: &Principal,
+        ds: DataSourceRecord,
+    ) -> Result<DataSourceRecord, AppError> {
+        let ds = self.scoped(p, Some(ds), "datasources:delete")?;
+        if ds.read_only {
+            return Err(AppError::Forbidden(
+                "Cannot delete read-only data source".into(),
+            ));
+        }
+        let owner = owner(&ds);
+        let writes: Vec<SecretWrite> = ds
+            .secure_fields
+            .iter()
+            .map(|f| SecretsService::delete_write(&ctx(&owner, f)))
+            .collect();
+        self.store
+            .delete_datasource(ds.id, &writes)
+            .map_err(AppError::store("Failed to delete datasource"))?
+            .ok_or_else(|| AppError::not_found(NOT_FOUND))?;
+        self.durability.wait().await?;
+        Ok(ds)
+    }
+
+    /// Finds a datasource in the caller's org for deletion by id, uid or name.
+    pub fn find(&self, p: &Principal, by: DataSourceRef<'_>) -> Result<DataSourceRecord, AppError> {
+        let ds = match by {
+            DataSourceRef::Id(id) => self.store.datasource(id)?,
+            DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid)?,
+            DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name)?,
+        };
+        self.scoped(p, ds, "datasources:delete")
+    }
+
+    /// The decrypted secure fields (for the server's own use, never answered by the API).
+    pub fn secure_json_data(
+        &self,
+        ds: &DataSourceRecord,
+    ) -> Result<BTreeMap<String, Zeroizing<String>>, AppError> {
+        let owner = owner(ds);
+        let mut out = BTreeMap::new();
+        for f in &ds.secure_fields {
+            if let Some(v) = self.secrets.read(&ctx(&owner, f))? {
+                out.insert(f.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// How a datasource is named in a route.
+pub enum DataSourceRef<'a> {
+    Id(u64),
+    Uid(&'a str),
+    Name(&'a str),
+}

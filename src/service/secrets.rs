@@ -1,0 +1,565 @@
+//! The secrets service: envelope encryption with rotating data keys
+//! (`../shared/reference/encryption.md`).
+//!
+//! - KEKs: the current one from `[security] secret_key` and older ones from
+//!   `previous_secret_keys`, derived once at start-up with the per-install salt. A canary
+//!   sealed under the current KEK proves the key is right; a key that opens nothing stops
+//!   start-up with a message that says so.
+//! - DEKs: one Active (encrypts), any number Retired (decrypt only), Destroyed when nothing
+//!   references them. Unwrapped DEKs are cached by id. Usage is counted by reservation in
+//!   blocks of [`RESERVATION_BLOCK`]; at `data_key_max_encryptions` the DEK rotates.
+//! - Rotation is one store transaction, flushed before the new key is used.
+//! - Re-encryption runs in batches; each batch's compare-and-swap writes, reference counts
+//!   and cursor commit together, so it resumes after a crash and a concurrent update wins.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use zeroize::Zeroizing;
+
+use crate::crypto::envelope::{header_dek_id, Dek, Kek, SecretContext};
+use crate::crypto::random;
+use crate::error::AppError;
+use crate::store::{
+    now, DekRecord, DekState, Durability, EncryptionStore, MetaStore, Reencrypted, SecretWrite,
+};
+
+/// Encryptions reserved (and persisted) at a time.
+pub const RESERVATION_BLOCK: u64 = 4096;
+const BATCH: usize = 256;
+/// Grafana's long-standing default secret: refused outside development mode.
+pub const GRAFANA_DEFAULT_SECRET: &str = "SW2YcwTIb9zpOOhoPsMm";
+
+/// The storage key of a secret, from its context (`purpose`, `owner`, `field`; none of
+/// them may contain a newline).
+pub fn secret_key(ctx: &SecretContext<'_>) -> String {
+    format!("{}\n{}\n{}", ctx.purpose, ctx.owner, ctx.field)
+}
+
+fn context_of(key: &str) -> Option<SecretContext<'_>> {
+    let mut parts = key.splitn(3, '\n');
+    Some(SecretContext {
+        purpose: parts.next()?,
+        owner: parts.next()?,
+        field: parts.next()?,
+    })
+}
+
+struct Active {
+    id: u32,
+    reserved: AtomicU64,
+    used: AtomicU64,
+}
+
+/// Progress of the re-encryption job, visible through the status endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct JobProgress {
+    pub running: bool,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub total: u64,
+    pub processed: u64,
+    pub updated: u64,
+    pub skipped: u64,
+    pub failed: Vec<String>,
+    pub resumed: bool,
+}
+
+/// What `reencrypt-secrets` reports.
+#[derive(Debug, Clone)]
+pub struct ReencryptReport {
+    pub processed: u64,
+    pub updated: u64,
+    pub failed: Vec<String>,
+}
+
+/// One DEK as the status shows it (never key material).
+#[derive(Debug, Clone)]
+pub struct DekStatus {
+    pub id: u32,
+    pub state: DekState,
+    pub created: i64,
+    pub retired: i64,
+    pub kek_id: String,
+    pub references: u64,
+    pub encryptions_reserved: u64,
+}
+
+pub struct SecretsService {
+    store: Arc<dyn EncryptionStore>,
+    meta: Arc<dyn MetaStore>,
+    durability: Durability,
+    keks: HashMap<String, Kek>,
+    current_kek: String,
+    cache: RwLock<HashMap<u32, Arc<Dek>>>,
+    active: RwLock<Arc<Active>>,
+    cap: u64,
+    rotation: tokio::sync::Mutex<()>,
+    job: tokio::sync::Mutex<()>,
+    progress: Mutex<JobProgress>,
+}
+
+fn salt(meta: &dyn MetaStore) -> Result<Vec<u8>, AppError> {
+    const KEY: &str = "kek_salt";
+    if let Some(s) = meta.get_meta(KEY)? {
+        return Ok(s);
+    }
+    let s = random::bytes::<16>().to_vec();
+    meta.set_meta(KEY, &s)?;
+    Ok(s)
+}
+
+impl SecretsService {
+    /// Derives the KEKs, checks the canary, and makes sure an active DEK exists.
+    pub async fn open(
+        store: Arc<dyn EncryptionStore>,
+        meta: Arc<dyn MetaStore>,
+        durability: Durability,
+        secret: &str,
+        previous: &[String],
+        cap: u64,
+        development: bool,
+    ) -> Result<Self, AppError> {
+        if secret.is_empty() || (secret == GRAFANA_DEFAULT_SECRET && !development) {
+            return Err(AppError::internal(
+                "refusing to start",
+                "[security] secret_key is empty or Grafana's published default; set a random key",
+            ));
+        }
+        let salt = salt(meta.as_ref())?;
+        let derive = |s: &str| {
+            Kek::derive(s.as_bytes(), &salt)
+                .map_err(|e| AppError::internal("key derivation failed", e))
+        };
+        let current = derive(secret)?;
+        let current_kek = current.id().to_string();
+        let mut keks = HashMap::new();
+        keks.insert(current_kek.clone(), current);
+        for p in previous.iter().filter(|p| !p.is_empty()) {
+            let k = derive(p)?;
+            keks.insert(k.id().to_string(), k);
+        }
+        match meta.get_meta("kek_canary")? {
+            Some(canary) => {
+                if !keks.values().any(|k| k.opens_canary(&canary)) {
+                    return Err(AppError::internal(
+                        "refusing to start",
+                        "the configured [security] secret_key cannot open this data folder's key \
+                         canary: it is not the key this data was encrypted with. Restore the old \
+                         key, or list it in [security] previous_secret_keys to change keys",
+                    ));
+                }
+            }
+            None => meta.set_meta("kek_canary", &keks[&current_kek].seal_canary())?,
+        }
+        let mut svc = Self {
+            store,
+            meta,
+            durability,
+            keks,
+            current_kek,
+            cache: RwLock::new(HashMap::new()),
+            active: RwLock::new(Arc::new(Active {
+                id: 0,
+                reserved: AtomicU64::new(0),
+                used: AtomicU64::new(0),
+            })),
+            cap: cap.max(1),
+            rotation: tokio::sync::Mutex::new(()),
+            job: tokio::sync::Mutex::new(()),
+            progress: Mutex::new(JobProgress::default()),
+        };
+        match svc.store.active_dek()? {
+            Some(id) => {
+                let rec = svc.store.dek(id)?.ok_or_else(|| {
+                    AppError::internal("encryption", "the active data key is missing")
+                })?;
+                svc.active = RwLock::new(Arc::new(Active {
+                    id,
+                    reserved: AtomicU64::new(rec.reserved),
+                    // Everything reserved before a restart counts as used.
+                    used: AtomicU64::new(rec.reserved),
+                }));
+            }
+            None => svc.rotate().await?,
+        }
+        Ok(svc)
+    }
+
+    pub fn current_kek_id(&self) -> &str {
+        &self.current_kek
+    }
+
+    fn kek(&self, id: &str) -> Result<&Kek, AppError> {
+        self.keks.get(id).ok_or_else(|| {
+            AppError::internal(
+                "encryption",
+                format!("data key wrapped by unknown key-encryption key {id}: add the old secret_key to previous_secret_keys"),
+            )
+        })
+    }
+
+    fn dek(&self, id: u32) -> Result<Arc<Dek>, AppError> {
+        if let Some(d) = self.cache.read().get(&id) {
+            return Ok(d.clone());
+        }
+        let rec = self
+            .store
+            .dek(id)?
+            .filter(|r| r.state != DekState::Destroyed)
+            .ok_or_else(|| {
+                AppError::internal(
+                    "decryption failed",
+                    format!("data key {id} does not exist or was destroyed"),
+                )
+            })?;
+        let dek = Arc::new(
+            self.kek(&rec.kek_id)?
+                .unwrap(id, &rec.wrapped)
+                .map_err(|e| {
+                    AppError::internal("decryption failed", format!("data key {id}: {e}"))
+                })?,
+        );
+        self.cache.write().insert(id, dek.clone());
+        Ok(dek)
+    }
+
+    /// Creates a new active DEK, retiring the current one, in one flushed transaction.
+    pub async fn rotate(&self) -> Result<(), AppError> {
+        let _guard = self.rotation.lock().await;
+        self.rotate_locked().await
+    }
+
+    async fn rotate_locked(&self) -> Result<(), AppError> {
+        let raw = Dek::generate_bytes();
+        let kek = self.kek(&self.current_kek)?;
+        // The id is allocated first (its AAD binds the wrapped key to it); a crash before
+        // the install only leaves a gap in the sequence.
+        let id = self
+            .store
+            .allocate_dek_id()
+            .map_err(AppError::store("Failed to rotate data keys"))?;
+        let rec = DekRecord {
+            id,
+            state: DekState::Active,
+            created: now(),
+            retired: 0,
+            kek_id: self.current_kek.clone(),
+            wrapped: kek.wrap(id, &raw),
+            reserved: RESERVATION_BLOCK,
+        };
+        self.store
+            .install_active_dek(rec.clone())
+            .map_err(AppError::store("Failed to rotate data keys"))?;
+        self.durability.wait().await?;
+        let dek = Arc::new(
+            Dek::from_bytes(rec.id, &*raw)
+                .map_err(|e| AppError::internal("Failed to rotate data keys", e))?,
+        );
+        self.cache.write().insert(rec.id, dek);
+        *self.active.write() = Arc::new(Active {
+            id: rec.id,
+            reserved: AtomicU64::new(rec.reserved),
+            used: AtomicU64::new(0),
+        });
+        tracing::info!(dek = rec.id, "data encryption key rotated");
+        Ok(())
+    }
+
+    /// Counts one encryption against the active DEK, reserving (and persisting) another
+    /// block when needed; `true` when the DEK reached its cap and must rotate.
+    fn count_use(&self, active: &Active) -> Result<bool, AppError> {
+        let n = active.used.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.cap {
+            return Ok(true);
+        }
+        if n > active.reserved.load(Ordering::SeqCst) {
+            if let Some(mut rec) = self.store.dek(active.id)? {
+                rec.reserved = (rec.reserved + RESERVATION_BLOCK).min(self.cap);
+                self.store.update_dek(&rec)?;
+                active.reserved.store(rec.reserved, Ordering::SeqCst);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Encrypts a secret under the active DEK (rotating first when it is used up).
+    pub async fn encrypt(
+        &self,
+        ctx: &SecretContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, AppError> {
+        loop {
+            let active = self.active.read().clone();
+            if self.count_use(&active)? {
+                let _guard = self.rotation.lock().await;
+                if self.active.read().id == active.id {
+                    self.rotate_locked().await?;
+                }
+                continue;
+            }
+            return Ok(self.dek(active.id)?.seal(ctx, plaintext));
+        }
+    }
+
+    pub fn decrypt(
+        &self,
+        ctx: &SecretContext<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
+        let id =
+            header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
+        self.dek(id)?
+            .open(ctx, ciphertext)
+            .map_err(|e| AppError::internal("decryption failed", e))
+    }
+
+    /// A secret write (for a consumer's transaction) of `plaintext` encrypted for `ctx`.
+    pub async fn seal_write(
+        &self,
+        ctx: &SecretContext<'_>,
+        plaintext: &str,
+    ) -> Result<SecretWrite, AppError> {
+        Ok(SecretWrite {
+            key: secret_key(ctx),
+            value: Some(self.encrypt(ctx, plaintext.as_bytes()).await?),
+        })
+    }
+
+    pub fn delete_write(ctx: &SecretContext<'_>) -> SecretWrite {
+        SecretWrite {
+            key: secret_key(ctx),
+            value: None,
+        }
+    }
+
+    /// Reads and decrypts a stored secret.
+    pub fn read(&self, ctx: &SecretContext<'_>) -> Result<Option<Zeroizing<String>>, AppError> {
+        let Some(ct) = self.store.secret(&secret_key(ctx))? else {
+            return Ok(None);
+        };
+        let plain = self.decrypt(ctx, &ct)?;
+        Ok(Some(Zeroizing::new(
+            String::from_utf8_lossy(&plain).into_owned(),
+        )))
+    }
+
+    /// Writes secrets on their own (consumers with their own rows use their store's
+    /// transaction instead).
+    pub async fn write(&self, writes: &[SecretWrite]) -> Result<(), AppError> {
+        self.store.write_secrets(writes)?;
+        Ok(self.durability.wait().await?)
+    }
+
+    /// Re-encrypts every secret not under the active DEK; resumable, crash-safe.
+    pub async fn reencrypt_secrets(self: &Arc<Self>) -> Result<ReencryptReport, AppError> {
+        let _job = self.job.lock().await;
+        let mut cursor = self.store.reencrypt_cursor()?;
+        {
+            let mut p = self.progress.lock();
+            *p = JobProgress {
+                running: true,
+                started_at: now(),
+                total: self.store.secret_count()?,
+                resumed: cursor.is_some(),
+                ..JobProgress::default()
+            };
+        }
+        let result = self.run_job(&mut cursor).await;
+        let mut p = self.progress.lock();
+        p.running = false;
+        p.finished_at = now();
+        result?;
+        Ok(ReencryptReport {
+            processed: p.processed,
+            updated: p.updated,
+            failed: p.failed.clone(),
+        })
+    }
+
+    async fn run_job(self: &Arc<Self>, cursor: &mut Option<String>) -> Result<(), AppError> {
+        loop {
+            let batch = self.store.secrets_after(cursor.as_deref(), BATCH)?;
+            let Some((last, _)) = batch.last() else { break };
+            let last = last.clone();
+            let active = self.active.read().id;
+            let mut work = Vec::new();
+            let mut failed = Vec::new();
+            let mut skipped = 0;
+            for (key, ct) in &batch {
+                if header_dek_id(ct).ok() == Some(active) {
+                    skipped += 1;
+                    continue;
+                }
+                let Some(ctx) = context_of(key) else {
+                    failed.push(key.replace('\n', "/"));
+                    continue;
+                };
+                match self.decrypt(&ctx, ct) {
+                    Ok(plain) => work.push(Reencrypted {
+                        key: key.clone(),
+                        expected: ct.clone(),
+                        new: self.encrypt(&ctx, &plain).await?,
+                    }),
+                    Err(e) => {
+                        tracing::error!(secret = %key.replace('\n', "/"), error = %e, "cannot re-encrypt secret");
+                        failed.push(key.replace('\n', "/"));
+                    }
+                }
+            }
+            let written = self
+                .store
+                .commit_reencrypt(&work, Some(&last))
+                .map_err(AppError::store("Failed to re-encrypt secrets"))?;
+            self.durability.wait().await?;
+            {
+                let mut p = self.progress.lock();
+                p.processed += batch.len() as u64;
+                p.updated += written as u64;
+                p.skipped += skipped + (work.len() - written) as u64;
+                p.failed.extend(failed);
+            }
+            *cursor = Some(last);
+        }
+        self.store
+            .commit_reencrypt(&[], None)
+            .map_err(AppError::store("Failed to re-encrypt secrets"))?;
+        self.destroy_unreferenced()?;
+        self.durability.wait().await?;
+        Ok(())
+    }
+
+    /// Retired DEKs nothing references any more are destroyed (wrapped bytes erased).
+    fn destroy_unreferenced(&self) -> Result<(), AppError> {
+        for mut rec in self.store.deks()? {
+            if rec.state == DekState::Retired && self.store.dek_references(rec.id)? == 0 {
+                rec.state = DekState::Destroyed;
+                zeroize::Zeroize::zeroize(&mut rec.wrapped);
+                rec.wrapped.clear();
+                self.store.update_dek(&rec)?;
+                self.cache.write().remove(&rec.id);
+                tracing::info!(dek = rec.id, "destroyed an unreferenced retired data key");
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a re-encryption job was interrupted (a crash) and should resume.
+    pub fn interrupted_job(&self) -> Result<bool, AppError> {
+        Ok(self.store.reencrypt_cursor()?.is_some())
+    }
+
+    /// Re-wraps every DEK under the current KEK and renews the canary; how many.
+    pub async fn reencrypt_data_keys(&self) -> Result<usize, AppError> {
+        let _guard = self.rotation.lock().await;
+        let mut n = 0;
+        for mut rec in self.store.deks()? {
+            if rec.state == DekState::Destroyed || rec.kek_id == self.current_kek {
+                continue;
+            }
+            let old = self.kek(&rec.kek_id)?;
+            let dek_bytes = old
+                .unwrap_raw(rec.id, &rec.wrapped)
+                .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))?;
+            rec.wrapped = self.kek(&self.current_kek)?.wrap(rec.id, &dek_bytes);
+            rec.kek_id = self.current_kek.clone();
+            self.store
+                .update_dek(&rec)
+                .map_err(AppError::store("Failed to re-encrypt data keys"))?;
+            n += 1;
+        }
+        // The canary follows: from now on only the current key opens this data folder.
+        self.meta
+            .set_meta("kek_canary", &self.kek(&self.current_kek)?.seal_canary())?;
+        self.durability.wait().await?;
+        Ok(n)
+    }
+
+    /// Decrypts every stored secret; the keys of those that fail.
+    pub fn verify(&self) -> Result<(u64, Vec<String>), AppError> {
+        let mut cursor: Option<String> = None;
+        let mut checked = 0;
+        let mut failed = Vec::new();
+        loop {
+            let batch = self.store.secrets_after(cursor.as_deref(), 1024)?;
+            let Some((last, _)) = batch.last() else { break };
+            cursor = Some(last.clone());
+            for (key, ct) in &batch {
+                checked += 1;
+                let ok = context_of(key).is_some_and(|ctx| self.decrypt(&ctx, ct).is_ok());
+                if !ok {
+                    failed.push(key.replace('\n', "/"));
+                }
+            }
+        }
+        Ok((checked, failed))
+    }
+
+    pub fn status(&self) -> Result<(Vec<DekStatus>, u32, JobProgress), AppError> {
+        let mut deks = Vec::new();
+        for rec in self.store.deks()? {
+            deks.push(DekStatus {
+                references: self.store.dek_references(rec.id)?,
+                id: rec.id,
+                state: rec.state,
+                created: rec.created,
+                retired: rec.retired,
+                kek_id: rec.kek_id,
+                encryptions_reserved: rec.reserved,
+            });
+        }
+        Ok((deks, self.active.read().id, self.progress.lock().clone()))
+    }
+}
+
+/// The admin operations, as Grafana guards them: Grafana Admins only (`reqGrafanaAdmin`).
+impl SecretsService {
+    pub async fn rotate_as(&self, p: &crate::domain::Principal) -> Result<(), AppError> {
+        p.require_grafana_admin()?;
+        self.rotate()
+            .await
+            .map_err(|e| AppError::internal("Failed to rotate data keys", e))
+    }
+
+    pub async fn reencrypt_data_keys_as(
+        &self,
+        p: &crate::domain::Principal,
+    ) -> Result<usize, AppError> {
+        p.require_grafana_admin()?;
+        self.reencrypt_data_keys()
+            .await
+            .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))
+    }
+
+    pub async fn reencrypt_secrets_as(
+        self: &Arc<Self>,
+        p: &crate::domain::Principal,
+    ) -> Result<ReencryptReport, AppError> {
+        p.require_grafana_admin()?;
+        self.reencrypt_secrets()
+            .await
+            .map_err(|e| AppError::internal("Failed to re-encrypt secrets", e))
+    }
+
+    /// tollgate has a single secret format, so there is nothing to roll back to: this
+    /// checks the caller and verifies every secret still decrypts.
+    pub fn rollback_as(&self, p: &crate::domain::Principal) -> Result<Vec<String>, AppError> {
+        p.require_grafana_admin()?;
+        Ok(self.verify()?.1)
+    }
+
+    pub fn verify_as(&self, p: &crate::domain::Principal) -> Result<(u64, Vec<String>), AppError> {
+        p.require_grafana_admin()?;
+        self.verify()
+    }
+
+    pub fn status_as(
+        &self,
+        p: &crate::domain::Principal,
+    ) -> Result<(Vec<DekStatus>, u32, JobProgress), AppError> {
+        p.require_grafana_admin()?;
+        self.status()
+    }
+}
