@@ -31,5 +31,6 @@ fmt:
 openapi: ## rewrite the committed OpenAPI document
 	$(CARGO) run --quiet -- openapi > openapi/tollgate.json
 
-bench: ## wrk against the release binary, next to a bare poem server
+bench: ## wrk against the release binary next to a bare poem server; divan for encryption
 	./bench/run.sh
+	$(CARGO) bench --bench encryption

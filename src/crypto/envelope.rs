@@ -34,6 +34,24 @@ pub enum CryptoError {
     Derive,
 }
 
+/// Nonces: a random 64-bit prefix per process and a 32-bit counter; the prefix is renewed
+/// when the counter wraps. Unique within a process by construction and across processes
+/// with probability 1 - 2^-64 per pair, without a system call per encryption.
+fn next_nonce() -> [u8; NONCE_LEN] {
+    static STATE: std::sync::OnceLock<parking_lot::Mutex<([u8; 8], u32)>> =
+        std::sync::OnceLock::new();
+    let state = STATE.get_or_init(|| parking_lot::Mutex::new((random::bytes::<8>(), 0)));
+    let mut s = state.lock();
+    if s.1 == u32::MAX {
+        *s = (random::bytes::<8>(), 0);
+    }
+    s.1 += 1;
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..8].copy_from_slice(&s.0);
+    nonce[8..].copy_from_slice(&s.1.to_be_bytes());
+    nonce
+}
+
 struct Len(usize);
 
 impl hkdf::KeyType for Len {
@@ -113,7 +131,7 @@ impl Kek {
 }
 
 fn seal_raw(key: &LessSafeKey, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-    let nonce_bytes = random::bytes::<NONCE_LEN>();
+    let nonce_bytes = next_nonce();
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce_bytes);
     let mut buf = plaintext.to_vec();
@@ -286,6 +304,9 @@ mod tests {
         assert_eq!(header_dek_id(&ct).unwrap(), 7);
         assert_eq!(&*d.open(&CTX, &ct).unwrap(), b"hunter2");
         assert_ne!(d.seal(&CTX, b"hunter2"), ct, "fresh nonce each time");
+        let nonces: std::collections::HashSet<[u8; NONCE_LEN]> =
+            (0..1000).map(|_| next_nonce()).collect();
+        assert_eq!(nonces.len(), 1000);
         let empty = d.seal(&CTX, b"");
         assert_eq!(&*d.open(&CTX, &empty).unwrap(), b"");
     }

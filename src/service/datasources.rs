@@ -115,7 +115,7 @@ impl DataSourceService {
         Ok(())
     }
 
-    async fn secret_writes(
+    fn secret_writes(
         &self,
         ds: &DataSourceRecord,
         values: &BTreeMap<String, String>,
@@ -123,7 +123,7 @@ impl DataSourceService {
         let owner = owner(ds);
         let mut writes = Vec::with_capacity(values.len());
         for (field, value) in values {
-            writes.push(self.secrets.seal_write(&ctx(&owner, field), value).await?);
+            writes.push(self.secrets.seal_write(&ctx(&owner, field), value)?);
         }
         Ok(writes)
     }
@@ -165,7 +165,7 @@ impl DataSourceService {
             created: at,
             updated: at,
         };
-        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
+        let writes = self.secret_writes(&ds, &input.secure_json_data)?;
         ds = self
             .store
             .create_datasource(ds, &writes)
@@ -275,7 +275,7 @@ impl DataSourceService {
         ds.secure_fields.sort();
         ds.version = old.version + 1;
         ds.updated = now();
-        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
+        let writes = self.secret_writes(&ds, &input.secure_json_data)?;
         self.store
             .update_datasource(&ds, &writes)
             .map_err(conflict)?;

@@ -96,7 +96,8 @@ pub struct SecretsService {
     cache: RwLock<HashMap<u32, Arc<Dek>>>,
     active: RwLock<Arc<Active>>,
     cap: u64,
-    rotation: tokio::sync::Mutex<()>,
+    /// Serializes rotations and re-wraps (blocking: they flush).
+    rotation: Mutex<()>,
     job: tokio::sync::Mutex<()>,
     progress: Mutex<JobProgress>,
 }
@@ -167,7 +168,7 @@ impl SecretsService {
                 used: AtomicU64::new(0),
             })),
             cap: cap.max(1),
-            rotation: tokio::sync::Mutex::new(()),
+            rotation: Mutex::new(()),
             job: tokio::sync::Mutex::new(()),
             progress: Mutex::new(JobProgress::default()),
         };
@@ -183,7 +184,7 @@ impl SecretsService {
                     used: AtomicU64::new(rec.reserved),
                 }));
             }
-            None => svc.rotate().await?,
+            None => svc.rotate_locked()?,
         }
         Ok(svc)
     }
@@ -227,12 +228,18 @@ impl SecretsService {
     }
 
     /// Creates a new active DEK, retiring the current one, in one flushed transaction.
-    pub async fn rotate(&self) -> Result<(), AppError> {
-        let _guard = self.rotation.lock().await;
-        self.rotate_locked().await
+    pub async fn rotate(self: &Arc<Self>) -> Result<(), AppError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = this.rotation.lock();
+            this.rotate_locked()
+        })
+        .await
+        .map_err(|e| AppError::internal("Failed to rotate data keys", e))?
     }
 
-    async fn rotate_locked(&self) -> Result<(), AppError> {
+    /// Rotation proper; the caller holds `rotation`. Blocking: it flushes.
+    fn rotate_locked(&self) -> Result<(), AppError> {
         let raw = Dek::generate_bytes();
         let kek = self.kek(&self.current_kek)?;
         // The id is allocated first (its AAD binds the wrapped key to it); a crash before
@@ -253,7 +260,7 @@ impl SecretsService {
         self.store
             .install_active_dek(rec.clone())
             .map_err(AppError::store("Failed to rotate data keys"))?;
-        self.durability.wait().await?;
+        self.durability.wait_blocking()?;
         let dek = Arc::new(
             Dek::from_bytes(rec.id, &*raw)
                 .map_err(|e| AppError::internal("Failed to rotate data keys", e))?,
@@ -286,17 +293,13 @@ impl SecretsService {
     }
 
     /// Encrypts a secret under the active DEK (rotating first when it is used up).
-    pub async fn encrypt(
-        &self,
-        ctx: &SecretContext<'_>,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>, AppError> {
+    pub fn encrypt(&self, ctx: &SecretContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>, AppError> {
         loop {
             let active = self.active.read().clone();
             if self.count_use(&active)? {
-                let _guard = self.rotation.lock().await;
+                let _guard = self.rotation.lock();
                 if self.active.read().id == active.id {
-                    self.rotate_locked().await?;
+                    self.rotate_locked()?;
                 }
                 continue;
             }
@@ -317,14 +320,14 @@ impl SecretsService {
     }
 
     /// A secret write (for a consumer's transaction) of `plaintext` encrypted for `ctx`.
-    pub async fn seal_write(
+    pub fn seal_write(
         &self,
         ctx: &SecretContext<'_>,
         plaintext: &str,
     ) -> Result<SecretWrite, AppError> {
         Ok(SecretWrite {
             key: secret_key(ctx),
-            value: Some(self.encrypt(ctx, plaintext.as_bytes()).await?),
+            value: Some(self.encrypt(ctx, plaintext.as_bytes())?),
         })
     }
 
@@ -401,7 +404,7 @@ impl SecretsService {
                     Ok(plain) => work.push(Reencrypted {
                         key: key.clone(),
                         expected: ct.clone(),
-                        new: self.encrypt(&ctx, &plain).await?,
+                        new: self.encrypt(&ctx, &plain)?,
                     }),
                     Err(e) => {
                         tracing::error!(secret = %key.replace('\n', "/"), error = %e, "cannot re-encrypt secret");
@@ -452,8 +455,8 @@ impl SecretsService {
     }
 
     /// Re-wraps every DEK under the current KEK and renews the canary; how many.
-    pub async fn reencrypt_data_keys(&self) -> Result<usize, AppError> {
-        let _guard = self.rotation.lock().await;
+    pub fn reencrypt_data_keys(&self) -> Result<usize, AppError> {
+        let _guard = self.rotation.lock();
         let mut n = 0;
         for mut rec in self.store.deks()? {
             if rec.state == DekState::Destroyed || rec.kek_id == self.current_kek {
@@ -473,7 +476,7 @@ impl SecretsService {
         // The canary follows: from now on only the current key opens this data folder.
         self.meta
             .set_meta("kek_canary", &self.kek(&self.current_kek)?.seal_canary())?;
-        self.durability.wait().await?;
+        self.durability.wait_blocking()?;
         Ok(n)
     }
 
@@ -516,7 +519,7 @@ impl SecretsService {
 
 /// The admin operations, as Grafana guards them: Grafana Admins only (`reqGrafanaAdmin`).
 impl SecretsService {
-    pub async fn rotate_as(&self, p: &crate::domain::Principal) -> Result<(), AppError> {
+    pub async fn rotate_as(self: &Arc<Self>, p: &crate::domain::Principal) -> Result<(), AppError> {
         p.require_grafana_admin()?;
         self.rotate()
             .await
@@ -524,12 +527,14 @@ impl SecretsService {
     }
 
     pub async fn reencrypt_data_keys_as(
-        &self,
+        self: &Arc<Self>,
         p: &crate::domain::Principal,
     ) -> Result<usize, AppError> {
         p.require_grafana_admin()?;
-        self.reencrypt_data_keys()
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.reencrypt_data_keys())
             .await
+            .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))?
             .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))
     }
 
