@@ -94,16 +94,28 @@ impl App {
     }
 }
 
-/// Periodic work: purging expired sessions.
+/// Periodic work: the stats activity snapshot every minute, purging expired sessions
+/// every ten.
 async fn housekeeping(services: Arc<Services>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut round: u64 = 0;
     loop {
         tick.tick().await;
         let s = services.clone();
-        match tokio::task::spawn_blocking(move || s.sessions.purge()).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "session purge failed"),
-            _ => {}
-        }
+        let purge = round % 10 == 9;
+        round += 1;
+        let work = tokio::task::spawn_blocking(move || {
+            if let Err(e) = s.stats.refresh() {
+                tracing::warn!(error = %e, "stats refresh failed");
+            }
+            if purge {
+                match s.sessions.purge() {
+                    Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "session purge failed"),
+                }
+            }
+        });
+        let _ = work.await;
     }
 }

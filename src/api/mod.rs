@@ -12,6 +12,7 @@ pub mod error;
 pub mod health;
 pub mod middleware;
 pub mod session;
+pub mod settings;
 pub mod users;
 pub mod wire;
 
@@ -32,6 +33,8 @@ pub enum ApiTags {
     Encryption,
     /// Datasources (secure fields encrypted).
     DataSources,
+    /// Grafana Admin API: settings, stats and the usage report.
+    AdminSettings,
     /// Health and build information.
     Health,
 }
@@ -46,6 +49,7 @@ pub type Apis = (
     api_keys::ApiKeysApi,
     encryption::EncryptionApi,
     datasources::DataSourcesApi,
+    settings::SettingsApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.
@@ -61,6 +65,7 @@ pub fn service() -> OpenApiService<Apis, ()> {
             api_keys::ApiKeysApi,
             encryption::EncryptionApi,
             datasources::DataSourcesApi,
+            settings::SettingsApi,
         ),
         "tollgate",
         env!("CARGO_PKG_VERSION"),

@@ -3,6 +3,7 @@
 
 mod access;
 mod ids;
+pub mod time;
 mod user;
 
 pub use access::{

@@ -268,6 +268,8 @@ struct Snapshot {
 /// (org role, Grafana Admin) pair is resolved once and shared.
 pub struct RoleCatalog {
     current: RwLock<Arc<Snapshot>>,
+    /// Permissions granted to single users (custom role assignments), by user id.
+    user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
 }
 
 impl Default for RoleCatalog {
@@ -292,6 +294,35 @@ impl RoleCatalog {
                 grants,
                 resolved: RwLock::new(HashMap::new()),
             })),
+            user_grants: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Grants permissions to one user, on top of their basic roles (takes effect on the
+    /// user's next request).
+    pub fn grant_user(&self, user: u64, permissions: Vec<Permission>) {
+        self.user_grants
+            .write()
+            .entry(user)
+            .or_default()
+            .extend(permissions);
+    }
+
+    /// The permissions of a user: basic roles plus their own grants.
+    pub fn permissions_for_user(
+        &self,
+        user: u64,
+        org_role: OrgRole,
+        grafana_admin: bool,
+    ) -> Arc<PermissionSet> {
+        let base = self.permissions_for(org_role, grafana_admin);
+        match self.user_grants.read().get(&user) {
+            None => base,
+            Some(extra) => {
+                let mut set = (*base).clone();
+                set.extend(extra);
+                Arc::new(set)
+            }
         }
     }
 

@@ -266,6 +266,9 @@ impl AuthService {
                 other => other,
             })?;
         let (token, _) = self.sessions.create(&user, client_ip, user_agent).await?;
+        if let Err(e) = self.store.touch_last_seen(user.user_id(), now()) {
+            tracing::debug!(error = %e, "could not record last_seen_at");
+        }
         tracing::info!(user = user.id, client_ip, "signed in");
         Ok((token, user))
     }
@@ -401,7 +404,9 @@ impl AuthService {
             is_grafana_admin: user.is_admin && !user.is_service_account,
             kind,
             session_id,
-            permissions: self.catalog.permissions_for(org_role, user.is_admin),
+            permissions: self
+                .catalog
+                .permissions_for_user(user.id, org_role, user.is_admin),
         }
     }
 }

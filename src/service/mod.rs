@@ -8,6 +8,8 @@ pub mod bootstrap;
 pub mod datasources;
 pub mod secrets;
 pub mod sessions;
+pub mod settings;
+pub mod stats;
 pub mod useragent;
 pub mod users;
 
@@ -17,8 +19,8 @@ use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
 use crate::error::AppError;
 use crate::store::{
-    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, MetaStore, SessionStore, SledStore,
-    UserStore,
+    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, MetaStore, SessionStore,
+    SettingsStore, SledStore, UserStore,
 };
 
 /// Every service, built once and shared by the API.
@@ -33,6 +35,8 @@ pub struct Services {
     pub api_keys: Arc<api_keys::ApiKeyService>,
     pub secrets: Arc<secrets::SecretsService>,
     pub datasources: datasources::DataSourceService,
+    pub settings_admin: settings::SettingsService,
+    pub stats: stats::StatsService,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -100,7 +104,7 @@ impl Services {
             api_keys.clone(),
         );
         let users = users::UserService::new(
-            user_store,
+            user_store.clone(),
             durability.clone(),
             settings.clone(),
             credentials,
@@ -110,6 +114,17 @@ impl Services {
             Arc::new(store.clone()) as Arc<dyn DataSourceStore>,
             secrets.clone(),
             durability.clone(),
+        );
+        let settings_admin = settings::SettingsService::open(
+            settings.clone(),
+            Arc::new(store.clone()) as Arc<dyn SettingsStore>,
+            secrets.clone(),
+            durability.clone(),
+        )?;
+        let stats = stats::StatsService::new(
+            user_store.clone(),
+            Arc::new(store.clone()) as Arc<dyn SessionStore>,
+            Arc::new(store.clone()) as Arc<dyn MetaStore>,
         );
         useragent::warm();
         Ok(Arc::new(Self {
@@ -122,6 +137,8 @@ impl Services {
             sessions,
             api_keys,
             datasources,
+            settings_admin,
+            stats,
             secrets,
         }))
     }

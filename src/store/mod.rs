@@ -113,6 +113,13 @@ pub mod counter {
     pub const SESSIONS: &str = "sessions.active";
     pub const API_KEYS: &str = "api_keys";
     pub const DATASOURCES: &str = "datasources";
+    pub const DASHBOARDS: &str = "dashboards";
+    pub const FOLDERS: &str = "folders";
+    pub const TAGS: &str = "tags";
+    pub const ALERTS: &str = "alerts";
+    pub const SNAPSHOTS: &str = "snapshots";
+    pub const PLAYLISTS: &str = "playlists";
+    pub const STARS: &str = "stars";
 
     /// The reference count of a DEK.
     pub fn dek_refs(id: u32) -> String {
@@ -167,6 +174,8 @@ pub trait UserStore: Send + Sync {
     /// Creates the org with this id if it does not exist.
     fn ensure_org(&self, id: OrgId, name: &str) -> Result<(), StoreError>;
     fn counter(&self, name: &str) -> Result<u64, StoreError>;
+    /// Visits every user row (periodic jobs only; never on a request).
+    fn for_each_user(&self, f: &mut dyn FnMut(&UserRecord)) -> Result<(), StoreError>;
 }
 
 /// Small key-value facts about the install (usage id, salts, flags).
@@ -240,6 +249,8 @@ pub trait SessionStore: Send + Sync {
     /// Deletes sessions for which `expired` holds (revoked ones included); how many.
     fn purge_sessions(&self, expired: &dyn Fn(&SessionRecord) -> bool)
         -> Result<usize, StoreError>;
+    /// Visits every session row (periodic jobs only).
+    fn for_each_session(&self, f: &mut dyn FnMut(&SessionRecord)) -> Result<(), StoreError>;
 }
 
 /// A legacy org API key (or, later, a service-account token). Only an HMAC of its secret
@@ -399,4 +410,25 @@ pub trait DataSourceStore: Send + Sync {
         name: &str,
     ) -> Result<Option<DataSourceRecord>, StoreError>;
     fn datasources(&self, org: OrgId) -> Result<Vec<DataSourceRecord>, StoreError>;
+}
+
+/// A runtime settings override (`PUT /api/admin/settings`). Secret values live encrypted
+/// in the `secrets` tree; the row then carries no value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingOverride {
+    pub section: String,
+    pub key: String,
+    pub value: Option<String>,
+    pub secret: bool,
+}
+
+pub trait SettingsStore: Send + Sync {
+    fn setting_overrides(&self) -> Result<Vec<SettingOverride>, StoreError>;
+    /// One transaction: upsert `set`, delete `remove` (section, key), apply secret writes.
+    fn apply_setting_overrides(
+        &self,
+        set: &[SettingOverride],
+        remove: &[(String, String)],
+        secrets: &[SecretWrite],
+    ) -> Result<(), StoreError>;
 }

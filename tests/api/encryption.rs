@@ -169,7 +169,7 @@ async fn usage_cap_rotates_automatically() {
     assert_eq!(all_secrets(&app).len(), 8);
 }
 
-fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();

@@ -14,5 +14,6 @@ mod durability;
 mod encryption;
 mod openapi;
 mod sessions;
+mod settings;
 mod transport;
 mod users;

@@ -71,6 +71,13 @@ def main():
     except GrafanaClientError as e:
         assert e.status_code == 404, e
 
+    settings = admin.admin.settings()
+    assert settings["security"]["admin_user"] == "admin", settings["security"]
+    assert settings["security"]["admin_password"] == "*********"
+    assert settings["server"]["http_port"] == str(PORT)
+    stats = admin.admin.stats()
+    assert stats["users"] >= 1 and stats["admins"] >= 1 and stats["orgs"] == 1, stats
+
     try:
         api("admin", "wrong").user.get_actual_user()
         raise AssertionError("wrong password must fail")

@@ -5,6 +5,7 @@ mod api_keys;
 mod datasources;
 mod secrets;
 mod sessions;
+mod settings;
 
 use std::path::Path;
 
@@ -45,6 +46,7 @@ pub struct SledStore {
     datasources: Tree,
     ds_by_uid: Tree,
     ds_by_name: Tree,
+    settings: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -162,6 +164,7 @@ impl SledStore {
             datasources: db.open_tree("datasources")?,
             ds_by_uid: db.open_tree("datasources_by_uid")?,
             ds_by_name: db.open_tree("datasources_by_name")?,
+            settings: db.open_tree("settings_overrides")?,
             db,
         })
     }
@@ -447,6 +450,14 @@ impl UserStore for SledStore {
 
     fn counter(&self, name: &str) -> Result<u64, StoreError> {
         Ok(read_u64(self.counters.get(name)?.as_deref()))
+    }
+
+    fn for_each_user(&self, f: &mut dyn FnMut(&UserRecord)) -> Result<(), StoreError> {
+        for item in self.users.iter() {
+            let (_, v) = item?;
+            f(&codec::decode(&v)?);
+        }
+        Ok(())
     }
 }
 

@@ -180,4 +180,12 @@ impl SessionStore for SledStore {
         }
         Ok(n)
     }
+
+    fn for_each_session(&self, f: &mut dyn FnMut(&SessionRecord)) -> Result<(), StoreError> {
+        for item in self.sessions.iter() {
+            let (_, v) = item?;
+            f(&codec::decode(&v)?);
+        }
+        Ok(())
+    }
 }

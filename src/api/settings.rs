@@ -1,0 +1,249 @@
+//! `/api/admin/settings`, `/api/admin/settings-verbose`, `/api/admin/stats` and
+//! `/api/admin/usage-report-preview`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+use crate::api::auth::Auth;
+use crate::api::body::GfJson;
+use crate::api::error::{message, MessageBody};
+use crate::api::ApiTags;
+use crate::api_errors;
+use crate::service::settings::SettingsUpdate;
+use crate::service::Services;
+
+/// A value and the layer it comes from: default, file, env or database.
+#[derive(Object, Debug)]
+pub struct SettingValue {
+    pub value: String,
+    pub source: String,
+}
+
+/// Runtime changes: at least one of the two. Only `auth.saml` may change.
+#[derive(Object, Debug)]
+pub struct UpdateSettingsForm {
+    /// section -> key -> new value.
+    pub updates: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// section -> keys to remove (falling back to env, file, default).
+    pub removals: Option<BTreeMap<String, Vec<String>>>,
+}
+
+/// Grafana's `AdminStats`, in its order.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct AdminStats {
+    pub orgs: i64,
+    pub dashboards: i64,
+    pub snapshots: i64,
+    pub tags: i64,
+    pub datasources: i64,
+    pub playlists: i64,
+    pub stars: i64,
+    pub alerts: i64,
+    pub users: i64,
+    pub admins: i64,
+    pub editors: i64,
+    pub viewers: i64,
+    pub active_users: i64,
+    pub active_admins: i64,
+    pub active_editors: i64,
+    pub active_viewers: i64,
+    pub active_sessions: i64,
+    pub daily_active_users: i64,
+    pub daily_active_admins: i64,
+    pub daily_active_editors: i64,
+    pub daily_active_viewers: i64,
+    pub daily_active_sessions: i64,
+    pub monthly_active_users: i64,
+    pub active_devices: i64,
+}
+
+/// The usage report tollgate would send (it never sends it).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UsageReport {
+    pub version: String,
+    pub metrics: BTreeMap<String, i64>,
+    pub os: String,
+    pub arch: String,
+    pub edition: String,
+    pub has_valid_license: bool,
+    pub packaging: String,
+    pub usage_stats_id: String,
+}
+
+api_errors!(
+    /// Errors of reading settings or stats.
+    AdminReadError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks the read permission.",
+    }
+);
+
+api_errors!(
+    /// Errors of updating settings.
+    UpdateSettingsError {
+        400 => BadRequest: "Not JSON, nothing to change, a section other than auth.saml, or an invalid key.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks `settings:write` on one of the keys (nothing is stored), or the request is cross-origin.",
+        413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+fn i(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub struct SettingsApi;
+
+#[OpenApi(tag = "ApiTags::AdminSettings")]
+impl SettingsApi {
+    /// The effective settings, redacted, filtered by the caller's `settings:read` scopes.
+    #[oai(
+        path = "/api/admin/settings",
+        method = "get",
+        operation_id = "adminGetSettings"
+    )]
+    async fn get(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<BTreeMap<String, BTreeMap<String, String>>>, AdminReadError> {
+        let view = services.settings_admin.read(&auth.0)?;
+        Ok(Json(
+            view.into_iter()
+                .map(|(s, kv)| (s, kv.into_iter().map(|(k, v)| (k, v.value)).collect()))
+                .collect(),
+        ))
+    }
+
+    /// Change `auth.saml` settings at runtime; all or nothing.
+    #[oai(
+        path = "/api/admin/settings",
+        method = "put",
+        operation_id = "adminUpdateSettings"
+    )]
+    async fn put(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<UpdateSettingsForm>,
+    ) -> Result<Json<MessageBody>, UpdateSettingsError> {
+        services
+            .settings_admin
+            .update(
+                &auth.0,
+                SettingsUpdate {
+                    updates: body.0.updates.unwrap_or_default(),
+                    removals: body.0.removals.unwrap_or_default(),
+                },
+            )
+            .await?;
+        Ok(message("Settings updated"))
+    }
+
+    /// The effective settings with the layer each value comes from.
+    #[oai(
+        path = "/api/admin/settings-verbose",
+        method = "get",
+        operation_id = "adminGetSettingsVerbose"
+    )]
+    async fn verbose(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<BTreeMap<String, BTreeMap<String, SettingValue>>>, AdminReadError> {
+        let view = services.settings_admin.read(&auth.0)?;
+        Ok(Json(
+            view.into_iter()
+                .map(|(s, kv)| {
+                    let kv = kv
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                SettingValue {
+                                    value: v.value,
+                                    source: v.source.as_str().into(),
+                                },
+                            )
+                        })
+                        .collect();
+                    (s, kv)
+                })
+                .collect(),
+        ))
+    }
+
+    /// Server statistics (`server.stats:read`).
+    #[oai(
+        path = "/api/admin/stats",
+        method = "get",
+        operation_id = "adminGetStats"
+    )]
+    async fn stats(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<AdminStats>, AdminReadError> {
+        let s = services.stats.stats(&auth.0)?;
+        Ok(Json(AdminStats {
+            orgs: i(s.orgs),
+            dashboards: i(s.dashboards),
+            snapshots: i(s.snapshots),
+            tags: i(s.tags),
+            datasources: i(s.datasources),
+            playlists: i(s.playlists),
+            stars: i(s.stars),
+            alerts: i(s.alerts),
+            users: i(s.users),
+            admins: i(s.admins),
+            editors: i(s.editors),
+            viewers: i(s.viewers),
+            active_users: i(s.active_users),
+            active_admins: i(s.active_admins),
+            active_editors: i(s.active_editors),
+            active_viewers: i(s.active_viewers),
+            active_sessions: i(s.active_sessions),
+            daily_active_users: i(s.daily_active_users),
+            daily_active_admins: i(s.daily_active_admins),
+            daily_active_editors: i(s.daily_active_editors),
+            daily_active_viewers: i(s.daily_active_viewers),
+            daily_active_sessions: i(s.daily_active_sessions),
+            monthly_active_users: i(s.monthly_active_users),
+            active_devices: i(s.active_devices),
+        }))
+    }
+
+    /// The usage report preview (`server.usagestats.report:read`); never sent anywhere.
+    #[oai(
+        path = "/api/admin/usage-report-preview",
+        method = "get",
+        operation_id = "adminGetUsageReportPreview"
+    )]
+    async fn usage(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<UsageReport>, AdminReadError> {
+        let r = services.stats.usage_report(
+            &auth.0,
+            crate::api::health::GRAFANA_COMPAT_VERSION,
+            false,
+        )?;
+        Ok(Json(UsageReport {
+            version: r.version,
+            metrics: r.metrics.into_iter().map(|(k, v)| (k, i(v))).collect(),
+            os: r.os,
+            arch: r.arch,
+            edition: r.edition,
+            has_valid_license: r.has_valid_license,
+            packaging: r.packaging,
+            usage_stats_id: r.usage_stats_id,
+        }))
+    }
+}

@@ -1,0 +1,37 @@
+//! Calendar arithmetic on Unix times (UTC), without a date crate.
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's
+/// `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// 00:00 UTC on the first day of the month of `ts` (Unix seconds).
+pub fn month_start(ts: i64) -> i64 {
+    let days = ts.div_euclid(86_400);
+    let (_, _, d) = civil_from_days(days);
+    (days - (d - 1)) * 86_400
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        // 2019-03-05T21:22:54Z -> 2019-03-01T00:00:00Z
+        assert_eq!(month_start(1_551_820_974), 1_551_398_400);
+        assert_eq!(month_start(1_551_398_400), 1_551_398_400);
+    }
+}
