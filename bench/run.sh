@@ -49,6 +49,7 @@ SCENARIOS=(
   "GET /api/users/1 (Basic)|$base/api/users/1|$basic"
   "GET /api/user (API key)|$base/api/user|Authorization: Bearer $key"
   "GET /api/user (session cookie)|$base/api/user|Cookie: grafana_session=$session"
+  "GET /api/admin/stats (Basic)|$base/api/admin/stats|$basic"
 )
 
 run_wrk() { # url header -> "reqs p99ms"
