@@ -39,7 +39,18 @@ pub enum ApiTags {
     Health,
 }
 
-pub type Apis = (
+/// Every API group, listed once: the type and the value come from the same list.
+macro_rules! apis {
+    ($($api:path),* $(,)?) => {
+        pub type Apis = ($($api,)*);
+
+        fn apis() -> Apis {
+            ($($api,)*)
+        }
+    };
+}
+
+apis!(
     health::HealthApi,
     session::SessionApi,
     admin_users::AdminUsersApi,
@@ -54,23 +65,7 @@ pub type Apis = (
 
 /// The OpenAPI service: routes and document come from the same code.
 pub fn service() -> OpenApiService<Apis, ()> {
-    OpenApiService::new(
-        (
-            health::HealthApi,
-            session::SessionApi,
-            admin_users::AdminUsersApi,
-            auth_tokens::AuthTokensApi,
-            users::UsersApi,
-            auth_tokens::OwnTokensApi,
-            api_keys::ApiKeysApi,
-            encryption::EncryptionApi,
-            datasources::DataSourcesApi,
-            settings::SettingsApi,
-        ),
-        "tollgate",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .description(
+    OpenApiService::new(apis(), "tollgate", env!("CARGO_PKG_VERSION")).description(
         "Grafana's Admin HTTP API and Grafana Enterprise's Licensing HTTP API, served by a \
          single-binary appliance. Wire-compatible with Grafana: same paths, bodies, statuses \
          and RBAC actions.",

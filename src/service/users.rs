@@ -419,8 +419,4 @@ impl UserService {
             .user(id)?
             .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
     }
-
-    pub fn org_name(&self, id: OrgId) -> Result<String, AppError> {
-        Ok(self.store.org(id)?.map(|o| o.name).unwrap_or_default())
-    }
 }

@@ -175,15 +175,6 @@ impl SledStore {
         Durability::new(move || db.flush().map(|_| ()).map_err(StoreError::from))
     }
 
-    /// A named tree for modules that own their own data (sessions, keys, secrets...).
-    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
-    }
-
-    pub fn counters_tree(&self) -> &Tree {
-        &self.counters
-    }
-
     /// True when sled answers a read (health check).
     pub fn healthy(&self) -> bool {
         self.meta.get(b"__health").is_ok()
