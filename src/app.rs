@@ -94,8 +94,8 @@ impl App {
     }
 }
 
-/// Periodic work: the stats activity snapshot every minute, purging expired sessions
-/// every ten.
+/// Periodic work: the license renewal check and the stats activity snapshot every minute,
+/// purging expired sessions every ten.
 async fn housekeeping(services: Arc<Services>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     let mut round: u64 = 0;
@@ -104,6 +104,7 @@ async fn housekeeping(services: Arc<Services>) {
         let s = services.clone();
         let purge = round % 10 == 9;
         round += 1;
+        services.licensing.auto_renew_tick().await;
         let work = tokio::task::spawn_blocking(move || {
             if let Err(e) = s.stats.refresh() {
                 tracing::warn!(error = %e, "stats refresh failed");

@@ -316,6 +316,19 @@ pub struct Settings {
     pub login_max_lifetime: Duration,
     pub token_rotation_interval: Duration,
     pub token_rotation_grace: Duration,
+    pub enterprise: Enterprise,
+}
+
+/// `[enterprise]`: where the license comes from and whom to trust and renew from.
+#[derive(Debug, Clone)]
+pub struct Enterprise {
+    /// The license file (`<data>/license.jwt` when unset).
+    pub license_path: PathBuf,
+    pub license_text: String,
+    pub auto_refresh_license: bool,
+    /// The issuer's renew endpoint.
+    pub license_url: String,
+    pub license_issuer_keys: Vec<crate::crypto::jws::PublicKey>,
 }
 
 struct Reader<'a> {
@@ -463,9 +476,26 @@ impl Settings {
                 })?,
         };
         let max_body: usize = r.num("server", "max_request_body_bytes")?;
+        let data_path = PathBuf::from(r.str("paths", "data"));
+        let enterprise = Enterprise {
+            license_path: match r.str("enterprise", "license_path") {
+                p if p.is_empty() => data_path.join("license.jwt"),
+                p => PathBuf::from(p),
+            },
+            license_text: r.str("enterprise", "license_text"),
+            auto_refresh_license: r.bool("enterprise", "auto_refresh_license")?,
+            license_url: r.str("enterprise", "license_url"),
+            license_issuer_keys: r
+                .str("enterprise", "license_issuer_keys")
+                .split(',')
+                .filter(|k| !k.trim().is_empty())
+                .map(crate::crypto::jws::PublicKey::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|e| r.err("enterprise", "license_issuer_keys", e))?,
+        };
         let settings = Settings {
             app_mode: r.str(DEFAULT_SECTION, "app_mode"),
-            data_path: PathBuf::from(r.str("paths", "data")),
+            data_path,
             provisioning_path: PathBuf::from(r.str("paths", "provisioning")),
             protocol,
             http_addr: r.str("server", "http_addr"),
@@ -518,6 +548,7 @@ impl Settings {
                 "token_rotation_grace_period",
                 Duration::from_secs(30),
             )?,
+            enterprise,
             raw,
         };
         if settings.admin_user.is_empty() {

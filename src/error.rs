@@ -29,6 +29,9 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("{0}")]
     Unprocessable(String),
+    /// Another service (the license issuer) failed or refused: 502 with its reason.
+    #[error("{0}")]
+    Upstream(String),
     #[error("{public}: {cause}")]
     Internal { public: String, cause: String },
 }
@@ -60,6 +63,7 @@ impl AppError {
             Self::PreconditionFailed(_) => 412,
             Self::PayloadTooLarge => 413,
             Self::Unprocessable(_) => 422,
+            Self::Upstream(_) => 502,
             Self::Internal { .. } => 500,
         }
     }

@@ -7,10 +7,12 @@
 
 pub mod api;
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod issuer;
 pub mod service;
 pub mod store;
 pub mod ui;

@@ -37,6 +37,50 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// License keys and tokens: the issuer's tools and the air-gapped renewal.
+    License {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
+    /// Run the license issuer service (renews tokens over HTTP).
+    LicenseIssuer {
+        /// The issuer's private key (from `tollgate license keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// An ini file with an `[issuer]` section.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// host:port to listen on (default `[issuer] listen`, else 127.0.0.1:3100).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicenseCommand {
+    /// Create an issuer key pair; prints the public key for `license_issuer_keys`.
+    Keygen {
+        /// Where to write the private key (PEM, mode 0600; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a new license token and print it.
+    Issue(tollgate::cli::IssueArgs),
+    /// Issuer side of an air-gapped renewal: read a renewal request file, print a new token.
+    Renew {
+        #[arg(long)]
+        key: PathBuf,
+        /// The file from `tollgate license renew-request` or GET /api/licensing/renew-request.
+        #[arg(long)]
+        request: PathBuf,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Appliance side of an air-gapped renewal: print the renewal request (server stopped).
+    RenewRequest {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -59,6 +103,8 @@ fn init_logging(settings: Option<&Settings>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // stdout carries command output (tokens, keys); logs go to stderr.
+        .with_writer(std::io::stderr)
         .try_init();
 }
 
@@ -120,6 +166,19 @@ async fn run(cli: Cli) -> ExitCode {
                 }
             }
         }
+        Command::License { command } => {
+            init_logging(None);
+            license(command).await
+        }
+        Command::LicenseIssuer {
+            key,
+            config,
+            listen,
+        } => {
+            init_logging(None);
+            let run = tollgate::cli::run_issuer(&key, config.as_deref(), listen, shutdown_signal());
+            print_result(run.await.map(|()| String::new()))
+        }
         Command::Admin {
             command: AdminCommand::ResetAdminPassword { password, config },
         } => {
@@ -143,6 +202,39 @@ async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn print_result(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn license(command: LicenseCommand) -> ExitCode {
+    use tollgate::cli;
+    match command {
+        LicenseCommand::Keygen { out } => print_result(cli::keygen(&out)),
+        LicenseCommand::Issue(args) => print_result(cli::issue(&args)),
+        LicenseCommand::Renew {
+            key,
+            request,
+            config,
+        } => print_result(cli::renew_file(&key, &request, config.as_deref())),
+        LicenseCommand::RenewRequest { config } => {
+            let settings = match load(config.as_ref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            print_result(cli::renew_request(settings).await)
         }
     }
 }

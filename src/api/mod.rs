@@ -10,6 +10,7 @@ pub mod datasources;
 pub mod encryption;
 pub mod error;
 pub mod health;
+pub mod licensing;
 pub mod middleware;
 pub mod session;
 pub mod settings;
@@ -35,6 +36,8 @@ pub enum ApiTags {
     DataSources,
     /// Grafana Admin API: settings, stats and the usage report.
     AdminSettings,
+    /// Grafana Enterprise's Licensing API, plus a typed status.
+    Licensing,
     /// Health and build information.
     Health,
 }
@@ -61,6 +64,7 @@ apis!(
     encryption::EncryptionApi,
     datasources::DataSourcesApi,
     settings::SettingsApi,
+    licensing::LicensingApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

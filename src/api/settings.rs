@@ -233,7 +233,7 @@ impl SettingsApi {
         let r = services.stats.usage_report(
             &auth.0,
             crate::api::health::GRAFANA_COMPAT_VERSION,
-            false,
+            services.licensing.check()?,
         )?;
         Ok(Json(UsageReport {
             version: r.version,

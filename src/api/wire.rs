@@ -1,30 +1,6 @@
 //! Small helpers shared by the wire types: Go-style RFC 3339 times and Grafana's age strings.
 
-/// Unix seconds as RFC 3339 in UTC (`2019-03-05T21:22:54Z`), as Go marshals `time.Time`.
-pub fn rfc3339(ts: i64) -> String {
-    let days = ts.div_euclid(86_400);
-    let secs = ts.rem_euclid(86_400);
-    let (y, m, d) = crate::domain::time::civil_from_days(days);
-    // Hot path (every user listing): digits by hand, no formatting machinery.
-    let mut out = String::with_capacity(20);
-    let y = y.clamp(0, 9999);
-    push2(&mut out, y / 100, None);
-    push2(&mut out, y % 100, Some('-'));
-    push2(&mut out, m, Some('-'));
-    push2(&mut out, d, Some('T'));
-    push2(&mut out, secs / 3600, Some(':'));
-    push2(&mut out, (secs % 3600) / 60, Some(':'));
-    push2(&mut out, secs % 60, Some('Z'));
-    out
-}
-
-fn push2(out: &mut String, n: i64, sep: Option<char>) {
-    out.push(char::from(b'0' + (n / 10 % 10) as u8));
-    out.push(char::from(b'0' + (n % 10) as u8));
-    if let Some(c) = sep {
-        out.push(c);
-    }
-}
+pub use crate::domain::time::rfc3339;
 
 /// Grafana's `GetAgeString`: "< 1 minute", "5m", "3h", "2d", "4M", "10y".
 pub fn age(ts: i64, now: i64) -> String {

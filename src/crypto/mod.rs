@@ -2,6 +2,7 @@
 //! tokens and keyed hashes. Envelope encryption joins it in `crypto::envelope`.
 
 pub mod envelope;
+pub mod jws;
 pub mod password;
 pub mod random;
 

@@ -3,6 +3,7 @@
 
 mod access;
 mod ids;
+pub mod license;
 pub mod time;
 mod user;
 

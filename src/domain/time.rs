@@ -22,6 +22,32 @@ pub fn month_start(ts: i64) -> i64 {
     (days - (d - 1)) * 86_400
 }
 
+/// Unix seconds as RFC 3339 in UTC (`2019-03-05T21:22:54Z`), as Go marshals `time.Time`.
+pub fn rfc3339(ts: i64) -> String {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    // Hot path (every user listing): digits by hand, no formatting machinery.
+    let mut out = String::with_capacity(20);
+    let y = y.clamp(0, 9999);
+    push2(&mut out, y / 100, None);
+    push2(&mut out, y % 100, Some('-'));
+    push2(&mut out, m, Some('-'));
+    push2(&mut out, d, Some('T'));
+    push2(&mut out, secs / 3600, Some(':'));
+    push2(&mut out, (secs % 3600) / 60, Some(':'));
+    push2(&mut out, secs % 60, Some('Z'));
+    out
+}
+
+fn push2(out: &mut String, n: i64, sep: Option<char>) {
+    out.push(char::from(b'0' + (n / 10 % 10) as u8));
+    out.push(char::from(b'0' + (n % 10) as u8));
+    if let Some(c) = sep {
+        out.push(c);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
 pub mod datasources;
+pub mod licensing;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
@@ -19,8 +20,8 @@ use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
 use crate::error::AppError;
 use crate::store::{
-    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, MetaStore, SessionStore,
-    SettingsStore, SledStore, UserStore,
+    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, LicenseStore, MetaStore,
+    SessionStore, SettingsStore, SledStore, UserStore,
 };
 
 /// Every service, built once and shared by the API.
@@ -36,7 +37,8 @@ pub struct Services {
     pub secrets: Arc<secrets::SecretsService>,
     pub datasources: datasources::DataSourceService,
     pub settings_admin: settings::SettingsService,
-    pub stats: stats::StatsService,
+    pub stats: Arc<stats::StatsService>,
+    pub licensing: licensing::LicensingService,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -121,11 +123,18 @@ impl Services {
             secrets.clone(),
             durability.clone(),
         )?;
-        let stats = stats::StatsService::new(
+        let stats = Arc::new(stats::StatsService::new(
             user_store.clone(),
             Arc::new(store.clone()) as Arc<dyn SessionStore>,
             Arc::new(store.clone()) as Arc<dyn MetaStore>,
-        );
+        ));
+        let licensing = licensing::LicensingService::new(
+            settings.clone(),
+            Arc::new(store.clone()) as Arc<dyn LicenseStore>,
+            user_store.clone(),
+            stats.clone(),
+            durability.clone(),
+        )?;
         useragent::warm();
         Ok(Arc::new(Self {
             settings,
@@ -139,6 +148,7 @@ impl Services {
             datasources,
             settings_admin,
             stats,
+            licensing,
             secrets,
         }))
     }

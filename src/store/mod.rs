@@ -432,3 +432,30 @@ pub trait SettingsStore: Send + Sync {
         secrets: &[SecretWrite],
     ) -> Result<(), StoreError>;
 }
+
+/// A license token uploaded through the API (or fetched by a renewal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredLicense {
+    pub token: String,
+    /// Unix seconds.
+    pub stored_at: i64,
+}
+
+/// The last renewal attempt, shown in the license status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenewalRecord {
+    pub at: i64,
+    /// "manual" (the API) or "automatic".
+    pub trigger: String,
+    pub ok: bool,
+    pub error: String,
+}
+
+pub trait LicenseStore: Send + Sync {
+    fn license(&self) -> Result<Option<StoredLicense>, StoreError>;
+    fn put_license(&self, license: &StoredLicense) -> Result<(), StoreError>;
+    /// True when a token was there.
+    fn delete_license(&self) -> Result<bool, StoreError>;
+    fn last_renewal(&self) -> Result<Option<RenewalRecord>, StoreError>;
+    fn put_renewal(&self, record: &RenewalRecord) -> Result<(), StoreError>;
+}

@@ -152,6 +152,23 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tollgate"))
 }
 
+/// Waits (up to 10 s) until `GET <base>/api/health` answers 2xx.
+pub async fn wait_healthy(base: &str) {
+    let client = Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} did not become healthy");
+}
+
 /// A `tollgate server` child process on a data folder, with env overrides.
 pub struct ServerProcess {
     pub child: Child,
@@ -183,19 +200,8 @@ impl ServerProcess {
             child: cmd.spawn().expect("server starts"),
             base: format!("http://127.0.0.1:{port}"),
         };
-        let client = Client::new();
-        for _ in 0..200 {
-            if client
-                .get(format!("{}/api/health", server.base))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server on {} did not become healthy", server.base);
+        wait_healthy(&server.base).await;
+        server
     }
 
     /// SIGKILL: no graceful shutdown, no final flush.

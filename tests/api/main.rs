@@ -12,6 +12,7 @@ mod cli;
 mod datasources;
 mod durability;
 mod encryption;
+mod licensing;
 mod openapi;
 mod sessions;
 mod settings;

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod datasources;
+mod license;
 mod secrets;
 mod sessions;
 mod settings;
@@ -47,6 +48,7 @@ pub struct SledStore {
     ds_by_uid: Tree,
     ds_by_name: Tree,
     settings: Tree,
+    license: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -165,6 +167,7 @@ impl SledStore {
             ds_by_uid: db.open_tree("datasources_by_uid")?,
             ds_by_name: db.open_tree("datasources_by_name")?,
             settings: db.open_tree("settings_overrides")?,
+            license: db.open_tree("license")?,
             db,
         })
     }

@@ -1,0 +1,526 @@
+//! Licensing: which token is in effect, whether it is valid and why not, seats, and renewal
+//! from the issuer (on demand and every `update_days`).
+//!
+//! One rule for sources: a token in the database (uploaded or renewed) wins; otherwise
+//! `[enterprise] license_text`; otherwise the file at `license_path`. Every present source
+//! is evaluated and shown in the status, so a token that is shadowed is never silent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::config::Settings;
+use crate::crypto::jws;
+use crate::domain::license::{
+    same_instance, update_days, validate, Invalid, LicenseClaims, LicenseState, RenewRequest,
+    RenewStats,
+};
+use crate::domain::Principal;
+use crate::error::AppError;
+use crate::service::stats::StatsService;
+use crate::store::{
+    counter, now, Durability, LicenseStore, RenewalRecord, StoredLicense, UserStore,
+};
+
+/// Where a token comes from, in precedence order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Database,
+    Config,
+    File,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Database => "database",
+            Self::Config => "config",
+            Self::File => "file",
+        }
+    }
+}
+
+/// One source's token and what it is worth.
+#[derive(Debug, Clone)]
+pub struct SourceView {
+    pub source: Source,
+    pub token: String,
+    /// Verified claims; or, for a token whose signature failed, what it claims (unverified).
+    pub claims: Option<LicenseClaims>,
+    pub state: LicenseState,
+    pub reason: String,
+}
+
+/// The license in effect (the first present source) and every source that is present.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub effective: Option<SourceView>,
+    pub sources: Vec<SourceView>,
+}
+
+impl Evaluation {
+    pub fn state(&self) -> LicenseState {
+        self.effective
+            .as_ref()
+            .map_or(LicenseState::Missing, |s| s.state)
+    }
+}
+
+/// Licensed versus used seats.
+#[derive(Debug, Clone, Default)]
+pub struct Seats {
+    pub included_users: i64,
+    pub included_admins: i64,
+    pub included_viewers: i64,
+    pub users: u64,
+    pub admins_and_editors: u64,
+    pub viewers: u64,
+    pub over_limit: bool,
+}
+
+/// `GET /api/licensing/status`.
+#[derive(Debug, Clone)]
+pub struct LicenseStatus {
+    pub evaluation: Evaluation,
+    pub now: i64,
+    /// This server's `root_url`.
+    pub instance: String,
+    pub seats: Seats,
+    pub auto_refresh: bool,
+    pub license_url: String,
+    pub next_renewal_at: Option<i64>,
+    pub last_renewal: Option<RenewalRecord>,
+}
+
+/// Active users for `GET /api/licensing/refresh-stats`.
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveUserStats {
+    pub active_admins_and_editors: u64,
+    pub active_viewers: u64,
+    pub active_users: u64,
+}
+
+/// Backoff after failed automatic renewals.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    next_try: i64,
+}
+
+/// The wait after `failures` failed attempts: one minute doubling to six hours, then
+/// +/-20% jitter so a fleet does not retry in step.
+pub fn backoff_seconds(failures: u32, jitter: f64) -> i64 {
+    let base = 60f64 * 2f64.powi(failures.saturating_sub(1).min(20) as i32);
+    let capped = base.min(6.0 * 3600.0);
+    (capped * (0.8 + 0.4 * jitter.clamp(0.0, 1.0))) as i64
+}
+
+const VERIFY_CACHE: usize = 16;
+
+pub struct LicensingService {
+    settings: Arc<Settings>,
+    store: Arc<dyn LicenseStore>,
+    users: Arc<dyn UserStore>,
+    stats: Arc<StatsService>,
+    durability: Durability,
+    /// token -> verified claims or the verification failure.
+    verified: Mutex<HashMap<String, Result<LicenseClaims, String>>>,
+    backoff: Mutex<Backoff>,
+    /// One renewal at a time.
+    renewing: tokio::sync::Mutex<()>,
+    http: reqwest::Client,
+}
+
+impl LicensingService {
+    pub fn new(
+        settings: Arc<Settings>,
+        store: Arc<dyn LicenseStore>,
+        users: Arc<dyn UserStore>,
+        stats: Arc<StatsService>,
+        durability: Durability,
+    ) -> Result<Self, AppError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AppError::internal("cannot build the HTTP client", e))?;
+        Ok(Self {
+            settings,
+            store,
+            users,
+            stats,
+            durability,
+            verified: Mutex::new(HashMap::new()),
+            backoff: Mutex::new(Backoff::default()),
+            renewing: tokio::sync::Mutex::new(()),
+            http,
+        })
+    }
+
+    /// Signature and claims, cached per token (the dates are checked on every call).
+    fn verify(&self, token: &str) -> Result<LicenseClaims, String> {
+        if let Some(hit) = self.verified.lock().get(token) {
+            return hit.clone();
+        }
+        let result = jws::verify(token, &self.settings.enterprise.license_issuer_keys)
+            .map_err(|e| e.to_string())
+            .and_then(|v| {
+                serde_json::from_slice::<LicenseClaims>(&v.claims)
+                    .map_err(|e| format!("malformed token: claims: {e}"))
+            });
+        let mut cache = self.verified.lock();
+        if cache.len() >= VERIFY_CACHE {
+            cache.clear();
+        }
+        cache.insert(token.to_string(), result.clone());
+        result
+    }
+
+    fn view(&self, source: Source, token: String, now: i64) -> SourceView {
+        match self.verify(&token) {
+            Ok(claims) => {
+                let (state, reason) = match validate(&claims, &self.settings.root_url, now) {
+                    Ok(()) => (LicenseState::Valid, String::new()),
+                    Err(Invalid { state, reason }) => (state, reason),
+                };
+                SourceView {
+                    source,
+                    token,
+                    claims: Some(claims),
+                    state,
+                    reason,
+                }
+            }
+            Err(reason) => SourceView {
+                source,
+                claims: jws::peek_claims(&token)
+                    .ok()
+                    .and_then(|c| serde_json::from_slice(&c).ok()),
+                token,
+                state: LicenseState::Invalid,
+                reason,
+            },
+        }
+    }
+
+    /// Every present source, in precedence order.
+    pub fn evaluate(&self) -> Result<Evaluation, AppError> {
+        let now = now();
+        let mut sources = Vec::new();
+        if let Some(stored) = self.store.license()? {
+            sources.push(self.view(Source::Database, stored.token, now));
+        }
+        let text = self.settings.enterprise.license_text.trim();
+        if !text.is_empty() {
+            sources.push(self.view(Source::Config, text.to_string(), now));
+        }
+        let path = &self.settings.enterprise.license_path;
+        match std::fs::read_to_string(path) {
+            Ok(t) if !t.trim().is_empty() => {
+                sources.push(self.view(Source::File, t.trim().to_string(), now));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => sources.push(SourceView {
+                source: Source::File,
+                token: String::new(),
+                claims: None,
+                state: LicenseState::Invalid,
+                reason: format!("cannot read {}: {e}", path.display()),
+            }),
+        }
+        Ok(Evaluation {
+            effective: sources.first().cloned(),
+            sources,
+        })
+    }
+
+    /// `GET /api/licensing/check`: any authenticated caller.
+    pub fn check(&self) -> Result<bool, AppError> {
+        Ok(self.evaluate()?.state() == LicenseState::Valid)
+    }
+
+    /// `GET /api/licensing/token`: the claims of the token in effect.
+    pub fn token(&self, p: &Principal) -> Result<(LicenseClaims, LicenseState), AppError> {
+        p.require("licensing:read", "")?;
+        match self.evaluate()?.effective {
+            Some(SourceView {
+                claims: Some(c),
+                state,
+                ..
+            }) => Ok((c, state)),
+            Some(v) => Err(AppError::bad_request(v.reason)),
+            None => Err(AppError::not_found("No license token found")),
+        }
+    }
+
+    /// `POST /api/licensing/token`: stores a token only when it is valid for this server.
+    pub async fn upload(&self, p: &Principal, token: &str) -> Result<LicenseClaims, AppError> {
+        p.require("licensing:write", "")?;
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AppError::bad_request("token is required"));
+        }
+        let v = self.view(Source::Database, token.to_string(), now());
+        match (v.state, v.claims) {
+            (LicenseState::Valid, Some(claims)) => {
+                self.store_token(token).await?;
+                tracing::info!(lid = %claims.lid, "license token stored");
+                Ok(claims)
+            }
+            _ => Err(AppError::bad_request(v.reason)),
+        }
+    }
+
+    async fn store_token(&self, token: &str) -> Result<(), AppError> {
+        self.store.put_license(&StoredLicense {
+            token: token.to_string(),
+            stored_at: now(),
+        })?;
+        self.durability.wait().await?;
+        Ok(())
+    }
+
+    /// `DELETE /api/licensing/token`: removes the database token (202 whether or not there
+    /// was one); `instance` must be this server's `root_url`.
+    pub async fn remove(&self, p: &Principal, instance: &str) -> Result<(), AppError> {
+        p.require("licensing:delete", "")?;
+        if !same_instance(instance, &self.settings.root_url) {
+            return Err(AppError::Unprocessable(
+                "incorrect instance name provided".into(),
+            ));
+        }
+        if self.store.delete_license()? {
+            self.durability.wait().await?;
+            tracing::info!("license token removed from the database");
+        }
+        Ok(())
+    }
+
+    fn seats(&self, claims: Option<&LicenseClaims>) -> Result<Seats, AppError> {
+        let c = |name| self.users.counter(name);
+        let admins_and_editors = c(counter::ROLE_ADMIN)? + c(counter::ROLE_EDITOR)?;
+        let viewers = c(counter::ROLE_VIEWER)? + c(counter::ROLE_NONE)?;
+        let users = c(counter::USERS)?;
+        let mut s = Seats {
+            users,
+            admins_and_editors,
+            viewers,
+            ..Seats::default()
+        };
+        if let Some(cl) = claims {
+            s.included_users = cl.included_users;
+            s.included_admins = cl.included_admins;
+            s.included_viewers = cl.included_viewers;
+            let over = |included: i64, used: u64| included > 0 && used > included as u64;
+            s.over_limit = over(cl.included_users, users)
+                || over(cl.included_admins, admins_and_editors)
+                || over(cl.included_viewers, viewers);
+        }
+        Ok(s)
+    }
+
+    /// `GET /api/licensing/status`.
+    pub fn status(&self, p: &Principal) -> Result<LicenseStatus, AppError> {
+        p.require("licensing:read", "")?;
+        let evaluation = self.evaluate()?;
+        let claims = evaluation
+            .effective
+            .as_ref()
+            .and_then(|e| e.claims.as_ref());
+        let seats = self.seats(claims)?;
+        let e = &self.settings.enterprise;
+        let auto = e.auto_refresh_license && !e.license_url.is_empty();
+        let next_renewal_at = match (auto, claims) {
+            (true, Some(c)) => {
+                let b = self.backoff.lock();
+                Some((c.iat + update_days(c) * 86_400).max(b.next_try))
+            }
+            _ => None,
+        };
+        Ok(LicenseStatus {
+            seats,
+            now: now(),
+            instance: self.settings.root_url.clone(),
+            auto_refresh: auto,
+            license_url: e.license_url.clone(),
+            next_renewal_at,
+            last_renewal: self.store.last_renewal()?,
+            evaluation,
+        })
+    }
+
+    /// `GET /api/licensing/refresh-stats`: recounts active users now (one pass).
+    pub async fn refresh_stats(&self, p: &Principal) -> Result<ActiveUserStats, AppError> {
+        p.require("licensing:read", "")?;
+        let stats = self.stats.clone();
+        let s = tokio::task::spawn_blocking(move || {
+            stats.refresh()?;
+            stats.stats(&Principal::system())
+        })
+        .await
+        .map_err(|e| AppError::internal("stats refresh failed", e))??;
+        Ok(ActiveUserStats {
+            active_admins_and_editors: s.active_admins + s.active_editors,
+            active_viewers: s.active_viewers,
+            active_users: s.active_users,
+        })
+    }
+
+    /// What a renewal sends: the token in effect, this instance and the seat counts. Also
+    /// the air-gapped form (`GET /api/licensing/renew-request`, carried as a file).
+    pub fn renew_request(&self, p: &Principal) -> Result<RenewRequest, AppError> {
+        p.require("licensing:write", "")?;
+        self.build_renew_request()
+    }
+
+    fn build_renew_request(&self) -> Result<RenewRequest, AppError> {
+        let eval = self.evaluate()?;
+        let Some(current) = eval.effective.filter(|e| e.claims.is_some()) else {
+            return Err(AppError::not_found(
+                "No license token to renew: upload one first",
+            ));
+        };
+        let seats = self.seats(None)?;
+        Ok(RenewRequest {
+            token: current.token,
+            instance: self.settings.root_url.clone(),
+            requested_at: now(),
+            stats: RenewStats {
+                users: seats.users,
+                admins_and_editors: seats.admins_and_editors,
+                viewers: seats.viewers,
+            },
+        })
+    }
+
+    /// `POST /api/licensing/token/renew`.
+    pub async fn renew(&self, p: &Principal) -> Result<LicenseClaims, AppError> {
+        p.require("licensing:write", "")?;
+        self.renew_now("manual").await
+    }
+
+    async fn renew_now(&self, trigger: &str) -> Result<LicenseClaims, AppError> {
+        let _one = self.renewing.lock().await;
+        let result = self.ask_issuer().await;
+        let record = RenewalRecord {
+            at: now(),
+            trigger: trigger.to_string(),
+            ok: result.is_ok(),
+            error: result
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        };
+        self.store.put_renewal(&record)?;
+        self.durability.wait().await?;
+        match &result {
+            Ok(c) => tracing::info!(lid = %c.lid, trigger, "license token renewed"),
+            Err(e) => tracing::warn!(error = %e, trigger, "license renewal failed"),
+        }
+        result
+    }
+
+    async fn ask_issuer(&self) -> Result<LicenseClaims, AppError> {
+        let url = &self.settings.enterprise.license_url;
+        if url.is_empty() {
+            return Err(AppError::Upstream(
+                "no license issuer configured: set [enterprise] license_url".into(),
+            ));
+        }
+        let request = self.build_renew_request()?;
+        let response = self
+            .http
+            .post(url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| {
+                AppError::Upstream(format!(
+                    "license issuer unreachable at {url}: {}",
+                    root_cause(&e)
+                ))
+            })?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            let why = body["message"].as_str().unwrap_or("no reason given");
+            return Err(AppError::Upstream(format!(
+                "license issuer refused the renewal ({}): {why}",
+                status.as_u16()
+            )));
+        }
+        let Some(token) = body["token"].as_str() else {
+            return Err(AppError::Upstream(
+                "license issuer answered without a token".into(),
+            ));
+        };
+        let v = self.view(Source::Database, token.to_string(), now());
+        match (v.state, v.claims) {
+            (LicenseState::Valid, Some(claims)) => {
+                self.store_token(token).await?;
+                Ok(claims)
+            }
+            _ => Err(AppError::Upstream(format!(
+                "license issuer returned a token that is not valid here: {}",
+                v.reason
+            ))),
+        }
+    }
+
+    /// The automatic renewal, called every minute: renews when the token is `update_days`
+    /// old, backing off with jitter after failures. Each attempt is recorded.
+    pub async fn auto_renew_tick(&self) {
+        let e = &self.settings.enterprise;
+        if !e.auto_refresh_license || e.license_url.is_empty() {
+            return;
+        }
+        let Ok(eval) = self.evaluate() else { return };
+        let Some(claims) = eval.effective.and_then(|v| v.claims) else {
+            return;
+        };
+        let at = now();
+        let due = claims.iat + update_days(&claims) * 86_400;
+        if at < due || at < self.backoff.lock().next_try {
+            return;
+        }
+        let ok = self.renew_now("automatic").await.is_ok();
+        let mut b = self.backoff.lock();
+        if ok {
+            *b = Backoff::default();
+        } else {
+            b.failures += 1;
+            let jitter = f64::from(crate::crypto::random::bytes::<1>()[0]) / 255.0;
+            b.next_try = at + backoff_seconds(b.failures, jitter);
+        }
+    }
+}
+
+/// The innermost error text (reqwest wraps the connect error several times).
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter() {
+        assert_eq!(backoff_seconds(1, 0.5), 60);
+        assert_eq!(backoff_seconds(2, 0.5), 120);
+        assert_eq!(backoff_seconds(3, 0.5), 240);
+        assert_eq!(backoff_seconds(30, 0.5), 6 * 3600);
+        assert_eq!(backoff_seconds(1, 0.0), 48);
+        assert_eq!(backoff_seconds(1, 1.0), 72);
+    }
+}
