@@ -256,12 +256,12 @@ api_errors!(
 api_errors!(
     /// Errors of renewing the license token.
     RenewError {
-        400 => BadRequest: "Not JSON.",
+        400 => BadRequest: "Not JSON, or no issuer configured (`[enterprise] license_url`).",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks `licensing:write`, or the request is cross-origin.",
         404 => NotFound: "No license token to renew.",
         413 => PayloadTooLarge: "The body is too large.",
-        502 => BadGateway: "The issuer is not configured, unreachable, refused, or answered a token that is not valid here; the current token is kept.",
+        502 => BadGateway: "The issuer is unreachable, refused, or answered a token that is not valid here; the current token is kept.",
     }
 );
 

@@ -94,10 +94,31 @@ const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 
 impl SigningKey {
+    /// A new key, kept as PKCS#8 v1 (RFC 8410): ring writes v2 with the public key
+    /// attached, which Python's `cryptography` refuses, while v1 is read everywhere.
     pub fn generate() -> Result<Self, String> {
+        // RFC 8410 section 7: SEQUENCE { version 0, AlgorithmIdentifier { id-Ed25519 },
+        // OCTET STRING { OCTET STRING (32-byte seed) } }.
+        const V1_PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        // ring's v2 document: the same fields with version 1, then the public key.
+        const V2_PREFIX: [u8; 16] = [
+            0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
         let rng = ring::rand::SystemRandom::new();
         let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| "key generation failed")?;
-        Self::from_pkcs8(doc.as_ref())
+        let v2 = doc.as_ref();
+        let seed = v2
+            .get(16..48)
+            .filter(|_| v2.starts_with(&V2_PREFIX))
+            .ok_or("unexpected PKCS#8 layout from ring")?;
+        let mut v1 = Zeroizing::new(Vec::with_capacity(48));
+        v1.extend_from_slice(&V1_PREFIX);
+        v1.extend_from_slice(seed);
+        Self::from_pkcs8(&v1)
     }
 
     /// PKCS#8 v1 or v2 (what ring, OpenSSL and Python's `cryptography` write).

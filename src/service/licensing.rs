@@ -426,13 +426,15 @@ impl LicensingService {
     }
 
     async fn ask_issuer(&self) -> Result<LicenseClaims, AppError> {
+        let request = self.build_renew_request()?;
         let url = &self.settings.enterprise.license_url;
         if url.is_empty() {
-            return Err(AppError::Upstream(
-                "no license issuer configured: set [enterprise] license_url".into(),
+            // Nothing upstream failed: this server is not set up to renew.
+            return Err(AppError::bad_request(
+                "no license issuer configured: set [enterprise] license_url, or renew \
+                 offline (GET /api/licensing/renew-request)",
             ));
         }
-        let request = self.build_renew_request()?;
         let response = self
             .http
             .post(url)

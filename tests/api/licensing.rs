@@ -630,9 +630,11 @@ async fn renewal_without_an_issuer_configured() {
             .json(&json!({})),
     )
     .await;
-    assert_eq!(s, 502);
+    assert_eq!(s, 400);
     assert!(message(&v).contains("license_url"), "{v}");
-    assert_eq!(status(&l.app).await["autoRefresh"], false);
+    let st = status(&l.app).await;
+    assert_eq!(st["autoRefresh"], false);
+    assert_eq!(st["lastRenewal"]["ok"], false, "the attempt is recorded: {st}");
 }
 
 #[tokio::test]

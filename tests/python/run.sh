@@ -14,7 +14,12 @@ work=$(mktemp -d /tmp/tollgate-py-XXXXXX)
 port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export TOLLGATE_HOST=127.0.0.1 TOLLGATE_PORT=$port TOLLGATE_URL=http://127.0.0.1:$port
 export TOLLGATE_ADMIN_PASSWORD=python-admin-pw
+# A license issuer key for the PyJWT interoperability test.
+export TOLLGATE_BIN="$root/$bin" TOLLGATE_ISSUER_KEY="$work/issuer.key"
+issuer_keys=$("$bin" license keygen --out "$TOLLGATE_ISSUER_KEY" | sed -n 's/^license_issuer_keys = //p')
+export TOLLGATE_ISSUER_KID=${issuer_keys%%:*}
 GF_PATHS_DATA="$work/data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
+  GF_SERVER_ROOT_URL="$TOLLGATE_URL/" GF_ENTERPRISE_LICENSE_ISSUER_KEYS="$issuer_keys" \
   GF_SECURITY_ADMIN_PASSWORD=$TOLLGATE_ADMIN_PASSWORD GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
   "$bin" server >"$work/server.log" 2>&1 &
 server=$!
@@ -31,6 +36,9 @@ echo "== grafana-client"
 
 echo "== browser-style flow (requests)"
 "$venvs/st/bin/python" tests/python/test_browser_flow.py
+
+echo "== license tokens and PyJWT"
+"$venvs/jwt/bin/python" tests/python/test_license_pyjwt.py
 
 echo "== openapi-python-client"
 "$venvs/gen/bin/openapi-python-client" generate --path openapi/tollgate.json \

@@ -18,3 +18,4 @@ ensure_venv() { # name packages...
 ensure_venv gc "grafana-client>=5,<6"
 ensure_venv st "schemathesis>=4.30,<5"
 ensure_venv gen "openapi-python-client>=0.26"
+ensure_venv jwt "pyjwt[crypto]>=2.8,<3" "requests>=2.31"
