@@ -45,6 +45,9 @@ impl App {
         let bind = settings.bind_addr();
         let services = Services::open(settings).await?;
         bootstrap::first_start(&services).await?;
+        // Provisioned objects exist before the first request (failures are logged and
+        // shown in the provisioning status; the server still starts).
+        services.provisioning.provision_all().await;
         if services.secrets.interrupted_job()? {
             // A re-encryption was cut off (crash): finish it in the background.
             let s = services.clone();
@@ -87,6 +90,7 @@ impl App {
             )
             .await;
         janitor.abort();
+        services.provisioning.stop_polling();
         if let Err(e) = services.durability.wait().await {
             tracing::error!(error = %e, "final flush failed");
         }

@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod issuer;
+pub mod provisioning;
 pub mod service;
 pub mod store;
 pub mod ui;

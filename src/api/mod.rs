@@ -1,17 +1,20 @@
 //! HTTP only: one `#[OpenApi]` struct per resource group, the wire types, the security
 //! scheme and the error mapping. Handlers translate; the services decide.
 
+pub mod access_control;
 pub mod admin_users;
 pub mod api_keys;
 pub mod auth;
 pub mod auth_tokens;
 pub mod body;
+pub mod dashboards;
 pub mod datasources;
 pub mod encryption;
 pub mod error;
 pub mod health;
 pub mod licensing;
 pub mod middleware;
+pub mod provisioning;
 pub mod session;
 pub mod settings;
 pub mod users;
@@ -38,6 +41,12 @@ pub enum ApiTags {
     AdminSettings,
     /// Grafana Enterprise's Licensing API, plus a typed status.
     Licensing,
+    /// Provisioning reloads and status; legacy alerts and notification channels.
+    Provisioning,
+    /// Dashboards, folders and search.
+    Dashboards,
+    /// RBAC roles and app plugin settings.
+    AccessControl,
     /// Health and build information.
     Health,
 }
@@ -65,6 +74,9 @@ apis!(
     datasources::DataSourcesApi,
     settings::SettingsApi,
     licensing::LicensingApi,
+    provisioning::ProvisioningApi,
+    dashboards::DashboardsApi,
+    access_control::AccessControlApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

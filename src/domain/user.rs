@@ -160,6 +160,14 @@ impl Principal {
         }
     }
 
+    /// In-process work on one org's objects (provisioning).
+    pub fn system_in(org: OrgId) -> Self {
+        Self {
+            org_id: org,
+            ..Self::system()
+        }
+    }
+
     /// True when the caller is this user (not an API key acting for the org).
     pub fn is_user(&self, id: UserId) -> bool {
         self.user_id == Some(id) && matches!(self.kind, AuthKind::Basic | AuthKind::Session)

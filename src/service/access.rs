@@ -270,6 +270,30 @@ pub struct RoleCatalog {
     current: RwLock<Arc<Snapshot>>,
     /// Permissions granted to single users (custom role assignments), by user id.
     user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
+    /// Permissions of provisioned roles assigned to single users; replaced as a whole.
+    provisioned_user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
+}
+
+/// The basic role a provisioning file names (`Viewer`, `Editor`, `Admin`, `Grafana Admin`,
+/// `None`), as the catalog's grant key.
+pub fn basic_role_key(name: &str) -> Option<&'static str> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "none" => Some("basic:none"),
+        "viewer" => Some("basic:viewer"),
+        "editor" => Some("basic:editor"),
+        "admin" => Some("basic:admin"),
+        "grafana admin" | "grafanaadmin" | "server admin" => Some("basic:grafana_admin"),
+        _ => None,
+    }
+}
+
+/// A custom role for the catalog and whom it goes to.
+#[derive(Debug, Clone)]
+pub struct CustomRole {
+    pub role: Role,
+    /// Catalog grant keys (`basic:viewer`, ...).
+    pub basic_roles: Vec<&'static str>,
+    pub users: Vec<u64>,
 }
 
 impl Default for RoleCatalog {
@@ -295,7 +319,43 @@ impl RoleCatalog {
                 resolved: RwLock::new(HashMap::new()),
             })),
             user_grants: RwLock::new(HashMap::new()),
+            provisioned_user_grants: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Replaces the custom roles (provisioned or created through the API): the fixed roles
+    /// and default grants stay, the custom ones are swapped in at once.
+    pub fn install_custom(&self, custom: &[CustomRole]) {
+        let mut roles: HashMap<String, Role> = fixed_roles()
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let mut grants: HashMap<String, Vec<String>> = default_grants()
+            .into_iter()
+            .map(|(b, rs)| (b.to_string(), rs.into_iter().map(String::from).collect()))
+            .collect();
+        let mut users: HashMap<u64, Vec<Permission>> = HashMap::new();
+        for c in custom {
+            roles.insert(c.role.name.clone(), c.role.clone());
+            for basic in &c.basic_roles {
+                grants
+                    .entry((*basic).to_string())
+                    .or_default()
+                    .push(c.role.name.clone());
+            }
+            for u in &c.users {
+                users
+                    .entry(*u)
+                    .or_default()
+                    .extend(c.role.permissions.iter().cloned());
+            }
+        }
+        *self.current.write() = Arc::new(Snapshot {
+            roles,
+            grants,
+            resolved: RwLock::new(HashMap::new()),
+        });
+        *self.provisioned_user_grants.write() = users;
     }
 
     /// Grants permissions to one user, on top of their basic roles (takes effect on the
@@ -316,11 +376,15 @@ impl RoleCatalog {
         grafana_admin: bool,
     ) -> Arc<PermissionSet> {
         let base = self.permissions_for(org_role, grafana_admin);
-        match self.user_grants.read().get(&user) {
-            None => base,
-            Some(extra) => {
+        let manual = self.user_grants.read();
+        let provisioned = self.provisioned_user_grants.read();
+        match (manual.get(&user), provisioned.get(&user)) {
+            (None, None) => base,
+            (a, b) => {
                 let mut set = (*base).clone();
-                set.extend(extra);
+                for extra in [a, b].into_iter().flatten() {
+                    set.extend(extra);
+                }
                 Arc::new(set)
             }
         }

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::envelope::SecretContext;
 use crate::crypto::random;
-use crate::domain::{OrgId, Principal};
+use crate::domain::{AuthKind, OrgId, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
 use crate::store::{now, DataSourceRecord, DataSourceStore, Durability, SecretWrite, StoreError};
@@ -228,7 +228,8 @@ impl DataSourceService {
     ) -> Result<DataSourceRecord, AppError> {
         let old = self.scoped(p, self.store.datasource(id)?, "datasources:write")?;
         Self::validate(&input)?;
-        if old.read_only {
+        // Provisioning (system work) owns read-only datasources.
+        if old.read_only && p.kind != AuthKind::System {
             return Err(AppError::Forbidden(
                 "Cannot update read-only data source".into(),
             ));
@@ -289,7 +290,7 @@ impl DataSourceService {
         ds: DataSourceRecord,
     ) -> Result<DataSourceRecord, AppError> {
         let ds = self.scoped(p, Some(ds), "datasources:delete")?;
-        if ds.read_only {
+        if ds.read_only && p.kind != AuthKind::System {
             return Err(AppError::Forbidden(
                 "Cannot delete read-only data source".into(),
             ));
@@ -306,6 +307,26 @@ impl DataSourceService {
             .ok_or_else(|| AppError::not_found(NOT_FOUND))?;
         self.durability.wait().await?;
         Ok(ds)
+    }
+
+    /// Provisioning: creates or updates the datasource named `input.name` in `org`.
+    pub async fn provision(&self, org: OrgId, input: DataSourceInput) -> Result<(), AppError> {
+        let p = Principal::system_in(org);
+        match self.store.datasource_by_name(org, input.name.trim())? {
+            Some(old) => self.update(&p, old.id, input).await.map(drop),
+            None => self.create(&p, input).await.map(drop),
+        }
+    }
+
+    /// Provisioning: deletes the datasource named `name` in `org`; false when there is none.
+    pub async fn unprovision(&self, org: OrgId, name: &str) -> Result<bool, AppError> {
+        match self.store.datasource_by_name(org, name.trim())? {
+            Some(ds) => self
+                .delete(&Principal::system_in(org), ds)
+                .await
+                .map(|_| true),
+            None => Ok(false),
+        }
     }
 
     /// Finds a datasource in the caller's org for deletion by id, uid or name.

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod datasources;
 pub mod licensing;
+pub mod provisioning;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
@@ -21,7 +22,7 @@ use crate::crypto::{random, KeyedHasher};
 use crate::error::AppError;
 use crate::store::{
     ApiKeyStore, DataSourceStore, Durability, EncryptionStore, LicenseStore, MetaStore,
-    SessionStore, SettingsStore, SledStore, UserStore,
+    ProvisioningStore, SessionStore, SettingsStore, SledStore, UserStore,
 };
 
 /// Every service, built once and shared by the API.
@@ -35,10 +36,11 @@ pub struct Services {
     pub sessions: Arc<sessions::SessionService>,
     pub api_keys: Arc<api_keys::ApiKeyService>,
     pub secrets: Arc<secrets::SecretsService>,
-    pub datasources: datasources::DataSourceService,
+    pub datasources: Arc<datasources::DataSourceService>,
     pub settings_admin: settings::SettingsService,
     pub stats: Arc<stats::StatsService>,
     pub licensing: licensing::LicensingService,
+    pub provisioning: Arc<provisioning::ProvisioningService>,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -112,11 +114,20 @@ impl Services {
             credentials,
         );
         users.subscribe(sessions.clone());
-        let datasources = datasources::DataSourceService::new(
+        let datasources = Arc::new(datasources::DataSourceService::new(
             Arc::new(store.clone()) as Arc<dyn DataSourceStore>,
             secrets.clone(),
             durability.clone(),
-        );
+        ));
+        let provisioning = Arc::new(provisioning::ProvisioningService::new(
+            &settings,
+            Arc::new(store.clone()) as Arc<dyn ProvisioningStore>,
+            user_store.clone(),
+            datasources.clone(),
+            secrets.clone(),
+            catalog.clone(),
+            durability.clone(),
+        )?);
         let settings_admin = settings::SettingsService::open(
             settings.clone(),
             Arc::new(store.clone()) as Arc<dyn SettingsStore>,
@@ -149,6 +160,7 @@ impl Services {
             settings_admin,
             stats,
             licensing,
+            provisioning,
             secrets,
         }))
     }

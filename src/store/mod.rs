@@ -459,3 +459,163 @@ pub trait LicenseStore: Send + Sync {
     fn last_renewal(&self) -> Result<Option<RenewalRecord>, StoreError>;
     fn put_renewal(&self, record: &RenewalRecord) -> Result<(), StoreError>;
 }
+
+/// A dashboard (from a provisioning provider). The JSON is kept as text: bincode cannot
+/// decode `serde_json::Value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DashboardRecord {
+    pub id: u64,
+    pub uid: String,
+    pub org_id: u64,
+    pub title: String,
+    pub tags: Vec<String>,
+    /// "" for the General folder.
+    pub folder_uid: String,
+    pub version: u64,
+    pub json: String,
+    /// The provisioning provider and the file's path relative to its root.
+    pub provider: String,
+    pub file: String,
+    /// Panels carrying a legacy alert (set by the store from the batch).
+    pub alert_panels: Vec<u64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderRecord {
+    pub id: u64,
+    pub uid: String,
+    pub org_id: u64,
+    pub title: String,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// A legacy alert rule: a dashboard panel's `alert` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRecord {
+    pub id: u64,
+    pub org_id: u64,
+    pub dashboard_uid: String,
+    pub dashboard_id: u64,
+    pub panel_id: u64,
+    pub name: String,
+    /// "pending", "paused", "ok", "alerting", "no_data".
+    pub state: String,
+    pub paused: bool,
+    pub new_state_date: i64,
+}
+
+/// Dashboards of one provisioning round, applied in one transaction. Alerts of an upserted
+/// dashboard replace its previous ones; an alert keeps its id and pause by panel.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardBatch {
+    pub folders: Vec<FolderRecord>,
+    pub upserts: Vec<(DashboardRecord, Vec<AlertRecord>)>,
+    pub deletes: Vec<String>,
+}
+
+/// An app plugin's settings in an org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginSettingRecord {
+    pub org_id: u64,
+    pub plugin_id: String,
+    pub enabled: bool,
+    pub pinned: bool,
+    pub json_data: String,
+    pub secure_fields: Vec<String>,
+    pub version: u64,
+    pub updated: i64,
+}
+
+/// A legacy alert notification channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifierRecord {
+    pub id: u64,
+    pub uid: String,
+    pub org_id: u64,
+    pub name: String,
+    pub kind: String,
+    pub is_default: bool,
+    pub send_reminder: bool,
+    pub frequency: String,
+    pub disable_resolve_message: bool,
+    pub settings: String,
+    pub secure_fields: Vec<String>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// A custom RBAC role and whom it is assigned to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub uid: String,
+    pub name: String,
+    pub display_name: String,
+    pub description: String,
+    pub group: String,
+    pub version: u64,
+    pub global: bool,
+    pub org_id: u64,
+    /// (action, scope).
+    pub permissions: Vec<(String, String)>,
+    /// Basic roles (`Viewer`, `Editor`, `Admin`, `Grafana Admin`) holding it.
+    pub basic_roles: Vec<String>,
+    /// Logins of users holding it.
+    pub users: Vec<String>,
+    pub updated: i64,
+}
+
+/// The outcome of one file in a reload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileOutcome {
+    pub file: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+/// The last reload of a provisioning kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisioningRun {
+    pub kind: String,
+    pub at: i64,
+    pub ok: bool,
+    pub error: String,
+    pub files: Vec<FileOutcome>,
+    /// Objects created or updated, and removed.
+    pub applied: u64,
+    pub removed: u64,
+}
+
+pub trait ProvisioningStore: Send + Sync {
+    fn dashboards(&self) -> Result<Vec<DashboardRecord>, StoreError>;
+    fn dashboard(&self, uid: &str) -> Result<Option<DashboardRecord>, StoreError>;
+    fn folders(&self) -> Result<Vec<FolderRecord>, StoreError>;
+    fn apply_dashboards(&self, batch: &DashboardBatch) -> Result<(), StoreError>;
+    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Pauses or resumes the given alerts (all when `ids` is None); returns how many changed.
+    fn set_alerts_paused(&self, ids: Option<&[u64]>, paused: bool) -> Result<u64, StoreError>;
+
+    fn plugin_settings(&self) -> Result<Vec<PluginSettingRecord>, StoreError>;
+    fn apply_plugin_settings(
+        &self,
+        set: &[PluginSettingRecord],
+        secrets: &[SecretWrite],
+    ) -> Result<(), StoreError>;
+
+    fn notifiers(&self) -> Result<Vec<NotifierRecord>, StoreError>;
+    /// Upserts by (org, uid) (a new one gets an id) and deletes by (org, uid).
+    fn apply_notifiers(
+        &self,
+        set: &[NotifierRecord],
+        delete: &[(u64, String)],
+        secrets: &[SecretWrite],
+    ) -> Result<(), StoreError>;
+
+    fn roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
+    fn apply_roles(&self, set: &[RoleRecord], delete: &[String]) -> Result<(), StoreError>;
+
+    fn provisioning_runs(&self) -> Result<Vec<ProvisioningRun>, StoreError>;
+    fn put_provisioning_run(&self, run: &ProvisioningRun) -> Result<(), StoreError>;
+}

@@ -634,7 +634,10 @@ async fn renewal_without_an_issuer_configured() {
     assert!(message(&v).contains("license_url"), "{v}");
     let st = status(&l.app).await;
     assert_eq!(st["autoRefresh"], false);
-    assert_eq!(st["lastRenewal"]["ok"], false, "the attempt is recorded: {st}");
+    assert_eq!(
+        st["lastRenewal"]["ok"], false,
+        "the attempt is recorded: {st}"
+    );
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod durability;
 mod encryption;
 mod licensing;
 mod openapi;
+mod provisioning;
 mod sessions;
 mod settings;
 mod transport;

@@ -4,6 +4,7 @@
 mod api_keys;
 mod datasources;
 mod license;
+mod provisioning;
 mod secrets;
 mod sessions;
 mod settings;
@@ -49,6 +50,14 @@ pub struct SledStore {
     ds_by_name: Tree,
     settings: Tree,
     license: Tree,
+    dashboards: Tree,
+    folders: Tree,
+    alerts: Tree,
+    alerts_by_panel: Tree,
+    plugin_settings: Tree,
+    notifiers: Tree,
+    roles: Tree,
+    provisioning_runs: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -168,6 +177,14 @@ impl SledStore {
             ds_by_name: db.open_tree("datasources_by_name")?,
             settings: db.open_tree("settings_overrides")?,
             license: db.open_tree("license")?,
+            dashboards: db.open_tree("dashboards")?,
+            folders: db.open_tree("folders")?,
+            alerts: db.open_tree("alerts")?,
+            alerts_by_panel: db.open_tree("alerts_by_panel")?,
+            plugin_settings: db.open_tree("plugin_settings")?,
+            notifiers: db.open_tree("alert_notifications")?,
+            roles: db.open_tree("roles")?,
+            provisioning_runs: db.open_tree("provisioning_runs")?,
             db,
         })
     }
