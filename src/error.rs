@@ -29,6 +29,10 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("{0}")]
     Unprocessable(String),
+    /// A 500 whose reason the caller may see (a reload that was refused): `{"message",
+    /// "error"}`.
+    #[error("{public}: {reason}")]
+    Failed { public: String, reason: String },
     /// Another service (the license issuer) failed or refused: 502 with its reason.
     #[error("{0}")]
     Upstream(String),
@@ -64,6 +68,7 @@ impl AppError {
             Self::PayloadTooLarge => 413,
             Self::Unprocessable(_) => 422,
             Self::Upstream(_) => 502,
+            Self::Failed { .. } => 500,
             Self::Internal { .. } => 500,
         }
     }
@@ -74,7 +79,7 @@ impl AppError {
             Self::AccessDenied { action, .. } => format!(
                 "You'll need additional permissions to perform this action. Permissions needed: {action}"
             ),
-            Self::Internal { public, .. } => public.clone(),
+            Self::Internal { public, .. } | Self::Failed { public, .. } => public.clone(),
             other => other.to_string(),
         }
     }

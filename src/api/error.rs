@@ -19,6 +19,9 @@ pub struct ErrorBody {
     /// Set on RBAC denials: "Access denied".
     #[oai(skip_serializing_if_is_none)]
     pub title: Option<String>,
+    /// Why a reload failed (Grafana's `error` field).
+    #[oai(skip_serializing_if_is_none)]
+    pub error: Option<String>,
 }
 
 impl ErrorBody {
@@ -27,6 +30,7 @@ impl ErrorBody {
             message: msg.into(),
             access_error_id: None,
             title: None,
+            error: None,
         }
     }
 
@@ -45,8 +49,15 @@ impl ErrorBody {
                     message: e.message(),
                     access_error_id: Some(format!("ACE{digits}")),
                     title: Some("Access denied".into()),
+                    error: None,
                 }
                 .logged(action, scope);
+            }
+            AppError::Failed { public, reason } => {
+                return Self {
+                    error: Some(reason.clone()),
+                    ..Self::message(public.clone())
+                };
             }
             _ => {}
         }

@@ -12,6 +12,7 @@ pub mod datasources;
 pub mod encryption;
 pub mod error;
 pub mod health;
+pub mod ldap;
 pub mod licensing;
 pub mod middleware;
 pub mod provisioning;
@@ -47,6 +48,8 @@ pub enum ApiTags {
     Dashboards,
     /// RBAC roles and app plugin settings.
     AccessControl,
+    /// LDAP: reload, status, user lookup and sync.
+    Ldap,
     /// Health and build information.
     Health,
 }
@@ -77,6 +80,7 @@ apis!(
     provisioning::ProvisioningApi,
     dashboards::DashboardsApi,
     access_control::AccessControlApi,
+    ldap::LdapApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

@@ -12,6 +12,7 @@
 //! `brute_force_login_protection_max_attempts` failures in five minutes that pair answers
 //! exactly like a wrong password, while the same login from another address still works.
 
+use crate::service::ldap::LdapService;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -172,6 +173,7 @@ pub struct AuthService {
     pub guard: LoginGuard,
     sessions: Arc<SessionService>,
     api_keys: Arc<ApiKeyService>,
+    ldap: Arc<LdapService>,
     dummy: PasswordHash,
 }
 
@@ -201,6 +203,7 @@ impl AuthService {
         credentials: Arc<CredentialCache>,
         sessions: Arc<SessionService>,
         api_keys: Arc<ApiKeyService>,
+        ldap: Arc<LdapService>,
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
         Self {
@@ -211,6 +214,7 @@ impl AuthService {
             credentials,
             sessions,
             api_keys,
+            ldap,
             dummy,
         }
     }
@@ -231,7 +235,17 @@ impl AuthService {
             );
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
         }
-        match self.verify_password(login, password).await {
+        // Local users first (a local admin signs in while the directory is down), then LDAP.
+        let result = match self.verify_password(login, password).await {
+            Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
+                match self.ldap.authenticate(login, password).await? {
+                    Some(user) => self.usable(user),
+                    None => Err(AppError::Unauthorized(m)),
+                }
+            }
+            other => other,
+        };
+        match result {
             Ok(user) => {
                 self.guard.succeeded(login, client_ip);
                 Ok(user)

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
 pub mod datasources;
+pub mod ldap;
 pub mod licensing;
 pub mod provisioning;
 pub mod secrets;
@@ -41,6 +42,7 @@ pub struct Services {
     pub stats: Arc<stats::StatsService>,
     pub licensing: licensing::LicensingService,
     pub provisioning: Arc<provisioning::ProvisioningService>,
+    pub ldap: Arc<ldap::LdapService>,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -99,6 +101,11 @@ impl Services {
             settings.clone(),
             durability.clone(),
         ));
+        let ldap = Arc::new(ldap::LdapService::new(
+            settings.clone(),
+            user_store.clone(),
+            durability.clone(),
+        ));
         let auth = auth::AuthService::new(
             user_store.clone(),
             settings.clone(),
@@ -106,6 +113,7 @@ impl Services {
             credentials.clone(),
             sessions.clone(),
             api_keys.clone(),
+            ldap.clone(),
         );
         let users = users::UserService::new(
             user_store.clone(),
@@ -161,6 +169,7 @@ impl Services {
             stats,
             licensing,
             provisioning,
+            ldap,
             secrets,
         }))
     }

@@ -160,6 +160,13 @@ pub trait UserStore: Send + Sync {
     /// Replaces the row, re-indexing login and email; `Conflict` if taken by another user.
     /// Memberships and the Grafana Admin flag are not changed here.
     fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+    /// Replaces the user's org memberships (existing orgs only; `OrgNotFound` otherwise),
+    /// moving the current org to the first one when it is no longer a member.
+    fn set_memberships(
+        &self,
+        id: UserId,
+        memberships: &[(OrgId, OrgRole)],
+    ) -> Result<UserRecord, StoreError>;
     /// Sets the Grafana Admin flag; `LastAdmin` if it would leave none.
     fn set_grafana_admin(&self, id: UserId, admin: bool) -> Result<UserRecord, StoreError>;
     /// Deletes the user with its indexes and memberships; the deleted row, if any.

@@ -327,6 +327,47 @@ impl UserStore for SledStore {
             .map_err(tx_err)
     }
 
+    fn set_memberships(
+        &self,
+        id: UserId,
+        memberships: &[(OrgId, crate::domain::OrgRole)],
+    ) -> Result<UserRecord, StoreError> {
+        (&self.users, &self.orgs, &self.org_members, &self.counters)
+            .transaction(|(users, orgs, members, counters)| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let old: UserRecord = dec(&old)?;
+                for (org, _) in memberships {
+                    if orgs.get(org.key())?.is_none() {
+                        return abort(StoreError::OrgNotFound);
+                    }
+                }
+                let mut row = old.clone();
+                row.memberships = memberships
+                    .iter()
+                    .map(|(org, role)| super::Membership {
+                        org_id: org.0,
+                        role: role.to_byte(),
+                    })
+                    .collect();
+                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
+                    row.org_id = row.memberships.first().map_or(row.org_id, |m| m.org_id);
+                }
+                for m in &old.memberships {
+                    members.remove(&pair_key(m.org_id, old.id))?;
+                }
+                for m in &row.memberships {
+                    members.insert(&pair_key(m.org_id, row.id), &[m.role])?;
+                }
+                count_user(counters, &old, -1)?;
+                count_user(counters, &row, 1)?;
+                users.insert(&id.key(), enc(&row)?)?;
+                Ok(row)
+            })
+            .map_err(tx_err)
+    }
+
     fn set_grafana_admin(&self, id: UserId, admin: bool) -> Result<UserRecord, StoreError> {
         (&self.users, &self.counters)
             .transaction(|(users, counters)| {

@@ -1,0 +1,277 @@
+//! LDAP against a real Debian slapd (tests/api/slapd.rs, tree in tests/fixtures/ldap):
+//! sign-in with mapped roles, group changes at the next sign-in, wrong passwords, users
+//! outside the search base, reloads that keep the old config on failure, status, lookup,
+//! sync, and a directory that goes down while local admins still sign in.
+
+use std::path::{Path, PathBuf};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+use tollgate::domain::{OrgId, OrgRole};
+
+use crate::helpers::{message, send, TestApp, ADMIN, ADMIN_PW};
+use crate::slapd::Slapd;
+
+fn config(port: u16, bind_pw: &str, viewers_role: &str) -> String {
+    format!(
+        r#"
+[[servers]]
+host = "127.0.0.1"
+port = {port}
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password = "{bind_pw}"
+timeout = 3
+search_filter = "(uid=%s)"
+search_base_dns = ["ou=users,dc=example,dc=org"]
+
+[servers.attributes]
+name = "givenName"
+surname = "sn"
+username = "uid"
+member_of = "memberOf"
+email = "mail"
+
+[[servers.group_mappings]]
+group_dn = "cn=admins,ou=groups,dc=example,dc=org"
+org_role = "Admin"
+grafana_admin = true
+
+[[servers.group_mappings]]
+group_dn = "cn=editors,ou=groups,dc=example,dc=org"
+org_role = "Editor"
+
+[[servers.group_mappings]]
+group_dn = "cn=viewers,ou=groups,dc=example,dc=org"
+org_role = "{viewers_role}"
+"#
+    )
+}
+
+struct Ldap {
+    app: TestApp,
+    slapd: Slapd,
+    file: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn with_ldap() -> Ldap {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ldap.toml");
+    // The bind password comes from the environment, as operators keep it out of the file.
+    std::env::set_var("TG_TEST_LDAP_BIND_PW", crate::slapd::ADMIN_PW);
+    std::fs::write(
+        &file,
+        config(slapd.port, "${TG_TEST_LDAP_BIND_PW}", "Viewer"),
+    )
+    .unwrap();
+    let f = file.to_string_lossy().to_string();
+    let app = TestApp::spawn_with(&[
+        ("auth.ldap", "enabled", "true"),
+        ("auth.ldap", "config_file", f.as_str()),
+        ("auth.ldap", "allow_sign_up", "true"),
+    ])
+    .await;
+    Ldap {
+        app,
+        slapd,
+        file,
+        _dir: dir,
+    }
+}
+
+async fn sign_in(app: &TestApp, login: &str, pw: &str) -> (u16, Value) {
+    send(app.as_user(Method::GET, "/api/user", login, pw)).await
+}
+
+fn role(app: &TestApp, login: &str) -> (Option<OrgRole>, bool) {
+    use tollgate::store::UserStore;
+    let u = app.services.store.user_by_login(login).unwrap().unwrap();
+    (u.role_in(OrgId(1)), u.is_admin)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn ldap_users_sign_in_with_their_mapped_roles() {
+    let l = with_ldap().await;
+    let app = &l.app;
+    let (s, me) = sign_in(app, "alice", "alice-pw").await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["email"], "alice@example.org");
+    assert_eq!(me["isExternal"], true);
+    assert_eq!(me["authLabels"], json!(["LDAP"]));
+    assert_eq!(role(app, "alice"), (Some(OrgRole::Admin), true));
+    assert_eq!(sign_in(app, "bob", "bob-pw").await.0, 200);
+    assert_eq!(role(app, "bob"), (Some(OrgRole::Editor), false));
+    assert_eq!(sign_in(app, "carol", "carol-pw").await.0, 200);
+    assert_eq!(role(app, "carol"), (Some(OrgRole::Viewer), false));
+    // Grafana Admin from the group mapping: alice reaches the admin API.
+    let (s, _) = send(app.as_user(Method::GET, "/api/admin/stats", "alice", "alice-pw")).await;
+    assert_eq!(s, 200);
+    // Refused: a wrong password, no mapped group, outside the search base, unknown.
+    for (login, pw) in [
+        ("alice", "wrong"),
+        ("dave", "dave-pw"),
+        ("eve", "eve-pw"),
+        ("zed", "x"),
+    ] {
+        let (s, v) = sign_in(app, login, pw).await;
+        assert_eq!(s, 401, "{login}: {v}");
+    }
+    // The session sign-in works too, and its token says ldap.
+    let (s, _) = send(
+        app.req(Method::POST, "/login")
+            .json(&json!({"user": "carol", "password": "carol-pw"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let id = {
+        use tollgate::store::UserStore;
+        app.services
+            .store
+            .user_by_login("carol")
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let (_, tokens) =
+        send(app.admin(Method::GET, &format!("/api/admin/users/{id}/auth-tokens"))).await;
+    assert_eq!(tokens[0]["authModule"], "ldap", "{tokens}");
+    // Local users still sign in.
+    assert_eq!(sign_in(app, ADMIN, ADMIN_PW).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_changed_group_applies_at_the_next_sign_in() {
+    let l = with_ldap().await;
+    assert_eq!(sign_in(&l.app, "bob", "bob-pw").await.0, 200);
+    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Editor), false));
+    l.slapd.modify(
+        "dn: cn=editors,ou=groups,dc=example,dc=org\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=users,dc=example,dc=org\n\n\
+         dn: cn=admins,ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=bob,ou=users,dc=example,dc=org\n",
+    );
+    assert_eq!(sign_in(&l.app, "bob", "bob-pw").await.0, 200);
+    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Admin), true));
+    // Sync by id does the same without a sign-in.
+    l.slapd.modify(
+        "dn: cn=admins,ou=groups,dc=example,dc=org\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=users,dc=example,dc=org\n\n\
+         dn: cn=viewers,ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=bob,ou=users,dc=example,dc=org\n",
+    );
+    let id = {
+        use tollgate::store::UserStore;
+        l.app
+            .services
+            .store
+            .user_by_login("bob")
+            .unwrap()
+            .unwrap()
+            .id
+    };
+    let (s, v) = send(
+        l.app
+            .admin(Method::POST, &format!("/api/admin/ldap/sync/{id}")),
+    )
+    .await;
+    assert_eq!((s, message(&v)), (200, "User synced"));
+    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Viewer), false));
+    let (s, _) = send(l.app.admin(Method::POST, "/api/admin/ldap/sync/1")).await;
+    assert_eq!(s, 400, "the local admin is not an LDAP user");
+}
+
+#[tokio::test]
+async fn reload_validates_and_test_binds_before_swapping() {
+    let l = with_ldap().await;
+    let reload = || send(l.app.admin(Method::POST, "/api/admin/ldap/reload"));
+    // A broken file: 500 with the reason; the old config stays.
+    write(&l.file, "[[servers]\nhost = ");
+    let (s, v) = reload().await;
+    assert_eq!(
+        (s, message(&v)),
+        (500, "Failed to reload LDAP config"),
+        "{v}"
+    );
+    assert!(!v["error"].as_str().unwrap_or("").is_empty(), "{v}");
+    assert_eq!(sign_in(&l.app, "carol", "carol-pw").await.0, 200);
+    // A file whose bind fails.
+    write(&l.file, &config(l.slapd.port, "not-the-password", "Editor"));
+    let (s, v) = reload().await;
+    assert_eq!(s, 500);
+    assert!(v["error"].as_str().unwrap().contains("bind"), "{v}");
+    assert_eq!(sign_in(&l.app, "carol", "carol-pw").await.0, 200);
+    assert_eq!(
+        role(&l.app, "carol"),
+        (Some(OrgRole::Viewer), false),
+        "old mapping kept"
+    );
+    // A good change: 200, and the next sign-in uses it.
+    write(
+        &l.file,
+        &config(l.slapd.port, crate::slapd::ADMIN_PW, "Editor"),
+    );
+    let (s, v) = reload().await;
+    assert_eq!((s, message(&v)), (200, "LDAP config reloaded"));
+    assert_eq!(sign_in(&l.app, "carol", "carol-pw").await.0, 200);
+    assert_eq!(role(&l.app, "carol"), (Some(OrgRole::Editor), false));
+    // Permissions.
+    l.app.create_user("plain", "plain-pw-1").await;
+    let (s, _) = send(l.app.as_user(
+        Method::POST,
+        "/api/admin/ldap/reload",
+        "plain",
+        "plain-pw-1",
+    ))
+    .await;
+    assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn ldap_disabled() {
+    let app = TestApp::spawn().await;
+    for (m, p) in [
+        (Method::POST, "/api/admin/ldap/reload"),
+        (Method::GET, "/api/admin/ldap/status"),
+        (Method::GET, "/api/admin/ldap/alice"),
+    ] {
+        let (s, v) = send(app.admin(m, p)).await;
+        assert_eq!((s, message(&v)), (400, "LDAP is not enabled"), "{p}");
+    }
+}
+
+#[tokio::test]
+async fn status_lookup_and_a_directory_that_goes_down() {
+    let mut l = with_ldap().await;
+    let (s, st) = send(l.app.admin(Method::GET, "/api/admin/ldap/status")).await;
+    assert_eq!(s, 200);
+    assert_eq!(st[0]["available"], true, "{st}");
+    assert_eq!(st[0]["port"], l.slapd.port);
+    let (s, u) = send(l.app.admin(Method::GET, "/api/admin/ldap/alice")).await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["email"]["ldapValue"], "alice@example.org");
+    assert_eq!(u["email"]["cfgAttrValue"], "mail");
+    assert_eq!(u["isGrafanaAdmin"], true);
+    assert_eq!(u["orgRoles"][0]["orgRole"], "Admin");
+    assert_eq!(
+        u["orgRoles"][0]["groupDN"],
+        "cn=admins,ou=groups,dc=example,dc=org"
+    );
+    let (s, _) = send(l.app.admin(Method::GET, "/api/admin/ldap/nobody")).await;
+    assert_eq!(s, 404);
+    assert_eq!(sign_in(&l.app, "alice", "alice-pw").await.0, 200);
+
+    l.slapd.stop();
+    let (s, st) = send(l.app.admin(Method::GET, "/api/admin/ldap/status")).await;
+    assert_eq!(s, 200);
+    assert_eq!(st[0]["available"], false, "{st}");
+    assert!(!st[0]["error"].as_str().unwrap().is_empty());
+    assert_eq!(
+        sign_in(&l.app, ADMIN, ADMIN_PW).await.0,
+        200,
+        "a local admin still signs in"
+    );
+    assert_eq!(sign_in(&l.app, "alice", "alice-pw").await.0, 401);
+    l.slapd.restart();
+    assert_eq!(sign_in(&l.app, "alice", "alice-pw").await.0, 200);
+}
