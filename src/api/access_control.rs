@@ -9,10 +9,15 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::auth::Auth;
+use crate::api::body::GfJson;
+use crate::api::error::{message, MessageBody};
 use crate::api::ApiTags;
 use crate::api_errors;
+use crate::domain::UserId;
 use crate::service::access::Role;
+use crate::service::roles::RoleInput;
 use crate::service::Services;
+use crate::store::RoleRecord;
 
 /// A permission of a role.
 #[derive(Object, Debug)]
@@ -37,6 +42,56 @@ pub struct RoleDto {
     pub permissions: Option<Vec<PermissionDto>>,
 }
 
+/// A permission in a role form (`scope` may be empty).
+#[derive(Object, Debug)]
+pub struct PermissionForm {
+    pub action: String,
+    pub scope: Option<String>,
+}
+
+/// A custom role to create or replace.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct RoleForm {
+    /// Generated when absent (create only).
+    pub uid: Option<String>,
+    pub name: String,
+    pub display_name: Option<String>,
+    pub description: Option<String>,
+    pub group: Option<String>,
+    /// On update: must be newer than the stored version (409 otherwise).
+    pub version: Option<i64>,
+    pub global: Option<bool>,
+    #[oai(default)]
+    pub permissions: Vec<PermissionForm>,
+}
+
+/// Assign a role to a user.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct AssignForm {
+    pub role_uid: String,
+    pub global: Option<bool>,
+}
+
+/// Grant a role to a basic role.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct BuiltinGrantForm {
+    pub role_uid: String,
+    /// Viewer, Editor, Admin or Grafana Admin.
+    pub builtin_role: String,
+    pub global: Option<bool>,
+}
+
+/// An effective permission and the role it comes from.
+#[derive(Object, Debug)]
+pub struct ExplainedPermission {
+    pub action: String,
+    pub scope: String,
+    pub role: String,
+}
+
 /// An app plugin's settings (secure values are never answered).
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
@@ -59,6 +114,57 @@ api_errors!(
         404 => NotFound: "No such role or plugin.",
     }
 );
+
+api_errors!(
+    /// Errors of changing roles and assignments.
+    RoleWriteError {
+        400 => BadRequest: "Not JSON, no name, an unknown action (named), a reserved name, or a fixed/basic role.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks the roles permission, or a permission of the role it hands out (no escalation).",
+        404 => NotFound: "No such role or user.",
+        409 => Conflict: "A role with this uid or name exists, or the version is stale.",
+        413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+fn record_dto(r: RoleRecord) -> RoleDto {
+    RoleDto {
+        uid: r.uid,
+        name: r.name,
+        display_name: r.display_name,
+        description: r.description,
+        group: r.group,
+        version: i64::try_from(r.version).unwrap_or(i64::MAX),
+        global: r.global,
+        permissions: Some(
+            r.permissions
+                .into_iter()
+                .map(|(action, scope)| PermissionDto { action, scope })
+                .collect(),
+        ),
+    }
+}
+
+fn input(f: RoleForm) -> RoleInput {
+    RoleInput {
+        uid: f.uid.unwrap_or_default(),
+        name: f.name,
+        display_name: f.display_name.unwrap_or_default(),
+        description: f.description.unwrap_or_default(),
+        group: f.group.unwrap_or_default(),
+        version: f.version.and_then(|v| u64::try_from(v).ok()).unwrap_or(0),
+        global: f.global.unwrap_or(false),
+        permissions: f
+            .permissions
+            .into_iter()
+            .map(|p| (p.action, p.scope.unwrap_or_default()))
+            .collect(),
+    }
+}
+
+fn uid(id: i64) -> UserId {
+    UserId(u64::try_from(id).unwrap_or(0))
+}
 
 fn role_dto(r: Role, with_permissions: bool) -> RoleDto {
     RoleDto {
@@ -144,5 +250,184 @@ impl AccessControlApi {
             json_data: serde_json::from_str(&s.json_data).unwrap_or_else(|_| serde_json::json!({})),
             secure_json_fields: s.secure_fields.into_iter().map(|f| (f, true)).collect(),
         }))
+    }
+
+    /// Create a custom role. Unknown actions are refused (400, named); the caller must hold
+    /// every permission it puts in the role.
+    #[oai(
+        path = "/api/access-control/roles",
+        method = "post",
+        operation_id = "createRole"
+    )]
+    async fn create(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<RoleForm>,
+    ) -> Result<Json<RoleDto>, RoleWriteError> {
+        let r = services.roles.create(&auth.0, input(body.0)).await?;
+        Ok(Json(record_dto(r)))
+    }
+
+    /// Replace a custom role; `version` must be newer than the stored one.
+    #[oai(
+        path = "/api/access-control/roles/:role_uid",
+        method = "put",
+        operation_id = "updateRole"
+    )]
+    async fn update(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The role's uid.
+        role_uid: Path<String>,
+        body: GfJson<RoleForm>,
+    ) -> Result<Json<RoleDto>, RoleWriteError> {
+        let r = services
+            .roles
+            .update(&auth.0, &role_uid.0, input(body.0))
+            .await?;
+        Ok(Json(record_dto(r)))
+    }
+
+    /// Delete a custom role (and its assignments).
+    #[oai(
+        path = "/api/access-control/roles/:role_uid",
+        method = "delete",
+        operation_id = "deleteRole"
+    )]
+    async fn delete(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The role's uid.
+        role_uid: Path<String>,
+    ) -> Result<Json<MessageBody>, RoleWriteError> {
+        services.roles.delete(&auth.0, &role_uid.0).await?;
+        Ok(message("Role deleted"))
+    }
+
+    /// The custom roles assigned to a user or service account.
+    #[oai(
+        path = "/api/access-control/users/:user_id/roles",
+        method = "get",
+        operation_id = "listUserRoles"
+    )]
+    async fn user_roles(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's id.
+        user_id: Path<i64>,
+    ) -> Result<Json<Vec<RoleDto>>, RoleWriteError> {
+        let roles = services.roles.user_roles(&auth.0, uid(user_id.0))?;
+        Ok(Json(roles.into_iter().map(record_dto).collect()))
+    }
+
+    /// Assign a custom role; it applies to the user's next request.
+    #[oai(
+        path = "/api/access-control/users/:user_id/roles",
+        method = "post",
+        operation_id = "addUserRole"
+    )]
+    async fn assign(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's id.
+        user_id: Path<i64>,
+        body: GfJson<AssignForm>,
+    ) -> Result<Json<MessageBody>, RoleWriteError> {
+        services
+            .roles
+            .assign(&auth.0, uid(user_id.0), &body.0.role_uid)
+            .await?;
+        Ok(message("Role added to the user."))
+    }
+
+    /// Remove a role from a user.
+    #[oai(
+        path = "/api/access-control/users/:user_id/roles/:role_uid",
+        method = "delete",
+        operation_id = "removeUserRole"
+    )]
+    async fn unassign(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's id.
+        user_id: Path<i64>,
+        /// The role's uid.
+        role_uid: Path<String>,
+    ) -> Result<Json<MessageBody>, RoleWriteError> {
+        services
+            .roles
+            .unassign(&auth.0, uid(user_id.0), &role_uid.0)
+            .await?;
+        Ok(message("Role removed from the user."))
+    }
+
+    /// Basic role -> the custom roles granted to it.
+    #[oai(
+        path = "/api/access-control/builtin-roles",
+        method = "get",
+        operation_id = "listBuiltinRoles"
+    )]
+    async fn builtin(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<BTreeMap<String, Vec<RoleDto>>>, RoleWriteError> {
+        let grants = services.roles.basic_grants(&auth.0)?;
+        Ok(Json(
+            grants
+                .into_iter()
+                .map(|(b, rs)| (b, rs.into_iter().map(record_dto).collect()))
+                .collect(),
+        ))
+    }
+
+    /// Grant a custom role to a basic role.
+    #[oai(
+        path = "/api/access-control/builtin-roles",
+        method = "post",
+        operation_id = "addBuiltinRole"
+    )]
+    async fn grant_builtin(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<BuiltinGrantForm>,
+    ) -> Result<Json<MessageBody>, RoleWriteError> {
+        services
+            .roles
+            .grant_basic(&auth.0, &body.0.builtin_role, &body.0.role_uid)
+            .await?;
+        Ok(message("Built-in role grant added"))
+    }
+
+    /// Beyond Grafana: a user's effective permissions and the role each comes from.
+    #[oai(
+        path = "/api/access-control/users/:user_id/permissions",
+        method = "get",
+        operation_id = "explainUserPermissions"
+    )]
+    async fn explain(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's id.
+        user_id: Path<i64>,
+    ) -> Result<Json<Vec<ExplainedPermission>>, RoleWriteError> {
+        let list = services.roles.explain(&auth.0, uid(user_id.0))?;
+        Ok(Json(
+            list.into_iter()
+                .map(|e| ExplainedPermission {
+                    action: e.action,
+                    scope: e.scope,
+                    role: e.role,
+                })
+                .collect(),
+        ))
     }
 }

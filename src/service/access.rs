@@ -415,6 +415,20 @@ impl RoleCatalog {
         set
     }
 
+    /// The roles behind these basic roles (default and custom grants) with their permissions.
+    pub fn explain(&self, basics: &[&str]) -> Vec<(String, Vec<Permission>)> {
+        let snap = self.current.read().clone();
+        let mut out = Vec::new();
+        for basic in basics {
+            for name in snap.grants.get(*basic).into_iter().flatten() {
+                if let Some(role) = snap.roles.get(name) {
+                    out.push((format!("{name} (via {basic})"), role.permissions.clone()));
+                }
+            }
+        }
+        out
+    }
+
     pub fn roles(&self) -> Vec<Role> {
         let mut v: Vec<Role> = self.current.read().roles.values().cloned().collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));

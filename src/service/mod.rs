@@ -9,6 +9,7 @@ pub mod datasources;
 pub mod ldap;
 pub mod licensing;
 pub mod provisioning;
+pub mod roles;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;
@@ -43,6 +44,7 @@ pub struct Services {
     pub licensing: licensing::LicensingService,
     pub provisioning: Arc<provisioning::ProvisioningService>,
     pub ldap: Arc<ldap::LdapService>,
+    pub roles: roles::RoleService,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -142,6 +144,13 @@ impl Services {
             secrets.clone(),
             durability.clone(),
         )?;
+        let roles = roles::RoleService::new(
+            Arc::new(store.clone()) as Arc<dyn ProvisioningStore>,
+            user_store.clone(),
+            catalog.clone(),
+            provisioning.clone(),
+            durability.clone(),
+        );
         let stats = Arc::new(stats::StatsService::new(
             user_store.clone(),
             Arc::new(store.clone()) as Arc<dyn SessionStore>,
@@ -170,6 +179,7 @@ impl Services {
             licensing,
             provisioning,
             ldap,
+            roles,
             secrets,
         }))
     }

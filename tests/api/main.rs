@@ -16,6 +16,7 @@ mod ldap;
 mod licensing;
 mod openapi;
 mod provisioning;
+mod roles;
 mod sessions;
 mod settings;
 mod slapd;
