@@ -28,7 +28,9 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let allow = Arc::new(AllowTable::from_spec(&api.spec()));
     let swagger = api.swagger_ui();
     let spec = api.spec_endpoint();
-    let api = Arc::new(api::middleware::session_cookies(api.into_endpoint()));
+    let api = Arc::new(api::middleware::session_cookies(
+        api::middleware::trailing_slash(api.into_endpoint()),
+    ));
     let app = Route::new()
         .nest_no_strip("/api", api.clone())
         .at("/login", api.clone())

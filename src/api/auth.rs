@@ -17,7 +17,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::api::error::into_poem;
 use crate::config::Settings;
-use crate::domain::Principal;
+use crate::domain::{AuthKind, Principal};
 use crate::error::AppError;
 use crate::service::auth::Authenticated;
 use crate::service::Services;
@@ -125,6 +125,19 @@ fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// A service-account token: the account's own permissions (its org role and the roles
+/// assigned to it), never Grafana Admin.
+fn service_account(services: &Services, token: &str) -> Result<Authenticated, AppError> {
+    let user = services.service_accounts.authenticate(token)?;
+    Ok(Authenticated {
+        principal: services
+            .auth
+            .principal_for(&user, AuthKind::ServiceAccount, None),
+        user: Some(user),
+        new_session_token: None,
+    })
+}
+
 /// Authenticates a request by the first credential it carries.
 pub async fn authenticate(req: &Request) -> Result<Authenticated, AppError> {
     let services = services(req)?;
@@ -135,11 +148,17 @@ pub async fn authenticate(req: &Request) -> Result<Authenticated, AppError> {
         let (kind, value) = header.split_once(' ').unwrap_or((header, ""));
         let value = value.trim();
         if kind.eq_ignore_ascii_case("bearer") {
+            if value.starts_with("glsa_") {
+                return service_account(services, value);
+            }
             return services.auth.api_key(value).map(Authenticated::from);
         }
         if kind.eq_ignore_ascii_case("basic") {
             let (login, password) = decode_basic(value)
                 .ok_or_else(|| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
+            if login == "api_key" && password.starts_with("glsa_") {
+                return service_account(services, &password);
+            }
             return services
                 .auth
                 .basic(&login, &password, &client_ip(req))

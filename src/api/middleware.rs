@@ -138,3 +138,32 @@ impl<E: Endpoint> Endpoint for SessionCookies<E> {
         Ok(resp)
     }
 }
+
+/// Accepts `/api/...` paths with one trailing slash, as Grafana's router does (grafana-client
+/// creates service accounts with `POST /api/serviceaccounts/`).
+pub struct TrailingSlash<E> {
+    inner: E,
+}
+
+pub fn trailing_slash<E: Endpoint>(inner: E) -> TrailingSlash<E> {
+    TrailingSlash { inner }
+}
+
+impl<E: Endpoint> Endpoint for TrailingSlash<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+        let path = req.uri().path();
+        if path.len() > "/api/".len() && path.ends_with('/') {
+            let trimmed = path.trim_end_matches('/').to_string();
+            let new = match req.uri().query() {
+                Some(q) => format!("{trimmed}?{q}"),
+                None => trimmed,
+            };
+            if let Ok(uri) = new.parse() {
+                *req.uri_mut() = uri;
+            }
+        }
+        self.inner.call(req).await
+    }
+}

@@ -16,6 +16,7 @@ pub mod ldap;
 pub mod licensing;
 pub mod middleware;
 pub mod provisioning;
+pub mod service_accounts;
 pub mod session;
 pub mod settings;
 pub mod users;
@@ -50,6 +51,8 @@ pub enum ApiTags {
     AccessControl,
     /// LDAP: reload, status, user lookup and sync.
     Ldap,
+    /// Service accounts and their tokens.
+    ServiceAccounts,
     /// Health and build information.
     Health,
 }
@@ -81,6 +84,7 @@ apis!(
     dashboards::DashboardsApi,
     access_control::AccessControlApi,
     ldap::LdapApi,
+    service_accounts::ServiceAccountsApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

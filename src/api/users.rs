@@ -81,7 +81,7 @@ pub struct UpdateUserForm {
     pub theme: Option<String>,
 }
 
-fn avatar(email: &str) -> String {
+pub fn avatar(email: &str) -> String {
     format!(
         "/avatar/{}",
         random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16])

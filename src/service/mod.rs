@@ -11,6 +11,7 @@ pub mod licensing;
 pub mod provisioning;
 pub mod roles;
 pub mod secrets;
+pub mod service_accounts;
 pub mod sessions;
 pub mod settings;
 pub mod stats;
@@ -45,6 +46,7 @@ pub struct Services {
     pub provisioning: Arc<provisioning::ProvisioningService>,
     pub ldap: Arc<ldap::LdapService>,
     pub roles: roles::RoleService,
+    pub service_accounts: Arc<service_accounts::ServiceAccountService>,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -144,6 +146,12 @@ impl Services {
             secrets.clone(),
             durability.clone(),
         )?;
+        let service_accounts = Arc::new(service_accounts::ServiceAccountService::new(
+            user_store.clone(),
+            Arc::new(store.clone()) as Arc<dyn ApiKeyStore>,
+            api_keys.clone(),
+            durability.clone(),
+        ));
         let roles = roles::RoleService::new(
             Arc::new(store.clone()) as Arc<dyn ProvisioningStore>,
             user_store.clone(),
@@ -180,6 +188,7 @@ impl Services {
             provisioning,
             ldap,
             roles,
+            service_accounts,
             secrets,
         }))
     }

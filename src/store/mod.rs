@@ -175,6 +175,13 @@ pub trait UserStore: Send + Sync {
     /// Users ordered by login whose login, email or name contains `query`
     /// (case-insensitively), skipping `offset`, at most `limit`.
     fn search_users(&self, query: &str, offset: u64, limit: u64) -> Result<UserPage, StoreError>;
+    /// The same over service accounts.
+    fn search_service_accounts(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, StoreError>;
     /// Best-effort, not flushed: the last time the user was seen.
     fn touch_last_seen(&self, id: UserId, at: i64) -> Result<(), StoreError>;
     fn org(&self, id: OrgId) -> Result<Option<OrgRecord>, StoreError>;

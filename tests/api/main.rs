@@ -17,6 +17,7 @@ mod licensing;
 mod openapi;
 mod provisioning;
 mod roles;
+mod service_accounts;
 mod sessions;
 mod settings;
 mod slapd;

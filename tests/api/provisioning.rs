@@ -179,17 +179,25 @@ async fn reloads_apply_changes_and_deletions() {
         p.get("/api/datasources/name/Prometheus").await.1["url"],
         "http://prom2:9090"
     );
-    // deleteDatasources removes.
-    let text = std::fs::read_to_string(p.file("datasources/datasources.yaml")).unwrap();
+    // deleteDatasources removes (a second file, so the first still defines Postgres).
     std::fs::write(
-        p.file("datasources/datasources.yaml"),
-        text.replace("name: Old Graphite", "name: Postgres"),
+        p.file("datasources/zz-cleanup.yaml"),
+        "apiVersion: 1\ndeleteDatasources:\n  - name: Prometheus\n    orgId: 1\n",
     )
     .unwrap();
-    p.reload("datasources").await;
-    // Deleted first, then created again from the same file: the row is new.
-    let (s, _) = p.get("/api/datasources/name/Postgres").await;
-    assert_eq!(s, 200);
+    std::fs::write(
+        p.file("datasources/datasources.yaml"),
+        std::fs::read_to_string(p.file("datasources/datasources.yaml"))
+            .unwrap()
+            .replace("name: Prometheus", "name: Prometheus 2")
+            .replace("uid: prometheus-main", "uid: prometheus-two"),
+    )
+    .unwrap();
+    let (s, v) = p.reload("datasources").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(p.get("/api/datasources/name/Prometheus").await.0, 404);
+    assert_eq!(p.get("/api/datasources/name/Prometheus%202").await.0, 200);
+    assert_eq!(p.get("/api/datasources/name/Postgres").await.0, 200);
 
     p.edit("plugins/apps.yaml", "stackId: 5", "stackId: 6");
     let (s, v) = p.reload("plugins").await;
@@ -199,6 +207,15 @@ async fn reloads_apply_changes_and_deletions() {
         6
     );
 
+    p.edit(
+        "notifiers/notifiers.yaml",
+        "ops@example.com",
+        "oncall@example.com",
+    );
+    let (s, _) = p.reload("notifications").await;
+    assert_eq!(s, 200);
+    let (_, channels) = p.get("/api/alert-notifications").await;
+    assert_eq!(channels[0]["settings"]["addresses"], "oncall@example.com");
     std::fs::write(
         p.file("notifiers/notifiers.yaml"),
         "apiVersion: 1\ndelete_notifiers:\n  - name: Ops Slack\n    org_id: 1\n",

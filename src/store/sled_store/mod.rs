@@ -426,30 +426,16 @@ impl UserStore for SledStore {
     }
 
     fn search_users(&self, query: &str, offset: u64, limit: u64) -> Result<UserPage, StoreError> {
-        let q = fold(query);
-        let mut page = UserPage::default();
-        for item in self.by_login.iter() {
-            let (_, id) = item?;
-            let Some(id) = UserId::from_key(&id) else {
-                continue;
-            };
-            let Some(u) = self.user(id)? else { continue };
-            if u.is_service_account {
-                continue;
-            }
-            let matches = q.is_empty()
-                || u.login.to_lowercase().contains(&q)
-                || u.email.to_lowercase().contains(&q)
-                || u.name.to_lowercase().contains(&q);
-            if !matches {
-                continue;
-            }
-            if page.total >= offset && (page.users.len() as u64) < limit {
-                page.users.push(u);
-            }
-            page.total += 1;
-        }
-        Ok(page)
+        self.search(query, offset, limit, false)
+    }
+
+    fn search_service_accounts(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+    ) -> Result<UserPage, StoreError> {
+        self.search(query, offset, limit, true)
     }
 
     fn touch_last_seen(&self, id: UserId, at: i64) -> Result<(), StoreError> {
@@ -521,6 +507,43 @@ impl MetaStore for SledStore {
     fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.meta.insert(key, value)?;
         Ok(())
+    }
+}
+
+impl SledStore {
+    /// Users or service accounts ordered by login, matching `query`.
+    fn search(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+        service_accounts: bool,
+    ) -> Result<UserPage, StoreError> {
+        let q = fold(query);
+
+        let mut page = UserPage::default();
+        for item in self.by_login.iter() {
+            let (_, id) = item?;
+            let Some(id) = UserId::from_key(&id) else {
+                continue;
+            };
+            let Some(u) = self.user(id)? else { continue };
+            if u.is_service_account != service_accounts {
+                continue;
+            }
+            let matches = q.is_empty()
+                || u.login.to_lowercase().contains(&q)
+                || u.email.to_lowercase().contains(&q)
+                || u.name.to_lowercase().contains(&q);
+            if !matches {
+                continue;
+            }
+            if page.total >= offset && (page.users.len() as u64) < limit {
+                page.users.push(u);
+            }
+            page.total += 1;
+        }
+        Ok(page)
     }
 }
 
