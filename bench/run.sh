@@ -44,11 +44,21 @@ session=$(curl -fsS -D - -o /dev/null -H 'content-type: application/json' \
   -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "$base/login" \
   | sed -n 's/^[Ss]et-[Cc]ookie: grafana_session=\([^;]*\).*/\1/p')
 
+# A service account whose token holds one property-level settings scope.
+json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+post() { curl -fsS -H "$basic" -H 'content-type: application/json' -d "$2" "$base$1"; }
+sa=$(post /api/serviceaccounts '{"name":"bench-saml"}' | json id)
+post /api/access-control/roles '{"uid":"bench-saml","name":"custom:bench:saml","global":true,"permissions":[{"action":"settings:read","scope":"settings:auth.saml:enabled"}]}' >/dev/null
+post "/api/access-control/users/$sa/roles" '{"roleUid":"bench-saml"}' >/dev/null
+satoken=$(post "/api/serviceaccounts/$sa/tokens" '{"name":"bench"}' | json key)
+
 SCENARIOS=(
   "GET /api/health|$base/api/health|"
   "GET /api/users/1 (Basic)|$base/api/users/1|$basic"
   "GET /api/user (API key)|$base/api/user|Authorization: Bearer $key"
   "GET /api/user (session cookie)|$base/api/user|Cookie: grafana_session=$session"
+  "GET /api/admin/settings (Basic, Grafana Admin)|$base/api/admin/settings|$basic"
+  "GET /api/admin/settings (service-account token, one property scope)|$base/api/admin/settings|Authorization: Bearer $satoken"
 )
 
 # The stats scenarios run on a second server whose users are seeded over HTTP. It hashes

@@ -245,9 +245,11 @@ impl UserService {
         admin: bool,
     ) -> Result<(), AppError> {
         let user = self.resolve_checked(p, id_or_uid, "users.permissions:update")?;
-        // Grafana (newest) also requires the caller to be a Grafana Admin: nobody grants
-        // server-admin powers they do not hold.
-        p.require_grafana_admin()?;
+        // Granting needs a Grafana Admin too (Grafana newest): nobody grants server-admin
+        // powers they do not hold. Revoking needs only the permission.
+        if admin {
+            p.require_grafana_admin()?;
+        }
         if !user.auth_module.is_empty() {
             return Err(AppError::Forbidden(
                 "Cannot change Grafana Admin role for externally synced user".into(),

@@ -16,6 +16,7 @@ mod ldap;
 mod licensing;
 mod openapi;
 mod provisioning;
+mod rbac_seed;
 mod roles;
 mod service_accounts;
 mod sessions;

@@ -83,7 +83,48 @@ def main():
         raise AssertionError("wrong password must fail")
     except GrafanaUnauthorizedError:
         pass
+
+    service_accounts_and_roles(admin)
     print("grafana-client: ok")
+
+
+def service_accounts_and_roles(admin):
+    """Service accounts, their tokens and custom roles, as grafana-client calls them."""
+    sa = admin.serviceaccount.create({"name": "py-automation", "role": "Viewer"})
+    assert sa["login"] == "sa-py-automation", sa
+    token = admin.serviceaccount.create_token(sa["id"], {"name": "py-token", "secondsToLive": 0})
+    assert token["key"].startswith("glsa_"), token
+    pages = admin.serviceaccount.search(query="py-")
+    assert [a["name"] for a in pages[0]["serviceAccounts"]] == ["py-automation"], pages
+    assert admin.serviceaccount.get(sa["id"])["role"] == "Viewer"
+    tokens = admin.serviceaccount.get_tokens(sa["id"])
+    assert [t["name"] for t in tokens] == ["py-token"], tokens
+
+    role = admin.rbac.create_rbac_role({
+        "name": "custom:py:users-reader", "uid": "py-users-reader", "global": True,
+        "permissions": [{"action": "users:read", "scope": "global.users:*"}],
+    })
+    assert role["uid"] == "py-users-reader", role
+    names = [r["name"] for r in admin.rbac.get_rbac_roles_all()]
+    assert "custom:py:users-reader" in names and "fixed:users:writer" in names, names
+
+    # The token does what its roles grant: nothing admin before, user reads after.
+    bot = GrafanaApi(auth=token["key"], host=HOST, port=PORT, protocol="http")
+    try:
+        bot.users.search_users()
+        raise AssertionError("a token without roles must not list users")
+    except GrafanaClientError as e:
+        assert e.status_code == 403, e
+    admin.client.POST(f"/access-control/users/{sa['id']}/roles", json={"roleUid": "py-users-reader"})
+    assert any(u["login"] == "admin" for u in bot.users.search_users())
+
+    assert admin.serviceaccount.delete_token(sa["id"], tokens[0]["id"])["message"] == "Service account token deleted"
+    try:
+        bot.users.search_users()
+        raise AssertionError("a revoked token must fail")
+    except GrafanaUnauthorizedError:
+        pass
+    assert admin.serviceaccount.delete(sa["id"])["message"] == "Service account deleted"
 
 
 if __name__ == "__main__":
