@@ -238,6 +238,7 @@ impl ProvisioningService {
 
     async fn datasources_run(&self) -> Result<Applied, AppError> {
         let parsed: Vec<Parsed<DatasourcesFile>> = self.read(Kind::Datasources)?;
+        self.check_datasources(&parsed)?;
         let mut applied = Applied {
             files: outcomes(&parsed),
             ..Applied::default()
@@ -288,6 +289,73 @@ impl ProvisioningService {
             }
         }
         Ok(applied)
+    }
+
+    /// What would make a write fail half-way, found before anything is written: the same
+    /// name or uid twice, or a uid that changes or belongs to another datasource.
+    fn check_datasources(&self, parsed: &[Parsed<DatasourcesFile>]) -> Result<(), AppError> {
+        let fail = |file: &Path, what: String| AppError::Internal {
+            public: format!(
+                "Failed to provision datasources: {}: {what}",
+                file.display()
+            ),
+            cause: what.clone(),
+        };
+        let deleted: HashSet<(u64, &str)> = parsed
+            .iter()
+            .flat_map(|f| f.content.delete_datasources.iter())
+            .map(|d| (org(d.org_id), d.name.as_str()))
+            .collect();
+        let mut names: HashMap<(u64, String), &Path> = HashMap::new();
+        let mut uids: HashMap<(u64, String), &Path> = HashMap::new();
+        for f in parsed {
+            for d in &f.content.datasources {
+                let o = org(d.org_id);
+                if let Some(first) = names.insert((o, d.name.clone()), &f.file) {
+                    return Err(fail(
+                        &f.file,
+                        format!(
+                            "datasource '{}' is also defined in {}",
+                            d.name,
+                            first.display()
+                        ),
+                    ));
+                }
+                if d.uid.is_empty() {
+                    continue;
+                }
+                if let Some(first) = uids.insert((o, d.uid.clone()), &f.file) {
+                    return Err(fail(
+                        &f.file,
+                        format!("uid '{}' is also used in {}", d.uid, first.display()),
+                    ));
+                }
+                let p = Principal::system_in(OrgId(o));
+                if deleted.contains(&(o, d.name.as_str())) {
+                    continue;
+                }
+                if let Ok(existing) = self.datasources.get_by_name(&p, &d.name) {
+                    if existing.uid != d.uid {
+                        return Err(fail(
+                            &f.file,
+                            format!(
+                                "datasource '{}' has uid '{}'; a uid cannot change",
+                                d.name, existing.uid
+                            ),
+                        ));
+                    }
+                }
+                if let Ok(other) = self.datasources.get_by_uid(&p, &d.uid) {
+                    if other.name != d.name && !deleted.contains(&(o, other.name.as_str())) {
+                        return Err(fail(
+                            &f.file,
+                            format!("uid '{}' belongs to datasource '{}'", d.uid, other.name),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     // ----- dashboards -----

@@ -291,6 +291,32 @@ async fn a_broken_file_changes_nothing_and_names_file_and_line() {
             .unwrap()
             .contains("zz-broken.yaml"));
     }
+    // A name defined twice is caught before anything is written.
+    p.edit(
+        "datasources/datasources.yaml",
+        "http://prometheus:9090",
+        "http://changed:1",
+    );
+    std::fs::write(
+        p.file("datasources/zz-broken.yaml"),
+        "apiVersion: 1\ndatasources:\n  - name: Prometheus\n    type: prometheus\n",
+    )
+    .unwrap();
+    let (s, v) = p.reload("datasources").await;
+    assert_eq!(s, 500);
+    assert!(
+        message(&v).contains("'Prometheus' is also defined in"),
+        "{v}"
+    );
+    assert_eq!(
+        p.get("/api/datasources/name/Prometheus").await.1["url"],
+        before["url"]
+    );
+    p.edit(
+        "datasources/datasources.yaml",
+        "http://changed:1",
+        "http://prometheus:9090",
+    );
     // Fixed: the reload works again.
     std::fs::remove_file(p.file("datasources/zz-broken.yaml")).unwrap();
     assert_eq!(p.reload("datasources").await.0, 200);
