@@ -3,7 +3,7 @@ CARGO ?= cargo
 DATA ?= data
 VENV ?= .venv
 
-.PHONY: run build test test-rust test-python lint fmt openapi bench e2e
+.PHONY: run build test test-rust test-python test-ui lint fmt openapi bench e2e
 
 run: ## build and start the server on ./data, port 3000
 	$(CARGO) build --release
@@ -12,7 +12,7 @@ run: ## build and start the server on ./data, port 3000
 build:
 	$(CARGO) build --release
 
-test: test-rust test-python ## every test
+test: test-rust test-python test-ui ## every test
 
 test-rust:
 	$(CARGO) test --all-targets
@@ -20,6 +20,12 @@ test-rust:
 test-python: ## real clients against the real binary: grafana-client, a generated client, schemathesis
 	$(CARGO) build --release
 	./tests/python/run.sh
+
+test-ui: ## the admin UI in headless chromium (playwright-core), against the release binary
+	$(CARGO) build --release
+	./tests/ui/run.sh
+
+e2e: test-ui ## alias: the browser tests
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings
