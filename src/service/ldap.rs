@@ -210,6 +210,35 @@ fn first(e: &SearchEntry, attr: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A TLS client config trusting the CA certificates in `root_ca_cert` (PEM files, space
+/// separated, as Grafana reads them) instead of the system roots.
+pub fn tls_config(root_ca_cert: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for path in root_ca_cert.split_whitespace() {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("root_ca_cert {path}: {e}"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("root_ca_cert {path}: {e}"))?;
+        if certs.is_empty() {
+            return Err(format!("root_ca_cert {path}: no certificate in the file"));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("root_ca_cert {path}: {e}"))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(cfg))
+}
+
 impl ServerConfig {
     fn url(&self, host: &str) -> String {
         let scheme = if self.use_ssl && !self.start_tls {
@@ -226,11 +255,19 @@ impl ServerConfig {
 
     async fn connect(&self) -> Result<ldap3::Ldap, String> {
         let mut last = String::from("no host");
+        let tls = if self.root_ca_cert.trim().is_empty() || self.ssl_skip_verify {
+            None
+        } else {
+            Some(tls_config(&self.root_ca_cert)?)
+        };
         for host in self.hosts() {
-            let settings = LdapConnSettings::new()
+            let mut settings = LdapConnSettings::new()
                 .set_conn_timeout(Duration::from_secs(self.timeout.max(1)))
                 .set_starttls(self.start_tls)
                 .set_no_tls_verify(self.ssl_skip_verify);
+            if let Some(cfg) = &tls {
+                settings = settings.set_config(cfg.clone());
+            }
             match LdapConnAsync::with_settings(settings, &self.url(host)).await {
                 Ok((conn, ldap)) => {
                     ldap3::drive!(conn);
@@ -710,6 +747,20 @@ grafana_admin = true
             .unwrap_err()
             .contains("search_base_dns"));
         assert!(parse_config("[[servers]\n").is_err());
+        // root_ca_cert: a missing or empty file is a clear error (a reload then keeps the
+        // old config).
+        let e = tls_config("/nonexistent/ca.pem").unwrap_err();
+        assert!(e.starts_with("root_ca_cert /nonexistent/ca.pem"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        assert!(tls_config(empty.to_str().unwrap())
+            .unwrap_err()
+            .contains("no certificate"));
+        let bundle = "/etc/ssl/certs/ca-certificates.crt";
+        if std::path::Path::new(bundle).exists() {
+            assert!(tls_config(bundle).is_ok(), "a PEM bundle loads");
+        }
         assert!(parse_config(
             "[[servers]]\nhost=\"x\"\nsearch_base_dns=[\"a\"]\n[[servers.group_mappings]]\ngroup_dn=\"*\"\norg_role=\"Boss\"\n"
         )
