@@ -755,6 +755,8 @@ impl ProvisioningService {
                         .collect(),
                     basic_roles: r.built_in_roles.iter().map(|b| b.name.clone()).collect(),
                     users: r.users.iter().map(|u| u.login.clone()).collect(),
+                    // API assignments survive a re-provisioned role.
+                    user_ids: old.map(|o| o.user_ids.clone()).unwrap_or_default(),
                     updated: now(),
                 });
             }
@@ -779,12 +781,13 @@ impl ProvisioningService {
             .roles()?
             .into_iter()
             .map(|r| {
-                let users = r
+                let mut users: Vec<u64> = r
                     .users
                     .iter()
                     .filter_map(|login| self.users.user_by_login(login).ok().flatten())
                     .map(|u| u.id)
                     .collect();
+                users.extend(&r.user_ids);
                 CustomRole {
                     basic_roles: r
                         .basic_roles

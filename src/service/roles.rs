@@ -151,6 +151,7 @@ impl RoleService {
             permissions: input.permissions,
             basic_roles: Vec::new(),
             users: Vec::new(),
+            user_ids: Vec::new(),
             updated: now(),
         };
         self.save(std::slice::from_ref(&r), &[]).await?;
@@ -200,32 +201,36 @@ impl RoleService {
         self.save(&[], &[old.uid]).await
     }
 
-    fn login_of(&self, id: UserId) -> Result<String, AppError> {
+    fn user_record(&self, id: UserId) -> Result<crate::store::UserRecord, AppError> {
         self.users
             .user(id)?
-            .map(|u| u.login)
             .ok_or_else(|| AppError::not_found("user not found"))
+    }
+
+    /// Whether the role is assigned to this user, by id (API) or login (provisioning).
+    fn holds(r: &RoleRecord, user: &crate::store::UserRecord) -> bool {
+        r.user_ids.contains(&user.id) || r.users.contains(&user.login)
     }
 
     /// Custom roles assigned to a user (or service account).
     pub fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
         p.require("users.roles:read", &user_scope(id))?;
-        let login = self.login_of(id)?;
+        let user = self.user_record(id)?;
         Ok(self
             .store
             .roles()?
             .into_iter()
-            .filter(|r| r.users.contains(&login))
+            .filter(|r| Self::holds(r, &user))
             .collect())
     }
 
     pub async fn assign(&self, p: &Principal, id: UserId, role_uid: &str) -> Result<(), AppError> {
         p.require("users.roles:add", &user_scope(id))?;
-        let login = self.login_of(id)?;
+        let user = self.user_record(id)?;
         let mut r = self.custom(role_uid)?;
         Self::check_holds(p, &r.permissions)?;
-        if !r.users.contains(&login) {
-            r.users.push(login);
+        if !Self::holds(&r, &user) {
+            r.user_ids.push(user.id);
             r.updated = now();
             self.save(&[r], &[]).await?;
         }
@@ -239,10 +244,11 @@ impl RoleService {
         role_uid: &str,
     ) -> Result<(), AppError> {
         p.require("users.roles:remove", &user_scope(id))?;
-        let login = self.login_of(id)?;
+        let user = self.user_record(id)?;
         let mut r = self.custom(role_uid)?;
-        if r.users.contains(&login) {
-            r.users.retain(|l| l != &login);
+        if Self::holds(&r, &user) {
+            r.user_ids.retain(|u| *u != user.id);
+            r.users.retain(|l| l != &user.login);
             r.updated = now();
             self.save(&[r], &[]).await?;
         }
@@ -321,7 +327,7 @@ impl RoleService {
             .store
             .roles()?
             .into_iter()
-            .filter(|r| r.users.contains(&user.login))
+            .filter(|r| Self::holds(r, &user))
         {
             out.extend(r.permissions.iter().map(|(a, s)| Explained {
                 action: canonical_action(a).to_string(),

@@ -576,8 +576,11 @@ pub struct RoleRecord {
     pub permissions: Vec<(String, String)>,
     /// Basic roles (`Viewer`, `Editor`, `Admin`, `Grafana Admin`) holding it.
     pub basic_roles: Vec<String>,
-    /// Logins of users holding it.
+    /// Logins of users holding it (provisioning files name users by login).
     pub users: Vec<String>,
+    /// Ids of users and service accounts it is assigned to through the API (stable across
+    /// renames).
+    pub user_ids: Vec<u64>,
     pub updated: i64,
 }
 

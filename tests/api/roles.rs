@@ -150,6 +150,23 @@ async fn an_assignment_applies_on_the_next_request() {
         json!({"auth.saml": {"enabled": "false"}}),
         "exactly one key"
     );
+    // A rename keeps the assignment (it is held by id).
+    let (s, v) = send(
+        app.admin(Method::PUT, &format!("/api/users/{u}"))
+            .json(&json!({
+        "login": "saml-ops-renamed", "email": "saml-ops@example.org", "name": "SAML ops"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let get = || {
+        send(app.as_user(
+            Method::GET,
+            "/api/admin/settings",
+            "saml-ops-renamed",
+            "saml-ops-pw",
+        ))
+    };
+    assert_eq!(get().await.0, 200, "still assigned after the rename");
     let (_, roles) =
         send(app.admin(Method::GET, &format!("/api/access-control/users/{u}/roles"))).await;
     assert_eq!(roles[0]["uid"], "one-key");
