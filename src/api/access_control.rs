@@ -11,6 +11,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
+use crate::api::wire::int;
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::UserId;
@@ -134,7 +135,7 @@ fn record_dto(r: RoleRecord) -> RoleDto {
         display_name: r.display_name,
         description: r.description,
         group: r.group,
-        version: i64::try_from(r.version).unwrap_or(i64::MAX),
+        version: int(r.version),
         global: r.global,
         permissions: Some(
             r.permissions
@@ -173,7 +174,7 @@ fn role_dto(r: Role, with_permissions: bool) -> RoleDto {
         display_name: r.display_name,
         description: r.description,
         group: r.group,
-        version: i64::try_from(r.version).unwrap_or(i64::MAX),
+        version: int(r.version),
         global: r.global,
         permissions: with_permissions.then(|| {
             r.permissions

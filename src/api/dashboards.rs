@@ -9,7 +9,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
 use crate::api::auth::Auth;
-use crate::api::wire::rfc3339;
+use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::provisioning::{SearchHit, SearchQuery};
@@ -89,10 +89,6 @@ api_errors!(
     }
 );
 
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 /// Grafana's slug: lowercase words joined by dashes.
 pub fn slugify(title: &str) -> String {
     let mut out = String::new();
@@ -144,9 +140,9 @@ impl DashboardsApi {
                 slug,
                 created: rfc3339(d.created),
                 updated: rfc3339(d.updated),
-                version: i(d.version),
+                version: int(d.version),
                 is_folder: false,
-                folder_id: folder.as_ref().map_or(0, |f| i(f.id)),
+                folder_id: folder.as_ref().map_or(0, |f| int(f.id)),
                 folder_uid: d.folder_uid.clone(),
                 folder_title: folder
                     .as_ref()
@@ -201,7 +197,7 @@ impl DashboardsApi {
                     SearchHit::Folder(f) => {
                         let slug = slugify(&f.title);
                         SearchHitDto {
-                            id: i(f.id),
+                            id: int(f.id),
                             uri: format!("db/{slug}"),
                             url: format!("/dashboards/f/{}/{slug}", f.uid),
                             uid: f.uid,
@@ -219,7 +215,7 @@ impl DashboardsApi {
                     SearchHit::Dashboard(d, folder) => {
                         let slug = slugify(&d.title);
                         SearchHitDto {
-                            id: i(d.id),
+                            id: int(d.id),
                             uri: format!("db/{slug}"),
                             url: format!("/d/{}/{slug}", d.uid),
                             uid: d.uid.clone(),
@@ -228,7 +224,7 @@ impl DashboardsApi {
                             kind: "dash-db".into(),
                             tags: d.tags.clone(),
                             is_starred: false,
-                            folder_id: folder.as_ref().map(|f| i(f.id)),
+                            folder_id: folder.as_ref().map(|f| int(f.id)),
                             folder_uid: folder.as_ref().map(|f| f.uid.clone()),
                             folder_title: folder.as_ref().map(|f| f.title.clone()),
                             folder_url: folder
@@ -253,7 +249,7 @@ impl DashboardsApi {
             folders
                 .into_iter()
                 .map(|f| FolderDto {
-                    id: i(f.id),
+                    id: int(f.id),
                     uid: f.uid,
                     title: f.title,
                 })

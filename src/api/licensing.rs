@@ -9,7 +9,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
-use crate::api::wire::rfc3339;
+use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::license::{LicenseClaims, LicenseState, RenewRequest};
@@ -285,10 +285,6 @@ api_errors!(
     }
 );
 
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn source_dto(v: &SourceView) -> LicenseSource {
     let c = v.claims.as_ref();
     LicenseSource {
@@ -334,9 +330,9 @@ fn status_dto(s: Status) -> LicenseStatus {
             included_users: s.seats.included_users,
             included_admins: s.seats.included_admins,
             included_viewers: s.seats.included_viewers,
-            users: i(s.seats.users),
-            admins_and_editors: i(s.seats.admins_and_editors),
-            viewers: i(s.seats.viewers),
+            users: int(s.seats.users),
+            admins_and_editors: int(s.seats.admins_and_editors),
+            viewers: int(s.seats.viewers),
             over_limit: s.seats.over_limit,
         },
         auto_refresh: s.auto_refresh,
@@ -357,9 +353,9 @@ fn renew_request_dto(r: RenewRequest) -> RenewRequestDto {
         instance: r.instance,
         requested_at: r.requested_at,
         stats: RenewStatsDto {
-            users: i(r.stats.users),
-            admins_and_editors: i(r.stats.admins_and_editors),
-            viewers: i(r.stats.viewers),
+            users: int(r.stats.users),
+            admins_and_editors: int(r.stats.admins_and_editors),
+            viewers: int(r.stats.viewers),
         },
     }
 }
@@ -462,9 +458,9 @@ impl LicensingApi {
     ) -> Result<Json<ActiveUserStats>, StatsError> {
         let s = services.licensing.refresh_stats(&auth.0).await?;
         Ok(Json(ActiveUserStats {
-            active_admins_and_editors: i(s.active_admins_and_editors),
-            active_viewers: i(s.active_viewers),
-            active_users: i(s.active_users),
+            active_admins_and_editors: int(s.active_admins_and_editors),
+            active_viewers: int(s.active_viewers),
+            active_users: int(s.active_users),
         }))
     }
 

@@ -13,7 +13,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::rfc3339;
+use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::provisioning::{AlertQuery, Kind};
@@ -146,10 +146,6 @@ api_errors!(
     }
 );
 
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 async fn reload(auth: &Auth, services: &Arc<Services>, kind: Kind) -> Result<(), ReloadError> {
     services.provisioning.reload(&auth.0, kind).await?;
     Ok(())
@@ -268,8 +264,8 @@ impl ProvisioningApi {
                             at: rfc3339(r.at),
                             ok: r.ok,
                             error: r.error,
-                            applied: i(r.applied),
-                            removed: i(r.removed),
+                            applied: int(r.applied),
+                            removed: int(r.removed),
                             files: r
                                 .files
                                 .into_iter()
@@ -313,11 +309,11 @@ impl ProvisioningApi {
             alerts
                 .into_iter()
                 .map(|a| AlertDto {
-                    id: i(a.id),
-                    dashboard_id: i(a.dashboard_id),
+                    id: int(a.id),
+                    dashboard_id: int(a.dashboard_id),
                     url: format!("/d/{}?viewPanel={}", a.dashboard_uid, a.panel_id),
                     dashboard_uid: a.dashboard_uid,
-                    panel_id: i(a.panel_id),
+                    panel_id: int(a.panel_id),
                     name: a.name,
                     state: a.state,
                     new_state_date: rfc3339(a.new_state_date),
@@ -374,7 +370,7 @@ impl ProvisioningApi {
         let paused = body.0.paused;
         let n = services.provisioning.pause_all(&auth.0, paused).await?;
         Ok(Json(PauseAllResult {
-            alerts_affected: i(n),
+            alerts_affected: int(n),
             message: if paused {
                 "alerts paused"
             } else {
@@ -400,7 +396,7 @@ impl ProvisioningApi {
         Ok(Json(
             list.into_iter()
                 .map(|n| AlertNotificationDto {
-                    id: i(n.id),
+                    id: int(n.id),
                     uid: n.uid,
                     name: n.name,
                     kind: n.kind,

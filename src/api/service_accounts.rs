@@ -13,7 +13,7 @@ use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
 use crate::api::users::avatar;
-use crate::api::wire::rfc3339;
+use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::UserId;
@@ -127,21 +127,17 @@ api_errors!(
     }
 );
 
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
 fn dto(sa: ServiceAccount) -> ServiceAccountDto {
     ServiceAccountDto {
-        id: i(sa.user.id),
+        id: int(sa.user.id),
         avatar_url: avatar(&sa.user.email),
         uid: sa.user.uid,
         name: sa.user.name,
         login: sa.user.login,
-        org_id: i(sa.user.org_id),
+        org_id: int(sa.user.org_id),
         is_disabled: sa.user.is_disabled,
         role: sa.role.to_string(),
-        tokens: i(sa.tokens),
+        tokens: int(sa.tokens),
     }
 }
 
@@ -208,7 +204,7 @@ impl ServiceAccountsApi {
             per_page as u64,
         )?;
         Ok(Json(ServiceAccountPage {
-            total_count: i(total),
+            total_count: int(total),
             service_accounts: list.into_iter().map(dto).collect(),
             page,
             per_page,
@@ -310,7 +306,7 @@ impl ServiceAccountsApi {
             )
             .await?;
         Ok(Json(NewToken {
-            id: i(record.id),
+            id: int(record.id),
             name: record.name,
             key,
         }))
@@ -335,7 +331,7 @@ impl ServiceAccountsApi {
         Ok(Json(
             list.into_iter()
                 .map(|k| TokenDto {
-                    id: i(k.id),
+                    id: int(k.id),
                     name: k.name,
                     created: rfc3339(k.created),
                     last_used_at: (k.last_used != 0).then(|| rfc3339(k.last_used)),

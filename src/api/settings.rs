@@ -11,6 +11,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
+use crate::api::wire::int;
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::settings::SettingsUpdate;
@@ -93,10 +94,6 @@ api_errors!(
         413 => PayloadTooLarge: "The body is too large.",
     }
 );
-
-fn i(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
 
 pub struct SettingsApi;
 
@@ -192,30 +189,30 @@ impl SettingsApi {
     ) -> Result<Json<AdminStats>, AdminReadError> {
         let s = services.stats.stats(&auth.0)?;
         Ok(Json(AdminStats {
-            orgs: i(s.orgs),
-            dashboards: i(s.dashboards),
-            snapshots: i(s.snapshots),
-            tags: i(s.tags),
-            datasources: i(s.datasources),
-            playlists: i(s.playlists),
-            stars: i(s.stars),
-            alerts: i(s.alerts),
-            users: i(s.users),
-            admins: i(s.admins),
-            editors: i(s.editors),
-            viewers: i(s.viewers),
-            active_users: i(s.active_users),
-            active_admins: i(s.active_admins),
-            active_editors: i(s.active_editors),
-            active_viewers: i(s.active_viewers),
-            active_sessions: i(s.active_sessions),
-            daily_active_users: i(s.daily_active_users),
-            daily_active_admins: i(s.daily_active_admins),
-            daily_active_editors: i(s.daily_active_editors),
-            daily_active_viewers: i(s.daily_active_viewers),
-            daily_active_sessions: i(s.daily_active_sessions),
-            monthly_active_users: i(s.monthly_active_users),
-            active_devices: i(s.active_devices),
+            orgs: int(s.orgs),
+            dashboards: int(s.dashboards),
+            snapshots: int(s.snapshots),
+            tags: int(s.tags),
+            datasources: int(s.datasources),
+            playlists: int(s.playlists),
+            stars: int(s.stars),
+            alerts: int(s.alerts),
+            users: int(s.users),
+            admins: int(s.admins),
+            editors: int(s.editors),
+            viewers: int(s.viewers),
+            active_users: int(s.active_users),
+            active_admins: int(s.active_admins),
+            active_editors: int(s.active_editors),
+            active_viewers: int(s.active_viewers),
+            active_sessions: int(s.active_sessions),
+            daily_active_users: int(s.daily_active_users),
+            daily_active_admins: int(s.daily_active_admins),
+            daily_active_editors: int(s.daily_active_editors),
+            daily_active_viewers: int(s.daily_active_viewers),
+            daily_active_sessions: int(s.daily_active_sessions),
+            monthly_active_users: int(s.monthly_active_users),
+            active_devices: int(s.active_devices),
         }))
     }
 
@@ -237,7 +234,7 @@ impl SettingsApi {
         )?;
         Ok(Json(UsageReport {
             version: r.version,
-            metrics: r.metrics.into_iter().map(|(k, v)| (k, i(v))).collect(),
+            metrics: r.metrics.into_iter().map(|(k, v)| (k, int(v))).collect(),
             os: r.os,
             arch: r.arch,
             edition: r.edition,

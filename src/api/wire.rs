@@ -2,6 +2,11 @@
 
 pub use crate::domain::time::rfc3339;
 
+/// A count or id for a JSON integer field (saturating: the wire types are signed).
+pub fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
 /// Grafana's `GetAgeString`: "< 1 minute", "5m", "3h", "2d", "4M", "10y".
 pub fn age(ts: i64, now: i64) -> String {
     let secs = (now - ts).max(0);

@@ -73,6 +73,9 @@ pub struct ServerConfig {
     pub attributes: Attributes,
     #[serde(default)]
     pub group_mappings: Vec<GroupMapping>,
+    /// Built from `root_ca_cert` once, when the file is loaded (not per connection).
+    #[serde(skip)]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn default_port() -> u16 {
@@ -146,12 +149,15 @@ fn one() -> u64 {
 pub fn parse_config(text: &str) -> Result<LdapConfig, String> {
     let env = |k: &str| std::env::var(k).ok();
     let expanded = crate::provisioning::files::expand_str(text, &env);
-    let cfg: LdapConfig = toml::from_str(&expanded).map_err(|e| e.to_string())?;
+    let mut cfg: LdapConfig = toml::from_str(&expanded).map_err(|e| e.to_string())?;
     if cfg.servers.is_empty() {
         return Err("no [[servers]] defined".into());
     }
-    for (i, s) in cfg.servers.iter().enumerate() {
+    for (i, s) in cfg.servers.iter_mut().enumerate() {
         let n = i + 1;
+        if !s.root_ca_cert.trim().is_empty() && !s.ssl_skip_verify {
+            s.tls = Some(tls_config(&s.root_ca_cert).map_err(|e| format!("server {n}: {e}"))?);
+        }
         if s.host.trim().is_empty() {
             return Err(format!("server {n}: host is required"));
         }
@@ -255,17 +261,12 @@ impl ServerConfig {
 
     async fn connect(&self) -> Result<ldap3::Ldap, String> {
         let mut last = String::from("no host");
-        let tls = if self.root_ca_cert.trim().is_empty() || self.ssl_skip_verify {
-            None
-        } else {
-            Some(tls_config(&self.root_ca_cert)?)
-        };
         for host in self.hosts() {
             let mut settings = LdapConnSettings::new()
                 .set_conn_timeout(Duration::from_secs(self.timeout.max(1)))
                 .set_starttls(self.start_tls)
                 .set_no_tls_verify(self.ssl_skip_verify);
-            if let Some(cfg) = &tls {
+            if let Some(cfg) = &self.tls {
                 settings = settings.set_config(cfg.clone());
             }
             match LdapConnAsync::with_settings(settings, &self.url(host)).await {

@@ -116,6 +116,9 @@ fn org(id: i64) -> u64 {
     u64::try_from(id).unwrap_or(1).max(1)
 }
 
+/// A dashboard provider and the YAML file it is defined in.
+type Provider = (PathBuf, files::DashboardProvider);
+
 /// One dashboard provider's files, ready to store.
 struct ProviderScan {
     provider: files::DashboardProvider,
@@ -360,36 +363,58 @@ impl ProvisioningService {
 
     // ----- dashboards -----
 
-    fn scan_providers(&self) -> Result<(Vec<ProviderScan>, Vec<FileOutcome>), AppError> {
+    /// The dashboard providers from the YAML files (no dashboard JSON read), with the file
+    /// each comes from.
+    fn providers(&self) -> Result<(Vec<Provider>, Vec<FileOutcome>), AppError> {
         let parsed: Vec<Parsed<DashboardsFile>> = self.read(Kind::Dashboards)?;
+        let outcomes = outcomes(&parsed);
+        let providers = parsed
+            .into_iter()
+            .flat_map(|f| {
+                let file = f.file;
+                f.content
+                    .providers
+                    .into_iter()
+                    .map(move |p| (file.clone(), p))
+            })
+            .collect();
+        Ok((providers, outcomes))
+    }
+
+    /// Scans the dashboard files of every provider, or only of the one named `only`.
+    fn scan_providers(
+        &self,
+        only: Option<&str>,
+    ) -> Result<(Vec<ProviderScan>, Vec<FileOutcome>), AppError> {
+        let (providers, mut outcomes) = self.providers()?;
         let mut scans = Vec::new();
-        let mut outcomes = outcomes(&parsed);
-        for f in parsed {
-            for provider in f.content.providers {
-                let root = files::resolve_path(&f.file, &provider.options.path);
-                let dashboards = files::scan_dashboards(
-                    &provider.name,
-                    &root,
-                    provider.options.folders_from_files_structure,
-                )
-                .map_err(|e| file_error(Kind::Dashboards, &e))?;
-                outcomes.extend(dashboards.iter().map(|d| FileOutcome {
-                    file: d.path.display().to_string(),
-                    ok: true,
-                    message: String::new(),
-                }));
-                scans.push(ProviderScan {
-                    provider,
-                    dashboards,
-                });
+        for (file, provider) in providers {
+            if only.is_some_and(|name| name != provider.name) {
+                continue;
             }
+            let root = files::resolve_path(&file, &provider.options.path);
+            let dashboards = files::scan_dashboards(
+                &provider.name,
+                &root,
+                provider.options.folders_from_files_structure,
+            )
+            .map_err(|e| file_error(Kind::Dashboards, &e))?;
+            outcomes.extend(dashboards.iter().map(|d| FileOutcome {
+                file: d.path.display().to_string(),
+                ok: true,
+                message: String::new(),
+            }));
+            scans.push(ProviderScan {
+                provider,
+                dashboards,
+            });
         }
         Ok((scans, outcomes))
     }
 
     /// Scans the providers (or only `only`) and stores the differences in one transaction.
     async fn dashboards_run(&self, only: Option<&str>) -> Result<Applied, AppError> {
-        let (scans, files) = self.scan_providers()?;
+        let (scans, files) = self.scan_providers(only)?;
         let stored = self.store.dashboards()?;
         let folders = self.store.folders()?;
         let at = now();
@@ -433,9 +458,6 @@ impl ProvisioningService {
         let mut removed = 0;
         for scan in &scans {
             let p = &scan.provider;
-            if only.is_some_and(|name| name != p.name) {
-                continue;
-            }
             let org_id = org(p.org_id);
             for d in &scan.dashboards {
                 if !seen.insert(d.uid.clone()) {
@@ -523,18 +545,18 @@ impl ProvisioningService {
 
     /// Starts one poller per dashboard provider (from the files as they are now).
     pub fn start_polling(self: &Arc<Self>) {
-        let Ok((scans, _)) = self.scan_providers() else {
+        let Ok((providers, _)) = self.providers() else {
             return;
         };
         let mut pollers = self.pollers.lock();
-        for scan in scans {
+        for (_, provider) in providers {
             let every = Duration::from_secs(
-                u64::try_from(scan.provider.update_interval_seconds)
+                u64::try_from(provider.update_interval_seconds)
                     .unwrap_or(10)
                     .max(1),
             );
             let me = Arc::downgrade(self);
-            let name = scan.provider.name.clone();
+            let name = provider.name.clone();
             pollers.push(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 tick.tick().await;
