@@ -50,7 +50,7 @@ impl App {
         // Provisioned objects exist before the first request (failures are logged and
         // shown in the provisioning status; the server still starts).
         services.provisioning.provision_all().await;
-        if services.secrets.interrupted_job()? {
+        if services.secrets.interrupted_job().await? {
             // A re-encryption was cut off (crash): finish it in the background.
             let s = services.clone();
             tokio::spawn(async move {
@@ -93,7 +93,7 @@ impl App {
             .await;
         janitor.abort();
         services.provisioning.stop_polling();
-        if let Err(e) = services.durability.wait().await {
+        if let Err(e) = services.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
         }
         result
@@ -107,22 +107,19 @@ async fn housekeeping(services: Arc<Services>) {
     let mut round: u64 = 0;
     loop {
         tick.tick().await;
-        let s = services.clone();
         let purge = round % 10 == 9;
         round += 1;
         services.licensing.auto_renew_tick().await;
-        let work = tokio::task::spawn_blocking(move || {
-            if let Err(e) = s.stats.refresh() {
-                tracing::warn!(error = %e, "stats refresh failed");
+        // The store runs its scans on the blocking pool.
+        if let Err(e) = services.stats.refresh().await {
+            tracing::warn!(error = %e, "stats refresh failed");
+        }
+        if purge {
+            match services.sessions.purge().await {
+                Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "session purge failed"),
             }
-            if purge {
-                match s.sessions.purge() {
-                    Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "session purge failed"),
-                }
-            }
-        });
-        let _ = work.await;
+        }
     }
 }

@@ -76,7 +76,7 @@ pub fn issue(a: &IssueArgs) -> Result<String, String> {
         return Err("--license-days and --token-days must be at least 1".into());
     }
     let (issuer, _) = issuer_from(&a.key, a.config.as_deref())?;
-    let now = crate::store::now();
+    let now = crate::domain::time::system_now();
     let lexp = now + a.license_days * 86_400;
     let claims = LicenseClaims {
         jti: random::hex(&random::bytes::<8>()),
@@ -112,7 +112,7 @@ pub fn renew_file(key: &Path, request: &Path, config: Option<&Path>) -> Result<S
     let req: RenewRequest = serde_json::from_str(&text)
         .map_err(|e| format!("{} is not a renewal request: {e}", request.display()))?;
     let token = issuer
-        .renew(&req, crate::store::now())
+        .renew(&req, crate::domain::time::system_now())
         .map_err(|r| format!("renewal refused: {r}"))?;
     Ok(format!("{token}\n"))
 }
@@ -129,6 +129,7 @@ pub async fn renew_request(settings: Settings) -> Result<String, String> {
     let req = services
         .licensing
         .renew_request(&Principal::system())
+        .await
         .map_err(|e| e.to_string())?;
     serde_json::to_string_pretty(&req)
         .map(|s| s + "\n")

@@ -247,7 +247,7 @@ fn renew(issuer: Data<&Arc<Issuer>>, body: Result<Json<RenewRequest>, poem::Erro
             "expected a JSON renewal request {\"token\", \"instance\"}",
         ));
     };
-    match issuer.renew(&request, crate::store::now()) {
+    match issuer.renew(&request, crate::domain::time::system_now()) {
         Ok(token) => Json(RenewResponse { token }).into_response(),
         Err(r) => {
             tracing::warn!(status = r.status, reason = %r.message, "renewal refused");

@@ -203,7 +203,7 @@ impl AccessControlApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<RoleDto>>, CatalogReadError> {
-        let roles = services.provisioning.roles(&auth.0)?;
+        let roles = services.roles.roles(&auth.0)?;
         Ok(Json(
             roles.into_iter().map(|r| role_dto(r, false)).collect(),
         ))
@@ -222,7 +222,7 @@ impl AccessControlApi {
         /// The role's uid.
         role_uid: Path<String>,
     ) -> Result<Json<RoleDto>, CatalogReadError> {
-        let role = services.provisioning.role(&auth.0, &role_uid.0)?;
+        let role = services.roles.role(&auth.0, &role_uid.0)?;
         Ok(Json(role_dto(role, true)))
     }
 
@@ -240,8 +240,9 @@ impl AccessControlApi {
         plugin_id: Path<String>,
     ) -> Result<Json<PluginSettingsDto>, CatalogReadError> {
         let s = services
-            .provisioning
-            .plugin_settings(&auth.0, &plugin_id.0)?;
+            .plugins
+            .plugin_settings(&auth.0, &plugin_id.0)
+            .await?;
         Ok(Json(PluginSettingsDto {
             name: s.plugin_id.clone(),
             id: s.plugin_id,
@@ -321,7 +322,7 @@ impl AccessControlApi {
         /// The user's id.
         user_id: Path<i64>,
     ) -> Result<Json<Vec<RoleDto>>, RoleWriteError> {
-        let roles = services.roles.user_roles(&auth.0, uid(user_id.0))?;
+        let roles = services.roles.user_roles(&auth.0, uid(user_id.0)).await?;
         Ok(Json(roles.into_iter().map(record_dto).collect()))
     }
 
@@ -379,7 +380,7 @@ impl AccessControlApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<BTreeMap<String, Vec<RoleDto>>>, RoleWriteError> {
-        let grants = services.roles.basic_grants(&auth.0)?;
+        let grants = services.roles.basic_grants(&auth.0).await?;
         Ok(Json(
             grants
                 .into_iter()
@@ -420,7 +421,7 @@ impl AccessControlApi {
         /// The user's id.
         user_id: Path<i64>,
     ) -> Result<Json<Vec<ExplainedPermission>>, RoleWriteError> {
-        let list = services.roles.explain(&auth.0, uid(user_id.0))?;
+        let list = services.roles.explain(&auth.0, uid(user_id.0)).await?;
         Ok(Json(
             list.into_iter()
                 .map(|e| ExplainedPermission {

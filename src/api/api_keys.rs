@@ -112,7 +112,8 @@ impl ApiKeysApi {
     ) -> Result<Json<Vec<ApiKeyDto>>, ListKeysError> {
         let keys = services
             .api_keys
-            .list(&auth.0, include_expired.0.unwrap_or(false))?;
+            .list(&auth.0, include_expired.0.unwrap_or(false))
+            .await?;
         Ok(Json(
             keys.into_iter()
                 .map(|k| ApiKeyDto {
@@ -121,7 +122,7 @@ impl ApiKeysApi {
                     role: OrgRole::from_byte(k.role)
                         .unwrap_or(OrgRole::None)
                         .to_string(),
-                    expiration: (k.expires != 0).then(|| rfc3339(k.expires)),
+                    expiration: k.expires.map(rfc3339),
                 })
                 .collect(),
         ))

@@ -127,12 +127,13 @@ fn changes_state(method: &Method) -> bool {
 
 /// A service-account token: the account's own permissions (its org role and the roles
 /// assigned to it), never Grafana Admin.
-fn service_account(services: &Services, token: &str) -> Result<Authenticated, AppError> {
-    let user = services.service_accounts.authenticate(token)?;
+async fn service_account(services: &Services, token: &str) -> Result<Authenticated, AppError> {
+    let user = services.service_accounts.authenticate(token).await?;
     Ok(Authenticated {
         principal: services
             .auth
-            .principal_for(&user, AuthKind::ServiceAccount, None),
+            .principal_for(&user, AuthKind::ServiceAccount, None)
+            .await,
         user: Some(user),
         new_session_token: None,
     })
@@ -149,15 +150,15 @@ pub async fn authenticate(req: &Request) -> Result<Authenticated, AppError> {
         let value = value.trim();
         if kind.eq_ignore_ascii_case("bearer") {
             if value.starts_with("glsa_") {
-                return service_account(services, value);
+                return service_account(services, value).await;
             }
-            return services.auth.api_key(value).map(Authenticated::from);
+            return services.auth.api_key(value).await.map(Authenticated::from);
         }
         if kind.eq_ignore_ascii_case("basic") {
             let (login, password) = decode_basic(value)
                 .ok_or_else(|| AppError::Unauthorized("Invalid Basic Auth Header".into()))?;
             if login == "api_key" && password.starts_with("glsa_") {
-                return service_account(services, &password);
+                return service_account(services, &password).await;
             }
             return services
                 .auth

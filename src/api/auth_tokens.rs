@@ -122,7 +122,7 @@ impl AuthTokensApi {
         /// The user's numeric id or uid.
         id: Path<String>,
     ) -> Result<Json<Vec<UserToken>>, ListTokensError> {
-        let views = services.sessions.list_for(&auth.0, &id.0)?;
+        let views = services.sessions.list_for(&auth.0, &id.0).await?;
         Ok(Json(views.iter().map(UserToken::from).collect()))
     }
 
@@ -180,7 +180,7 @@ impl OwnTokensApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<UserToken>>, OwnTokensError> {
-        let views = services.sessions.list_own(&auth.0)?;
+        let views = services.sessions.list_own(&auth.0).await?;
         Ok(Json(views.iter().map(UserToken::from).collect()))
     }
 

@@ -12,7 +12,7 @@ use crate::api::auth::Auth;
 use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
-use crate::service::provisioning::{SearchHit, SearchQuery};
+use crate::service::dashboards::{SearchHit, SearchQuery};
 use crate::service::Services;
 
 /// A dashboard's metadata.
@@ -119,7 +119,7 @@ impl DashboardsApi {
         /// The dashboard's uid.
         uid: Path<String>,
     ) -> Result<Json<DashboardFull>, DashboardReadError> {
-        let (d, folder) = services.provisioning.dashboard(&auth.0, &uid.0)?;
+        let (d, folder) = services.dashboards.dashboard(&auth.0, &uid.0).await?;
         let mut json: serde_json::Value =
             serde_json::from_str(&d.json).unwrap_or_else(|_| serde_json::json!({}));
         if let Some(o) = json.as_object_mut() {
@@ -190,7 +190,7 @@ impl DashboardsApi {
                 .and_then(|v| usize::try_from(v).ok())
                 .unwrap_or(1000),
         };
-        let hits = services.provisioning.search(&auth.0, &q)?;
+        let hits = services.dashboards.search(&auth.0, &q).await?;
         Ok(Json(
             hits.into_iter()
                 .map(|h| match h {
@@ -244,7 +244,7 @@ impl DashboardsApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<FolderDto>>, DashboardReadError> {
-        let folders = services.provisioning.folders(&auth.0)?;
+        let folders = services.dashboards.folders(&auth.0).await?;
         Ok(Json(
             folders
                 .into_iter()

@@ -272,7 +272,7 @@ impl DataSourcesApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<DataSourceListItem>>, ReadError> {
-        let all = services.datasources.list(&auth.0)?;
+        let all = services.datasources.list(&auth.0).await?;
         Ok(Json(all.iter().map(DataSourceListItem::from).collect()))
     }
 
@@ -289,7 +289,7 @@ impl DataSourcesApi {
         id: Path<i64>,
     ) -> Result<Json<DataSource>, ReadError> {
         Ok(Json(DataSource::from(
-            &services.datasources.get(&auth.0, self::id(id.0))?,
+            &services.datasources.get(&auth.0, self::id(id.0)).await?,
         )))
     }
 
@@ -306,7 +306,7 @@ impl DataSourcesApi {
         uid: Path<String>,
     ) -> Result<Json<DataSource>, ReadError> {
         Ok(Json(DataSource::from(
-            &services.datasources.get_by_uid(&auth.0, &uid.0)?,
+            &services.datasources.get_by_uid(&auth.0, &uid.0).await?,
         )))
     }
 
@@ -323,7 +323,7 @@ impl DataSourcesApi {
         name: Path<String>,
     ) -> Result<Json<DataSource>, ReadError> {
         Ok(Json(DataSource::from(
-            &services.datasources.get_by_name(&auth.0, &name.0)?,
+            &services.datasources.get_by_name(&auth.0, &name.0).await?,
         )))
     }
 
@@ -361,7 +361,8 @@ impl DataSourcesApi {
     ) -> Result<Json<DataSourceDeleted>, DeleteError> {
         let d = services
             .datasources
-            .find(&auth.0, DataSourceRef::Id(self::id(id.0)))?;
+            .find(&auth.0, DataSourceRef::Id(self::id(id.0)))
+            .await?;
         services.datasources.delete(&auth.0, d).await?;
         Ok(Json(DataSourceDeleted {
             id: None,
@@ -383,7 +384,8 @@ impl DataSourcesApi {
     ) -> Result<Json<DataSourceDeleted>, DeleteError> {
         let d = services
             .datasources
-            .find(&auth.0, DataSourceRef::Uid(&uid.0))?;
+            .find(&auth.0, DataSourceRef::Uid(&uid.0))
+            .await?;
         let d = services.datasources.delete(&auth.0, d).await?;
         Ok(Json(DataSourceDeleted {
             id: Some(d.id as i64),
@@ -405,7 +407,8 @@ impl DataSourcesApi {
     ) -> Result<Json<DataSourceDeleted>, DeleteError> {
         let d = services
             .datasources
-            .find(&auth.0, DataSourceRef::Name(&name.0))?;
+            .find(&auth.0, DataSourceRef::Name(&name.0))
+            .await?;
         let d = services.datasources.delete(&auth.0, d).await?;
         Ok(Json(DataSourceDeleted {
             id: Some(d.id as i64),

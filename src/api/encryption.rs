@@ -102,8 +102,8 @@ pub struct VerifyReport {
     pub failed: Vec<String>,
 }
 
-fn when(ts: i64) -> Option<String> {
-    (ts > 0).then(|| rfc3339(ts))
+fn when(ts: Option<i64>) -> Option<String> {
+    ts.filter(|t| *t > 0).map(rfc3339)
 }
 
 pub struct EncryptionApi;
@@ -181,7 +181,7 @@ impl EncryptionApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<ReencryptResponse, EncryptionError> {
-        let failed = services.secrets.rollback_as(&auth.0)?;
+        let failed = services.secrets.rollback_as(&auth.0).await?;
         if failed.is_empty() {
             Ok(ReencryptResponse::Ok(PlainText(
                 "Secrets rolled back successfully".into(),
@@ -204,7 +204,7 @@ impl EncryptionApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<EncryptionStatus>, EncryptionError> {
-        let (deks, active, job) = services.secrets.status_as(&auth.0)?;
+        let (deks, active, job) = services.secrets.status_as(&auth.0).await?;
         Ok(Json(EncryptionStatus {
             active_data_key_id: i64::from(active),
             kek_id: services.secrets.current_kek_id().to_string(),
@@ -233,8 +233,8 @@ impl EncryptionApi {
                 updated: job.updated as i64,
                 skipped: job.skipped as i64,
                 failed: job.failed,
-                started_at: when(job.started_at),
-                finished_at: when(job.finished_at),
+                started_at: when(Some(job.started_at)),
+                finished_at: when(Some(job.finished_at)),
             },
         }))
     }
@@ -251,11 +251,7 @@ impl EncryptionApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<VerifyReport>, EncryptionError> {
-        let s = services.0.clone();
-        let p = auth.0;
-        let (checked, failed) = tokio::task::spawn_blocking(move || s.secrets.verify_as(&p))
-            .await
-            .map_err(|e| crate::error::AppError::internal("Failed to verify secrets", e))??;
+        let (checked, failed) = services.secrets.verify_as(&auth.0).await?;
         Ok(Json(VerifyReport {
             checked: checked as i64,
             failed,

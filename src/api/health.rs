@@ -70,7 +70,7 @@ impl HealthApi {
     /// Health of the server and its database.
     #[oai(path = "/api/health", method = "get", operation_id = "getHealth")]
     async fn health(&self, services: Data<&Arc<Services>>) -> HealthResponse {
-        let ok = services.store.healthy();
+        let ok = services.store.healthy().await;
         let body = Json(Health {
             commit: COMMIT.into(),
             database: if ok { "ok" } else { "failing" }.into(),

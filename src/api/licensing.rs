@@ -376,7 +376,7 @@ impl LicensingApi {
         _auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<bool>, CheckError> {
-        Ok(Json(services.licensing.check()?))
+        Ok(Json(services.licensing.check().await?))
     }
 
     /// The claims of the token in effect (`licensing:read`).
@@ -390,7 +390,7 @@ impl LicensingApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Token>, ReadError> {
-        let (claims, state) = services.licensing.token(&auth.0)?;
+        let (claims, state) = services.licensing.token(&auth.0).await?;
         Ok(Json(Token::new(claims, state)))
     }
 
@@ -476,7 +476,7 @@ impl LicensingApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<LicenseStatus>, StatsError> {
-        Ok(Json(status_dto(services.licensing.status(&auth.0)?)))
+        Ok(Json(status_dto(services.licensing.status(&auth.0).await?)))
     }
 
     /// Beyond Grafana: the renewal request this server would send its issuer, to carry as a
@@ -492,7 +492,7 @@ impl LicensingApi {
         services: Data<&Arc<Services>>,
     ) -> Result<Json<RenewRequestDto>, RenewRequestError> {
         Ok(Json(renew_request_dto(
-            services.licensing.renew_request(&auth.0)?,
+            services.licensing.renew_request(&auth.0).await?,
         )))
     }
 }

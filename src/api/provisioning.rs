@@ -16,7 +16,8 @@ use crate::api::error::{message, MessageBody};
 use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
-use crate::service::provisioning::{AlertQuery, Kind};
+use crate::service::alerts::AlertQuery;
+use crate::service::provisioning::Kind;
 use crate::service::Services;
 
 /// One file's outcome in a reload.
@@ -254,7 +255,7 @@ impl ProvisioningApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<BTreeMap<String, ProvisioningRunDto>>, ReloadError> {
-        let runs = services.provisioning.status(&auth.0)?;
+        let runs = services.provisioning.status(&auth.0).await?;
         Ok(Json(
             runs.into_iter()
                 .map(|r| {
@@ -304,7 +305,7 @@ impl ProvisioningApi {
             panel_id: panel_id.0.and_then(|v| u64::try_from(v).ok()),
             limit: limit.0.and_then(|v| usize::try_from(v).ok()).unwrap_or(0),
         };
-        let alerts = services.provisioning.alerts(&auth.0, &q)?;
+        let alerts = services.alerts.alerts(&auth.0, &q).await?;
         Ok(Json(
             alerts
                 .into_iter()
@@ -338,10 +339,7 @@ impl ProvisioningApi {
     ) -> Result<Json<PauseResult>, PauseError> {
         let id = u64::try_from(alert_id.0).unwrap_or(0);
         let paused = body.0.paused;
-        services
-            .provisioning
-            .pause_alert(&auth.0, id, paused)
-            .await?;
+        services.alerts.pause_alert(&auth.0, id, paused).await?;
         Ok(Json(PauseResult {
             alert_id: alert_id.0,
             message: if paused {
@@ -368,7 +366,7 @@ impl ProvisioningApi {
         body: GfJson<PauseForm>,
     ) -> Result<Json<PauseAllResult>, PauseAllError> {
         let paused = body.0.paused;
-        let n = services.provisioning.pause_all(&auth.0, paused).await?;
+        let n = services.alerts.pause_all(&auth.0, paused).await?;
         Ok(Json(PauseAllResult {
             alerts_affected: int(n),
             message: if paused {
@@ -392,7 +390,7 @@ impl ProvisioningApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<AlertNotificationDto>>, AlertReadError> {
-        let list = services.provisioning.notifiers(&auth.0)?;
+        let list = services.notifiers.notifiers(&auth.0).await?;
         Ok(Json(
             list.into_iter()
                 .map(|n| AlertNotificationDto {

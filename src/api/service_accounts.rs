@@ -19,7 +19,6 @@ use crate::api_errors;
 use crate::domain::UserId;
 use crate::service::service_accounts::{AccountPatch, ServiceAccount};
 use crate::service::Services;
-use crate::store::now;
 
 /// A new service account.
 #[derive(Object, Debug)]
@@ -197,12 +196,15 @@ impl ServiceAccountsApi {
     ) -> Result<Json<ServiceAccountPage>, ServiceAccountError> {
         let page = page.0.unwrap_or(1).max(1);
         let per_page = perpage.0.unwrap_or(1000).clamp(1, 1000);
-        let (list, total) = services.service_accounts.search(
-            &auth.0,
-            &query.0.unwrap_or_default(),
-            page as u64,
-            per_page as u64,
-        )?;
+        let (list, total) = services
+            .service_accounts
+            .search(
+                &auth.0,
+                &query.0.unwrap_or_default(),
+                page as u64,
+                per_page as u64,
+            )
+            .await?;
         Ok(Json(ServiceAccountPage {
             total_count: int(total),
             service_accounts: list.into_iter().map(dto).collect(),
@@ -225,7 +227,8 @@ impl ServiceAccountsApi {
     ) -> Result<Json<ServiceAccountDto>, ServiceAccountError> {
         let sa = services
             .service_accounts
-            .get(&auth.0, id(service_account_id.0))?;
+            .get(&auth.0, id(service_account_id.0))
+            .await?;
         Ok(Json(dto(sa)))
     }
 
@@ -324,21 +327,25 @@ impl ServiceAccountsApi {
         services: Data<&Arc<Services>>,
         service_account_id: Path<i64>,
     ) -> Result<Json<Vec<TokenDto>>, ServiceAccountError> {
-        let at = now();
         let list = services
             .service_accounts
-            .tokens(&auth.0, id(service_account_id.0))?;
+            .tokens(&auth.0, id(service_account_id.0))
+            .await?;
         Ok(Json(
             list.into_iter()
-                .map(|k| TokenDto {
-                    id: int(k.id),
-                    name: k.name,
-                    created: rfc3339(k.created),
-                    last_used_at: (k.last_used != 0).then(|| rfc3339(k.last_used)),
-                    expiration: (k.expires != 0).then(|| rfc3339(k.expires)),
-                    seconds_until_expiration: (k.expires != 0).then(|| (k.expires - at).max(0)),
-                    has_expired: k.expires != 0 && k.expires <= at,
-                    is_revoked: false,
+                .map(|k| {
+                    let (has_expired, seconds_until_expiration) =
+                        services.service_accounts.expiry(&k);
+                    TokenDto {
+                        id: int(k.id),
+                        name: k.name,
+                        created: rfc3339(k.created),
+                        last_used_at: k.last_used.map(rfc3339),
+                        expiration: k.expires.map(rfc3339),
+                        seconds_until_expiration,
+                        has_expired,
+                        is_revoked: false,
+                    }
                 })
                 .collect(),
         ))

@@ -187,7 +187,7 @@ impl SettingsApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<AdminStats>, AdminReadError> {
-        let s = services.stats.stats(&auth.0)?;
+        let s = services.stats.stats(&auth.0).await?;
         Ok(Json(AdminStats {
             orgs: int(s.orgs),
             dashboards: int(s.dashboards),
@@ -227,11 +227,14 @@ impl SettingsApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<UsageReport>, AdminReadError> {
-        let r = services.stats.usage_report(
-            &auth.0,
-            crate::api::health::GRAFANA_COMPAT_VERSION,
-            services.licensing.check()?,
-        )?;
+        let r = services
+            .stats
+            .usage_report(
+                &auth.0,
+                crate::api::health::GRAFANA_COMPAT_VERSION,
+                services.licensing.check().await?,
+            )
+            .await?;
         Ok(Json(UsageReport {
             version: r.version,
             metrics: r.metrics.into_iter().map(|(k, v)| (k, int(v))).collect(),

@@ -15,7 +15,7 @@ use crate::api_errors;
 use crate::crypto::{random, sha256};
 use crate::service::users::ProfileUpdate;
 use crate::service::Services;
-use crate::store::{now, UserRecord};
+use crate::store::UserRecord;
 
 /// A user as `GET /api/users/:id` answers it (Grafana's `UserProfileDTO`).
 #[derive(Object, Debug, serde::Serialize)]
@@ -131,8 +131,8 @@ impl UserSearchHit {
             avatar_url: avatar(&u.email),
             is_admin: u.is_admin,
             is_disabled: u.is_disabled,
-            last_seen_at: rfc3339(u.last_seen_at),
-            last_seen_at_age: age(u.last_seen_at, now),
+            last_seen_at: rfc3339(u.last_seen_or_default()),
+            last_seen_at_age: age(u.last_seen_or_default(), now),
             auth_labels: labels(u),
             is_provisioned: false,
         }
@@ -209,7 +209,7 @@ impl UsersApi {
             .users
             .search(&auth.0, query.0.unwrap_or_default(), page, per)
             .await?;
-        let ts = now();
+        let ts = services.clock.now();
         Ok(FastJson(
             found
                 .users
@@ -241,7 +241,7 @@ impl UsersApi {
             .users
             .search(&auth.0, query.0.unwrap_or_default(), page, per)
             .await?;
-        let ts = now();
+        let ts = services.clock.now();
         Ok(FastJson(UserSearchPage {
             total_count: found.total as i64,
             users: found
@@ -268,7 +268,7 @@ impl UsersApi {
         #[oai(name = "loginOrEmail")]
         login_or_email: Query<String>,
     ) -> Result<FastJson<UserProfile>, LookupError> {
-        let u = services.users.lookup(&auth.0, &login_or_email.0)?;
+        let u = services.users.lookup(&auth.0, &login_or_email.0).await?;
         Ok(FastJson(UserProfile::from(&u)))
     }
 
@@ -281,7 +281,7 @@ impl UsersApi {
         /// The user's numeric id or uid.
         id: Path<String>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = services.users.get(&auth.0, &id.0)?;
+        let u = services.users.get(&auth.0, &id.0).await?;
         Ok(FastJson(UserProfile::from(&u)))
     }
 
@@ -321,7 +321,7 @@ impl UsersApi {
     ) -> Result<FastJson<UserProfile>, UserReadError> {
         let u = match auth.1 {
             Some(user) => user,
-            None => services.users.current(&auth.0)?,
+            None => services.users.current(&auth.0).await?,
         };
         let mut profile = UserProfile::from(&u);
         profile.org_id = auth.0.org_id.0 as i64;
@@ -353,7 +353,7 @@ mod tests {
             auth_module: "ldap".into(),
             created: 1,
             updated: 2,
-            last_seen_at: 3,
+            last_seen_at: Some(3),
         };
         let p = UserProfile::from(&u);
         assert_eq!(serde_json::to_value(&p).unwrap(), p.to_json().unwrap());

@@ -61,3 +61,73 @@ mod tests {
         assert_eq!(month_start(1_551_398_400), 1_551_398_400);
     }
 }
+
+/// Where time comes from. Services hold an `Arc<dyn Clock>`; production uses
+/// [`SystemClock`], tests a [`ManualClock`] they move forward instead of sleeping.
+pub trait Clock: Send + Sync {
+    /// Unix milliseconds.
+    fn now_ms(&self) -> i64;
+
+    /// Unix seconds.
+    fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
+
+/// The operating system's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        system_now_ms()
+    }
+}
+
+/// Unix milliseconds from the operating system (for code outside the services, such as
+/// CLI commands; services use their [`Clock`]).
+pub fn system_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Unix seconds from the operating system.
+pub fn system_now() -> i64 {
+    system_now_ms().div_euclid(1000)
+}
+
+/// A clock that moves only when told (tests).
+#[derive(Debug)]
+pub struct ManualClock {
+    ms: std::sync::atomic::AtomicI64,
+}
+
+impl ManualClock {
+    pub fn new(start_ms: i64) -> Self {
+        Self {
+            ms: std::sync::atomic::AtomicI64::new(start_ms),
+        }
+    }
+
+    /// Starts at the system time (so that tokens and licenses made by real tools agree).
+    pub fn starting_now() -> Self {
+        Self::new(system_now_ms())
+    }
+
+    pub fn advance(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        self.ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

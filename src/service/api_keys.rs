@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
+use crate::domain::time::Clock;
 use crate::domain::{OrgRole, Principal};
 use crate::error::AppError;
-use crate::store::{now, ApiKeyRecord, ApiKeyStore, Durability, StoreError};
+use crate::store::{ApiKeyRecord, ApiKeyStore, StoreError};
 
 /// `last_used` is written at most this often per key.
 const LAST_USED_INTERVAL: i64 = 60;
@@ -27,7 +28,7 @@ pub struct ApiKeyService {
     store: Arc<dyn ApiKeyStore>,
     hasher: Arc<KeyedHasher>,
     settings: Arc<Settings>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 impl ApiKeyService {
@@ -35,13 +36,13 @@ impl ApiKeyService {
         store: Arc<dyn ApiKeyStore>,
         hasher: Arc<KeyedHasher>,
         settings: Arc<Settings>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             hasher,
             settings,
-            durability,
+            clock,
         }
     }
 
@@ -89,7 +90,7 @@ impl ApiKeyService {
         })
         .map_err(|e| AppError::internal("Failed to add API Key", e))?;
         let key = base64::engine::general_purpose::STANDARD.encode(json);
-        let at = now();
+        let at = self.clock.now();
         let record = self
             .store
             .create_api_key(ApiKeyRecord {
@@ -98,56 +99,52 @@ impl ApiKeyService {
                 name: name.to_string(),
                 role: role.to_byte(),
                 hash: self.hash(&secret),
-                expires: if seconds_to_live > 0 {
-                    at.saturating_add(seconds_to_live)
-                } else {
-                    0
-                },
+                expires: (seconds_to_live > 0).then(|| at.saturating_add(seconds_to_live)),
                 created: at,
-                last_used: 0,
-                service_account_id: 0,
+                last_used: None,
+                service_account_id: None,
             })
+            .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
                     AppError::Conflict("API Key Organization ID And Name Must Be Unique".into())
                 }
                 other => AppError::internal("Failed to add API Key", other),
             })?;
-        self.durability.wait().await?;
         Ok((record, key))
     }
 
     /// The org's keys; expired ones only when asked.
-    pub fn list(
+    pub async fn list(
         &self,
         p: &Principal,
         include_expired: bool,
     ) -> Result<Vec<ApiKeyRecord>, AppError> {
         p.require("apikeys:read", "")?;
-        let at = now();
+        let at = self.clock.now();
         Ok(self
             .store
-            .api_keys(p.org_id, 0)?
+            .api_keys(p.org_id, None)
+            .await?
             .into_iter()
-            .filter(|k| include_expired || k.expires == 0 || k.expires > at)
+            .filter(|k| include_expired || !k.expired_at(at))
             .collect())
     }
 
     pub async fn delete(&self, p: &Principal, id: u64) -> Result<(), AppError> {
         p.require("apikeys:delete", "")?;
         let not_found = || AppError::not_found("API key not found");
-        let key = self.store.api_key(id)?.ok_or_else(not_found)?;
-        if key.org_id != p.org_id.0 || key.service_account_id != 0 {
+        let key = self.store.api_key(id).await?.ok_or_else(not_found)?;
+        if key.org_id != p.org_id.0 || key.service_account_id.is_some() {
             return Err(not_found());
         }
         p.require("apikeys:delete", &format!("apikeys:id:{id}"))?;
-        self.store.delete_api_key(id)?;
-        self.durability.wait().await?;
+        self.store.delete_api_key(id).await?;
         Ok(())
     }
 
     /// Authenticates a presented key: 401 "invalid API key" or "Expired API key".
-    pub fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, AppError> {
+    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, AppError> {
         let invalid = || AppError::Unauthorized("invalid API key".into());
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(presented.trim())
@@ -155,15 +152,18 @@ impl ApiKeyService {
         let parsed: KeyJson = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
         let key = self
             .store
-            .api_key_by_hash(&self.hash(&parsed.k))?
-            .filter(|k| k.org_id == parsed.id && k.name == parsed.n && k.service_account_id == 0)
+            .api_key_by_hash(&self.hash(&parsed.k))
+            .await?
+            .filter(|k| {
+                k.org_id == parsed.id && k.name == parsed.n && k.service_account_id.is_none()
+            })
             .ok_or_else(invalid)?;
-        let at = now();
-        if key.expires != 0 && key.expires <= at {
+        let at = self.clock.now();
+        if key.expired_at(at) {
             return Err(AppError::Unauthorized("Expired API key".into()));
         }
-        if at - key.last_used >= LAST_USED_INTERVAL {
-            self.store.touch_api_key(key.id, at)?;
+        if key.last_used.is_none_or(|t| at - t >= LAST_USED_INTERVAL) {
+            self.store.touch_api_key(key.id, at).await?;
         }
         Ok(key)
     }

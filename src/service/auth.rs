@@ -20,90 +20,23 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::Settings;
-use crate::crypto::{KeyedHasher, PasswordHash};
-use crate::domain::{AuthKind, OrgId, OrgRole, Principal, UserId};
+use crate::crypto::PasswordHash;
+use crate::domain::time::Clock;
+use crate::domain::{AuthKind, OrgId, OrgRole, Principal};
 use crate::error::AppError;
 use crate::service::access::RoleCatalog;
 use crate::service::api_keys::ApiKeyService;
+use crate::service::credentials::CredentialCache;
 use crate::service::sessions::SessionService;
-use crate::store::{now, UserRecord, UserStore};
+use crate::store::{UserRecord, UserStore};
 
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
 /// The `/login` spelling of the same answer.
 pub const INVALID_LOGIN: &str = "Invalid username or password";
 const BRUTE_FORCE_WINDOW: Duration = Duration::from_secs(300);
 const GUARD_CAPACITY: usize = 100_000;
-const CACHE_CAPACITY: usize = 10_000;
 /// Grafana refreshes `last_seen_at` at most this often.
 const LAST_SEEN_INTERVAL: i64 = 300;
-
-#[derive(Clone, Copy)]
-struct CachedCredential {
-    user: UserId,
-    fingerprint: [u8; 8],
-    expires: Instant,
-}
-
-/// Verified Basic credentials, keyed by HMAC(login, password) under a per-process key.
-pub struct CredentialCache {
-    hasher: KeyedHasher,
-    ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], CachedCredential>>,
-}
-
-impl CredentialCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self {
-            hasher: KeyedHasher::random(),
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn key(&self, login: &str, password: &str) -> [u8; 32] {
-        self.hasher
-            .digest(&[login.to_lowercase().as_bytes(), password.as_bytes()])
-    }
-
-    fn get(&self, key: &[u8; 32]) -> Option<CachedCredential> {
-        let mut entries = self.entries.lock();
-        match entries.get(key) {
-            Some(c) if c.expires > Instant::now() => Some(*c),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn put(&self, key: [u8; 32], user: &UserRecord, fingerprint: [u8; 8]) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.entries.lock();
-        if entries.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            entries.retain(|_, c| c.expires > now);
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(
-            key,
-            CachedCredential {
-                user: user.user_id(),
-                fingerprint,
-                expires: Instant::now() + self.ttl,
-            },
-        );
-    }
-
-    /// Drops every cached credential of this user.
-    pub fn forget_user(&self, user: UserId) {
-        self.entries.lock().retain(|_, c| c.user != user);
-    }
-}
 
 /// Failed sign-ins per (lower-cased login, client IP) in a sliding five-minute window.
 pub struct LoginGuard {
@@ -169,12 +102,13 @@ pub struct AuthService {
     store: Arc<dyn UserStore>,
     settings: Arc<Settings>,
     catalog: Arc<RoleCatalog>,
-    pub credentials: Arc<CredentialCache>,
-    pub guard: LoginGuard,
+    credentials: Arc<CredentialCache>,
+    guard: LoginGuard,
     sessions: Arc<SessionService>,
     api_keys: Arc<ApiKeyService>,
     ldap: Arc<LdapService>,
     dummy: PasswordHash,
+    clock: Arc<dyn Clock>,
 }
 
 /// A principal, the user row when there is one, and, for sessions, the rotated token to
@@ -196,6 +130,7 @@ impl From<Principal> for Authenticated {
 }
 
 impl AuthService {
+    #[allow(clippy::too_many_arguments)] // reason: the composition root wires each dependency once
     pub fn new(
         store: Arc<dyn UserStore>,
         settings: Arc<Settings>,
@@ -204,6 +139,7 @@ impl AuthService {
         sessions: Arc<SessionService>,
         api_keys: Arc<ApiKeyService>,
         ldap: Arc<LdapService>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
         Self {
@@ -216,6 +152,7 @@ impl AuthService {
             api_keys,
             ldap,
             dummy,
+            clock,
         }
     }
 
@@ -280,7 +217,20 @@ impl AuthService {
                 other => other,
             })?;
         let (token, _) = self.sessions.create(&user, client_ip, user_agent).await?;
-        if let Err(e) = self.store.touch_last_seen(user.user_id(), now()) {
+        // A password reset or disable that landed while the password was being checked
+        // has already revoked the user's sessions, but not this one, created after it: the
+        // sign-in then counts as coming after the change, and is refused.
+        let now = self.store.user(user.user_id()).await?;
+        let still_valid = now.is_some_and(|u| !u.is_disabled && u.password == user.password);
+        if !still_valid {
+            self.sessions.sign_out(&token).await?;
+            return Err(AppError::Unauthorized(INVALID_LOGIN.into()));
+        }
+        if let Err(e) = self
+            .store
+            .touch_last_seen(user.user_id(), self.clock.now())
+            .await
+        {
             tracing::debug!(error = %e, "could not record last_seen_at");
         }
         tracing::info!(user = user.id, client_ip, "signed in");
@@ -291,15 +241,17 @@ impl AuthService {
     pub async fn session(&self, token: &str) -> Result<Authenticated, AppError> {
         let r = self.sessions.resolve(token).await?;
         Ok(Authenticated {
-            principal: self.principal_for(&r.user, AuthKind::Session, Some(r.session.id)),
+            principal: self
+                .principal_for(&r.user, AuthKind::Session, Some(r.session.id))
+                .await,
             user: Some(r.user),
             new_session_token: r.new_token,
         })
     }
 
     /// A legacy API key's principal: its org role, never Grafana Admin.
-    pub fn api_key(&self, key: &str) -> Result<Principal, AppError> {
-        let k = self.api_keys.authenticate(key)?;
+    pub async fn api_key(&self, key: &str) -> Result<Principal, AppError> {
+        let k = self.api_keys.authenticate(key).await?;
         let role = OrgRole::from_byte(k.role).unwrap_or(OrgRole::None);
         Ok(Principal {
             user_id: None,
@@ -321,7 +273,7 @@ impl AuthService {
     ) -> Result<UserRecord, AppError> {
         let key = self.credentials.key(login, password);
         if let Some(hit) = self.credentials.get(&key) {
-            if let Some(user) = self.store.user(hit.user)? {
+            if let Some(user) = self.store.user(hit.user).await? {
                 let same = user
                     .password
                     .as_ref()
@@ -332,9 +284,9 @@ impl AuthService {
             }
             self.credentials.forget_user(hit.user);
         }
-        let user = match self.store.user_by_login(login)? {
+        let user = match self.store.user_by_login(login).await? {
             Some(u) => Some(u),
-            None => self.store.user_by_email(login)?,
+            None => self.store.user_by_email(login).await?,
         };
         let hash = user
             .as_ref()
@@ -354,10 +306,22 @@ impl AuthService {
             let new = tokio::task::spawn_blocking(move || PasswordHash::new(&pw, iterations))
                 .await
                 .map_err(|e| AppError::internal("Internal Server Error", e))?;
-            user.password = Some(new);
-            // Best effort: a failed upgrade leaves the old hash working.
-            if let Err(e) = self.store.update_user(&user) {
-                tracing::warn!(user = user.id, error = %e, "could not upgrade password hash");
+            // Only if the stored hash is still the one just verified: a password reset
+            // that landed meanwhile wins. Best effort: a failed upgrade leaves the old
+            // hash working.
+            match self
+                .store
+                .upgrade_password(user.user_id(), &hash, new.clone())
+                .await
+            {
+                Ok(true) => user.password = Some(new),
+                Ok(false) => {
+                    tracing::debug!(user = user.id, "hash upgrade skipped: the password changed");
+                    return self.usable(user);
+                }
+                Err(e) => {
+                    tracing::warn!(user = user.id, error = %e, "could not upgrade password hash");
+                }
             }
         }
         if let Some(p) = &user.password {
@@ -382,21 +346,21 @@ impl AuthService {
         client_ip: &str,
     ) -> Result<Authenticated, AppError> {
         if login == "api_key" {
-            return self.api_key(password).map(Authenticated::from);
+            return self.api_key(password).await.map(Authenticated::from);
         }
         if !self.settings.basic_auth_enabled {
             return Err(AppError::Unauthorized("Basic auth is disabled".into()));
         }
         let user = self.check_password(login, password, client_ip).await?;
         Ok(Authenticated {
-            principal: self.principal_for(&user, AuthKind::Basic, None),
+            principal: self.principal_for(&user, AuthKind::Basic, None).await,
             user: Some(user),
             new_session_token: None,
         })
     }
 
     /// The principal a user acts as in their current org.
-    pub fn principal_for(
+    pub async fn principal_for(
         &self,
         user: &UserRecord,
         kind: AuthKind,
@@ -404,9 +368,12 @@ impl AuthService {
     ) -> Principal {
         let org = OrgId(user.org_id);
         let org_role = user.role_in(org).unwrap_or(crate::domain::OrgRole::None);
-        let ts = now();
-        if ts - user.last_seen_at > LAST_SEEN_INTERVAL {
-            if let Err(e) = self.store.touch_last_seen(user.user_id(), ts) {
+        let ts = self.clock.now();
+        if user
+            .last_seen_at
+            .is_none_or(|seen| ts - seen > LAST_SEEN_INTERVAL)
+        {
+            if let Err(e) = self.store.touch_last_seen(user.user_id(), ts).await {
                 tracing::debug!(error = %e, "could not record last_seen_at");
             }
         }

@@ -11,7 +11,6 @@ use crate::domain::{OrgId, UserId};
 use crate::error::AppError;
 use crate::service::users::NewUser;
 use crate::service::Services;
-use crate::store::UserStore;
 
 pub const INITIAL_PASSWORD_FILE: &str = "initial-admin-password";
 pub const SECRET_KEY_FILE: &str = "secret.key";
@@ -55,10 +54,12 @@ pub fn secret_key(settings: &crate::config::Settings) -> Result<String, AppError
 /// Creates the default org and, on an empty database, the initial admin.
 pub async fn first_start(services: &Services) -> Result<(), AppError> {
     let s = &services.settings;
-    services.store.ensure_org(OrgId(1), "Main Org.")?;
-    if s.disable_initial_admin_creation || services.store.counter(crate::store::counter::USERS)? > 0
-    {
-        return services.durability.wait().await.map_err(AppError::from);
+    services
+        .store
+        .ensure_org(OrgId(1), "Main Org.", services.clock.now())
+        .await?;
+    if s.disable_initial_admin_creation || services.store.counts().await?.users > 0 {
+        return Ok(());
     }
     let (password, generated) = match &s.admin_password {
         Some(p) => (p.clone(), false),
@@ -97,11 +98,12 @@ pub async fn first_start(services: &Services) -> Result<(), AppError> {
 /// `tollgate admin reset-admin-password`: the admin is `[security] admin_user`, else user 1.
 pub async fn reset_admin_password(services: &Services, password: &str) -> Result<String, AppError> {
     let s = &services.settings;
-    let admin = match services.store.user_by_login(&s.admin_user)? {
+    let admin = match services.store.user_by_login(&s.admin_user).await? {
         Some(u) => u,
         None => services
             .store
-            .user(UserId(1))?
+            .user(UserId(1))
+            .await?
             .ok_or_else(|| AppError::not_found("no admin user found"))?,
     };
     services

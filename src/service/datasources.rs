@@ -9,10 +9,11 @@ use zeroize::Zeroizing;
 
 use crate::crypto::envelope::SecretContext;
 use crate::crypto::random;
+use crate::domain::time::Clock;
 use crate::domain::{AuthKind, OrgId, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
-use crate::store::{now, DataSourceRecord, DataSourceStore, Durability, SecretWrite, StoreError};
+use crate::store::{DataSourceRecord, DataSourceStore, SecretWrite, StoreError};
 
 pub const NOT_FOUND: &str = "Data source not found";
 
@@ -40,7 +41,7 @@ pub struct DataSourceInput {
 pub struct DataSourceService {
     store: Arc<dyn DataSourceStore>,
     secrets: Arc<SecretsService>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 fn ctx<'a>(owner: &'a str, field: &'a str) -> SecretContext<'a> {
@@ -64,8 +65,12 @@ fn valid_uid(uid: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
+const STALE: &str =
+    "Datasource has already been updated by someone else. Please reload and try again";
+
 fn conflict(e: StoreError) -> AppError {
     match e {
+        StoreError::Stale(_) => AppError::Conflict(STALE.into()),
         StoreError::Conflict("uid") => {
             AppError::Conflict("Data source with the same uid already exists".into())
         }
@@ -81,12 +86,12 @@ impl DataSourceService {
     pub fn new(
         store: Arc<dyn DataSourceStore>,
         secrets: Arc<SecretsService>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             secrets,
-            durability,
+            clock,
         }
     }
 
@@ -115,7 +120,7 @@ impl DataSourceService {
         Ok(())
     }
 
-    fn secret_writes(
+    async fn secret_writes(
         &self,
         ds: &DataSourceRecord,
         values: &BTreeMap<String, String>,
@@ -123,7 +128,7 @@ impl DataSourceService {
         let owner = owner(ds);
         let mut writes = Vec::with_capacity(values.len());
         for (field, value) in values {
-            writes.push(self.secrets.seal_write(&ctx(&owner, field), value)?);
+            writes.push(self.secrets.seal_write(&ctx(&owner, field), value).await?);
         }
         Ok(writes)
     }
@@ -135,7 +140,7 @@ impl DataSourceService {
     ) -> Result<DataSourceRecord, AppError> {
         p.require("datasources:create", "")?;
         Self::validate(&input)?;
-        let at = now();
+        let at = self.clock.now();
         let mut ds = DataSourceRecord {
             id: 0,
             uid: input
@@ -165,12 +170,12 @@ impl DataSourceService {
             created: at,
             updated: at,
         };
-        let writes = self.secret_writes(&ds, &input.secure_json_data)?;
+        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
         ds = self
             .store
             .create_datasource(ds, &writes)
+            .await
             .map_err(conflict)?;
-        self.durability.wait().await?;
         Ok(ds)
     }
 
@@ -188,29 +193,37 @@ impl DataSourceService {
         Ok(ds)
     }
 
-    pub fn get(&self, p: &Principal, id: u64) -> Result<DataSourceRecord, AppError> {
-        self.scoped(p, self.store.datasource(id)?, "datasources:read")
-    }
-
-    pub fn get_by_uid(&self, p: &Principal, uid: &str) -> Result<DataSourceRecord, AppError> {
+    pub async fn get(&self, p: &Principal, id: u64) -> Result<DataSourceRecord, AppError> {
         self.scoped(
             p,
-            self.store.datasource_by_uid(p.org_id, uid)?,
+            self.store.datasource(p.org_id, id).await?,
             "datasources:read",
         )
     }
 
-    pub fn get_by_name(&self, p: &Principal, name: &str) -> Result<DataSourceRecord, AppError> {
+    pub async fn get_by_uid(&self, p: &Principal, uid: &str) -> Result<DataSourceRecord, AppError> {
         self.scoped(
             p,
-            self.store.datasource_by_name(p.org_id, name)?,
+            self.store.datasource_by_uid(p.org_id, uid).await?,
             "datasources:read",
         )
     }
 
-    pub fn list(&self, p: &Principal) -> Result<Vec<DataSourceRecord>, AppError> {
+    pub async fn get_by_name(
+        &self,
+        p: &Principal,
+        name: &str,
+    ) -> Result<DataSourceRecord, AppError> {
+        self.scoped(
+            p,
+            self.store.datasource_by_name(p.org_id, name).await?,
+            "datasources:read",
+        )
+    }
+
+    pub async fn list(&self, p: &Principal) -> Result<Vec<DataSourceRecord>, AppError> {
         p.require("datasources:read", "")?;
-        let mut all = self.store.datasources(OrgId(p.org_id.0))?;
+        let mut all = self.store.datasources(OrgId(p.org_id.0)).await?;
         all.retain(|d| {
             p.permissions
                 .has("datasources:read", &format!("datasources:uid:{}", d.uid))
@@ -219,15 +232,40 @@ impl DataSourceService {
     }
 
     /// Replaces a datasource's settings. Secure fields given are replaced; those not given
-    /// are kept (Grafana's behaviour).
+    /// are kept (Grafana's behaviour). The store applies the change only to the version
+    /// read here: a caller who named a version gets 409 when another update won; a caller
+    /// who did not (Grafana then overwrites) retries on the newer row.
     pub async fn update(
         &self,
         p: &Principal,
         id: u64,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
-        let old = self.scoped(p, self.store.datasource(id)?, "datasources:write")?;
         Self::validate(&input)?;
+        let mut attempts = 0;
+        loop {
+            match self.update_once(p, id, input.clone()).await {
+                Err(AppError::Conflict(m))
+                    if m == STALE && input.version.unwrap_or(0) == 0 && attempts < 3 =>
+                {
+                    attempts += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn update_once(
+        &self,
+        p: &Principal,
+        id: u64,
+        input: DataSourceInput,
+    ) -> Result<DataSourceRecord, AppError> {
+        let old = self.scoped(
+            p,
+            self.store.datasource(p.org_id, id).await?,
+            "datasources:write",
+        )?;
         // Provisioning (system work) owns read-only datasources.
         if old.read_only && p.kind != AuthKind::System {
             return Err(AppError::Forbidden(
@@ -236,9 +274,7 @@ impl DataSourceService {
         }
         if let Some(v) = input.version {
             if v != 0 && v != old.version {
-                return Err(AppError::Conflict(
-                    "Datasource has already been updated by someone else. Please reload and try again".into(),
-                ));
+                return Err(AppError::Conflict(STALE.into()));
             }
         }
         let mut ds = old.clone();
@@ -274,14 +310,12 @@ impl DataSourceService {
             }
         }
         ds.secure_fields.sort();
-        ds.version = old.version + 1;
-        ds.updated = now();
-        let writes = self.secret_writes(&ds, &input.secure_json_data)?;
+        ds.updated = self.clock.now();
+        let writes = self.secret_writes(&ds, &input.secure_json_data).await?;
         self.store
-            .update_datasource(&ds, &writes)
-            .map_err(conflict)?;
-        self.durability.wait().await?;
-        Ok(ds)
+            .update_datasource(&ds, old.version, &writes)
+            .await
+            .map_err(conflict)
     }
 
     pub async fn delete(
@@ -302,17 +336,21 @@ impl DataSourceService {
             .map(|f| SecretsService::delete_write(&ctx(&owner, f)))
             .collect();
         self.store
-            .delete_datasource(ds.id, &writes)
+            .delete_datasource(OrgId(ds.org_id), ds.id, &writes)
+            .await
             .map_err(AppError::store("Failed to delete datasource"))?
             .ok_or_else(|| AppError::not_found(NOT_FOUND))?;
-        self.durability.wait().await?;
         Ok(ds)
     }
 
     /// Provisioning: creates or updates the datasource named `input.name` in `org`.
     pub async fn provision(&self, org: OrgId, input: DataSourceInput) -> Result<(), AppError> {
         let p = Principal::system_in(org);
-        match self.store.datasource_by_name(org, input.name.trim())? {
+        match self
+            .store
+            .datasource_by_name(org, input.name.trim())
+            .await?
+        {
             Some(old) => self.update(&p, old.id, input).await.map(drop),
             None => self.create(&p, input).await.map(drop),
         }
@@ -320,7 +358,7 @@ impl DataSourceService {
 
     /// Provisioning: deletes the datasource named `name` in `org`; false when there is none.
     pub async fn unprovision(&self, org: OrgId, name: &str) -> Result<bool, AppError> {
-        match self.store.datasource_by_name(org, name.trim())? {
+        match self.store.datasource_by_name(org, name.trim()).await? {
             Some(ds) => self
                 .delete(&Principal::system_in(org), ds)
                 .await
@@ -330,24 +368,28 @@ impl DataSourceService {
     }
 
     /// Finds a datasource in the caller's org for deletion by id, uid or name.
-    pub fn find(&self, p: &Principal, by: DataSourceRef<'_>) -> Result<DataSourceRecord, AppError> {
+    pub async fn find(
+        &self,
+        p: &Principal,
+        by: DataSourceRef<'_>,
+    ) -> Result<DataSourceRecord, AppError> {
         let ds = match by {
-            DataSourceRef::Id(id) => self.store.datasource(id)?,
-            DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid)?,
-            DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name)?,
+            DataSourceRef::Id(id) => self.store.datasource(p.org_id, id).await?,
+            DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid).await?,
+            DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name).await?,
         };
         self.scoped(p, ds, "datasources:delete")
     }
 
     /// The decrypted secure fields (for the server's own use, never answered by the API).
-    pub fn secure_json_data(
+    pub async fn secure_json_data(
         &self,
         ds: &DataSourceRecord,
     ) -> Result<BTreeMap<String, Zeroizing<String>>, AppError> {
         let owner = owner(ds);
         let mut out = BTreeMap::new();
         for f in &ds.secure_fields {
-            if let Some(v) = self.secrets.read(&ctx(&owner, f))? {
+            if let Some(v) = self.secrets.read(&ctx(&owner, f)).await? {
                 out.insert(f.clone(), v);
             }
         }

@@ -14,9 +14,10 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::config::Settings;
+use crate::domain::time::Clock;
 use crate::domain::{OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
-use crate::store::{now, Durability, NewMembership, StoreError, UserRecord, UserStore};
+use crate::store::{NewMembership, ProfileChange, StoreError, UserRecord, UserStore};
 
 /// A password from the config: redacted in `Debug`, zeroized on drop.
 #[derive(Clone, Default)]
@@ -413,16 +414,16 @@ pub struct LdapService {
     settings: Arc<Settings>,
     config: RwLock<Option<Arc<LdapConfig>>>,
     users: Arc<dyn UserStore>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 impl LdapService {
-    pub fn new(settings: Arc<Settings>, users: Arc<dyn UserStore>, durability: Durability) -> Self {
+    pub fn new(settings: Arc<Settings>, users: Arc<dyn UserStore>, clock: Arc<dyn Clock>) -> Self {
         let s = Self {
             config: RwLock::new(None),
             settings,
             users,
-            durability,
+            clock,
         };
         if s.enabled() {
             match s.read_file() {
@@ -520,17 +521,24 @@ impl LdapService {
         } else {
             id.email.clone()
         };
-        let existing = self.users.user_by_login(&login)?;
+        let existing = self.users.user_by_login(&login).await?;
+        let at = self.clock.now();
         let mut user = match existing {
-            Some(mut u) => {
+            Some(u) => {
                 if u.email != email || u.name != name || u.auth_module != "ldap" {
-                    u.email = email;
-                    u.name = name;
-                    u.auth_module = "ldap".into();
-                    u.updated = now();
-                    self.users.update_user(&u).map_err(conflict)?;
+                    let change = ProfileChange {
+                        email: Some(email),
+                        name: Some(name),
+                        auth_module: Some("ldap".into()),
+                        ..ProfileChange::default()
+                    };
+                    self.users
+                        .update_profile(u.user_id(), &change, at)
+                        .await
+                        .map_err(conflict)?
+                } else {
+                    u
                 }
-                u
             }
             None => {
                 if !self.flag("allow_sign_up") {
@@ -539,27 +547,18 @@ impl LdapService {
                     ));
                 }
                 let (org, role, _) = id.org_roles[0].clone();
-                let at = now();
-                let record = UserRecord {
-                    id: 0,
-                    uid: crate::crypto::random::short_uid(),
-                    login,
-                    email,
-                    name,
-                    is_admin: false,
-                    is_disabled: false,
-                    is_service_account: false,
-                    password: None,
-                    org_id: org.0,
-                    memberships: Vec::new(),
-                    theme: String::new(),
-                    auth_module: "ldap".into(),
-                    created: at,
-                    updated: at,
-                    last_seen_at: at,
-                };
+                let mut record = UserRecord::new(
+                    &login,
+                    &email,
+                    &name,
+                    crate::crypto::random::short_uid(),
+                    at,
+                );
+                record.auth_module = "ldap".into();
+                record.last_seen_at = Some(at);
                 self.users
                     .create_user(record, NewMembership::Existing(org, role))
+                    .await
                     .map_err(conflict)?
             }
         };
@@ -574,13 +573,15 @@ impl LdapService {
             if wanted != have {
                 user = self
                     .users
-                    .set_memberships(user.user_id(), &wanted)
+                    .set_memberships(user.user_id(), &wanted, at)
+                    .await
                     .map_err(conflict)?;
             }
             if user.is_admin != id.grafana_admin {
                 match self
                     .users
-                    .set_grafana_admin(user.user_id(), id.grafana_admin)
+                    .set_grafana_admin(user.user_id(), id.grafana_admin, at)
+                    .await
                 {
                     Ok(u) => user = u,
                     Err(StoreError::LastAdmin) => {}
@@ -588,7 +589,6 @@ impl LdapService {
                 }
             }
         }
-        self.durability.wait().await?;
         Ok(user)
     }
 
@@ -677,7 +677,8 @@ impl LdapService {
         let cfg = self.require_enabled()?;
         let user = self
             .users
-            .user(id)?
+            .user(id)
+            .await?
             .ok_or_else(|| AppError::not_found("user not found"))?;
         if user.auth_module != "ldap" {
             return Err(AppError::bad_request("user is not managed by LDAP"));

@@ -17,12 +17,11 @@ use crate::domain::license::{
     same_instance, update_days, validate, Invalid, LicenseClaims, LicenseState, RenewRequest,
     RenewStats,
 };
+use crate::domain::time::Clock;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::service::stats::StatsService;
-use crate::store::{
-    counter, now, Durability, LicenseStore, RenewalRecord, StoredLicense, UserStore,
-};
+use crate::store::{LicenseStore, RenewalRecord, StatsStore, StoredLicense};
 
 /// Where a token comes from, in precedence order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +121,9 @@ const VERIFY_CACHE: usize = 16;
 pub struct LicensingService {
     settings: Arc<Settings>,
     store: Arc<dyn LicenseStore>,
-    users: Arc<dyn UserStore>,
+    counts: Arc<dyn StatsStore>,
     stats: Arc<StatsService>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
     /// token -> verified claims or the verification failure.
     verified: Mutex<HashMap<String, Result<LicenseClaims, String>>>,
     backoff: Mutex<Backoff>,
@@ -137,9 +136,9 @@ impl LicensingService {
     pub fn new(
         settings: Arc<Settings>,
         store: Arc<dyn LicenseStore>,
-        users: Arc<dyn UserStore>,
+        counts: Arc<dyn StatsStore>,
         stats: Arc<StatsService>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, AppError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
@@ -150,9 +149,9 @@ impl LicensingService {
         Ok(Self {
             settings,
             store,
-            users,
+            counts,
             stats,
-            durability,
+            clock,
             verified: Mutex::new(HashMap::new()),
             backoff: Mutex::new(Backoff::default()),
             renewing: tokio::sync::Mutex::new(()),
@@ -207,10 +206,10 @@ impl LicensingService {
     }
 
     /// Every present source, in precedence order.
-    pub fn evaluate(&self) -> Result<Evaluation, AppError> {
-        let now = now();
+    pub async fn evaluate(&self) -> Result<Evaluation, AppError> {
+        let now = self.clock.now();
         let mut sources = Vec::new();
-        if let Some(stored) = self.store.license()? {
+        if let Some(stored) = self.store.license().await? {
             sources.push(self.view(Source::Database, stored.token, now));
         }
         let text = self.settings.enterprise.license_text.trim();
@@ -239,14 +238,14 @@ impl LicensingService {
     }
 
     /// `GET /api/licensing/check`: any authenticated caller.
-    pub fn check(&self) -> Result<bool, AppError> {
-        Ok(self.evaluate()?.state() == LicenseState::Valid)
+    pub async fn check(&self) -> Result<bool, AppError> {
+        Ok(self.evaluate().await?.state() == LicenseState::Valid)
     }
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
-    pub fn token(&self, p: &Principal) -> Result<(LicenseClaims, LicenseState), AppError> {
+    pub async fn token(&self, p: &Principal) -> Result<(LicenseClaims, LicenseState), AppError> {
         p.require("licensing:read", "")?;
-        match self.evaluate()?.effective {
+        match self.evaluate().await?.effective {
             Some(SourceView {
                 claims: Some(c),
                 state,
@@ -264,7 +263,7 @@ impl LicensingService {
         if token.is_empty() {
             return Err(AppError::bad_request("token is required"));
         }
-        let v = self.view(Source::Database, token.to_string(), now());
+        let v = self.view(Source::Database, token.to_string(), self.clock.now());
         match (v.state, v.claims) {
             (LicenseState::Valid, Some(claims)) => {
                 self.store_token(token).await?;
@@ -276,11 +275,12 @@ impl LicensingService {
     }
 
     async fn store_token(&self, token: &str) -> Result<(), AppError> {
-        self.store.put_license(&StoredLicense {
-            token: token.to_string(),
-            stored_at: now(),
-        })?;
-        self.durability.wait().await?;
+        self.store
+            .put_license(&StoredLicense {
+                token: token.to_string(),
+                stored_at: self.clock.now(),
+            })
+            .await?;
         Ok(())
     }
 
@@ -293,18 +293,17 @@ impl LicensingService {
                 "incorrect instance name provided".into(),
             ));
         }
-        if self.store.delete_license()? {
-            self.durability.wait().await?;
+        if self.store.delete_license().await? {
             tracing::info!("license token removed from the database");
         }
         Ok(())
     }
 
-    fn seats(&self, claims: Option<&LicenseClaims>) -> Result<Seats, AppError> {
-        let c = |name| self.users.counter(name);
-        let admins_and_editors = c(counter::ROLE_ADMIN)? + c(counter::ROLE_EDITOR)?;
-        let viewers = c(counter::ROLE_VIEWER)? + c(counter::ROLE_NONE)?;
-        let users = c(counter::USERS)?;
+    async fn seats(&self, claims: Option<&LicenseClaims>) -> Result<Seats, AppError> {
+        let c = self.counts.counts().await?;
+        let admins_and_editors = c.admins + c.editors;
+        let viewers = c.viewers + c.no_role;
+        let users = c.users;
         let mut s = Seats {
             users,
             admins_and_editors,
@@ -324,14 +323,14 @@ impl LicensingService {
     }
 
     /// `GET /api/licensing/status`.
-    pub fn status(&self, p: &Principal) -> Result<LicenseStatus, AppError> {
+    pub async fn status(&self, p: &Principal) -> Result<LicenseStatus, AppError> {
         p.require("licensing:read", "")?;
-        let evaluation = self.evaluate()?;
+        let evaluation = self.evaluate().await?;
         let claims = evaluation
             .effective
             .as_ref()
             .and_then(|e| e.claims.as_ref());
-        let seats = self.seats(claims)?;
+        let seats = self.seats(claims).await?;
         let e = &self.settings.enterprise;
         let auto = e.auto_refresh_license && !e.license_url.is_empty();
         let next_renewal_at = match (auto, claims) {
@@ -343,12 +342,12 @@ impl LicensingService {
         };
         Ok(LicenseStatus {
             seats,
-            now: now(),
+            now: self.clock.now(),
             instance: self.settings.root_url.clone(),
             auto_refresh: auto,
             license_url: e.license_url.clone(),
             next_renewal_at,
-            last_renewal: self.store.last_renewal()?,
+            last_renewal: self.store.last_renewal().await?,
             evaluation,
         })
     }
@@ -356,13 +355,8 @@ impl LicensingService {
     /// `GET /api/licensing/refresh-stats`: recounts active users now (one pass).
     pub async fn refresh_stats(&self, p: &Principal) -> Result<ActiveUserStats, AppError> {
         p.require("licensing:read", "")?;
-        let stats = self.stats.clone();
-        let s = tokio::task::spawn_blocking(move || {
-            stats.refresh()?;
-            stats.stats(&Principal::system())
-        })
-        .await
-        .map_err(|e| AppError::internal("stats refresh failed", e))??;
+        self.stats.refresh().await?;
+        let s = self.stats.stats(&Principal::system()).await?;
         Ok(ActiveUserStats {
             active_admins_and_editors: s.active_admins + s.active_editors,
             active_viewers: s.active_viewers,
@@ -372,23 +366,23 @@ impl LicensingService {
 
     /// What a renewal sends: the token in effect, this instance and the seat counts. Also
     /// the air-gapped form (`GET /api/licensing/renew-request`, carried as a file).
-    pub fn renew_request(&self, p: &Principal) -> Result<RenewRequest, AppError> {
+    pub async fn renew_request(&self, p: &Principal) -> Result<RenewRequest, AppError> {
         p.require("licensing:write", "")?;
-        self.build_renew_request()
+        self.build_renew_request().await
     }
 
-    fn build_renew_request(&self) -> Result<RenewRequest, AppError> {
-        let eval = self.evaluate()?;
+    async fn build_renew_request(&self) -> Result<RenewRequest, AppError> {
+        let eval = self.evaluate().await?;
         let Some(current) = eval.effective.filter(|e| e.claims.is_some()) else {
             return Err(AppError::not_found(
                 "No license token to renew: upload one first",
             ));
         };
-        let seats = self.seats(None)?;
+        let seats = self.seats(None).await?;
         Ok(RenewRequest {
             token: current.token,
             instance: self.settings.root_url.clone(),
-            requested_at: now(),
+            requested_at: self.clock.now(),
             stats: RenewStats {
                 users: seats.users,
                 admins_and_editors: seats.admins_and_editors,
@@ -407,7 +401,7 @@ impl LicensingService {
         let _one = self.renewing.lock().await;
         let result = self.ask_issuer().await;
         let record = RenewalRecord {
-            at: now(),
+            at: self.clock.now(),
             trigger: trigger.to_string(),
             ok: result.is_ok(),
             error: result
@@ -416,8 +410,7 @@ impl LicensingService {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
         };
-        self.store.put_renewal(&record)?;
-        self.durability.wait().await?;
+        self.store.put_renewal(&record).await?;
         match &result {
             Ok(c) => tracing::info!(lid = %c.lid, trigger, "license token renewed"),
             Err(e) => tracing::warn!(error = %e, trigger, "license renewal failed"),
@@ -426,7 +419,7 @@ impl LicensingService {
     }
 
     async fn ask_issuer(&self) -> Result<LicenseClaims, AppError> {
-        let request = self.build_renew_request()?;
+        let request = self.build_renew_request().await?;
         let url = &self.settings.enterprise.license_url;
         if url.is_empty() {
             // Nothing upstream failed: this server is not set up to renew.
@@ -461,7 +454,7 @@ impl LicensingService {
                 "license issuer answered without a token".into(),
             ));
         };
-        let v = self.view(Source::Database, token.to_string(), now());
+        let v = self.view(Source::Database, token.to_string(), self.clock.now());
         match (v.state, v.claims) {
             (LicenseState::Valid, Some(claims)) => {
                 self.store_token(token).await?;
@@ -481,11 +474,13 @@ impl LicensingService {
         if !e.auto_refresh_license || e.license_url.is_empty() {
             return;
         }
-        let Ok(eval) = self.evaluate() else { return };
+        let Ok(eval) = self.evaluate().await else {
+            return;
+        };
         let Some(claims) = eval.effective.and_then(|v| v.claims) else {
             return;
         };
-        let at = now();
+        let at = self.clock.now();
         let due = claims.iat + update_days(&claims) * 86_400;
         if at < due || at < self.backoff.lock().next_try {
             return;

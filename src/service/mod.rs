@@ -2,12 +2,17 @@
 //! of HTTP. Start-up work and CLI commands go through the same services.
 
 pub mod access;
+pub mod alerts;
 pub mod api_keys;
 pub mod auth;
 pub mod bootstrap;
+pub mod credentials;
+pub mod dashboards;
 pub mod datasources;
 pub mod ldap;
 pub mod licensing;
+pub mod notifiers;
+pub mod plugins;
 pub mod provisioning;
 pub mod roles;
 pub mod secrets;
@@ -22,17 +27,16 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
+use crate::domain::time::{Clock, SystemClock};
 use crate::error::AppError;
-use crate::store::{
-    ApiKeyStore, DataSourceStore, Durability, EncryptionStore, LicenseStore, MetaStore,
-    ProvisioningStore, SessionStore, SettingsStore, SledStore, UserStore,
-};
+use crate::store::{MetaStore, Store};
 
 /// Every service, built once and shared by the API.
 pub struct Services {
     pub settings: Arc<Settings>,
-    pub store: SledStore,
-    pub durability: Durability,
+    /// The storage backend, for health and shutdown; services hold their narrow traits.
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
     pub catalog: Arc<access::RoleCatalog>,
     pub auth: auth::AuthService,
     pub users: users::UserService,
@@ -43,21 +47,25 @@ pub struct Services {
     pub settings_admin: settings::SettingsService,
     pub stats: Arc<stats::StatsService>,
     pub licensing: licensing::LicensingService,
+    pub dashboards: Arc<dashboards::DashboardService>,
+    pub alerts: alerts::AlertService,
+    pub notifiers: Arc<notifiers::NotifierService>,
+    pub plugins: Arc<plugins::PluginService>,
     pub provisioning: Arc<provisioning::ProvisioningService>,
     pub ldap: Arc<ldap::LdapService>,
-    pub roles: roles::RoleService,
+    pub roles: Arc<roles::RoleService>,
     pub service_accounts: Arc<service_accounts::ServiceAccountService>,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
 /// Tokens are high-entropy, so the key adds defence in depth rather than secrecy.
-fn token_key(store: &SledStore) -> Result<KeyedHasher, AppError> {
+async fn token_key(store: &dyn MetaStore) -> Result<KeyedHasher, AppError> {
     const KEY: &str = "token_hmac_key";
-    if let Some(k) = store.get_meta(KEY)? {
+    if let Some(k) = store.get_meta(KEY).await? {
         return Ok(KeyedHasher::new(&k));
     }
     let k = random::bytes::<32>();
-    store.set_meta(KEY, &k)?;
+    store.set_meta(KEY, &k).await?;
     Ok(KeyedHasher::new(&k))
 }
 
@@ -65,22 +73,30 @@ impl Services {
     /// Opens the data folder and builds the services (no network yet). Refuses a
     /// `secret_key` that cannot open the stored key canary.
     pub async fn open(settings: Settings) -> Result<Arc<Self>, AppError> {
+        Self::open_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// The same with a given clock (tests move time instead of sleeping).
+    pub async fn open_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, AppError> {
         let settings = Arc::new(settings);
-        std::fs::create_dir_all(&settings.data_path).map_err(|e| {
+        crate::store::create_private_dir(&settings.data_path).map_err(|e| {
             AppError::internal(
                 "cannot create data folder",
                 format!("{}: {e}", settings.data_path.display()),
             )
         })?;
-        let store = SledStore::open(&settings.data_path.join("tollgate.db"))
+        let store = crate::store::open(&settings.data_path)
+            .await
             .map_err(|e| AppError::internal("cannot open the database", e))?;
-        let durability = store.durability();
         let secret = bootstrap::secret_key(&settings)?;
         let secrets = Arc::new(
             secrets::SecretsService::open(
-                Arc::new(store.clone()) as Arc<dyn EncryptionStore>,
-                Arc::new(store.clone()) as Arc<dyn MetaStore>,
-                durability.clone(),
+                store.clone(),
+                store.clone(),
+                clock.clone(),
                 &secret,
                 &settings.previous_secret_keys,
                 settings.data_key_max_encryptions,
@@ -88,94 +104,98 @@ impl Services {
             )
             .await?,
         );
-        let user_store: Arc<dyn UserStore> = Arc::new(store.clone());
-        let hasher = Arc::new(token_key(&store)?);
+        let hasher = Arc::new(token_key(store.as_ref()).await?);
         let catalog = Arc::new(access::RoleCatalog::new());
-        let credentials = Arc::new(auth::CredentialCache::new(settings.basic_auth_cache));
+        let credentials = Arc::new(credentials::CredentialCache::new(settings.basic_auth_cache));
         let sessions = Arc::new(sessions::SessionService::new(
-            Arc::new(store.clone()) as Arc<dyn SessionStore>,
-            user_store.clone(),
+            store.clone(),
+            store.clone(),
             hasher.clone(),
             settings.clone(),
-            durability.clone(),
+            clock.clone(),
         ));
         let api_keys = Arc::new(api_keys::ApiKeyService::new(
-            Arc::new(store.clone()) as Arc<dyn ApiKeyStore>,
+            store.clone(),
             hasher,
             settings.clone(),
-            durability.clone(),
+            clock.clone(),
         ));
         let ldap = Arc::new(ldap::LdapService::new(
             settings.clone(),
-            user_store.clone(),
-            durability.clone(),
+            store.clone(),
+            clock.clone(),
         ));
         let auth = auth::AuthService::new(
-            user_store.clone(),
+            store.clone(),
             settings.clone(),
             catalog.clone(),
             credentials.clone(),
             sessions.clone(),
             api_keys.clone(),
             ldap.clone(),
+            clock.clone(),
         );
         let users = users::UserService::new(
-            user_store.clone(),
-            durability.clone(),
+            store.clone(),
+            store.clone(),
             settings.clone(),
             credentials,
+            clock.clone(),
         );
-        users.subscribe(sessions.clone());
         let datasources = Arc::new(datasources::DataSourceService::new(
-            Arc::new(store.clone()) as Arc<dyn DataSourceStore>,
+            store.clone(),
             secrets.clone(),
-            durability.clone(),
+            clock.clone(),
         ));
+        // Stored custom roles grant at once, before any file is read.
+        let roles = Arc::new(
+            roles::RoleService::open(store.clone(), store.clone(), catalog.clone(), clock.clone())
+                .await?,
+        );
+        let dashboards = Arc::new(dashboards::DashboardService::new(store.clone()));
+        let alerts = alerts::AlertService::new(store.clone(), clock.clone());
+        let notifiers = Arc::new(notifiers::NotifierService::new(store.clone()));
+        let plugins = Arc::new(plugins::PluginService::new(store.clone()));
         let provisioning = Arc::new(provisioning::ProvisioningService::new(
             &settings,
-            Arc::new(store.clone()) as Arc<dyn ProvisioningStore>,
-            user_store.clone(),
-            datasources.clone(),
-            secrets.clone(),
-            catalog.clone(),
-            durability.clone(),
-        )?);
-        let settings_admin = settings::SettingsService::open(
-            settings.clone(),
-            Arc::new(store.clone()) as Arc<dyn SettingsStore>,
-            secrets.clone(),
-            durability.clone(),
-        )?;
-        let service_accounts = Arc::new(service_accounts::ServiceAccountService::new(
-            user_store.clone(),
-            Arc::new(store.clone()) as Arc<dyn ApiKeyStore>,
-            api_keys.clone(),
-            durability.clone(),
+            store.clone(),
+            provisioning::Targets {
+                datasources: datasources.clone(),
+                dashboards: dashboards.clone(),
+                plugins: plugins.clone(),
+                notifiers: notifiers.clone(),
+                roles: roles.clone(),
+                secrets: secrets.clone(),
+            },
+            clock.clone(),
         ));
-        let roles = roles::RoleService::new(
-            Arc::new(store.clone()) as Arc<dyn ProvisioningStore>,
-            user_store.clone(),
-            catalog.clone(),
-            provisioning.clone(),
-            durability.clone(),
-        );
+        let settings_admin =
+            settings::SettingsService::open(settings.clone(), store.clone(), secrets.clone())
+                .await?;
+        let service_accounts = Arc::new(service_accounts::ServiceAccountService::new(
+            store.clone(),
+            store.clone(),
+            api_keys.clone(),
+            clock.clone(),
+        ));
         let stats = Arc::new(stats::StatsService::new(
-            user_store.clone(),
-            Arc::new(store.clone()) as Arc<dyn SessionStore>,
-            Arc::new(store.clone()) as Arc<dyn MetaStore>,
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
         ));
         let licensing = licensing::LicensingService::new(
             settings.clone(),
-            Arc::new(store.clone()) as Arc<dyn LicenseStore>,
-            user_store.clone(),
+            store.clone(),
+            store.clone(),
             stats.clone(),
-            durability.clone(),
+            clock.clone(),
         )?;
         useragent::warm();
         Ok(Arc::new(Self {
             settings,
             store,
-            durability,
+            clock,
             catalog,
             auth,
             users,
@@ -185,6 +205,10 @@ impl Services {
             settings_admin,
             stats,
             licensing,
+            dashboards,
+            alerts,
+            notifiers,
+            plugins,
             provisioning,
             ldap,
             roles,

@@ -6,6 +6,9 @@
 //! anything is written, so a broken file leaves the stored state as it was and the error
 //! names the file and line. The outcome of each reload (per file) is kept for
 //! `GET /api/admin/provisioning/status`.
+//!
+//! This service only reads files and hands what they describe to the services that own
+//! each kind (datasources, dashboards, plugins, notifiers, roles).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -15,21 +18,23 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::config::Settings;
-use crate::crypto::envelope::SecretContext;
 use crate::domain::dashboard;
-use crate::domain::{OrgId, OrgRole, Permission, Principal};
+use crate::domain::time::Clock;
+use crate::domain::{OrgId, Principal};
 use crate::error::AppError;
 use crate::provisioning::files::{
     self, AccessControlFile, DashboardsFile, DatasourcesFile, FileError, NotifiersFile, Parsed,
     PluginsFile,
 };
-use crate::service::access::{basic_role_key, CustomRole, Role, RoleCatalog};
+use crate::service::dashboards::DashboardService;
 use crate::service::datasources::{DataSourceInput, DataSourceService};
+use crate::service::notifiers::{notifier_ctx, NotifierService};
+use crate::service::plugins::{plugin_ctx, PluginService};
+use crate::service::roles::RoleService;
 use crate::service::secrets::SecretsService;
 use crate::store::{
-    now, AlertRecord, DashboardBatch, DashboardRecord, Durability, FileOutcome, FolderRecord,
-    NotifierRecord, PluginSettingRecord, ProvisioningRun, ProvisioningStore, RoleRecord,
-    SecretWrite, UserStore,
+    AlertRecord, DashboardBatch, DashboardRecord, FileOutcome, FolderRecord, NotifierRecord,
+    PluginSettingRecord, ProvisioningRun, ProvisioningRunStore, RoleRecord, SecretWrite,
 };
 
 /// The five kinds, by their directory and reload route name.
@@ -125,14 +130,21 @@ struct ProviderScan {
     dashboards: Vec<files::DashboardFile>,
 }
 
+/// The services each kind is handed to.
+pub struct Targets {
+    pub datasources: Arc<DataSourceService>,
+    pub dashboards: Arc<DashboardService>,
+    pub plugins: Arc<PluginService>,
+    pub notifiers: Arc<NotifierService>,
+    pub roles: Arc<RoleService>,
+    pub secrets: Arc<SecretsService>,
+}
+
 pub struct ProvisioningService {
     root: PathBuf,
-    store: Arc<dyn ProvisioningStore>,
-    users: Arc<dyn UserStore>,
-    datasources: Arc<DataSourceService>,
-    secrets: Arc<SecretsService>,
-    catalog: Arc<RoleCatalog>,
-    durability: Durability,
+    runs: Arc<dyn ProvisioningRunStore>,
+    to: Targets,
+    clock: Arc<dyn Clock>,
     /// One reload (or poll) per kind at a time.
     locks: HashMap<Kind, tokio::sync::Mutex<()>>,
     pollers: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -141,30 +153,21 @@ pub struct ProvisioningService {
 impl ProvisioningService {
     pub fn new(
         settings: &Settings,
-        store: Arc<dyn ProvisioningStore>,
-        users: Arc<dyn UserStore>,
-        datasources: Arc<DataSourceService>,
-        secrets: Arc<SecretsService>,
-        catalog: Arc<RoleCatalog>,
-        durability: Durability,
-    ) -> Result<Self, AppError> {
-        let s = Self {
+        runs: Arc<dyn ProvisioningRunStore>,
+        to: Targets,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
             root: settings.provisioning_path.clone(),
-            store,
-            users,
-            datasources,
-            secrets,
-            catalog,
-            durability,
+            runs,
+            to,
+            clock,
             locks: Kind::ALL
                 .iter()
                 .map(|k| (*k, tokio::sync::Mutex::new(())))
                 .collect(),
             pollers: Mutex::new(Vec::new()),
-        };
-        // Stored custom roles grant at once, before any file is read.
-        s.install_roles()?;
-        Ok(s)
+        }
     }
 
     fn dir(&self, kind: Kind) -> PathBuf {
@@ -205,10 +208,11 @@ impl ProvisioningService {
             Kind::Notifications => self.notifiers_run().await,
             Kind::AccessControl => self.roles_run().await,
         };
+        let at = self.clock.now();
         let run = match &result {
             Ok(a) => ProvisioningRun {
                 kind: kind.as_str().into(),
-                at: now(),
+                at,
                 ok: true,
                 error: String::new(),
                 files: a.files.clone(),
@@ -217,7 +221,7 @@ impl ProvisioningService {
             },
             Err(e) => ProvisioningRun {
                 kind: kind.as_str().into(),
-                at: now(),
+                at,
                 ok: false,
                 error: e.message(),
                 files: Vec::new(),
@@ -225,8 +229,7 @@ impl ProvisioningService {
                 removed: 0,
             },
         };
-        self.store.put_provisioning_run(&run)?;
-        self.durability.wait().await?;
+        self.runs.put_provisioning_run(&run).await?;
         result
     }
 
@@ -241,7 +244,7 @@ impl ProvisioningService {
 
     async fn datasources_run(&self) -> Result<Applied, AppError> {
         let parsed: Vec<Parsed<DatasourcesFile>> = self.read(Kind::Datasources)?;
-        self.check_datasources(&parsed)?;
+        self.check_datasources(&parsed).await?;
         let mut applied = Applied {
             files: outcomes(&parsed),
             ..Applied::default()
@@ -249,6 +252,7 @@ impl ProvisioningService {
         for f in &parsed {
             for d in &f.content.delete_datasources {
                 if self
+                    .to
                     .datasources
                     .unprovision(OrgId(org(d.org_id)), &d.name)
                     .await?
@@ -276,7 +280,8 @@ impl ProvisioningService {
                     version: None,
                     read_only: !d.editable,
                 };
-                self.datasources
+                self.to
+                    .datasources
                     .provision(OrgId(org(d.org_id)), input)
                     .await
                     .map_err(|e| AppError::Internal {
@@ -296,7 +301,7 @@ impl ProvisioningService {
 
     /// What would make a write fail half-way, found before anything is written: the same
     /// name or uid twice, or a uid that changes or belongs to another datasource.
-    fn check_datasources(&self, parsed: &[Parsed<DatasourcesFile>]) -> Result<(), AppError> {
+    async fn check_datasources(&self, parsed: &[Parsed<DatasourcesFile>]) -> Result<(), AppError> {
         let fail = |file: &Path, what: String| AppError::Internal {
             public: format!(
                 "Failed to provision datasources: {}: {what}",
@@ -337,7 +342,7 @@ impl ProvisioningService {
                 if deleted.contains(&(o, d.name.as_str())) {
                     continue;
                 }
-                if let Ok(existing) = self.datasources.get_by_name(&p, &d.name) {
+                if let Ok(existing) = self.to.datasources.get_by_name(&p, &d.name).await {
                     if existing.uid != d.uid {
                         return Err(fail(
                             &f.file,
@@ -348,7 +353,7 @@ impl ProvisioningService {
                         ));
                     }
                 }
-                if let Ok(other) = self.datasources.get_by_uid(&p, &d.uid) {
+                if let Ok(other) = self.to.datasources.get_by_uid(&p, &d.uid).await {
                     if other.name != d.name && !deleted.contains(&(o, other.name.as_str())) {
                         return Err(fail(
                             &f.file,
@@ -413,25 +418,42 @@ impl ProvisioningService {
     }
 
     /// Scans the providers (or only `only`) and stores the differences in one transaction.
+    /// Dashboards and folders belong to the provider's org: the same uid may be provisioned
+    /// in two orgs.
     async fn dashboards_run(&self, only: Option<&str>) -> Result<Applied, AppError> {
         let (scans, files) = self.scan_providers(only)?;
-        let stored = self.store.dashboards()?;
-        let folders = self.store.folders()?;
-        let at = now();
+        let mut stored: Vec<DashboardRecord> = Vec::new();
+        let mut folders: HashMap<u64, Vec<FolderRecord>> = HashMap::new();
+        for scan in &scans {
+            stored.extend(
+                self.to
+                    .dashboards
+                    .provider_dashboards(&scan.provider.name)
+                    .await?,
+            );
+            let o = org(scan.provider.org_id);
+            if let std::collections::hash_map::Entry::Vacant(e) = folders.entry(o) {
+                e.insert(self.to.dashboards.org_folders(OrgId(o)).await?);
+            }
+        }
+        let at = self.clock.now();
         let mut batch = DashboardBatch::default();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut folder_uids: HashMap<String, String> = folders
+        let mut seen: HashSet<(u64, String)> = HashSet::new();
+        let mut folder_uids: HashMap<(u64, String), String> = folders
             .iter()
-            .map(|f| (f.title.clone(), f.uid.clone()))
+            .flat_map(|(o, fs)| {
+                fs.iter()
+                    .map(move |f| ((*o, f.title.clone()), f.uid.clone()))
+            })
             .collect();
-        let mut new_folders: BTreeMap<String, FolderRecord> = BTreeMap::new();
+        let mut new_folders: BTreeMap<(u64, String), FolderRecord> = BTreeMap::new();
         let mut folder_for = |title: &str, uid: &str, org_id: u64| -> String {
             if title.is_empty() && uid.is_empty() {
                 return String::new();
             }
             let uid = if uid.is_empty() {
                 folder_uids
-                    .get(title)
+                    .get(&(org_id, title.to_string()))
                     .cloned()
                     .unwrap_or_else(|| folder_uid(title))
             } else {
@@ -442,16 +464,21 @@ impl ProvisioningService {
             } else {
                 title.to_string()
             };
-            folder_uids.insert(title.clone(), uid.clone());
-            if !folders.iter().any(|f| f.uid == uid && f.title == title) {
-                new_folders.entry(uid.clone()).or_insert(FolderRecord {
-                    id: 0,
-                    uid: uid.clone(),
-                    org_id,
-                    title,
-                    created: at,
-                    updated: at,
-                });
+            folder_uids.insert((org_id, title.clone()), uid.clone());
+            let exists = folders
+                .get(&org_id)
+                .is_some_and(|fs| fs.iter().any(|f| f.uid == uid && f.title == title));
+            if !exists {
+                new_folders
+                    .entry((org_id, uid.clone()))
+                    .or_insert(FolderRecord {
+                        id: 0,
+                        uid: uid.clone(),
+                        org_id,
+                        title,
+                        created: at,
+                        updated: at,
+                    });
             }
             uid
         };
@@ -460,7 +487,7 @@ impl ProvisioningService {
             let p = &scan.provider;
             let org_id = org(p.org_id);
             for d in &scan.dashboards {
-                if !seen.insert(d.uid.clone()) {
+                if !seen.insert((org_id, d.uid.clone())) {
                     return Err(AppError::Internal {
                         public: format!(
                             "Failed to provision dashboards: {}: uid '{}' is provisioned twice",
@@ -496,6 +523,7 @@ impl ProvisioningService {
                 };
                 let unchanged = stored.iter().any(|s| {
                     s.uid == record.uid
+                        && s.org_id == record.org_id
                         && s.json == record.json
                         && s.folder_uid == record.folder_uid
                         && s.provider == record.provider
@@ -524,7 +552,7 @@ impl ProvisioningService {
             if p.prune {
                 for s in stored.iter().filter(|s| s.provider == p.name) {
                     if !scan.dashboards.iter().any(|d| d.uid == s.uid) {
-                        batch.deletes.push(s.uid.clone());
+                        batch.deletes.push((s.org_id, s.uid.clone()));
                         removed += 1;
                     }
                 }
@@ -533,8 +561,7 @@ impl ProvisioningService {
         batch.folders = new_folders.into_values().collect();
         let applied = batch.upserts.len() as u64;
         if applied > 0 || removed > 0 || !batch.folders.is_empty() {
-            self.store.apply_dashboards(&batch)?;
-            self.durability.wait().await?;
+            self.to.dashboards.apply(&batch).await?;
         }
         Ok(Applied {
             files,
@@ -585,7 +612,17 @@ impl ProvisioningService {
 
     async fn plugins_run(&self) -> Result<Applied, AppError> {
         let parsed: Vec<Parsed<PluginsFile>> = self.read(Kind::Plugins)?;
-        let stored = self.store.plugin_settings()?;
+        let mut stored: Vec<PluginSettingRecord> = Vec::new();
+        let mut orgs_read = HashSet::new();
+        for f in &parsed {
+            for app in &f.content.apps {
+                let o = org(app.org_id);
+                if orgs_read.insert(o) {
+                    stored.extend(self.to.plugins.org_settings(OrgId(o)).await?);
+                }
+            }
+        }
+        let at = self.clock.now();
         let mut rows = Vec::new();
         let mut writes: Vec<SecretWrite> = Vec::new();
         for f in &parsed {
@@ -598,7 +635,12 @@ impl ProvisioningService {
                 let mut secure: Vec<String> =
                     old.map(|o| o.secure_fields.clone()).unwrap_or_default();
                 for (field, value) in &app.secure_json_data {
-                    writes.push(self.secrets.seal_write(&plugin_ctx(&owner, field), value)?);
+                    writes.push(
+                        self.to
+                            .secrets
+                            .seal_write(&plugin_ctx(&owner, field), value)
+                            .await?,
+                    );
                     if !secure.contains(field) {
                         secure.push(field.clone());
                     }
@@ -612,13 +654,12 @@ impl ProvisioningService {
                     json_data: json_text(&app.json_data),
                     secure_fields: secure,
                     version: old.map_or(1, |o| o.version + 1),
-                    updated: now(),
+                    updated: at,
                 });
             }
         }
         if !rows.is_empty() {
-            self.store.apply_plugin_settings(&rows, &writes)?;
-            self.durability.wait().await?;
+            self.to.plugins.apply(&rows, &writes).await?;
         }
         Ok(Applied {
             files: outcomes(&parsed),
@@ -627,28 +668,12 @@ impl ProvisioningService {
         })
     }
 
-    /// `GET /api/plugins/:id/settings` (the caller's org).
-    pub fn plugin_settings(
-        &self,
-        p: &Principal,
-        id: &str,
-    ) -> Result<PluginSettingRecord, AppError> {
-        p.require("plugins:read", &format!("plugins:id:{id}"))?;
-        self.store
-            .plugin_settings()?
-            .into_iter()
-            .find(|s| s.org_id == p.org_id.0 && s.plugin_id == id)
-            .ok_or_else(|| {
-                AppError::not_found("Plugin not found, no installed plugin with that id")
-            })
-    }
-
     // ----- notifiers -----
 
     async fn notifiers_run(&self) -> Result<Applied, AppError> {
         let parsed: Vec<Parsed<NotifiersFile>> = self.read(Kind::Notifications)?;
-        let stored = self.store.notifiers()?;
-        let at = now();
+        let stored = self.to.notifiers.all().await?;
+        let at = self.clock.now();
         let mut set = Vec::new();
         let mut delete = Vec::new();
         let mut writes = Vec::new();
@@ -666,7 +691,7 @@ impl ProvisioningService {
                             SecretsService::delete_write(&notifier_ctx(&owner, field))
                         }),
                     );
-                    delete.push((org_id, n.uid.clone()));
+                    delete.push((OrgId(org_id), n.uid.clone()));
                 }
             }
             for n in &f.content.notifiers {
@@ -677,8 +702,10 @@ impl ProvisioningService {
                     old.map(|o| o.secure_fields.clone()).unwrap_or_default();
                 for (field, value) in &n.secure_settings {
                     writes.push(
-                        self.secrets
-                            .seal_write(&notifier_ctx(&owner, field), value)?,
+                        self.to
+                            .secrets
+                            .seal_write(&notifier_ctx(&owner, field), value)
+                            .await?,
                     );
                     if !secure.contains(field) {
                         secure.push(field.clone());
@@ -703,8 +730,7 @@ impl ProvisioningService {
             }
         }
         if !set.is_empty() || !delete.is_empty() {
-            self.store.apply_notifiers(&set, &delete, &writes)?;
-            self.durability.wait().await?;
+            self.to.notifiers.apply(&set, &delete, &writes).await?;
         }
         Ok(Applied {
             files: outcomes(&parsed),
@@ -713,50 +739,44 @@ impl ProvisioningService {
         })
     }
 
-    /// `GET /api/alert-notifications` (the caller's org).
-    pub fn notifiers(&self, p: &Principal) -> Result<Vec<NotifierRecord>, AppError> {
-        p.require("alert.notifications:read", "")?;
-        let mut v: Vec<NotifierRecord> = self
-            .store
-            .notifiers()?
-            .into_iter()
-            .filter(|n| n.org_id == p.org_id.0)
-            .collect();
-        v.sort_by_key(|n| n.id);
-        Ok(v)
-    }
-
     // ----- access control -----
 
     async fn roles_run(&self) -> Result<Applied, AppError> {
         let parsed: Vec<Parsed<AccessControlFile>> = self.read(Kind::AccessControl)?;
-        let stored = self.store.roles()?;
+        let stored = self.to.roles.stored().await?;
+        let at = self.clock.now();
         let mut set = Vec::new();
-        let mut delete = Vec::new();
-        let uid_of = |name: &str, uid: &str| -> Option<String> {
-            if !uid.is_empty() {
-                return Some(uid.to_string());
-            }
-            stored
+        let mut delete: Vec<(OrgId, String)> = Vec::new();
+        // A role is found by uid (or, without one, by name) in its org, else among the
+        // global roles.
+        let key_of = |org_id: u64, name: &str, uid: &str| -> Option<(OrgId, String)> {
+            let matches = |r: &&RoleRecord| {
+                if uid.is_empty() {
+                    r.name == name
+                } else {
+                    r.uid == uid
+                }
+            };
+            let found = stored
                 .iter()
-                .find(|r| r.name == name)
-                .map(|r| r.uid.clone())
+                .filter(matches)
+                .find(|r| r.org_id == org_id)
+                .or_else(|| stored.iter().filter(matches).find(|r| r.org_id == 0))?;
+            Some((OrgId(found.org_id), found.uid.clone()))
         };
         for f in &parsed {
             for d in &f.content.delete_roles {
-                if let Some(uid) = uid_of(&d.name, &d.uid) {
-                    delete.push(uid);
-                }
+                let org_id = if d.global { 0 } else { org(d.org_id) };
+                delete.extend(key_of(org_id, &d.name, &d.uid));
             }
             for r in &f.content.roles {
+                let org_id = if r.global { 0 } else { org(r.org_id) };
                 if r.state == "absent" {
-                    if let Some(uid) = uid_of(&r.name, &r.uid) {
-                        delete.push(uid);
-                    }
+                    delete.extend(key_of(org_id, &r.name, &r.uid));
                     continue;
                 }
                 let version = u64::try_from(r.version).unwrap_or(0);
-                let old = stored.iter().find(|s| s.uid == r.uid);
+                let old = stored.iter().find(|s| s.uid == r.uid && s.org_id == org_id);
                 // Grafana keeps a stored role whose version is not newer.
                 if old.is_some_and(|o| o.version >= version && version > 0) {
                     continue;
@@ -769,7 +789,7 @@ impl ProvisioningService {
                     group: r.group.clone(),
                     version: version.max(1),
                     global: r.global,
-                    org_id: if r.global { 0 } else { org(r.org_id) },
+                    org_id,
                     permissions: r
                         .permissions
                         .iter()
@@ -777,18 +797,13 @@ impl ProvisioningService {
                         .collect(),
                     basic_roles: r.built_in_roles.iter().map(|b| b.name.clone()).collect(),
                     users: r.users.iter().map(|u| u.login.clone()).collect(),
-                    // API assignments survive a re-provisioned role.
-                    user_ids: old.map(|o| o.user_ids.clone()).unwrap_or_default(),
-                    updated: now(),
+                    // API assignments survive a re-provisioned role (the store keeps them).
+                    user_ids: Vec::new(),
+                    updated: at,
                 });
             }
         }
-        delete.retain(|uid| stored.iter().any(|s| &s.uid == uid));
-        if !set.is_empty() || !delete.is_empty() {
-            self.store.apply_roles(&set, &delete)?;
-            self.durability.wait().await?;
-        }
-        self.install_roles()?;
+        self.to.roles.apply_provisioned(&set, &delete).await?;
         Ok(Applied {
             files: outcomes(&parsed),
             applied: set.len() as u64,
@@ -796,202 +811,12 @@ impl ProvisioningService {
         })
     }
 
-    /// Puts the stored custom roles in the evaluator's catalog (logins resolved now).
-    pub fn install_roles(&self) -> Result<(), AppError> {
-        let custom = self
-            .store
-            .roles()?
-            .into_iter()
-            .map(|r| {
-                let mut users: Vec<u64> = r
-                    .users
-                    .iter()
-                    .filter_map(|login| self.users.user_by_login(login).ok().flatten())
-                    .map(|u| u.id)
-                    .collect();
-                users.extend(&r.user_ids);
-                CustomRole {
-                    basic_roles: r
-                        .basic_roles
-                        .iter()
-                        .filter_map(|b| basic_role_key(b))
-                        .collect(),
-                    users,
-                    role: role_of(&r),
-                }
-            })
-            .collect::<Vec<_>>();
-        self.catalog.install_custom(&custom);
-        Ok(())
-    }
-
-    /// `GET /api/access-control/roles`: fixed and custom roles.
-    pub fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
-        p.require("roles:read", "roles:*")?;
-        Ok(self.catalog.roles())
-    }
-
-    /// `GET /api/access-control/roles/:uid`.
-    pub fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
-        p.require("roles:read", &format!("roles:uid:{uid}"))?;
-        self.catalog
-            .roles()
-            .into_iter()
-            .find(|r| r.uid == uid)
-            .ok_or_else(|| AppError::not_found("Role not found"))
-    }
-
-    // ----- dashboards, folders, search -----
-
-    pub fn dashboard(
-        &self,
-        p: &Principal,
-        uid: &str,
-    ) -> Result<(DashboardRecord, Option<FolderRecord>), AppError> {
-        p.require("dashboards:read", &format!("dashboards:uid:{uid}"))?;
-        let d = self
-            .store
-            .dashboard(uid)?
-            .filter(|d| d.org_id == p.org_id.0)
-            .ok_or_else(|| AppError::not_found("Dashboard not found"))?;
-        let folder = self.folder_of(&d)?;
-        Ok((d, folder))
-    }
-
-    fn folder_of(&self, d: &DashboardRecord) -> Result<Option<FolderRecord>, AppError> {
-        if d.folder_uid.is_empty() {
-            return Ok(None);
-        }
-        Ok(self
-            .store
-            .folders()?
-            .into_iter()
-            .find(|f| f.uid == d.folder_uid))
-    }
-
-    pub fn folders(&self, p: &Principal) -> Result<Vec<FolderRecord>, AppError> {
-        p.require("folders:read", "")?;
-        let mut v: Vec<FolderRecord> = self
-            .store
-            .folders()?
-            .into_iter()
-            .filter(|f| f.org_id == p.org_id.0)
-            .collect();
-        v.sort_by_key(|f| f.title.to_lowercase());
-        Ok(v)
-    }
-
-    /// `GET /api/search`: folders and dashboards matching every given filter.
-    pub fn search(&self, p: &Principal, q: &SearchQuery) -> Result<Vec<SearchHit>, AppError> {
-        p.require("dashboards:read", "")?;
-        let folders: Vec<FolderRecord> = self
-            .store
-            .folders()?
-            .into_iter()
-            .filter(|f| f.org_id == p.org_id.0)
-            .collect();
-        let needle = q.query.to_lowercase();
-        let mut hits = Vec::new();
-        let want = |t: &str| q.kind.is_empty() || q.kind == t;
-        if want("dash-folder") && q.tags.is_empty() && q.folder_ids.is_empty() {
-            for f in &folders {
-                if f.title.to_lowercase().contains(&needle) {
-                    hits.push(SearchHit::Folder(f.clone()));
-                }
-            }
-        }
-        if want("dash-db") {
-            for d in self.store.dashboards()? {
-                if d.org_id != p.org_id.0 || !d.title.to_lowercase().contains(&needle) {
-                    continue;
-                }
-                if !q.tags.iter().all(|t| d.tags.contains(t)) {
-                    continue;
-                }
-                let folder = folders.iter().find(|f| f.uid == d.folder_uid).cloned();
-                let folder_id = folder.as_ref().map_or(0, |f| f.id);
-                if !q.folder_ids.is_empty() && !q.folder_ids.contains(&folder_id) {
-                    continue;
-                }
-                hits.push(SearchHit::Dashboard(Box::new(d), folder));
-            }
-        }
-        hits.sort_by_key(|h| h.title().to_lowercase());
-        hits.truncate(q.limit.clamp(1, 5000));
-        Ok(hits)
-    }
-
-    // ----- legacy alerts -----
-
-    pub fn alerts(&self, p: &Principal, q: &AlertQuery) -> Result<Vec<AlertRecord>, AppError> {
-        p.require("alert.rules:read", "")?;
-        let needle = q.query.to_lowercase();
-        let mut v: Vec<AlertRecord> = self
-            .store
-            .alerts()?
-            .into_iter()
-            .filter(|a| a.org_id == p.org_id.0)
-            .filter(|a| q.states.is_empty() || q.states.iter().any(|s| s == "all" || *s == a.state))
-            .filter(|a| q.dashboard_id.is_none_or(|id| id == a.dashboard_id))
-            .filter(|a| q.panel_id.is_none_or(|id| id == a.panel_id))
-            .filter(|a| a.name.to_lowercase().contains(&needle))
-            .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-        if q.limit > 0 {
-            v.truncate(q.limit);
-        }
-        Ok(v)
-    }
-
-    /// `POST /api/alerts/:id/pause`: an org Editor or above.
-    pub async fn pause_alert(&self, p: &Principal, id: u64, paused: bool) -> Result<(), AppError> {
-        if p.org_role < OrgRole::Editor && !p.is_grafana_admin {
-            return Err(AppError::PermissionDenied);
-        }
-        p.require("alert.rules:write", "")?;
-        let exists = self
-            .store
-            .alerts()?
-            .into_iter()
-            .any(|a| a.id == id && a.org_id == p.org_id.0);
-        if !exists {
-            return Err(AppError::not_found("Could not find alert"));
-        }
-        self.store.set_alerts_paused(Some(&[id]), paused)?;
-        self.durability.wait().await?;
-        Ok(())
-    }
-
-    /// `POST /api/admin/pause-all-alerts`: Grafana Admins; returns the alerts affected.
-    pub async fn pause_all(&self, p: &Principal, paused: bool) -> Result<u64, AppError> {
-        p.require_grafana_admin()?;
-        let n = self.store.set_alerts_paused(None, paused)?;
-        self.durability.wait().await?;
-        Ok(n)
-    }
-
     /// `GET /api/admin/provisioning/status`.
-    pub fn status(&self, p: &Principal) -> Result<Vec<ProvisioningRun>, AppError> {
+    pub async fn status(&self, p: &Principal) -> Result<Vec<ProvisioningRun>, AppError> {
         p.require("provisioning:reload", "provisioners:*")?;
-        let mut runs = self.store.provisioning_runs()?;
+        let mut runs = self.runs.provisioning_runs().await?;
         runs.sort_by(|a, b| a.kind.cmp(&b.kind));
         Ok(runs)
-    }
-}
-
-fn plugin_ctx<'a>(owner: &'a str, field: &'a str) -> SecretContext<'a> {
-    SecretContext {
-        purpose: "plugin",
-        owner,
-        field,
-    }
-}
-
-fn notifier_ctx<'a>(owner: &'a str, field: &'a str) -> SecretContext<'a> {
-    SecretContext {
-        purpose: "notifier",
-        owner,
-        field,
     }
 }
 
@@ -999,58 +824,6 @@ fn notifier_ctx<'a>(owner: &'a str, field: &'a str) -> SecretContext<'a> {
 fn folder_uid(title: &str) -> String {
     let h = crate::crypto::sha256(title.as_bytes());
     format!("folder-{}", &crate::crypto::random::hex(&h)[..12])
-}
-
-fn role_of(r: &RoleRecord) -> Role {
-    Role {
-        uid: r.uid.clone(),
-        name: r.name.clone(),
-        display_name: r.display_name.clone(),
-        description: r.description.clone(),
-        group: r.group.clone(),
-        version: r.version,
-        global: r.global,
-        permissions: r
-            .permissions
-            .iter()
-            .map(|(a, s)| Permission::new(a, s))
-            .collect(),
-    }
-}
-
-/// `GET /api/search` filters.
-#[derive(Debug, Clone, Default)]
-pub struct SearchQuery {
-    pub query: String,
-    pub tags: Vec<String>,
-    /// "dash-db", "dash-folder" or "" for both.
-    pub kind: String,
-    pub folder_ids: Vec<u64>,
-    pub limit: usize,
-}
-
-pub enum SearchHit {
-    Folder(FolderRecord),
-    Dashboard(Box<DashboardRecord>, Option<FolderRecord>),
-}
-
-impl SearchHit {
-    pub fn title(&self) -> &str {
-        match self {
-            Self::Folder(f) => &f.title,
-            Self::Dashboard(d, _) => &d.title,
-        }
-    }
-}
-
-/// `GET /api/alerts` filters.
-#[derive(Debug, Clone, Default)]
-pub struct AlertQuery {
-    pub query: String,
-    pub states: Vec<String>,
-    pub dashboard_id: Option<u64>,
-    pub panel_id: Option<u64>,
-    pub limit: usize,
 }
 
 /// The provisioning root's kind directory (for tests and messages).

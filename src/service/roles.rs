@@ -2,18 +2,21 @@
 //! use), their assignment to users and basic roles, and an explanation of where a user's
 //! permissions come from.
 //!
-//! Custom roles live in the same store as provisioned ones; every change re-installs the
-//! evaluator's catalog, so it applies to the next request. Nobody creates or assigns a role
-//! holding a permission they do not hold themselves.
+//! Custom roles live in the same store as provisioned ones, keyed by org (global roles in
+//! org 0); this service also installs them into the evaluator's catalog after every change,
+//! so a change applies to the next request. Assignments are single store operations, so
+//! concurrent ones never lose each other. Nobody creates or assigns a role holding a
+//! permission they do not hold themselves.
 
 use std::sync::Arc;
 
 use crate::crypto::random;
+use crate::domain::time::Clock;
+use crate::domain::OrgId;
 use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId, KNOWN_ACTIONS};
 use crate::error::AppError;
-use crate::service::access::{basic_role_for, basic_role_key, RoleCatalog};
-use crate::service::provisioning::ProvisioningService;
-use crate::store::{now, Durability, ProvisioningStore, RoleRecord, UserStore};
+use crate::service::access::{basic_role_for, basic_role_key, CustomRole, Role, RoleCatalog};
+use crate::store::{RoleRecord, RoleStore, StoreError, UserStore};
 
 /// A role as the API gives it.
 #[derive(Debug, Clone, Default)]
@@ -37,11 +40,10 @@ pub struct Explained {
 }
 
 pub struct RoleService {
-    store: Arc<dyn ProvisioningStore>,
+    store: Arc<dyn RoleStore>,
     users: Arc<dyn UserStore>,
     catalog: Arc<RoleCatalog>,
-    provisioning: Arc<ProvisioningService>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 fn is_reserved(name: &str) -> bool {
@@ -49,20 +51,21 @@ fn is_reserved(name: &str) -> bool {
 }
 
 impl RoleService {
-    pub fn new(
-        store: Arc<dyn ProvisioningStore>,
+    /// Builds the service and installs the stored roles, so they grant from the start.
+    pub async fn open(
+        store: Arc<dyn RoleStore>,
         users: Arc<dyn UserStore>,
         catalog: Arc<RoleCatalog>,
-        provisioning: Arc<ProvisioningService>,
-        durability: Durability,
-    ) -> Self {
-        Self {
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AppError> {
+        let s = Self {
             store,
             users,
             catalog,
-            provisioning,
-            durability,
-        }
+            clock,
+        };
+        s.install_roles().await?;
+        Ok(s)
     }
 
     /// Unknown actions are refused, naming them; both spellings of renamed actions pass.
@@ -98,46 +101,107 @@ impl RoleService {
         Ok(())
     }
 
-    fn custom(&self, uid: &str) -> Result<RoleRecord, AppError> {
-        self.store
-            .roles()?
-            .into_iter()
-            .find(|r| r.uid == uid)
-            .ok_or_else(|| {
-                if self.catalog.roles().iter().any(|r| r.uid == uid) {
-                    AppError::bad_request("fixed and basic roles are read-only")
-                } else {
-                    AppError::not_found("Role not found")
-                }
-            })
+    /// The custom role `uid` seen from the caller's org: the org's own, else a global one.
+    async fn custom(&self, p: &Principal, uid: &str) -> Result<RoleRecord, AppError> {
+        for org in [p.org_id, OrgId(0)] {
+            if let Some(r) = self.store.role(org, uid).await? {
+                return Ok(r);
+            }
+        }
+        if self
+            .catalog
+            .roles()
+            .iter()
+            .any(|r| r.uid == uid && is_reserved(&r.name))
+        {
+            Err(AppError::bad_request("fixed and basic roles are read-only"))
+        } else {
+            Err(AppError::not_found("Role not found"))
+        }
     }
 
-    async fn save(&self, set: &[RoleRecord], delete: &[String]) -> Result<(), AppError> {
-        self.store.apply_roles(set, delete)?;
-        self.durability.wait().await?;
-        self.provisioning.install_roles()
+    /// Puts the stored custom roles in the evaluator's catalog (logins resolved now).
+    pub async fn install_roles(&self) -> Result<(), AppError> {
+        let mut custom = Vec::new();
+        for r in self.store.roles().await? {
+            let mut users: Vec<u64> = Vec::new();
+            for login in &r.users {
+                if let Some(u) = self.users.user_by_login(login).await? {
+                    users.push(u.id);
+                }
+            }
+            users.extend(&r.user_ids);
+            custom.push(CustomRole {
+                basic_roles: r
+                    .basic_roles
+                    .iter()
+                    .filter_map(|b| basic_role_key(b))
+                    .collect(),
+                users,
+                role: role_of(&r),
+            });
+        }
+        self.catalog.install_custom(&custom);
+        Ok(())
+    }
+
+    /// Every stored custom role (provisioning compares against them).
+    pub async fn stored(&self) -> Result<Vec<RoleRecord>, AppError> {
+        Ok(self.store.roles().await?)
+    }
+
+    /// Provisioning: upserts and deletes in one store unit (API assignments are kept), then
+    /// the catalog follows.
+    pub async fn apply_provisioned(
+        &self,
+        set: &[RoleRecord],
+        delete: &[(OrgId, String)],
+    ) -> Result<(), AppError> {
+        if !set.is_empty() || !delete.is_empty() {
+            self.store.apply_roles(set, delete).await?;
+        }
+        self.install_roles().await
+    }
+
+    /// `GET /api/access-control/roles`: fixed and custom roles.
+    pub fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
+        p.require("roles:read", "roles:*")?;
+        Ok(self.catalog.roles())
+    }
+
+    /// `GET /api/access-control/roles/:uid`.
+    pub fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
+        p.require("roles:read", &format!("roles:uid:{uid}"))?;
+        self.catalog
+            .roles()
+            .into_iter()
+            .find(|r| r.uid == uid)
+            .ok_or_else(|| AppError::not_found("Role not found"))
     }
 
     pub async fn create(&self, p: &Principal, input: RoleInput) -> Result<RoleRecord, AppError> {
         p.require("roles:write", "roles:*")?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
-        let roles = self.store.roles()?;
         let uid = if input.uid.is_empty() {
             random::short_uid()
         } else {
             input.uid.clone()
         };
-        if roles.iter().any(|r| r.uid == uid || r.name == input.name)
+        let conflict = || AppError::Conflict("a role with this uid or name already exists".into());
+        let taken = self
+            .store
+            .roles()
+            .await?
+            .iter()
+            .any(|r| r.uid == uid || r.name == input.name)
             || self
                 .catalog
                 .roles()
                 .iter()
-                .any(|r| r.uid == uid || r.name == input.name)
-        {
-            return Err(AppError::Conflict(
-                "a role with this uid or name already exists".into(),
-            ));
+                .any(|r| r.uid == uid || r.name == input.name);
+        if taken {
+            return Err(conflict());
         }
         let r = RoleRecord {
             uid,
@@ -152,13 +216,19 @@ impl RoleService {
             basic_roles: Vec::new(),
             users: Vec::new(),
             user_ids: Vec::new(),
-            updated: now(),
+            updated: self.clock.now(),
         };
-        self.save(std::slice::from_ref(&r), &[]).await?;
+        self.store.create_role(&r).await.map_err(|e| match e {
+            StoreError::Conflict(_) => conflict(),
+            other => other.into(),
+        })?;
+        self.install_roles().await?;
         Ok(r)
     }
 
     /// Replaces a custom role; `version` must be newer than the stored one (409 otherwise).
+    /// The store applies it only to the version read here, so of two concurrent updates
+    /// one wins and the other is told.
     pub async fn update(
         &self,
         p: &Principal,
@@ -166,7 +236,7 @@ impl RoleService {
         input: RoleInput,
     ) -> Result<RoleRecord, AppError> {
         p.require("roles:write", &format!("roles:uid:{uid}"))?;
-        let old = self.custom(uid)?;
+        let old = self.custom(p, uid).await?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
         let version = if input.version == 0 {
@@ -174,36 +244,54 @@ impl RoleService {
         } else {
             input.version
         };
-        if version <= old.version {
-            return Err(AppError::Conflict(format!(
+        let stale = || {
+            AppError::Conflict(format!(
                 "role has been updated since version {} (now {}); reload it and retry",
                 input.version, old.version
-            )));
+            ))
+        };
+        if version <= old.version {
+            return Err(stale());
         }
         let r = RoleRecord {
-            name: input.name,
-            display_name: input.display_name,
-            description: input.description,
-            group: input.group,
+            name: input.name.clone(),
+            display_name: input.display_name.clone(),
+            description: input.description.clone(),
+            group: input.group.clone(),
             version,
-            global: input.global,
-            permissions: input.permissions,
-            updated: now(),
-            ..old
+            permissions: input.permissions.clone(),
+            updated: self.clock.now(),
+            ..old.clone()
         };
-        self.save(std::slice::from_ref(&r), &[]).await?;
+        self.store
+            .update_role(&r, old.version)
+            .await
+            .map_err(|e| match e {
+                StoreError::Stale(_) => stale(),
+                StoreError::Conflict(_) => {
+                    AppError::Conflict("a role with this uid or name already exists".into())
+                }
+                StoreError::NotFound => AppError::not_found("Role not found"),
+                other => other.into(),
+            })?;
+        self.install_roles().await?;
         Ok(r)
     }
 
     pub async fn delete(&self, p: &Principal, uid: &str) -> Result<(), AppError> {
         p.require("roles:delete", &format!("roles:uid:{uid}"))?;
-        let old = self.custom(uid)?;
-        self.save(&[], &[old.uid]).await
+        let old = self.custom(p, uid).await?;
+        self.store
+            .delete_role(OrgId(old.org_id), &old.uid)
+            .await?
+            .ok_or_else(|| AppError::not_found("Role not found"))?;
+        self.install_roles().await
     }
 
-    fn user_record(&self, id: UserId) -> Result<crate::store::UserRecord, AppError> {
+    async fn user_record(&self, id: UserId) -> Result<crate::store::UserRecord, AppError> {
         self.users
-            .user(id)?
+            .user(id)
+            .await?
             .ok_or_else(|| AppError::not_found("user not found"))
     }
 
@@ -213,26 +301,33 @@ impl RoleService {
     }
 
     /// Custom roles assigned to a user (or service account).
-    pub fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
+    pub async fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
         p.require("users.roles:read", &user_scope(id))?;
-        let user = self.user_record(id)?;
+        let user = self.user_record(id).await?;
         Ok(self
             .store
-            .roles()?
+            .roles()
+            .await?
             .into_iter()
             .filter(|r| Self::holds(r, &user))
             .collect())
     }
 
+    /// Assigns a role: one store operation that refuses a role deleted meanwhile.
     pub async fn assign(&self, p: &Principal, id: UserId, role_uid: &str) -> Result<(), AppError> {
         p.require("users.roles:add", &user_scope(id))?;
-        let user = self.user_record(id)?;
-        let mut r = self.custom(role_uid)?;
+        let user = self.user_record(id).await?;
+        let r = self.custom(p, role_uid).await?;
         Self::check_holds(p, &r.permissions)?;
         if !Self::holds(&r, &user) {
-            r.user_ids.push(user.id);
-            r.updated = now();
-            self.save(&[r], &[]).await?;
+            self.store
+                .assign_role(OrgId(r.org_id), &r.uid, user.user_id())
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => AppError::not_found("Role not found"),
+                    other => other.into(),
+                })?;
+            self.install_roles().await?;
         }
         Ok(())
     }
@@ -244,13 +339,17 @@ impl RoleService {
         role_uid: &str,
     ) -> Result<(), AppError> {
         p.require("users.roles:remove", &user_scope(id))?;
-        let user = self.user_record(id)?;
-        let mut r = self.custom(role_uid)?;
+        let user = self.user_record(id).await?;
+        let r = self.custom(p, role_uid).await?;
         if Self::holds(&r, &user) {
-            r.user_ids.retain(|u| *u != user.id);
-            r.users.retain(|l| l != &user.login);
-            r.updated = now();
-            self.save(&[r], &[]).await?;
+            self.store
+                .unassign_role(OrgId(r.org_id), &r.uid, user.user_id(), &user.login)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound => AppError::not_found("Role not found"),
+                    other => other.into(),
+                })?;
+            self.install_roles().await?;
         }
         Ok(())
     }
@@ -268,19 +367,25 @@ impl RoleService {
                 "'{basic}' is not a basic role (Viewer, Editor, Admin, Grafana Admin)"
             )));
         }
-        let mut r = self.custom(role_uid)?;
+        let r = self.custom(p, role_uid).await?;
         Self::check_holds(p, &r.permissions)?;
-        if !r.basic_roles.iter().any(|b| b.eq_ignore_ascii_case(basic)) {
-            r.basic_roles.push(basic.to_string());
-            self.save(&[r], &[]).await?;
+        if self
+            .store
+            .set_basic_grant(OrgId(r.org_id), &r.uid, basic, true)
+            .await?
+        {
+            self.install_roles().await?;
         }
         Ok(())
     }
 
     /// Basic role -> the custom roles granted to it.
-    pub fn basic_grants(&self, p: &Principal) -> Result<Vec<(String, Vec<RoleRecord>)>, AppError> {
+    pub async fn basic_grants(
+        &self,
+        p: &Principal,
+    ) -> Result<Vec<(String, Vec<RoleRecord>)>, AppError> {
         p.require("roles:read", "roles:*")?;
-        let roles = self.store.roles()?;
+        let roles = self.store.roles().await?;
         Ok(["Viewer", "Editor", "Admin", "Grafana Admin"]
             .iter()
             .map(|b| {
@@ -297,12 +402,13 @@ impl RoleService {
     }
 
     /// Beyond Grafana: a user's effective permissions with the role each comes from.
-    pub fn explain(&self, p: &Principal, id: UserId) -> Result<Vec<Explained>, AppError> {
+    pub async fn explain(&self, p: &Principal, id: UserId) -> Result<Vec<Explained>, AppError> {
         p.require("users.permissions:read", &user_scope(id))
             .or_else(|_| p.require("users.roles:read", &user_scope(id)))?;
         let user = self
             .users
-            .user(id)?
+            .user(id)
+            .await?
             .ok_or_else(|| AppError::not_found("user not found"))?;
         let org_role = user
             .role_in(crate::domain::OrgId(user.org_id))
@@ -325,7 +431,8 @@ impl RoleService {
         }
         for r in self
             .store
-            .roles()?
+            .roles()
+            .await?
             .into_iter()
             .filter(|r| Self::holds(r, &user))
         {
@@ -336,5 +443,22 @@ impl RoleService {
             }));
         }
         Ok(out)
+    }
+}
+
+fn role_of(r: &RoleRecord) -> Role {
+    Role {
+        uid: r.uid.clone(),
+        name: r.name.clone(),
+        display_name: r.display_name.clone(),
+        description: r.description.clone(),
+        group: r.group.clone(),
+        version: r.version,
+        global: r.global,
+        permissions: r
+            .permissions
+            .iter()
+            .map(|(a, s)| Permission::new(a, s))
+            .collect(),
     }
 }

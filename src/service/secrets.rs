@@ -8,7 +8,7 @@
 //! - DEKs: one Active (encrypts), any number Retired (decrypt only), Destroyed when nothing
 //!   references them. Unwrapped DEKs are cached by id. Usage is counted by reservation in
 //!   blocks of [`RESERVATION_BLOCK`]; at `data_key_max_encryptions` the DEK rotates.
-//! - Rotation is one store transaction, flushed before the new key is used.
+//! - Rotation is one store unit, durable before the new key is used.
 //! - Re-encryption runs in batches; each batch's compare-and-swap writes, reference counts
 //!   and cursor commit together, so it resumes after a crash and a concurrent update wins.
 
@@ -21,9 +21,10 @@ use zeroize::Zeroizing;
 
 use crate::crypto::envelope::{header_dek_id, Dek, Kek, SecretContext};
 use crate::crypto::random;
+use crate::domain::time::Clock;
 use crate::error::AppError;
 use crate::store::{
-    now, DekRecord, DekState, Durability, EncryptionStore, MetaStore, Reencrypted, SecretWrite,
+    DekRecord, DekState, EncryptionStore, MetaStore, Reencrypted, SealedSecret, SecretWrite,
 };
 
 /// Encryptions reserved (and persisted) at a time.
@@ -81,7 +82,7 @@ pub struct DekStatus {
     pub id: u32,
     pub state: DekState,
     pub created: i64,
-    pub retired: i64,
+    pub retired: Option<i64>,
     pub kek_id: String,
     pub references: u64,
     pub encryptions_reserved: u64,
@@ -90,25 +91,25 @@ pub struct DekStatus {
 pub struct SecretsService {
     store: Arc<dyn EncryptionStore>,
     meta: Arc<dyn MetaStore>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
     keks: HashMap<String, Kek>,
     current_kek: String,
     cache: RwLock<HashMap<u32, Arc<Dek>>>,
     active: RwLock<Arc<Active>>,
     cap: u64,
-    /// Serializes rotations and re-wraps (blocking: they flush).
-    rotation: Mutex<()>,
+    /// Serializes rotations and re-wraps.
+    rotation: tokio::sync::Mutex<()>,
     job: tokio::sync::Mutex<()>,
     progress: Mutex<JobProgress>,
 }
 
-fn salt(meta: &dyn MetaStore) -> Result<Vec<u8>, AppError> {
+async fn salt(meta: &dyn MetaStore) -> Result<Vec<u8>, AppError> {
     const KEY: &str = "kek_salt";
-    if let Some(s) = meta.get_meta(KEY)? {
+    if let Some(s) = meta.get_meta(KEY).await? {
         return Ok(s);
     }
     let s = random::bytes::<16>().to_vec();
-    meta.set_meta(KEY, &s)?;
+    meta.set_meta(KEY, &s).await?;
     Ok(s)
 }
 
@@ -117,7 +118,7 @@ impl SecretsService {
     pub async fn open(
         store: Arc<dyn EncryptionStore>,
         meta: Arc<dyn MetaStore>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
         secret: &str,
         previous: &[String],
         cap: u64,
@@ -129,7 +130,7 @@ impl SecretsService {
                 "[security] secret_key is empty or Grafana's published default; set a random key",
             ));
         }
-        let salt = salt(meta.as_ref())?;
+        let salt = salt(meta.as_ref()).await?;
         let derive = |s: &str| {
             Kek::derive(s.as_bytes(), &salt)
                 .map_err(|e| AppError::internal("key derivation failed", e))
@@ -142,7 +143,7 @@ impl SecretsService {
             let k = derive(p)?;
             keks.insert(k.id().to_string(), k);
         }
-        match meta.get_meta("kek_canary")? {
+        match meta.get_meta("kek_canary").await? {
             Some(canary) => {
                 if !keks.values().any(|k| k.opens_canary(&canary)) {
                     return Err(AppError::internal(
@@ -153,12 +154,15 @@ impl SecretsService {
                     ));
                 }
             }
-            None => meta.set_meta("kek_canary", &keks[&current_kek].seal_canary())?,
+            None => {
+                meta.set_meta("kek_canary", &keks[&current_kek].seal_canary())
+                    .await?
+            }
         }
         let mut svc = Self {
             store,
             meta,
-            durability,
+            clock,
             keks,
             current_kek,
             cache: RwLock::new(HashMap::new()),
@@ -168,13 +172,13 @@ impl SecretsService {
                 used: AtomicU64::new(0),
             })),
             cap: cap.max(1),
-            rotation: Mutex::new(()),
+            rotation: tokio::sync::Mutex::new(()),
             job: tokio::sync::Mutex::new(()),
             progress: Mutex::new(JobProgress::default()),
         };
-        match svc.store.active_dek()? {
+        match svc.store.active_dek().await? {
             Some(id) => {
-                let rec = svc.store.dek(id)?.ok_or_else(|| {
+                let rec = svc.store.dek(id).await?.ok_or_else(|| {
                     AppError::internal("encryption", "the active data key is missing")
                 })?;
                 svc.active = RwLock::new(Arc::new(Active {
@@ -184,7 +188,7 @@ impl SecretsService {
                     used: AtomicU64::new(rec.reserved),
                 }));
             }
-            None => svc.rotate_locked()?,
+            None => svc.rotate_locked().await?,
         }
         Ok(svc)
     }
@@ -202,13 +206,14 @@ impl SecretsService {
         })
     }
 
-    fn dek(&self, id: u32) -> Result<Arc<Dek>, AppError> {
+    async fn dek(&self, id: u32) -> Result<Arc<Dek>, AppError> {
         if let Some(d) = self.cache.read().get(&id) {
             return Ok(d.clone());
         }
         let rec = self
             .store
-            .dek(id)?
+            .dek(id)
+            .await?
             .filter(|r| r.state != DekState::Destroyed)
             .ok_or_else(|| {
                 AppError::internal(
@@ -227,19 +232,14 @@ impl SecretsService {
         Ok(dek)
     }
 
-    /// Creates a new active DEK, retiring the current one, in one flushed transaction.
-    pub async fn rotate(self: &Arc<Self>) -> Result<(), AppError> {
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _guard = this.rotation.lock();
-            this.rotate_locked()
-        })
-        .await
-        .map_err(|e| AppError::internal("Failed to rotate data keys", e))?
+    /// Creates a new active DEK, retiring the current one, in one durable store unit.
+    pub async fn rotate(&self) -> Result<(), AppError> {
+        let _guard = self.rotation.lock().await;
+        self.rotate_locked().await
     }
 
-    /// Rotation proper; the caller holds `rotation`. Blocking: it flushes.
-    fn rotate_locked(&self) -> Result<(), AppError> {
+    /// Rotation proper; the caller holds `rotation`.
+    async fn rotate_locked(&self) -> Result<(), AppError> {
         let raw = Dek::generate_bytes();
         let kek = self.kek(&self.current_kek)?;
         // The id is allocated first (its AAD binds the wrapped key to it); a crash before
@@ -247,20 +247,21 @@ impl SecretsService {
         let id = self
             .store
             .allocate_dek_id()
+            .await
             .map_err(AppError::store("Failed to rotate data keys"))?;
         let rec = DekRecord {
             id,
             state: DekState::Active,
-            created: now(),
-            retired: 0,
+            created: self.clock.now(),
+            retired: None,
             kek_id: self.current_kek.clone(),
             wrapped: kek.wrap(id, &raw),
             reserved: RESERVATION_BLOCK,
         };
         self.store
             .install_active_dek(rec.clone())
+            .await
             .map_err(AppError::store("Failed to rotate data keys"))?;
-        self.durability.wait_blocking()?;
         let dek = Arc::new(
             Dek::from_bytes(rec.id, &*raw)
                 .map_err(|e| AppError::internal("Failed to rotate data keys", e))?,
@@ -277,57 +278,65 @@ impl SecretsService {
 
     /// Counts one encryption against the active DEK, reserving (and persisting) another
     /// block when needed; `true` when the DEK reached its cap and must rotate.
-    fn count_use(&self, active: &Active) -> Result<bool, AppError> {
+    async fn count_use(&self, active: &Active) -> Result<bool, AppError> {
         let n = active.used.fetch_add(1, Ordering::SeqCst) + 1;
         if n >= self.cap {
             return Ok(true);
         }
-        if n > active.reserved.load(Ordering::SeqCst) {
-            if let Some(mut rec) = self.store.dek(active.id)? {
-                rec.reserved = (rec.reserved + RESERVATION_BLOCK).min(self.cap);
-                self.store.update_dek(&rec)?;
-                active.reserved.store(rec.reserved, Ordering::SeqCst);
-            }
+        let reserved = active.reserved.load(Ordering::SeqCst);
+        if n > reserved {
+            let next = (reserved + RESERVATION_BLOCK).min(self.cap);
+            self.store.reserve_dek_uses(active.id, next).await?;
+            active.reserved.fetch_max(next, Ordering::SeqCst);
         }
         Ok(false)
     }
 
-    /// Encrypts a secret under the active DEK (rotating first when it is used up).
-    pub fn encrypt(&self, ctx: &SecretContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>, AppError> {
+    /// Encrypts a secret under the active DEK (rotating first when it is used up); the
+    /// ciphertext and the id of the DEK that sealed it.
+    pub async fn encrypt(
+        &self,
+        ctx: &SecretContext<'_>,
+        plaintext: &[u8],
+    ) -> Result<SealedSecret, AppError> {
         loop {
             let active = self.active.read().clone();
-            if self.count_use(&active)? {
-                let _guard = self.rotation.lock();
+            if self.count_use(&active).await? {
+                let _guard = self.rotation.lock().await;
                 if self.active.read().id == active.id {
-                    self.rotate_locked()?;
+                    self.rotate_locked().await?;
                 }
                 continue;
             }
-            return Ok(self.dek(active.id)?.seal(ctx, plaintext));
+            return Ok(SealedSecret {
+                dek_id: active.id,
+                ciphertext: self.dek(active.id).await?.seal(ctx, plaintext),
+            });
         }
     }
 
-    pub fn decrypt(
+    pub async fn decrypt(
         &self,
         ctx: &SecretContext<'_>,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, AppError> {
         let id =
             header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
-        self.dek(id)?
+        self.dek(id)
+            .await?
             .open(ctx, ciphertext)
             .map_err(|e| AppError::internal("decryption failed", e))
     }
 
     /// A secret write (for a consumer's transaction) of `plaintext` encrypted for `ctx`.
-    pub fn seal_write(
+    pub async fn seal_write(
         &self,
         ctx: &SecretContext<'_>,
         plaintext: &str,
     ) -> Result<SecretWrite, AppError> {
         Ok(SecretWrite {
             key: secret_key(ctx),
-            value: Some(self.encrypt(ctx, plaintext.as_bytes())?),
+            value: Some(self.encrypt(ctx, plaintext.as_bytes()).await?),
         })
     }
 
@@ -339,11 +348,14 @@ impl SecretsService {
     }
 
     /// Reads and decrypts a stored secret.
-    pub fn read(&self, ctx: &SecretContext<'_>) -> Result<Option<Zeroizing<String>>, AppError> {
-        let Some(ct) = self.store.secret(&secret_key(ctx))? else {
+    pub async fn read(
+        &self,
+        ctx: &SecretContext<'_>,
+    ) -> Result<Option<Zeroizing<String>>, AppError> {
+        let Some(ct) = self.store.secret(&secret_key(ctx)).await? else {
             return Ok(None);
         };
-        let plain = self.decrypt(ctx, &ct)?;
+        let plain = self.decrypt(ctx, &ct).await?;
         Ok(Some(Zeroizing::new(
             String::from_utf8_lossy(&plain).into_owned(),
         )))
@@ -352,20 +364,20 @@ impl SecretsService {
     /// Writes secrets on their own (consumers with their own rows use their store's
     /// transaction instead).
     pub async fn write(&self, writes: &[SecretWrite]) -> Result<(), AppError> {
-        self.store.write_secrets(writes)?;
-        Ok(self.durability.wait().await?)
+        Ok(self.store.write_secrets(writes).await?)
     }
 
     /// Re-encrypts every secret not under the active DEK; resumable, crash-safe.
     pub async fn reencrypt_secrets(self: &Arc<Self>) -> Result<ReencryptReport, AppError> {
         let _job = self.job.lock().await;
-        let mut cursor = self.store.reencrypt_cursor()?;
+        let mut cursor = self.store.reencrypt_cursor().await?;
+        let total = self.store.secret_count().await?;
         {
             let mut p = self.progress.lock();
             *p = JobProgress {
                 running: true,
-                started_at: now(),
-                total: self.store.secret_count()?,
+                started_at: self.clock.now(),
+                total,
                 resumed: cursor.is_some(),
                 ..JobProgress::default()
             };
@@ -373,7 +385,7 @@ impl SecretsService {
         let result = self.run_job(&mut cursor).await;
         let mut p = self.progress.lock();
         p.running = false;
-        p.finished_at = now();
+        p.finished_at = self.clock.now();
         result?;
         Ok(ReencryptReport {
             processed: p.processed,
@@ -384,7 +396,7 @@ impl SecretsService {
 
     async fn run_job(self: &Arc<Self>, cursor: &mut Option<String>) -> Result<(), AppError> {
         loop {
-            let batch = self.store.secrets_after(cursor.as_deref(), BATCH)?;
+            let batch = self.store.secrets_after(cursor.as_deref(), BATCH).await?;
             let Some((last, _)) = batch.last() else { break };
             let last = last.clone();
             let active = self.active.read().id;
@@ -400,11 +412,11 @@ impl SecretsService {
                     failed.push(key.replace('\n', "/"));
                     continue;
                 };
-                match self.decrypt(&ctx, ct) {
+                match self.decrypt(&ctx, ct).await {
                     Ok(plain) => work.push(Reencrypted {
                         key: key.clone(),
                         expected: ct.clone(),
-                        new: self.encrypt(&ctx, &plain)?,
+                        new: self.encrypt(&ctx, &plain).await?,
                     }),
                     Err(e) => {
                         tracing::error!(secret = %key.replace('\n', "/"), error = %e, "cannot re-encrypt secret");
@@ -415,8 +427,8 @@ impl SecretsService {
             let written = self
                 .store
                 .commit_reencrypt(&work, Some(&last))
+                .await
                 .map_err(AppError::store("Failed to re-encrypt secrets"))?;
-            self.durability.wait().await?;
             {
                 let mut p = self.progress.lock();
                 p.processed += batch.len() as u64;
@@ -428,20 +440,17 @@ impl SecretsService {
         }
         self.store
             .commit_reencrypt(&[], None)
+            .await
             .map_err(AppError::store("Failed to re-encrypt secrets"))?;
-        self.destroy_unreferenced()?;
-        self.durability.wait().await?;
+        self.destroy_unreferenced().await?;
         Ok(())
     }
 
-    /// Retired DEKs nothing references any more are destroyed (wrapped bytes erased).
-    fn destroy_unreferenced(&self) -> Result<(), AppError> {
-        for mut rec in self.store.deks()? {
-            if rec.state == DekState::Retired && self.store.dek_references(rec.id)? == 0 {
-                rec.state = DekState::Destroyed;
-                zeroize::Zeroize::zeroize(&mut rec.wrapped);
-                rec.wrapped.clear();
-                self.store.update_dek(&rec)?;
+    /// Retired DEKs nothing references any more are destroyed (wrapped bytes erased); the
+    /// store checks the state and the count in the same unit.
+    async fn destroy_unreferenced(&self) -> Result<(), AppError> {
+        for rec in self.store.deks().await? {
+            if rec.state == DekState::Retired && self.store.destroy_dek(rec.id).await? {
                 self.cache.write().remove(&rec.id);
                 tracing::info!(dek = rec.id, "destroyed an unreferenced retired data key");
             }
@@ -450,15 +459,15 @@ impl SecretsService {
     }
 
     /// True when a re-encryption job was interrupted (a crash) and should resume.
-    pub fn interrupted_job(&self) -> Result<bool, AppError> {
-        Ok(self.store.reencrypt_cursor()?.is_some())
+    pub async fn interrupted_job(&self) -> Result<bool, AppError> {
+        Ok(self.store.reencrypt_cursor().await?.is_some())
     }
 
     /// Re-wraps every DEK under the current KEK and renews the canary; how many.
-    pub fn reencrypt_data_keys(&self) -> Result<usize, AppError> {
-        let _guard = self.rotation.lock();
+    pub async fn reencrypt_data_keys(&self) -> Result<usize, AppError> {
+        let _guard = self.rotation.lock().await;
         let mut n = 0;
-        for mut rec in self.store.deks()? {
+        for rec in self.store.deks().await? {
             if rec.state == DekState::Destroyed || rec.kek_id == self.current_kek {
                 continue;
             }
@@ -466,32 +475,34 @@ impl SecretsService {
             let dek_bytes = old
                 .unwrap_raw(rec.id, &rec.wrapped)
                 .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))?;
-            rec.wrapped = self.kek(&self.current_kek)?.wrap(rec.id, &dek_bytes);
-            rec.kek_id = self.current_kek.clone();
+            let wrapped = self.kek(&self.current_kek)?.wrap(rec.id, &dek_bytes);
             self.store
-                .update_dek(&rec)
+                .rewrap_dek(rec.id, &self.current_kek, wrapped)
+                .await
                 .map_err(AppError::store("Failed to re-encrypt data keys"))?;
             n += 1;
         }
         // The canary follows: from now on only the current key opens this data folder.
-        self.meta
-            .set_meta("kek_canary", &self.kek(&self.current_kek)?.seal_canary())?;
-        self.durability.wait_blocking()?;
+        let canary = self.kek(&self.current_kek)?.seal_canary();
+        self.meta.set_meta("kek_canary", &canary).await?;
         Ok(n)
     }
 
     /// Decrypts every stored secret; the keys of those that fail.
-    pub fn verify(&self) -> Result<(u64, Vec<String>), AppError> {
+    pub async fn verify(&self) -> Result<(u64, Vec<String>), AppError> {
         let mut cursor: Option<String> = None;
         let mut checked = 0;
         let mut failed = Vec::new();
         loop {
-            let batch = self.store.secrets_after(cursor.as_deref(), 1024)?;
+            let batch = self.store.secrets_after(cursor.as_deref(), 1024).await?;
             let Some((last, _)) = batch.last() else { break };
             cursor = Some(last.clone());
             for (key, ct) in &batch {
                 checked += 1;
-                let ok = context_of(key).is_some_and(|ctx| self.decrypt(&ctx, ct).is_ok());
+                let ok = match context_of(key) {
+                    Some(ctx) => self.decrypt(&ctx, ct).await.is_ok(),
+                    None => false,
+                };
                 if !ok {
                     failed.push(key.replace('\n', "/"));
                 }
@@ -500,11 +511,11 @@ impl SecretsService {
         Ok((checked, failed))
     }
 
-    pub fn status(&self) -> Result<(Vec<DekStatus>, u32, JobProgress), AppError> {
+    pub async fn status(&self) -> Result<(Vec<DekStatus>, u32, JobProgress), AppError> {
         let mut deks = Vec::new();
-        for rec in self.store.deks()? {
+        for rec in self.store.deks().await? {
             deks.push(DekStatus {
-                references: self.store.dek_references(rec.id)?,
+                references: self.store.dek_references(rec.id).await?,
                 id: rec.id,
                 state: rec.state,
                 created: rec.created,
@@ -519,23 +530,17 @@ impl SecretsService {
 
 /// The admin operations, as Grafana guards them: Grafana Admins only (`reqGrafanaAdmin`).
 impl SecretsService {
-    pub async fn rotate_as(self: &Arc<Self>, p: &crate::domain::Principal) -> Result<(), AppError> {
+    pub async fn rotate_as(&self, p: &crate::domain::Principal) -> Result<(), AppError> {
         p.require_grafana_admin()?;
-        self.rotate()
-            .await
-            .map_err(|e| AppError::internal("Failed to rotate data keys", e))
+        self.rotate().await
     }
 
     pub async fn reencrypt_data_keys_as(
-        self: &Arc<Self>,
+        &self,
         p: &crate::domain::Principal,
     ) -> Result<usize, AppError> {
         p.require_grafana_admin()?;
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || this.reencrypt_data_keys())
-            .await
-            .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))?
-            .map_err(|e| AppError::internal("Failed to re-encrypt data keys", e))
+        self.reencrypt_data_keys().await
     }
 
     pub async fn reencrypt_secrets_as(
@@ -543,28 +548,29 @@ impl SecretsService {
         p: &crate::domain::Principal,
     ) -> Result<ReencryptReport, AppError> {
         p.require_grafana_admin()?;
-        self.reencrypt_secrets()
-            .await
-            .map_err(|e| AppError::internal("Failed to re-encrypt secrets", e))
+        self.reencrypt_secrets().await
     }
 
     /// tollgate has a single secret format, so there is nothing to roll back to: this
     /// checks the caller and verifies every secret still decrypts.
-    pub fn rollback_as(&self, p: &crate::domain::Principal) -> Result<Vec<String>, AppError> {
+    pub async fn rollback_as(&self, p: &crate::domain::Principal) -> Result<Vec<String>, AppError> {
         p.require_grafana_admin()?;
-        Ok(self.verify()?.1)
+        Ok(self.verify().await?.1)
     }
 
-    pub fn verify_as(&self, p: &crate::domain::Principal) -> Result<(u64, Vec<String>), AppError> {
+    pub async fn verify_as(
+        &self,
+        p: &crate::domain::Principal,
+    ) -> Result<(u64, Vec<String>), AppError> {
         p.require_grafana_admin()?;
-        self.verify()
+        self.verify().await
     }
 
-    pub fn status_as(
+    pub async fn status_as(
         &self,
         p: &crate::domain::Principal,
     ) -> Result<(Vec<DekStatus>, u32, JobProgress), AppError> {
         p.require_grafana_admin()?;
-        self.status()
+        self.status().await
     }
 }

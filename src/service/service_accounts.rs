@@ -6,11 +6,12 @@
 use std::sync::Arc;
 
 use crate::crypto::{crc32, random};
+use crate::domain::time::Clock;
 use crate::domain::{OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::api_keys::ApiKeyService;
 use crate::store::{
-    now, ApiKeyRecord, ApiKeyStore, Durability, NewMembership, StoreError, UserRecord, UserStore,
+    ApiKeyRecord, ApiKeyStore, NewMembership, ProfileChange, StoreError, UserRecord, UserStore,
 };
 
 const PREFIX: &str = "glsa_";
@@ -37,7 +38,7 @@ pub struct ServiceAccountService {
     users: Arc<dyn UserStore>,
     keys: Arc<dyn ApiKeyStore>,
     api_keys: Arc<ApiKeyService>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 /// Grafana's login for an account: `sa-` and the lowercased name, dashes for spaces.
@@ -71,25 +72,26 @@ impl ServiceAccountService {
         users: Arc<dyn UserStore>,
         keys: Arc<dyn ApiKeyStore>,
         api_keys: Arc<ApiKeyService>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             users,
             keys,
             api_keys,
-            durability,
+            clock,
         }
     }
 
-    fn account(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
+    async fn account(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
         let not_found = || AppError::not_found("service account not found");
         let user = self
             .users
-            .user(id)?
+            .user(id)
+            .await?
             .filter(|u| u.is_service_account && u.role_in(p.org_id).is_some())
             .ok_or_else(not_found)?;
         let role = user.role_in(p.org_id).unwrap_or(OrgRole::None);
-        let tokens = self.keys.api_keys(p.org_id, id.0)?.len() as u64;
+        let tokens = self.keys.api_keys(p.org_id, Some(id)).await?.len() as u64;
         Ok(ServiceAccount { user, role, tokens })
     }
 
@@ -117,37 +119,20 @@ impl ServiceAccountService {
             )));
         }
         let login = login_for(name);
-        let at = now();
+        let mut record =
+            UserRecord::new(&login, &login, name, random::short_uid(), self.clock.now());
+        record.is_disabled = is_disabled;
+        record.is_service_account = true;
         let user = self
             .users
-            .create_user(
-                UserRecord {
-                    id: 0,
-                    uid: random::short_uid(),
-                    login: login.clone(),
-                    email: login,
-                    name: name.to_string(),
-                    is_admin: false,
-                    is_disabled,
-                    is_service_account: true,
-                    password: None,
-                    org_id: p.org_id.0,
-                    memberships: Vec::new(),
-                    theme: String::new(),
-                    auth_module: String::new(),
-                    created: at,
-                    updated: at,
-                    last_seen_at: 0,
-                },
-                NewMembership::Existing(p.org_id, role),
-            )
+            .create_user(record, NewMembership::Existing(p.org_id, role))
+            .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
                     AppError::Conflict("service account with this name already exists".into())
                 }
                 other => other.into(),
             })?;
-        self.durability.wait().await?;
         Ok(ServiceAccount {
             user,
             role,
@@ -157,7 +142,7 @@ impl ServiceAccountService {
 
     /// `GET /api/serviceaccounts/search`: the org's accounts whose name or login contains
     /// `query`; (page, total).
-    pub fn search(
+    pub async fn search(
         &self,
         p: &Principal,
         query: &str,
@@ -165,11 +150,11 @@ impl ServiceAccountService {
         per_page: u64,
     ) -> Result<(Vec<ServiceAccount>, u64), AppError> {
         p.require("serviceaccounts:read", "")?;
-        let all = self.users.search_service_accounts(query, 0, u64::MAX)?;
+        let all = self.users.search_users(query, 0, u64::MAX, true).await?;
         let mut found = Vec::new();
         for u in all.users {
             if u.is_service_account && u.role_in(p.org_id).is_some() {
-                found.push(self.account(p, u.user_id())?);
+                found.push(self.account(p, u.user_id()).await?);
             }
         }
         let total = found.len() as u64;
@@ -185,9 +170,9 @@ impl ServiceAccountService {
         ))
     }
 
-    pub fn get(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
+    pub async fn get(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
         p.require("serviceaccounts:read", &scope(id))?;
-        self.account(p, id)
+        self.account(p, id).await
     }
 
     pub async fn update(
@@ -197,23 +182,32 @@ impl ServiceAccountService {
         patch: AccountPatch,
     ) -> Result<ServiceAccount, AppError> {
         p.require("serviceaccounts:write", &scope(id))?;
-        let mut sa = self.account(p, id)?;
+        let sa = self.account(p, id).await?;
+        let role = match patch.role.filter(|r| !r.is_empty()) {
+            Some(role) => {
+                let role =
+                    OrgRole::parse(&role).ok_or_else(|| AppError::bad_request("invalid role"))?;
+                if role > p.org_role && !p.is_grafana_admin {
+                    return Err(AppError::Forbidden(
+                        "cannot give a service account a role above your own".into(),
+                    ));
+                }
+                Some(role)
+            }
+            None => None,
+        };
+        let at = self.clock.now();
         if let Some(name) = patch.name.filter(|n| !n.trim().is_empty()) {
-            sa.user.name = name.trim().to_string();
+            let change = ProfileChange {
+                name: Some(name.trim().to_string()),
+                ..ProfileChange::default()
+            };
+            self.users.update_profile(id, &change, at).await?;
         }
         if let Some(d) = patch.is_disabled {
-            sa.user.is_disabled = d;
+            self.users.set_disabled(id, d, at).await?;
         }
-        sa.user.updated = now();
-        self.users.update_user(&sa.user)?;
-        if let Some(role) = patch.role.filter(|r| !r.is_empty()) {
-            let role =
-                OrgRole::parse(&role).ok_or_else(|| AppError::bad_request("invalid role"))?;
-            if role > p.org_role && !p.is_grafana_admin {
-                return Err(AppError::Forbidden(
-                    "cannot give a service account a role above your own".into(),
-                ));
-            }
+        if let Some(role) = role {
             let memberships: Vec<(OrgId, OrgRole)> = sa
                 .user
                 .memberships
@@ -227,20 +221,16 @@ impl ServiceAccountService {
                     (OrgId(m.org_id), r)
                 })
                 .collect();
-            self.users.set_memberships(id, &memberships)?;
+            self.users.set_memberships(id, &memberships, at).await?;
         }
-        self.durability.wait().await?;
-        self.account(p, id)
+        self.account(p, id).await
     }
 
+    /// Deletes the account with every token of it, in one store unit.
     pub async fn delete(&self, p: &Principal, id: UserId) -> Result<(), AppError> {
         p.require("serviceaccounts:delete", &scope(id))?;
-        self.account(p, id)?;
-        for k in self.keys.api_keys(p.org_id, id.0)? {
-            self.keys.delete_api_key(k.id)?;
-        }
-        self.users.delete_user(id)?;
-        self.durability.wait().await?;
+        self.account(p, id).await?;
+        self.keys.delete_service_account(id).await?;
         Ok(())
     }
 
@@ -253,7 +243,7 @@ impl ServiceAccountService {
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
         p.require("serviceaccounts:write", &scope(id))?;
-        let sa = self.account(p, id)?;
+        let sa = self.account(p, id).await?;
         let name = name.trim();
         if name.is_empty() {
             return Err(AppError::bad_request("token name is required"));
@@ -264,7 +254,7 @@ impl ServiceAccountService {
         let secret = random::alphanumeric(32);
         let body = format!("{PREFIX}{secret}");
         let key = format!("{body}_{:08x}", crc32(body.as_bytes()));
-        let at = now();
+        let at = self.clock.now();
         let record = self
             .keys
             .create_api_key(ApiKeyRecord {
@@ -273,29 +263,31 @@ impl ServiceAccountService {
                 name: name.to_string(),
                 role: sa.role.to_byte(),
                 hash: self.api_keys.hash(&key),
-                expires: if seconds_to_live > 0 {
-                    at.saturating_add(seconds_to_live)
-                } else {
-                    0
-                },
+                expires: (seconds_to_live > 0).then(|| at.saturating_add(seconds_to_live)),
                 created: at,
-                last_used: 0,
-                service_account_id: id.0,
+                last_used: None,
+                service_account_id: Some(id.0),
             })
+            .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
                     AppError::Conflict("a token with this name already exists".into())
                 }
                 other => other.into(),
             })?;
-        self.durability.wait().await?;
         Ok((record, key))
     }
 
-    pub fn tokens(&self, p: &Principal, id: UserId) -> Result<Vec<ApiKeyRecord>, AppError> {
+    pub async fn tokens(&self, p: &Principal, id: UserId) -> Result<Vec<ApiKeyRecord>, AppError> {
         p.require("serviceaccounts:read", &scope(id))?;
-        self.account(p, id)?;
-        Ok(self.keys.api_keys(p.org_id, id.0)?)
+        self.account(p, id).await?;
+        Ok(self.keys.api_keys(p.org_id, Some(id)).await?)
+    }
+
+    /// The token's expiry facts at this service's clock: (expired, seconds left).
+    pub fn expiry(&self, key: &ApiKeyRecord) -> (bool, Option<i64>) {
+        let at = self.clock.now();
+        (key.expired_at(at), key.expires.map(|e| (e - at).max(0)))
     }
 
     pub async fn delete_token(
@@ -305,41 +297,43 @@ impl ServiceAccountService {
         token: u64,
     ) -> Result<(), AppError> {
         p.require("serviceaccounts:write", &scope(id))?;
-        self.account(p, id)?;
+        self.account(p, id).await?;
         let key = self
             .keys
-            .api_key(token)?
-            .filter(|k| k.service_account_id == id.0)
+            .api_key(token)
+            .await?
+            .filter(|k| k.service_account_id == Some(id.0))
             .ok_or_else(|| AppError::not_found("service account token not found"))?;
-        self.keys.delete_api_key(key.id)?;
-        self.durability.wait().await?;
+        self.keys.delete_api_key(key.id).await?;
         Ok(())
     }
 
     /// The account a presented token belongs to: 401 when malformed, unknown, expired or
     /// the account is disabled.
-    pub fn authenticate(&self, presented: &str) -> Result<UserRecord, AppError> {
+    pub async fn authenticate(&self, presented: &str) -> Result<UserRecord, AppError> {
         let invalid = || AppError::Unauthorized("invalid API key".into());
         let token = parse_token(presented.trim()).ok_or_else(invalid)?;
         let key = self
             .keys
-            .api_key_by_hash(&self.api_keys.hash(token))?
-            .filter(|k| k.service_account_id != 0)
+            .api_key_by_hash(&self.api_keys.hash(token))
+            .await?
             .ok_or_else(invalid)?;
-        let at = now();
-        if key.expires != 0 && key.expires <= at {
+        let account = key.service_account_id.ok_or_else(invalid)?;
+        let at = self.clock.now();
+        if key.expired_at(at) {
             return Err(AppError::Unauthorized("Expired API key".into()));
         }
         let user = self
             .users
-            .user(UserId(key.service_account_id))?
+            .user(UserId(account))
+            .await?
             .filter(|u| u.is_service_account)
             .ok_or_else(invalid)?;
         if user.is_disabled {
             return Err(AppError::Unauthorized("service account is disabled".into()));
         }
-        if at - key.last_used >= LAST_USED_INTERVAL {
-            self.keys.touch_api_key(key.id, at)?;
+        if key.last_used.is_none_or(|t| at - t >= LAST_USED_INTERVAL) {
+            self.keys.touch_api_key(key.id, at).await?;
         }
         Ok(user)
     }

@@ -11,11 +11,12 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
-use crate::domain::{user_scope, Principal, UserId};
+use crate::domain::time::Clock;
+use crate::domain::{Principal, UserId};
 use crate::error::AppError;
 use crate::service::useragent::{self, ClientInfo};
-use crate::service::users::{resolve_user, UserEvents};
-use crate::store::{now_ms, Durability, SessionRecord, SessionStore, UserRecord, UserStore};
+use crate::service::users::resolve_checked;
+use crate::store::{SessionPurge, SessionRecord, SessionStore, UserRecord, UserStore};
 
 /// `seen` is written at most this often per session (ms).
 const SEEN_INTERVAL_MS: i64 = 60_000;
@@ -25,7 +26,7 @@ pub struct SessionService {
     users: Arc<dyn UserStore>,
     hasher: Arc<KeyedHasher>,
     settings: Arc<Settings>,
-    durability: Durability,
+    clock: Arc<dyn Clock>,
 }
 
 /// A session as listed: the row plus the parsed user agent.
@@ -49,14 +50,14 @@ impl SessionService {
         users: Arc<dyn UserStore>,
         hasher: Arc<KeyedHasher>,
         settings: Arc<Settings>,
-        durability: Durability,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             users,
             hasher,
             settings,
-            durability,
+            clock,
         }
     }
 
@@ -64,14 +65,20 @@ impl SessionService {
         self.hasher.digest(&[b"session", token.as_bytes()])
     }
 
-    fn expired(&self, s: &SessionRecord, at: i64) -> bool {
-        let max = self.settings.login_max_lifetime.as_millis() as i64;
-        let inactive = self.settings.login_max_inactive_lifetime.as_millis() as i64;
-        s.created_ms + max <= at || s.rotated_ms.max(s.seen_ms) + inactive <= at
+    /// The expiry bounds at `at`: created or last used at or before these is expired.
+    fn bounds(&self, at: i64) -> SessionPurge {
+        let max = i64::try_from(self.settings.login_max_lifetime.as_millis()).unwrap_or(i64::MAX);
+        let inactive = i64::try_from(self.settings.login_max_inactive_lifetime.as_millis())
+            .unwrap_or(i64::MAX);
+        SessionPurge {
+            created_before_ms: at.saturating_sub(max),
+            idle_before_ms: at.saturating_sub(inactive),
+        }
     }
 
-    async fn durable(&self) -> Result<(), AppError> {
-        self.durability.wait().await.map_err(AppError::from)
+    fn expired(&self, s: &SessionRecord, at: i64) -> bool {
+        let b = self.bounds(at);
+        s.created_ms <= b.created_before_ms || s.last_used_ms() <= b.idle_before_ms
     }
 
     /// Starts a session for a user who has just proven who they are.
@@ -82,22 +89,24 @@ impl SessionService {
         user_agent: &str,
     ) -> Result<(String, SessionRecord), AppError> {
         let token = random::hex(&random::bytes::<16>());
-        let at = now_ms();
-        let record = self.store.create_session(SessionRecord {
-            id: 0,
-            user_id: user.id,
-            token_hash: self.hash(&token),
-            prev_token_hash: None,
-            prev_valid_until_ms: 0,
-            client_ip: client_ip.chars().take(64).collect(),
-            user_agent: user_agent.chars().take(512).collect(),
-            auth_module: user.auth_module.clone(),
-            created_ms: at,
-            seen_ms: at,
-            rotated_ms: at,
-            revoked_ms: 0,
-        })?;
-        self.durable().await?;
+        let at = self.clock.now_ms();
+        let record = self
+            .store
+            .create_session(SessionRecord {
+                id: 0,
+                user_id: user.id,
+                token_hash: self.hash(&token),
+                prev_token_hash: None,
+                prev_valid_until_ms: 0,
+                client_ip: client_ip.chars().take(64).collect(),
+                user_agent: user_agent.chars().take(512).collect(),
+                auth_module: user.auth_module.clone(),
+                created_ms: at,
+                seen_ms: at,
+                rotated_ms: at,
+                revoked_ms: None,
+            })
+            .await?;
         Ok((token, record))
     }
 
@@ -108,10 +117,11 @@ impl SessionService {
         let hash = self.hash(token);
         let session = self
             .store
-            .session_by_hash(&hash)?
+            .session_by_hash(&hash)
+            .await?
             .ok_or_else(unauthorized)?;
-        let at = now_ms();
-        if session.revoked_ms != 0 {
+        let at = self.clock.now_ms();
+        if session.revoked_ms.is_some() {
             return Err(AppError::Unauthorized("Token revoked".into()));
         }
         let current = session.token_hash == hash;
@@ -124,23 +134,26 @@ impl SessionService {
         }
         let user = self
             .users
-            .user(UserId(session.user_id))?
+            .user(UserId(session.user_id))
+            .await?
             .filter(|u| !u.is_disabled)
             .ok_or_else(unauthorized)?;
         let due =
             at - session.rotated_ms >= self.settings.token_rotation_interval.as_millis() as i64;
         if current && due {
             let new_token = random::hex(&random::bytes::<16>());
-            let rotated = self.store.rotate_session(
-                session.id,
-                &hash,
-                self.hash(&new_token),
-                at + self.settings.token_rotation_grace.as_millis() as i64,
-                at,
-            )?;
+            let rotated = self
+                .store
+                .rotate_session(
+                    session.id,
+                    &hash,
+                    self.hash(&new_token),
+                    at + self.settings.token_rotation_grace.as_millis() as i64,
+                    at,
+                )
+                .await?;
+            // The client will only hold the new token: the store made it durable.
             if let Some(rotated) = rotated {
-                // The client will only hold the new token: it must survive a crash.
-                self.durable().await?;
                 return Ok(Resolved {
                     session: rotated,
                     user,
@@ -148,7 +161,7 @@ impl SessionService {
                 });
             }
         } else if at - session.seen_ms >= SEEN_INTERVAL_MS {
-            self.store.touch_session(session.id, at)?;
+            self.store.touch_session(session.id, at).await?;
         }
         Ok(Resolved {
             session,
@@ -159,18 +172,18 @@ impl SessionService {
 
     /// `GET /logout`: revokes the session of this token, if any.
     pub async fn sign_out(&self, token: &str) -> Result<(), AppError> {
-        if let Some(s) = self.store.session_by_hash(&self.hash(token))? {
-            self.store.revoke_session(s.id, now_ms())?;
-            self.durable().await?;
+        if let Some(s) = self.store.session_by_hash(&self.hash(token)).await? {
+            self.store.revoke_session(s.id, self.clock.now_ms()).await?;
         }
         Ok(())
     }
 
-    fn views(&self, p: &Principal, user: UserId) -> Result<Vec<SessionView>, AppError> {
-        let at = now_ms();
+    async fn views(&self, p: &Principal, user: UserId) -> Result<Vec<SessionView>, AppError> {
+        let at = self.clock.now_ms();
         let mut out: Vec<SessionView> = self
             .store
-            .user_sessions(user)?
+            .user_sessions(user)
+            .await?
             .into_iter()
             .filter(|s| !self.expired(s, at))
             .map(|s| SessionView {
@@ -184,17 +197,21 @@ impl SessionService {
     }
 
     /// `GET /api/admin/users/:id/auth-tokens`.
-    pub fn list_for(&self, p: &Principal, id_or_uid: &str) -> Result<Vec<SessionView>, AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:list")?;
-        self.views(p, user.user_id())
+    pub async fn list_for(
+        &self,
+        p: &Principal,
+        id_or_uid: &str,
+    ) -> Result<Vec<SessionView>, AppError> {
+        let user = self.checked(p, id_or_uid, "users.authtoken:list").await?;
+        self.views(p, user.user_id()).await
     }
 
     /// `GET /api/user/auth-tokens`.
-    pub fn list_own(&self, p: &Principal) -> Result<Vec<SessionView>, AppError> {
+    pub async fn list_own(&self, p: &Principal) -> Result<Vec<SessionView>, AppError> {
         let user = p
             .user_id
             .ok_or_else(|| AppError::not_found("User not found"))?;
-        self.views(p, user)
+        self.views(p, user).await
     }
 
     /// `POST /api/admin/users/:id/revoke-auth-token`.
@@ -204,7 +221,7 @@ impl SessionService {
         id_or_uid: &str,
         token_id: u64,
     ) -> Result<(), AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:update")?;
+        let user = self.checked(p, id_or_uid, "users.authtoken:update").await?;
         self.revoke_one(p, user.user_id(), token_id).await
     }
 
@@ -220,8 +237,9 @@ impl SessionService {
         let not_found = || AppError::not_found("User auth token not found");
         let session = self
             .store
-            .session(token_id)?
-            .filter(|s| s.user_id == user.0 && s.revoked_ms == 0)
+            .session(token_id)
+            .await?
+            .filter(|s| s.user_id == user.0 && s.revoked_ms.is_none())
             .ok_or_else(not_found)?;
         if p.session_id == Some(session.id) {
             return Err(AppError::bad_request(
@@ -229,9 +247,10 @@ impl SessionService {
             ));
         }
         self.store
-            .revoke_session(session.id, now_ms())?
+            .revoke_session(session.id, self.clock.now_ms())
+            .await?
             .ok_or_else(not_found)?;
-        self.durable().await
+        Ok(())
     }
 
     /// `POST /api/admin/users/:id/logout`: ends every session of the user.
@@ -242,36 +261,28 @@ impl SessionService {
                 return Err(AppError::bad_request("You cannot logout yourself"));
             }
         }
-        let user = self.checked(p, id_or_uid, "users.logout")?;
+        let user = self.checked(p, id_or_uid, "users.logout").await?;
         if p.is_user(user.user_id()) {
             return Err(AppError::bad_request("You cannot logout yourself"));
         }
-        self.store.revoke_user_sessions(user.user_id(), now_ms())?;
-        self.durable().await
+        self.store
+            .revoke_user_sessions(user.user_id(), self.clock.now_ms())
+            .await?;
+        Ok(())
     }
 
-    fn checked(
+    async fn checked(
         &self,
         p: &Principal,
         id_or_uid: &str,
         action: &str,
     ) -> Result<UserRecord, AppError> {
-        p.require(action, "")?;
-        let user = resolve_user(self.users.as_ref(), id_or_uid)?;
-        p.require(action, &user_scope(user.user_id()))?;
-        Ok(user)
+        resolve_checked(self.users.as_ref(), p, id_or_uid, action).await
     }
 
-    /// Deletes expired and long-revoked sessions (a periodic job); how many.
-    pub fn purge(&self) -> Result<usize, AppError> {
-        let at = now_ms();
-        Ok(self.store.purge_sessions(&|s| self.expired(s, at))?)
-    }
-}
-
-impl UserEvents for SessionService {
-    fn credentials_revoked(&self, user: UserId) -> Result<(), AppError> {
-        self.store.revoke_user_sessions(user, now_ms())?;
-        Ok(())
+    /// Deletes expired sessions, revoked ones included (a periodic job); how many.
+    pub async fn purge(&self) -> Result<usize, AppError> {
+        let bounds = self.bounds(self.clock.now_ms());
+        Ok(self.store.purge_sessions(bounds).await?)
     }
 }

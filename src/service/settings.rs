@@ -17,7 +17,7 @@ use crate::crypto::envelope::SecretContext;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
-use crate::store::{Durability, SettingOverride, SettingsStore};
+use crate::store::{SettingOverride, SettingsStore};
 
 pub const MASK: &str = "*********";
 /// Sections that may change at runtime (Grafana Enterprise allows only this one).
@@ -128,7 +128,6 @@ pub struct SettingsService {
     base: Arc<Settings>,
     store: Arc<dyn SettingsStore>,
     secrets: Arc<SecretsService>,
-    durability: Durability,
     overrides: RwLock<BTreeMap<(String, String), String>>,
 }
 
@@ -142,17 +141,17 @@ fn ctx<'a>(section: &'a str, key: &'a str) -> SecretContext<'a> {
 
 impl SettingsService {
     /// Loads the overrides (decrypting secret ones).
-    pub fn open(
+    pub async fn open(
         base: Arc<Settings>,
         store: Arc<dyn SettingsStore>,
         secrets: Arc<SecretsService>,
-        durability: Durability,
     ) -> Result<Self, AppError> {
         let mut overrides = BTreeMap::new();
-        for o in store.setting_overrides()? {
+        for o in store.setting_overrides().await? {
             let value = if o.secret {
                 secrets
-                    .read(&ctx(&o.section, &o.key))?
+                    .read(&ctx(&o.section, &o.key))
+                    .await?
                     .map(|v| v.to_string())
                     .unwrap_or_default()
             } else {
@@ -164,7 +163,6 @@ impl SettingsService {
             base,
             store,
             secrets,
-            durability,
             overrides: RwLock::new(overrides),
         })
     }
@@ -245,7 +243,7 @@ impl SettingsService {
             for (key, value) in kv {
                 let secret = is_secret_key(section, key);
                 if secret {
-                    secret_writes.push(self.secrets.seal_write(&ctx(section, key), value)?);
+                    secret_writes.push(self.secrets.seal_write(&ctx(section, key), value).await?);
                 }
                 set.push(SettingOverride {
                     section: section.clone(),
@@ -264,8 +262,8 @@ impl SettingsService {
         }
         self.store
             .apply_setting_overrides(&set, &remove, &secret_writes)
+            .await
             .map_err(AppError::store("Failed to update settings"))?;
-        self.durability.wait().await?;
         let mut live = self.overrides.write();
         for (s, k) in &remove {
             live.remove(&(s.clone(), k.clone()));

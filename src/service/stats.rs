@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::domain::time::month_start;
-use crate::domain::{OrgRole, Principal};
+use crate::domain::time::{month_start, Clock};
+use crate::domain::Principal;
 use crate::error::AppError;
-use crate::store::{counter, now, now_ms, MetaStore, SessionStore, UserStore};
+use crate::store::{Activity, ActivityWindows, MetaStore, SessionStore, StatsStore};
 
 /// Grafana's `AdminStats`, in its field order.
 #[derive(Debug, Clone, Default)]
@@ -40,29 +40,11 @@ pub struct AdminStats {
     pub active_devices: u64,
 }
 
-/// Counts over time windows, from the periodic job.
-#[derive(Debug, Clone, Default)]
-struct Activity {
-    active: [u64; 3],
-    daily: [u64; 3],
-    monthly_active_users: u64,
-    daily_active_sessions: u64,
-}
-
-/// Index into the per-role arrays: admins, editors, viewers (Grafana buckets the rest,
-/// `None` included, with viewers).
-fn bucket(role: Option<OrgRole>) -> usize {
-    match role {
-        Some(OrgRole::Admin) => 0,
-        Some(OrgRole::Editor) => 1,
-        _ => 2,
-    }
-}
-
 pub struct StatsService {
-    users: Arc<dyn UserStore>,
+    counts: Arc<dyn StatsStore>,
     sessions: Arc<dyn SessionStore>,
     meta: Arc<dyn MetaStore>,
+    clock: Arc<dyn Clock>,
     activity: RwLock<Activity>,
 }
 
@@ -81,78 +63,65 @@ pub struct UsageReport {
 
 impl StatsService {
     pub fn new(
-        users: Arc<dyn UserStore>,
+        counts: Arc<dyn StatsStore>,
         sessions: Arc<dyn SessionStore>,
         meta: Arc<dyn MetaStore>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            users,
+            counts,
             sessions,
             meta,
+            clock,
             activity: RwLock::new(Activity::default()),
         }
     }
 
-    /// The periodic job: one pass over users and sessions.
-    pub fn refresh(&self) -> Result<(), AppError> {
-        let at = now();
-        let month = month_start(at);
-        let mut a = Activity::default();
-        self.users.for_each_user(&mut |u| {
-            if u.is_service_account {
-                return;
-            }
-            let b = bucket(u.highest_role());
-            if u.last_seen_at > at - 30 * 86_400 {
-                a.active[b] += 1;
-            }
-            if u.last_seen_at > at - 86_400 {
-                a.daily[b] += 1;
-            }
-            if u.last_seen_at >= month {
-                a.monthly_active_users += 1;
-            }
-        })?;
-        let day_ago_ms = now_ms() - 86_400_000;
-        self.sessions.for_each_session(&mut |s| {
-            if s.revoked_ms == 0 && s.seen_ms.max(s.rotated_ms) > day_ago_ms {
-                a.daily_active_sessions += 1;
-            }
-        })?;
+    /// The periodic job: one pass over users and sessions, in the store.
+    pub async fn refresh(&self) -> Result<(), AppError> {
+        let at_ms = self.clock.now_ms();
+        let at = at_ms.div_euclid(1000);
+        let a = self
+            .counts
+            .activity(ActivityWindows {
+                active_after: at - 30 * 86_400,
+                daily_after: at - 86_400,
+                month_start: month_start(at),
+                sessions_after_ms: at_ms - 86_400_000,
+            })
+            .await?;
         *self.activity.write() = a;
         Ok(())
     }
 
-    fn c(&self, name: &str) -> Result<u64, AppError> {
-        Ok(self.users.counter(name)?)
-    }
-
     /// `GET /api/admin/stats`.
-    pub fn stats(&self, p: &Principal) -> Result<AdminStats, AppError> {
+    pub async fn stats(&self, p: &Principal) -> Result<AdminStats, AppError> {
         p.require("server.stats:read", "")?;
-        self.snapshot()
+        self.snapshot().await
     }
 
-    fn snapshot(&self) -> Result<AdminStats, AppError> {
-        let a = self.activity.read().clone();
+    async fn snapshot(&self) -> Result<AdminStats, AppError> {
+        let a = *self.activity.read();
+        let c = self.counts.counts().await?;
         Ok(AdminStats {
-            orgs: self.c(counter::ORGS)?,
-            dashboards: self.c(counter::DASHBOARDS)?,
-            snapshots: self.c(counter::SNAPSHOTS)?,
-            tags: self.c(counter::TAGS)?,
-            datasources: self.c(counter::DATASOURCES)?,
-            playlists: self.c(counter::PLAYLISTS)?,
-            stars: self.c(counter::STARS)?,
-            alerts: self.c(counter::ALERTS)?,
-            users: self.c(counter::USERS)?,
-            admins: self.c(counter::ROLE_ADMIN)?,
-            editors: self.c(counter::ROLE_EDITOR)?,
-            viewers: self.c(counter::ROLE_VIEWER)? + self.c(counter::ROLE_NONE)?,
+            orgs: c.orgs,
+            dashboards: c.dashboards,
+            // tollgate keeps no snapshots, playlists or stars.
+            snapshots: 0,
+            tags: c.tags,
+            datasources: c.datasources,
+            playlists: 0,
+            stars: 0,
+            alerts: c.alerts,
+            users: c.users,
+            admins: c.admins,
+            editors: c.editors,
+            viewers: c.viewers + c.no_role,
             active_users: a.active.iter().sum(),
             active_admins: a.active[0],
             active_editors: a.active[1],
             active_viewers: a.active[2],
-            active_sessions: self.c(counter::SESSIONS)?,
+            active_sessions: self.sessions.active_session_count().await?,
             daily_active_users: a.daily.iter().sum(),
             daily_active_admins: a.daily[0],
             daily_active_editors: a.daily[1],
@@ -164,8 +133,8 @@ impl StatsService {
     }
 
     /// The install's usage-stats id: a UUID created once and stored.
-    pub fn usage_stats_id(&self) -> Result<String, AppError> {
-        if let Some(id) = self.meta.get_meta("usage_stats_id")? {
+    pub async fn usage_stats_id(&self) -> Result<String, AppError> {
+        if let Some(id) = self.meta.get_meta("usage_stats_id").await? {
             return Ok(String::from_utf8_lossy(&id).into_owned());
         }
         let mut b = crate::crypto::random::bytes::<16>();
@@ -180,19 +149,20 @@ impl StatsService {
             &h[16..20],
             &h[20..32]
         );
-        self.meta.set_meta("usage_stats_id", id.as_bytes())?;
+        self.meta.set_meta("usage_stats_id", id.as_bytes()).await?;
         Ok(id)
     }
 
     /// `GET /api/admin/usage-report-preview`. tollgate never sends it anywhere.
-    pub fn usage_report(
+    pub async fn usage_report(
         &self,
         p: &Principal,
         version: &str,
         has_valid_license: bool,
     ) -> Result<UsageReport, AppError> {
         p.require("server.usagestats.report:read", "")?;
-        let s = self.snapshot()?;
+        let s = self.snapshot().await?;
+        let c = self.counts.counts().await?;
         let metrics = vec![
             ("stats.active_admins.count", s.active_admins),
             ("stats.active_editors.count", s.active_editors),
@@ -201,7 +171,7 @@ impl StatsService {
             ("stats.active_viewers.count", s.active_viewers),
             ("stats.admins.count", s.admins),
             ("stats.alerts.count", s.alerts),
-            ("stats.api_keys.count", self.c(counter::API_KEYS)?),
+            ("stats.api_keys.count", c.api_keys),
             ("stats.auth_enabled.basic_auth.count", 1),
             ("stats.daily_active_users.count", s.daily_active_users),
             ("stats.dashboards.count", s.dashboards),
@@ -209,7 +179,7 @@ impl StatsService {
             ("stats.edition.enterprise.count", 1),
             ("stats.edition.oss.count", 0),
             ("stats.editors.count", s.editors),
-            ("stats.folders.count", self.c(counter::FOLDERS)?),
+            ("stats.folders.count", c.folders),
             ("stats.monthly_active_users.count", s.monthly_active_users),
             ("stats.orgs.count", s.orgs),
             ("stats.packaging.binary.count", 1),
@@ -234,7 +204,7 @@ impl StatsService {
             edition: "enterprise".into(),
             has_valid_license,
             packaging: "binary".into(),
-            usage_stats_id: self.usage_stats_id()?,
+            usage_stats_id: self.usage_stats_id().await?,
         })
     }
 }

@@ -1,16 +1,21 @@
 //! The rules of users: creation (Grafana's `auto_assign_org` rules), passwords, the Grafana
 //! Admin flag, disable/enable, delete, and reads. Each operation checks the caller's
-//! permission first, then applies the rules, then waits until the write is on disk.
+//! permission first, then applies the rules, then makes one narrow store change (durable
+//! when it returns). A credential change ends the user's sessions and drops cached Basic
+//! credentials, by explicit calls.
 
 use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::password::check_policy;
 use crate::crypto::{random, PasswordHash};
+use crate::domain::time::Clock;
 use crate::domain::{user_scope, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
-use crate::service::auth::CredentialCache;
-use crate::store::{now, Durability, NewMembership, StoreError, UserPage, UserRecord, UserStore};
+use crate::service::credentials::CredentialCache;
+use crate::store::{
+    NewMembership, ProfileChange, SessionStore, StoreError, UserPage, UserRecord, UserStore,
+};
 
 pub const USER_NOT_FOUND: &str = "User not found";
 
@@ -33,30 +38,37 @@ pub struct ProfileUpdate {
     pub theme: Option<String>,
 }
 
-/// Hooks other services register to hear about user changes (sessions revoke on them).
-pub trait UserEvents: Send + Sync {
-    /// The user's credentials changed, or the user was disabled or deleted: end sessions.
-    fn credentials_revoked(&self, user: UserId) -> Result<(), AppError>;
-}
-
 /// Resolves the `:id` of the admin routes: a numeric id or a user uid (Grafana's newest
 /// `userUIDResolver`); anything unresolvable, service accounts included, is 404.
-pub fn resolve_user(store: &dyn UserStore, id_or_uid: &str) -> Result<UserRecord, AppError> {
+pub async fn resolve_user(store: &dyn UserStore, id_or_uid: &str) -> Result<UserRecord, AppError> {
     let found = match id_or_uid.parse::<u64>() {
-        Ok(id) => store.user(UserId(id))?,
-        Err(_) => store.user_by_uid(id_or_uid)?,
+        Ok(id) => store.user(UserId(id)).await?,
+        Err(_) => store.user_by_uid(id_or_uid).await?,
     };
     found
         .filter(|u| !u.is_service_account)
         .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
 }
 
+/// Checks the action before revealing whether the user exists, then on the user's scope.
+pub async fn resolve_checked(
+    store: &dyn UserStore,
+    p: &Principal,
+    id_or_uid: &str,
+    action: &str,
+) -> Result<UserRecord, AppError> {
+    p.require(action, "")?;
+    let user = resolve_user(store, id_or_uid).await?;
+    p.require(action, &user_scope(user.user_id()))?;
+    Ok(user)
+}
+
 pub struct UserService {
     store: Arc<dyn UserStore>,
-    durability: Durability,
+    sessions: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
     credentials: Arc<CredentialCache>,
-    events: parking_lot::RwLock<Vec<Arc<dyn UserEvents>>>,
+    clock: Arc<dyn Clock>,
 }
 
 async fn hash_password(password: &str, iterations: u32) -> Result<PasswordHash, AppError> {
@@ -69,41 +81,32 @@ async fn hash_password(password: &str, iterations: u32) -> Result<PasswordHash, 
 impl UserService {
     pub fn new(
         store: Arc<dyn UserStore>,
-        durability: Durability,
+        sessions: Arc<dyn SessionStore>,
         settings: Arc<Settings>,
         credentials: Arc<CredentialCache>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
-            durability,
+            sessions,
             settings,
             credentials,
-            events: parking_lot::RwLock::new(Vec::new()),
+            clock,
         }
     }
 
-    pub fn subscribe(&self, listener: Arc<dyn UserEvents>) {
-        self.events.write().push(listener);
-    }
-
-    fn revoke_credentials(&self, user: UserId) -> Result<(), AppError> {
+    /// After a password change, disable or delete: cached Basic credentials and every
+    /// session of the user stop working.
+    async fn revoke_credentials(&self, user: UserId) -> Result<(), AppError> {
         self.credentials.forget_user(user);
-        let listeners = self.events.read().clone();
-        for l in listeners {
-            l.credentials_revoked(user)?;
-        }
+        self.sessions
+            .revoke_user_sessions(user, self.clock.now_ms())
+            .await?;
         Ok(())
     }
 
-    async fn durable(&self) -> Result<(), AppError> {
-        self.durability
-            .wait()
-            .await
-            .map_err(|e| AppError::internal("Internal Server Error", e))
-    }
-
-    pub fn resolve(&self, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        resolve_user(self.store.as_ref(), id_or_uid)
+    pub async fn resolve(&self, id_or_uid: &str) -> Result<UserRecord, AppError> {
+        resolve_user(self.store.as_ref(), id_or_uid).await
     }
 
     /// `POST /api/admin/users`.
@@ -153,7 +156,7 @@ impl UserService {
             };
             match form.org_id.filter(|id| *id != 0) {
                 Some(id) => {
-                    if self.store.org(OrgId(id))?.is_none() {
+                    if self.store.org(OrgId(id)).await?.is_none() {
                         return Err(AppError::bad_request("organization not found"));
                     }
                     NewMembership::Existing(OrgId(id), role)
@@ -161,7 +164,9 @@ impl UserService {
                 None => {
                     let id = OrgId(s.auto_assign_org_id);
                     if id == OrgId(1) {
-                        self.store.ensure_org(id, "Main Org.")?;
+                        self.store
+                            .ensure_org(id, "Main Org.", self.clock.now())
+                            .await?;
                     }
                     NewMembership::Existing(id, role)
                 }
@@ -170,29 +175,19 @@ impl UserService {
             NewMembership::NewOrg(email.as_str().to_string(), OrgRole::Admin)
         };
         let hash = hash_password(&form.password, s.password_hash_iterations).await?;
-        let ts = now();
-        let record = UserRecord {
-            id: 0,
-            uid: random::short_uid(),
-            name: form.name.trim().to_string(),
-            login: login.into_inner(),
-            email: email.into_inner(),
-            is_admin: grafana_admin,
-            is_disabled: false,
-            is_service_account: false,
-            password: Some(hash),
-            org_id: 0,
-            memberships: vec![],
-            theme: String::new(),
-            auth_module: String::new(),
-            created: ts,
-            updated: ts,
-            // Grafana: "never seen" is ten years ago.
-            last_seen_at: ts - 10 * 365 * 86_400,
-        };
+        let mut record = UserRecord::new(
+            login.as_str(),
+            email.as_str(),
+            form.name.trim(),
+            random::short_uid(),
+            self.clock.now(),
+        );
+        record.is_admin = grafana_admin;
+        record.password = Some(hash);
         let created = self
             .store
             .create_user(record, membership)
+            .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => AppError::PreconditionFailed(format!(
                     "User with email '{}' or username '{}' already exists",
@@ -204,7 +199,6 @@ impl UserService {
                 ),
                 other => AppError::internal("failed to create user", other),
             })?;
-        self.durable().await?;
         tracing::info!(user = created.id, login = %created.login, "user created");
         Ok(created)
     }
@@ -216,7 +210,9 @@ impl UserService {
         id_or_uid: &str,
         password: &str,
     ) -> Result<(), AppError> {
-        let mut user = self.resolve_checked(p, id_or_uid, "users.password:update")?;
+        let user = self
+            .resolve_checked(p, id_or_uid, "users.password:update")
+            .await?;
         if self.settings.disable_login_form {
             return Err(AppError::Forbidden(
                 "Not allowed to reset password when login form is disabled".into(),
@@ -227,14 +223,12 @@ impl UserService {
         }
         check_policy(password, self.settings.strong_password_policy)
             .map_err(AppError::bad_request)?;
-        user.password =
-            Some(hash_password(password, self.settings.password_hash_iterations).await?);
-        user.updated = now();
+        let hash = hash_password(password, self.settings.password_hash_iterations).await?;
         self.store
-            .update_user(&user)
+            .set_password(user.user_id(), hash, self.clock.now())
+            .await
             .map_err(AppError::store("Failed to update user password"))?;
-        self.revoke_credentials(user.user_id())?;
-        self.durable().await
+        self.revoke_credentials(user.user_id()).await
     }
 
     /// `PUT /api/admin/users/:id/permissions`: the Grafana Admin flag.
@@ -244,7 +238,9 @@ impl UserService {
         id_or_uid: &str,
         admin: bool,
     ) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users.permissions:update")?;
+        let user = self
+            .resolve_checked(p, id_or_uid, "users.permissions:update")
+            .await?;
         // Granting needs a Grafana Admin too (Grafana newest): nobody grants server-admin
         // powers they do not hold. Revoking needs only the permission.
         if admin {
@@ -256,27 +252,28 @@ impl UserService {
             ));
         }
         self.store
-            .set_grafana_admin(user.user_id(), admin)
+            .set_grafana_admin(user.user_id(), admin, self.clock.now())
+            .await
             .map_err(|e| match e {
                 StoreError::LastAdmin => AppError::bad_request("cannot remove last grafana admin"),
                 StoreError::NotFound => AppError::not_found(USER_NOT_FOUND),
                 other => AppError::internal("Failed to update user permissions", other),
             })?;
-        self.durable().await
+        Ok(())
     }
 
     /// `DELETE /api/admin/users/:id`. Refuses to delete the last Grafana Admin, which
     /// would lock every operator out of the admin API (Grafana allows it).
     pub async fn delete(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users:delete")?;
+        let user = self.resolve_checked(p, id_or_uid, "users:delete").await?;
         self.store
             .delete_user(user.user_id())
+            .await
             .map_err(|e| match e {
                 StoreError::LastAdmin => AppError::bad_request("cannot remove last grafana admin"),
                 other => AppError::internal("Failed to delete user", other),
             })?;
-        self.revoke_credentials(user.user_id())?;
-        self.durable().await?;
+        self.revoke_credentials(user.user_id()).await?;
         tracing::info!(user = user.id, login = %user.login, "user deleted");
         Ok(())
     }
@@ -293,7 +290,7 @@ impl UserService {
         } else {
             "users:enable"
         };
-        let mut user = self.resolve_checked(p, id_or_uid, action)?;
+        let user = self.resolve_checked(p, id_or_uid, action).await?;
         if !user.auth_module.is_empty() {
             let verb = if disabled { "disable" } else { "enable" };
             return Err(AppError::internal(
@@ -301,15 +298,14 @@ impl UserService {
                 "external users are managed by their provider",
             ));
         }
-        user.is_disabled = disabled;
-        user.updated = now();
         self.store
-            .update_user(&user)
+            .set_disabled(user.user_id(), disabled, self.clock.now())
+            .await
             .map_err(AppError::store("Failed to update user"))?;
         if disabled {
-            self.revoke_credentials(user.user_id())?;
+            self.revoke_credentials(user.user_id()).await?;
         }
-        self.durable().await
+        Ok(())
     }
 
     /// Changes a user's profile (`PUT /api/users/:id`).
@@ -319,55 +315,60 @@ impl UserService {
         id_or_uid: &str,
         update: ProfileUpdate,
     ) -> Result<(), AppError> {
-        let mut user = self.resolve_checked(p, id_or_uid, "users:write")?;
+        let user = self.resolve_checked(p, id_or_uid, "users:write").await?;
+        let mut change = ProfileChange::default();
         if let Some(login) = update.login.filter(|l| !l.trim().is_empty()) {
-            user.login = Login::parse(&login)
-                .map_err(AppError::BadRequest)?
-                .into_inner();
+            change.login = Some(
+                Login::parse(&login)
+                    .map_err(AppError::BadRequest)?
+                    .into_inner(),
+            );
         }
         if let Some(email) = update.email.filter(|e| !e.trim().is_empty()) {
-            user.email = Email::parse(&email)
-                .map_err(AppError::BadRequest)?
-                .into_inner();
+            change.email = Some(
+                Email::parse(&email)
+                    .map_err(AppError::BadRequest)?
+                    .into_inner(),
+            );
         }
-        if let Some(name) = update.name {
-            user.name = name.trim().to_string();
-        }
-        if let Some(theme) = update.theme {
-            user.theme = theme;
-        }
-        user.updated = now();
-        self.store.update_user(&user).map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::Conflict("Login or email already taken".into()),
-            other => AppError::internal("Failed to update user", other),
-        })?;
-        self.durable().await
+        change.name = update.name.map(|n| n.trim().to_string());
+        change.theme = update.theme;
+        self.store
+            .update_profile(user.user_id(), &change, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    AppError::Conflict("Login or email already taken".into())
+                }
+                other => AppError::internal("Failed to update user", other),
+            })?;
+        Ok(())
     }
 
-    fn resolve_checked(
+    async fn resolve_checked(
         &self,
         p: &Principal,
         id_or_uid: &str,
         action: &str,
     ) -> Result<UserRecord, AppError> {
-        // Check the action before revealing whether the user exists.
-        p.require(action, "")?;
-        let user = self.resolve(id_or_uid)?;
-        p.require(action, &user_scope(user.user_id()))?;
-        Ok(user)
+        resolve_checked(self.store.as_ref(), p, id_or_uid, action).await
     }
 
     /// `GET /api/users/:id`.
-    pub fn get(&self, p: &Principal, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        self.resolve_checked(p, id_or_uid, "users:read")
+    pub async fn get(&self, p: &Principal, id_or_uid: &str) -> Result<UserRecord, AppError> {
+        self.resolve_checked(p, id_or_uid, "users:read").await
     }
 
     /// `GET /api/users/lookup?loginOrEmail=`.
-    pub fn lookup(&self, p: &Principal, login_or_email: &str) -> Result<UserRecord, AppError> {
+    pub async fn lookup(
+        &self,
+        p: &Principal,
+        login_or_email: &str,
+    ) -> Result<UserRecord, AppError> {
         p.require("users:read", "global.users:*")?;
-        let found = match self.store.user_by_login(login_or_email)? {
+        let found = match self.store.user_by_login(login_or_email).await? {
             Some(u) => Some(u),
-            None => self.store.user_by_email(login_or_email)?,
+            None => self.store.user_by_email(login_or_email).await?,
         };
         found
             .filter(|u| !u.is_service_account)
@@ -386,39 +387,26 @@ impl UserService {
         let page = page.max(1);
         let per_page = per_page.clamp(1, 5000);
         let offset = (page - 1).saturating_mul(per_page);
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.search_users(&query, offset, per_page))
+        self.store
+            .search_users(&query, offset, per_page, false)
             .await
-            .map_err(|e| AppError::internal("Failed to fetch users", e))?
             .map_err(AppError::store("Failed to fetch users"))
     }
 
     /// The caller's own row (`GET /api/user`). An API key, which has no user, is shown as
     /// a synthetic user of its org (id 0), as newer Grafana shows the service account a
     /// key was migrated to.
-    pub fn current(&self, p: &Principal) -> Result<UserRecord, AppError> {
+    pub async fn current(&self, p: &Principal) -> Result<UserRecord, AppError> {
         let Some(id) = p.user_id else {
-            return Ok(UserRecord {
-                id: 0,
-                uid: String::new(),
-                login: p.login.clone(),
-                email: String::new(),
-                name: p.login.clone(),
-                is_admin: false,
-                is_disabled: false,
-                is_service_account: true,
-                password: None,
-                org_id: p.org_id.0,
-                memberships: vec![],
-                theme: String::new(),
-                auth_module: String::new(),
-                created: 0,
-                updated: 0,
-                last_seen_at: 0,
-            });
+            let mut key = UserRecord::new(&p.login, "", &p.login, String::new(), 0);
+            key.is_service_account = true;
+            key.org_id = p.org_id.0;
+            key.last_seen_at = Some(0);
+            return Ok(key);
         };
         self.store
-            .user(id)?
+            .user(id)
+            .await?
             .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
     }
 }

@@ -1,27 +1,56 @@
-//! Storage behind narrow traits. [`sled_store::SledStore`] is the only code that names sled;
-//! every value goes through [`codec`]; uniqueness indexes are separate trees written in the
-//! same transaction as the row; counters (for stats) change in the same transaction as the
-//! rows they count, so reading them never scans.
+//! The store: one contract, one module per backend.
+//!
+//! Everything above this module reaches storage through the narrow traits below, combined in
+//! [`Store`], and gets a backend from [`open`]; nothing above `src/store/` names a backend.
+//! `contract` holds the test suite every backend must pass.
+//!
+//! **Async, deliberately.** Every method is `async` (through `async_trait`, so that services
+//! can hold `Arc<dyn UserStore>`): a network database (the PostgreSQL backend) awaits its
+//! socket instead of blocking a runtime worker, and the embedded sled backend awaits its
+//! group commit. sled's own operations are short in-memory work and run inline; its rare
+//! scans (search, activity) move to the blocking pool inside the backend. The cost is one
+//! boxed future per call, which the benchmarks do not see.
+//!
+//! **The contract of every method:**
+//! - Each call is one atomic unit: it happens entirely or not at all.
+//! - A mutating call returns only once its change is durable (sled: a group-committed flush;
+//!   SQL: a committed transaction), so a service never has to remember to flush. The
+//!   exceptions say "best effort" (last-seen and last-used times), where losing the last
+//!   few seconds on a crash is harmless.
+//! - Updates are narrow: a method changes exactly the fields it names, re-reading the row
+//!   inside its transaction, so two concurrent updates of different fields never undo each
+//!   other. There is no "replace the whole row" for users, roles or keys.
+//! - Time comes from the caller (`at` parameters), never from the backend's clock.
+//! - Org-owned records are read and keyed by org.
 
 pub mod codec;
+#[cfg(test)]
+pub mod contract;
 pub mod durability;
-pub mod sled_store;
+pub mod records;
+mod sled_store;
 
-use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 
 pub use durability::Durability;
-pub use sled_store::SledStore;
+pub use records::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness index already holds the value (`login` or `email`).
+    /// A uniqueness rule already holds the value (`login`, `email`, `name`, `uid`).
     #[error("{0} already taken")]
     Conflict(&'static str),
+    /// A compare-and-swap lost: the record changed since it was read (`version`).
+    #[error("{0} changed concurrently")]
+    Stale(&'static str),
     /// The change would leave no Grafana Admin.
     #[error("last grafana admin")]
     LastAdmin,
@@ -33,108 +62,70 @@ pub enum StoreError {
     Codec(String),
 }
 
-/// A user row. Org memberships live in the row (a user has few) and in the `org_members`
-/// index tree (for listing an org's users), written together.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UserRecord {
-    pub id: u64,
-    pub uid: String,
-    pub login: String,
-    pub email: String,
-    pub name: String,
-    pub is_admin: bool,
-    pub is_disabled: bool,
-    pub is_service_account: bool,
-    pub password: Option<PasswordHash>,
-    /// The user's current org.
-    pub org_id: u64,
-    pub memberships: Vec<Membership>,
-    pub theme: String,
-    /// "" for local users, "ldap" for users synced from a directory.
-    pub auth_module: String,
-    pub created: i64,
-    pub updated: i64,
-    pub last_seen_at: i64,
-}
+pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Membership {
-    pub org_id: u64,
-    pub role: u8,
-}
-
-impl UserRecord {
-    pub fn user_id(&self) -> UserId {
-        UserId(self.id)
-    }
-
-    pub fn role_in(&self, org: OrgId) -> Option<OrgRole> {
-        self.memberships
-            .iter()
-            .find(|m| m.org_id == org.0)
-            .and_then(|m| OrgRole::from_byte(m.role))
-    }
-
-    /// The highest role over all orgs (stats bucket users by it).
-    pub fn highest_role(&self) -> Option<OrgRole> {
-        self.memberships
-            .iter()
-            .filter_map(|m| OrgRole::from_byte(m.role))
-            .max()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OrgRecord {
-    pub id: u64,
-    pub name: String,
-    pub created: i64,
-    pub updated: i64,
-}
-
-/// Where a new user goes.
-#[derive(Debug, Clone)]
-pub enum NewMembership {
-    Existing(OrgId, OrgRole),
-    /// Grafana with `auto_assign_org = false`: a new org named after the user.
-    NewOrg(String, OrgRole),
-}
-
-/// Counter names maintained by the stores.
-pub mod counter {
-    pub const USERS: &str = "users";
-    pub const GRAFANA_ADMINS: &str = "grafana_admins";
-    pub const ORGS: &str = "orgs";
-    pub const ROLE_ADMIN: &str = "role.admin";
-    pub const ROLE_EDITOR: &str = "role.editor";
-    pub const ROLE_VIEWER: &str = "role.viewer";
-    pub const ROLE_NONE: &str = "role.none";
-    pub const SERVICE_ACCOUNTS: &str = "service_accounts";
-    pub const SESSIONS: &str = "sessions.active";
-    pub const API_KEYS: &str = "api_keys";
-    pub const DATASOURCES: &str = "datasources";
-    pub const DASHBOARDS: &str = "dashboards";
-    pub const FOLDERS: &str = "folders";
-    pub const TAGS: &str = "tags";
-    pub const ALERTS: &str = "alerts";
-    pub const SNAPSHOTS: &str = "snapshots";
-    pub const PLAYLISTS: &str = "playlists";
-    pub const STARS: &str = "stars";
-
-    /// The reference count of a DEK.
-    pub fn dek_refs(id: u32) -> String {
-        format!("dek.{id}.refs")
-    }
-
-    pub fn for_role(role: Option<crate::domain::OrgRole>) -> &'static str {
-        use crate::domain::OrgRole;
-        match role {
-            Some(OrgRole::Admin) => ROLE_ADMIN,
-            Some(OrgRole::Editor) => ROLE_EDITOR,
-            Some(OrgRole::Viewer) => ROLE_VIEWER,
-            Some(OrgRole::None) | None => ROLE_NONE,
-        }
-    }
+/// Users and orgs.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates the user with a fresh id (the `id`, `org_id` and `memberships` of `user` are
+    /// ignored); `Conflict("login" | "email")` when taken (case-insensitively),
+    /// `OrgNotFound` for a missing org.
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        membership: NewMembership,
+    ) -> StoreResult<UserRecord>;
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>>;
+    /// Case-insensitive.
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>>;
+    /// Case-insensitive.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>>;
+    /// Sets the password hash (`NotFound` for a missing user).
+    async fn set_password(&self, id: UserId, hash: PasswordHash, at: i64) -> StoreResult<()>;
+    /// Replaces the password hash only if the stored one is still `expected` (a stronger
+    /// hash of the same password, computed at sign-in); `false` when it changed meanwhile.
+    async fn upgrade_password(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: PasswordHash,
+    ) -> StoreResult<bool>;
+    async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord>;
+    /// Changes the named profile fields, re-indexing login and email.
+    async fn update_profile(
+        &self,
+        id: UserId,
+        change: &ProfileChange,
+        at: i64,
+    ) -> StoreResult<UserRecord>;
+    /// Replaces the user's org memberships (existing orgs only; `OrgNotFound` otherwise),
+    /// moving the current org to the first one when it is no longer a member.
+    async fn set_memberships(
+        &self,
+        id: UserId,
+        memberships: &[(OrgId, OrgRole)],
+        at: i64,
+    ) -> StoreResult<UserRecord>;
+    /// Sets the Grafana Admin flag; `LastAdmin` if it would leave no Grafana Admin.
+    async fn set_grafana_admin(&self, id: UserId, admin: bool, at: i64) -> StoreResult<UserRecord>;
+    /// Deletes the user with its indexes and memberships; the deleted row, if any.
+    /// `LastAdmin` if the user is the last Grafana Admin.
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// Users (or service accounts) ordered by login whose login, email or name contains
+    /// `query` (case-insensitively), skipping `offset`, at most `limit`.
+    async fn search_users(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+        service_accounts: bool,
+    ) -> StoreResult<UserPage>;
+    /// Best effort: the last time the user was seen (never moves backwards).
+    async fn touch_last_seen(&self, id: UserId, at: i64) -> StoreResult<()>;
+    async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>>;
+    /// Creates the org with this id if it does not exist.
+    async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()>;
 }
 
 /// A page of users and the total count of matches.
@@ -144,495 +135,321 @@ pub struct UserPage {
     pub total: u64,
 }
 
-/// Users and orgs.
-pub trait UserStore: Send + Sync {
-    /// Creates the user with a fresh id; fails with `Conflict` when the login or email is
-    /// taken (case-insensitively) and with `OrgNotFound` for a missing org.
-    fn create_user(
-        &self,
-        user: UserRecord,
-        membership: NewMembership,
-    ) -> Result<UserRecord, StoreError>;
-    fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
-    fn user_by_uid(&self, uid: &str) -> Result<Option<UserRecord>, StoreError>;
-    fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError>;
-    fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError>;
-    /// Replaces the row, re-indexing login and email; `Conflict` if taken by another user.
-    /// Memberships and the Grafana Admin flag are not changed here.
-    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError>;
-    /// Replaces the user's org memberships (existing orgs only; `OrgNotFound` otherwise),
-    /// moving the current org to the first one when it is no longer a member.
-    fn set_memberships(
-        &self,
-        id: UserId,
-        memberships: &[(OrgId, OrgRole)],
-    ) -> Result<UserRecord, StoreError>;
-    /// Sets the Grafana Admin flag; `LastAdmin` if it would leave none.
-    fn set_grafana_admin(&self, id: UserId, admin: bool) -> Result<UserRecord, StoreError>;
-    /// Deletes the user with its indexes and memberships; the deleted row, if any.
-    /// `LastAdmin` if the user is the last Grafana Admin.
-    fn delete_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError>;
-    /// Users ordered by login whose login, email or name contains `query`
-    /// (case-insensitively), skipping `offset`, at most `limit`.
-    fn search_users(&self, query: &str, offset: u64, limit: u64) -> Result<UserPage, StoreError>;
-    /// The same over service accounts.
-    fn search_service_accounts(
-        &self,
-        query: &str,
-        offset: u64,
-        limit: u64,
-    ) -> Result<UserPage, StoreError>;
-    /// Best-effort, not flushed: the last time the user was seen.
-    fn touch_last_seen(&self, id: UserId, at: i64) -> Result<(), StoreError>;
-    fn org(&self, id: OrgId) -> Result<Option<OrgRecord>, StoreError>;
-    /// Creates the org with this id if it does not exist.
-    fn ensure_org(&self, id: OrgId, name: &str) -> Result<(), StoreError>;
-    fn counter(&self, name: &str) -> Result<u64, StoreError>;
-    /// Visits every user row (periodic jobs only; never on a request).
-    fn for_each_user(&self, f: &mut dyn FnMut(&UserRecord)) -> Result<(), StoreError>;
+/// Totals and the activity snapshot.
+#[async_trait]
+pub trait StatsStore: Send + Sync {
+    /// O(1) on every backend that can (sled keeps counters).
+    async fn counts(&self) -> StoreResult<Counts>;
+    /// A scan: periodic jobs only, never on a request.
+    async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity>;
 }
 
-/// Small key-value facts about the install (usage id, salts, flags).
+/// Small key-value facts about the install (usage id, salts, flags, canary).
+#[async_trait]
 pub trait MetaStore: Send + Sync {
-    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()>;
 }
 
-/// Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// Unix seconds.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// A sign-in session. Only keyed hashes of its tokens are stored. After a rotation the
-/// previous token stays valid until `prev_valid_until_ms`, so requests already in flight
-/// with it do not sign the user out. Times are Unix milliseconds: rotation and grace
-/// windows are short.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SessionRecord {
-    pub id: u64,
-    pub user_id: u64,
-    pub token_hash: [u8; 32],
-    pub prev_token_hash: Option<[u8; 32]>,
-    pub prev_valid_until_ms: i64,
-    pub client_ip: String,
-    pub user_agent: String,
-    /// "" for local sign-ins, "ldap" for directory users.
-    pub auth_module: String,
-    pub created_ms: i64,
-    pub seen_ms: i64,
-    pub rotated_ms: i64,
-    /// 0 while active.
-    pub revoked_ms: i64,
-}
-
-/// Sessions, indexed by token hash and by user.
+/// Sign-in sessions, indexed by token hash and by user.
+#[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Stores a new session with a fresh id.
-    fn create_session(&self, session: SessionRecord) -> Result<SessionRecord, StoreError>;
-    fn session(&self, id: u64) -> Result<Option<SessionRecord>, StoreError>;
-    fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError>;
+    async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord>;
+    async fn session(&self, id: u64) -> StoreResult<Option<SessionRecord>>;
+    /// The session whose current or previous token hashes to `hash`.
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>>;
     /// Installs a new token if the session still has `expected_hash` as its current token;
     /// `Ok(None)` when another request rotated it first.
-    fn rotate_session(
+    async fn rotate_session(
         &self,
         id: u64,
         expected_hash: &[u8; 32],
         new_hash: [u8; 32],
         prev_valid_until_ms: i64,
         at_ms: i64,
-    ) -> Result<Option<SessionRecord>, StoreError>;
-    /// Best effort, not flushed.
-    fn touch_session(&self, id: u64, at_ms: i64) -> Result<(), StoreError>;
+    ) -> StoreResult<Option<SessionRecord>>;
+    /// Best effort.
+    async fn touch_session(&self, id: u64, at_ms: i64) -> StoreResult<()>;
     /// Marks the session revoked; the row if it existed and was active.
-    fn revoke_session(&self, id: u64, at_ms: i64) -> Result<Option<SessionRecord>, StoreError>;
+    async fn revoke_session(&self, id: u64, at_ms: i64) -> StoreResult<Option<SessionRecord>>;
     /// Revokes every active session of the user; how many.
-    fn revoke_user_sessions(&self, user: UserId, at_ms: i64) -> Result<usize, StoreError>;
+    async fn revoke_user_sessions(&self, user: UserId, at_ms: i64) -> StoreResult<usize>;
     /// The user's sessions that are not revoked.
-    fn user_sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError>;
-    /// Deletes sessions for which `expired` holds (revoked ones included); how many.
-    fn purge_sessions(&self, expired: &dyn Fn(&SessionRecord) -> bool)
-        -> Result<usize, StoreError>;
-    /// Visits every session row (periodic jobs only).
-    fn for_each_session(&self, f: &mut dyn FnMut(&SessionRecord)) -> Result<(), StoreError>;
+    async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
+    /// Deletes the sessions the bounds select; how many.
+    async fn purge_sessions(&self, bounds: SessionPurge) -> StoreResult<usize>;
+    /// Sessions not revoked.
+    async fn active_session_count(&self) -> StoreResult<u64>;
 }
 
-/// A legacy org API key (or, later, a service-account token). Only an HMAC of its secret
-/// is stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ApiKeyRecord {
-    pub id: u64,
-    pub org_id: u64,
-    pub name: String,
-    pub role: u8,
-    pub hash: [u8; 32],
-    /// Unix seconds; 0 never expires.
-    pub expires: i64,
-    pub created: i64,
-    pub last_used: i64,
-    /// 0 for legacy org keys; the service account's user id for its tokens.
-    pub service_account_id: u64,
-}
-
+/// Legacy org API keys and service-account tokens.
+#[async_trait]
 pub trait ApiKeyStore: Send + Sync {
-    /// `Conflict("name")` when the org already has a key with this name (for the same
-    /// service account).
-    fn create_api_key(&self, key: ApiKeyRecord) -> Result<ApiKeyRecord, StoreError>;
-    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError>;
-    fn api_keys(&self, org: OrgId, service_account: u64) -> Result<Vec<ApiKeyRecord>, StoreError>;
-    fn delete_api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError>;
-    fn api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError>;
-    /// Best effort, not flushed.
-    fn touch_api_key(&self, id: u64, at: i64) -> Result<(), StoreError>;
+    /// `Conflict("name")` when the org (and service account) already has one by this name.
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord>;
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The org's legacy keys (`service_account` None) or one service account's tokens.
+    async fn api_keys(
+        &self,
+        org: OrgId,
+        service_account: Option<UserId>,
+    ) -> StoreResult<Vec<ApiKeyRecord>>;
+    async fn api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>>;
+    async fn delete_api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Best effort.
+    async fn touch_api_key(&self, id: u64, at: i64) -> StoreResult<()>;
+    /// Deletes a service account and every token of it in one unit; the row, if any.
+    async fn delete_service_account(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
 }
 
-/// The life of a data-encryption key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DekState {
-    /// Encrypts and decrypts; there is one.
-    Active,
-    /// Decrypts only: what rotation makes of the active key (Grafana's "disabled").
-    Retired,
-    /// Gone: no secret references it and its wrapped bytes are erased.
-    Destroyed,
-}
-
-/// A DEK row: the key itself only wrapped under a KEK.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DekRecord {
-    pub id: u32,
-    pub state: DekState,
-    pub created: i64,
-    pub retired: i64,
-    pub kek_id: String,
-    pub wrapped: Vec<u8>,
-    /// Encryptions reserved (persisted in blocks); the usage cap applies to it.
-    pub reserved: u64,
-}
-
-/// A change to the `secrets` tree: `value` None deletes.
-#[derive(Debug, Clone)]
-pub struct SecretWrite {
-    pub key: String,
-    pub value: Option<Vec<u8>>,
-}
-
-/// One re-encrypted secret: written only if the stored bytes are still `expected`.
-#[derive(Debug, Clone)]
-pub struct Reencrypted {
-    pub key: String,
-    pub expected: Vec<u8>,
-    pub new: Vec<u8>,
-}
-
-/// DEKs and secret ciphertexts. Each ciphertext names its DEK in its header; the store keeps
-/// a reference count per DEK in the same transaction as every secret write.
+/// DEKs and secret ciphertexts, with a reference count per DEK kept from the `dek_id` of
+/// every write.
+#[async_trait]
 pub trait EncryptionStore: Send + Sync {
-    fn deks(&self) -> Result<Vec<DekRecord>, StoreError>;
-    fn dek(&self, id: u32) -> Result<Option<DekRecord>, StoreError>;
-    fn active_dek(&self) -> Result<Option<u32>, StoreError>;
+    async fn deks(&self) -> StoreResult<Vec<DekRecord>>;
+    async fn dek(&self, id: u32) -> StoreResult<Option<DekRecord>>;
+    async fn active_dek(&self) -> StoreResult<Option<u32>>;
     /// The next DEK id (a sequence; gaps are harmless).
-    fn allocate_dek_id(&self) -> Result<u32, StoreError>;
-    /// One transaction: retire the active DEK (if any) and install `new` as the active one.
-    fn install_active_dek(&self, new: DekRecord) -> Result<(), StoreError>;
-    fn update_dek(&self, dek: &DekRecord) -> Result<(), StoreError>;
-    fn dek_references(&self, id: u32) -> Result<u64, StoreError>;
-    fn secret(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn write_secrets(&self, writes: &[SecretWrite]) -> Result<(), StoreError>;
+    async fn allocate_dek_id(&self) -> StoreResult<u32>;
+    /// One unit: retire the active DEK (if any) at `new.created` and install `new` as the
+    /// active one.
+    async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()>;
+    /// Raises the persisted reservation of encryptions (never lowers it).
+    async fn reserve_dek_uses(&self, id: u32, reserved: u64) -> StoreResult<()>;
+    /// Replaces the wrapped key bytes (a KEK re-wrap).
+    async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()>;
+    /// Destroys a retired DEK nothing references (erases its wrapped bytes); `false` when it
+    /// is active, already destroyed or still referenced.
+    async fn destroy_dek(&self, id: u32) -> StoreResult<bool>;
+    async fn dek_references(&self, id: u32) -> StoreResult<u64>;
+    async fn secret(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()>;
     /// Up to `limit` secrets with keys after `cursor`, in key order.
-    fn secrets_after(
+    async fn secrets_after(
         &self,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
-    fn secret_count(&self) -> Result<u64, StoreError>;
-    /// One transaction: compare-and-swap each secret, adjust reference counts, store the
-    /// job cursor. Returns how many were written (the rest changed concurrently).
-    fn commit_reencrypt(
+    ) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    async fn secret_count(&self) -> StoreResult<u64>;
+    /// One unit: compare-and-swap each secret, adjust reference counts, store the job
+    /// cursor. Returns how many were written (the rest changed concurrently).
+    async fn commit_reencrypt(
         &self,
         batch: &[Reencrypted],
         cursor: Option<&str>,
-    ) -> Result<usize, StoreError>;
-    fn reencrypt_cursor(&self) -> Result<Option<String>, StoreError>;
+    ) -> StoreResult<usize>;
+    async fn reencrypt_cursor(&self) -> StoreResult<Option<String>>;
 }
 
-/// A datasource row; its secure fields live in the `secrets` tree.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataSourceRecord {
-    pub id: u64,
-    pub uid: String,
-    pub org_id: u64,
-    pub name: String,
-    pub ds_type: String,
-    pub access: String,
-    pub url: String,
-    pub user: String,
-    pub database: String,
-    pub basic_auth: bool,
-    pub basic_auth_user: String,
-    pub with_credentials: bool,
-    pub is_default: bool,
-    /// The `jsonData` object as JSON text.
-    pub json_data: String,
-    /// Names of the secure fields that hold a value.
-    pub secure_fields: Vec<String>,
-    pub version: u64,
-    pub read_only: bool,
-    pub created: i64,
-    pub updated: i64,
-}
-
+/// Datasources, unique by name and by uid within an org; their secrets are written in the
+/// same unit.
+#[async_trait]
 pub trait DataSourceStore: Send + Sync {
-    /// Creates the row and writes its secrets in one transaction; `Conflict("name")` or
-    /// `Conflict("uid")` when taken in the org.
-    fn create_datasource(
+    /// Creates the row with a fresh id and version 1; `Conflict("name" | "uid")`.
+    async fn create_datasource(
         &self,
         ds: DataSourceRecord,
         secrets: &[SecretWrite],
-    ) -> Result<DataSourceRecord, StoreError>;
-    /// Replaces the row (re-indexing name and uid) and applies secret writes, atomically.
-    fn update_datasource(
+    ) -> StoreResult<DataSourceRecord>;
+    /// Replaces the row's definition (re-indexing name and uid) if its stored version is
+    /// still `expected_version`, bumping it; `Stale("version")` otherwise.
+    async fn update_datasource(
         &self,
         ds: &DataSourceRecord,
+        expected_version: u64,
         secrets: &[SecretWrite],
-    ) -> Result<(), StoreError>;
-    /// Deletes the row and the given secrets atomically; the row if it existed.
-    fn delete_datasource(
+    ) -> StoreResult<DataSourceRecord>;
+    /// Deletes the row and the given secrets; the row if it existed in the org.
+    async fn delete_datasource(
         &self,
+        org: OrgId,
         id: u64,
         secrets: &[SecretWrite],
-    ) -> Result<Option<DataSourceRecord>, StoreError>;
-    fn datasource(&self, id: u64) -> Result<Option<DataSourceRecord>, StoreError>;
-    fn datasource_by_uid(
+    ) -> StoreResult<Option<DataSourceRecord>>;
+    async fn datasource(&self, org: OrgId, id: u64) -> StoreResult<Option<DataSourceRecord>>;
+    async fn datasource_by_uid(
         &self,
         org: OrgId,
         uid: &str,
-    ) -> Result<Option<DataSourceRecord>, StoreError>;
-    fn datasource_by_name(
+    ) -> StoreResult<Option<DataSourceRecord>>;
+    async fn datasource_by_name(
         &self,
         org: OrgId,
         name: &str,
-    ) -> Result<Option<DataSourceRecord>, StoreError>;
-    fn datasources(&self, org: OrgId) -> Result<Vec<DataSourceRecord>, StoreError>;
+    ) -> StoreResult<Option<DataSourceRecord>>;
+    async fn datasources(&self, org: OrgId) -> StoreResult<Vec<DataSourceRecord>>;
 }
 
-/// A runtime settings override (`PUT /api/admin/settings`). Secret values live encrypted
-/// in the `secrets` tree; the row then carries no value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SettingOverride {
-    pub section: String,
-    pub key: String,
-    pub value: Option<String>,
-    pub secret: bool,
-}
-
+/// Runtime settings overrides.
+#[async_trait]
 pub trait SettingsStore: Send + Sync {
-    fn setting_overrides(&self) -> Result<Vec<SettingOverride>, StoreError>;
-    /// One transaction: upsert `set`, delete `remove` (section, key), apply secret writes.
-    fn apply_setting_overrides(
+    async fn setting_overrides(&self) -> StoreResult<Vec<SettingOverride>>;
+    /// One unit: upsert `set`, delete `remove` (section, key), apply secret writes.
+    async fn apply_setting_overrides(
         &self,
         set: &[SettingOverride],
         remove: &[(String, String)],
         secrets: &[SecretWrite],
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
 }
 
-/// A license token uploaded through the API (or fetched by a renewal).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredLicense {
-    pub token: String,
-    /// Unix seconds.
-    pub stored_at: i64,
-}
-
-/// The last renewal attempt, shown in the license status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RenewalRecord {
-    pub at: i64,
-    /// "manual" (the API) or "automatic".
-    pub trigger: String,
-    pub ok: bool,
-    pub error: String,
-}
-
+#[async_trait]
 pub trait LicenseStore: Send + Sync {
-    fn license(&self) -> Result<Option<StoredLicense>, StoreError>;
-    fn put_license(&self, license: &StoredLicense) -> Result<(), StoreError>;
+    async fn license(&self) -> StoreResult<Option<StoredLicense>>;
+    async fn put_license(&self, license: &StoredLicense) -> StoreResult<()>;
     /// True when a token was there.
-    fn delete_license(&self) -> Result<bool, StoreError>;
-    fn last_renewal(&self) -> Result<Option<RenewalRecord>, StoreError>;
-    fn put_renewal(&self, record: &RenewalRecord) -> Result<(), StoreError>;
+    async fn delete_license(&self) -> StoreResult<bool>;
+    async fn last_renewal(&self) -> StoreResult<Option<RenewalRecord>>;
+    async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()>;
 }
 
-/// A dashboard (from a provisioning provider). The JSON is kept as text: bincode cannot
-/// decode `serde_json::Value`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DashboardRecord {
-    pub id: u64,
-    pub uid: String,
-    pub org_id: u64,
-    pub title: String,
-    pub tags: Vec<String>,
-    /// "" for the General folder.
-    pub folder_uid: String,
-    pub version: u64,
-    pub json: String,
-    /// The provisioning provider and the file's path relative to its root.
-    pub provider: String,
-    pub file: String,
-    /// Panels carrying a legacy alert (set by the store from the batch).
-    pub alert_panels: Vec<u64>,
-    pub created: i64,
-    pub updated: i64,
+/// Dashboards and folders, keyed by (org, uid).
+#[async_trait]
+pub trait DashboardStore: Send + Sync {
+    async fn dashboards(&self, org: OrgId) -> StoreResult<Vec<DashboardRecord>>;
+    /// Every org's dashboards of one provisioning provider.
+    async fn provider_dashboards(&self, provider: &str) -> StoreResult<Vec<DashboardRecord>>;
+    async fn dashboard(&self, org: OrgId, uid: &str) -> StoreResult<Option<DashboardRecord>>;
+    async fn folders(&self, org: OrgId) -> StoreResult<Vec<FolderRecord>>;
+    /// One unit: folders, deletes, then upserts with their legacy alerts (an alert keeps
+    /// its id and pause by panel).
+    async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()>;
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FolderRecord {
-    pub id: u64,
-    pub uid: String,
-    pub org_id: u64,
-    pub title: String,
-    pub created: i64,
-    pub updated: i64,
+/// Legacy alert rules (derived from dashboards).
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    async fn alerts(&self, org: OrgId) -> StoreResult<Vec<AlertRecord>>;
+    /// Pauses or resumes alerts: the org's given ones, all of the org's when `ids` is
+    /// None, every org's when `org` is None too; how many it touched.
+    async fn set_alerts_paused(
+        &self,
+        org: Option<OrgId>,
+        ids: Option<&[u64]>,
+        paused: bool,
+        at: i64,
+    ) -> StoreResult<u64>;
 }
 
-/// A legacy alert rule: a dashboard panel's `alert` object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AlertRecord {
-    pub id: u64,
-    pub org_id: u64,
-    pub dashboard_uid: String,
-    pub dashboard_id: u64,
-    pub panel_id: u64,
-    pub name: String,
-    /// "pending", "paused", "ok", "alerting", "no_data".
-    pub state: String,
-    pub paused: bool,
-    pub new_state_date: i64,
-}
-
-/// Dashboards of one provisioning round, applied in one transaction. Alerts of an upserted
-/// dashboard replace its previous ones; an alert keeps its id and pause by panel.
-#[derive(Debug, Clone, Default)]
-pub struct DashboardBatch {
-    pub folders: Vec<FolderRecord>,
-    pub upserts: Vec<(DashboardRecord, Vec<AlertRecord>)>,
-    pub deletes: Vec<String>,
-}
-
-/// An app plugin's settings in an org.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PluginSettingRecord {
-    pub org_id: u64,
-    pub plugin_id: String,
-    pub enabled: bool,
-    pub pinned: bool,
-    pub json_data: String,
-    pub secure_fields: Vec<String>,
-    pub version: u64,
-    pub updated: i64,
-}
-
-/// A legacy alert notification channel.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NotifierRecord {
-    pub id: u64,
-    pub uid: String,
-    pub org_id: u64,
-    pub name: String,
-    pub kind: String,
-    pub is_default: bool,
-    pub send_reminder: bool,
-    pub frequency: String,
-    pub disable_resolve_message: bool,
-    pub settings: String,
-    pub secure_fields: Vec<String>,
-    pub created: i64,
-    pub updated: i64,
-}
-
-/// A custom RBAC role and whom it is assigned to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RoleRecord {
-    pub uid: String,
-    pub name: String,
-    pub display_name: String,
-    pub description: String,
-    pub group: String,
-    pub version: u64,
-    pub global: bool,
-    pub org_id: u64,
-    /// (action, scope).
-    pub permissions: Vec<(String, String)>,
-    /// Basic roles (`Viewer`, `Editor`, `Admin`, `Grafana Admin`) holding it.
-    pub basic_roles: Vec<String>,
-    /// Logins of users holding it (provisioning files name users by login).
-    pub users: Vec<String>,
-    /// Ids of users and service accounts it is assigned to through the API (stable across
-    /// renames).
-    pub user_ids: Vec<u64>,
-    pub updated: i64,
-}
-
-/// The outcome of one file in a reload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FileOutcome {
-    pub file: String,
-    pub ok: bool,
-    pub message: String,
-}
-
-/// The last reload of a provisioning kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProvisioningRun {
-    pub kind: String,
-    pub at: i64,
-    pub ok: bool,
-    pub error: String,
-    pub files: Vec<FileOutcome>,
-    /// Objects created or updated, and removed.
-    pub applied: u64,
-    pub removed: u64,
-}
-
-pub trait ProvisioningStore: Send + Sync {
-    fn dashboards(&self) -> Result<Vec<DashboardRecord>, StoreError>;
-    fn dashboard(&self, uid: &str) -> Result<Option<DashboardRecord>, StoreError>;
-    fn folders(&self) -> Result<Vec<FolderRecord>, StoreError>;
-    fn apply_dashboards(&self, batch: &DashboardBatch) -> Result<(), StoreError>;
-    fn alerts(&self) -> Result<Vec<AlertRecord>, StoreError>;
-    /// Pauses or resumes the given alerts (all when `ids` is None); returns how many changed.
-    fn set_alerts_paused(&self, ids: Option<&[u64]>, paused: bool) -> Result<u64, StoreError>;
-
-    fn plugin_settings(&self) -> Result<Vec<PluginSettingRecord>, StoreError>;
-    fn apply_plugin_settings(
+/// App plugin settings per org.
+#[async_trait]
+pub trait PluginSettingStore: Send + Sync {
+    async fn plugin_settings(&self, org: OrgId) -> StoreResult<Vec<PluginSettingRecord>>;
+    async fn apply_plugin_settings(
         &self,
         set: &[PluginSettingRecord],
         secrets: &[SecretWrite],
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
+}
 
-    fn notifiers(&self) -> Result<Vec<NotifierRecord>, StoreError>;
+/// Legacy alert notification channels, keyed by (org, uid).
+#[async_trait]
+pub trait NotifierStore: Send + Sync {
+    async fn notifiers(&self, org: OrgId) -> StoreResult<Vec<NotifierRecord>>;
+    /// Every org's channels (provisioning compares against them).
+    async fn all_notifiers(&self) -> StoreResult<Vec<NotifierRecord>>;
     /// Upserts by (org, uid) (a new one gets an id) and deletes by (org, uid).
-    fn apply_notifiers(
+    async fn apply_notifiers(
         &self,
         set: &[NotifierRecord],
-        delete: &[(u64, String)],
+        delete: &[(OrgId, String)],
         secrets: &[SecretWrite],
-    ) -> Result<(), StoreError>;
+    ) -> StoreResult<()>;
+}
 
-    fn roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
-    fn apply_roles(&self, set: &[RoleRecord], delete: &[String]) -> Result<(), StoreError>;
+/// Custom RBAC roles, keyed by (org, uid); global roles live in org 0.
+#[async_trait]
+pub trait RoleStore: Send + Sync {
+    /// Every role of every org (the in-memory catalog loads them all).
+    async fn roles(&self) -> StoreResult<Vec<RoleRecord>>;
+    async fn role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>>;
+    /// Creates a role; `Conflict("uid" | "name")` when the org already has one.
+    async fn create_role(&self, role: &RoleRecord) -> StoreResult<()>;
+    /// Replaces the role's definition if its stored version is still `expected_version`
+    /// (`Stale("version")` otherwise), keeping its assignments and basic-role grants.
+    async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()>;
+    /// Deletes the role with its assignments; the row if it existed.
+    async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>>;
+    /// Provisioning: upserts (keeping API assignments) and deletes by (org, uid) in one unit.
+    async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()>;
+    /// Assigns the role to a user; `NotFound` when the role does not exist; `false` when
+    /// it already was assigned.
+    async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool>;
+    /// Removes the assignment (by id, and by login for provisioned ones); `false` when
+    /// there was none.
+    async fn unassign_role(
+        &self,
+        org: OrgId,
+        uid: &str,
+        user: UserId,
+        login: &str,
+    ) -> StoreResult<bool>;
+    /// Grants or revokes the role to a basic role (`Viewer`, `Editor`, `Admin`,
+    /// `Grafana Admin`); `false` when nothing changed.
+    async fn set_basic_grant(
+        &self,
+        org: OrgId,
+        uid: &str,
+        basic: &str,
+        granted: bool,
+    ) -> StoreResult<bool>;
+}
 
-    fn provisioning_runs(&self) -> Result<Vec<ProvisioningRun>, StoreError>;
-    fn put_provisioning_run(&self, run: &ProvisioningRun) -> Result<(), StoreError>;
+/// The last reload of each provisioning kind.
+#[async_trait]
+pub trait ProvisioningRunStore: Send + Sync {
+    async fn provisioning_runs(&self) -> StoreResult<Vec<ProvisioningRun>>;
+    async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()>;
+}
+
+/// Every capability of a backend, and its health.
+#[async_trait]
+pub trait Store:
+    UserStore
+    + StatsStore
+    + MetaStore
+    + SessionStore
+    + ApiKeyStore
+    + EncryptionStore
+    + DataSourceStore
+    + SettingsStore
+    + LicenseStore
+    + DashboardStore
+    + AlertStore
+    + PluginSettingStore
+    + NotifierStore
+    + RoleStore
+    + ProvisioningRunStore
+{
+    /// A read and a write round trip (health checks).
+    async fn healthy(&self) -> bool;
+    /// Waits until every acknowledged write is durable (shutdown).
+    async fn flush(&self) -> StoreResult<()>;
+    /// The backend's name, for logs and health.
+    fn backend(&self) -> &'static str;
+    /// Physical flushes so far (shows group commit: many writes, fewer flushes); 0 for a
+    /// backend that does not flush itself.
+    fn flush_count(&self) -> u64;
+}
+
+/// Opens the configured backend. Today: the embedded sled database in `data_path`.
+pub async fn open(data_path: &Path) -> StoreResult<Arc<dyn Store>> {
+    let store = sled_store::SledStore::open(&data_path.join("tollgate.db"))?;
+    Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+pub(crate) async fn open_sled_for_tests(path: &Path) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(sled_store::SledStore::open(path)?))
+}
+
+/// Creates the data folder (and parents) readable by its owner only when it does not exist
+/// yet; an existing folder keeps its mode.
+pub fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
 }

@@ -431,8 +431,11 @@ async fn auto_assign_org_role_applies() {
     let app = TestApp::spawn_with(&[("users", "auto_assign_org_role", "Editor")]).await;
     let id = app.create_user("ivy", "ivypw").await;
     let user = app.services.store.clone();
-    use tollgate::store::UserStore;
-    let row = user.user(tollgate::domain::UserId(id)).unwrap().unwrap();
+    let row = user
+        .user(tollgate::domain::UserId(id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         row.role_in(tollgate::domain::OrgId(1)),
         Some(tollgate::domain::OrgRole::Editor)

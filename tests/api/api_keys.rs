@@ -55,8 +55,10 @@ async fn keys_have_grafanas_format_and_authenticate() {
     assert_eq!(me["isGrafanaAdmin"], false);
     // The secret is not stored: the database never holds it.
     let list = app.services.store.clone();
-    use tollgate::store::ApiKeyStore;
-    let stored = list.api_keys(tollgate::domain::OrgId(1), 0).unwrap();
+    let stored = list
+        .api_keys(tollgate::domain::OrgId(1), None)
+        .await
+        .unwrap();
     assert_ne!(stored[0].hash.to_vec(), secret.as_bytes().to_vec());
 }
 

@@ -54,8 +54,14 @@ async fn datasource_crud_with_write_only_secrets() {
         .services
         .datasources
         .get(&tollgate::domain::Principal::system(), id as u64)
+        .await
         .unwrap();
-    let secrets = app.services.datasources.secure_json_data(&record).unwrap();
+    let secrets = app
+        .services
+        .datasources
+        .secure_json_data(&record)
+        .await
+        .unwrap();
     assert_eq!(secrets["basicAuthPassword"].as_str(), "s3cret-pw");
 
     // Update keeps secure fields not given, bumps the version, refuses stale versions.
@@ -76,8 +82,14 @@ async fn datasource_crud_with_write_only_secrets() {
         .services
         .datasources
         .get(&tollgate::domain::Principal::system(), id as u64)
+        .await
         .unwrap();
-    let secrets = app.services.datasources.secure_json_data(&record).unwrap();
+    let secrets = app
+        .services
+        .datasources
+        .secure_json_data(&record)
+        .await
+        .unwrap();
     assert_eq!(secrets["basicAuthPassword"].as_str(), "new-pw");
     assert_eq!(secrets["httpHeaderValue1"].as_str(), "Bearer s3cret-pw");
     let (s, _) = send(
@@ -148,8 +160,7 @@ async fn datasource_crud_with_write_only_secrets() {
     assert_eq!(s, 200);
     let (s, _) = send(app.admin(Method::DELETE, "/api/datasources/name/ByName")).await;
     assert_eq!(s, 404);
-    use tollgate::store::{counter, UserStore};
-    assert_eq!(app.services.store.counter(counter::DATASOURCES).unwrap(), 0);
+    assert_eq!(app.services.store.counts().await.unwrap().datasources, 0);
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ async fn acknowledged_users_survive_sigkill() {
 #[tokio::test]
 async fn concurrent_writes_share_flushes() {
     let app = TestApp::spawn().await;
-    let before = app.services.durability.flush_count();
+    let before = app.services.store.flush_count();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let req = app
@@ -69,7 +69,7 @@ async fn concurrent_writes_share_flushes() {
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);
     }
-    let flushes = app.services.durability.flush_count() - before;
+    let flushes = app.services.store.flush_count() - before;
     assert!(
         (1..40).contains(&flushes),
         "40 writes took {flushes} flushes"

@@ -21,11 +21,17 @@ async fn add_ds(app: &TestApp, name: &str, pw: &str) -> u64 {
 }
 
 /// Every datasource's secrets, decrypted by the server's own service.
-fn all_secrets(app: &TestApp) -> BTreeMap<String, String> {
+async fn all_secrets(app: &TestApp) -> BTreeMap<String, String> {
     let p = tollgate::domain::Principal::system();
     let mut out = BTreeMap::new();
-    for ds in app.services.datasources.list(&p).unwrap() {
-        for (field, value) in app.services.datasources.secure_json_data(&ds).unwrap() {
+    for ds in app.services.datasources.list(&p).await.unwrap() {
+        for (field, value) in app
+            .services
+            .datasources
+            .secure_json_data(&ds)
+            .await
+            .unwrap()
+        {
             out.insert(format!("{}/{field}", ds.name), value.to_string());
         }
     }
@@ -53,7 +59,7 @@ async fn rotate_then_reencrypt_leaves_the_old_key_unreferenced() {
     for i in 0..2 {
         add_ds(&app, &format!("after{i}"), &format!("pw-after-{i}")).await;
     }
-    let secrets = all_secrets(&app);
+    let secrets = all_secrets(&app).await;
     assert_eq!(secrets.len(), 10);
     assert_eq!(
         secrets["before1/basicAuthPassword"], "pw-before-1",
@@ -100,7 +106,7 @@ async fn rotate_then_reencrypt_leaves_the_old_key_unreferenced() {
     assert_eq!(st["reencryption"]["updated"], 6);
     assert_eq!(st["reencryption"]["processed"], 10);
     assert_eq!(
-        all_secrets(&app),
+        all_secrets(&app).await,
         secrets,
         "every secret decrypts after re-encryption"
     );
@@ -166,7 +172,7 @@ async fn usage_cap_rotates_automatically() {
     let keys = st["dataKeys"].as_array().unwrap();
     assert!(keys.len() >= 2, "8 encryptions with a cap of 5: {st}");
     assert_eq!(keys.iter().filter(|k| k["state"] == "active").count(), 1);
-    assert_eq!(all_secrets(&app).len(), 8);
+    assert_eq!(all_secrets(&app).await.len(), 8);
 }
 
 pub fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
@@ -212,7 +218,7 @@ async fn secret_key_change_without_downtime() {
     );
     let app = TestApp::spawn_in(&data, &[key_a]).await;
     add_ds(&app, "kek", "kek-pw").await;
-    let before = all_secrets(&app);
+    let before = all_secrets(&app).await;
     app.stop().await;
 
     // New key, old one kept as previous: everything decrypts; re-wrap.
@@ -229,7 +235,7 @@ async fn secret_key_change_without_downtime() {
         ),
     ];
     let app = TestApp::spawn_in(&data, &both).await;
-    assert_eq!(all_secrets(&app), before);
+    assert_eq!(all_secrets(&app).await, before);
     let resp = app
         .admin(Method::POST, "/api/admin/encryption/reencrypt-data-keys")
         .send()
@@ -254,7 +260,7 @@ async fn secret_key_change_without_downtime() {
 
     // The old key is gone: still fine.
     let app = TestApp::spawn_in(&data, &[both[0]]).await;
-    assert_eq!(all_secrets(&app), before);
+    assert_eq!(all_secrets(&app).await, before);
     app.stop().await;
 
     // A wrong key is refused at start-up with a message that says so.
@@ -313,7 +319,7 @@ async fn sigkill_during_reencryption_then_resume() {
             t.await.unwrap();
         }
         services.secrets.rotate().await.unwrap();
-        let expected = all_secrets(&app);
+        let expected = all_secrets(&app).await;
         drop(services);
         app.stop().await;
         expected
@@ -343,7 +349,7 @@ async fn sigkill_during_reencryption_then_resume() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(
-        all_secrets(&app),
+        all_secrets(&app).await,
         expected,
         "every secret decrypts to its original value"
     );

@@ -84,9 +84,14 @@ async fn sign_in(app: &TestApp, login: &str, pw: &str) -> (u16, Value) {
     send(app.as_user(Method::GET, "/api/user", login, pw)).await
 }
 
-fn role(app: &TestApp, login: &str) -> (Option<OrgRole>, bool) {
-    use tollgate::store::UserStore;
-    let u = app.services.store.user_by_login(login).unwrap().unwrap();
+async fn role(app: &TestApp, login: &str) -> (Option<OrgRole>, bool) {
+    let u = app
+        .services
+        .store
+        .user_by_login(login)
+        .await
+        .unwrap()
+        .unwrap();
     (u.role_in(OrgId(1)), u.is_admin)
 }
 
@@ -103,11 +108,11 @@ async fn ldap_users_sign_in_with_their_mapped_roles() {
     assert_eq!(me["email"], "alice@example.org");
     assert_eq!(me["isExternal"], true);
     assert_eq!(me["authLabels"], json!(["LDAP"]));
-    assert_eq!(role(app, "alice"), (Some(OrgRole::Admin), true));
+    assert_eq!(role(app, "alice").await, (Some(OrgRole::Admin), true));
     assert_eq!(sign_in(app, "bob", "bob-pw").await.0, 200);
-    assert_eq!(role(app, "bob"), (Some(OrgRole::Editor), false));
+    assert_eq!(role(app, "bob").await, (Some(OrgRole::Editor), false));
     assert_eq!(sign_in(app, "carol", "carol-pw").await.0, 200);
-    assert_eq!(role(app, "carol"), (Some(OrgRole::Viewer), false));
+    assert_eq!(role(app, "carol").await, (Some(OrgRole::Viewer), false));
     // Grafana Admin from the group mapping: alice reaches the admin API.
     let (s, _) = send(app.as_user(Method::GET, "/api/admin/stats", "alice", "alice-pw")).await;
     assert_eq!(s, 200);
@@ -129,10 +134,10 @@ async fn ldap_users_sign_in_with_their_mapped_roles() {
     .await;
     assert_eq!(s, 200);
     let id = {
-        use tollgate::store::UserStore;
         app.services
             .store
             .user_by_login("carol")
+            .await
             .unwrap()
             .unwrap()
             .id
@@ -148,24 +153,24 @@ async fn ldap_users_sign_in_with_their_mapped_roles() {
 async fn a_changed_group_applies_at_the_next_sign_in() {
     let l = with_ldap().await;
     assert_eq!(sign_in(&l.app, "bob", "bob-pw").await.0, 200);
-    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Editor), false));
+    assert_eq!(role(&l.app, "bob").await, (Some(OrgRole::Editor), false));
     l.slapd.modify(
         "dn: cn=editors,ou=groups,dc=example,dc=org\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=users,dc=example,dc=org\n\n\
          dn: cn=admins,ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=bob,ou=users,dc=example,dc=org\n",
     );
     assert_eq!(sign_in(&l.app, "bob", "bob-pw").await.0, 200);
-    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Admin), true));
+    assert_eq!(role(&l.app, "bob").await, (Some(OrgRole::Admin), true));
     // Sync by id does the same without a sign-in.
     l.slapd.modify(
         "dn: cn=admins,ou=groups,dc=example,dc=org\nchangetype: modify\ndelete: member\nmember: uid=bob,ou=users,dc=example,dc=org\n\n\
          dn: cn=viewers,ou=groups,dc=example,dc=org\nchangetype: modify\nadd: member\nmember: uid=bob,ou=users,dc=example,dc=org\n",
     );
     let id = {
-        use tollgate::store::UserStore;
         l.app
             .services
             .store
             .user_by_login("bob")
+            .await
             .unwrap()
             .unwrap()
             .id
@@ -176,7 +181,7 @@ async fn a_changed_group_applies_at_the_next_sign_in() {
     )
     .await;
     assert_eq!((s, message(&v)), (200, "User synced"));
-    assert_eq!(role(&l.app, "bob"), (Some(OrgRole::Viewer), false));
+    assert_eq!(role(&l.app, "bob").await, (Some(OrgRole::Viewer), false));
     let (s, _) = send(l.app.admin(Method::POST, "/api/admin/ldap/sync/1")).await;
     assert_eq!(s, 400, "the local admin is not an LDAP user");
 }
@@ -202,7 +207,7 @@ async fn reload_validates_and_test_binds_before_swapping() {
     assert!(v["error"].as_str().unwrap().contains("bind"), "{v}");
     assert_eq!(sign_in(&l.app, "carol", "carol-pw").await.0, 200);
     assert_eq!(
-        role(&l.app, "carol"),
+        role(&l.app, "carol").await,
         (Some(OrgRole::Viewer), false),
         "old mapping kept"
     );
@@ -214,7 +219,7 @@ async fn reload_validates_and_test_binds_before_swapping() {
     let (s, v) = reload().await;
     assert_eq!((s, message(&v)), (200, "LDAP config reloaded"));
     assert_eq!(sign_in(&l.app, "carol", "carol-pw").await.0, 200);
-    assert_eq!(role(&l.app, "carol"), (Some(OrgRole::Editor), false));
+    assert_eq!(role(&l.app, "carol").await, (Some(OrgRole::Editor), false));
     // Permissions.
     l.app.create_user("plain", "plain-pw-1").await;
     let (s, _) = send(l.app.as_user(

@@ -19,7 +19,7 @@ const ROOT: &str = "http://tollgate.test/";
 const DAY: i64 = 86_400;
 
 fn now() -> i64 {
-    tollgate::store::now()
+    tollgate::domain::time::system_now()
 }
 
 fn claims(lid: &str) -> LicenseClaims {

@@ -485,23 +485,22 @@ async fn basic_failures_count_and_protection_can_be_disabled() {
 
 #[tokio::test]
 async fn session_and_key_counters_follow_writes() {
-    use tollgate::store::{counter, UserStore};
     let app = TestApp::spawn().await;
     let store = app.services.store.clone();
     let t1 = app.login(ADMIN, ADMIN_PW).await;
     app.login(ADMIN, ADMIN_PW).await;
-    assert_eq!(store.counter(counter::SESSIONS).unwrap(), 2);
+    assert_eq!(store.active_session_count().await.unwrap(), 2);
     app.with_session(Method::GET, "/logout", &t1)
         .send()
         .await
         .unwrap();
-    assert_eq!(store.counter(counter::SESSIONS).unwrap(), 1);
+    assert_eq!(store.active_session_count().await.unwrap(), 1);
     let (_, k) = send(
         app.admin(Method::POST, "/api/auth/keys")
             .json(&json!({"name": "c", "role": "Viewer"})),
     )
     .await;
-    assert_eq!(store.counter(counter::API_KEYS).unwrap(), 1);
+    assert_eq!(store.counts().await.unwrap().api_keys, 1);
     send(app.admin(Method::DELETE, &format!("/api/auth/keys/{}", k["id"]))).await;
-    assert_eq!(store.counter(counter::API_KEYS).unwrap(), 0);
+    assert_eq!(store.counts().await.unwrap().api_keys, 0);
 }

@@ -1,24 +1,44 @@
 //! API keys in sled: `api_keys` (id -> row), `api_keys_by_hash` (HMAC -> id) for O(1)
-//! authentication, `api_keys_by_name` (org | service account | name -> id) for uniqueness.
+//! authentication, `api_keys_by_name` (org | service account or 0 | name -> id) for
+//! uniqueness and listing.
 
+use async_trait::async_trait;
 use sled::Transactional;
 
-use super::{abort, bump, dec, enc, next_id, tx_err, SledStore};
-use crate::domain::OrgId;
-use crate::store::{codec, counter, ApiKeyRecord, ApiKeyStore, StoreError};
+use super::users::remove_user_row;
+use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
+use crate::domain::{OrgId, UserId};
+use crate::store::{codec, ApiKeyRecord, ApiKeyStore, StoreError, StoreResult, UserRecord};
 
-fn name_key(org: u64, service_account: u64, name: &str) -> Vec<u8> {
+fn name_key(org: u64, service_account: Option<u64>, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(16 + name.len());
     k.extend_from_slice(&org.to_be_bytes());
-    k.extend_from_slice(&service_account.to_be_bytes());
+    k.extend_from_slice(&service_account.unwrap_or(0).to_be_bytes());
     k.extend_from_slice(name.as_bytes());
     k
 }
 
+impl SledStore {
+    fn keys_of(&self, org: OrgId, service_account: Option<u64>) -> StoreResult<Vec<ApiKeyRecord>> {
+        let mut prefix = org.key().to_vec();
+        prefix.extend_from_slice(&service_account.unwrap_or(0).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.api_keys_by_name.scan_prefix(prefix) {
+            let (_, id) = item?;
+            if let Some(k) = get::<ApiKeyRecord>(&self.api_keys, keys::id(read_u64(Some(&id))))? {
+                out.push(k);
+            }
+        }
+        out.sort_by_key(|k| k.id);
+        Ok(out)
+    }
+}
+
+#[async_trait]
 impl ApiKeyStore for SledStore {
-    fn create_api_key(&self, key: ApiKeyRecord) -> Result<ApiKeyRecord, StoreError> {
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord> {
         let by_name_key = name_key(key.org_id, key.service_account_id, &key.name);
-        (
+        let r = (
             &self.api_keys,
             &self.api_keys_by_hash,
             &self.api_keys_by_name,
@@ -38,39 +58,31 @@ impl ApiKeyStore for SledStore {
                 bump(counters, counter::API_KEYS, 1)?;
                 Ok(row)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError> {
-        match self.api_keys.get(id.to_be_bytes())? {
-            Some(b) => Ok(Some(codec::decode(&b)?)),
-            None => Ok(None),
-        }
+    async fn api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
+        get(&self.api_keys, id.to_be_bytes())
     }
 
-    fn api_key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiKeyRecord>, StoreError> {
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
         match self.api_keys_by_hash.get(hash)? {
-            Some(id) => self.api_key(super::read_u64(Some(&id))),
+            Some(id) => get(&self.api_keys, keys::id(read_u64(Some(&id)))),
             None => Ok(None),
         }
     }
 
-    fn api_keys(&self, org: OrgId, service_account: u64) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let mut prefix = org.key().to_vec();
-        prefix.extend_from_slice(&service_account.to_be_bytes());
-        let mut out = Vec::new();
-        for item in self.api_keys_by_name.scan_prefix(prefix) {
-            let (_, id) = item?;
-            if let Some(k) = self.api_key(super::read_u64(Some(&id)))? {
-                out.push(k);
-            }
-        }
-        out.sort_by_key(|k| k.id);
-        Ok(out)
+    async fn api_keys(
+        &self,
+        org: OrgId,
+        service_account: Option<UserId>,
+    ) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.keys_of(org, service_account.map(|u| u.0))
     }
 
-    fn delete_api_key(&self, id: u64) -> Result<Option<ApiKeyRecord>, StoreError> {
-        (
+    async fn delete_api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
+        let r = (
             &self.api_keys,
             &self.api_keys_by_hash,
             &self.api_keys_by_name,
@@ -86,14 +98,50 @@ impl ApiKeyStore for SledStore {
                 bump(counters, counter::API_KEYS, -1)?;
                 Ok(Some(row))
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn touch_api_key(&self, id: u64, at: i64) -> Result<(), StoreError> {
+    async fn delete_service_account(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let Some(sa) = get::<UserRecord>(&self.users, id.key())? else {
+            return Ok(None);
+        };
+        if !sa.is_service_account {
+            return Ok(None);
+        }
+        let tokens = self.keys_of(OrgId(sa.org_id), Some(sa.id))?;
+        let r = (
+            &self.users,
+            &self.by_login,
+            &self.by_email,
+            &self.by_uid,
+            &self.org_members,
+            &self.counters,
+            &self.api_keys,
+            &self.api_keys_by_hash,
+            &self.api_keys_by_name,
+        )
+            .transaction(
+                |(users, by_login, by_email, by_uid, members, counters, rows, by_hash, by_name)| {
+                    for t in &tokens {
+                        if rows.remove(&t.id.to_be_bytes())?.is_some() {
+                            by_hash.remove(&t.hash)?;
+                            by_name.remove(name_key(t.org_id, t.service_account_id, &t.name))?;
+                            bump(counters, counter::API_KEYS, -1)?;
+                        }
+                    }
+                    remove_user_row(users, by_login, by_email, by_uid, members, counters, id)
+                },
+            )
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn touch_api_key(&self, id: u64, at: i64) -> StoreResult<()> {
         let key = id.to_be_bytes();
         if let Some(old) = self.api_keys.get(key)? {
             let mut row: ApiKeyRecord = codec::decode(&old)?;
-            row.last_used = at;
+            row.last_used = Some(at);
             let _ = self
                 .api_keys
                 .compare_and_swap(key, Some(old), Some(codec::encode(&row)?))?;

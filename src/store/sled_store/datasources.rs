@@ -1,12 +1,13 @@
 //! Datasources in sled: `datasources` (id -> row), `datasources_by_uid` (org | uid -> id),
 //! `datasources_by_name` (org | lower-cased name -> id); secrets in the same transaction.
 
+use async_trait::async_trait;
 use sled::Transactional;
 
 use super::secrets::apply_secret_writes;
-use super::{abort, bump, dec, enc, next_id, read_u64, tx_err, SledStore};
+use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, SledStore};
 use crate::domain::OrgId;
-use crate::store::{codec, counter, DataSourceRecord, DataSourceStore, SecretWrite, StoreError};
+use crate::store::{DataSourceRecord, DataSourceStore, SecretWrite, StoreError, StoreResult};
 
 fn scoped(org: u64, value: &str) -> Vec<u8> {
     let mut k = org.to_be_bytes().to_vec();
@@ -19,156 +20,184 @@ fn name_key(org: u64, name: &str) -> Vec<u8> {
 }
 
 impl SledStore {
-    fn ds_via(
-        &self,
-        tree: &sled::Tree,
-        key: &[u8],
-    ) -> Result<Option<DataSourceRecord>, StoreError> {
+    fn ds_via(&self, tree: &sled::Tree, key: &[u8]) -> StoreResult<Option<DataSourceRecord>> {
         match tree.get(key)? {
-            Some(id) => self.datasource(read_u64(Some(&id))),
+            Some(id) => get(&self.datasources, read_u64(Some(&id)).to_be_bytes()),
             None => Ok(None),
         }
     }
 }
 
+#[async_trait]
 impl DataSourceStore for SledStore {
-    fn create_datasource(
+    async fn create_datasource(
         &self,
         ds: DataSourceRecord,
         secrets: &[SecretWrite],
-    ) -> Result<DataSourceRecord, StoreError> {
+    ) -> StoreResult<DataSourceRecord> {
         let uid_key = scoped(ds.org_id, &ds.uid);
         let name_k = name_key(ds.org_id, &ds.name);
-        (
+        let r = (
             &self.datasources,
             &self.ds_by_uid,
             &self.ds_by_name,
             &self.secrets,
+            &self.secret_deks,
             &self.counters,
             &self.meta,
         )
-            .transaction(|(rows, by_uid, by_name, secrets_t, counters, meta)| {
-                if by_name.get(name_k.as_slice())?.is_some() {
-                    return abort(StoreError::Conflict("name"));
-                }
-                if by_uid.get(uid_key.as_slice())?.is_some() {
-                    return abort(StoreError::Conflict("uid"));
-                }
-                let id = next_id(meta, "next_datasource_id")?;
-                let mut row = ds.clone();
-                row.id = id;
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                by_uid.insert(uid_key.as_slice(), &id.to_be_bytes())?;
-                by_name.insert(name_k.as_slice(), &id.to_be_bytes())?;
-                apply_secret_writes(secrets_t, counters, secrets)?;
-                bump(counters, counter::DATASOURCES, 1)?;
-                Ok(row)
-            })
-            .map_err(tx_err)
+            .transaction(
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters, meta)| {
+                    if by_name.get(name_k.as_slice())?.is_some() {
+                        return abort(StoreError::Conflict("name"));
+                    }
+                    if by_uid.get(uid_key.as_slice())?.is_some() {
+                        return abort(StoreError::Conflict("uid"));
+                    }
+                    let id = next_id(meta, "next_datasource_id")?;
+                    let mut row = ds.clone();
+                    row.id = id;
+                    row.version = 1;
+                    rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+                    by_uid.insert(uid_key.as_slice(), &id.to_be_bytes())?;
+                    by_name.insert(name_k.as_slice(), &id.to_be_bytes())?;
+                    apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                    bump(counters, counter::DATASOURCES, 1)?;
+                    Ok(row)
+                },
+            )
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn update_datasource(
+    async fn update_datasource(
         &self,
         ds: &DataSourceRecord,
+        expected_version: u64,
         secrets: &[SecretWrite],
-    ) -> Result<(), StoreError> {
+    ) -> StoreResult<DataSourceRecord> {
         let id = ds.id.to_be_bytes();
-        (
+        let r = (
             &self.datasources,
             &self.ds_by_uid,
             &self.ds_by_name,
             &self.secrets,
+            &self.secret_deks,
             &self.counters,
         )
-            .transaction(|(rows, by_uid, by_name, secrets_t, counters)| {
-                let Some(old) = rows.get(id)? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: DataSourceRecord = dec(&old)?;
-                for (tree, old_k, new_k, what) in [
-                    (
-                        by_name,
-                        name_key(old.org_id, &old.name),
-                        name_key(ds.org_id, &ds.name),
-                        "name",
-                    ),
-                    (
-                        by_uid,
-                        scoped(old.org_id, &old.uid),
-                        scoped(ds.org_id, &ds.uid),
-                        "uid",
-                    ),
-                ] {
-                    if old_k != new_k {
-                        if let Some(owner) = tree.get(new_k.as_slice())? {
-                            if owner.as_ref() != id {
-                                return abort(StoreError::Conflict(what));
-                            }
-                        }
-                        tree.remove(old_k.as_slice())?;
-                        tree.insert(new_k.as_slice(), &id)?;
+            .transaction(
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters)| {
+                    let Some(old) = rows.get(id)? else {
+                        return abort(StoreError::NotFound);
+                    };
+                    let old: DataSourceRecord = dec(&old)?;
+                    if old.org_id != ds.org_id {
+                        return abort(StoreError::NotFound);
                     }
-                }
-                rows.insert(&id, enc(ds)?)?;
-                apply_secret_writes(secrets_t, counters, secrets)
-            })
-            .map_err(tx_err)
+                    if old.version != expected_version {
+                        return abort(StoreError::Stale("version"));
+                    }
+                    for (tree, old_k, new_k, what) in [
+                        (
+                            by_name,
+                            name_key(old.org_id, &old.name),
+                            name_key(ds.org_id, &ds.name),
+                            "name",
+                        ),
+                        (
+                            by_uid,
+                            scoped(old.org_id, &old.uid),
+                            scoped(ds.org_id, &ds.uid),
+                            "uid",
+                        ),
+                    ] {
+                        if old_k != new_k {
+                            if let Some(owner) = tree.get(new_k.as_slice())? {
+                                if owner.as_ref() != id {
+                                    return abort(StoreError::Conflict(what));
+                                }
+                            }
+                            tree.remove(old_k.as_slice())?;
+                            tree.insert(new_k.as_slice(), &id)?;
+                        }
+                    }
+                    let mut row = ds.clone();
+                    row.version = old.version + 1;
+                    row.created = old.created;
+                    rows.insert(&id, enc(&row)?)?;
+                    apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                    Ok(row)
+                },
+            )
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn delete_datasource(
+    async fn delete_datasource(
         &self,
+        org: OrgId,
         id: u64,
         secrets: &[SecretWrite],
-    ) -> Result<Option<DataSourceRecord>, StoreError> {
-        (
+    ) -> StoreResult<Option<DataSourceRecord>> {
+        let r = (
             &self.datasources,
             &self.ds_by_uid,
             &self.ds_by_name,
             &self.secrets,
+            &self.secret_deks,
             &self.counters,
         )
-            .transaction(|(rows, by_uid, by_name, secrets_t, counters)| {
-                let Some(old) = rows.remove(&id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let old: DataSourceRecord = dec(&old)?;
-                by_uid.remove(scoped(old.org_id, &old.uid))?;
-                by_name.remove(name_key(old.org_id, &old.name))?;
-                apply_secret_writes(secrets_t, counters, secrets)?;
-                bump(counters, counter::DATASOURCES, -1)?;
-                Ok(Some(old))
-            })
-            .map_err(tx_err)
+            .transaction(
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters)| {
+                    let Some(old) = rows.get(id.to_be_bytes())? else {
+                        return Ok(None);
+                    };
+                    let old: DataSourceRecord = dec(&old)?;
+                    if old.org_id != org.0 {
+                        return Ok(None);
+                    }
+                    rows.remove(&id.to_be_bytes())?;
+                    by_uid.remove(scoped(old.org_id, &old.uid))?;
+                    by_name.remove(name_key(old.org_id, &old.name))?;
+                    apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                    bump(counters, counter::DATASOURCES, -1)?;
+                    Ok(Some(old))
+                },
+            )
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn datasource(&self, id: u64) -> Result<Option<DataSourceRecord>, StoreError> {
-        match self.datasources.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(codec::decode(&v)?)),
-            None => Ok(None),
-        }
+    async fn datasource(&self, org: OrgId, id: u64) -> StoreResult<Option<DataSourceRecord>> {
+        Ok(
+            get::<DataSourceRecord>(&self.datasources, id.to_be_bytes())?
+                .filter(|ds| ds.org_id == org.0),
+        )
     }
 
-    fn datasource_by_uid(
+    async fn datasource_by_uid(
         &self,
         org: OrgId,
         uid: &str,
-    ) -> Result<Option<DataSourceRecord>, StoreError> {
+    ) -> StoreResult<Option<DataSourceRecord>> {
         self.ds_via(&self.ds_by_uid, &scoped(org.0, uid))
     }
 
-    fn datasource_by_name(
+    async fn datasource_by_name(
         &self,
         org: OrgId,
         name: &str,
-    ) -> Result<Option<DataSourceRecord>, StoreError> {
+    ) -> StoreResult<Option<DataSourceRecord>> {
         self.ds_via(&self.ds_by_name, &name_key(org.0, name))
     }
 
-    fn datasources(&self, org: OrgId) -> Result<Vec<DataSourceRecord>, StoreError> {
+    async fn datasources(&self, org: OrgId) -> StoreResult<Vec<DataSourceRecord>> {
         let mut out = Vec::new();
         for item in self.ds_by_name.scan_prefix(org.key()) {
             let (_, id) = item?;
-            if let Some(ds) = self.datasource(read_u64(Some(&id)))? {
+            if let Some(ds) =
+                get::<DataSourceRecord>(&self.datasources, read_u64(Some(&id)).to_be_bytes())?
+            {
                 out.push(ds);
             }
         }

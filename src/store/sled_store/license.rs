@@ -1,43 +1,41 @@
 //! The license tree: the uploaded token and the last renewal attempt, one row each.
 
-use super::SledStore;
-use crate::store::{codec, LicenseStore, RenewalRecord, StoreError, StoredLicense};
+use async_trait::async_trait;
+
+use super::{get, SledStore};
+use crate::store::{codec, LicenseStore, RenewalRecord, StoreError, StoreResult, StoredLicense};
 
 const TOKEN: &[u8] = b"token";
 const RENEWAL: &[u8] = b"renewal";
 
-impl SledStore {
-    fn license_get<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StoreError> {
-        self.license
-            .get(key)?
-            .map(|v| codec::decode(&v))
-            .transpose()
-    }
-}
-
+#[async_trait]
 impl LicenseStore for SledStore {
-    fn license(&self) -> Result<Option<StoredLicense>, StoreError> {
-        self.license_get(TOKEN)
+    async fn license(&self) -> StoreResult<Option<StoredLicense>> {
+        get(&self.license, TOKEN)
     }
 
-    fn put_license(&self, license: &StoredLicense) -> Result<(), StoreError> {
-        self.license.insert(TOKEN, codec::encode(license)?)?;
-        Ok(())
+    async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
+        let r = codec::encode(license)
+            .and_then(|v| self.license.insert(TOKEN, v).map_err(StoreError::from));
+        self.durable(r).await.map(|_| ())
     }
 
-    fn delete_license(&self) -> Result<bool, StoreError> {
-        Ok(self.license.remove(TOKEN)?.is_some())
+    async fn delete_license(&self) -> StoreResult<bool> {
+        let r = self
+            .license
+            .remove(TOKEN)
+            .map(|old| old.is_some())
+            .map_err(StoreError::from);
+        self.durable(r).await
     }
 
-    fn last_renewal(&self) -> Result<Option<RenewalRecord>, StoreError> {
-        self.license_get(RENEWAL)
+    async fn last_renewal(&self) -> StoreResult<Option<RenewalRecord>> {
+        get(&self.license, RENEWAL)
     }
 
-    fn put_renewal(&self, record: &RenewalRecord) -> Result<(), StoreError> {
-        self.license.insert(RENEWAL, codec::encode(record)?)?;
-        Ok(())
+    async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()> {
+        let r = codec::encode(record)
+            .and_then(|v| self.license.insert(RENEWAL, v).map_err(StoreError::from));
+        self.durable(r).await.map(|_| ())
     }
 }

@@ -1,34 +1,107 @@
-//! The sled implementation of the store traits: the only code that names sled. Users and
-//! orgs here; sessions and API keys in their own files.
+//! The sled backend: the only code that names sled. One database with one tree per record
+//! kind and one per index; an operation that touches several trees is one sled transaction.
+//! Counters (for stats) change in the same transaction as the rows they count, so reading
+//! them never scans. Every mutating method ends with a group-committed flush (see
+//! [`Durability`]), so its return means "on disk".
+//!
+//! Files: users and orgs (`users.rs`), sessions, API keys, secrets and DEKs, datasources,
+//! settings, license, dashboards and alerts, plugins and notifiers, roles, provisioning runs,
+//! and the layout upgrades that run at open (`migrate.rs`). Key layouts live in `keys`.
 
 mod api_keys;
+mod dashboards;
 mod datasources;
 mod license;
-mod provisioning;
+mod migrate;
+mod notifiers;
+mod roles;
 mod secrets;
 mod sessions;
 mod settings;
+mod users;
 
 use std::path::Path;
 
+use async_trait::async_trait;
 use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError,
     TransactionalTree,
 };
-use sled::{Transactional, Tree};
+use sled::Tree;
 
-use super::{
-    codec, counter, Durability, MetaStore, NewMembership, OrgRecord, StoreError, UserPage,
-    UserRecord, UserStore,
-};
-use crate::domain::{OrgId, UserId};
+use super::{codec, Durability, Store, StoreError, StoreResult};
 
 pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
+
+/// Counter names (sled-private: the contract exposes typed [`super::Counts`]).
+pub(crate) mod counter {
+    pub const USERS: &str = "users";
+    pub const GRAFANA_ADMINS: &str = "grafana_admins";
+    pub const ORGS: &str = "orgs";
+    pub const ROLE_ADMIN: &str = "role.admin";
+    pub const ROLE_EDITOR: &str = "role.editor";
+    pub const ROLE_VIEWER: &str = "role.viewer";
+    pub const ROLE_NONE: &str = "role.none";
+    pub const SERVICE_ACCOUNTS: &str = "service_accounts";
+    pub const SESSIONS: &str = "sessions.active";
+    pub const API_KEYS: &str = "api_keys";
+    pub const DATASOURCES: &str = "datasources";
+    pub const DASHBOARDS: &str = "dashboards";
+    pub const FOLDERS: &str = "folders";
+    pub const TAGS: &str = "tags";
+    pub const ALERTS: &str = "alerts";
+
+    /// The reference count of a DEK.
+    pub fn dek_refs(id: u32) -> String {
+        format!("dek.{id}.refs")
+    }
+
+    pub fn for_role(role: Option<crate::domain::OrgRole>) -> &'static str {
+        use crate::domain::OrgRole;
+        match role {
+            Some(OrgRole::Admin) => ROLE_ADMIN,
+            Some(OrgRole::Editor) => ROLE_EDITOR,
+            Some(OrgRole::Viewer) => ROLE_VIEWER,
+            Some(OrgRole::None) | None => ROLE_NONE,
+        }
+    }
+}
+
+/// Key layouts: ids are big-endian so keys sort by id; org-owned keys start with the org.
+pub(crate) mod keys {
+    pub fn id(id: u64) -> [u8; 8] {
+        id.to_be_bytes()
+    }
+
+    pub fn pair(a: u64, b: u64) -> [u8; 16] {
+        let mut k = [0u8; 16];
+        k[..8].copy_from_slice(&a.to_be_bytes());
+        k[8..].copy_from_slice(&b.to_be_bytes());
+        k
+    }
+
+    /// org (8 bytes, big-endian) then the name or uid.
+    pub fn org_named(org: u64, name: &str) -> Vec<u8> {
+        let mut k = Vec::with_capacity(8 + name.len());
+        k.extend_from_slice(&org.to_be_bytes());
+        k.extend_from_slice(name.as_bytes());
+        k
+    }
+
+    pub fn read_u64(v: Option<&[u8]>) -> u64 {
+        v.and_then(|b| b.get(..8)?.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0)
+    }
+}
+
+pub(crate) use keys::read_u64;
 
 /// All of tollgate's trees in one sled database.
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
+    durability: Durability,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -45,6 +118,7 @@ pub struct SledStore {
     api_keys_by_name: Tree,
     deks: Tree,
     secrets: Tree,
+    secret_deks: Tree,
     datasources: Tree,
     ds_by_uid: Tree,
     ds_by_name: Tree,
@@ -57,6 +131,7 @@ pub struct SledStore {
     plugin_settings: Tree,
     notifiers: Tree,
     roles: Tree,
+    roles_by_name: Tree,
     provisioning_runs: Tree,
 }
 
@@ -85,12 +160,6 @@ pub(crate) fn dec<T: serde::de::DeserializeOwned>(b: &[u8]) -> TxResult<T> {
     codec::decode(b).map_err(ConflictableTransactionError::Abort)
 }
 
-pub(crate) fn read_u64(v: Option<&[u8]>) -> u64 {
-    v.and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
-}
-
 /// Adds `delta` to a counter inside a transaction.
 pub(crate) fn bump(tx: &TransactionalTree, name: &str, delta: i64) -> TxResult<()> {
     if delta == 0 {
@@ -106,13 +175,6 @@ pub(crate) fn bump(tx: &TransactionalTree, name: &str, delta: i64) -> TxResult<(
     Ok(())
 }
 
-pub(crate) fn pair_key(a: u64, b: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&a.to_be_bytes());
-    k[8..].copy_from_slice(&b.to_be_bytes());
-    k
-}
-
 /// Allocates the next id of a sequence kept in the meta tree (ids start at 1).
 pub(crate) fn next_id(meta: &TransactionalTree, sequence: &str) -> TxResult<u64> {
     let id = read_u64(meta.get(sequence)?.as_deref()).max(1);
@@ -120,24 +182,38 @@ pub(crate) fn next_id(meta: &TransactionalTree, sequence: &str) -> TxResult<u64>
     Ok(id)
 }
 
-fn fold(s: &str) -> String {
-    s.trim().to_lowercase()
+/// Every row of a tree, decoded.
+pub(crate) fn all<T: serde::de::DeserializeOwned>(tree: &Tree) -> StoreResult<Vec<T>> {
+    tree.iter()
+        .map(|item| {
+            let (_, v) = item?;
+            codec::decode(&v)
+        })
+        .collect()
 }
 
-/// The counter deltas of adding (`sign` 1) or removing (`sign` -1) a user row.
-fn count_user(counters: &TransactionalTree, u: &UserRecord, sign: i64) -> TxResult<()> {
-    if u.is_service_account {
-        return bump(counters, counter::SERVICE_ACCOUNTS, sign);
-    }
-    bump(counters, counter::USERS, sign)?;
-    if u.is_admin {
-        bump(counters, counter::GRAFANA_ADMINS, sign)?;
-    }
-    bump(counters, counter::for_role(u.highest_role()), sign)
+/// Every row under a key prefix, decoded.
+pub(crate) fn all_with_prefix<T: serde::de::DeserializeOwned>(
+    tree: &Tree,
+    prefix: &[u8],
+) -> StoreResult<Vec<T>> {
+    tree.scan_prefix(prefix)
+        .map(|item| {
+            let (_, v) = item?;
+            codec::decode(&v)
+        })
+        .collect()
+}
+
+pub(crate) fn get<T: serde::de::DeserializeOwned>(
+    tree: &Tree,
+    key: impl AsRef<[u8]>,
+) -> StoreResult<Option<T>> {
+    tree.get(key)?.map(|v| codec::decode(&v)).transpose()
 }
 
 impl SledStore {
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
+    pub fn open(path: &Path) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -151,11 +227,17 @@ impl SledStore {
                 }
                 other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
             })?;
-        Self::from_db(db)
+        let store = Self::from_db(db)?;
+        migrate::upgrade(&store)?;
+        Ok(store)
     }
 
-    fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    fn from_db(db: sled::Db) -> StoreResult<Self> {
+        let flusher = db.clone();
         Ok(Self {
+            durability: Durability::new(move || {
+                flusher.flush().map(|_| ()).map_err(StoreError::from)
+            }),
             users: db.open_tree("users")?,
             by_login: db.open_tree("users_by_login")?,
             by_email: db.open_tree("users_by_email")?,
@@ -172,6 +254,7 @@ impl SledStore {
             api_keys_by_name: db.open_tree("api_keys_by_name")?,
             deks: db.open_tree("deks")?,
             secrets: db.open_tree("secrets")?,
+            secret_deks: db.open_tree("secret_deks")?,
             datasources: db.open_tree("datasources")?,
             ds_by_uid: db.open_tree("datasources_by_uid")?,
             ds_by_name: db.open_tree("datasources_by_name")?,
@@ -184,486 +267,74 @@ impl SledStore {
             plugin_settings: db.open_tree("plugin_settings")?,
             notifiers: db.open_tree("alert_notifications")?,
             roles: db.open_tree("roles")?,
+            roles_by_name: db.open_tree("roles_by_name")?,
             provisioning_runs: db.open_tree("provisioning_runs")?,
             db,
         })
     }
 
-    /// The group-commit flusher for this database.
-    pub fn durability(&self) -> Durability {
-        let db = self.db.clone();
-        Durability::new(move || db.flush().map(|_| ()).map_err(StoreError::from))
+    /// Waits for the group commit that covers every write made so far, then hands back
+    /// the write's result: what every mutating method returns through.
+    pub(crate) async fn durable<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        let value = result?;
+        self.durability.wait().await?;
+        Ok(value)
     }
 
-    /// True when sled answers a read (health check).
-    pub fn healthy(&self) -> bool {
+    /// Runs a scan on the blocking pool (sled iterates synchronously).
+    pub(crate) async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SledStore) -> StoreResult<T> + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this))
+            .await
+            .map_err(|e| StoreError::Io(format!("scan task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn healthy(&self) -> bool {
         self.meta.get(b"__health").is_ok()
     }
 
-    fn load(&self, tree: &Tree, key: &[u8]) -> Result<Option<UserRecord>, StoreError> {
-        let Some(id) = tree.get(key)? else {
-            return Ok(None);
-        };
-        self.user(UserId::from_key(&id).ok_or(StoreError::Codec("bad index".into()))?)
-    }
-}
-
-impl UserStore for SledStore {
-    fn create_user(
-        &self,
-        user: UserRecord,
-        membership: NewMembership,
-    ) -> Result<UserRecord, StoreError> {
-        let login_key = fold(&user.login);
-        let email_key = fold(&user.email);
-        (
-            &self.users,
-            &self.by_login,
-            &self.by_email,
-            &self.by_uid,
-            &self.orgs,
-            &self.org_members,
-            &self.counters,
-            &self.meta,
-        )
-            .transaction(
-                |(users, by_login, by_email, by_uid, orgs, members, counters, meta)| {
-                    if by_login.get(login_key.as_bytes())?.is_some() {
-                        return abort(StoreError::Conflict("login"));
-                    }
-                    if by_email.get(email_key.as_bytes())?.is_some() {
-                        return abort(StoreError::Conflict("email"));
-                    }
-                    let id = read_u64(meta.get("next_user_id")?.as_deref()).max(1);
-                    meta.insert("next_user_id", &(id + 1).to_be_bytes())?;
-                    let (org_id, role) = match &membership {
-                        NewMembership::Existing(org, role) => {
-                            if orgs.get(org.key())?.is_none() {
-                                return abort(StoreError::OrgNotFound);
-                            }
-                            (org.0, *role)
-                        }
-                        NewMembership::NewOrg(name, role) => {
-                            let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
-                            meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
-                            let org = OrgRecord {
-                                id: org_id,
-                                name: name.clone(),
-                                created: user.created,
-                                updated: user.created,
-                            };
-                            orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
-                            bump(counters, counter::ORGS, 1)?;
-                            (org_id, *role)
-                        }
-                    };
-                    let mut row = user.clone();
-                    row.id = id;
-                    row.org_id = org_id;
-                    row.memberships = vec![super::Membership {
-                        org_id,
-                        role: role.to_byte(),
-                    }];
-                    users.insert(&id.to_be_bytes(), enc(&row)?)?;
-                    by_login.insert(login_key.as_bytes(), &id.to_be_bytes())?;
-                    by_email.insert(email_key.as_bytes(), &id.to_be_bytes())?;
-                    by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
-                    members.insert(&pair_key(org_id, id), &[role.to_byte()])?;
-                    count_user(counters, &row, 1)?;
-                    Ok(row)
-                },
-            )
-            .map_err(tx_err)
+    async fn flush(&self) -> StoreResult<()> {
+        self.durability.wait().await
     }
 
-    fn user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        match self.users.get(id.key())? {
-            Some(bytes) => Ok(Some(codec::decode(&bytes)?)),
-            None => Ok(None),
-        }
+    fn backend(&self) -> &'static str {
+        "sled"
     }
 
-    fn user_by_uid(&self, uid: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.load(&self.by_uid, uid.as_bytes())
-    }
-
-    fn user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.load(&self.by_login, fold(login).as_bytes())
-    }
-
-    fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.load(&self.by_email, fold(email).as_bytes())
-    }
-
-    fn update_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        let id = user.id.to_be_bytes();
-        (&self.users, &self.by_login, &self.by_email)
-            .transaction(|(users, by_login, by_email)| {
-                let Some(old) = users.get(id)? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: UserRecord = dec(&old)?;
-                let mut row = user.clone();
-                // Memberships and the admin flag have their own operations.
-                row.memberships = old.memberships.clone();
-                row.is_admin = old.is_admin;
-                for (tree, old_v, new_v, what) in [
-                    (by_login, fold(&old.login), fold(&row.login), "login"),
-                    (by_email, fold(&old.email), fold(&row.email), "email"),
-                ] {
-                    if old_v != new_v {
-                        if let Some(owner) = tree.get(new_v.as_bytes())? {
-                            if owner.as_ref() != id {
-                                return abort(StoreError::Conflict(what));
-                            }
-                        }
-                        tree.remove(old_v.as_bytes())?;
-                        tree.insert(new_v.as_bytes(), &id)?;
-                    }
-                }
-                users.insert(&id, enc(&row)?)?;
-                Ok(())
-            })
-            .map_err(tx_err)
-    }
-
-    fn set_memberships(
-        &self,
-        id: UserId,
-        memberships: &[(OrgId, crate::domain::OrgRole)],
-    ) -> Result<UserRecord, StoreError> {
-        (&self.users, &self.orgs, &self.org_members, &self.counters)
-            .transaction(|(users, orgs, members, counters)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: UserRecord = dec(&old)?;
-                for (org, _) in memberships {
-                    if orgs.get(org.key())?.is_none() {
-                        return abort(StoreError::OrgNotFound);
-                    }
-                }
-                let mut row = old.clone();
-                row.memberships = memberships
-                    .iter()
-                    .map(|(org, role)| super::Membership {
-                        org_id: org.0,
-                        role: role.to_byte(),
-                    })
-                    .collect();
-                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
-                    row.org_id = row.memberships.first().map_or(row.org_id, |m| m.org_id);
-                }
-                for m in &old.memberships {
-                    members.remove(&pair_key(m.org_id, old.id))?;
-                }
-                for m in &row.memberships {
-                    members.insert(&pair_key(m.org_id, row.id), &[m.role])?;
-                }
-                count_user(counters, &old, -1)?;
-                count_user(counters, &row, 1)?;
-                users.insert(&id.key(), enc(&row)?)?;
-                Ok(row)
-            })
-            .map_err(tx_err)
-    }
-
-    fn set_grafana_admin(&self, id: UserId, admin: bool) -> Result<UserRecord, StoreError> {
-        (&self.users, &self.counters)
-            .transaction(|(users, counters)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                if row.is_admin == admin {
-                    return Ok(row);
-                }
-                let admins = read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref());
-                if !admin && admins <= 1 {
-                    return abort(StoreError::LastAdmin);
-                }
-                row.is_admin = admin;
-                row.updated = super::now();
-                users.insert(&id.key(), enc(&row)?)?;
-                bump(
-                    counters,
-                    counter::GRAFANA_ADMINS,
-                    if admin { 1 } else { -1 },
-                )?;
-                Ok(row)
-            })
-            .map_err(tx_err)
-    }
-
-    fn delete_user(&self, id: UserId) -> Result<Option<UserRecord>, StoreError> {
-        (
-            &self.users,
-            &self.by_login,
-            &self.by_email,
-            &self.by_uid,
-            &self.org_members,
-            &self.counters,
-        )
-            .transaction(|(users, by_login, by_email, by_uid, members, counters)| {
-                let Some(old) = users.remove(&id.key())? else {
-                    return Ok(None);
-                };
-                let row: UserRecord = dec(&old)?;
-                if row.is_admin && read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref()) <= 1
-                {
-                    return abort(StoreError::LastAdmin);
-                }
-                by_login.remove(fold(&row.login).as_bytes())?;
-                by_email.remove(fold(&row.email).as_bytes())?;
-                by_uid.remove(row.uid.as_bytes())?;
-                for m in &row.memberships {
-                    members.remove(&pair_key(m.org_id, row.id))?;
-                }
-                count_user(counters, &row, -1)?;
-                Ok(Some(row))
-            })
-            .map_err(tx_err)
-    }
-
-    fn search_users(&self, query: &str, offset: u64, limit: u64) -> Result<UserPage, StoreError> {
-        self.search(query, offset, limit, false)
-    }
-
-    fn search_service_accounts(
-        &self,
-        query: &str,
-        offset: u64,
-        limit: u64,
-    ) -> Result<UserPage, StoreError> {
-        self.search(query, offset, limit, true)
-    }
-
-    fn touch_last_seen(&self, id: UserId, at: i64) -> Result<(), StoreError> {
-        // A compare-and-swap loop: never overwrite a concurrent update of the row.
-        for _ in 0..4 {
-            let Some(old) = self.users.get(id.key())? else {
-                return Ok(());
-            };
-            let mut row: UserRecord = codec::decode(&old)?;
-            row.last_seen_at = at;
-            let new = codec::encode(&row)?;
-            match self
-                .users
-                .compare_and_swap(id.key(), Some(old), Some(new))?
-            {
-                Ok(()) => return Ok(()),
-                Err(_) => continue,
-            }
-        }
-        Ok(())
-    }
-
-    fn org(&self, id: OrgId) -> Result<Option<OrgRecord>, StoreError> {
-        match self.orgs.get(id.key())? {
-            Some(b) => Ok(Some(codec::decode(&b)?)),
-            None => Ok(None),
-        }
-    }
-
-    fn ensure_org(&self, id: OrgId, name: &str) -> Result<(), StoreError> {
-        (&self.orgs, &self.counters, &self.meta)
-            .transaction(|(orgs, counters, meta)| {
-                if orgs.get(id.key())?.is_some() {
-                    return Ok(());
-                }
-                let now = super::now();
-                let org = OrgRecord {
-                    id: id.0,
-                    name: name.to_string(),
-                    created: now,
-                    updated: now,
-                };
-                orgs.insert(&id.key(), enc(&org)?)?;
-                let next = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
-                meta.insert("next_org_id", &next.max(id.0 + 1).to_be_bytes())?;
-                bump(counters, counter::ORGS, 1)
-            })
-            .map_err(tx_err)
-    }
-
-    fn counter(&self, name: &str) -> Result<u64, StoreError> {
-        Ok(read_u64(self.counters.get(name)?.as_deref()))
-    }
-
-    fn for_each_user(&self, f: &mut dyn FnMut(&UserRecord)) -> Result<(), StoreError> {
-        for item in self.users.iter() {
-            let (_, v) = item?;
-            f(&codec::decode(&v)?);
-        }
-        Ok(())
-    }
-}
-
-impl MetaStore for SledStore {
-    fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
-    }
-
-    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.meta.insert(key, value)?;
-        Ok(())
-    }
-}
-
-impl SledStore {
-    /// Users or service accounts ordered by login, matching `query`.
-    fn search(
-        &self,
-        query: &str,
-        offset: u64,
-        limit: u64,
-        service_accounts: bool,
-    ) -> Result<UserPage, StoreError> {
-        let q = fold(query);
-
-        let mut page = UserPage::default();
-        for item in self.by_login.iter() {
-            let (_, id) = item?;
-            let Some(id) = UserId::from_key(&id) else {
-                continue;
-            };
-            let Some(u) = self.user(id)? else { continue };
-            if u.is_service_account != service_accounts {
-                continue;
-            }
-            let matches = q.is_empty()
-                || u.login.to_lowercase().contains(&q)
-                || u.email.to_lowercase().contains(&q)
-                || u.name.to_lowercase().contains(&q);
-            if !matches {
-                continue;
-            }
-            if page.total >= offset && (page.users.len() as u64) < limit {
-                page.users.push(u);
-            }
-            page.total += 1;
-        }
-        Ok(page)
+    fn flush_count(&self) -> u64 {
+        self.durability.flush_count()
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    //! The contract every `UserStore` implementation must pass.
-    use super::*;
-    use crate::domain::OrgRole;
+    use std::sync::Arc;
 
-    fn store() -> (tempfile::TempDir, SledStore) {
+    use crate::store::Store;
+
+    /// The store contract suite against sled: every test gets its own empty database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_passes_the_store_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let s = SledStore::open(&dir.path().join("db")).unwrap();
-        s.ensure_org(OrgId(1), "Main Org.").unwrap();
-        (dir, s)
-    }
-
-    fn user(login: &str, email: &str) -> UserRecord {
-        UserRecord {
-            id: 0,
-            uid: crate::crypto::random::short_uid(),
-            login: login.into(),
-            email: email.into(),
-            name: login.into(),
-            is_admin: false,
-            is_disabled: false,
-            is_service_account: false,
-            password: None,
-            org_id: 0,
-            memberships: vec![],
-            theme: String::new(),
-            auth_module: String::new(),
-            created: 0,
-            updated: 0,
-            last_seen_at: 0,
-        }
-    }
-
-    #[test]
-    fn create_assigns_ids_and_enforces_case_insensitive_uniqueness() {
-        let (_d, s) = store();
-        let m = NewMembership::Existing(OrgId(1), OrgRole::Viewer);
-        let a = s.create_user(user("Alice", "a@x.org"), m.clone()).unwrap();
-        let b = s.create_user(user("bob", "b@x.org"), m.clone()).unwrap();
-        assert_eq!((a.id, b.id), (1, 2));
-        assert!(matches!(
-            s.create_user(user("ALICE", "c@x.org"), m.clone()),
-            Err(StoreError::Conflict("login"))
-        ));
-        assert!(matches!(
-            s.create_user(user("carol", "A@X.org"), m.clone()),
-            Err(StoreError::Conflict("email"))
-        ));
-        assert_eq!(s.user_by_login("alice").unwrap().unwrap().id, 1);
-        assert_eq!(s.user_by_uid(&b.uid).unwrap().unwrap().id, 2);
-        assert_eq!(s.counter(counter::USERS).unwrap(), 2);
-        assert_eq!(s.counter(counter::ROLE_VIEWER).unwrap(), 2);
-        assert!(matches!(
-            s.create_user(
-                user("dan", "d@x.org"),
-                NewMembership::Existing(OrgId(9), OrgRole::Viewer)
-            ),
-            Err(StoreError::OrgNotFound)
-        ));
-    }
-
-    #[test]
-    fn update_reindexes_and_delete_cleans_up() {
-        let (_d, s) = store();
-        let m = NewMembership::Existing(OrgId(1), OrgRole::Editor);
-        let mut a = s.create_user(user("alice", "a@x.org"), m.clone()).unwrap();
-        s.create_user(user("bob", "b@x.org"), m).unwrap();
-        a.login = "alice2".into();
-        s.update_user(&a).unwrap();
-        assert!(s.user_by_login("alice").unwrap().is_none());
-        assert_eq!(s.user_by_login("ALICE2").unwrap().unwrap().id, a.id);
-        a.email = "B@x.org".into();
-        assert!(matches!(
-            s.update_user(&a),
-            Err(StoreError::Conflict("email"))
-        ));
-        let gone = s.delete_user(UserId(a.id)).unwrap().unwrap();
-        assert_eq!(gone.login, "alice2");
-        assert!(s.user_by_login("alice2").unwrap().is_none());
-        assert!(s.delete_user(UserId(a.id)).unwrap().is_none());
-        assert_eq!(s.counter(counter::USERS).unwrap(), 1);
-        assert_eq!(s.counter(counter::ROLE_EDITOR).unwrap(), 1);
-    }
-
-    #[test]
-    fn last_admin_is_protected() {
-        let (_d, s) = store();
-        let m = NewMembership::Existing(OrgId(1), OrgRole::Admin);
-        let a = s.create_user(user("a", "a@x"), m.clone()).unwrap();
-        let b = s.create_user(user("b", "b@x"), m).unwrap();
-        s.set_grafana_admin(UserId(a.id), true).unwrap();
-        assert!(matches!(
-            s.set_grafana_admin(UserId(a.id), false),
-            Err(StoreError::LastAdmin)
-        ));
-        s.set_grafana_admin(UserId(b.id), true).unwrap();
-        s.set_grafana_admin(UserId(a.id), false).unwrap();
-        assert_eq!(s.counter(counter::GRAFANA_ADMINS).unwrap(), 1);
-    }
-
-    #[test]
-    fn search_pages_in_login_order() {
-        let (_d, s) = store();
-        let m = NewMembership::Existing(OrgId(1), OrgRole::Viewer);
-        for name in ["carol", "alice", "bob", "alfred"] {
-            s.create_user(user(name, &format!("{name}@x.org")), m.clone())
-                .unwrap();
-        }
-        let p = s.search_users("", 0, 2).unwrap();
-        assert_eq!(p.total, 4);
-        let logins: Vec<_> = p.users.iter().map(|u| u.login.as_str()).collect();
-        assert_eq!(logins, ["alfred", "alice"]);
-        let p = s.search_users("AL", 1, 10).unwrap();
-        assert_eq!(p.total, 2);
-        assert_eq!(p.users.len(), 1);
-        assert_eq!(p.users[0].login, "alice");
+        let n = std::sync::atomic::AtomicU64::new(0);
+        crate::store::contract::run_all(|| {
+            let path = dir.path().join(format!(
+                "db{}",
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ));
+            async move {
+                let s: Arc<dyn Store> = crate::store::open_sled_for_tests(&path).await.unwrap();
+                s
+            }
+        })
+        .await;
     }
 }

@@ -1,123 +1,189 @@
-//! DEKs and secrets in sled: `deks` (id -> row), `secrets` (key -> ciphertext), reference
-//! counts in `counters` (`dek.<id>.refs`), the active DEK and the re-encryption cursor in
-//! `meta`. Every secret write adjusts the counts in the same transaction.
+//! DEKs and secrets in sled: `deks` (id -> row), `secrets` (key -> ciphertext),
+//! `secret_deks` (key -> the DEK id that sealed it, from the writer), reference counts in
+//! `counters` (`dek.<id>.refs`), the active DEK and the re-encryption cursor in `meta`.
+//! Every secret write adjusts the counts in the same transaction; the store never reads a
+//! ciphertext.
 
+use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
-use super::{bump, dec, enc, next_id, read_u64, tx_err, SledStore, TxResult};
-use crate::crypto::envelope::header_dek_id;
+use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, SledStore, TxResult};
 use crate::store::{
-    codec, counter, DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError,
+    DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError, StoreResult,
 };
 
 const ACTIVE_DEK: &str = "active_dek";
 const REENCRYPT_CURSOR: &str = "reencrypt_cursor";
 
-fn dek_of(ciphertext: &[u8]) -> Option<u32> {
-    header_dek_id(ciphertext).ok()
+fn dek_key(id: u32) -> [u8; 4] {
+    id.to_be_bytes()
 }
 
-/// Applies secret writes inside a transaction that also holds `counters`.
+fn read_dek_id(v: Option<&[u8]>) -> Option<u32> {
+    v.and_then(|b| b.get(..4)?.try_into().ok())
+        .map(u32::from_be_bytes)
+}
+
+/// Applies secret writes inside a transaction that also holds `secret_deks` and `counters`.
 pub(crate) fn apply_secret_writes(
     secrets: &TransactionalTree,
+    secret_deks: &TransactionalTree,
     counters: &TransactionalTree,
     writes: &[SecretWrite],
 ) -> TxResult<()> {
     for w in writes {
-        let old = match &w.value {
-            Some(v) => secrets.insert(w.key.as_bytes(), v.as_slice())?,
-            None => secrets.remove(w.key.as_bytes())?,
+        let key = w.key.as_bytes();
+        let old_dek = match &w.value {
+            Some(v) => {
+                secrets.insert(key, v.ciphertext.as_slice())?;
+                secret_deks.insert(key, &dek_key(v.dek_id))?
+            }
+            None => {
+                secrets.remove(key)?;
+                secret_deks.remove(key)?
+            }
         };
-        if let Some(id) = old.as_deref().and_then(dek_of) {
+        if let Some(id) = read_dek_id(old_dek.as_deref()) {
             bump(counters, &counter::dek_refs(id), -1)?;
         }
-        if let Some(id) = w.value.as_deref().and_then(dek_of) {
-            bump(counters, &counter::dek_refs(id), 1)?;
+        if let Some(v) = &w.value {
+            bump(counters, &counter::dek_refs(v.dek_id), 1)?;
         }
     }
     Ok(())
 }
 
+#[async_trait]
 impl EncryptionStore for SledStore {
-    fn deks(&self) -> Result<Vec<DekRecord>, StoreError> {
-        self.deks
-            .iter()
-            .map(|item| {
-                let (_, v) = item?;
-                codec::decode(&v)
-            })
-            .collect()
+    async fn deks(&self) -> StoreResult<Vec<DekRecord>> {
+        super::all(&self.deks)
     }
 
-    fn dek(&self, id: u32) -> Result<Option<DekRecord>, StoreError> {
-        match self.deks.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(codec::decode(&v)?)),
-            None => Ok(None),
-        }
+    async fn dek(&self, id: u32) -> StoreResult<Option<DekRecord>> {
+        get(&self.deks, dek_key(id))
     }
 
-    fn active_dek(&self) -> Result<Option<u32>, StoreError> {
+    async fn active_dek(&self) -> StoreResult<Option<u32>> {
         Ok(self
             .meta
             .get(ACTIVE_DEK)?
             .map(|v| read_u64(Some(&v)) as u32))
     }
 
-    fn allocate_dek_id(&self) -> Result<u32, StoreError> {
-        self.meta
+    async fn allocate_dek_id(&self) -> StoreResult<u32> {
+        let r = self
+            .meta
             .transaction(|meta| Ok(next_id(meta, "next_dek_id")? as u32))
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn install_active_dek(&self, new: DekRecord) -> Result<(), StoreError> {
-        (&self.deks, &self.meta)
+    async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
+        let r = (&self.deks, &self.meta)
             .transaction(|(deks, meta)| {
                 if let Some(active) = meta.get(ACTIVE_DEK)? {
-                    let key = (read_u64(Some(&active)) as u32).to_be_bytes();
+                    let key = dek_key(read_u64(Some(&active)) as u32);
                     if let Some(old) = deks.get(key)? {
                         let mut old: DekRecord = dec(&old)?;
                         old.state = DekState::Retired;
-                        old.retired = new.created;
+                        old.retired = Some(new.created);
                         deks.insert(&key, enc(&old)?)?;
                     }
                 }
                 let mut row = new.clone();
                 row.state = DekState::Active;
-                deks.insert(&row.id.to_be_bytes(), enc(&row)?)?;
+                row.retired = None;
+                deks.insert(&dek_key(row.id), enc(&row)?)?;
                 meta.insert(ACTIVE_DEK, &u64::from(row.id).to_be_bytes())?;
                 Ok(())
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn update_dek(&self, dek: &DekRecord) -> Result<(), StoreError> {
-        self.deks
-            .insert(dek.id.to_be_bytes(), codec::encode(dek)?)?;
-        Ok(())
+    async fn reserve_dek_uses(&self, id: u32, reserved: u64) -> StoreResult<()> {
+        let r = self
+            .deks
+            .transaction(|deks| {
+                let Some(old) = deks.get(dek_key(id))? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: DekRecord = dec(&old)?;
+                if reserved > row.reserved {
+                    row.reserved = reserved;
+                    deks.insert(&dek_key(id), enc(&row)?)?;
+                }
+                Ok(())
+            })
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn dek_references(&self, id: u32) -> Result<u64, StoreError> {
+    async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
+        let r = self
+            .deks
+            .transaction(|deks| {
+                let Some(old) = deks.get(dek_key(id))? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: DekRecord = dec(&old)?;
+                row.kek_id = kek_id.to_string();
+                row.wrapped = wrapped.clone();
+                deks.insert(&dek_key(id), enc(&row)?)?;
+                Ok(())
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
+        let refs = counter::dek_refs(id);
+        let r = (&self.deks, &self.counters)
+            .transaction(|(deks, counters)| {
+                let Some(old) = deks.get(dek_key(id))? else {
+                    return Ok(false);
+                };
+                let mut row: DekRecord = dec(&old)?;
+                if row.state != DekState::Retired
+                    || read_u64(counters.get(refs.as_bytes())?.as_deref()) > 0
+                {
+                    return Ok(false);
+                }
+                row.state = DekState::Destroyed;
+                zeroize::Zeroize::zeroize(&mut row.wrapped);
+                row.wrapped.clear();
+                deks.insert(&dek_key(id), enc(&row)?)?;
+                Ok(true)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn dek_references(&self, id: u32) -> StoreResult<u64> {
         Ok(read_u64(
             self.counters.get(counter::dek_refs(id))?.as_deref(),
         ))
     }
 
-    fn secret(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn secret(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
         Ok(self.secrets.get(key)?.map(|v| v.to_vec()))
     }
 
-    fn write_secrets(&self, writes: &[SecretWrite]) -> Result<(), StoreError> {
-        (&self.secrets, &self.counters)
-            .transaction(|(secrets, counters)| apply_secret_writes(secrets, counters, writes))
-            .map_err(tx_err)
+    async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
+        let r = (&self.secrets, &self.secret_deks, &self.counters)
+            .transaction(|(secrets, secret_deks, counters)| {
+                apply_secret_writes(secrets, secret_deks, counters, writes)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn secrets_after(
+    async fn secrets_after(
         &self,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    ) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let iter = match cursor {
             Some(c) => self.secrets.range::<&[u8], _>((
                 std::ops::Bound::Excluded(c.as_bytes()),
@@ -133,17 +199,17 @@ impl EncryptionStore for SledStore {
         Ok(out)
     }
 
-    fn secret_count(&self) -> Result<u64, StoreError> {
+    async fn secret_count(&self) -> StoreResult<u64> {
         Ok(self.secrets.len() as u64)
     }
 
-    fn commit_reencrypt(
+    async fn commit_reencrypt(
         &self,
         batch: &[Reencrypted],
         cursor: Option<&str>,
-    ) -> Result<usize, StoreError> {
-        (&self.secrets, &self.counters, &self.meta)
-            .transaction(|(secrets, counters, meta)| {
+    ) -> StoreResult<usize> {
+        let r = (&self.secrets, &self.secret_deks, &self.counters, &self.meta)
+            .transaction(|(secrets, secret_deks, counters, meta)| {
                 let mut written = 0;
                 for item in batch {
                     let current = secrets.get(item.key.as_bytes())?;
@@ -152,6 +218,7 @@ impl EncryptionStore for SledStore {
                     }
                     apply_secret_writes(
                         secrets,
+                        secret_deks,
                         counters,
                         &[SecretWrite {
                             key: item.key.clone(),
@@ -166,10 +233,11 @@ impl EncryptionStore for SledStore {
                 };
                 Ok(written)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn reencrypt_cursor(&self) -> Result<Option<String>, StoreError> {
+    async fn reencrypt_cursor(&self) -> StoreResult<Option<String>> {
         Ok(self
             .meta
             .get(REENCRYPT_CURSOR)?

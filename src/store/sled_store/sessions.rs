@@ -1,15 +1,76 @@
 //! Sessions in sled: `sessions` (id -> row), `sessions_by_hash` (token hash -> id, current
 //! and previous token), `sessions_by_user` (user id | session id -> ()).
 
+use async_trait::async_trait;
 use sled::Transactional;
 
-use super::{bump, dec, enc, next_id, pair_key, tx_err, SledStore};
+use super::{bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
 use crate::domain::UserId;
-use crate::store::{codec, counter, SessionRecord, SessionStore, StoreError};
+use crate::store::{codec, SessionPurge, SessionRecord, SessionStore, StoreResult};
 
+impl SledStore {
+    fn revoke_sync(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
+        (&self.sessions, &self.counters)
+            .transaction(|(rows, counters)| {
+                let Some(old) = rows.get(id.to_be_bytes())? else {
+                    return Ok(None);
+                };
+                let mut row: SessionRecord = dec(&old)?;
+                if row.revoked_ms.is_some() {
+                    return Ok(None);
+                }
+                row.revoked_ms = Some(at);
+                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+                bump(counters, counter::SESSIONS, -1)?;
+                Ok(Some(row))
+            })
+            .map_err(tx_err)
+    }
+
+    fn purge_sync(&self, bounds: SessionPurge) -> StoreResult<usize> {
+        let mut n = 0;
+        for item in self.sessions.iter() {
+            let (_, v) = item?;
+            let row: SessionRecord = codec::decode(&v)?;
+            let expired = row.created_ms <= bounds.created_before_ms
+                || row.last_used_ms() <= bounds.idle_before_ms;
+            if !expired {
+                continue;
+            }
+            let removed = (
+                &self.sessions,
+                &self.sessions_by_hash,
+                &self.sessions_by_user,
+                &self.counters,
+            )
+                .transaction(|(rows, by_hash, by_user, counters)| {
+                    let Some(cur) = rows.remove(&row.id.to_be_bytes())? else {
+                        return Ok(false);
+                    };
+                    let cur: SessionRecord = dec(&cur)?;
+                    by_hash.remove(&cur.token_hash)?;
+                    if let Some(prev) = cur.prev_token_hash {
+                        by_hash.remove(&prev)?;
+                    }
+                    by_user.remove(&keys::pair(cur.user_id, cur.id))?;
+                    if cur.revoked_ms.is_none() {
+                        bump(counters, counter::SESSIONS, -1)?;
+                    }
+                    Ok(true)
+                })
+                .map_err(tx_err)?;
+            if removed {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[async_trait]
 impl SessionStore for SledStore {
-    fn create_session(&self, session: SessionRecord) -> Result<SessionRecord, StoreError> {
-        (
+    async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord> {
+        let r = (
             &self.sessions,
             &self.sessions_by_hash,
             &self.sessions_by_user,
@@ -22,45 +83,40 @@ impl SessionStore for SledStore {
                 row.id = id;
                 rows.insert(&id.to_be_bytes(), enc(&row)?)?;
                 by_hash.insert(&row.token_hash, &id.to_be_bytes())?;
-                by_user.insert(&pair_key(row.user_id, id), &[])?;
+                by_user.insert(&keys::pair(row.user_id, id), &[])?;
                 bump(counters, counter::SESSIONS, 1)?;
                 Ok(row)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn session(&self, id: u64) -> Result<Option<SessionRecord>, StoreError> {
-        match self.sessions.get(id.to_be_bytes())? {
-            Some(b) => Ok(Some(codec::decode(&b)?)),
-            None => Ok(None),
-        }
+    async fn session(&self, id: u64) -> StoreResult<Option<SessionRecord>> {
+        get(&self.sessions, id.to_be_bytes())
     }
 
-    fn session_by_hash(&self, hash: &[u8; 32]) -> Result<Option<SessionRecord>, StoreError> {
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>> {
         match self.sessions_by_hash.get(hash)? {
-            Some(id) => {
-                let id = super::read_u64(Some(&id));
-                self.session(id)
-            }
+            Some(id) => get(&self.sessions, keys::id(read_u64(Some(&id)))),
             None => Ok(None),
         }
     }
 
-    fn rotate_session(
+    async fn rotate_session(
         &self,
         id: u64,
         expected_hash: &[u8; 32],
         new_hash: [u8; 32],
         prev_valid_until_ms: i64,
         at: i64,
-    ) -> Result<Option<SessionRecord>, StoreError> {
-        (&self.sessions, &self.sessions_by_hash)
+    ) -> StoreResult<Option<SessionRecord>> {
+        let r = (&self.sessions, &self.sessions_by_hash)
             .transaction(|(rows, by_hash)| {
                 let Some(old) = rows.get(id.to_be_bytes())? else {
                     return Ok(None);
                 };
                 let mut row: SessionRecord = dec(&old)?;
-                if &row.token_hash != expected_hash || row.revoked_ms != 0 {
+                if &row.token_hash != expected_hash || row.revoked_ms.is_some() {
                     return Ok(None);
                 }
                 if let Some(older) = row.prev_token_hash {
@@ -75,10 +131,11 @@ impl SessionStore for SledStore {
                 rows.insert(&id.to_be_bytes(), enc(&row)?)?;
                 Ok(Some(row))
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        self.durable(r).await
     }
 
-    fn touch_session(&self, id: u64, at: i64) -> Result<(), StoreError> {
+    async fn touch_session(&self, id: u64, at: i64) -> StoreResult<()> {
         let key = id.to_be_bytes();
         for _ in 0..4 {
             let Some(old) = self.sessions.get(key)? else {
@@ -98,42 +155,41 @@ impl SessionStore for SledStore {
         Ok(())
     }
 
-    fn revoke_session(&self, id: u64, at: i64) -> Result<Option<SessionRecord>, StoreError> {
-        (&self.sessions, &self.counters)
-            .transaction(|(rows, counters)| {
-                let Some(old) = rows.get(id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let mut row: SessionRecord = dec(&old)?;
-                if row.revoked_ms != 0 {
-                    return Ok(None);
-                }
-                row.revoked_ms = at;
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                bump(counters, counter::SESSIONS, -1)?;
-                Ok(Some(row))
-            })
-            .map_err(tx_err)
+    async fn revoke_session(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
+        let r = self.revoke_sync(id, at);
+        self.durable(r).await
     }
 
-    fn revoke_user_sessions(&self, user: UserId, at: i64) -> Result<usize, StoreError> {
+    async fn revoke_user_sessions(&self, user: UserId, at: i64) -> StoreResult<usize> {
         let mut n = 0;
+        let mut r = Ok(());
         for item in self.sessions_by_user.scan_prefix(user.key()) {
-            let (k, _) = item?;
-            let id = super::read_u64(k.get(8..16));
-            if self.revoke_session(id, at)?.is_some() {
-                n += 1;
+            let id = match item {
+                Ok((k, _)) => read_u64(k.get(8..16)),
+                Err(e) => {
+                    r = Err(e.into());
+                    break;
+                }
+            };
+            match self.revoke_sync(id, at) {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => {}
+                Err(e) => {
+                    r = Err(e);
+                    break;
+                }
             }
         }
-        Ok(n)
+        self.durable(r.map(|()| n)).await
     }
 
-    fn user_sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, StoreError> {
+    async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
         let mut out = Vec::new();
         for item in self.sessions_by_user.scan_prefix(user.key()) {
             let (k, _) = item?;
-            if let Some(s) = self.session(super::read_u64(k.get(8..16)))? {
-                if s.revoked_ms == 0 {
+            if let Some(s) = get::<SessionRecord>(&self.sessions, keys::id(read_u64(k.get(8..16))))?
+            {
+                if s.revoked_ms.is_none() {
                     out.push(s);
                 }
             }
@@ -141,51 +197,12 @@ impl SessionStore for SledStore {
         Ok(out)
     }
 
-    fn purge_sessions(
-        &self,
-        expired: &dyn Fn(&SessionRecord) -> bool,
-    ) -> Result<usize, StoreError> {
-        let mut n = 0;
-        for item in self.sessions.iter() {
-            let (_, v) = item?;
-            let row: SessionRecord = codec::decode(&v)?;
-            if !expired(&row) {
-                continue;
-            }
-            let removed = (
-                &self.sessions,
-                &self.sessions_by_hash,
-                &self.sessions_by_user,
-                &self.counters,
-            )
-                .transaction(|(rows, by_hash, by_user, counters)| {
-                    let Some(cur) = rows.remove(&row.id.to_be_bytes())? else {
-                        return Ok(false);
-                    };
-                    let cur: SessionRecord = dec(&cur)?;
-                    by_hash.remove(&cur.token_hash)?;
-                    if let Some(prev) = cur.prev_token_hash {
-                        by_hash.remove(&prev)?;
-                    }
-                    by_user.remove(&pair_key(cur.user_id, cur.id))?;
-                    if cur.revoked_ms == 0 {
-                        bump(counters, counter::SESSIONS, -1)?;
-                    }
-                    Ok(true)
-                })
-                .map_err(tx_err)?;
-            if removed {
-                n += 1;
-            }
-        }
-        Ok(n)
+    async fn purge_sessions(&self, bounds: SessionPurge) -> StoreResult<usize> {
+        let r = self.blocking(move |s| s.purge_sync(bounds)).await;
+        self.durable(r).await
     }
 
-    fn for_each_session(&self, f: &mut dyn FnMut(&SessionRecord)) -> Result<(), StoreError> {
-        for item in self.sessions.iter() {
-            let (_, v) = item?;
-            f(&codec::decode(&v)?);
-        }
-        Ok(())
+    async fn active_session_count(&self) -> StoreResult<u64> {
+        Ok(read_u64(self.counters.get(counter::SESSIONS)?.as_deref()))
     }
 }

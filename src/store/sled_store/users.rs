@@ -1,0 +1,537 @@
+//! Users and orgs in sled: `users` (id -> row), the unique indexes `users_by_login` and
+//! `users_by_email` (case-folded) and `users_by_uid`, `orgs` (id -> row), `org_members`
+//! (org | user -> role). Memberships live in the user row too (a user has few). Every
+//! narrow update is one transaction that re-reads the row, so it cannot undo a concurrent
+//! change to another field. Also the stats (counters, activity scan) and the meta tree.
+
+use async_trait::async_trait;
+use sled::transaction::TransactionalTree;
+use sled::{Transactional, Tree};
+
+use super::{abort, bump, counter, dec, enc, get, keys, read_u64, tx_err, SledStore, TxResult};
+use crate::crypto::PasswordHash;
+use crate::domain::{OrgId, OrgRole, UserId};
+use crate::store::{
+    activity_bucket, codec, Activity, ActivityWindows, Counts, Membership, MetaStore,
+    NewMembership, OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult, UserPage,
+    UserRecord, UserStore,
+};
+
+fn fold(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// The counter deltas of adding (`sign` 1) or removing (`sign` -1) a user row.
+pub(crate) fn count_user(counters: &TransactionalTree, u: &UserRecord, sign: i64) -> TxResult<()> {
+    if u.is_service_account {
+        return bump(counters, counter::SERVICE_ACCOUNTS, sign);
+    }
+    bump(counters, counter::USERS, sign)?;
+    if u.is_admin {
+        bump(counters, counter::GRAFANA_ADMINS, sign)?;
+    }
+    bump(counters, counter::for_role(u.highest_role()), sign)
+}
+
+/// Removes a user row with its indexes, memberships and counts (inside a transaction).
+pub(crate) fn remove_user_row(
+    users: &TransactionalTree,
+    by_login: &TransactionalTree,
+    by_email: &TransactionalTree,
+    by_uid: &TransactionalTree,
+    members: &TransactionalTree,
+    counters: &TransactionalTree,
+    id: UserId,
+) -> TxResult<Option<UserRecord>> {
+    let Some(old) = users.get(id.key())? else {
+        return Ok(None);
+    };
+    let row: UserRecord = dec(&old)?;
+    if row.is_admin && read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref()) <= 1 {
+        return abort(StoreError::LastAdmin);
+    }
+    users.remove(&id.key())?;
+    by_login.remove(fold(&row.login).as_bytes())?;
+    by_email.remove(fold(&row.email).as_bytes())?;
+    by_uid.remove(row.uid.as_bytes())?;
+    for m in &row.memberships {
+        members.remove(&keys::pair(m.org_id, row.id))?;
+    }
+    count_user(counters, &row, -1)?;
+    Ok(Some(row))
+}
+
+impl SledStore {
+    fn load(&self, tree: &Tree, key: &[u8]) -> StoreResult<Option<UserRecord>> {
+        let Some(id) = tree.get(key)? else {
+            return Ok(None);
+        };
+        let id = UserId::from_key(&id).ok_or(StoreError::Codec("bad index".into()))?;
+        get(&self.users, id.key())
+    }
+
+    /// Changes one user row in a transaction on `users` alone: `change` edits the decoded
+    /// row and returns whether anything changed.
+    fn change_user(
+        &self,
+        id: UserId,
+        change: impl Fn(&mut UserRecord) -> TxResult<bool>,
+    ) -> StoreResult<UserRecord> {
+        self.users
+            .transaction(|users| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: UserRecord = dec(&old)?;
+                if change(&mut row)? {
+                    users.insert(&id.key(), enc(&row)?)?;
+                }
+                Ok(row)
+            })
+            .map_err(tx_err)
+    }
+
+    /// Users or service accounts ordered by login, matching `query` (a scan).
+    fn search_sync(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+        service_accounts: bool,
+    ) -> StoreResult<UserPage> {
+        let q = fold(query);
+        let mut page = UserPage::default();
+        for item in self.by_login.iter() {
+            let (_, id) = item?;
+            let Some(id) = UserId::from_key(&id) else {
+                continue;
+            };
+            let Some(u) = get::<UserRecord>(&self.users, id.key())? else {
+                continue;
+            };
+            if u.is_service_account != service_accounts {
+                continue;
+            }
+            let matches = q.is_empty()
+                || u.login.to_lowercase().contains(&q)
+                || u.email.to_lowercase().contains(&q)
+                || u.name.to_lowercase().contains(&q);
+            if !matches {
+                continue;
+            }
+            if page.total >= offset && (page.users.len() as u64) < limit {
+                page.users.push(u);
+            }
+            page.total += 1;
+        }
+        Ok(page)
+    }
+
+    fn activity_sync(&self, w: ActivityWindows) -> StoreResult<Activity> {
+        let mut a = Activity::default();
+        for item in self.users.iter() {
+            let (_, v) = item?;
+            let u: UserRecord = codec::decode(&v)?;
+            let Some(seen) = u.last_seen_at.filter(|_| !u.is_service_account) else {
+                continue;
+            };
+            let b = activity_bucket(u.highest_role());
+            if seen > w.active_after {
+                a.active[b] += 1;
+            }
+            if seen > w.daily_after {
+                a.daily[b] += 1;
+            }
+            if seen >= w.month_start {
+                a.monthly_active_users += 1;
+            }
+        }
+        for item in self.sessions.iter() {
+            let (_, v) = item?;
+            let s: crate::store::SessionRecord = codec::decode(&v)?;
+            if s.revoked_ms.is_none() && s.last_used_ms() > w.sessions_after_ms {
+                a.daily_active_sessions += 1;
+            }
+        }
+        Ok(a)
+    }
+
+    fn counter(&self, name: &str) -> StoreResult<u64> {
+        Ok(read_u64(self.counters.get(name)?.as_deref()))
+    }
+}
+
+#[async_trait]
+impl UserStore for SledStore {
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        membership: NewMembership,
+    ) -> StoreResult<UserRecord> {
+        let login_key = fold(&user.login);
+        let email_key = fold(&user.email);
+        let r = (
+            &self.users,
+            &self.by_login,
+            &self.by_email,
+            &self.by_uid,
+            &self.orgs,
+            &self.org_members,
+            &self.counters,
+            &self.meta,
+        )
+            .transaction(
+                |(users, by_login, by_email, by_uid, orgs, members, counters, meta)| {
+                    if by_login.get(login_key.as_bytes())?.is_some() {
+                        return abort(StoreError::Conflict("login"));
+                    }
+                    if by_email.get(email_key.as_bytes())?.is_some() {
+                        return abort(StoreError::Conflict("email"));
+                    }
+                    let id = read_u64(meta.get("next_user_id")?.as_deref()).max(1);
+                    meta.insert("next_user_id", &(id + 1).to_be_bytes())?;
+                    let (org_id, role) = match &membership {
+                        NewMembership::Existing(org, role) => {
+                            if orgs.get(org.key())?.is_none() {
+                                return abort(StoreError::OrgNotFound);
+                            }
+                            (org.0, *role)
+                        }
+                        NewMembership::NewOrg(name, role) => {
+                            let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+                            meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
+                            let org = OrgRecord {
+                                id: org_id,
+                                name: name.clone(),
+                                created: user.created,
+                                updated: user.created,
+                            };
+                            orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
+                            bump(counters, counter::ORGS, 1)?;
+                            (org_id, *role)
+                        }
+                    };
+                    let mut row = user.clone();
+                    row.id = id;
+                    row.org_id = org_id;
+                    row.memberships = vec![Membership {
+                        org_id,
+                        role: role.to_byte(),
+                    }];
+                    users.insert(&id.to_be_bytes(), enc(&row)?)?;
+                    by_login.insert(login_key.as_bytes(), &id.to_be_bytes())?;
+                    by_email.insert(email_key.as_bytes(), &id.to_be_bytes())?;
+                    by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
+                    members.insert(&keys::pair(org_id, id), &[role.to_byte()])?;
+                    count_user(counters, &row, 1)?;
+                    Ok(row)
+                },
+            )
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        get(&self.users, id.key())
+    }
+
+    async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>> {
+        self.load(&self.by_uid, uid.as_bytes())
+    }
+
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>> {
+        self.load(&self.by_login, fold(login).as_bytes())
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        self.load(&self.by_email, fold(email).as_bytes())
+    }
+
+    async fn set_password(&self, id: UserId, hash: PasswordHash, at: i64) -> StoreResult<()> {
+        let r = self.change_user(id, |row| {
+            row.password = Some(hash.clone());
+            row.updated = at;
+            Ok(true)
+        });
+        self.durable(r).await.map(|_| ())
+    }
+
+    async fn upgrade_password(
+        &self,
+        id: UserId,
+        expected: &PasswordHash,
+        new: PasswordHash,
+    ) -> StoreResult<bool> {
+        let r = self
+            .users
+            .transaction(|users| {
+                let Some(old) = users.get(id.key())? else {
+                    return Ok(false);
+                };
+                let mut row: UserRecord = dec(&old)?;
+                if row.password.as_ref() != Some(expected) {
+                    return Ok(false);
+                }
+                row.password = Some(new.clone());
+                users.insert(&id.key(), enc(&row)?)?;
+                Ok(true)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
+        let r = self.change_user(id, |row| {
+            if row.is_disabled == disabled {
+                return Ok(false);
+            }
+            row.is_disabled = disabled;
+            row.updated = at;
+            Ok(true)
+        });
+        self.durable(r).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: UserId,
+        change: &ProfileChange,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = (&self.users, &self.by_login, &self.by_email)
+            .transaction(|(users, by_login, by_email)| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: UserRecord = dec(&old)?;
+                let old_login = fold(&row.login);
+                let old_email = fold(&row.email);
+                if let Some(v) = &change.login {
+                    row.login = v.clone();
+                }
+                if let Some(v) = &change.email {
+                    row.email = v.clone();
+                }
+                if let Some(v) = &change.name {
+                    row.name = v.clone();
+                }
+                if let Some(v) = &change.theme {
+                    row.theme = v.clone();
+                }
+                if let Some(v) = &change.auth_module {
+                    row.auth_module = v.clone();
+                }
+                for (tree, old_v, new_v, what) in [
+                    (by_login, old_login, fold(&row.login), "login"),
+                    (by_email, old_email, fold(&row.email), "email"),
+                ] {
+                    if old_v != new_v {
+                        if let Some(owner) = tree.get(new_v.as_bytes())? {
+                            if owner.as_ref() != id.key() {
+                                return abort(StoreError::Conflict(what));
+                            }
+                        }
+                        tree.remove(old_v.as_bytes())?;
+                        tree.insert(new_v.as_bytes(), &id.key())?;
+                    }
+                }
+                row.updated = at;
+                users.insert(&id.key(), enc(&row)?)?;
+                Ok(row)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn set_memberships(
+        &self,
+        id: UserId,
+        memberships: &[(OrgId, OrgRole)],
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = (&self.users, &self.orgs, &self.org_members, &self.counters)
+            .transaction(|(users, orgs, members, counters)| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let old: UserRecord = dec(&old)?;
+                for (org, _) in memberships {
+                    if orgs.get(org.key())?.is_none() {
+                        return abort(StoreError::OrgNotFound);
+                    }
+                }
+                let mut row = old.clone();
+                row.memberships = memberships
+                    .iter()
+                    .map(|(org, role)| Membership {
+                        org_id: org.0,
+                        role: role.to_byte(),
+                    })
+                    .collect();
+                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
+                    row.org_id = row.memberships.first().map_or(row.org_id, |m| m.org_id);
+                }
+                row.updated = at;
+                for m in &old.memberships {
+                    members.remove(&keys::pair(m.org_id, old.id))?;
+                }
+                for m in &row.memberships {
+                    members.insert(&keys::pair(m.org_id, row.id), &[m.role])?;
+                }
+                count_user(counters, &old, -1)?;
+                count_user(counters, &row, 1)?;
+                users.insert(&id.key(), enc(&row)?)?;
+                Ok(row)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn set_grafana_admin(&self, id: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
+        let r = (&self.users, &self.counters)
+            .transaction(|(users, counters)| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: UserRecord = dec(&old)?;
+                if row.is_admin == admin {
+                    return Ok(row);
+                }
+                let admins = read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref());
+                if !admin && admins <= 1 {
+                    return abort(StoreError::LastAdmin);
+                }
+                row.is_admin = admin;
+                row.updated = at;
+                users.insert(&id.key(), enc(&row)?)?;
+                if !row.is_service_account {
+                    bump(
+                        counters,
+                        counter::GRAFANA_ADMINS,
+                        if admin { 1 } else { -1 },
+                    )?;
+                }
+                Ok(row)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let r = (
+            &self.users,
+            &self.by_login,
+            &self.by_email,
+            &self.by_uid,
+            &self.org_members,
+            &self.counters,
+        )
+            .transaction(|(users, by_login, by_email, by_uid, members, counters)| {
+                remove_user_row(users, by_login, by_email, by_uid, members, counters, id)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn search_users(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+        service_accounts: bool,
+    ) -> StoreResult<UserPage> {
+        let query = query.to_string();
+        self.blocking(move |s| s.search_sync(&query, offset, limit, service_accounts))
+            .await
+    }
+
+    async fn touch_last_seen(&self, id: UserId, at: i64) -> StoreResult<()> {
+        // A compare-and-swap loop: never overwrite a concurrent update of the row.
+        for _ in 0..4 {
+            let Some(old) = self.users.get(id.key())? else {
+                return Ok(());
+            };
+            let mut row: UserRecord = codec::decode(&old)?;
+            if row.last_seen_at.is_some_and(|t| t >= at) {
+                return Ok(());
+            }
+            row.last_seen_at = Some(at);
+            let new = codec::encode(&row)?;
+            match self
+                .users
+                .compare_and_swap(id.key(), Some(old), Some(new))?
+            {
+                Ok(()) => return Ok(()),
+                Err(_) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
+        get(&self.orgs, id.key())
+    }
+
+    async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()> {
+        let r = (&self.orgs, &self.counters, &self.meta)
+            .transaction(|(orgs, counters, meta)| {
+                if orgs.get(id.key())?.is_some() {
+                    return Ok(());
+                }
+                let org = OrgRecord {
+                    id: id.0,
+                    name: name.to_string(),
+                    created: at,
+                    updated: at,
+                };
+                orgs.insert(&id.key(), enc(&org)?)?;
+                let next = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+                meta.insert("next_org_id", &next.max(id.0 + 1).to_be_bytes())?;
+                bump(counters, counter::ORGS, 1)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+}
+
+#[async_trait]
+impl StatsStore for SledStore {
+    async fn counts(&self) -> StoreResult<Counts> {
+        Ok(Counts {
+            users: self.counter(counter::USERS)?,
+            grafana_admins: self.counter(counter::GRAFANA_ADMINS)?,
+            orgs: self.counter(counter::ORGS)?,
+            admins: self.counter(counter::ROLE_ADMIN)?,
+            editors: self.counter(counter::ROLE_EDITOR)?,
+            viewers: self.counter(counter::ROLE_VIEWER)?,
+            no_role: self.counter(counter::ROLE_NONE)?,
+            service_accounts: self.counter(counter::SERVICE_ACCOUNTS)?,
+            api_keys: self.counter(counter::API_KEYS)?,
+            datasources: self.counter(counter::DATASOURCES)?,
+            dashboards: self.counter(counter::DASHBOARDS)?,
+            folders: self.counter(counter::FOLDERS)?,
+            tags: self.counter(counter::TAGS)?,
+            alerts: self.counter(counter::ALERTS)?,
+        })
+    }
+
+    async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity> {
+        self.blocking(move |s| s.activity_sync(windows)).await
+    }
+}
+
+#[async_trait]
+impl MetaStore for SledStore {
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        let r = self
+            .meta
+            .insert(key, value)
+            .map(|_| ())
+            .map_err(StoreError::from);
+        self.durable(r).await
+    }
+}
