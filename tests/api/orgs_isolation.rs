@@ -1,0 +1,306 @@
+//! Two organizations holding objects with the same identifiers stay separate: the same
+//! datasource name (and uid), the same dashboard uid, the same custom role uid. Grafana
+//! keys each of these per org (unique indexes on (org_id, name) / (org_id, uid) for
+//! datasources, `dashboard_org_id_uid` for dashboards, `role_org_id_uid` and
+//! `role_org_id_name` for roles), so both orgs may use the same value.
+//!
+//! There is no org API in tollgate (no `/api/orgs`, no `X-Grafana-Org-Id`, no
+//! `/api/user/using/:id`). The one path to a second org is Grafana's
+//! `[users] auto_assign_org = false`: a new user gets a new org of their own, as its Admin.
+//! So: a first start creates the admin in org 1 (Main Org.); a restart with
+//! `auto_assign_org = false` creates `org2-admin`, whose new org is org 2; the objects of
+//! both orgs come from provisioning files (which carry `orgId`), reloaded through the
+//! admin API once org 2 exists. The admin (org 1) and `org2-admin` (org 2) then read
+//! through the ordinary read APIs, each seeing its own org's object and not the other's.
+
+use std::path::Path;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{send, TestApp, ADMIN, ADMIN_PW};
+
+const ORG2_LOGIN: &str = "org2-admin";
+const ORG2_PW: &str = "org2-admin-pw";
+
+struct TwoOrgs {
+    app: TestApp,
+    _dir: tempfile::TempDir,
+}
+
+/// Who reads: the admin acts in org 1, `org2-admin` in org 2.
+#[derive(Clone, Copy, Debug)]
+enum Org {
+    One,
+    Two,
+}
+
+impl TwoOrgs {
+    async fn get(&self, org: Org, path: &str) -> (u16, Value) {
+        let (login, pw) = match org {
+            Org::One => (ADMIN, ADMIN_PW),
+            Org::Two => (ORG2_LOGIN, ORG2_PW),
+        };
+        send(self.app.as_user(Method::GET, path, login, pw)).await
+    }
+
+    async fn reload(&self, kind: &str) -> (u16, Value) {
+        send(self.app.admin(
+            Method::POST,
+            &format!("/api/admin/provisioning/{kind}/reload"),
+        ))
+        .await
+    }
+}
+
+fn write(root: &Path, rel: &str, text: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// Org 1 with the admin, org 2 with `org2-admin` (its Admin), provisioning from `files`.
+async fn two_orgs(files: &[(&str, &str)]) -> TwoOrgs {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("provisioning");
+    for (rel, text) in files {
+        write(&root, rel, text);
+    }
+    let data = dir.path().join("data");
+    // First start: org 1 and the admin in it.
+    TestApp::spawn_in(&data, &[]).await.stop().await;
+    // Restart: new users get an org of their own.
+    let p = root.to_string_lossy().to_string();
+    let app = TestApp::spawn_in(
+        &data,
+        &[
+            ("paths", "provisioning", p.as_str()),
+            ("users", "auto_assign_org", "false"),
+        ],
+    )
+    .await;
+    app.create_user(ORG2_LOGIN, ORG2_PW).await;
+    let orgs = TwoOrgs { app, _dir: dir };
+    let (s, me) = orgs.get(Org::Two, "/api/user").await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["orgId"], 2, "org2-admin's org is org 2: {me}");
+    let (_, me) = orgs.get(Org::One, "/api/user").await;
+    assert_eq!(me["orgId"], 1, "the admin's org is org 1: {me}");
+    orgs
+}
+
+fn titles(hits: &Value) -> Vec<String> {
+    hits.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h["title"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Collects every broken expectation, so one run reports all of them.
+#[derive(Default)]
+struct Checks(Vec<String>);
+
+impl Checks {
+    fn expect(&mut self, ok: bool, what: impl Into<String>) {
+        if !ok {
+            self.0.push(what.into());
+        }
+    }
+
+    fn finish(self, test: &str) {
+        assert!(
+            self.0.is_empty(),
+            "{test}: {} isolation failures:\n{}",
+            self.0.len(),
+            self.0.join("\n")
+        );
+    }
+}
+
+const DATASOURCES: &str = "apiVersion: 1
+datasources:
+  - name: Metrics
+    type: prometheus
+    uid: metrics
+    access: proxy
+    orgId: 1
+    url: http://org-one:9090
+  - name: Metrics
+    type: prometheus
+    uid: metrics
+    access: proxy
+    orgId: 2
+    url: http://org-two:9090
+";
+
+#[tokio::test]
+async fn the_same_datasource_name_and_uid_in_two_orgs_stay_separate() {
+    let orgs = two_orgs(&[("datasources/metrics.yaml", DATASOURCES)]).await;
+    let (s, v) = orgs.reload("datasources").await;
+    let mut c = Checks::default();
+    c.expect(s == 200, format!("datasources reload: {s} {v}"));
+    let mut ids = Vec::new();
+    for (org, url, other) in [
+        (Org::One, "http://org-one:9090", "http://org-two:9090"),
+        (Org::Two, "http://org-two:9090", "http://org-one:9090"),
+    ] {
+        let (s, ds) = orgs.get(org, "/api/datasources/name/Metrics").await;
+        c.expect(
+            s == 200 && ds["url"] == url,
+            format!("{org:?} by name: {s} {ds}"),
+        );
+        ids.push(ds["id"].as_i64());
+        let (s, ds) = orgs.get(org, "/api/datasources/uid/metrics").await;
+        c.expect(
+            s == 200 && ds["url"] == url,
+            format!("{org:?} by uid: {s} {ds}"),
+        );
+        let (s, list) = orgs.get(org, "/api/datasources").await;
+        let urls: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(|d| d["url"].as_str()).collect())
+            .unwrap_or_default();
+        c.expect(
+            s == 200 && urls == [url],
+            format!("{org:?} lists exactly its own Metrics ({url}), not {other}: {list}"),
+        );
+    }
+    // Each org's numeric id is invisible from the other org.
+    if let [Some(one), Some(two)] = ids[..] {
+        c.expect(
+            one != two,
+            format!("both orgs answer the same row (id {one})"),
+        );
+        let (s, v) = orgs.get(Org::One, &format!("/api/datasources/{two}")).await;
+        c.expect(
+            s == 404,
+            format!("org 1 reads org 2's datasource {two}: {s} {v}"),
+        );
+        let (s, v) = orgs.get(Org::Two, &format!("/api/datasources/{one}")).await;
+        c.expect(
+            s == 404,
+            format!("org 2 reads org 1's datasource {one}: {s} {v}"),
+        );
+    }
+    c.finish("datasources");
+}
+
+const DASHBOARD_PROVIDERS: &str = "apiVersion: 1
+providers:
+  - name: org-one
+    orgId: 1
+    type: file
+    options:
+      path: dash-one
+  - name: org-two
+    orgId: 2
+    type: file
+    options:
+      path: dash-two
+";
+
+fn board(title: &str) -> String {
+    format!(
+        r#"{{"uid": "shared-board", "title": "{title}", "tags": [], "panels": [], "schemaVersion": 39}}"#
+    )
+}
+
+#[tokio::test]
+async fn the_same_dashboard_uid_in_two_orgs_stays_separate() {
+    let one = board("Org one board");
+    let two = board("Org two board");
+    let orgs = two_orgs(&[
+        ("dashboards/providers.yaml", DASHBOARD_PROVIDERS),
+        ("dash-one/board.json", one.as_str()),
+        ("dash-two/board.json", two.as_str()),
+    ])
+    .await;
+    let (s, v) = orgs.reload("dashboards").await;
+    let mut c = Checks::default();
+    c.expect(s == 200, format!("dashboards reload: {s} {v}"));
+    for (org, mine, theirs) in [
+        (Org::One, "Org one board", "Org two board"),
+        (Org::Two, "Org two board", "Org one board"),
+    ] {
+        let (s, d) = orgs.get(org, "/api/dashboards/uid/shared-board").await;
+        c.expect(
+            s == 200 && d["dashboard"]["title"] == mine,
+            format!("{org:?} reads shared-board: {s} {d}"),
+        );
+        let (s, hits) = orgs.get(org, "/api/search?query=board").await;
+        let found = titles(&hits);
+        c.expect(
+            s == 200 && found.iter().any(|t| t == mine) && !found.iter().any(|t| t == theirs),
+            format!("{org:?} searches: {found:?} (want {mine:?}, not {theirs:?})"),
+        );
+    }
+    c.finish("dashboards");
+}
+
+const ROLES: &str = "apiVersion: 1
+roles:
+  - name: \"custom:org-one:reader\"
+    uid: shared-role
+    description: \"org one's role\"
+    version: 1
+    orgId: 1
+    permissions:
+      - action: \"datasources:read\"
+        scope: \"datasources:*\"
+  - name: \"custom:org-two:reader\"
+    uid: shared-role
+    description: \"org two's role\"
+    version: 1
+    orgId: 2
+    permissions:
+      - action: \"folders:read\"
+        scope: \"folders:*\"
+";
+
+/// Reading roles needs `roles:read`, which only Grafana Admins hold by default, so
+/// `org2-admin` is made a Grafana Admin (still acting in org 2). In Grafana the role
+/// reads are per org: `GET /api/access-control/roles[/:uid]` answers the caller's
+/// current org's roles and the global ones.
+#[tokio::test]
+async fn the_same_role_uid_in_two_orgs_stays_separate() {
+    let orgs = two_orgs(&[("access-control/roles.yaml", ROLES)]).await;
+    let (_, me) = orgs.get(Org::Two, "/api/user").await;
+    let id = me["id"].as_u64().unwrap();
+    let (s, v) = send(
+        orgs.app
+            .admin(Method::PUT, &format!("/api/admin/users/{id}/permissions"))
+            .json(&serde_json::json!({"isGrafanaAdmin": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "org2-admin becomes a Grafana Admin: {v}");
+    let (s, v) = orgs.reload("access-control").await;
+    let mut c = Checks::default();
+    c.expect((200..300).contains(&s), format!("roles reload: {s} {v}"));
+    for (org, mine, theirs) in [
+        (Org::One, "custom:org-one:reader", "custom:org-two:reader"),
+        (Org::Two, "custom:org-two:reader", "custom:org-one:reader"),
+    ] {
+        let (s, r) = orgs.get(org, "/api/access-control/roles/shared-role").await;
+        c.expect(
+            s == 200 && r["name"] == mine,
+            format!("{org:?} reads shared-role: {s} {r}"),
+        );
+        let (s, list) = orgs.get(org, "/api/access-control/roles").await;
+        let names: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(|r| r["name"].as_str()).collect())
+            .unwrap_or_default();
+        c.expect(
+            s == 200 && names.contains(&mine) && !names.contains(&theirs),
+            format!(
+                "{org:?} lists its own {mine:?} and not {theirs:?}: has mine {}, has theirs {}",
+                names.contains(&mine),
+                names.contains(&theirs)
+            ),
+        );
+    }
+    c.finish("roles");
+}
