@@ -25,4 +25,5 @@ mod sessions;
 mod settings;
 mod slapd;
 mod transport;
+mod upgrade;
 mod users;
