@@ -203,7 +203,7 @@ impl AccessControlApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
     ) -> Result<Json<Vec<RoleDto>>, CatalogReadError> {
-        let roles = services.roles.roles(&auth.0)?;
+        let roles = services.roles.roles(&auth.0).await?;
         Ok(Json(
             roles.into_iter().map(|r| role_dto(r, false)).collect(),
         ))
@@ -222,7 +222,7 @@ impl AccessControlApi {
         /// The role's uid.
         role_uid: Path<String>,
     ) -> Result<Json<RoleDto>, CatalogReadError> {
-        let role = services.roles.role(&auth.0, &role_uid.0)?;
+        let role = services.roles.role(&auth.0, &role_uid.0).await?;
         Ok(Json(role_dto(role, true)))
     }
 

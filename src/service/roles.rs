@@ -163,19 +163,41 @@ impl RoleService {
         self.install_roles().await
     }
 
-    /// `GET /api/access-control/roles`: fixed and custom roles.
-    pub fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
+    /// `GET /api/access-control/roles`: the fixed roles, and the custom roles of the
+    /// caller's org and the global ones (as Grafana scopes role reads by org).
+    pub async fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
         p.require("roles:read", "roles:*")?;
-        Ok(self.catalog.roles())
+        let mut out: Vec<Role> = self
+            .catalog
+            .roles()
+            .into_iter()
+            .filter(|r| is_reserved(&r.name))
+            .collect();
+        out.extend(
+            self.store
+                .roles()
+                .await?
+                .iter()
+                .filter(|r| r.org_id == p.org_id.0 || r.org_id == 0)
+                .map(role_of),
+        );
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
-    /// `GET /api/access-control/roles/:uid`.
-    pub fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
+    /// `GET /api/access-control/roles/:uid`: a fixed role, or a custom one of the
+    /// caller's org or global.
+    pub async fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
         p.require("roles:read", &format!("roles:uid:{uid}"))?;
+        for org in [p.org_id, OrgId(0)] {
+            if let Some(r) = self.store.role(org, uid).await? {
+                return Ok(role_of(&r));
+            }
+        }
         self.catalog
             .roles()
             .into_iter()
-            .find(|r| r.uid == uid)
+            .find(|r| r.uid == uid && is_reserved(&r.name))
             .ok_or_else(|| AppError::not_found("Role not found"))
     }
 

@@ -2247,9 +2247,13 @@ pub async fn settings_overrides(s: Arc<dyn Store>) {
     assert_eq!(sorted(s.clone()).await, vec![form, smtp.clone()]);
 
     let form2 = setting("auth", "disable_login_form", Some("false"), false);
-    s.apply_setting_overrides(std::slice::from_ref(&form2), &[("smtp".into(), "password".into())], &[])
-        .await
-        .unwrap();
+    s.apply_setting_overrides(
+        std::slice::from_ref(&form2),
+        &[("smtp".into(), "password".into())],
+        &[],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         sorted(s.clone()).await,
         vec![form2.clone()],

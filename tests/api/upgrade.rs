@@ -370,8 +370,13 @@ async fn secrets_decrypt(app: &TestApp, f: &Fixture, added: u64) {
         let secure = ds["secure"].as_object().unwrap();
         let fields: Map<String, Value> = secure.keys().map(|k| (k.clone(), json!(true))).collect();
         assert_eq!(got["secureJsonFields"], Value::Object(fields), "{name}");
-        let record = app.services.datasources.get_by_uid(&p, uid).unwrap();
-        let plain = app.services.datasources.secure_json_data(&record).unwrap();
+        let record = app.services.datasources.get_by_uid(&p, uid).await.unwrap();
+        let plain = app
+            .services
+            .datasources
+            .secure_json_data(&record)
+            .await
+            .unwrap();
         assert_eq!(plain.len(), secure.len(), "{name}");
         for (field, value) in secure {
             assert_eq!(
@@ -569,9 +574,14 @@ async fn writes_work(app: &TestApp, f: &Fixture) -> u64 {
     assert_eq!(status, 200, "{body}");
     let uid = body["datasource"]["uid"].as_str().unwrap();
     let p = tollgate::domain::Principal::system();
-    let record = app.services.datasources.get_by_uid(&p, uid).unwrap();
+    let record = app.services.datasources.get_by_uid(&p, uid).await.unwrap();
     assert_eq!(
-        app.services.datasources.secure_json_data(&record).unwrap()["basicAuthPassword"].as_str(),
+        app.services
+            .datasources
+            .secure_json_data(&record)
+            .await
+            .unwrap()["basicAuthPassword"]
+            .as_str(),
         "after-upgrade-secret"
     );
     id
