@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
-use crate::domain::{OrgRole, Principal};
+use crate::domain::{Action, OrgRole, Principal};
 use crate::error::AppError;
 use crate::store::{now, ApiKeyRecord, ApiKeyStore, Durability, StoreError};
 
@@ -58,7 +58,7 @@ impl ApiKeyService {
         role: &str,
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
-        p.require("apikeys:create", "")?;
+        p.require(Action::ApiKeysCreate, "")?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("bad request data"));
@@ -123,7 +123,7 @@ impl ApiKeyService {
         p: &Principal,
         include_expired: bool,
     ) -> Result<Vec<ApiKeyRecord>, AppError> {
-        p.require("apikeys:read", "")?;
+        p.require(Action::ApiKeysRead, "")?;
         let at = now();
         Ok(self
             .store
@@ -134,13 +134,13 @@ impl ApiKeyService {
     }
 
     pub async fn delete(&self, p: &Principal, id: u64) -> Result<(), AppError> {
-        p.require("apikeys:delete", "")?;
+        p.require(Action::ApiKeysDelete, "")?;
         let not_found = || AppError::not_found("API key not found");
         let key = self.store.api_key(id)?.ok_or_else(not_found)?;
         if key.org_id != p.org_id.0 || key.service_account_id != 0 {
             return Err(not_found());
         }
-        p.require("apikeys:delete", &format!("apikeys:id:{id}"))?;
+        p.require(Action::ApiKeysDelete, &format!("apikeys:id:{id}"))?;
         self.store.delete_api_key(id)?;
         self.durability.wait().await?;
         Ok(())

@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::envelope::SecretContext;
 use crate::crypto::random;
-use crate::domain::{AuthKind, OrgId, Principal};
+use crate::domain::{Action, AuthKind, OrgId, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
 use crate::store::{now, DataSourceRecord, DataSourceStore, Durability, SecretWrite, StoreError};
@@ -133,7 +133,7 @@ impl DataSourceService {
         p: &Principal,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
-        p.require("datasources:create", "")?;
+        p.require(Action::DatasourcesCreate, "")?;
         Self::validate(&input)?;
         let at = now();
         let mut ds = DataSourceRecord {
@@ -178,7 +178,7 @@ impl DataSourceService {
         &self,
         p: &Principal,
         ds: Option<DataSourceRecord>,
-        action: &str,
+        action: Action,
     ) -> Result<DataSourceRecord, AppError> {
         p.require(action, "")?;
         let ds = ds
@@ -189,14 +189,14 @@ impl DataSourceService {
     }
 
     pub fn get(&self, p: &Principal, id: u64) -> Result<DataSourceRecord, AppError> {
-        self.scoped(p, self.store.datasource(id)?, "datasources:read")
+        self.scoped(p, self.store.datasource(id)?, Action::DatasourcesRead)
     }
 
     pub fn get_by_uid(&self, p: &Principal, uid: &str) -> Result<DataSourceRecord, AppError> {
         self.scoped(
             p,
             self.store.datasource_by_uid(p.org_id, uid)?,
-            "datasources:read",
+            Action::DatasourcesRead,
         )
     }
 
@@ -204,16 +204,18 @@ impl DataSourceService {
         self.scoped(
             p,
             self.store.datasource_by_name(p.org_id, name)?,
-            "datasources:read",
+            Action::DatasourcesRead,
         )
     }
 
     pub fn list(&self, p: &Principal) -> Result<Vec<DataSourceRecord>, AppError> {
-        p.require("datasources:read", "")?;
+        p.require(Action::DatasourcesRead, "")?;
         let mut all = self.store.datasources(OrgId(p.org_id.0))?;
         all.retain(|d| {
-            p.permissions
-                .has("datasources:read", &format!("datasources:uid:{}", d.uid))
+            p.permissions.has(
+                Action::DatasourcesRead,
+                &format!("datasources:uid:{}", d.uid),
+            )
         });
         Ok(all)
     }
@@ -226,7 +228,7 @@ impl DataSourceService {
         id: u64,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
-        let old = self.scoped(p, self.store.datasource(id)?, "datasources:write")?;
+        let old = self.scoped(p, self.store.datasource(id)?, Action::DatasourcesWrite)?;
         Self::validate(&input)?;
         // Provisioning (system work) owns read-only datasources.
         if old.read_only && p.kind != AuthKind::System {
@@ -289,7 +291,7 @@ impl DataSourceService {
         p: &Principal,
         ds: DataSourceRecord,
     ) -> Result<DataSourceRecord, AppError> {
-        let ds = self.scoped(p, Some(ds), "datasources:delete")?;
+        let ds = self.scoped(p, Some(ds), Action::DatasourcesDelete)?;
         if ds.read_only && p.kind != AuthKind::System {
             return Err(AppError::Forbidden(
                 "Cannot delete read-only data source".into(),
@@ -336,7 +338,7 @@ impl DataSourceService {
             DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid)?,
             DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name)?,
         };
-        self.scoped(p, ds, "datasources:delete")
+        self.scoped(p, ds, Action::DatasourcesDelete)
     }
 
     /// The decrypted secure fields (for the server's own use, never answered by the API).

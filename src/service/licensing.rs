@@ -17,7 +17,7 @@ use crate::domain::license::{
     same_instance, update_days, validate, Invalid, LicenseClaims, LicenseState, RenewRequest,
     RenewStats,
 };
-use crate::domain::Principal;
+use crate::domain::{Action, Principal};
 use crate::error::AppError;
 use crate::service::stats::StatsService;
 use crate::store::{
@@ -245,7 +245,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
     pub fn token(&self, p: &Principal) -> Result<(LicenseClaims, LicenseState), AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         match self.evaluate()?.effective {
             Some(SourceView {
                 claims: Some(c),
@@ -259,7 +259,7 @@ impl LicensingService {
 
     /// `POST /api/licensing/token`: stores a token only when it is valid for this server.
     pub async fn upload(&self, p: &Principal, token: &str) -> Result<LicenseClaims, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         let token = token.trim();
         if token.is_empty() {
             return Err(AppError::bad_request("token is required"));
@@ -287,7 +287,7 @@ impl LicensingService {
     /// `DELETE /api/licensing/token`: removes the database token (202 whether or not there
     /// was one); `instance` must be this server's `root_url`.
     pub async fn remove(&self, p: &Principal, instance: &str) -> Result<(), AppError> {
-        p.require("licensing:delete", "")?;
+        p.require(Action::LicensingDelete, "")?;
         if !same_instance(instance, &self.settings.root_url) {
             return Err(AppError::Unprocessable(
                 "incorrect instance name provided".into(),
@@ -325,7 +325,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/status`.
     pub fn status(&self, p: &Principal) -> Result<LicenseStatus, AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         let evaluation = self.evaluate()?;
         let claims = evaluation
             .effective
@@ -355,7 +355,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/refresh-stats`: recounts active users now (one pass).
     pub async fn refresh_stats(&self, p: &Principal) -> Result<ActiveUserStats, AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         let stats = self.stats.clone();
         let s = tokio::task::spawn_blocking(move || {
             stats.refresh()?;
@@ -373,7 +373,7 @@ impl LicensingService {
     /// What a renewal sends: the token in effect, this instance and the seat counts. Also
     /// the air-gapped form (`GET /api/licensing/renew-request`, carried as a file).
     pub fn renew_request(&self, p: &Principal) -> Result<RenewRequest, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         self.build_renew_request()
     }
 
@@ -399,7 +399,7 @@ impl LicensingService {
 
     /// `POST /api/licensing/token/renew`.
     pub async fn renew(&self, p: &Principal) -> Result<LicenseClaims, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         self.renew_now("manual").await
     }
 

@@ -17,7 +17,7 @@ use parking_lot::Mutex;
 use crate::config::Settings;
 use crate::crypto::envelope::SecretContext;
 use crate::domain::dashboard;
-use crate::domain::{OrgId, OrgRole, Permission, Principal};
+use crate::domain::{Action, OrgId, OrgRole, Permission, Principal};
 use crate::error::AppError;
 use crate::provisioning::files::{
     self, AccessControlFile, DashboardsFile, DatasourcesFile, FileError, NotifiersFile, Parsed,
@@ -183,7 +183,7 @@ impl ProvisioningService {
 
     /// `POST /api/admin/provisioning/<kind>/reload`.
     pub async fn reload(self: &Arc<Self>, p: &Principal, kind: Kind) -> Result<Applied, AppError> {
-        p.require("provisioning:reload", &kind.scope())?;
+        p.require(Action::ProvisioningReload, &kind.scope())?;
         if kind == Kind::Dashboards {
             self.stop_polling();
             let result = self.run(kind).await;
@@ -633,7 +633,7 @@ impl ProvisioningService {
         p: &Principal,
         id: &str,
     ) -> Result<PluginSettingRecord, AppError> {
-        p.require("plugins:read", &format!("plugins:id:{id}"))?;
+        p.require(Action::PluginsRead, &format!("plugins:id:{id}"))?;
         self.store
             .plugin_settings()?
             .into_iter()
@@ -715,7 +715,7 @@ impl ProvisioningService {
 
     /// `GET /api/alert-notifications` (the caller's org).
     pub fn notifiers(&self, p: &Principal) -> Result<Vec<NotifierRecord>, AppError> {
-        p.require("alert.notifications:read", "")?;
+        p.require(Action::AlertNotificationsRead, "")?;
         let mut v: Vec<NotifierRecord> = self
             .store
             .notifiers()?
@@ -827,13 +827,13 @@ impl ProvisioningService {
 
     /// `GET /api/access-control/roles`: fixed and custom roles.
     pub fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
-        p.require("roles:read", "roles:*")?;
+        p.require(Action::RolesRead, "roles:*")?;
         Ok(self.catalog.roles())
     }
 
     /// `GET /api/access-control/roles/:uid`.
     pub fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
-        p.require("roles:read", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesRead, &format!("roles:uid:{uid}"))?;
         self.catalog
             .roles()
             .into_iter()
@@ -848,7 +848,7 @@ impl ProvisioningService {
         p: &Principal,
         uid: &str,
     ) -> Result<(DashboardRecord, Option<FolderRecord>), AppError> {
-        p.require("dashboards:read", &format!("dashboards:uid:{uid}"))?;
+        p.require(Action::DashboardsRead, &format!("dashboards:uid:{uid}"))?;
         let d = self
             .store
             .dashboard(uid)?
@@ -870,7 +870,7 @@ impl ProvisioningService {
     }
 
     pub fn folders(&self, p: &Principal) -> Result<Vec<FolderRecord>, AppError> {
-        p.require("folders:read", "")?;
+        p.require(Action::FoldersRead, "")?;
         let mut v: Vec<FolderRecord> = self
             .store
             .folders()?
@@ -883,7 +883,7 @@ impl ProvisioningService {
 
     /// `GET /api/search`: folders and dashboards matching every given filter.
     pub fn search(&self, p: &Principal, q: &SearchQuery) -> Result<Vec<SearchHit>, AppError> {
-        p.require("dashboards:read", "")?;
+        p.require(Action::DashboardsRead, "")?;
         let folders: Vec<FolderRecord> = self
             .store
             .folders()?
@@ -924,7 +924,7 @@ impl ProvisioningService {
     // ----- legacy alerts -----
 
     pub fn alerts(&self, p: &Principal, q: &AlertQuery) -> Result<Vec<AlertRecord>, AppError> {
-        p.require("alert.rules:read", "")?;
+        p.require(Action::AlertRulesRead, "")?;
         let needle = q.query.to_lowercase();
         let mut v: Vec<AlertRecord> = self
             .store
@@ -948,7 +948,7 @@ impl ProvisioningService {
         if p.org_role < OrgRole::Editor && !p.is_grafana_admin {
             return Err(AppError::PermissionDenied);
         }
-        p.require("alert.rules:write", "")?;
+        p.require(Action::AlertRulesWrite, "")?;
         let exists = self
             .store
             .alerts()?
@@ -972,7 +972,7 @@ impl ProvisioningService {
 
     /// `GET /api/admin/provisioning/status`.
     pub fn status(&self, p: &Principal) -> Result<Vec<ProvisioningRun>, AppError> {
-        p.require("provisioning:reload", "provisioners:*")?;
+        p.require(Action::ProvisioningReload, "provisioners:*")?;
         let mut runs = self.store.provisioning_runs()?;
         runs.sort_by(|a, b| a.kind.cmp(&b.kind));
         Ok(runs)
@@ -1010,10 +1010,18 @@ fn role_of(r: &RoleRecord) -> Role {
         group: r.group.clone(),
         version: r.version,
         global: r.global,
+        // Parsed at the boundary: the API and provisioning refuse unknown actions, so one
+        // here predates those checks; it grants nothing, as before.
         permissions: r
             .permissions
             .iter()
-            .map(|(a, s)| Permission::new(a, s))
+            .filter_map(|(a, s)| {
+                let p = Permission::parse(a, s);
+                if p.is_none() {
+                    tracing::warn!(role = %r.name, action = %a, "role holds an unknown action");
+                }
+                p
+            })
             .collect(),
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::crypto::random;
-use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId, KNOWN_ACTIONS};
+use crate::domain::{canonical_action, user_scope, Action, Permission, Principal, UserId};
 use crate::error::AppError;
 use crate::service::access::{basic_role_for, basic_role_key, RoleCatalog};
 use crate::service::provisioning::ProvisioningService;
@@ -79,7 +79,7 @@ impl RoleService {
             .permissions
             .iter()
             .map(|(a, _)| a.as_str())
-            .filter(|a| !KNOWN_ACTIONS.contains(&canonical_action(a)))
+            .filter(|a| Action::parse(a).is_none())
             .collect();
         if !unknown.is_empty() {
             return Err(AppError::bad_request(format!(
@@ -90,10 +90,21 @@ impl RoleService {
         Ok(())
     }
 
-    /// No escalation: the caller must hold every permission it hands out.
+    /// No escalation: the caller must hold every permission it hands out. A denial names the
+    /// action as the role spells it; an unknown one (a role stored before actions were
+    /// checked) is held only by in-process callers, which hold everything.
     fn check_holds(p: &Principal, permissions: &[(String, String)]) -> Result<(), AppError> {
         for (action, scope) in permissions {
-            p.require(action, scope)?;
+            let held = match Action::parse(action) {
+                Some(a) => p.permissions.has(a, scope),
+                None => p.permissions.is_everything(),
+            };
+            if !held {
+                return Err(AppError::AccessDenied {
+                    action: action.clone(),
+                    scope: scope.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -119,7 +130,7 @@ impl RoleService {
     }
 
     pub async fn create(&self, p: &Principal, input: RoleInput) -> Result<RoleRecord, AppError> {
-        p.require("roles:write", "roles:*")?;
+        p.require(Action::RolesWrite, "roles:*")?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
         let roles = self.store.roles()?;
@@ -165,7 +176,7 @@ impl RoleService {
         uid: &str,
         input: RoleInput,
     ) -> Result<RoleRecord, AppError> {
-        p.require("roles:write", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesWrite, &format!("roles:uid:{uid}"))?;
         let old = self.custom(uid)?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
@@ -196,7 +207,7 @@ impl RoleService {
     }
 
     pub async fn delete(&self, p: &Principal, uid: &str) -> Result<(), AppError> {
-        p.require("roles:delete", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesDelete, &format!("roles:uid:{uid}"))?;
         let old = self.custom(uid)?;
         self.save(&[], &[old.uid]).await
     }
@@ -214,7 +225,7 @@ impl RoleService {
 
     /// Custom roles assigned to a user (or service account).
     pub fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
-        p.require("users.roles:read", &user_scope(id))?;
+        p.require(Action::UsersRolesRead, &user_scope(id))?;
         let user = self.user_record(id)?;
         Ok(self
             .store
@@ -225,7 +236,7 @@ impl RoleService {
     }
 
     pub async fn assign(&self, p: &Principal, id: UserId, role_uid: &str) -> Result<(), AppError> {
-        p.require("users.roles:add", &user_scope(id))?;
+        p.require(Action::UsersRolesAdd, &user_scope(id))?;
         let user = self.user_record(id)?;
         let mut r = self.custom(role_uid)?;
         Self::check_holds(p, &r.permissions)?;
@@ -243,7 +254,7 @@ impl RoleService {
         id: UserId,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require("users.roles:remove", &user_scope(id))?;
+        p.require(Action::UsersRolesRemove, &user_scope(id))?;
         let user = self.user_record(id)?;
         let mut r = self.custom(role_uid)?;
         if Self::holds(&r, &user) {
@@ -262,7 +273,7 @@ impl RoleService {
         basic: &str,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require("roles:write", "roles:*")?;
+        p.require(Action::RolesWrite, "roles:*")?;
         if basic_role_key(basic).is_none() {
             return Err(AppError::bad_request(format!(
                 "'{basic}' is not a basic role (Viewer, Editor, Admin, Grafana Admin)"
@@ -279,7 +290,7 @@ impl RoleService {
 
     /// Basic role -> the custom roles granted to it.
     pub fn basic_grants(&self, p: &Principal) -> Result<Vec<(String, Vec<RoleRecord>)>, AppError> {
-        p.require("roles:read", "roles:*")?;
+        p.require(Action::RolesRead, "roles:*")?;
         let roles = self.store.roles()?;
         Ok(["Viewer", "Editor", "Admin", "Grafana Admin"]
             .iter()
@@ -298,8 +309,10 @@ impl RoleService {
 
     /// Beyond Grafana: a user's effective permissions with the role each comes from.
     pub fn explain(&self, p: &Principal, id: UserId) -> Result<Vec<Explained>, AppError> {
-        p.require("users.permissions:read", &user_scope(id))
-            .or_else(|_| p.require("users.roles:read", &user_scope(id)))?;
+        // Grafana's action for reading a user's permissions, on Grafana's scope for it
+        // (`users:id:<id>`, not `global.users:...`); holders of users.roles:read may too.
+        p.require(Action::UsersPermissionsRead, &format!("users:id:{id}"))
+            .or_else(|_| p.require(Action::UsersRolesRead, &user_scope(id)))?;
         let user = self
             .users
             .user(id)?
@@ -317,7 +330,7 @@ impl RoleService {
                 perms
                     .into_iter()
                     .map(|Permission { action, scope }| Explained {
-                        action,
+                        action: action.as_str().to_string(),
                         scope,
                         role: role.clone(),
                     }),

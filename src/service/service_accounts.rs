@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use crate::crypto::{crc32, random};
-use crate::domain::{OrgId, OrgRole, Principal, UserId};
+use crate::domain::{Action, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::api_keys::ApiKeyService;
 use crate::store::{
@@ -100,7 +100,7 @@ impl ServiceAccountService {
         role: Option<&str>,
         is_disabled: bool,
     ) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:create", "")?;
+        p.require(Action::ServiceAccountsCreate, "")?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("service account name is required"));
@@ -164,7 +164,7 @@ impl ServiceAccountService {
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<ServiceAccount>, u64), AppError> {
-        p.require("serviceaccounts:read", "")?;
+        p.require(Action::ServiceAccountsRead, "")?;
         let all = self.users.search_service_accounts(query, 0, u64::MAX)?;
         let mut found = Vec::new();
         for u in all.users {
@@ -186,7 +186,7 @@ impl ServiceAccountService {
     }
 
     pub fn get(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:read", &scope(id))?;
+        p.require(Action::ServiceAccountsRead, &scope(id))?;
         self.account(p, id)
     }
 
@@ -196,7 +196,7 @@ impl ServiceAccountService {
         id: UserId,
         patch: AccountPatch,
     ) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         let mut sa = self.account(p, id)?;
         if let Some(name) = patch.name.filter(|n| !n.trim().is_empty()) {
             sa.user.name = name.trim().to_string();
@@ -234,7 +234,7 @@ impl ServiceAccountService {
     }
 
     pub async fn delete(&self, p: &Principal, id: UserId) -> Result<(), AppError> {
-        p.require("serviceaccounts:delete", &scope(id))?;
+        p.require(Action::ServiceAccountsDelete, &scope(id))?;
         self.account(p, id)?;
         for k in self.keys.api_keys(p.org_id, id.0)? {
             self.keys.delete_api_key(k.id)?;
@@ -252,7 +252,7 @@ impl ServiceAccountService {
         name: &str,
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         let sa = self.account(p, id)?;
         let name = name.trim();
         if name.is_empty() {
@@ -293,7 +293,7 @@ impl ServiceAccountService {
     }
 
     pub fn tokens(&self, p: &Principal, id: UserId) -> Result<Vec<ApiKeyRecord>, AppError> {
-        p.require("serviceaccounts:read", &scope(id))?;
+        p.require(Action::ServiceAccountsRead, &scope(id))?;
         self.account(p, id)?;
         Ok(self.keys.api_keys(p.org_id, id.0)?)
     }
@@ -304,7 +304,7 @@ impl ServiceAccountService {
         id: UserId,
         token: u64,
     ) -> Result<(), AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         self.account(p, id)?;
         let key = self
             .keys

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
-use crate::domain::{user_scope, Principal, UserId};
+use crate::domain::{user_scope, Action, Principal, UserId};
 use crate::error::AppError;
 use crate::service::useragent::{self, ClientInfo};
 use crate::service::users::{resolve_user, UserEvents};
@@ -185,7 +185,7 @@ impl SessionService {
 
     /// `GET /api/admin/users/:id/auth-tokens`.
     pub fn list_for(&self, p: &Principal, id_or_uid: &str) -> Result<Vec<SessionView>, AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:list")?;
+        let user = self.checked(p, id_or_uid, Action::UsersAuthTokenList)?;
         self.views(p, user.user_id())
     }
 
@@ -204,7 +204,7 @@ impl SessionService {
         id_or_uid: &str,
         token_id: u64,
     ) -> Result<(), AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:update")?;
+        let user = self.checked(p, id_or_uid, Action::UsersAuthTokenUpdate)?;
         self.revoke_one(p, user.user_id(), token_id).await
     }
 
@@ -236,13 +236,13 @@ impl SessionService {
 
     /// `POST /api/admin/users/:id/logout`: ends every session of the user.
     pub async fn logout_user(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
-        p.require("users.logout", "")?;
+        p.require(Action::UsersLogout, "")?;
         if let Ok(id) = id_or_uid.parse::<u64>() {
             if p.is_user(UserId(id)) {
                 return Err(AppError::bad_request("You cannot logout yourself"));
             }
         }
-        let user = self.checked(p, id_or_uid, "users.logout")?;
+        let user = self.checked(p, id_or_uid, Action::UsersLogout)?;
         if p.is_user(user.user_id()) {
             return Err(AppError::bad_request("You cannot logout yourself"));
         }
@@ -254,7 +254,7 @@ impl SessionService {
         &self,
         p: &Principal,
         id_or_uid: &str,
-        action: &str,
+        action: Action,
     ) -> Result<UserRecord, AppError> {
         p.require(action, "")?;
         let user = resolve_user(self.users.as_ref(), id_or_uid)?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::domain::time::month_start;
-use crate::domain::{OrgRole, Principal};
+use crate::domain::{Action, OrgRole, Principal};
 use crate::error::AppError;
 use crate::store::{counter, now, now_ms, MetaStore, SessionStore, UserStore};
 
@@ -129,7 +129,7 @@ impl StatsService {
 
     /// `GET /api/admin/stats`.
     pub fn stats(&self, p: &Principal) -> Result<AdminStats, AppError> {
-        p.require("server.stats:read", "")?;
+        p.require(Action::ServerStatsRead, "")?;
         self.snapshot()
     }
 
@@ -191,7 +191,7 @@ impl StatsService {
         version: &str,
         has_valid_license: bool,
     ) -> Result<UsageReport, AppError> {
-        p.require("server.usagestats.report:read", "")?;
+        p.require(Action::ServerUsageStatsReportRead, "")?;
         let s = self.snapshot()?;
         let metrics = vec![
             ("stats.active_admins.count", s.active_admins),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::crypto::password::check_policy;
 use crate::crypto::{random, PasswordHash};
-use crate::domain::{user_scope, Email, Login, OrgId, OrgRole, Principal, UserId};
+use crate::domain::{user_scope, Action, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::auth::CredentialCache;
 use crate::store::{now, Durability, NewMembership, StoreError, UserPage, UserRecord, UserStore};
@@ -108,7 +108,7 @@ impl UserService {
 
     /// `POST /api/admin/users`.
     pub async fn create(&self, p: &Principal, form: NewUser) -> Result<UserRecord, AppError> {
-        p.require("users:create", "")?;
+        p.require(Action::UsersCreate, "")?;
         if form.password.chars().count() >= 4 {
             check_policy(&form.password, self.settings.strong_password_policy)
                 .map_err(AppError::bad_request)?;
@@ -216,7 +216,7 @@ impl UserService {
         id_or_uid: &str,
         password: &str,
     ) -> Result<(), AppError> {
-        let mut user = self.resolve_checked(p, id_or_uid, "users.password:update")?;
+        let mut user = self.resolve_checked(p, id_or_uid, Action::UsersPasswordUpdate)?;
         if self.settings.disable_login_form {
             return Err(AppError::Forbidden(
                 "Not allowed to reset password when login form is disabled".into(),
@@ -244,7 +244,7 @@ impl UserService {
         id_or_uid: &str,
         admin: bool,
     ) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users.permissions:update")?;
+        let user = self.resolve_checked(p, id_or_uid, Action::UsersPermissionsUpdate)?;
         // Granting needs a Grafana Admin too (Grafana newest): nobody grants server-admin
         // powers they do not hold. Revoking needs only the permission.
         if admin {
@@ -268,7 +268,7 @@ impl UserService {
     /// `DELETE /api/admin/users/:id`. Refuses to delete the last Grafana Admin, which
     /// would lock every operator out of the admin API (Grafana allows it).
     pub async fn delete(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users:delete")?;
+        let user = self.resolve_checked(p, id_or_uid, Action::UsersDelete)?;
         self.store
             .delete_user(user.user_id())
             .map_err(|e| match e {
@@ -289,9 +289,9 @@ impl UserService {
         disabled: bool,
     ) -> Result<(), AppError> {
         let action = if disabled {
-            "users:disable"
+            Action::UsersDisable
         } else {
-            "users:enable"
+            Action::UsersEnable
         };
         let mut user = self.resolve_checked(p, id_or_uid, action)?;
         if !user.auth_module.is_empty() {
@@ -319,7 +319,7 @@ impl UserService {
         id_or_uid: &str,
         update: ProfileUpdate,
     ) -> Result<(), AppError> {
-        let mut user = self.resolve_checked(p, id_or_uid, "users:write")?;
+        let mut user = self.resolve_checked(p, id_or_uid, Action::UsersWrite)?;
         if let Some(login) = update.login.filter(|l| !l.trim().is_empty()) {
             user.login = Login::parse(&login)
                 .map_err(AppError::BadRequest)?
@@ -348,7 +348,7 @@ impl UserService {
         &self,
         p: &Principal,
         id_or_uid: &str,
-        action: &str,
+        action: Action,
     ) -> Result<UserRecord, AppError> {
         // Check the action before revealing whether the user exists.
         p.require(action, "")?;
@@ -359,12 +359,12 @@ impl UserService {
 
     /// `GET /api/users/:id`.
     pub fn get(&self, p: &Principal, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        self.resolve_checked(p, id_or_uid, "users:read")
+        self.resolve_checked(p, id_or_uid, Action::UsersRead)
     }
 
     /// `GET /api/users/lookup?loginOrEmail=`.
     pub fn lookup(&self, p: &Principal, login_or_email: &str) -> Result<UserRecord, AppError> {
-        p.require("users:read", "global.users:*")?;
+        p.require(Action::UsersRead, "global.users:*")?;
         let found = match self.store.user_by_login(login_or_email)? {
             Some(u) => Some(u),
             None => self.store.user_by_email(login_or_email)?,
@@ -382,7 +382,7 @@ impl UserService {
         page: u64,
         per_page: u64,
     ) -> Result<UserPage, AppError> {
-        p.require("users:read", "global.users:*")?;
+        p.require(Action::UsersRead, "global.users:*")?;
         let page = page.max(1);
         let per_page = per_page.clamp(1, 5000);
         let offset = (page - 1).saturating_mul(per_page);
