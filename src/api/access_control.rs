@@ -180,7 +180,7 @@ fn role_dto(r: Role, with_permissions: bool) -> RoleDto {
             r.permissions
                 .into_iter()
                 .map(|p| PermissionDto {
-                    action: p.action,
+                    action: p.action.as_str().to_string(),
                     scope: p.scope,
                 })
                 .collect()

@@ -2,86 +2,139 @@
 //! wildcard scopes (`global.users:*` covers every user id; `settings:auth.saml:*` covers
 //! every key of that section).
 //!
-//! Canonical action names are the seed's (`users.password:update`, `users.authtoken:list`,
-//! `users.logout`, ...); the newer names Grafana renamed them to are accepted as aliases
-//! everywhere a permission is read.
+//! Actions are a type, [`Action`]: the permission checks, the role catalog and the role API
+//! share one list, so a check cannot name an action that no role can grant (meilisearch's
+//! `Action` in `meilisearch-types/src/keys.rs`). Canonical names are the seed's
+//! (`users.password:update`, `users.authtoken:list`, `users.logout`, ...); the newer names
+//! Grafana renamed them to are accepted as aliases everywhere a permission is read.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
-/// `(alias, canonical)`: newer or code spellings mapped to the seed's names.
-pub const ACTION_ALIASES: &[(&str, &str)] = &[
-    ("users.password:write", "users.password:update"),
-    ("users.permissions:write", "users.permissions:update"),
-    ("users.authtoken:read", "users.authtoken:list"),
-    ("users.authtoken:write", "users.authtoken:update"),
-    ("users:logout", "users.logout"),
-    ("users.quotas:read", "users.quotas:list"),
-    ("users.quotas:write", "users.quotas:update"),
-    ("licensing:update", "licensing:write"),
-    ("server:stats:read", "server.stats:read"),
+/// Declares [`Action`], [`Action::ALL`] and [`Action::as_str`] from one list, so the three
+/// cannot drift.
+macro_rules! actions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// Every action tollgate checks or a role may grant.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl Action {
+            /// Every action, in declaration order.
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)+];
+
+            /// The canonical (seed) spelling: what a denial names and the catalog lists.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    SettingsRead => "settings:read",
+    SettingsWrite => "settings:write",
+    ServerStatsRead => "server.stats:read",
+    ServerUsageStatsReportRead => "server.usagestats.report:read",
+    UsersRead => "users:read",
+    UsersCreate => "users:create",
+    UsersWrite => "users:write",
+    UsersDelete => "users:delete",
+    UsersEnable => "users:enable",
+    UsersDisable => "users:disable",
+    UsersPasswordUpdate => "users.password:update",
+    /// Grafana's `ActionUsersPermissionsRead` (scope `users:id:<id>`), which guards reading
+    /// another user's permissions.
+    UsersPermissionsRead => "users.permissions:read",
+    UsersPermissionsUpdate => "users.permissions:update",
+    UsersAuthTokenList => "users.authtoken:list",
+    UsersAuthTokenUpdate => "users.authtoken:update",
+    UsersLogout => "users.logout",
+    UsersQuotasList => "users.quotas:list",
+    UsersQuotasUpdate => "users.quotas:update",
+    ProvisioningReload => "provisioning:reload",
+    LdapConfigReload => "ldap.config:reload",
+    LdapUserRead => "ldap.user:read",
+    LdapUserSync => "ldap.user:sync",
+    LdapStatusRead => "ldap.status:read",
+    LicensingRead => "licensing:read",
+    LicensingWrite => "licensing:write",
+    LicensingDelete => "licensing:delete",
+    LicensingReportsRead => "licensing.reports:read",
+    RolesRead => "roles:read",
+    RolesWrite => "roles:write",
+    RolesDelete => "roles:delete",
+    UsersRolesRead => "users.roles:read",
+    UsersRolesAdd => "users.roles:add",
+    UsersRolesRemove => "users.roles:remove",
+    ServiceAccountsRead => "serviceaccounts:read",
+    ServiceAccountsCreate => "serviceaccounts:create",
+    ServiceAccountsWrite => "serviceaccounts:write",
+    ServiceAccountsDelete => "serviceaccounts:delete",
+    ApiKeysRead => "apikeys:read",
+    ApiKeysCreate => "apikeys:create",
+    ApiKeysDelete => "apikeys:delete",
+    DatasourcesRead => "datasources:read",
+    DatasourcesCreate => "datasources:create",
+    DatasourcesWrite => "datasources:write",
+    DatasourcesDelete => "datasources:delete",
+    EncryptionAdmin => "encryption:admin",
+    AlertNotificationsRead => "alert.notifications:read",
+    AlertRulesRead => "alert.rules:read",
+    AlertRulesWrite => "alert.rules:write",
+    DashboardsRead => "dashboards:read",
+    FoldersRead => "folders:read",
+    PluginsRead => "plugins:read",
+}
+
+/// `(alias, action)`: newer or older spellings of the seed's names.
+pub const ACTION_ALIASES: &[(&str, Action)] = &[
+    ("users.password:write", Action::UsersPasswordUpdate),
+    ("users.permissions:write", Action::UsersPermissionsUpdate),
+    // Grafana's RBAC action migrator renamed `users.permissions:list` to `:read`.
+    ("users.permissions:list", Action::UsersPermissionsRead),
+    ("users.authtoken:read", Action::UsersAuthTokenList),
+    ("users.authtoken:write", Action::UsersAuthTokenUpdate),
+    ("users:logout", Action::UsersLogout),
+    ("users.quotas:read", Action::UsersQuotasList),
+    ("users.quotas:write", Action::UsersQuotasUpdate),
+    ("licensing:update", Action::LicensingWrite),
+    ("server:stats:read", Action::ServerStatsRead),
 ];
 
-/// Every action tollgate checks somewhere (canonical names).
-pub const KNOWN_ACTIONS: &[&str] = &[
-    "settings:read",
-    "settings:write",
-    "server.stats:read",
-    "server.usagestats.report:read",
-    "users:read",
-    "users:create",
-    "users:write",
-    "users:delete",
-    "users:enable",
-    "users:disable",
-    "users.password:update",
-    "users.permissions:update",
-    "users.authtoken:list",
-    "users.authtoken:update",
-    "users.logout",
-    "users.quotas:list",
-    "users.quotas:update",
-    "provisioning:reload",
-    "ldap.config:reload",
-    "ldap.user:read",
-    "ldap.user:sync",
-    "ldap.status:read",
-    "licensing:read",
-    "licensing:write",
-    "licensing:delete",
-    "licensing.reports:read",
-    "roles:read",
-    "roles:write",
-    "roles:delete",
-    "users.roles:read",
-    "users.roles:add",
-    "users.roles:remove",
-    "serviceaccounts:read",
-    "serviceaccounts:create",
-    "serviceaccounts:write",
-    "serviceaccounts:delete",
-    "apikeys:read",
-    "apikeys:create",
-    "apikeys:delete",
-    "datasources:read",
-    "datasources:create",
-    "datasources:write",
-    "datasources:delete",
-    "encryption:admin",
-    "alert.notifications:read",
-    "alert.rules:read",
-    "alert.rules:write",
-    "dashboards:read",
-    "folders:read",
-    "plugins:read",
-];
+impl Action {
+    /// The action a canonical name or an alias names; `None` for anything else (exact,
+    /// case-sensitive, as Grafana compares actions).
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|a| a.as_str() == raw)
+            .or_else(|| {
+                ACTION_ALIASES
+                    .iter()
+                    .find(|(alias, _)| *alias == raw)
+                    .map(|(_, action)| *action)
+            })
+    }
+}
 
-/// The canonical spelling of an action (aliases resolved).
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The canonical spelling of an action string (aliases resolved; unknown actions as given).
 pub fn canonical_action(action: &str) -> &str {
-    ACTION_ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == action)
-        .map(|(_, canonical)| *canonical)
-        .unwrap_or(action)
+    match Action::parse(action) {
+        Some(a) => a.as_str(),
+        None => action,
+    }
 }
 
 /// True when a granted scope covers the required one. `*` covers everything; a scope ending
@@ -99,16 +152,22 @@ pub fn scope_covers(granted: &str, required: &str) -> bool {
 /// One permission: an action and the scope it applies to (empty for unscoped actions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Permission {
-    pub action: String,
+    pub action: Action,
     pub scope: String,
 }
 
 impl Permission {
-    pub fn new(action: &str, scope: &str) -> Self {
+    pub fn new(action: Action, scope: &str) -> Self {
         Self {
-            action: canonical_action(action).to_string(),
+            action,
             scope: scope.to_string(),
         }
+    }
+
+    /// A permission as stored or sent (`action` may be an alias); `None` for an unknown
+    /// action.
+    pub fn parse(action: &str, scope: &str) -> Option<Self> {
+        Action::parse(action).map(|a| Self::new(a, scope))
     }
 }
 
@@ -116,7 +175,7 @@ impl Permission {
 #[derive(Debug, Clone, Default)]
 pub struct PermissionSet {
     everything: bool,
-    by_action: HashMap<String, Vec<String>>,
+    by_action: HashMap<Action, Vec<String>>,
 }
 
 impl PermissionSet {
@@ -136,10 +195,7 @@ impl PermissionSet {
 
     pub fn extend<'a>(&mut self, perms: impl IntoIterator<Item = &'a Permission>) {
         for p in perms {
-            let scopes = self
-                .by_action
-                .entry(canonical_action(&p.action).to_string())
-                .or_default();
+            let scopes = self.by_action.entry(p.action).or_default();
             if !scopes.contains(&p.scope) {
                 scopes.push(p.scope.clone());
             }
@@ -148,11 +204,11 @@ impl PermissionSet {
 
     /// May the holder do `action` on `scope`? An empty `scope` asks "on anything at all",
     /// as Grafana's unscoped checks do.
-    pub fn has(&self, action: &str, scope: &str) -> bool {
+    pub fn has(&self, action: Action, scope: &str) -> bool {
         if self.everything {
             return true;
         }
-        let Some(scopes) = self.by_action.get(canonical_action(action)) else {
+        let Some(scopes) = self.by_action.get(&action) else {
             return false;
         };
         scope.is_empty()
@@ -166,9 +222,9 @@ impl PermissionSet {
         let mut out: Vec<Permission> = self
             .by_action
             .iter()
-            .flat_map(|(a, scopes)| scopes.iter().map(move |s| Permission::new(a, s)))
+            .flat_map(|(a, scopes)| scopes.iter().map(move |s| Permission::new(*a, s)))
             .collect();
-        out.sort_by(|a, b| (&a.action, &a.scope).cmp(&(&b.action, &b.scope)));
+        out.sort_by(|a, b| (a.action.as_str(), &a.scope).cmp(&(b.action.as_str(), &b.scope)));
         out
     }
 
@@ -176,8 +232,8 @@ impl PermissionSet {
         self.everything
     }
 
-    pub fn actions(&self) -> HashSet<&str> {
-        self.by_action.keys().map(String::as_str).collect()
+    pub fn actions(&self) -> HashSet<Action> {
+        self.by_action.keys().copied().collect()
     }
 }
 
@@ -206,23 +262,50 @@ mod tests {
 
     #[test]
     fn aliases_are_the_same_action() {
-        let set = PermissionSet::from_permissions(&[Permission::new(
-            "users.password:write",
-            "global.users:*",
-        )]);
-        assert!(set.has("users.password:update", "global.users:id:3"));
-        assert!(set.has("users.password:write", "global.users:id:3"));
-        assert!(!set.has("users:delete", "global.users:id:3"));
+        let alias = Permission::parse("users.password:write", "global.users:*");
+        assert_eq!(
+            alias,
+            Some(Permission::new(
+                Action::UsersPasswordUpdate,
+                "global.users:*"
+            ))
+        );
+        let set = PermissionSet::from_permissions(alias.as_ref());
+        assert!(set.has(Action::UsersPasswordUpdate, "global.users:id:3"));
+        assert!(!set.has(Action::UsersDelete, "global.users:id:3"));
+    }
+
+    #[test]
+    fn every_action_round_trips_and_aliases_name_other_spellings() {
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(*a), "{a}");
+        }
+        for (alias, action) in ACTION_ALIASES {
+            assert_eq!(Action::parse(alias), Some(*action), "{alias}");
+            assert!(
+                Action::ALL.iter().all(|a| a.as_str() != *alias),
+                "{alias} is an alias and a canonical name"
+            );
+        }
+        assert_eq!(
+            Action::parse("users.permissions:list"),
+            Some(Action::UsersPermissionsRead)
+        );
+        assert_eq!(Action::parse("users:fly"), None);
+        assert_eq!(Action::parse("Users:read"), None);
+        assert_eq!(Action::parse(" users:read"), None);
+        assert_eq!(canonical_action("users:logout"), "users.logout");
+        assert_eq!(canonical_action("dreams:read"), "dreams:read");
     }
 
     #[test]
     fn unscoped_requests_need_any_grant() {
         let set = PermissionSet::from_permissions(&[Permission::new(
-            "settings:read",
+            Action::SettingsRead,
             "settings:auth.saml:enabled",
         )]);
-        assert!(set.has("settings:read", ""));
-        assert!(!set.has("settings:read", "settings:*"));
-        assert!(set.has("settings:read", "settings:auth.saml:enabled"));
+        assert!(set.has(Action::SettingsRead, ""));
+        assert!(!set.has(Action::SettingsRead, "settings:*"));
+        assert!(set.has(Action::SettingsRead, "settings:auth.saml:enabled"));
     }
 }

@@ -9,7 +9,7 @@ pub mod time;
 mod user;
 
 pub use access::{
-    canonical_action, scope_covers, Permission, PermissionSet, ACTION_ALIASES, KNOWN_ACTIONS,
+    canonical_action, scope_covers, Action, Permission, PermissionSet, ACTION_ALIASES,
 };
 pub use ids::{OrgId, UserId};
 pub use user::{user_scope, AuthKind, Email, Login, OrgRole, Principal};

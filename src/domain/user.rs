@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::{OrgId, PermissionSet, UserId};
+use super::{Action, OrgId, PermissionSet, UserId};
 
 /// A login name: trimmed, non-empty, at most 190 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,13 +176,13 @@ impl Principal {
 
 impl Principal {
     /// The permission check every service runs: `action` on `scope` (empty for unscoped
-    /// actions), else an RBAC denial naming the missing permission.
-    pub fn require(&self, action: &str, scope: &str) -> Result<(), crate::error::AppError> {
+    /// actions), else an RBAC denial naming the missing permission (its canonical spelling).
+    pub fn require(&self, action: Action, scope: &str) -> Result<(), crate::error::AppError> {
         if self.permissions.has(action, scope) {
             Ok(())
         } else {
             Err(crate::error::AppError::AccessDenied {
-                action: action.to_string(),
+                action: action.as_str().to_string(),
                 scope: scope.to_string(),
             })
         }

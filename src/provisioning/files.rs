@@ -15,6 +15,8 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::domain::Action;
+
 /// A provisioning file problem: which file, where, what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileError {
@@ -1117,6 +1119,25 @@ impl HasApiVersion for AccessControlFile {
                     format!("role '{}': every permission needs an action", r.name),
                 ));
             }
+            // The same check as the role API, so a typo is a reload error, not a role that
+            // silently grants nothing.
+            let unknown: Vec<&str> = r
+                .permissions
+                .iter()
+                .map(|p| p.action.as_str())
+                .filter(|a| Action::parse(a).is_none())
+                .collect();
+            if !unknown.is_empty() {
+                return Err(invalid(
+                    "roles",
+                    i,
+                    format!(
+                        "role '{}': unknown action(s): {}",
+                        r.name,
+                        unknown.join(", ")
+                    ),
+                ));
+            }
             if let Some(b) = r
                 .built_in_roles
                 .iter()
@@ -1399,9 +1420,24 @@ mod tests {
     }
 
     #[test]
+    fn role_actions_are_checked() {
+        let e = read_one::<AccessControlFile>(
+            "apiVersion: 1\nroles:\n  - name: custom:x\n    permissions:\n      - action: users:read\n      - action: users:fly\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "role 'custom:x': unknown action(s): users:fly");
+        assert!(e.to_string().contains("x.yaml:3:"), "{e}");
+        // Aliases (Grafana's newer names) are actions too.
+        read_one::<AccessControlFile>(
+            "apiVersion: 1\nroles:\n  - name: custom:x\n    permissions:\n      - action: users.password:write\n      - action: users.permissions:read\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn role_uid_is_derived() {
         let f: AccessControlFile = read_one(
-            "apiVersion: 2\nroles:\n  - name: custom:x\n    permissions:\n      - action: a:b\n",
+            "apiVersion: 2\nroles:\n  - name: custom:x\n    permissions:\n      - action: users:read\n",
         )
         .unwrap();
         assert_eq!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::domain::{OrgRole, Permission, PermissionSet};
+use crate::domain::{Action, OrgRole, Permission, PermissionSet};
 
 /// A role: a named set of permissions.
 #[derive(Debug, Clone)]
@@ -22,7 +22,7 @@ pub struct Role {
     pub permissions: Vec<Permission>,
 }
 
-fn role(name: &str, display: &str, group: &str, perms: &[(&str, &str)]) -> Role {
+fn role(name: &str, display: &str, group: &str, perms: &[(Action, &str)]) -> Role {
     Role {
         uid: name.replace(':', "_"),
         name: name.to_string(),
@@ -31,7 +31,7 @@ fn role(name: &str, display: &str, group: &str, perms: &[(&str, &str)]) -> Role 
         group: group.to_string(),
         version: 1,
         global: true,
-        permissions: perms.iter().map(|(a, s)| Permission::new(a, s)).collect(),
+        permissions: perms.iter().map(|(a, s)| Permission::new(*a, s)).collect(),
     }
 }
 
@@ -44,37 +44,37 @@ pub fn fixed_roles() -> Vec<Role> {
             "fixed:settings:reader",
             "Settings reader",
             "Settings",
-            &[("settings:read", "settings:*")],
+            &[(Action::SettingsRead, "settings:*")],
         ),
         role(
             "fixed:settings:writer",
             "Settings writer",
             "Settings",
             &[
-                ("settings:read", "settings:*"),
-                ("settings:write", "settings:*"),
+                (Action::SettingsRead, "settings:*"),
+                (Action::SettingsWrite, "settings:*"),
             ],
         ),
         role(
             "fixed:stats:reader",
             "Statistics reader",
             "Statistics",
-            &[("server.stats:read", "")],
+            &[(Action::ServerStatsRead, "")],
         ),
         role(
             "fixed:usagestats:reader",
             "Usage report reader",
             "Statistics",
-            &[("server.usagestats.report:read", "")],
+            &[(Action::ServerUsageStatsReportRead, "")],
         ),
         role(
             "fixed:users:reader",
             "User reader",
             "User administration (server)",
             &[
-                ("users:read", USERS_ALL),
-                ("users.authtoken:list", USERS_ALL),
-                ("users.quotas:list", USERS_ALL),
+                (Action::UsersRead, USERS_ALL),
+                (Action::UsersAuthTokenList, USERS_ALL),
+                (Action::UsersQuotasList, USERS_ALL),
             ],
         ),
         role(
@@ -82,59 +82,62 @@ pub fn fixed_roles() -> Vec<Role> {
             "User writer",
             "User administration (server)",
             &[
-                ("users:read", USERS_ALL),
-                ("users.authtoken:list", USERS_ALL),
-                ("users.quotas:list", USERS_ALL),
-                ("users.password:update", USERS_ALL),
-                ("users:create", ""),
-                ("users:write", USERS_ALL),
-                ("users:delete", USERS_ALL),
-                ("users:enable", USERS_ALL),
-                ("users:disable", USERS_ALL),
-                ("users.permissions:update", USERS_ALL),
-                ("users.logout", USERS_ALL),
-                ("users.authtoken:update", USERS_ALL),
-                ("users.quotas:update", USERS_ALL),
+                (Action::UsersRead, USERS_ALL),
+                (Action::UsersAuthTokenList, USERS_ALL),
+                (Action::UsersQuotasList, USERS_ALL),
+                (Action::UsersPasswordUpdate, USERS_ALL),
+                (Action::UsersCreate, ""),
+                (Action::UsersWrite, USERS_ALL),
+                (Action::UsersDelete, USERS_ALL),
+                (Action::UsersEnable, USERS_ALL),
+                (Action::UsersDisable, USERS_ALL),
+                (Action::UsersPermissionsUpdate, USERS_ALL),
+                (Action::UsersLogout, USERS_ALL),
+                (Action::UsersAuthTokenUpdate, USERS_ALL),
+                (Action::UsersQuotasUpdate, USERS_ALL),
             ],
         ),
         role(
             "fixed:ldap:reader",
             "LDAP reader",
             "LDAP",
-            &[("ldap.user:read", ""), ("ldap.status:read", "")],
+            &[(Action::LdapUserRead, ""), (Action::LdapStatusRead, "")],
         ),
         role(
             "fixed:ldap:writer",
             "LDAP writer",
             "LDAP",
             &[
-                ("ldap.user:read", ""),
-                ("ldap.status:read", ""),
-                ("ldap.user:sync", ""),
-                ("ldap.config:reload", ""),
+                (Action::LdapUserRead, ""),
+                (Action::LdapStatusRead, ""),
+                (Action::LdapUserSync, ""),
+                (Action::LdapConfigReload, ""),
             ],
         ),
         role(
             "fixed:provisioning:writer",
             "Provisioning writer",
             "Provisioning",
-            &[("provisioning:reload", "provisioners:*")],
+            &[(Action::ProvisioningReload, "provisioners:*")],
         ),
         role(
             "fixed:licensing:reader",
             "Licensing reader",
             "Licensing",
-            &[("licensing:read", ""), ("licensing.reports:read", "")],
+            &[
+                (Action::LicensingRead, ""),
+                (Action::LicensingReportsRead, ""),
+            ],
         ),
         role(
             "fixed:licensing:writer",
             "Licensing writer",
             "Licensing",
             &[
-                ("licensing:read", ""),
-                ("licensing.reports:read", ""),
-                ("licensing:write", ""),
-                ("licensing:delete", ""),
+                (Action::LicensingRead, ""),
+                (Action::LicensingReportsRead, ""),
+                (Action::LicensingWrite, ""),
+                (Action::LicensingDelete, ""),
             ],
         ),
         role(
@@ -142,12 +145,15 @@ pub fn fixed_roles() -> Vec<Role> {
             "Role writer",
             "Access control",
             &[
-                ("roles:read", "roles:*"),
-                ("roles:write", "roles:*"),
-                ("roles:delete", "roles:*"),
-                ("users.roles:read", USERS_ALL),
-                ("users.roles:add", USERS_ALL),
-                ("users.roles:remove", USERS_ALL),
+                (Action::RolesRead, "roles:*"),
+                (Action::RolesWrite, "roles:*"),
+                (Action::RolesDelete, "roles:*"),
+                (Action::UsersRolesRead, USERS_ALL),
+                (Action::UsersRolesAdd, USERS_ALL),
+                (Action::UsersRolesRemove, USERS_ALL),
+                // Grafana's fixed:roles:reader (in every roles writer) holds it, on its own
+                // scope kind: `users:`, not `global.users:`.
+                (Action::UsersPermissionsRead, "users:*"),
             ],
         ),
         role(
@@ -155,10 +161,10 @@ pub fn fixed_roles() -> Vec<Role> {
             "Service account writer",
             "Service accounts",
             &[
-                ("serviceaccounts:read", "serviceaccounts:*"),
-                ("serviceaccounts:create", ""),
-                ("serviceaccounts:write", "serviceaccounts:*"),
-                ("serviceaccounts:delete", "serviceaccounts:*"),
+                (Action::ServiceAccountsRead, "serviceaccounts:*"),
+                (Action::ServiceAccountsCreate, ""),
+                (Action::ServiceAccountsWrite, "serviceaccounts:*"),
+                (Action::ServiceAccountsDelete, "serviceaccounts:*"),
             ],
         ),
         role(
@@ -166,26 +172,26 @@ pub fn fixed_roles() -> Vec<Role> {
             "API key writer",
             "API keys",
             &[
-                ("apikeys:read", "apikeys:*"),
-                ("apikeys:create", ""),
-                ("apikeys:delete", "apikeys:*"),
+                (Action::ApiKeysRead, "apikeys:*"),
+                (Action::ApiKeysCreate, ""),
+                (Action::ApiKeysDelete, "apikeys:*"),
             ],
         ),
         role(
             "fixed:datasources:reader",
             "Data source reader",
             "Data sources",
-            &[("datasources:read", "datasources:*")],
+            &[(Action::DatasourcesRead, "datasources:*")],
         ),
         role(
             "fixed:datasources:writer",
             "Data source writer",
             "Data sources",
             &[
-                ("datasources:read", "datasources:*"),
-                ("datasources:create", ""),
-                ("datasources:write", "datasources:*"),
-                ("datasources:delete", "datasources:*"),
+                (Action::DatasourcesRead, "datasources:*"),
+                (Action::DatasourcesCreate, ""),
+                (Action::DatasourcesWrite, "datasources:*"),
+                (Action::DatasourcesDelete, "datasources:*"),
             ],
         ),
         role(
@@ -193,18 +199,18 @@ pub fn fixed_roles() -> Vec<Role> {
             "Alerting reader",
             "Alerting",
             &[
-                ("alert.rules:read", "*"),
-                ("alert.notifications:read", "*"),
-                ("dashboards:read", "*"),
-                ("folders:read", "*"),
-                ("plugins:read", "*"),
+                (Action::AlertRulesRead, "*"),
+                (Action::AlertNotificationsRead, "*"),
+                (Action::DashboardsRead, "*"),
+                (Action::FoldersRead, "*"),
+                (Action::PluginsRead, "*"),
             ],
         ),
         role(
             "fixed:alerting:writer",
             "Alerting writer",
             "Alerting",
-            &[("alert.rules:write", "*")],
+            &[(Action::AlertRulesWrite, "*")],
         ),
     ]
 }
@@ -444,11 +450,12 @@ mod tests {
     fn grafana_admin_holds_the_admin_api() {
         let c = RoleCatalog::new();
         let admin = c.permissions_for(OrgRole::Viewer, true);
-        assert!(admin.has("users:create", ""));
-        assert!(admin.has("users.password:write", "global.users:id:9"));
-        assert!(admin.has("settings:read", "settings:auth.saml:enabled"));
+        assert!(admin.has(Action::UsersCreate, ""));
+        assert!(admin.has(Action::UsersPasswordUpdate, "global.users:id:9"));
+        assert!(admin.has(Action::SettingsRead, "settings:auth.saml:enabled"));
+        assert!(admin.has(Action::UsersPermissionsRead, "users:id:9"));
         let viewer = c.permissions_for(OrgRole::Admin, false);
-        assert!(!viewer.has("users:create", ""));
-        assert!(!viewer.has("settings:read", ""));
+        assert!(!viewer.has(Action::UsersCreate, ""));
+        assert!(!viewer.has(Action::SettingsRead, ""));
     }
 }

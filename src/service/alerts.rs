@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{OrgRole, Principal};
 use crate::error::AppError;
 use crate::store::{AlertRecord, AlertStore};
@@ -33,7 +34,7 @@ impl AlertService {
         p: &Principal,
         q: &AlertQuery,
     ) -> Result<Vec<AlertRecord>, AppError> {
-        p.require("alert.rules:read", "")?;
+        p.require(Action::AlertRulesRead, "")?;
         let needle = q.query.to_lowercase();
         let mut v: Vec<AlertRecord> = self
             .store
@@ -57,7 +58,7 @@ impl AlertService {
         if p.org_role < OrgRole::Editor && !p.is_grafana_admin {
             return Err(AppError::PermissionDenied);
         }
-        p.require("alert.rules:write", "")?;
+        p.require(Action::AlertRulesWrite, "")?;
         let n = self
             .store
             .set_alerts_paused(Some(p.org_id), Some(&[id]), paused, self.clock.now())

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{OrgRole, Principal};
 use crate::error::AppError;
 use crate::store::{ApiKeyRecord, ApiKeyStore, StoreError};
@@ -59,7 +60,7 @@ impl ApiKeyService {
         role: &str,
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
-        p.require("apikeys:create", "")?;
+        p.require(Action::ApiKeysCreate, "")?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("bad request data"));
@@ -120,7 +121,7 @@ impl ApiKeyService {
         p: &Principal,
         include_expired: bool,
     ) -> Result<Vec<ApiKeyRecord>, AppError> {
-        p.require("apikeys:read", "")?;
+        p.require(Action::ApiKeysRead, "")?;
         let at = self.clock.now();
         Ok(self
             .store
@@ -132,13 +133,13 @@ impl ApiKeyService {
     }
 
     pub async fn delete(&self, p: &Principal, id: u64) -> Result<(), AppError> {
-        p.require("apikeys:delete", "")?;
+        p.require(Action::ApiKeysDelete, "")?;
         let not_found = || AppError::not_found("API key not found");
         let key = self.store.api_key(id).await?.ok_or_else(not_found)?;
         if key.org_id != p.org_id.0 || key.service_account_id.is_some() {
             return Err(not_found());
         }
-        p.require("apikeys:delete", &format!("apikeys:id:{id}"))?;
+        p.require(Action::ApiKeysDelete, &format!("apikeys:id:{id}"))?;
         self.store.delete_api_key(id).await?;
         Ok(())
     }

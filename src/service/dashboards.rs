@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::domain::Action;
 use crate::domain::{OrgId, Principal};
 use crate::error::AppError;
 use crate::store::{DashboardBatch, DashboardRecord, DashboardStore, FolderRecord};
@@ -47,7 +48,7 @@ impl DashboardService {
         p: &Principal,
         uid: &str,
     ) -> Result<(DashboardRecord, Option<FolderRecord>), AppError> {
-        p.require("dashboards:read", &format!("dashboards:uid:{uid}"))?;
+        p.require(Action::DashboardsRead, &format!("dashboards:uid:{uid}"))?;
         let d = self
             .store
             .dashboard(p.org_id, uid)
@@ -67,7 +68,7 @@ impl DashboardService {
 
     /// `GET /api/folders`.
     pub async fn folders(&self, p: &Principal) -> Result<Vec<FolderRecord>, AppError> {
-        p.require("folders:read", "")?;
+        p.require(Action::FoldersRead, "")?;
         let mut v = self.store.folders(p.org_id).await?;
         v.sort_by_key(|f| f.title.to_lowercase());
         Ok(v)
@@ -75,7 +76,7 @@ impl DashboardService {
 
     /// `GET /api/search`: folders and dashboards matching every given filter.
     pub async fn search(&self, p: &Principal, q: &SearchQuery) -> Result<Vec<SearchHit>, AppError> {
-        p.require("dashboards:read", "")?;
+        p.require(Action::DashboardsRead, "")?;
         let folders = self.store.folders(p.org_id).await?;
         let needle = q.query.to_lowercase();
         let mut hits = Vec::new();

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::crypto::envelope::SecretContext;
 use crate::crypto::random;
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{AuthKind, OrgId, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
@@ -138,7 +139,7 @@ impl DataSourceService {
         p: &Principal,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
-        p.require("datasources:create", "")?;
+        p.require(Action::DatasourcesCreate, "")?;
         Self::validate(&input)?;
         let at = self.clock.now();
         let mut ds = DataSourceRecord {
@@ -183,7 +184,7 @@ impl DataSourceService {
         &self,
         p: &Principal,
         ds: Option<DataSourceRecord>,
-        action: &str,
+        action: Action,
     ) -> Result<DataSourceRecord, AppError> {
         p.require(action, "")?;
         let ds = ds
@@ -197,7 +198,7 @@ impl DataSourceService {
         self.scoped(
             p,
             self.store.datasource(p.org_id, id).await?,
-            "datasources:read",
+            Action::DatasourcesRead,
         )
     }
 
@@ -205,7 +206,7 @@ impl DataSourceService {
         self.scoped(
             p,
             self.store.datasource_by_uid(p.org_id, uid).await?,
-            "datasources:read",
+            Action::DatasourcesRead,
         )
     }
 
@@ -217,16 +218,18 @@ impl DataSourceService {
         self.scoped(
             p,
             self.store.datasource_by_name(p.org_id, name).await?,
-            "datasources:read",
+            Action::DatasourcesRead,
         )
     }
 
     pub async fn list(&self, p: &Principal) -> Result<Vec<DataSourceRecord>, AppError> {
-        p.require("datasources:read", "")?;
+        p.require(Action::DatasourcesRead, "")?;
         let mut all = self.store.datasources(OrgId(p.org_id.0)).await?;
         all.retain(|d| {
-            p.permissions
-                .has("datasources:read", &format!("datasources:uid:{}", d.uid))
+            p.permissions.has(
+                Action::DatasourcesRead,
+                &format!("datasources:uid:{}", d.uid),
+            )
         });
         Ok(all)
     }
@@ -264,7 +267,7 @@ impl DataSourceService {
         let old = self.scoped(
             p,
             self.store.datasource(p.org_id, id).await?,
-            "datasources:write",
+            Action::DatasourcesWrite,
         )?;
         // Provisioning (system work) owns read-only datasources.
         if old.read_only && p.kind != AuthKind::System {
@@ -323,7 +326,7 @@ impl DataSourceService {
         p: &Principal,
         ds: DataSourceRecord,
     ) -> Result<DataSourceRecord, AppError> {
-        let ds = self.scoped(p, Some(ds), "datasources:delete")?;
+        let ds = self.scoped(p, Some(ds), Action::DatasourcesDelete)?;
         if ds.read_only && p.kind != AuthKind::System {
             return Err(AppError::Forbidden(
                 "Cannot delete read-only data source".into(),
@@ -378,7 +381,7 @@ impl DataSourceService {
             DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid).await?,
             DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name).await?,
         };
-        self.scoped(p, ds, "datasources:delete")
+        self.scoped(p, ds, Action::DatasourcesDelete)
     }
 
     /// The decrypted secure fields (for the server's own use, never answered by the API).

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::config::Settings;
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::store::{NewMembership, ProfileChange, StoreError, UserRecord, UserStore};
@@ -604,7 +605,7 @@ impl LdapService {
     /// `POST /api/admin/ldap/reload`: validate and test-bind first; keep the old config on
     /// any failure.
     pub async fn reload(&self, p: &Principal) -> Result<(), AppError> {
-        p.require("ldap.config:reload", "")?;
+        p.require(Action::LdapConfigReload, "")?;
         if !self.enabled() {
             return Err(AppError::bad_request("LDAP is not enabled"));
         }
@@ -628,7 +629,7 @@ impl LdapService {
 
     /// `GET /api/admin/ldap/status`.
     pub async fn status(&self, p: &Principal) -> Result<Vec<ServerStatus>, AppError> {
-        p.require("ldap.status:read", "")?;
+        p.require(Action::LdapStatusRead, "")?;
         let cfg = self.require_enabled()?;
         let mut out = Vec::new();
         for s in &cfg.servers {
@@ -655,7 +656,7 @@ impl LdapService {
         p: &Principal,
         username: &str,
     ) -> Result<(LdapIdentity, Attributes), AppError> {
-        p.require("ldap.user:read", "")?;
+        p.require(Action::LdapUserRead, "")?;
         let cfg = self.require_enabled()?;
         for s in &cfg.servers {
             match s.identify(username, None).await {
@@ -673,7 +674,7 @@ impl LdapService {
 
     /// `POST /api/admin/ldap/sync/:id`: refreshes a user from the directory.
     pub async fn sync(&self, p: &Principal, id: UserId) -> Result<(), AppError> {
-        p.require("ldap.user:sync", "")?;
+        p.require(Action::LdapUserSync, "")?;
         let cfg = self.require_enabled()?;
         let user = self
             .users

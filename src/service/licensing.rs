@@ -18,6 +18,7 @@ use crate::domain::license::{
     RenewStats,
 };
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::service::stats::StatsService;
@@ -244,7 +245,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
     pub async fn token(&self, p: &Principal) -> Result<(LicenseClaims, LicenseState), AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         match self.evaluate().await?.effective {
             Some(SourceView {
                 claims: Some(c),
@@ -258,7 +259,7 @@ impl LicensingService {
 
     /// `POST /api/licensing/token`: stores a token only when it is valid for this server.
     pub async fn upload(&self, p: &Principal, token: &str) -> Result<LicenseClaims, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         let token = token.trim();
         if token.is_empty() {
             return Err(AppError::bad_request("token is required"));
@@ -287,7 +288,7 @@ impl LicensingService {
     /// `DELETE /api/licensing/token`: removes the database token (202 whether or not there
     /// was one); `instance` must be this server's `root_url`.
     pub async fn remove(&self, p: &Principal, instance: &str) -> Result<(), AppError> {
-        p.require("licensing:delete", "")?;
+        p.require(Action::LicensingDelete, "")?;
         if !same_instance(instance, &self.settings.root_url) {
             return Err(AppError::Unprocessable(
                 "incorrect instance name provided".into(),
@@ -324,7 +325,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/status`.
     pub async fn status(&self, p: &Principal) -> Result<LicenseStatus, AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         let evaluation = self.evaluate().await?;
         let claims = evaluation
             .effective
@@ -354,7 +355,7 @@ impl LicensingService {
 
     /// `GET /api/licensing/refresh-stats`: recounts active users now (one pass).
     pub async fn refresh_stats(&self, p: &Principal) -> Result<ActiveUserStats, AppError> {
-        p.require("licensing:read", "")?;
+        p.require(Action::LicensingRead, "")?;
         self.stats.refresh().await?;
         let s = self.stats.stats(&Principal::system()).await?;
         Ok(ActiveUserStats {
@@ -367,7 +368,7 @@ impl LicensingService {
     /// What a renewal sends: the token in effect, this instance and the seat counts. Also
     /// the air-gapped form (`GET /api/licensing/renew-request`, carried as a file).
     pub async fn renew_request(&self, p: &Principal) -> Result<RenewRequest, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         self.build_renew_request().await
     }
 
@@ -393,7 +394,7 @@ impl LicensingService {
 
     /// `POST /api/licensing/token/renew`.
     pub async fn renew(&self, p: &Principal) -> Result<LicenseClaims, AppError> {
-        p.require("licensing:write", "")?;
+        p.require(Action::LicensingWrite, "")?;
         self.renew_now("manual").await
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::crypto::envelope::SecretContext;
+use crate::domain::Action;
 use crate::domain::{OrgId, Principal};
 use crate::error::AppError;
 use crate::store::{NotifierRecord, NotifierStore, SecretWrite};
@@ -28,7 +29,7 @@ impl NotifierService {
 
     /// `GET /api/alert-notifications` (the caller's org).
     pub async fn notifiers(&self, p: &Principal) -> Result<Vec<NotifierRecord>, AppError> {
-        p.require("alert.notifications:read", "")?;
+        p.require(Action::AlertNotificationsRead, "")?;
         let mut v = self.store.notifiers(p.org_id).await?;
         v.sort_by_key(|n| n.id);
         Ok(v)

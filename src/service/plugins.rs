@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::crypto::envelope::SecretContext;
+use crate::domain::Action;
 use crate::domain::{OrgId, Principal};
 use crate::error::AppError;
 use crate::store::{PluginSettingRecord, PluginSettingStore, SecretWrite};
@@ -32,7 +33,7 @@ impl PluginService {
         p: &Principal,
         id: &str,
     ) -> Result<PluginSettingRecord, AppError> {
-        p.require("plugins:read", &format!("plugins:id:{id}"))?;
+        p.require(Action::PluginsRead, &format!("plugins:id:{id}"))?;
         self.store
             .plugin_settings(p.org_id)
             .await?

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use crate::config::Settings;
 use crate::domain::dashboard;
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{OrgId, Principal};
 use crate::error::AppError;
 use crate::provisioning::files::{
@@ -186,7 +187,7 @@ impl ProvisioningService {
 
     /// `POST /api/admin/provisioning/<kind>/reload`.
     pub async fn reload(self: &Arc<Self>, p: &Principal, kind: Kind) -> Result<Applied, AppError> {
-        p.require("provisioning:reload", &kind.scope())?;
+        p.require(Action::ProvisioningReload, &kind.scope())?;
         if kind == Kind::Dashboards {
             self.stop_polling();
             let result = self.run(kind).await;
@@ -813,7 +814,7 @@ impl ProvisioningService {
 
     /// `GET /api/admin/provisioning/status`.
     pub async fn status(&self, p: &Principal) -> Result<Vec<ProvisioningRun>, AppError> {
-        p.require("provisioning:reload", "provisioners:*")?;
+        p.require(Action::ProvisioningReload, "provisioners:*")?;
         let mut runs = self.runs.provisioning_runs().await?;
         runs.sort_by(|a, b| a.kind.cmp(&b.kind));
         Ok(runs)

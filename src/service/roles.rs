@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use crate::crypto::random;
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::OrgId;
-use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId, KNOWN_ACTIONS};
+use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId};
 use crate::error::AppError;
 use crate::service::access::{basic_role_for, basic_role_key, CustomRole, Role, RoleCatalog};
 use crate::store::{RoleRecord, RoleStore, StoreError, UserStore};
@@ -82,7 +83,7 @@ impl RoleService {
             .permissions
             .iter()
             .map(|(a, _)| a.as_str())
-            .filter(|a| !KNOWN_ACTIONS.contains(&canonical_action(a)))
+            .filter(|a| Action::parse(a).is_none())
             .collect();
         if !unknown.is_empty() {
             return Err(AppError::bad_request(format!(
@@ -93,10 +94,21 @@ impl RoleService {
         Ok(())
     }
 
-    /// No escalation: the caller must hold every permission it hands out.
+    /// No escalation: the caller must hold every permission it hands out. A denial names the
+    /// action as the role spells it; an unknown one (a role stored before actions were
+    /// checked) is held only by in-process callers, which hold everything.
     fn check_holds(p: &Principal, permissions: &[(String, String)]) -> Result<(), AppError> {
         for (action, scope) in permissions {
-            p.require(action, scope)?;
+            let held = match Action::parse(action) {
+                Some(a) => p.permissions.has(a, scope),
+                None => p.permissions.is_everything(),
+            };
+            if !held {
+                return Err(AppError::AccessDenied {
+                    action: action.clone(),
+                    scope: scope.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -166,7 +178,7 @@ impl RoleService {
     /// `GET /api/access-control/roles`: the fixed roles, and the custom roles of the
     /// caller's org and the global ones (as Grafana scopes role reads by org).
     pub async fn roles(&self, p: &Principal) -> Result<Vec<Role>, AppError> {
-        p.require("roles:read", "roles:*")?;
+        p.require(Action::RolesRead, "roles:*")?;
         let mut out: Vec<Role> = self
             .catalog
             .roles()
@@ -188,7 +200,7 @@ impl RoleService {
     /// `GET /api/access-control/roles/:uid`: a fixed role, or a custom one of the
     /// caller's org or global.
     pub async fn role(&self, p: &Principal, uid: &str) -> Result<Role, AppError> {
-        p.require("roles:read", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesRead, &format!("roles:uid:{uid}"))?;
         for org in [p.org_id, OrgId(0)] {
             if let Some(r) = self.store.role(org, uid).await? {
                 return Ok(role_of(&r));
@@ -202,7 +214,7 @@ impl RoleService {
     }
 
     pub async fn create(&self, p: &Principal, input: RoleInput) -> Result<RoleRecord, AppError> {
-        p.require("roles:write", "roles:*")?;
+        p.require(Action::RolesWrite, "roles:*")?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
         let uid = if input.uid.is_empty() {
@@ -257,7 +269,7 @@ impl RoleService {
         uid: &str,
         input: RoleInput,
     ) -> Result<RoleRecord, AppError> {
-        p.require("roles:write", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesWrite, &format!("roles:uid:{uid}"))?;
         let old = self.custom(p, uid).await?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
@@ -301,7 +313,7 @@ impl RoleService {
     }
 
     pub async fn delete(&self, p: &Principal, uid: &str) -> Result<(), AppError> {
-        p.require("roles:delete", &format!("roles:uid:{uid}"))?;
+        p.require(Action::RolesDelete, &format!("roles:uid:{uid}"))?;
         let old = self.custom(p, uid).await?;
         self.store
             .delete_role(OrgId(old.org_id), &old.uid)
@@ -324,7 +336,7 @@ impl RoleService {
 
     /// Custom roles assigned to a user (or service account).
     pub async fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
-        p.require("users.roles:read", &user_scope(id))?;
+        p.require(Action::UsersRolesRead, &user_scope(id))?;
         let user = self.user_record(id).await?;
         Ok(self
             .store
@@ -337,7 +349,7 @@ impl RoleService {
 
     /// Assigns a role: one store operation that refuses a role deleted meanwhile.
     pub async fn assign(&self, p: &Principal, id: UserId, role_uid: &str) -> Result<(), AppError> {
-        p.require("users.roles:add", &user_scope(id))?;
+        p.require(Action::UsersRolesAdd, &user_scope(id))?;
         let user = self.user_record(id).await?;
         let r = self.custom(p, role_uid).await?;
         Self::check_holds(p, &r.permissions)?;
@@ -360,7 +372,7 @@ impl RoleService {
         id: UserId,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require("users.roles:remove", &user_scope(id))?;
+        p.require(Action::UsersRolesRemove, &user_scope(id))?;
         let user = self.user_record(id).await?;
         let r = self.custom(p, role_uid).await?;
         if Self::holds(&r, &user) {
@@ -383,7 +395,7 @@ impl RoleService {
         basic: &str,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require("roles:write", "roles:*")?;
+        p.require(Action::RolesWrite, "roles:*")?;
         if basic_role_key(basic).is_none() {
             return Err(AppError::bad_request(format!(
                 "'{basic}' is not a basic role (Viewer, Editor, Admin, Grafana Admin)"
@@ -406,7 +418,7 @@ impl RoleService {
         &self,
         p: &Principal,
     ) -> Result<Vec<(String, Vec<RoleRecord>)>, AppError> {
-        p.require("roles:read", "roles:*")?;
+        p.require(Action::RolesRead, "roles:*")?;
         let roles = self.store.roles().await?;
         Ok(["Viewer", "Editor", "Admin", "Grafana Admin"]
             .iter()
@@ -425,8 +437,10 @@ impl RoleService {
 
     /// Beyond Grafana: a user's effective permissions with the role each comes from.
     pub async fn explain(&self, p: &Principal, id: UserId) -> Result<Vec<Explained>, AppError> {
-        p.require("users.permissions:read", &user_scope(id))
-            .or_else(|_| p.require("users.roles:read", &user_scope(id)))?;
+        // Grafana's action for reading a user's permissions, on Grafana's scope for it
+        // (`users:id:<id>`, not `global.users:...`); holders of users.roles:read may too.
+        p.require(Action::UsersPermissionsRead, &format!("users:id:{id}"))
+            .or_else(|_| p.require(Action::UsersRolesRead, &user_scope(id)))?;
         let user = self
             .users
             .user(id)
@@ -445,7 +459,7 @@ impl RoleService {
                 perms
                     .into_iter()
                     .map(|Permission { action, scope }| Explained {
-                        action,
+                        action: action.as_str().to_string(),
                         scope,
                         role: role.clone(),
                     }),
@@ -477,10 +491,18 @@ fn role_of(r: &RoleRecord) -> Role {
         group: r.group.clone(),
         version: r.version,
         global: r.global,
+        // Parsed at the boundary: the API and provisioning refuse unknown actions, so one
+        // here predates those checks; it grants nothing, as before.
         permissions: r
             .permissions
             .iter()
-            .map(|(a, s)| Permission::new(a, s))
+            .filter_map(|(a, s)| {
+                let p = Permission::parse(a, s);
+                if p.is_none() {
+                    tracing::warn!(role = %r.name, action = %a, "role holds an unknown action");
+                }
+                p
+            })
             .collect(),
     }
 }

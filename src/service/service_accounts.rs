@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::crypto::{crc32, random};
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::api_keys::ApiKeyService;
@@ -102,7 +103,7 @@ impl ServiceAccountService {
         role: Option<&str>,
         is_disabled: bool,
     ) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:create", "")?;
+        p.require(Action::ServiceAccountsCreate, "")?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("service account name is required"));
@@ -149,7 +150,7 @@ impl ServiceAccountService {
         page: u64,
         per_page: u64,
     ) -> Result<(Vec<ServiceAccount>, u64), AppError> {
-        p.require("serviceaccounts:read", "")?;
+        p.require(Action::ServiceAccountsRead, "")?;
         let all = self.users.search_users(query, 0, u64::MAX, true).await?;
         let mut found = Vec::new();
         for u in all.users {
@@ -171,7 +172,7 @@ impl ServiceAccountService {
     }
 
     pub async fn get(&self, p: &Principal, id: UserId) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:read", &scope(id))?;
+        p.require(Action::ServiceAccountsRead, &scope(id))?;
         self.account(p, id).await
     }
 
@@ -181,7 +182,7 @@ impl ServiceAccountService {
         id: UserId,
         patch: AccountPatch,
     ) -> Result<ServiceAccount, AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         let sa = self.account(p, id).await?;
         let role = match patch.role.filter(|r| !r.is_empty()) {
             Some(role) => {
@@ -228,7 +229,7 @@ impl ServiceAccountService {
 
     /// Deletes the account with every token of it, in one store unit.
     pub async fn delete(&self, p: &Principal, id: UserId) -> Result<(), AppError> {
-        p.require("serviceaccounts:delete", &scope(id))?;
+        p.require(Action::ServiceAccountsDelete, &scope(id))?;
         self.account(p, id).await?;
         self.keys.delete_service_account(id).await?;
         Ok(())
@@ -242,7 +243,7 @@ impl ServiceAccountService {
         name: &str,
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         let sa = self.account(p, id).await?;
         let name = name.trim();
         if name.is_empty() {
@@ -279,7 +280,7 @@ impl ServiceAccountService {
     }
 
     pub async fn tokens(&self, p: &Principal, id: UserId) -> Result<Vec<ApiKeyRecord>, AppError> {
-        p.require("serviceaccounts:read", &scope(id))?;
+        p.require(Action::ServiceAccountsRead, &scope(id))?;
         self.account(p, id).await?;
         Ok(self.keys.api_keys(p.org_id, Some(id)).await?)
     }
@@ -296,7 +297,7 @@ impl ServiceAccountService {
         id: UserId,
         token: u64,
     ) -> Result<(), AppError> {
-        p.require("serviceaccounts:write", &scope(id))?;
+        p.require(Action::ServiceAccountsWrite, &scope(id))?;
         self.account(p, id).await?;
         let key = self
             .keys

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use crate::config::Settings;
 use crate::crypto::{random, KeyedHasher};
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{Principal, UserId};
 use crate::error::AppError;
 use crate::service::useragent::{self, ClientInfo};
@@ -202,7 +203,9 @@ impl SessionService {
         p: &Principal,
         id_or_uid: &str,
     ) -> Result<Vec<SessionView>, AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:list").await?;
+        let user = self
+            .checked(p, id_or_uid, Action::UsersAuthTokenList)
+            .await?;
         self.views(p, user.user_id()).await
     }
 
@@ -221,7 +224,9 @@ impl SessionService {
         id_or_uid: &str,
         token_id: u64,
     ) -> Result<(), AppError> {
-        let user = self.checked(p, id_or_uid, "users.authtoken:update").await?;
+        let user = self
+            .checked(p, id_or_uid, Action::UsersAuthTokenUpdate)
+            .await?;
         self.revoke_one(p, user.user_id(), token_id).await
     }
 
@@ -255,13 +260,13 @@ impl SessionService {
 
     /// `POST /api/admin/users/:id/logout`: ends every session of the user.
     pub async fn logout_user(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
-        p.require("users.logout", "")?;
+        p.require(Action::UsersLogout, "")?;
         if let Ok(id) = id_or_uid.parse::<u64>() {
             if p.is_user(UserId(id)) {
                 return Err(AppError::bad_request("You cannot logout yourself"));
             }
         }
-        let user = self.checked(p, id_or_uid, "users.logout").await?;
+        let user = self.checked(p, id_or_uid, Action::UsersLogout).await?;
         if p.is_user(user.user_id()) {
             return Err(AppError::bad_request("You cannot logout yourself"));
         }
@@ -275,7 +280,7 @@ impl SessionService {
         &self,
         p: &Principal,
         id_or_uid: &str,
-        action: &str,
+        action: Action,
     ) -> Result<UserRecord, AppError> {
         resolve_checked(self.users.as_ref(), p, id_or_uid, action).await
     }

@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 
 use crate::config::{env_key, RawConfig, Settings, Source};
 use crate::crypto::envelope::SecretContext;
-use crate::domain::Principal;
+use crate::domain::{Action, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
 use crate::store::{SettingOverride, SettingsStore};
@@ -178,15 +178,15 @@ impl SettingsService {
 
     /// The redacted view the caller may see: sections with nothing allowed are left out.
     pub fn read(&self, p: &Principal) -> Result<SettingsView, AppError> {
-        p.require("settings:read", "")?;
-        let all = p.permissions.has("settings:read", "settings:*");
+        p.require(Action::SettingsRead, "")?;
+        let all = p.permissions.has(Action::SettingsRead, "settings:*");
         let mut out = SettingsView::new();
         for (section, entries) in self.effective().sections() {
             let mut visible = BTreeMap::new();
             for (key, entry) in entries {
                 if all
                     || p.permissions
-                        .has("settings:read", &format!("settings:{section}:{key}"))
+                        .has(Action::SettingsRead, &format!("settings:{section}:{key}"))
                 {
                     visible.insert(
                         key.clone(),
@@ -235,7 +235,7 @@ impl SettingsService {
             }
         }
         for (section, key) in &touched {
-            p.require("settings:write", &format!("settings:{section}:{key}"))?;
+            p.require(Action::SettingsWrite, &format!("settings:{section}:{key}"))?;
         }
         let mut set = Vec::new();
         let mut secret_writes = Vec::new();

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::domain::time::{month_start, Clock};
+use crate::domain::Action;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::store::{Activity, ActivityWindows, MetaStore, SessionStore, StatsStore};
@@ -96,7 +97,7 @@ impl StatsService {
 
     /// `GET /api/admin/stats`.
     pub async fn stats(&self, p: &Principal) -> Result<AdminStats, AppError> {
-        p.require("server.stats:read", "")?;
+        p.require(Action::ServerStatsRead, "")?;
         self.snapshot().await
     }
 
@@ -160,7 +161,7 @@ impl StatsService {
         version: &str,
         has_valid_license: bool,
     ) -> Result<UsageReport, AppError> {
-        p.require("server.usagestats.report:read", "")?;
+        p.require(Action::ServerUsageStatsReportRead, "")?;
         let s = self.snapshot().await?;
         let c = self.counts.counts().await?;
         let metrics = vec![

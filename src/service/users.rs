@@ -10,6 +10,7 @@ use crate::config::Settings;
 use crate::crypto::password::check_policy;
 use crate::crypto::{random, PasswordHash};
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::{user_scope, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::credentials::CredentialCache;
@@ -55,7 +56,7 @@ pub async fn resolve_checked(
     store: &dyn UserStore,
     p: &Principal,
     id_or_uid: &str,
-    action: &str,
+    action: Action,
 ) -> Result<UserRecord, AppError> {
     p.require(action, "")?;
     let user = resolve_user(store, id_or_uid).await?;
@@ -111,7 +112,7 @@ impl UserService {
 
     /// `POST /api/admin/users`.
     pub async fn create(&self, p: &Principal, form: NewUser) -> Result<UserRecord, AppError> {
-        p.require("users:create", "")?;
+        p.require(Action::UsersCreate, "")?;
         if form.password.chars().count() >= 4 {
             check_policy(&form.password, self.settings.strong_password_policy)
                 .map_err(AppError::bad_request)?;
@@ -211,7 +212,7 @@ impl UserService {
         password: &str,
     ) -> Result<(), AppError> {
         let user = self
-            .resolve_checked(p, id_or_uid, "users.password:update")
+            .resolve_checked(p, id_or_uid, Action::UsersPasswordUpdate)
             .await?;
         if self.settings.disable_login_form {
             return Err(AppError::Forbidden(
@@ -239,7 +240,7 @@ impl UserService {
         admin: bool,
     ) -> Result<(), AppError> {
         let user = self
-            .resolve_checked(p, id_or_uid, "users.permissions:update")
+            .resolve_checked(p, id_or_uid, Action::UsersPermissionsUpdate)
             .await?;
         // Granting needs a Grafana Admin too (Grafana newest): nobody grants server-admin
         // powers they do not hold. Revoking needs only the permission.
@@ -265,7 +266,9 @@ impl UserService {
     /// `DELETE /api/admin/users/:id`. Refuses to delete the last Grafana Admin, which
     /// would lock every operator out of the admin API (Grafana allows it).
     pub async fn delete(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users:delete").await?;
+        let user = self
+            .resolve_checked(p, id_or_uid, Action::UsersDelete)
+            .await?;
         self.store
             .delete_user(user.user_id())
             .await
@@ -286,9 +289,9 @@ impl UserService {
         disabled: bool,
     ) -> Result<(), AppError> {
         let action = if disabled {
-            "users:disable"
+            Action::UsersDisable
         } else {
-            "users:enable"
+            Action::UsersEnable
         };
         let user = self.resolve_checked(p, id_or_uid, action).await?;
         if !user.auth_module.is_empty() {
@@ -315,7 +318,9 @@ impl UserService {
         id_or_uid: &str,
         update: ProfileUpdate,
     ) -> Result<(), AppError> {
-        let user = self.resolve_checked(p, id_or_uid, "users:write").await?;
+        let user = self
+            .resolve_checked(p, id_or_uid, Action::UsersWrite)
+            .await?;
         let mut change = ProfileChange::default();
         if let Some(login) = update.login.filter(|l| !l.trim().is_empty()) {
             change.login = Some(
@@ -349,14 +354,14 @@ impl UserService {
         &self,
         p: &Principal,
         id_or_uid: &str,
-        action: &str,
+        action: Action,
     ) -> Result<UserRecord, AppError> {
         resolve_checked(self.store.as_ref(), p, id_or_uid, action).await
     }
 
     /// `GET /api/users/:id`.
     pub async fn get(&self, p: &Principal, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        self.resolve_checked(p, id_or_uid, "users:read").await
+        self.resolve_checked(p, id_or_uid, Action::UsersRead).await
     }
 
     /// `GET /api/users/lookup?loginOrEmail=`.
@@ -365,7 +370,7 @@ impl UserService {
         p: &Principal,
         login_or_email: &str,
     ) -> Result<UserRecord, AppError> {
-        p.require("users:read", "global.users:*")?;
+        p.require(Action::UsersRead, "global.users:*")?;
         let found = match self.store.user_by_login(login_or_email).await? {
             Some(u) => Some(u),
             None => self.store.user_by_email(login_or_email).await?,
@@ -383,7 +388,7 @@ impl UserService {
         page: u64,
         per_page: u64,
     ) -> Result<UserPage, AppError> {
-        p.require("users:read", "global.users:*")?;
+        p.require(Action::UsersRead, "global.users:*")?;
         let page = page.max(1);
         let per_page = per_page.clamp(1, 5000);
         let offset = (page - 1).saturating_mul(per_page);

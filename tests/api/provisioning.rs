@@ -422,6 +422,24 @@ async fn a_provisioned_role_takes_effect_at_once() {
     )
     .await;
     assert_eq!(s, 200);
+    // An unknown action is a reload error naming the file and the action; nothing changes.
+    p.edit(
+        "access-control/roles.yaml",
+        "version: 1\n    global: true\n    permissions:\n      - action: \"users:read\"",
+        "version: 2\n    global: true\n    permissions:\n      - action: \"users:reed\"",
+    );
+    let (s, v) = p.reload("access-control").await;
+    assert_eq!(s, 500, "{v}");
+    assert!(
+        message(&v).contains("roles.yaml:") && message(&v).contains("users:reed"),
+        "{v}"
+    );
+    let (s, _) = send(
+        p.app
+            .as_user(Method::GET, "/api/users", "auditor", "auditor-pw-1"),
+    )
+    .await;
+    assert_eq!(s, 200);
 }
 
 #[tokio::test]

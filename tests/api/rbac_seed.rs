@@ -4,11 +4,12 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use tollgate::domain::Action;
 
 use crate::helpers::{message, send, TestApp};
 
 struct Row {
-    action: &'static str,
+    action: Action,
     scope: &'static str,
     method: Method,
     path: String,
@@ -16,7 +17,7 @@ struct Row {
 }
 
 fn row(
-    action: &'static str,
+    action: Action,
     scope: &'static str,
     method: Method,
     path: &str,
@@ -44,14 +45,14 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
         "settings:auth.saml:enabled",
     ] {
         rows.push(row(
-            "settings:read",
+            Action::SettingsRead,
             scope,
             Method::GET,
             "/api/admin/settings",
             None,
         ));
         rows.push(row(
-            "settings:write",
+            Action::SettingsWrite,
             scope,
             Method::PUT,
             "/api/admin/settings",
@@ -60,49 +61,49 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
     }
     rows.extend([
         row(
-            "server.stats:read",
+            Action::ServerStatsRead,
             "",
             Method::GET,
             "/api/admin/stats",
             None,
         ),
         row(
-            "users:create",
+            Action::UsersCreate,
             "",
             Method::POST,
             "/api/admin/users",
             Some(json!({"login": "LOGIN", "password": "created-pw-1"})),
         ),
         row(
-            "users.password:update",
+            Action::UsersPasswordUpdate,
             "global.users:*",
             Method::PUT,
             &format!("/api/admin/users/{target}/password"),
             Some(json!({"password": "changed-pw-1"})),
         ),
         row(
-            "users.permissions:update",
+            Action::UsersPermissionsUpdate,
             "global.users:*",
             Method::PUT,
             &format!("/api/admin/users/{target}/permissions"),
             Some(json!({"isGrafanaAdmin": false})),
         ),
         row(
-            "users.authtoken:list",
+            Action::UsersAuthTokenList,
             "global.users:*",
             Method::GET,
             &format!("/api/admin/users/{target}/auth-tokens"),
             None,
         ),
         row(
-            "users.authtoken:update",
+            Action::UsersAuthTokenUpdate,
             "global.users:*",
             Method::POST,
             &format!("/api/admin/users/{target}/revoke-auth-token"),
             Some(json!({"authTokenId": 1})),
         ),
         row(
-            "users.logout",
+            Action::UsersLogout,
             "global.users:*",
             Method::POST,
             &format!("/api/admin/users/{target}/logout"),
@@ -122,7 +123,7 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
             kind
         };
         rows.push(row(
-            "provisioning:reload",
+            Action::ProvisioningReload,
             match kind {
                 "accesscontrol" => "provisioners:accesscontrol",
                 "dashboards" => "provisioners:dashboards",
@@ -138,7 +139,7 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
     // users:delete last: it removes a user of its own.
     let victim = app.create_user("victim", "victim-pw-1").await;
     rows.push(row(
-        "users:delete",
+        Action::UsersDelete,
         "global.users:*",
         Method::DELETE,
         &format!("/api/admin/users/{victim}"),
@@ -153,7 +154,7 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
             app.admin(Method::POST, "/api/access-control/roles")
                 .json(&json!({
             "uid": uid, "name": format!("custom:seed:{n}"), "global": true,
-            "permissions": [{"action": r.action, "scope": r.scope}]})),
+            "permissions": [{"action": r.action.as_str(), "scope": r.scope}]})),
         )
         .await;
         assert_eq!(s, 200, "{v}");
@@ -181,20 +182,20 @@ async fn every_seed_row_allows_its_holder_and_denies_others() {
         let (s, v) = send(call("outsider", "outsider-pw")).await;
         assert_eq!(s, 403, "{} {} without {}: {v}", r.method, r.path, r.action);
         assert!(
-            message(&v).contains(r.action) || message(&v) == "Permission denied",
+            message(&v).contains(r.action.as_str()) || message(&v) == "Permission denied",
             "{v}"
         );
         // With it: allowed.
         let (s, v) = send(call(&login, "holder-pw-1")).await;
         assert!(
-            (200..300).contains(&s) || (r.action == "users.authtoken:update" && s == 404),
+            (200..300).contains(&s) || (r.action == Action::UsersAuthTokenUpdate && s == 404),
             "{} {} with {} on {:?}: {s} {v}",
             r.method,
             r.path,
             r.action,
             r.scope
         );
-        if r.scope == "settings:auth.saml:enabled" && r.action == "settings:read" {
+        if r.scope == "settings:auth.saml:enabled" && r.action == Action::SettingsRead {
             let keys: Vec<&str> = v["auth.saml"]
                 .as_object()
                 .unwrap()

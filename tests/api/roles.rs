@@ -254,3 +254,37 @@ async fn no_escalation_through_assignment() {
         .json(&json!({"name": "custom:sneaky", "permissions": [{"action": "users:delete", "scope": "global.users:*"}]}))).await;
     assert_eq!(s, 403);
 }
+
+#[tokio::test]
+async fn reading_a_users_permissions_is_grafanas_action() {
+    let app = TestApp::spawn().await;
+    let target = app.create_user("target", "target-pw-1").await;
+    let reader = app.create_user("perm-reader", "perm-reader-pw").await;
+    app.create_user("outsider", "outsider-pw").await;
+    let explain = |login: &str, pw: &str| {
+        send(app.as_user(
+            Method::GET,
+            &format!("/api/access-control/users/{target}/permissions"),
+            login,
+            pw,
+        ))
+    };
+    let (s, v) = explain("outsider", "outsider-pw").await;
+    assert_eq!(s, 403, "{v}");
+    assert_eq!(
+        message(&v),
+        "You'll need additional permissions to perform this action. Permissions needed: users.roles:read"
+    );
+    // Grantable through the API, in Grafana's spelling and scope and in the older one.
+    let (s, v) = create_role(
+        &app,
+        json!({"uid": "perm-reader", "name": "custom:perm-reader", "global": true, "permissions": [
+        {"action": "users.permissions:read", "scope": "users:*"},
+        {"action": "users.permissions:list", "scope": "users:*"}]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(assign(&app, reader, "perm-reader").await.0, 200);
+    let (s, v) = explain("perm-reader", "perm-reader-pw").await;
+    assert_eq!(s, 200, "{v}");
+}

@@ -2,14 +2,14 @@
 
 use reqwest::Method;
 use serde_json::json;
-use tollgate::domain::Permission;
+use tollgate::domain::{Action, Permission};
 
 use crate::helpers::*;
 
-fn grant(app: &TestApp, user: u64, perms: &[(&str, &str)]) {
+fn grant(app: &TestApp, user: u64, perms: &[(Action, &str)]) {
     app.services.catalog.grant_user(
         user,
-        perms.iter().map(|(a, s)| Permission::new(a, s)).collect(),
+        perms.iter().map(|(a, s)| Permission::new(*a, s)).collect(),
     );
 }
 
@@ -58,12 +58,16 @@ async fn settings_reads_are_filtered_by_scope() {
     let saml = app.create_user("saml", "samlpass").await;
     let one = app.create_user("one", "onepass").await;
     app.create_user("none", "nonepass").await;
-    grant(&app, all, &[("settings:read", "settings:*")]);
-    grant(&app, saml, &[("settings:read", "settings:auth.saml:*")]);
+    grant(&app, all, &[(Action::SettingsRead, "settings:*")]);
+    grant(
+        &app,
+        saml,
+        &[(Action::SettingsRead, "settings:auth.saml:*")],
+    );
     grant(
         &app,
         one,
-        &[("settings:read", "settings:auth.saml:enabled")],
+        &[(Action::SettingsRead, "settings:auth.saml:enabled")],
     );
     let (_, v) = send(app.as_user(Method::GET, "/api/admin/settings", "all", "allpass")).await;
     assert!(v.as_object().unwrap().len() > 10);
@@ -160,8 +164,8 @@ async fn rejected_updates_store_nothing() {
         &app,
         partial,
         &[
-            ("settings:write", "settings:auth.saml:enabled"),
-            ("settings:read", "settings:*"),
+            (Action::SettingsWrite, "settings:auth.saml:enabled"),
+            (Action::SettingsRead, "settings:*"),
         ],
     );
     let (s, b) = send(
