@@ -1,9 +1,9 @@
 //! tollgate: a single-binary appliance that serves Grafana's Admin HTTP API and Grafana
-//! Enterprise's Licensing HTTP API on an embedded sled database.
+//! Enterprise's Licensing HTTP API on an embedded database.
 //!
 //! A request flows one way: route -> security scheme ([`api::auth::Auth`] builds a
 //! [`domain::Principal`]) -> handler (wire types only) -> service (permission check and
-//! rules) -> store (sled trees, one codec). Errors flow back through [`error::AppError`].
+//! rules) -> store (one contract, [`store::Store`]; one module per backend). Errors flow back through [`error::AppError`].
 
 pub mod api;
 pub mod app;

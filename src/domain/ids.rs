@@ -9,7 +9,7 @@ macro_rules! id_type {
         pub struct $name(pub u64);
 
         impl $name {
-            /// Big-endian bytes: the sled key, so keys sort by id.
+            /// Big-endian bytes: a storage key that sorts by id.
             pub fn key(self) -> [u8; 8] {
                 self.0.to_be_bytes()
             }

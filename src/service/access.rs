@@ -274,9 +274,8 @@ struct Snapshot {
 /// (org role, Grafana Admin) pair is resolved once and shared.
 pub struct RoleCatalog {
     current: RwLock<Arc<Snapshot>>,
-    /// Permissions granted to single users (custom role assignments), by user id.
-    user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
-    /// Permissions of provisioned roles assigned to single users; replaced as a whole.
+    /// Permissions of custom roles assigned to single users (through the API or
+    /// provisioning), by user id; replaced as a whole when the roles change.
     provisioned_user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
 }
 
@@ -324,7 +323,6 @@ impl RoleCatalog {
                 grants,
                 resolved: RwLock::new(HashMap::new()),
             })),
-            user_grants: RwLock::new(HashMap::new()),
             provisioned_user_grants: RwLock::new(HashMap::new()),
         }
     }
@@ -364,16 +362,6 @@ impl RoleCatalog {
         *self.provisioned_user_grants.write() = users;
     }
 
-    /// Grants permissions to one user, on top of their basic roles (takes effect on the
-    /// user's next request).
-    pub fn grant_user(&self, user: u64, permissions: Vec<Permission>) {
-        self.user_grants
-            .write()
-            .entry(user)
-            .or_default()
-            .extend(permissions);
-    }
-
     /// The permissions of a user: basic roles plus their own grants.
     pub fn permissions_for_user(
         &self,
@@ -382,15 +370,12 @@ impl RoleCatalog {
         grafana_admin: bool,
     ) -> Arc<PermissionSet> {
         let base = self.permissions_for(org_role, grafana_admin);
-        let manual = self.user_grants.read();
-        let provisioned = self.provisioned_user_grants.read();
-        match (manual.get(&user), provisioned.get(&user)) {
-            (None, None) => base,
-            (a, b) => {
+        let assigned = self.provisioned_user_grants.read();
+        match assigned.get(&user) {
+            None => base,
+            Some(extra) => {
                 let mut set = (*base).clone();
-                for extra in [a, b].into_iter().flatten() {
-                    set.extend(extra);
-                }
+                set.extend(extra);
                 Arc::new(set)
             }
         }

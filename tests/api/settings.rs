@@ -2,15 +2,37 @@
 
 use reqwest::Method;
 use serde_json::json;
-use tollgate::domain::{Action, Permission};
+use tollgate::domain::Action;
 
 use crate::helpers::*;
 
-fn grant(app: &TestApp, user: u64, perms: &[(Action, &str)]) {
-    app.services.catalog.grant_user(
-        user,
-        perms.iter().map(|(a, s)| Permission::new(*a, s)).collect(),
-    );
+/// Grants permissions the way an operator would: a custom role made and assigned by the
+/// admin through the API.
+async fn grant(app: &TestApp, user: u64, perms: &[(Action, &str)]) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let uid = format!("grant-{user}-{n}");
+    let permissions: Vec<_> = perms
+        .iter()
+        .map(|(a, s)| json!({"action": a.as_str(), "scope": s}))
+        .collect();
+    let (s, v) = send(
+        app.admin(Method::POST, "/api/access-control/roles")
+            .json(&json!({
+                "uid": uid, "name": format!("custom:{uid}"), "permissions": permissions,
+            })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(
+        app.admin(
+            Method::POST,
+            &format!("/api/access-control/users/{user}/roles"),
+        )
+        .json(&json!({"roleUid": uid})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
 }
 
 #[tokio::test]
@@ -58,17 +80,19 @@ async fn settings_reads_are_filtered_by_scope() {
     let saml = app.create_user("saml", "samlpass").await;
     let one = app.create_user("one", "onepass").await;
     app.create_user("none", "nonepass").await;
-    grant(&app, all, &[(Action::SettingsRead, "settings:*")]);
+    grant(&app, all, &[(Action::SettingsRead, "settings:*")]).await;
     grant(
         &app,
         saml,
         &[(Action::SettingsRead, "settings:auth.saml:*")],
-    );
+    )
+    .await;
     grant(
         &app,
         one,
         &[(Action::SettingsRead, "settings:auth.saml:enabled")],
-    );
+    )
+    .await;
     let (_, v) = send(app.as_user(Method::GET, "/api/admin/settings", "all", "allpass")).await;
     assert!(v.as_object().unwrap().len() > 10);
     let (_, v) = send(app.as_user(Method::GET, "/api/admin/settings", "saml", "samlpass")).await;
@@ -167,7 +191,8 @@ async fn rejected_updates_store_nothing() {
             (Action::SettingsWrite, "settings:auth.saml:enabled"),
             (Action::SettingsRead, "settings:*"),
         ],
-    );
+    )
+    .await;
     let (s, b) = send(
         app.as_user(Method::PUT, "/api/admin/settings", "partial", "partialpw")
             .json(&json!({"updates": {"auth.saml": {"enabled": "true", "single_logout": "true"}}})),
