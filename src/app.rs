@@ -44,8 +44,16 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        Self::build_with_clock(settings, Arc::new(crate::domain::time::SystemClock)).await
+    }
+
+    /// The same with a given clock (tests move time instead of sleeping).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::domain::time::Clock>,
+    ) -> Result<Self, AppError> {
         let bind = settings.bind_addr();
-        let services = Services::open(settings).await?;
+        let services = Services::open_with_clock(settings, clock).await?;
         bootstrap::first_start(&services).await?;
         // Provisioned objects exist before the first request (failures are logged and
         // shown in the provisioning status; the server still starts).

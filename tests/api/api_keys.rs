@@ -94,7 +94,7 @@ async fn expired_unknown_and_deleted_keys_get_401() {
     assert_eq!(s, 200);
     let (_, listed) = send(app.admin(Method::GET, "/api/auth/keys")).await;
     assert!(listed[0]["expiration"].as_str().unwrap().ends_with('Z'));
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     let (s, b) = send(app.req(Method::GET, "/api/user").bearer_auth(&key)).await;
     assert_eq!((s, message(&b)), (401, "Expired API key"));
     let (_, listed) = send(app.admin(Method::GET, "/api/auth/keys")).await;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use reqwest::{Client, Method, RequestBuilder, Response};
 use serde_json::Value;
 use tollgate::config::{RawConfig, Settings, Source};
+use tollgate::domain::time::ManualClock;
 use tollgate::service::Services;
 
 pub const ADMIN: &str = "admin";
@@ -39,6 +40,8 @@ pub struct TestApp {
     pub base: String,
     pub client: Client,
     pub services: Arc<Services>,
+    /// The server's clock: starts at the real time and moves only when a test says so.
+    pub clock: Arc<ManualClock>,
     pub dir: Option<tempfile::TempDir>,
     pub data: PathBuf,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -61,7 +64,8 @@ impl TestApp {
     /// A server on an existing data folder (restarts).
     pub async fn spawn_in(data: &Path, overrides: &[(&str, &str, &str)]) -> Self {
         let settings = settings_for(data, overrides);
-        let app = tollgate::app::App::build(settings)
+        let clock = Arc::new(ManualClock::starting_now());
+        let app = tollgate::app::App::build_with_clock(settings, clock.clone())
             .await
             .expect("app builds");
         let base = format!("http://{}", app.addr());
@@ -82,6 +86,7 @@ impl TestApp {
                 .build()
                 .expect("client"),
             services,
+            clock,
             dir: None,
             data: data.to_path_buf(),
             shutdown: Some(tx),

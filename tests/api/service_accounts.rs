@@ -118,7 +118,7 @@ async fn lifecycle_and_token_format() {
         as_token(&app, Method::GET, "/api/search", &short).await.0,
         200
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     let (s, v) = as_token(&app, Method::GET, "/api/search", &short).await;
     assert_eq!((s, message(&v)), (401, "Expired API key"));
     // Deleting the account kills its tokens.

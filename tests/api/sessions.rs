@@ -119,16 +119,16 @@ async fn sessions_expire_after_inactivity_and_lifetime() {
     let token = app.login(ADMIN, ADMIN_PW).await;
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &token)).await;
     assert_eq!(s, 200);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_millis(2100));
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &token)).await;
     assert_eq!(s, 401, "inactive for longer than the lifetime");
 
     let app = TestApp::spawn_with(&[("auth", "login_maximum_lifetime_duration", "2s")]).await;
     let token = app.login(ADMIN, ADMIN_PW).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &token)).await;
     assert_eq!(s, 200, "active and within the lifetime");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    app.clock.advance(Duration::from_millis(1500));
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &token)).await;
     assert_eq!(s, 401, "older than the maximum lifetime");
 }
@@ -150,7 +150,7 @@ async fn tokens_rotate_and_the_previous_token_has_a_grace_window() {
         session_token(&resp).is_none(),
         "no rotation before the interval"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.clock.advance(Duration::from_millis(1100));
     let resp = app
         .with_session(Method::GET, "/api/user", &first)
         .send()
@@ -165,7 +165,7 @@ async fn tokens_rotate_and_the_previous_token_has_a_grace_window() {
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &second)).await;
     assert_eq!(s, 200);
     // ...but not after the grace window.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.clock.advance(Duration::from_millis(2200));
     let (s, _) = send(app.with_session(Method::GET, "/api/user", &first)).await;
     assert_eq!(s, 401, "the old token expires after the grace window");
     // Still one session, listed once.
