@@ -124,6 +124,22 @@ for s in "${SCENARIOS[@]}"; do
 done
 }
 run_scenarios
+
+# Durable writes at 64 clients: every answer waits for its group-committed flush.
+wid=$(post /api/admin/users '{"login":"bench-writes","password":"bench-writes-pw"}' | json id)
+wceil=0; wtotal=0; wp99=""
+for _ in $(seq "$rounds"); do
+  read -r c _ <<<"$(run_wrk "$ceiling/api/health" "")"
+  wout=$(USER_ID=$wid wrk -t1 -c64 -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$base")
+  non2xx=$(echo "$wout" | awk '/Non-2xx/ {print $5}')
+  [ -z "$non2xx" ] || { echo "non-2xx responses for the write scenario: $non2xx" >&2; exit 1; }
+  w=$(echo "$wout" | awk '/Requests\/sec/ {print $2}')
+  wp99="$wp99 $(echo "$wout" | awk '$1=="99%" {print $2}')"
+  wceil=$(python3 -c "print($wceil + $c)")
+  wtotal=$(python3 -c "print($wtotal + $w)")
+done
+python3 -c "c=$wceil/$rounds; t=$wtotal/$rounds; print(f'| PUT /api/admin/users/:id/permissions (Basic, 64 clients, durable) | {t:,.0f} | ${wp99# } | {c:,.0f} | {t/c:.2f} |')" | tee -a "$out"
+
 for n in 10 100000; do
   seed_users "$n"
   SCENARIOS=("GET /api/admin/stats (Basic, $n users)|$sbase/api/admin/stats|$basic")

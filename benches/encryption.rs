@@ -33,7 +33,7 @@ fn open(cap: u64) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (store, service) = runtime.block_on(async {
-        let store = tollgate::store::open(dir.path()).await.unwrap();
+        let store = tollgate::store::open_sled(dir.path()).await.unwrap();
         let service = SecretsService::open(
             store.clone(),
             store.clone(),

@@ -14,6 +14,7 @@ use crate::api::{self, middleware::AllowTable};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::service::{bootstrap, Services};
+use crate::store::{Job, JobLock, Topic};
 use crate::ui;
 
 pub struct App {
@@ -57,11 +58,19 @@ impl App {
         bootstrap::first_start(&services).await?;
         // Provisioned objects exist before the first request (failures are logged and
         // shown in the provisioning status; the server still starts).
-        services.provisioning.provision_all().await;
+        // On several nodes, one provisions (the others see its writes).
+        if let Some(_lock) = job_lock(&services, Job::Provisioning).await {
+            services.provisioning.provision_all().await;
+        } else {
+            services.provisioning.start_polling();
+        }
         if services.secrets.interrupted_job().await? {
             // A re-encryption was cut off (crash): finish it in the background.
             let s = services.clone();
             tokio::spawn(async move {
+                let Some(_lock) = job_lock(&s, Job::Reencryption).await else {
+                    return; // another node resumes it
+                };
                 match s.secrets.reencrypt_secrets().await {
                     Ok(r) => tracing::info!(updated = r.updated, "resumed re-encryption finished"),
                     Err(e) => tracing::error!(error = %e, "resumed re-encryption failed"),
@@ -92,6 +101,7 @@ impl App {
         let services = self.services.clone();
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
         let janitor = tokio::spawn(housekeeping(services.clone()));
+        let follower = tokio::spawn(follow_changes(services.clone()));
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
                 routes(services.clone()),
@@ -100,6 +110,7 @@ impl App {
             )
             .await;
         janitor.abort();
+        follower.abort();
         services.provisioning.stop_polling();
         if let Err(e) = services.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
@@ -117,17 +128,101 @@ async fn housekeeping(services: Arc<Services>) {
         tick.tick().await;
         let purge = round % 10 == 9;
         round += 1;
-        services.licensing.auto_renew_tick().await;
+        // Run-once jobs: on several nodes, the one that holds the job's lock does it.
+        if let Some(_lock) = job_lock(&services, Job::LicenseRenewal).await {
+            services.licensing.auto_renew_tick().await;
+        }
         // The store runs its scans on the blocking pool.
         if let Err(e) = services.stats.refresh().await {
             tracing::warn!(error = %e, "stats refresh failed");
         }
         if purge {
+            let Some(_lock) = job_lock(&services, Job::SessionPurge).await else {
+                continue;
+            };
             match services.sessions.purge().await {
                 Ok(n) if n > 0 => tracing::info!(sessions = n, "purged expired sessions"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "session purge failed"),
             }
+        }
+    }
+}
+
+/// Takes a run-once job's lock; `None` when another node holds it (or the store is away).
+async fn job_lock(services: &Services, job: Job) -> Option<JobLock> {
+    match services.store.try_job_lock(job).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::warn!(error = %e, ?job, "cannot take the job lock");
+            None
+        }
+    }
+}
+
+/// How often the epochs are compared (the safety net under LISTEN/NOTIFY): the worst-case
+/// staleness of a per-node cache when a notification is lost.
+pub const CHANGE_POLL: Duration = Duration::from_secs(5);
+
+/// Keeps this node's caches in step with changes any node makes (several nodes on one
+/// database): each notification reloads its topic; a reconnect reloads everything; and the
+/// epochs are compared every [`CHANGE_POLL`] in case a notification was lost. A
+/// single-node backend has nothing to follow.
+async fn follow_changes(services: Arc<Services>) {
+    let mut rx = match services.store.subscribe().await {
+        Ok(Some(rx)) => rx,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot follow changes from other nodes");
+            return;
+        }
+    };
+    let mut seen = services.store.change_epochs().await.unwrap_or_default();
+    let mut poll = tokio::time::interval(CHANGE_POLL);
+    loop {
+        tokio::select! {
+            topic = rx.recv() => match topic {
+                Some(t) => reload(&services, t).await,
+                None => return,
+            },
+            _ = poll.tick() => {
+                let Ok(now) = services.store.change_epochs().await else { continue };
+                for (topic, epoch) in &now {
+                    if !seen.contains(&(*topic, *epoch)) {
+                        reload(&services, *topic).await;
+                    }
+                }
+                seen = now;
+            }
+        }
+    }
+}
+
+/// Reloads what a topic covers.
+async fn reload(services: &Services, topic: Topic) {
+    let each = match topic {
+        Topic::All => Topic::EACH.to_vec(),
+        t => vec![t],
+    };
+    for t in each {
+        let r = match t {
+            Topic::Roles => services.roles.install_roles().await,
+            Topic::Settings => services.settings_admin.reload().await,
+            Topic::DataKeys => services.secrets.reload_keys().await,
+            // Read from the store on every call; nothing cached to drop.
+            Topic::License => Ok(()),
+            Topic::Ldap => {
+                if services.ldap.enabled() {
+                    services.ldap.reload_local().await
+                } else {
+                    Ok(())
+                }
+            }
+            Topic::All => Ok(()),
+        };
+        match r {
+            Ok(()) => tracing::debug!(topic = t.as_str(), "reloaded after a change"),
+            Err(e) => tracing::warn!(topic = t.as_str(), error = %e, "reload after a change failed"),
         }
     }
 }

@@ -317,6 +317,60 @@ pub struct Settings {
     pub token_rotation_interval: Duration,
     pub token_rotation_grace: Duration,
     pub enterprise: Enterprise,
+    pub database: Database,
+}
+
+/// Which store backend `[database] type` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseType {
+    /// The embedded default: a data folder, no other service.
+    Sled,
+    /// A shared PostgreSQL database (several nodes may use it).
+    Postgres,
+}
+
+/// `[database] ssl_mode`, as Grafana spells it for PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+/// `[database]`, Grafana's keys.
+#[derive(Clone)]
+pub struct Database {
+    pub kind: DatabaseType,
+    /// `host:port`, or a Unix socket folder (a path starting with `/`).
+    pub host: String,
+    pub name: String,
+    pub user: String,
+    pub password: String,
+    /// `postgres://...`: wins over the separate keys when set.
+    pub url: String,
+    pub ssl_mode: SslMode,
+    pub ca_cert_path: Option<PathBuf>,
+    pub client_cert_path: Option<PathBuf>,
+    pub client_key_path: Option<PathBuf>,
+    /// 0: the pool's own bound (10).
+    pub max_open_conn: u32,
+    pub max_idle_conn: u32,
+    pub conn_max_lifetime: Duration,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("name", &self.name)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("url", &if self.url.is_empty() { "" } else { "<redacted>" })
+            .field("ssl_mode", &self.ssl_mode)
+            .finish_non_exhaustive()
+    }
 }
 
 /// `[enterprise]`: where the license comes from and whom to trust and renew from.
@@ -476,6 +530,37 @@ impl Settings {
                 })?,
         };
         let max_body: usize = r.num("server", "max_request_body_bytes")?;
+        let database = Database {
+            kind: match r.str("database", "type").to_ascii_lowercase().as_str() {
+                "" | "sled" => DatabaseType::Sled,
+                "postgres" | "postgresql" => DatabaseType::Postgres,
+                _ => return Err(r.err("database", "type", "expected sled or postgres")),
+            },
+            host: r.str("database", "host"),
+            name: r.str("database", "name"),
+            user: r.str("database", "user"),
+            password: r.str("database", "password"),
+            url: r.str("database", "url"),
+            ssl_mode: match r.str("database", "ssl_mode").to_ascii_lowercase().as_str() {
+                "" | "disable" => SslMode::Disable,
+                "require" => SslMode::Require,
+                "verify-ca" => SslMode::VerifyCa,
+                "verify-full" => SslMode::VerifyFull,
+                _ => {
+                    return Err(r.err(
+                        "database",
+                        "ssl_mode",
+                        "expected disable, require, verify-ca or verify-full",
+                    ))
+                }
+            },
+            ca_cert_path: r.optional("database", "ca_cert_path").map(PathBuf::from),
+            client_cert_path: r.optional("database", "client_cert_path").map(PathBuf::from),
+            client_key_path: r.optional("database", "client_key_path").map(PathBuf::from),
+            max_open_conn: r.num("database", "max_open_conn")?,
+            max_idle_conn: r.num("database", "max_idle_conn")?,
+            conn_max_lifetime: Duration::from_secs(r.num("database", "conn_max_lifetime")?),
+        };
         let data_path = PathBuf::from(r.str("paths", "data"));
         let enterprise = Enterprise {
             license_path: match r.str("enterprise", "license_path") {
@@ -549,6 +634,7 @@ impl Settings {
                 Duration::from_secs(30),
             )?,
             enterprise,
+            database,
             raw,
         };
         if settings.admin_user.is_empty() {

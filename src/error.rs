@@ -38,7 +38,14 @@ pub enum AppError {
     Upstream(String),
     #[error("{public}: {cause}")]
     Internal { public: String, cause: String },
+    /// The database cannot be reached: 503, the request may be retried (the cause is
+    /// logged, not answered).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
+
+/// The public message of a 503.
+pub const UNAVAILABLE: &str = "The database is unavailable; retry in a moment";
 
 impl AppError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -70,6 +77,7 @@ impl AppError {
             Self::Upstream(_) => 502,
             Self::Failed { .. } => 500,
             Self::Internal { .. } => 500,
+            Self::Unavailable(_) => 503,
         }
     }
 
@@ -80,18 +88,25 @@ impl AppError {
                 "You'll need additional permissions to perform this action. Permissions needed: {action}"
             ),
             Self::Internal { public, .. } | Self::Failed { public, .. } => public.clone(),
+            Self::Unavailable(_) => UNAVAILABLE.to_string(),
             other => other.to_string(),
         }
     }
 
     /// Adds context to a store error as a 500 with this public message.
     pub fn store(public: &str) -> impl FnOnce(StoreError) -> AppError + '_ {
-        move |e| AppError::internal(public, e)
+        move |e| match e {
+            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+            other => AppError::internal(public, other),
+        }
     }
 }
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::internal("Internal Server Error", e)
+        match e {
+            StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+            other => AppError::internal("Internal Server Error", other),
+        }
     }
 }

@@ -40,6 +40,9 @@ impl ErrorBody {
             AppError::Internal { public, cause } => {
                 tracing::error!(error = %cause, "{public}");
             }
+            AppError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "database unavailable");
+            }
             AppError::AccessDenied { action, scope } => {
                 let digits: String = random::bytes::<10>()
                     .iter()
@@ -119,6 +122,9 @@ macro_rules! api_errors {
             /// Internal error; the cause is in the server log.
             #[oai(status = 500)]
             Internal(poem_openapi::payload::Json<$crate::api::error::ErrorBody>),
+            /// The database is unavailable; retry in a moment.
+            #[oai(status = 503)]
+            Unavailable(poem_openapi::payload::Json<$crate::api::error::ErrorBody>),
         }
 
         impl From<$crate::error::AppError> for $name {
@@ -127,6 +133,7 @@ macro_rules! api_errors {
                 match e.status() {
                     $( $status => Self::$variant(body), )*
                     500 => Self::Internal(body),
+                    503 => Self::Unavailable(body),
                     other => {
                         tracing::error!(status = other, error = %e, "undeclared error status");
                         Self::Internal(poem_openapi::payload::Json(

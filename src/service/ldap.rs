@@ -415,15 +415,22 @@ pub struct LdapService {
     settings: Arc<Settings>,
     config: RwLock<Option<Arc<LdapConfig>>>,
     users: Arc<dyn UserStore>,
+    changes: Arc<dyn crate::store::Store>,
     clock: Arc<dyn Clock>,
 }
 
 impl LdapService {
-    pub fn new(settings: Arc<Settings>, users: Arc<dyn UserStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        users: Arc<dyn UserStore>,
+        changes: Arc<dyn crate::store::Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let s = Self {
             config: RwLock::new(None),
             settings,
             users,
+            changes,
             clock,
         };
         if s.enabled() {
@@ -606,6 +613,18 @@ impl LdapService {
     /// any failure.
     pub async fn reload(&self, p: &Principal) -> Result<(), AppError> {
         p.require(Action::LdapConfigReload, "")?;
+        self.reload_local().await?;
+        // Every other node reloads its own ldap.toml (and keeps its old config if that
+        // fails there, saying so in its log).
+        if let Err(e) = self.changes.announce(crate::store::Topic::Ldap).await {
+            tracing::warn!(error = %e, "could not tell the other nodes about the LDAP reload");
+        }
+        Ok(())
+    }
+
+    /// Reads, validates and test-binds `ldap.toml`, then swaps it in; the old config stays
+    /// on any failure. Called by `reload` and when another node reloaded.
+    pub async fn reload_local(&self) -> Result<(), AppError> {
         if !self.enabled() {
             return Err(AppError::bad_request("LDAP is not enabled"));
         }

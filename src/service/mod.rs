@@ -88,7 +88,7 @@ impl Services {
                 format!("{}: {e}", settings.data_path.display()),
             )
         })?;
-        let store = crate::store::open(&settings.data_path)
+        let store = crate::store::open(&settings.data_path, &settings.database)
             .await
             .map_err(|e| AppError::internal("cannot open the database", e))?;
         let secret = bootstrap::secret_key(&settings)?;
@@ -122,6 +122,7 @@ impl Services {
         ));
         let ldap = Arc::new(ldap::LdapService::new(
             settings.clone(),
+            store.clone(),
             store.clone(),
             clock.clone(),
         ));

@@ -35,7 +35,7 @@ use crate::service::roles::RoleService;
 use crate::service::secrets::SecretsService;
 use crate::store::{
     AlertRecord, DashboardBatch, DashboardRecord, FileOutcome, FolderRecord, NotifierRecord,
-    PluginSettingRecord, ProvisioningRun, ProvisioningRunStore, RoleRecord, SecretWrite,
+    Job, PluginSettingRecord, ProvisioningRun, RoleRecord, SecretWrite, Store,
 };
 
 /// The five kinds, by their directory and reload route name.
@@ -143,7 +143,8 @@ pub struct Targets {
 
 pub struct ProvisioningService {
     root: PathBuf,
-    runs: Arc<dyn ProvisioningRunStore>,
+    /// Provisioning runs, and the job lock of dashboard polling.
+    runs: Arc<dyn Store>,
     to: Targets,
     clock: Arc<dyn Clock>,
     /// One reload (or poll) per kind at a time.
@@ -154,7 +155,7 @@ pub struct ProvisioningService {
 impl ProvisioningService {
     pub fn new(
         settings: &Settings,
-        runs: Arc<dyn ProvisioningRunStore>,
+        runs: Arc<dyn Store>,
         to: Targets,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -595,6 +596,11 @@ impl ProvisioningService {
                         return;
                     };
                     let _one = lock.lock().await;
+                    // On several nodes, one polls at a time (the others see its writes).
+                    let Ok(Some(_job)) = s.runs.try_job_lock(Job::DashboardPolling).await
+                    else {
+                        continue;
+                    };
                     if let Err(e) = s.dashboards_run(Some(&name)).await {
                         tracing::warn!(provider = %name, error = %e, "dashboard polling failed");
                     }

@@ -458,6 +458,28 @@ impl SecretsService {
         Ok(())
     }
 
+    /// Follows a change made by another node: the active DEK (a rotation there) and the
+    /// cached keys (a destroy or re-wrap there). Encryptions reserved on the old active key
+    /// count as used, as after a restart.
+    pub async fn reload_keys(&self) -> Result<(), AppError> {
+        let _guard = self.rotation.lock().await;
+        self.cache.write().clear();
+        if let Some(id) = self.store.active_dek().await? {
+            if id != self.active.read().id {
+                let rec = self.store.dek(id).await?.ok_or_else(|| {
+                    AppError::internal("encryption", "the active data key is missing")
+                })?;
+                *self.active.write() = Arc::new(Active {
+                    id,
+                    reserved: AtomicU64::new(rec.reserved),
+                    used: AtomicU64::new(rec.reserved),
+                });
+                tracing::info!(dek = id, "following the data key another node activated");
+            }
+        }
+        Ok(())
+    }
+
     /// True when a re-encryption job was interrupted (a crash) and should resume.
     pub async fn interrupted_job(&self) -> Result<bool, AppError> {
         Ok(self.store.reencrypt_cursor().await?.is_some())

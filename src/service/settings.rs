@@ -146,6 +146,19 @@ impl SettingsService {
         store: Arc<dyn SettingsStore>,
         secrets: Arc<SecretsService>,
     ) -> Result<Self, AppError> {
+        let overrides = Self::load(store.as_ref(), &secrets).await?;
+        Ok(Self {
+            base,
+            store,
+            secrets,
+            overrides: RwLock::new(overrides),
+        })
+    }
+
+    async fn load(
+        store: &dyn SettingsStore,
+        secrets: &SecretsService,
+    ) -> Result<BTreeMap<(String, String), String>, AppError> {
         let mut overrides = BTreeMap::new();
         for o in store.setting_overrides().await? {
             let value = if o.secret {
@@ -159,12 +172,14 @@ impl SettingsService {
             };
             overrides.insert((o.section, o.key), value);
         }
-        Ok(Self {
-            base,
-            store,
-            secrets,
-            overrides: RwLock::new(overrides),
-        })
+        Ok(overrides)
+    }
+
+    /// Re-reads the overrides (another node changed them).
+    pub async fn reload(&self) -> Result<(), AppError> {
+        let fresh = Self::load(self.store.as_ref(), &self.secrets).await?;
+        *self.overrides.write() = fresh;
+        Ok(())
     }
 
     /// The effective configuration, unredacted (server-internal use only).

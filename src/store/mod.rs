@@ -27,6 +27,7 @@ pub mod codec;
 #[cfg(test)]
 pub mod contract;
 pub mod durability;
+pub mod pg_store;
 pub mod records;
 mod sled_store;
 
@@ -58,6 +59,9 @@ pub enum StoreError {
     OrgNotFound,
     #[error("storage I/O: {0}")]
     Io(String),
+    /// The database cannot be reached (a network backend): the request may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("record codec: {0}")]
     Codec(String),
 }
@@ -403,6 +407,75 @@ pub trait ProvisioningRunStore: Send + Sync {
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()>;
 }
 
+/// What a node may hold in memory and must reload when any node changes it (several nodes
+/// on one database).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Custom roles, their assignments and basic-role grants (the role catalog).
+    Roles,
+    /// Runtime settings overrides.
+    Settings,
+    /// Data keys: the active one, re-wraps, destroyed ones.
+    DataKeys,
+    /// The stored license token.
+    License,
+    /// `ldap.toml` was reloaded on some node.
+    Ldap,
+    /// Anything may have changed (a listener reconnected and notifications were lost).
+    All,
+}
+
+impl Topic {
+    pub const EACH: [Topic; 5] = [
+        Topic::Roles,
+        Topic::Settings,
+        Topic::DataKeys,
+        Topic::License,
+        Topic::Ldap,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topic::Roles => "roles",
+            Topic::Settings => "settings",
+            Topic::DataKeys => "data_keys",
+            Topic::License => "license",
+            Topic::Ldap => "ldap",
+            Topic::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Topic> {
+        Self::EACH.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+/// Background jobs that must run on one node at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Job {
+    LicenseRenewal,
+    Reencryption,
+    Provisioning,
+    DashboardPolling,
+    SessionPurge,
+}
+
+impl Job {
+    /// A stable number per job (the PostgreSQL advisory lock key).
+    pub fn key(self) -> i64 {
+        0x746f_6c6c_0000 + self as i64
+    }
+}
+
+/// Held while a run-once job runs; dropping it lets another node take the job.
+pub struct JobLock(#[allow(dead_code)] Box<dyn Send + Sync>);
+
+impl JobLock {
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        Self(Box::new(guard))
+    }
+}
+
 /// Every capability of a backend, and its health.
 #[async_trait]
 pub trait Store:
@@ -431,12 +504,41 @@ pub trait Store:
     /// Physical flushes so far (shows group commit: many writes, fewer flushes); 0 for a
     /// backend that does not flush itself.
     fn flush_count(&self) -> u64;
+    /// Changes made by any node, as they commit (the writes of roles, settings overrides,
+    /// data keys and the license announce their topic inside their own transaction), and
+    /// `Topic::All` whenever the stream was interrupted. `None`: a single-node backend.
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Topic>>>;
+    /// A counter per topic that every announcing write increments (the slow safety-net
+    /// poll compares them).
+    async fn change_epochs(&self) -> StoreResult<Vec<(Topic, i64)>>;
+    /// Announces a change that is not a store write (an LDAP reload).
+    async fn announce(&self, topic: Topic) -> StoreResult<()>;
+    /// Takes the job's lock if no node holds it; held until the returned lock is dropped
+    /// or the node dies.
+    async fn try_job_lock(&self, job: Job) -> StoreResult<Option<JobLock>>;
 }
 
-/// Opens the configured backend. Today: the embedded sled database in `data_path`.
-pub async fn open(data_path: &Path) -> StoreResult<Arc<dyn Store>> {
-    let store = sled_store::SledStore::open(&data_path.join("tollgate.db"))?;
-    Ok(Arc::new(store))
+/// Opens the configured backend: the embedded sled database in `data_path`, or the
+/// PostgreSQL database `[database]` names.
+pub async fn open(
+    data_path: &Path,
+    db: &crate::config::Database,
+) -> StoreResult<Arc<dyn Store>> {
+    match db.kind {
+        crate::config::DatabaseType::Sled => {
+            let store = sled_store::SledStore::open(&data_path.join("tollgate.db"))?;
+            Ok(Arc::new(store))
+        }
+        crate::config::DatabaseType::Postgres => {
+            Ok(Arc::new(pg_store::PgStore::connect(db).await?))
+        }
+    }
+}
+
+/// The embedded store in a data folder, whatever the configuration says (migration from
+/// sled to PostgreSQL, tools).
+pub async fn open_sled(data_path: &Path) -> StoreResult<Arc<dyn Store>> {
+    Ok(Arc::new(sled_store::SledStore::open(&data_path.join("tollgate.db"))?))
 }
 
 #[cfg(test)]

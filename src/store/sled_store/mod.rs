@@ -29,7 +29,7 @@ use sled::transaction::{
 };
 use sled::Tree;
 
-use super::{codec, Durability, Store, StoreError, StoreResult};
+use super::{codec, Durability, Job, JobLock, Store, StoreError, StoreResult, Topic};
 
 pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 
@@ -310,6 +310,24 @@ impl Store for SledStore {
 
     fn flush_count(&self) -> u64 {
         self.durability.flush_count()
+    }
+
+    // One node owns a sled folder (sled locks it), so there is nothing to follow and every
+    // job lock is granted.
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Topic>>> {
+        Ok(None)
+    }
+
+    async fn change_epochs(&self) -> StoreResult<Vec<(Topic, i64)>> {
+        Ok(Vec::new())
+    }
+
+    async fn announce(&self, _topic: Topic) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn try_job_lock(&self, _job: Job) -> StoreResult<Option<JobLock>> {
+        Ok(Some(JobLock::new(())))
     }
 }
 

@@ -1,0 +1,270 @@
+//! The PostgreSQL backend: several tollgate nodes on one database behave as one server.
+//!
+//! **Why sqlx.** It is the one maintained client with everything first-party: async on
+//! tokio (the store traits are async), TLS on rustls with ring (no OpenSSL, no aws-lc), a
+//! pool, transactions that roll back when dropped, embedded versioned migrations applied
+//! under a PostgreSQL advisory lock (so nodes may start at once), and `PgListener` for
+//! LISTEN/NOTIFY. Queries are built at run time (`sqlx::query`), so building needs no
+//! database.
+//!
+//! **The contract, in SQL.** Every trait method that sled does in one transaction is one
+//! PostgreSQL transaction here, committed before the method returns (the default
+//! `synchronous_commit = on` flushes the WAL at commit), so a 2xx means committed. Narrow
+//! updates are `UPDATE ... SET <those columns> WHERE id = $1`; compare-and-swaps put the
+//! expected value in the `WHERE`. Invariants across rows (the last Grafana Admin) take a
+//! row lock (`SELECT ... FOR UPDATE`) in the same transaction. Uniqueness is enforced by
+//! unique indexes (`lower(login)`, `lower(email)`, per-org names and uids) and a unique
+//! violation maps to `StoreError::Conflict`. Counts are `count(*)` queries; DEK reference
+//! counts are `count(*) WHERE dek_id = $1`. Secrets stay the envelope service's ciphertext.
+//!
+//! Files: the pool and errors here; users and orgs, stats and meta (`users.rs`), sessions,
+//! API keys, secrets, datasources, settings and license, dashboards and alerts, plugins and
+//! notifiers and provisioning runs, roles. The schema is `migrations/`.
+
+mod api_keys;
+mod dashboards;
+#[cfg(test)]
+pub mod test_cluster;
+mod datasources;
+mod notifiers;
+mod roles;
+mod secrets;
+mod sessions;
+mod settings;
+mod users;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
+
+use crate::config::{Database, SslMode};
+use crate::store::{Job, JobLock, Store, StoreError, StoreResult, Topic};
+
+/// The channel every announcing write notifies, inside its transaction.
+const CHANNEL: &str = "tollgate_changes";
+
+/// Inside a writing transaction: bumps the topic's epoch and notifies every node; both take
+/// effect only if the transaction commits.
+pub(crate) async fn announce_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    topic: Topic,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE change_epochs SET epoch = epoch + 1 WHERE topic = $1")
+        .bind(topic.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(topic.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The embedded, versioned schema.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/pg_store/migrations");
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Maps a database error to the store's: a unique violation names what was taken (the
+/// constraint's name ends with the column: `..._login`, `..._email`, `..._name`,
+/// `..._uid`); a foreign key on an org is `OrgNotFound`; everything else is I/O.
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        match d.code().as_deref() {
+            Some("23505") => {
+                let c = d.constraint().unwrap_or("");
+                for what in ["login", "email", "name", "uid"] {
+                    if c.ends_with(what) {
+                        return StoreError::Conflict(what);
+                    }
+                }
+                return StoreError::Conflict("key");
+            }
+            Some("23503") if d.constraint().unwrap_or("").contains("org") => {
+                return StoreError::OrgNotFound;
+            }
+            _ => {}
+        }
+    }
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+impl PgStore {
+    /// Connects with `[database]` (the url wins when set), then applies the migrations.
+    pub async fn connect(db: &Database) -> StoreResult<Self> {
+        let mut opts = if db.url.is_empty() {
+            let mut o = PgConnectOptions::new()
+                .database(&db.name)
+                .username(&db.user)
+                .password(&db.password);
+            if db.host.starts_with('/') {
+                o = o.socket(&db.host);
+            } else {
+                let (host, port) = match db.host.rsplit_once(':') {
+                    Some((h, p)) => (h, p.parse::<u16>().unwrap_or(5432)),
+                    None => (db.host.as_str(), 5432),
+                };
+                o = o.host(host).port(port);
+            }
+            o
+        } else {
+            db.url
+                .parse::<PgConnectOptions>()
+                .map_err(|e| StoreError::Io(format!("[database] url: {e}")))?
+        };
+        if db.url.is_empty() || db.ssl_mode != SslMode::Disable {
+            opts = opts.ssl_mode(match db.ssl_mode {
+                SslMode::Disable => PgSslMode::Disable,
+                SslMode::Require => PgSslMode::Require,
+                SslMode::VerifyCa => PgSslMode::VerifyCa,
+                SslMode::VerifyFull => PgSslMode::VerifyFull,
+            });
+        }
+        if let Some(ca) = &db.ca_cert_path {
+            opts = opts.ssl_root_cert(ca);
+        }
+        if let Some(cert) = &db.client_cert_path {
+            opts = opts.ssl_client_cert(cert);
+        }
+        if let Some(key) = &db.client_key_path {
+            opts = opts.ssl_client_key(key);
+        }
+        let max = if db.max_open_conn == 0 { 10 } else { db.max_open_conn };
+        let pool = PgPoolOptions::new()
+            .max_connections(max)
+            .min_connections(db.max_idle_conn.min(max))
+            .max_lifetime(Some(db.conn_max_lifetime).filter(|d| !d.is_zero()))
+            // A request that needs the database while it is away fails in bounded time.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Io(format!("cannot connect to PostgreSQL: {e}")))?;
+        Self::with_pool(pool).await
+    }
+
+    /// Applies the migrations (under sqlx's advisory lock) on an existing pool.
+    pub async fn with_pool(pool: PgPool) -> StoreResult<Self> {
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Io(format!("database migrations failed: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn healthy(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    async fn flush(&self) -> StoreResult<()> {
+        // Every write committed before it returned.
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn flush_count(&self) -> u64 {
+        0
+    }
+
+    async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Topic>>> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(db_err)?;
+        listener.listen(CHANNEL).await.map_err(db_err)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            loop {
+                let topic = match listener.try_recv().await {
+                    Ok(Some(n)) => match Topic::parse(n.payload()) {
+                        Some(t) => t,
+                        None => continue,
+                    },
+                    // The connection dropped: the next call reconnects, and whatever was
+                    // announced meanwhile is lost, so everything reloads.
+                    Ok(None) => Topic::All,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change listener failed; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Topic::All
+                    }
+                };
+                if tx.send(topic).await.is_err() {
+                    return; // the node is shutting down
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
+    async fn change_epochs(&self) -> StoreResult<Vec<(Topic, i64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT topic, epoch FROM change_epochs")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, e)| Topic::parse(&t).map(|t| (t, e)))
+            .collect())
+    }
+
+    async fn announce(&self, topic: Topic) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        announce_in(&mut tx, topic).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn try_job_lock(&self, job: Job) -> StoreResult<Option<JobLock>> {
+        // A session-level advisory lock on a connection taken out of the pool: it is held
+        // while the lock value lives, and released when the connection closes (the lock is
+        // dropped, or the node dies).
+        let mut conn = self.pool.acquire().await.map_err(db_err)?.detach();
+        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(job.key())
+            .fetch_one(&mut conn)
+            .await
+            .map_err(db_err)?;
+        Ok(got.then(|| JobLock::new(std::sync::Mutex::new(conn))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::test_cluster::TestCluster;
+    use crate::store::Store;
+
+    /// The store contract suite against a real PostgreSQL the test starts: every test gets
+    /// its own empty database.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_passes_the_store_contract() {
+        let cluster = TestCluster::start();
+        let c = &cluster;
+        crate::store::contract::run_all(|| async move {
+            let s: Arc<dyn Store> = Arc::new(c.fresh_store().await);
+            s
+        })
+        .await;
+    }
+}

@@ -1,0 +1,775 @@
+//! PostgreSQL: users and orgs (`UserStore`), the stats (`StatsStore`) and the install facts
+//! (`MetaStore`), on the `users`, `orgs`, `org_members` and `meta` tables of
+//! `migrations/0001_users.sql`.
+//!
+//! A user record is assembled on read: the `users` row (its current org in `org_id`, the
+//! password hash as four columns) and its `org_members` rows in the order they were given
+//! (`position`). Login and email are unique through the `login_key` / `email_key` columns,
+//! folded here as sled folds them (trim, Unicode lower case). Narrow updates are one
+//! `UPDATE ... SET <their columns>`; `upgrade_password` compares the stored hash in its
+//! `WHERE`. The last Grafana Admin rule locks every Grafana Admin row (`FOR UPDATE`, in id
+//! order) before it reads the target, in the transaction that demotes or deletes. Counts
+//! are `count(*)` over every table, the other backend files' ones included.
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::Row;
+
+use super::{db_err, PgStore};
+use crate::crypto::{PasswordHash, PasswordScheme};
+use crate::domain::{OrgId, OrgRole, UserId};
+use crate::store::{
+    Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgRecord,
+    ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
+};
+
+/// The columns of a user record, `users` aliased `u` (used in SELECT and RETURNING).
+macro_rules! user_cols {
+    () => {
+        "u.id, u.uid, u.login, u.email, u.name, u.is_admin, u.is_disabled, \
+         u.is_service_account, u.password_scheme, u.password_iterations, u.password_salt, \
+         u.password_hash, u.org_id, u.theme, u.auth_module, \
+         extract(epoch from u.created)::bigint AS created, \
+         extract(epoch from u.updated)::bigint AS updated, \
+         extract(epoch from u.last_seen_at)::bigint AS last_seen_at, \
+         array(SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
+               ORDER BY m.position) AS member_orgs, \
+         array(SELECT m.role FROM org_members m WHERE m.user_id = u.id \
+               ORDER BY m.position) AS member_roles"
+    };
+}
+pub(super) use user_cols;
+
+/// How the store folds logins and emails for uniqueness and lookups (as sled does).
+pub(super) fn fold(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+/// A column of a row, or `Codec`.
+pub(super) fn col<'r, T>(row: &'r PgRow, name: &str) -> StoreResult<T>
+where
+    T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+{
+    row.try_get(name)
+        .map_err(|e| StoreError::Codec(format!("column {name}: {e}")))
+}
+
+/// A non-negative count or id column as `u64`.
+pub(super) fn col_u64(row: &PgRow, name: &str) -> StoreResult<u64> {
+    let v: i64 = col(row, name)?;
+    u64::try_from(v).map_err(|_| StoreError::Codec(format!("column {name}: negative {v}")))
+}
+
+/// Ids are `u64` in the records and `bigint` here; an id above `i64::MAX` (none is ever
+/// allocated) wraps to a negative number that matches no row.
+pub(super) fn id(v: u64) -> i64 {
+    v as i64
+}
+
+fn scheme_name(s: PasswordScheme) -> &'static str {
+    match s {
+        PasswordScheme::Pbkdf2Sha256 => "pbkdf2_sha256",
+        PasswordScheme::GrafanaLegacy => "grafana_legacy",
+    }
+}
+
+fn scheme_of(name: &str) -> StoreResult<PasswordScheme> {
+    match name {
+        "pbkdf2_sha256" => Ok(PasswordScheme::Pbkdf2Sha256),
+        "grafana_legacy" => Ok(PasswordScheme::GrafanaLegacy),
+        other => Err(StoreError::Codec(format!("unknown password scheme {other:?}"))),
+    }
+}
+
+/// The four password columns of an optional hash.
+fn password_cols(
+    p: Option<&PasswordHash>,
+) -> (Option<&'static str>, Option<i64>, Option<&[u8]>, Option<&[u8]>) {
+    match p {
+        Some(p) => (
+            Some(scheme_name(p.scheme)),
+            Some(i64::from(p.iterations)),
+            Some(p.salt.as_slice()),
+            Some(p.hash.as_slice()),
+        ),
+        None => (None, None, None, None),
+    }
+}
+
+/// A user record from a row of [`user_cols`].
+pub(super) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
+    let scheme: Option<String> = col(row, "password_scheme")?;
+    let password = match scheme {
+        Some(scheme) => {
+            let iterations: i64 = col(row, "password_iterations")?;
+            Some(PasswordHash {
+                scheme: scheme_of(&scheme)?,
+                iterations: u32::try_from(iterations)
+                    .map_err(|_| StoreError::Codec(format!("password iterations {iterations}")))?,
+                salt: col(row, "password_salt")?,
+                hash: col(row, "password_hash")?,
+            })
+        }
+        None => None,
+    };
+    let orgs: Vec<i64> = col(row, "member_orgs")?;
+    let roles: Vec<i16> = col(row, "member_roles")?;
+    let memberships = orgs
+        .into_iter()
+        .zip(roles)
+        .map(|(org, role)| {
+            Ok(Membership {
+                org_id: org as u64,
+                role: u8::try_from(role)
+                    .map_err(|_| StoreError::Codec(format!("membership role {role}")))?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(UserRecord {
+        id: col_u64(row, "id")?,
+        uid: col(row, "uid")?,
+        login: col(row, "login")?,
+        email: col(row, "email")?,
+        name: col(row, "name")?,
+        is_admin: col(row, "is_admin")?,
+        is_disabled: col(row, "is_disabled")?,
+        is_service_account: col(row, "is_service_account")?,
+        password,
+        org_id: col_u64(row, "org_id")?,
+        memberships,
+        theme: col(row, "theme")?,
+        auth_module: col(row, "auth_module")?,
+        created: col(row, "created")?,
+        updated: col(row, "updated")?,
+        last_seen_at: col(row, "last_seen_at")?,
+    })
+}
+
+const USER_BY_ID: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.id = $1");
+const USER_BY_ID_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    user_cols!(),
+    " FROM users u WHERE u.id = $1 FOR UPDATE OF u"
+);
+
+/// The user `id` inside a transaction, its row locked until the end of it.
+pub(super) async fn lock_user(conn: &mut PgConnection, user: i64) -> StoreResult<Option<UserRecord>> {
+    sqlx::query(USER_BY_ID_FOR_UPDATE)
+        .bind(user)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(user_from_row)
+        .transpose()
+}
+
+/// Locks every Grafana Admin row (in id order, so that two such transactions cannot
+/// deadlock) and returns their ids: until the transaction ends none of them can lose the
+/// flag or go. Service accounts do not count (as in `Counts::grafana_admins`).
+pub(super) async fn lock_grafana_admins(conn: &mut PgConnection) -> StoreResult<Vec<i64>> {
+    sqlx::query_scalar(
+        "SELECT id FROM users WHERE is_admin AND NOT is_service_account ORDER BY id FOR UPDATE",
+    )
+    .fetch_all(conn)
+    .await
+    .map_err(db_err)
+}
+
+/// The last Grafana Admin rule: `target` may lose the flag (or go) only if another Grafana
+/// Admin stays. `admins` are the locked ones.
+pub(super) fn check_not_last_admin(target: &UserRecord, admins: &[i64]) -> StoreResult<()> {
+    if !target.is_admin || target.is_service_account {
+        return Ok(());
+    }
+    let others = admins.iter().filter(|&&a| a != id(target.id)).count();
+    if others == 0 {
+        return Err(StoreError::LastAdmin);
+    }
+    Ok(())
+}
+
+/// Deletes a user row inside a transaction (memberships, sessions and tokens go with it by
+/// `ON DELETE CASCADE`), keeping the last Grafana Admin. The deleted row, if any;
+/// `service_accounts_only` leaves other users alone (`None`).
+pub(super) async fn delete_user_in(
+    conn: &mut PgConnection,
+    user: UserId,
+    service_accounts_only: bool,
+) -> StoreResult<Option<UserRecord>> {
+    // A service account never counts as a Grafana Admin: no admin to lock for it.
+    let admins = if service_accounts_only {
+        Vec::new()
+    } else {
+        lock_grafana_admins(&mut *conn).await?
+    };
+    let Some(row) = lock_user(&mut *conn, id(user.0)).await? else {
+        return Ok(None);
+    };
+    if service_accounts_only && !row.is_service_account {
+        return Ok(None);
+    }
+    check_not_last_admin(&row, &admins)?;
+    if service_accounts_only {
+        sqlx::query("DELETE FROM api_keys WHERE service_account_id = $1")
+            .bind(id(user.0))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id(user.0))
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(Some(row))
+}
+
+impl PgStore {
+    async fn user_where(&self, sql: &'static str, value: String) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(sql)
+            .bind(value)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        membership: NewMembership,
+    ) -> StoreResult<UserRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let (org_id, role) = match &membership {
+            NewMembership::Existing(org, role) => (id(org.0), *role),
+            NewMembership::NewOrg(name, role) => {
+                // Serialises org creation (every INSERT into orgs conflicts with this mode,
+                // reads and foreign-key checks do not): max(id) + 1 is free until commit.
+                sqlx::query("LOCK TABLE orgs IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                let org: i64 = sqlx::query_scalar(
+                    "INSERT INTO orgs (id, name, created, updated) \
+                     SELECT greatest(coalesce(max(id), 0) + 1, 2), $1, to_timestamp($2), \
+                            to_timestamp($2) \
+                     FROM orgs RETURNING id",
+                )
+                .bind(name)
+                .bind(user.created)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                (org, *role)
+            }
+        };
+        let (scheme, iterations, salt, hash) = password_cols(user.password.as_ref());
+        // Unique indexes answer Conflict("login" | "email" | "uid") as the row goes in; the
+        // org's foreign key (checked at the end of the statement) OrgNotFound.
+        let new_id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (uid, login, login_key, email, email_key, name, is_admin, \
+                 is_disabled, is_service_account, password_scheme, password_iterations, \
+                 password_salt, password_hash, org_id, theme, auth_module, created, updated, \
+                 last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 to_timestamp($17), to_timestamp($18), to_timestamp($19)) \
+             RETURNING id",
+        )
+        .bind(&user.uid)
+        .bind(&user.login)
+        .bind(fold(&user.login))
+        .bind(&user.email)
+        .bind(fold(&user.email))
+        .bind(&user.name)
+        .bind(user.is_admin)
+        .bind(user.is_disabled)
+        .bind(user.is_service_account)
+        .bind(scheme)
+        .bind(iterations)
+        .bind(salt)
+        .bind(hash)
+        .bind(org_id)
+        .bind(&user.theme)
+        .bind(&user.auth_module)
+        .bind(user.created)
+        .bind(user.updated)
+        .bind(user.last_seen_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO org_members (user_id, org_id, role, position) VALUES ($1, $2, $3, 0)",
+        )
+        .bind(new_id)
+        .bind(org_id)
+        .bind(i16::from(role.to_byte()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(UserRecord {
+            id: new_id as u64,
+            org_id: org_id as u64,
+            memberships: vec![Membership {
+                org_id: org_id as u64,
+                role: role.to_byte(),
+            }],
+            ..user
+        })
+    }
+
+    async fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(USER_BY_ID)
+            .bind(id(user.0))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>> {
+        const SQL: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.uid = $1");
+        self.user_where(SQL, uid.to_string()).await
+    }
+
+    async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>> {
+        const SQL: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.login_key = $1");
+        self.user_where(SQL, fold(login)).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
+        const SQL: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.email_key = $1");
+        self.user_where(SQL, fold(email)).await
+    }
+
+    async fn set_password(&self, user: UserId, hash: PasswordHash, at: i64) -> StoreResult<()> {
+        let (scheme, iterations, salt, digest) = password_cols(Some(&hash));
+        let r = sqlx::query(
+            "UPDATE users SET password_scheme = $2, password_iterations = $3, \
+                 password_salt = $4, password_hash = $5, updated = to_timestamp($6) \
+             WHERE id = $1",
+        )
+        .bind(id(user.0))
+        .bind(scheme)
+        .bind(iterations)
+        .bind(salt)
+        .bind(digest)
+        .bind(at)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn upgrade_password(
+        &self,
+        user: UserId,
+        expected: &PasswordHash,
+        new: PasswordHash,
+    ) -> StoreResult<bool> {
+        let (old_scheme, old_iterations, old_salt, old_hash) = password_cols(Some(expected));
+        let (scheme, iterations, salt, hash) = password_cols(Some(&new));
+        // The compare-and-swap is the WHERE: a concurrent change of the hash makes it miss.
+        let r = sqlx::query(
+            "UPDATE users SET password_scheme = $2, password_iterations = $3, \
+                 password_salt = $4, password_hash = $5 \
+             WHERE id = $1 AND password_scheme = $6 AND password_iterations = $7 \
+                 AND password_salt = $8 AND password_hash = $9",
+        )
+        .bind(id(user.0))
+        .bind(scheme)
+        .bind(iterations)
+        .bind(salt)
+        .bind(hash)
+        .bind(old_scheme)
+        .bind(old_iterations)
+        .bind(old_salt)
+        .bind(old_hash)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn set_disabled(&self, user: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET is_disabled = $2, updated = to_timestamp($3) \
+             WHERE u.id = $1 AND u.is_disabled <> $2 RETURNING ",
+            user_cols!()
+        );
+        let changed = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(disabled)
+            .bind(at)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        match changed {
+            Some(row) => user_from_row(&row),
+            // Already so (the row is left alone, as sled does), or missing.
+            None => self.user(user).await?.ok_or(StoreError::NotFound),
+        }
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        change: &ProfileChange,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        // One statement: each column is the new value or stays what the row holds when the
+        // statement runs; the unique indexes re-index login and email (Conflict).
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET login = coalesce($2, u.login), \
+                 login_key = coalesce($3, u.login_key), email = coalesce($4, u.email), \
+                 email_key = coalesce($5, u.email_key), name = coalesce($6, u.name), \
+                 theme = coalesce($7, u.theme), auth_module = coalesce($8, u.auth_module), \
+                 updated = to_timestamp($9) \
+             WHERE u.id = $1 RETURNING ",
+            user_cols!()
+        );
+        let row = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(change.login.as_deref())
+            .bind(change.login.as_deref().map(fold))
+            .bind(change.email.as_deref())
+            .bind(change.email.as_deref().map(fold))
+            .bind(change.name.as_deref())
+            .bind(change.theme.as_deref())
+            .bind(change.auth_module.as_deref())
+            .bind(at)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        user_from_row(&row)
+    }
+
+    async fn set_memberships(
+        &self,
+        user: UserId,
+        memberships: &[(OrgId, OrgRole)],
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        // One membership per org: the first one given wins (as `role_in` reads a list).
+        let mut orgs: Vec<i64> = Vec::with_capacity(memberships.len());
+        let mut roles: Vec<i16> = Vec::with_capacity(memberships.len());
+        for (org, role) in memberships {
+            if !orgs.contains(&id(org.0)) {
+                orgs.push(id(org.0));
+                roles.push(i16::from(role.to_byte()));
+            }
+        }
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id(user.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query("DELETE FROM org_members WHERE user_id = $1")
+            .bind(id(user.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // A missing org fails the foreign key: OrgNotFound, and the transaction rolls back.
+        sqlx::query(
+            "INSERT INTO org_members (user_id, org_id, role, position) \
+             SELECT $1, m.org_id, m.role, m.position - 1 \
+             FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY \
+                  AS m(org_id, role, position)",
+        )
+        .bind(id(user.0))
+        .bind(&orgs)
+        .bind(&roles)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // The current org moves to the first membership when it is no longer one.
+        let org = if orgs.contains(&current) {
+            current
+        } else {
+            orgs.first().copied().unwrap_or(current)
+        };
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET org_id = $2, updated = to_timestamp($3) WHERE u.id = $1 \
+             RETURNING ",
+            user_cols!()
+        );
+        let row = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(org)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let record = user_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn set_grafana_admin(&self, user: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let admins = lock_grafana_admins(&mut tx).await?;
+        let row = lock_user(&mut tx, id(user.0))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if row.is_admin == admin {
+            return Ok(row);
+        }
+        if !admin {
+            check_not_last_admin(&row, &admins)?;
+        }
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET is_admin = $2, updated = to_timestamp($3) WHERE u.id = $1 \
+             RETURNING ",
+            user_cols!()
+        );
+        let row = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(admin)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let record = user_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    async fn delete_user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let gone = delete_user_in(&mut tx, user, false).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(gone)
+    }
+
+    async fn search_users(
+        &self,
+        query: &str,
+        offset: u64,
+        limit: u64,
+        service_accounts: bool,
+    ) -> StoreResult<UserPage> {
+        // Login and email match on their folded keys, the name on lower(); ordered by the
+        // folded login byte-wise (as sled's login index).
+        const PAGE: &str = concat!(
+            "WITH page AS ( \
+                 SELECT id, login_key, count(*) OVER () AS total FROM users \
+                 WHERE is_service_account = $1 AND ($2 = '' OR strpos(login_key, $2) > 0 \
+                     OR strpos(email_key, $2) > 0 OR strpos(lower(name), $2) > 0) \
+                 ORDER BY login_key COLLATE \"C\", id OFFSET $3 LIMIT $4) \
+             SELECT p.total, ",
+            user_cols!(),
+            " FROM page p JOIN users u ON u.id = p.id ORDER BY p.login_key COLLATE \"C\", p.id"
+        );
+        const TOTAL: &str = "SELECT count(*) FROM users \
+             WHERE is_service_account = $1 AND ($2 = '' OR strpos(login_key, $2) > 0 \
+                 OR strpos(email_key, $2) > 0 OR strpos(lower(name), $2) > 0)";
+        let q = fold(query);
+        let rows = sqlx::query(PAGE)
+            .bind(service_accounts)
+            .bind(&q)
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        let mut page = UserPage::default();
+        for row in &rows {
+            page.total = col_u64(row, "total")?;
+            page.users.push(user_from_row(row)?);
+        }
+        if rows.is_empty() && offset > 0 {
+            // Past the end: the page carries no total, count on its own.
+            let n: i64 = sqlx::query_scalar(TOTAL)
+                .bind(service_accounts)
+                .bind(&q)
+                .fetch_one(self.pool())
+                .await
+                .map_err(db_err)?;
+            page.total = u64::try_from(n).unwrap_or(0);
+        }
+        Ok(page)
+    }
+
+    async fn touch_last_seen(&self, user: UserId, at: i64) -> StoreResult<()> {
+        // Best effort, one statement; never moves backwards.
+        sqlx::query(
+            "UPDATE users SET last_seen_at = to_timestamp($2) \
+             WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < to_timestamp($2))",
+        )
+        .bind(id(user.0))
+        .bind(at)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn org(&self, org: OrgId) -> StoreResult<Option<OrgRecord>> {
+        let row = sqlx::query(
+            "SELECT id, name, extract(epoch from created)::bigint AS created, \
+                 extract(epoch from updated)::bigint AS updated \
+             FROM orgs WHERE id = $1",
+        )
+        .bind(id(org.0))
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        row.map(|row| {
+            Ok(OrgRecord {
+                id: col_u64(&row, "id")?,
+                name: col(&row, "name")?,
+                created: col(&row, "created")?,
+                updated: col(&row, "updated")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn ensure_org(&self, org: OrgId, name: &str, at: i64) -> StoreResult<()> {
+        // The INSERT waits for a user's new org being created (LOCK TABLE in create_user),
+        // then leaves an existing org alone.
+        sqlx::query(
+            "INSERT INTO orgs (id, name, created, updated) \
+             VALUES ($1, $2, to_timestamp($3), to_timestamp($3)) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id(org.0))
+        .bind(name)
+        .bind(at)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl StatsStore for PgStore {
+    async fn counts(&self) -> StoreResult<Counts> {
+        // Users by their highest role over their memberships (none: no_role); service
+        // accounts apart. api_keys holds legacy keys and service-account tokens alike.
+        let row = sqlx::query(
+            "WITH u AS ( \
+                 SELECT u.is_admin, u.is_service_account AS sa, \
+                     (SELECT max(m.role) FROM org_members m WHERE m.user_id = u.id) AS top \
+                 FROM users u) \
+             SELECT \
+                 count(*) FILTER (WHERE NOT sa) AS users, \
+                 count(*) FILTER (WHERE NOT sa AND is_admin) AS grafana_admins, \
+                 count(*) FILTER (WHERE NOT sa AND top = 3) AS admins, \
+                 count(*) FILTER (WHERE NOT sa AND top = 2) AS editors, \
+                 count(*) FILTER (WHERE NOT sa AND top = 1) AS viewers, \
+                 count(*) FILTER (WHERE NOT sa AND coalesce(top, 0) = 0) AS no_role, \
+                 count(*) FILTER (WHERE sa) AS service_accounts, \
+                 (SELECT count(*) FROM orgs) AS orgs, \
+                 (SELECT count(*) FROM api_keys) AS api_keys, \
+                 (SELECT count(*) FROM datasources) AS datasources, \
+                 (SELECT count(*) FROM dashboards) AS dashboards, \
+                 (SELECT coalesce(sum(cardinality(tags)), 0)::bigint FROM dashboards) AS tags, \
+                 (SELECT count(*) FROM folders) AS folders, \
+                 (SELECT count(*) FROM alerts) AS alerts \
+             FROM u",
+        )
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(Counts {
+            users: col_u64(&row, "users")?,
+            grafana_admins: col_u64(&row, "grafana_admins")?,
+            orgs: col_u64(&row, "orgs")?,
+            admins: col_u64(&row, "admins")?,
+            editors: col_u64(&row, "editors")?,
+            viewers: col_u64(&row, "viewers")?,
+            no_role: col_u64(&row, "no_role")?,
+            service_accounts: col_u64(&row, "service_accounts")?,
+            api_keys: col_u64(&row, "api_keys")?,
+            datasources: col_u64(&row, "datasources")?,
+            dashboards: col_u64(&row, "dashboards")?,
+            folders: col_u64(&row, "folders")?,
+            tags: col_u64(&row, "tags")?,
+            alerts: col_u64(&row, "alerts")?,
+        })
+    }
+
+    async fn activity(&self, w: ActivityWindows) -> StoreResult<Activity> {
+        // Users seen at least once, not service accounts, by activity bucket of their
+        // highest role: 0 admins, 1 editors, 2 viewers and no role (records::activity_bucket).
+        let rows = sqlx::query(
+            "WITH u AS ( \
+                 SELECT u.last_seen_at AS seen, \
+                     CASE (SELECT max(m.role) FROM org_members m WHERE m.user_id = u.id) \
+                         WHEN 3 THEN 0 WHEN 2 THEN 1 ELSE 2 END AS bucket \
+                 FROM users u \
+                 WHERE NOT u.is_service_account AND u.last_seen_at IS NOT NULL) \
+             SELECT bucket, \
+                 count(*) FILTER (WHERE seen > to_timestamp($1)) AS active, \
+                 count(*) FILTER (WHERE seen > to_timestamp($2)) AS daily, \
+                 count(*) FILTER (WHERE seen >= to_timestamp($3)) AS monthly \
+             FROM u GROUP BY bucket",
+        )
+        .bind(w.active_after)
+        .bind(w.daily_after)
+        .bind(w.month_start)
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        let mut a = Activity::default();
+        for row in &rows {
+            let bucket: i32 = col(row, "bucket")?;
+            let b = usize::try_from(bucket)
+                .ok()
+                .filter(|b| *b < 3)
+                .ok_or_else(|| StoreError::Codec(format!("activity bucket {bucket}")))?;
+            a.active[b] = col_u64(row, "active")?;
+            a.daily[b] = col_u64(row, "daily")?;
+            a.monthly_active_users += col_u64(row, "monthly")?;
+        }
+        let sessions: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sessions WHERE revoked_at IS NULL \
+                 AND greatest(seen_at, rotated_at) > to_timestamp($1::float8 / 1000)",
+        )
+        .bind(w.sessions_after_ms)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)?;
+        a.daily_active_sessions = u64::try_from(sessions).unwrap_or(0);
+        Ok(a)
+    }
+}
+
+#[async_trait]
+impl MetaStore for PgStore {
+    async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)
+    }
+
+    async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+}

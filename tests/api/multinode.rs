@@ -1,0 +1,181 @@
+//! Several tollgate nodes on one PostgreSQL behave as one server: a change made through one
+//! node is what every node answers, at once for what is read from the database on every
+//! request (users, credentials, sessions, keys, the license) and within a bound for what a
+//! node caches (roles, settings overrides, the active data key), which LISTEN/NOTIFY
+//! invalidates as the change commits.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::postgres::TestCluster;
+
+const SECRET: &str = "multinode-shared-secret-key-0123456789";
+/// A cached change must show on every node within this (notification latency; the epoch
+/// poll is the slower safety net).
+const BOUND: Duration = Duration::from_secs(3);
+
+struct Nodes {
+    _cluster: TestCluster,
+    nodes: Vec<TestApp>,
+}
+
+async fn nodes(n: usize) -> Nodes {
+    let cluster = TestCluster::start();
+    let db = cluster.create_database().await;
+    let url = cluster.url(&db);
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(
+            TestApp::spawn_with(&[
+                ("database", "type", "postgres"),
+                ("database", "url", &url),
+                ("security", "secret_key", SECRET),
+            ])
+            .await,
+        );
+    }
+    Nodes {
+        _cluster: cluster,
+        nodes,
+    }
+}
+
+/// Retries `check` until it holds or `BOUND` passes; how long it took.
+async fn within<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < BOUND, "{what}: not within {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_answer_as_one_server() {
+    let ns = nodes(3).await;
+    let (a, b, c) = (&ns.nodes[0], &ns.nodes[1], &ns.nodes[2]);
+
+    // Create on A, read on B and C.
+    let id = a.create_user("shared", "shared-pw-1").await;
+    for n in [b, c] {
+        let (s, u) = send(n.admin(Method::GET, &format!("/api/users/{id}"))).await;
+        assert_eq!((s, u["login"].clone()), (200, json!("shared")));
+        let (s, _) = send(n.as_user(Method::GET, "/api/user", "shared", "shared-pw-1")).await;
+        assert_eq!(s, 200, "the new user signs in on every node");
+    }
+
+    // A password change on B: the old password is refused on A and C at once (their
+    // Basic-credential caches re-check the row), the new one works everywhere.
+    let (s, v) = send(
+        b.admin(Method::PUT, &format!("/api/admin/users/{id}/password"))
+            .json(&json!({"password": "shared-pw-2"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    for n in [a, c] {
+        let (s, _) = send(n.as_user(Method::GET, "/api/user", "shared", "shared-pw-1")).await;
+        assert_eq!(s, 401, "old password refused at once");
+        let (s, _) = send(n.as_user(Method::GET, "/api/user", "shared", "shared-pw-2")).await;
+        assert_eq!(s, 200);
+    }
+
+    // A session made on A works on C; disabling on B ends it everywhere.
+    let token = a.login("shared", "shared-pw-2").await;
+    let (s, _) = send(c.with_session(Method::GET, "/api/user", &token)).await;
+    assert_eq!(s, 200, "a session is valid on every node");
+    let (s, _) = send(b.admin(Method::POST, &format!("/api/admin/users/{id}/disable"))).await;
+    assert_eq!(s, 200);
+    for n in [a, c] {
+        let (s, _) = send(n.with_session(Method::GET, "/api/user", &token)).await;
+        assert_eq!(s, 401, "the disabled user's session ends on every node");
+        let (s, _) = send(n.as_user(Method::GET, "/api/user", "shared", "shared-pw-2")).await;
+        assert_eq!(s, 401, "the disabled user's password is refused on every node");
+    }
+    let (s, _) = send(c.admin(Method::POST, &format!("/api/admin/users/{id}/enable"))).await;
+    assert_eq!(s, 200);
+
+    // Delete on C: gone on A.
+    let other = c.create_user("doomed", "doomed-pw-1").await;
+    let (s, _) = send(c.admin(Method::DELETE, &format!("/api/admin/users/{other}"))).await;
+    assert_eq!(s, 200);
+    let (s, _) = send(a.admin(Method::GET, &format!("/api/users/{other}"))).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_state_follows_changes_made_on_another_node() {
+    let ns = nodes(2).await;
+    let (a, b) = (&ns.nodes[0], &ns.nodes[1]);
+    let id = a.create_user("reader", "reader-pw-1").await;
+
+    // Roles: a role made and assigned on A grants on B.
+    let (s, _) = send(b.as_user(Method::GET, "/api/admin/stats", "reader", "reader-pw-1")).await;
+    assert_eq!(s, 403);
+    let (s, v) = send(a.admin(Method::POST, "/api/access-control/roles").json(&json!({
+        "uid": "stats-reader", "name": "custom:stats:reader",
+        "permissions": [{"action": "server.stats:read"}],
+    })))
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(
+        a.admin(Method::POST, &format!("/api/access-control/users/{id}/roles"))
+            .json(&json!({"roleUid": "stats-reader"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let took = within("role assignment on B", || async {
+        send(b.as_user(Method::GET, "/api/admin/stats", "reader", "reader-pw-1"))
+            .await
+            .0
+            == 200
+    })
+    .await;
+    eprintln!("role assignment reached node B in {took:?}");
+
+    // Settings overrides: an auth.saml change on B is what A answers.
+    let (s, v) = send(b.admin(Method::PUT, "/api/admin/settings").json(&json!({
+        "updates": {"auth.saml": {"enabled": "true"}}
+    })))
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let took = within("settings override on A", || async {
+        let (_, all): (u16, Value) = send(a.admin(Method::GET, "/api/admin/settings")).await;
+        all["auth.saml"]["enabled"] == "true"
+    })
+    .await;
+    eprintln!("settings override reached node A in {took:?}");
+
+    // Data keys: after a rotation on A, B encrypts with the new key.
+    let (_, before): (u16, Value) = send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
+    let (s, v) = send(a.admin(Method::POST, "/api/admin/encryption/rotate-data-keys")).await;
+    assert!((200..300).contains(&s), "{s} {v}");
+    let (_, after): (u16, Value) = send(a.admin(Method::GET, "/api/admin/encryption/status")).await;
+    assert_ne!(before["activeDataKeyId"], after["activeDataKeyId"], "{before} {after}");
+    let active = after["activeDataKeyId"].clone();
+    within("active data key on B", || async {
+        let (_, st): (u16, Value) = send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
+        st["activeDataKeyId"] == active
+    })
+    .await;
+    let (s, v) = send(b.admin(Method::POST, "/api/datasources").json(&json!({
+        "name": "made-on-b", "type": "prometheus", "access": "proxy",
+        "url": "http://x", "secureJsonData": {"password": "p"},
+    })))
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, st): (u16, Value) = send(a.admin(Method::GET, "/api/admin/encryption/status")).await;
+    let refs = st["dataKeys"]
+        .as_array()
+        .and_then(|ks| ks.iter().find(|k| k["id"] == active))
+        .map(|k| k["references"].clone());
+    assert_eq!(refs, Some(json!(1)), "B sealed the new secret with the new key: {st}");
+}

@@ -1,0 +1,132 @@
+//! A throwaway PostgreSQL cluster for tests, as the LDAP tests start slapd: Debian's
+//! `postgresql` package, `initdb` into a temporary folder as the `postgres` system user
+//! (initdb refuses root), `pg_ctl` on a free loopback port with the socket inside the
+//! folder. Every `create_database()` is a new, empty database on it. Stopped on drop.
+
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+
+
+pub struct TestCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    next_db: AtomicU32,
+}
+
+fn pg_bin() -> PathBuf {
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<PathBuf> = std::fs::read_dir(root)
+        .unwrap_or_else(|_| {
+            panic!("PostgreSQL is not installed: apt-get install postgresql (make test does it)")
+        })
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("no PostgreSQL server under /usr/lib/postgresql")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Runs a PostgreSQL tool as the `postgres` user when we are root, else as ourselves.
+fn run(bin: &Path, args: &[&str]) {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    let status = if root {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin)
+            .args(args)
+            .status()
+    } else {
+        Command::new(bin).args(args).status()
+    }
+    .expect("PostgreSQL tool runs");
+    assert!(status.success(), "{} {args:?} failed", bin.display());
+}
+
+impl TestCluster {
+    pub fn start() -> Self {
+        let bin = pg_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("tollgate-pg-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        let data = dir.path().join("data");
+        // The postgres user must own the folder (and reach it).
+        let _ = Command::new("chmod").arg("755").arg(dir.path()).status();
+        let _ = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        let d = data.to_string_lossy().to_string();
+        run(&bin.join("initdb"), &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        let port = free_port();
+        let sock = dir.path().to_string_lossy().to_string();
+        let opts = format!(
+            "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+        );
+        let log = dir.path().join("pg.log").to_string_lossy().to_string();
+        run(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]);
+        Self {
+            dir,
+            bin,
+            port,
+            next_db: AtomicU32::new(0),
+        }
+    }
+
+    pub fn options(&self, db: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .username("postgres")
+            .database(db)
+    }
+
+    /// `postgres://` URL of a database on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a new empty database and returns its name.
+    pub async fn create_database(&self) -> String {
+        let n = self.next_db.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{n}");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(self.options("postgres"))
+            .await
+            .expect("connect to the test cluster");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create database");
+        admin.close().await;
+        name
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        run(&self.bin.join("pg_ctl"), &["-D", &d, "-m", "immediate", "stop"]);
+    }
+}
+
