@@ -114,7 +114,7 @@ impl TestCluster {
             .connect_with(self.options("postgres"))
             .await
             .expect("connect to the test cluster");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&admin)
             .await
             .expect("create database");
