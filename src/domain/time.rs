@@ -98,36 +98,29 @@ pub fn system_now() -> i64 {
     system_now_ms().div_euclid(1000)
 }
 
-/// A clock that moves only when told (tests).
-#[derive(Debug)]
+/// A clock tests move: the real time plus an offset that `advance` adds to, so time still
+/// flows (tokens made by real tools at the real time stay valid) and a test jumps hours
+/// ahead instead of sleeping.
+#[derive(Debug, Default)]
 pub struct ManualClock {
-    ms: std::sync::atomic::AtomicI64,
+    offset_ms: std::sync::atomic::AtomicI64,
 }
 
 impl ManualClock {
-    pub fn new(start_ms: i64) -> Self {
-        Self {
-            ms: std::sync::atomic::AtomicI64::new(start_ms),
-        }
-    }
-
-    /// Starts at the system time (so that tokens and licenses made by real tools agree).
+    /// Starts at the real time.
     pub fn starting_now() -> Self {
-        Self::new(system_now_ms())
+        Self::default()
     }
 
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.ms.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn set_ms(&self, ms: i64) {
-        self.ms.store(ms, std::sync::atomic::Ordering::SeqCst);
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
-        self.ms.load(std::sync::atomic::Ordering::SeqCst)
+        system_now_ms().saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
