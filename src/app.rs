@@ -222,7 +222,9 @@ async fn reload(services: &Services, topic: Topic) {
         };
         match r {
             Ok(()) => tracing::debug!(topic = t.as_str(), "reloaded after a change"),
-            Err(e) => tracing::warn!(topic = t.as_str(), error = %e, "reload after a change failed"),
+            Err(e) => {
+                tracing::warn!(topic = t.as_str(), error = %e, "reload after a change failed")
+            }
         }
     }
 }

@@ -367,7 +367,14 @@ impl std::fmt::Debug for Database {
             .field("name", &self.name)
             .field("user", &self.user)
             .field("password", &"<redacted>")
-            .field("url", &if self.url.is_empty() { "" } else { "<redacted>" })
+            .field(
+                "url",
+                &if self.url.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("ssl_mode", &self.ssl_mode)
             .finish_non_exhaustive()
     }
@@ -555,7 +562,9 @@ impl Settings {
                 }
             },
             ca_cert_path: r.optional("database", "ca_cert_path").map(PathBuf::from),
-            client_cert_path: r.optional("database", "client_cert_path").map(PathBuf::from),
+            client_cert_path: r
+                .optional("database", "client_cert_path")
+                .map(PathBuf::from),
             client_key_path: r.optional("database", "client_key_path").map(PathBuf::from),
             max_open_conn: r.num("database", "max_open_conn")?,
             max_idle_conn: r.num("database", "max_idle_conn")?,

@@ -42,6 +42,18 @@ enum Command {
         #[command(subcommand)]
         command: LicenseCommand,
     },
+    /// Copy a stopped sled data folder into the PostgreSQL database `[database]` names.
+    Migrate {
+        /// The target backend (postgres).
+        #[arg(long)]
+        to: String,
+        /// The ini file with `[paths] data` (the source) and `[database]` (the target).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Replace what the target database holds (refused otherwise).
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the license issuer service (renews tokens over HTTP).
     LicenseIssuer {
         /// The issuer's private key (from `tollgate license keygen`).
@@ -169,6 +181,36 @@ async fn run(cli: Cli) -> ExitCode {
         Command::License { command } => {
             init_logging(None);
             license(command).await
+        }
+        Command::Migrate { to, config, force } => {
+            if to != "postgres" {
+                eprintln!("tollgate: --to postgres is the one target");
+                return ExitCode::from(2);
+            }
+            let settings = match load(config.as_ref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_logging(Some(&settings));
+            let result = tollgate::store::transfer::sled_to_postgres(
+                &settings.data_path,
+                &settings.database,
+                force,
+            )
+            .await;
+            match result {
+                Ok(counts) => {
+                    for (kind, n) in counts {
+                        println!("{kind}: {n}");
+                    }
+                    println!("copied and verified");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tollgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::LicenseIssuer {
             key,

@@ -34,8 +34,8 @@ use crate::service::plugins::{plugin_ctx, PluginService};
 use crate::service::roles::RoleService;
 use crate::service::secrets::SecretsService;
 use crate::store::{
-    AlertRecord, DashboardBatch, DashboardRecord, FileOutcome, FolderRecord, NotifierRecord,
-    Job, PluginSettingRecord, ProvisioningRun, RoleRecord, SecretWrite, Store,
+    AlertRecord, DashboardBatch, DashboardRecord, FileOutcome, FolderRecord, Job, NotifierRecord,
+    PluginSettingRecord, ProvisioningRun, RoleRecord, SecretWrite, Store,
 };
 
 /// The five kinds, by their directory and reload route name.
@@ -597,8 +597,7 @@ impl ProvisioningService {
                     };
                     let _one = lock.lock().await;
                     // On several nodes, one polls at a time (the others see its writes).
-                    let Ok(Some(_job)) = s.runs.try_job_lock(Job::DashboardPolling).await
-                    else {
+                    let Ok(Some(_job)) = s.runs.try_job_lock(Job::DashboardPolling).await else {
                         continue;
                     };
                     if let Err(e) = s.dashboards_run(Some(&name)).await {

@@ -26,10 +26,12 @@
 pub mod codec;
 #[cfg(test)]
 pub mod contract;
+pub mod dump;
 pub mod durability;
 pub mod pg_store;
 pub mod records;
 mod sled_store;
+pub mod transfer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +41,7 @@ use async_trait::async_trait;
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 
+pub use dump::Dump;
 pub use durability::Durability;
 pub use records::*;
 
@@ -516,14 +519,17 @@ pub trait Store:
     /// Takes the job's lock if no node holds it; held until the returned lock is dropped
     /// or the node dies.
     async fn try_job_lock(&self, job: Job) -> StoreResult<Option<JobLock>>;
+    /// Every record (moving data between backends). A scan: never on a request.
+    async fn export(&self) -> StoreResult<Dump>;
+    /// Writes a dump in one unit, keeping ids, times and ciphertexts; `replace` empties
+    /// the store first (otherwise the store must be empty). Sequences continue after the
+    /// highest imported ids; counts and reference counts follow the imported rows.
+    async fn import(&self, dump: &Dump, replace: bool) -> StoreResult<()>;
 }
 
 /// Opens the configured backend: the embedded sled database in `data_path`, or the
 /// PostgreSQL database `[database]` names.
-pub async fn open(
-    data_path: &Path,
-    db: &crate::config::Database,
-) -> StoreResult<Arc<dyn Store>> {
+pub async fn open(data_path: &Path, db: &crate::config::Database) -> StoreResult<Arc<dyn Store>> {
     match db.kind {
         crate::config::DatabaseType::Sled => {
             let store = sled_store::SledStore::open(&data_path.join("tollgate.db"))?;
@@ -538,7 +544,9 @@ pub async fn open(
 /// The embedded store in a data folder, whatever the configuration says (migration from
 /// sled to PostgreSQL, tools).
 pub async fn open_sled(data_path: &Path) -> StoreResult<Arc<dyn Store>> {
-    Ok(Arc::new(sled_store::SledStore::open(&data_path.join("tollgate.db"))?))
+    Ok(Arc::new(sled_store::SledStore::open(
+        &data_path.join("tollgate.db"),
+    )?))
 }
 
 #[cfg(test)]

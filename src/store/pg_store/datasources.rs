@@ -215,7 +215,11 @@ impl DataSourceStore for PgStore {
         uid: &str,
     ) -> StoreResult<Option<DataSourceRecord>> {
         self.ds_where(
-            concat!("SELECT ", ds_cols!(), " FROM datasources WHERE org_id = $1 AND uid = $2"),
+            concat!(
+                "SELECT ",
+                ds_cols!(),
+                " FROM datasources WHERE org_id = $1 AND uid = $2"
+            ),
             org,
             uid,
         )

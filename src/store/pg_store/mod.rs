@@ -23,14 +23,15 @@
 
 mod api_keys;
 mod dashboards;
-#[cfg(test)]
-pub mod test_cluster;
 mod datasources;
+mod dump;
 mod notifiers;
 mod roles;
 mod secrets;
 mod sessions;
 mod settings;
+#[cfg(test)]
+pub mod test_cluster;
 mod users;
 
 use std::time::Duration;
@@ -141,7 +142,11 @@ impl PgStore {
         if let Some(key) = &db.client_key_path {
             opts = opts.ssl_client_key(key);
         }
-        let max = if db.max_open_conn == 0 { 10 } else { db.max_open_conn };
+        let max = if db.max_open_conn == 0 {
+            10
+        } else {
+            db.max_open_conn
+        };
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .min_connections(db.max_idle_conn.min(max))
@@ -245,6 +250,14 @@ impl Store for PgStore {
             .await
             .map_err(db_err)?;
         Ok(got.then(|| JobLock::new(std::sync::Mutex::new(conn))))
+    }
+
+    async fn export(&self) -> StoreResult<crate::store::Dump> {
+        dump::export(self).await
+    }
+
+    async fn import(&self, dump: &crate::store::Dump, replace: bool) -> StoreResult<()> {
+        dump::import(self, dump, replace).await
     }
 }
 

@@ -325,7 +325,11 @@ impl RoleStore for PgStore {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
-            concat!("SELECT r.id FROM roles r WHERE ", role_key!(), " FOR KEY SHARE"),
+            concat!(
+                "SELECT r.id FROM roles r WHERE ",
+                role_key!(),
+                " FOR KEY SHARE"
+            ),
             org,
             uid,
         )
@@ -353,7 +357,11 @@ impl RoleStore for PgStore {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
-            concat!("SELECT r.id FROM roles r WHERE ", role_key!(), " FOR NO KEY UPDATE"),
+            concat!(
+                "SELECT r.id FROM roles r WHERE ",
+                role_key!(),
+                " FOR NO KEY UPDATE"
+            ),
             org,
             uid,
         )
@@ -389,7 +397,11 @@ impl RoleStore for PgStore {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
-            concat!("SELECT r.id FROM roles r WHERE ", role_key!(), " FOR NO KEY UPDATE"),
+            concat!(
+                "SELECT r.id FROM roles r WHERE ",
+                role_key!(),
+                " FOR NO KEY UPDATE"
+            ),
             org,
             uid,
         )

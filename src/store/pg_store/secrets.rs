@@ -119,18 +119,18 @@ fn dek_row(row: &PgRow) -> StoreResult<DekRecord> {
 impl EncryptionStore for PgStore {
     async fn deks(&self) -> StoreResult<Vec<DekRecord>> {
         let rows = sqlx::query(concat!(select_deks!(), " ORDER BY id"))
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
         rows.iter().map(dek_row).collect()
     }
 
     async fn dek(&self, id: u32) -> StoreResult<Option<DekRecord>> {
         let row = sqlx::query(concat!(select_deks!(), " WHERE id = $1"))
-        .bind(i64::from(id))
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
+            .bind(i64::from(id))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
         row.as_ref().map(dek_row).transpose()
     }
 
@@ -286,17 +286,21 @@ impl EncryptionStore for PgStore {
     ) -> StoreResult<Vec<(String, Vec<u8>)>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match cursor {
-            Some(c) => sqlx::query(
-                "SELECT key, ciphertext FROM secrets WHERE key > $1 ORDER BY key LIMIT $2",
-            )
-            .bind(c)
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await,
-            None => sqlx::query("SELECT key, ciphertext FROM secrets ORDER BY key LIMIT $1")
+            Some(c) => {
+                sqlx::query(
+                    "SELECT key, ciphertext FROM secrets WHERE key > $1 ORDER BY key LIMIT $2",
+                )
+                .bind(c)
                 .bind(limit)
                 .fetch_all(self.pool())
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query("SELECT key, ciphertext FROM secrets ORDER BY key LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(self.pool())
+                    .await
+            }
         }
         .map_err(db_err)?;
         rows.iter()
@@ -338,16 +342,20 @@ impl EncryptionStore for PgStore {
             }
         }
         match cursor {
-            Some(c) => sqlx::query(
-                "INSERT INTO reencrypt_cursor (singleton, cursor) VALUES (true, $1) \
+            Some(c) => {
+                sqlx::query(
+                    "INSERT INTO reencrypt_cursor (singleton, cursor) VALUES (true, $1) \
                  ON CONFLICT (singleton) DO UPDATE SET cursor = excluded.cursor",
-            )
-            .bind(c)
-            .execute(&mut *tx)
-            .await,
-            None => sqlx::query("DELETE FROM reencrypt_cursor")
+                )
+                .bind(c)
                 .execute(&mut *tx)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query("DELETE FROM reencrypt_cursor")
+                    .execute(&mut *tx)
+                    .await
+            }
         }
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
@@ -359,65 +367,5 @@ impl EncryptionStore for PgStore {
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)
-    }
-}
-
-// TEMPORARY (content helper): runs the content part of the contract until the whole suite
-// reaches it; removed when done.
-#[cfg(test)]
-mod content_contract_tmp {
-    use std::sync::Arc;
-
-    use super::super::test_cluster::TestCluster;
-    use crate::store::contract as c;
-    use crate::store::Store;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_content_contract_tmp() {
-        let cluster = TestCluster::start();
-        let fresh = || async {
-            let s: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
-            s
-        };
-        let only = std::env::var("CONTENT_ONLY").unwrap_or_default();
-        macro_rules! run {
-            ($($name:ident),* $(,)?) => {
-                $(
-                    if only.is_empty() || only.split(',').any(|o| o == stringify!($name)) {
-                        eprintln!("-- {}", stringify!($name));
-                        c::$name(fresh().await).await;
-                    }
-                )*
-            };
-        }
-        run!(
-            encryption_deks,
-            encryption_destroy_dek,
-            encryption_secret_refcounts,
-            encryption_refcounts_across_writers,
-            encryption_secrets_paging,
-            encryption_commit_reencrypt,
-            datasources_create_and_update,
-            datasources_unique_per_org,
-            datasources_delete_by_org,
-            settings_overrides,
-            license_and_renewal,
-            dashboards_apply,
-            dashboards_alerts_keep_id_and_pause,
-            dashboards_two_orgs_same_uid,
-            alerts_pause_per_org,
-            plugin_settings_per_org,
-            notifiers_per_org,
-            roles_create_and_conflicts,
-            roles_update_version_cas,
-            roles_delete_removes_assignments,
-            roles_apply_keeps_api_assignments,
-            roles_assign_and_unassign,
-            roles_basic_grants,
-            roles_two_orgs_same_uid,
-            roles_concurrent_assign_many_roles,
-            roles_concurrent_assign_many_users,
-            provisioning_runs,
-        );
     }
 }

@@ -88,7 +88,11 @@ impl SessionStore for PgStore {
     }
 
     async fn session(&self, session: u64) -> StoreResult<Option<SessionRecord>> {
-        const SQL: &str = concat!("SELECT ", session_cols!(), " FROM sessions s WHERE s.id = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            session_cols!(),
+            " FROM sessions s WHERE s.id = $1"
+        );
         let row = sqlx::query(SQL)
             .bind(id(session))
             .fetch_optional(self.pool())

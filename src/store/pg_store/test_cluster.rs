@@ -77,14 +77,20 @@ impl TestCluster {
             .arg(dir.path())
             .status();
         let d = data.to_string_lossy().to_string();
-        run(&bin.join("initdb"), &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        run(
+            &bin.join("initdb"),
+            &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         let port = free_port();
         let sock = dir.path().to_string_lossy().to_string();
         let opts = format!(
             "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
         let log = dir.path().join("pg.log").to_string_lossy().to_string();
-        run(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]);
+        run(
+            &bin.join("pg_ctl"),
+            &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"],
+        );
         Self {
             dir,
             bin,
@@ -138,6 +144,9 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         let d = self.dir.path().join("data").to_string_lossy().to_string();
-        run(&self.bin.join("pg_ctl"), &["-D", &d, "-m", "immediate", "stop"]);
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", "immediate", "stop"],
+        );
     }
 }

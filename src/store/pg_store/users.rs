@@ -38,7 +38,6 @@ macro_rules! user_cols {
                ORDER BY m.position) AS member_roles"
     };
 }
-pub(super) use user_cols;
 
 /// How the store folds logins and emails for uniqueness and lookups (as sled does).
 pub(super) fn fold(s: &str) -> String {
@@ -77,14 +76,21 @@ fn scheme_of(name: &str) -> StoreResult<PasswordScheme> {
     match name {
         "pbkdf2_sha256" => Ok(PasswordScheme::Pbkdf2Sha256),
         "grafana_legacy" => Ok(PasswordScheme::GrafanaLegacy),
-        other => Err(StoreError::Codec(format!("unknown password scheme {other:?}"))),
+        other => Err(StoreError::Codec(format!(
+            "unknown password scheme {other:?}"
+        ))),
     }
 }
 
-/// The four password columns of an optional hash.
-fn password_cols(
-    p: Option<&PasswordHash>,
-) -> (Option<&'static str>, Option<i64>, Option<&[u8]>, Option<&[u8]>) {
+/// The four password columns of a hash: scheme, iterations, salt, hash (all NULL for none).
+type PasswordCols<'a> = (
+    Option<&'static str>,
+    Option<i64>,
+    Option<&'a [u8]>,
+    Option<&'a [u8]>,
+);
+
+fn password_cols(p: Option<&PasswordHash>) -> PasswordCols<'_> {
     match p {
         Some(p) => (
             Some(scheme_name(p.scheme)),
@@ -153,7 +159,10 @@ const USER_BY_ID_FOR_UPDATE: &str = concat!(
 );
 
 /// The user `id` inside a transaction, its row locked until the end of it.
-pub(super) async fn lock_user(conn: &mut PgConnection, user: i64) -> StoreResult<Option<UserRecord>> {
+pub(super) async fn lock_user(
+    conn: &mut PgConnection,
+    user: i64,
+) -> StoreResult<Option<UserRecord>> {
     sqlx::query(USER_BY_ID_FOR_UPDATE)
         .bind(user)
         .fetch_optional(conn)
@@ -226,7 +235,11 @@ pub(super) async fn delete_user_in(
 }
 
 impl PgStore {
-    async fn user_where(&self, sql: &'static str, value: String) -> StoreResult<Option<UserRecord>> {
+    async fn user_where(
+        &self,
+        sql: &'static str,
+        value: String,
+    ) -> StoreResult<Option<UserRecord>> {
         sqlx::query(sql)
             .bind(value)
             .fetch_optional(self.pool())
@@ -341,12 +354,20 @@ impl UserStore for PgStore {
     }
 
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>> {
-        const SQL: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.login_key = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.login_key = $1"
+        );
         self.user_where(SQL, fold(login)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
-        const SQL: &str = concat!("SELECT ", user_cols!(), " FROM users u WHERE u.email_key = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            user_cols!(),
+            " FROM users u WHERE u.email_key = $1"
+        );
         self.user_where(SQL, fold(email)).await
     }
 
@@ -519,7 +540,12 @@ impl UserStore for PgStore {
         Ok(record)
     }
 
-    async fn set_grafana_admin(&self, user: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
+    async fn set_grafana_admin(
+        &self,
+        user: UserId,
+        admin: bool,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let admins = lock_grafana_admins(&mut tx).await?;
         let row = lock_user(&mut tx, id(user.0))

@@ -10,7 +10,7 @@ use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err
 use crate::domain::{OrgId, UserId};
 use crate::store::{codec, ApiKeyRecord, ApiKeyStore, StoreError, StoreResult, UserRecord};
 
-fn name_key(org: u64, service_account: Option<u64>, name: &str) -> Vec<u8> {
+pub(crate) fn name_key(org: u64, service_account: Option<u64>, name: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(16 + name.len());
     k.extend_from_slice(&org.to_be_bytes());
     k.extend_from_slice(&service_account.unwrap_or(0).to_be_bytes());

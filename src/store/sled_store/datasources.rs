@@ -9,13 +9,13 @@ use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, Sled
 use crate::domain::OrgId;
 use crate::store::{DataSourceRecord, DataSourceStore, SecretWrite, StoreError, StoreResult};
 
-fn scoped(org: u64, value: &str) -> Vec<u8> {
+pub(crate) fn scoped(org: u64, value: &str) -> Vec<u8> {
     let mut k = org.to_be_bytes().to_vec();
     k.extend_from_slice(value.as_bytes());
     k
 }
 
-fn name_key(org: u64, name: &str) -> Vec<u8> {
+pub(crate) fn name_key(org: u64, name: &str) -> Vec<u8> {
     scoped(org, &name.to_lowercase())
 }
 

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use super::{get, SledStore};
 use crate::store::{codec, LicenseStore, RenewalRecord, StoreError, StoreResult, StoredLicense};
 
-const TOKEN: &[u8] = b"token";
-const RENEWAL: &[u8] = b"renewal";
+pub(crate) const TOKEN: &[u8] = b"token";
+pub(crate) const RENEWAL: &[u8] = b"renewal";
 
 #[async_trait]
 impl LicenseStore for SledStore {

@@ -11,6 +11,7 @@
 mod api_keys;
 mod dashboards;
 mod datasources;
+mod dump;
 mod license;
 mod migrate;
 mod notifiers;
@@ -328,6 +329,15 @@ impl Store for SledStore {
 
     async fn try_job_lock(&self, _job: Job) -> StoreResult<Option<JobLock>> {
         Ok(Some(JobLock::new(())))
+    }
+
+    async fn export(&self) -> StoreResult<super::Dump> {
+        self.blocking(|s| s.export_sync()).await
+    }
+
+    async fn import(&self, dump: &super::Dump, replace: bool) -> StoreResult<()> {
+        let dump = dump.clone();
+        self.blocking(move |s| s.import_sync(&dump, replace)).await
     }
 }
 

@@ -13,7 +13,7 @@ use crate::store::{
     ProvisioningRunStore, SecretWrite, StoreError, StoreResult,
 };
 
-fn org_key(org: u64, name: &str) -> String {
+pub(crate) fn org_key(org: u64, name: &str) -> String {
     format!("{org}/{name}")
 }
 

@@ -11,7 +11,7 @@ use super::{abort, all, dec, enc, get, keys, tx_err, SledStore, TxResult};
 use crate::domain::{OrgId, UserId};
 use crate::store::{RoleRecord, RoleStore, StoreError, StoreResult};
 
-fn name_key(org: u64, name: &str) -> Vec<u8> {
+pub(crate) fn name_key(org: u64, name: &str) -> Vec<u8> {
     keys::org_named(org, &name.to_lowercase())
 }
 

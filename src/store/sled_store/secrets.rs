@@ -13,10 +13,10 @@ use crate::store::{
     DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError, StoreResult,
 };
 
-const ACTIVE_DEK: &str = "active_dek";
-const REENCRYPT_CURSOR: &str = "reencrypt_cursor";
+pub(crate) const ACTIVE_DEK: &str = "active_dek";
+pub(crate) const REENCRYPT_CURSOR: &str = "reencrypt_cursor";
 
-fn dek_key(id: u32) -> [u8; 4] {
+pub(crate) fn dek_key(id: u32) -> [u8; 4] {
     id.to_be_bytes()
 }
 

@@ -8,7 +8,7 @@ use super::secrets::apply_secret_writes;
 use super::{enc, tx_err, SledStore};
 use crate::store::{SecretWrite, SettingOverride, SettingsStore, StoreResult};
 
-fn key(section: &str, key: &str) -> String {
+pub(crate) fn key(section: &str, key: &str) -> String {
     format!("{section}\n{key}")
 }
 

@@ -17,7 +17,7 @@ use crate::store::{
     UserRecord, UserStore,
 };
 
-fn fold(s: &str) -> String {
+pub(crate) fn fold(s: &str) -> String {
     s.trim().to_lowercase()
 }
 
