@@ -98,7 +98,10 @@ async fn three_nodes_answer_as_one_server() {
         let (s, _) = send(n.with_session(Method::GET, "/api/user", &token)).await;
         assert_eq!(s, 401, "the disabled user's session ends on every node");
         let (s, _) = send(n.as_user(Method::GET, "/api/user", "shared", "shared-pw-2")).await;
-        assert_eq!(s, 401, "the disabled user's password is refused on every node");
+        assert_eq!(
+            s, 401,
+            "the disabled user's password is refused on every node"
+        );
     }
     let (s, _) = send(c.admin(Method::POST, &format!("/api/admin/users/{id}/enable"))).await;
     assert_eq!(s, 200);
@@ -120,15 +123,21 @@ async fn cached_state_follows_changes_made_on_another_node() {
     // Roles: a role made and assigned on A grants on B.
     let (s, _) = send(b.as_user(Method::GET, "/api/admin/stats", "reader", "reader-pw-1")).await;
     assert_eq!(s, 403);
-    let (s, v) = send(a.admin(Method::POST, "/api/access-control/roles").json(&json!({
-        "uid": "stats-reader", "name": "custom:stats:reader",
-        "permissions": [{"action": "server.stats:read"}],
-    })))
+    let (s, v) = send(
+        a.admin(Method::POST, "/api/access-control/roles")
+            .json(&json!({
+                "uid": "stats-reader", "name": "custom:stats:reader",
+                "permissions": [{"action": "server.stats:read"}],
+            })),
+    )
     .await;
     assert_eq!(s, 200, "{v}");
     let (s, v) = send(
-        a.admin(Method::POST, &format!("/api/access-control/users/{id}/roles"))
-            .json(&json!({"roleUid": "stats-reader"})),
+        a.admin(
+            Method::POST,
+            &format!("/api/access-control/users/{id}/roles"),
+        )
+        .json(&json!({"roleUid": "stats-reader"})),
     )
     .await;
     assert_eq!(s, 200, "{v}");
@@ -155,14 +164,19 @@ async fn cached_state_follows_changes_made_on_another_node() {
     eprintln!("settings override reached node A in {took:?}");
 
     // Data keys: after a rotation on A, B encrypts with the new key.
-    let (_, before): (u16, Value) = send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
+    let (_, before): (u16, Value) =
+        send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
     let (s, v) = send(a.admin(Method::POST, "/api/admin/encryption/rotate-data-keys")).await;
     assert!((200..300).contains(&s), "{s} {v}");
     let (_, after): (u16, Value) = send(a.admin(Method::GET, "/api/admin/encryption/status")).await;
-    assert_ne!(before["activeDataKeyId"], after["activeDataKeyId"], "{before} {after}");
+    assert_ne!(
+        before["activeDataKeyId"], after["activeDataKeyId"],
+        "{before} {after}"
+    );
     let active = after["activeDataKeyId"].clone();
     within("active data key on B", || async {
-        let (_, st): (u16, Value) = send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
+        let (_, st): (u16, Value) =
+            send(b.admin(Method::GET, "/api/admin/encryption/status")).await;
         st["activeDataKeyId"] == active
     })
     .await;
@@ -177,5 +191,75 @@ async fn cached_state_follows_changes_made_on_another_node() {
         .as_array()
         .and_then(|ks| ks.iter().find(|k| k["id"] == active))
         .map(|k| k["references"].clone());
-    assert_eq!(refs, Some(json!(1)), "B sealed the new secret with the new key: {st}");
+    assert_eq!(
+        refs,
+        Some(json!(1)),
+        "B sealed the new secret with the new key: {st}"
+    );
+}
+
+/// The database stopped under a running node: requests that need it answer 503 in bounded
+/// time, the health check says so, nothing is acknowledged without a commit, and the node
+/// recovers by itself when the database returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_survives_the_database_going_away() {
+    let ns = nodes(1).await;
+    let a = &ns.nodes[0];
+    let id = a.create_user("steady", "steady-pw-1").await;
+    ns._cluster.stop_server();
+
+    let start = Instant::now();
+    let (s, v) = send(a.admin(Method::GET, &format!("/api/users/{id}"))).await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(
+        message(&v),
+        "The database is unavailable; retry in a moment"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "answered in {:?}",
+        start.elapsed()
+    );
+    let (s, v) = send(
+        a.admin(Method::POST, "/api/admin/users")
+            .json(&json!({"login": "while-down", "password": "while-down-pw"})),
+    )
+    .await;
+    assert!(
+        s >= 500,
+        "a write is never acknowledged without a commit: {s} {v}"
+    );
+    let (s, h) = send(a.req(Method::GET, "/api/health")).await;
+    assert_eq!((s, h["database"].clone()), (503, json!("failing")));
+
+    ns._cluster.start_server();
+    within_secs(15, "the node recovers", || async {
+        send(a.admin(Method::GET, &format!("/api/users/{id}")))
+            .await
+            .0
+            == 200
+    })
+    .await;
+    let (s, h) = send(a.req(Method::GET, "/api/health")).await;
+    assert_eq!((s, h["database"].clone()), (200, json!("ok")));
+    let (s, _) = send(a.admin(Method::GET, "/api/users/lookup?loginOrEmail=while-down")).await;
+    assert_eq!(
+        s, 404,
+        "the write made while the database was away did not happen"
+    );
+}
+
+async fn within_secs<F, Fut>(secs: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs}s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -3,20 +3,19 @@
 //! (initdb refuses root), `pg_ctl` on a free loopback port with the socket inside the
 //! folder. Every `create_database()` is a new, empty database on it. Stopped on drop.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-
-
 pub struct TestCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
     next_db: AtomicU32,
+    /// The `postgres` options `pg_ctl start` passes (port, socket folder).
+    server_opts: String,
 }
 
 fn pg_bin() -> PathBuf {
@@ -76,20 +75,43 @@ impl TestCluster {
             .arg(dir.path())
             .status();
         let d = data.to_string_lossy().to_string();
-        run(&bin.join("initdb"), &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"]);
+        run(
+            &bin.join("initdb"),
+            &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
         let port = free_port();
         let sock = dir.path().to_string_lossy().to_string();
         let opts = format!(
             "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
-        let log = dir.path().join("pg.log").to_string_lossy().to_string();
-        run(&bin.join("pg_ctl"), &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"]);
-        Self {
+        let c = Self {
             dir,
             bin,
             port,
             next_db: AtomicU32::new(0),
-        }
+            server_opts: opts,
+        };
+        c.start_server();
+        c
+    }
+
+    /// Starts the server (again, after `stop_server`), on the same port and data.
+    pub fn start_server(&self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        let log = self.dir.path().join("pg.log").to_string_lossy().to_string();
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-o", &self.server_opts, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops the server at once (connections are cut), keeping its data.
+    pub fn stop_server(&self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", "fast", "-w", "stop"],
+        );
     }
 
     pub fn options(&self, db: &str) -> PgConnectOptions {
@@ -126,7 +148,9 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         let d = self.dir.path().join("data").to_string_lossy().to_string();
-        run(&self.bin.join("pg_ctl"), &["-D", &d, "-m", "immediate", "stop"]);
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", "immediate", "stop"],
+        );
     }
 }
-

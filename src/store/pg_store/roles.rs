@@ -198,6 +198,7 @@ impl RoleStore for PgStore {
         .map_err(db_err)?;
         put_permissions(&mut tx, id, role).await?;
         put_assignments(&mut tx, id, role).await?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -239,6 +240,7 @@ impl RoleStore for PgStore {
             });
         };
         put_permissions(&mut tx, id, role).await?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -267,6 +269,7 @@ impl RoleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(gone))
     }
@@ -318,6 +321,7 @@ impl RoleStore for PgStore {
                 put_assignments(&mut tx, id, role).await?;
             }
         }
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -343,6 +347,7 @@ impl RoleStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
@@ -383,6 +388,7 @@ impl RoleStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(by_id.rows_affected() + by_login.rows_affected() > 0)
     }
@@ -421,6 +427,7 @@ impl RoleStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }

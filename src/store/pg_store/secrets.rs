@@ -184,6 +184,7 @@ impl EncryptionStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -223,6 +224,7 @@ impl EncryptionStore for PgStore {
                 return Err(StoreError::NotFound);
             }
         }
+        super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -252,6 +254,7 @@ impl EncryptionStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }

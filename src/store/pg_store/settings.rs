@@ -65,6 +65,7 @@ impl SettingsStore for PgStore {
                 .map_err(db_err)?;
         }
         apply_secret_writes(&mut tx, secrets).await?;
+        super::announce_in(&mut tx, crate::store::Topic::Settings).await?;
         tx.commit().await.map_err(db_err)
     }
 }
@@ -89,6 +90,7 @@ impl LicenseStore for PgStore {
     }
 
     async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO license (singleton, token, stored_at) \
              VALUES (true, $1, to_timestamp($2)) ON CONFLICT (singleton) \
@@ -96,19 +98,25 @@ impl LicenseStore for PgStore {
         )
         .bind(license.token.as_str())
         .bind(license.stored_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        super::announce_in(&mut tx, crate::store::Topic::License).await?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE license SET token = NULL, stored_at = NULL WHERE token IS NOT NULL",
         )
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        if done.rows_affected() > 0 {
+            super::announce_in(&mut tx, crate::store::Topic::License).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
         Ok(done.rows_affected() > 0)
     }
 
