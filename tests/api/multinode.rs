@@ -263,3 +263,74 @@ where
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Two server processes on one database: SIGKILL one while it acknowledges writes; every
+/// acknowledged write is there through the other, and the job locks the dead node held are
+/// free again (its connection closed with it), so the survivor takes its jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_a_node_loses_no_acknowledged_write() {
+    use tollgate::store::Job;
+    let cluster = TestCluster::start();
+    let db = cluster.create_database().await;
+    let url = cluster.url(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [
+        ("GF_DATABASE_TYPE", "postgres"),
+        ("GF_DATABASE_URL", url.as_str()),
+        ("GF_SECURITY_SECRET_KEY", SECRET),
+    ];
+    let first = ServerProcess::start(&dir.path().join("a"), &envs).await;
+    let second = ServerProcess::start(&dir.path().join("b"), &envs).await;
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let c = client.clone();
+        let url = format!("{}/api/admin/users", first.base);
+        tasks.push(tokio::spawn(async move {
+            let login = format!("killed-{i}");
+            let r = c
+                .post(url)
+                .basic_auth(ADMIN, Some(ADMIN_PW))
+                .json(&json!({"login": login, "password": "killedpw"}))
+                .send()
+                .await;
+            (login, r.map(|r| r.status().as_u16()).unwrap_or(0))
+        }));
+        if i == 25 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    first.kill();
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        let (login, status) = t.await.unwrap();
+        if status == 200 {
+            acknowledged.push(login);
+        }
+    }
+    for login in &acknowledged {
+        let r = client
+            .get(format!(
+                "{}/api/users/lookup?loginOrEmail={login}",
+                second.base
+            ))
+            .basic_auth(ADMIN, Some(ADMIN_PW))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{login} was acknowledged but is missing");
+    }
+    // The dead node's job locks are free: a store on the same database takes them.
+    let mut settings = settings_for(&dir.path().join("probe"), &[]);
+    settings.database.kind = tollgate::config::DatabaseType::Postgres;
+    settings.database.url = url.clone();
+    let store = tollgate::store::open(&settings.data_path, &settings.database)
+        .await
+        .unwrap();
+    for job in [Job::LicenseRenewal, Job::SessionPurge, Job::Provisioning] {
+        let lock = store.try_job_lock(job).await.unwrap();
+        assert!(lock.is_some(), "{job:?} is free after the node died");
+    }
+    drop(second);
+}
