@@ -309,6 +309,14 @@ async fn sigkill_of_a_node_loses_no_acknowledged_write() {
             acknowledged.push(login);
         }
     }
+    assert!(
+        !acknowledged.is_empty(),
+        "some writes were acknowledged before the kill"
+    );
+    eprintln!(
+        "{} of 40 writes acknowledged before SIGKILL",
+        acknowledged.len()
+    );
     for login in &acknowledged {
         let r = client
             .get(format!(
