@@ -282,41 +282,53 @@ async fn sigkill_of_a_node_loses_no_acknowledged_write() {
     let first = ServerProcess::start(&dir.path().join("a"), &envs).await;
     let second = ServerProcess::start(&dir.path().join("b"), &envs).await;
     let client = reqwest::Client::new();
+    // Eight writers create users in a loop until the node dies; the kill comes once ten
+    // creates were acknowledged, so it lands in the middle of writes.
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for i in 0..40 {
+    for w in 0..8 {
         let c = client.clone();
         let url = format!("{}/api/admin/users", first.base);
+        let acked = acked.clone();
         tasks.push(tokio::spawn(async move {
-            let login = format!("killed-{i}");
-            let r = c
-                .post(url)
-                .basic_auth(ADMIN, Some(ADMIN_PW))
-                .json(&json!({"login": login, "password": "killedpw"}))
-                .send()
-                .await;
-            (login, r.map(|r| r.status().as_u16()).unwrap_or(0))
+            let mut ok = Vec::new();
+            for i in 0.. {
+                let login = format!("killed-{w}-{i}");
+                let r = c
+                    .post(&url)
+                    .basic_auth(ADMIN, Some(ADMIN_PW))
+                    .json(&json!({"login": login, "password": "killedpw"}))
+                    .send()
+                    .await;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(200) => {
+                        ok.push(login);
+                        acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    _ => return ok,
+                }
+            }
+            ok
         }));
-        if i == 25 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
     }
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    let start = Instant::now();
+    while acked.load(std::sync::atomic::Ordering::SeqCst) < 10 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no writes acknowledged"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     first.kill();
     let mut acknowledged = Vec::new();
     for t in tasks {
-        let (login, status) = t.await.unwrap();
-        if status == 200 {
-            acknowledged.push(login);
-        }
+        acknowledged.extend(t.await.unwrap());
     }
     assert!(
         !acknowledged.is_empty(),
         "some writes were acknowledged before the kill"
     );
-    eprintln!(
-        "{} of 40 writes acknowledged before SIGKILL",
-        acknowledged.len()
-    );
+    eprintln!("{} writes acknowledged before SIGKILL", acknowledged.len());
     for login in &acknowledged {
         let r = client
             .get(format!(
