@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # HTTP benchmarks: wrk against the release binary next to a bare poem server (the
 # framework ceiling, ../shared/tools/poem-ceiling) measured in the same run. Each scenario
-# alternates ceiling and tollgate runs; the figure reported is the ratio of the means.
+# alternates baseline and tollgate runs; the figure reported is the ratio of the means.
+# Every scenario runs twice: on the embedded sled store, then on a throwaway PostgreSQL 15
+# cluster this script starts (default durability settings), where the durable-writes
+# scenario is compared with `pgbench -N` on the same cluster instead of the poem ceiling.
 # Usage: bench/run.sh [seconds-per-run] [rounds]. Writes bench/results/latest.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,7 +12,10 @@ cd "$root"
 secs=${1:-5}
 rounds=${2:-2}
 conns=${BENCH_CONNECTIONS:-32}
+writers=64
+pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+[ -x "$pg_bin/initdb" ] || { echo "PostgreSQL 15 is needed: apt-get install postgresql-15" >&2; exit 1; }
 
 cargo build --release --quiet
 ceiling_src="$root/../shared/tools/poem-ceiling"
@@ -20,129 +26,220 @@ fi
 (cd "$ceiling_dir" && cargo build --release --quiet)
 
 work=$(mktemp -d /tmp/tollgate-bench-XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-base=http://127.0.0.1:$port
-ceiling=http://127.0.0.1:$cport
-pw=bench-admin-pw
-# The default (strong) password hashing: the point is that PBKDF2 is not on the hot path.
-GF_PATHS_DATA="$work/data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
-  GF_SECURITY_ADMIN_PASSWORD=$pw GF_LOG_LEVEL=warn ./target/release/tollgate server >"$work/server.log" 2>&1 &
-tg=$!
-"$ceiling_dir/target/release/poem-ceiling" "127.0.0.1:$cport" >/dev/null 2>&1 &
-cp=$!
-trap 'kill $tg $cp ${st:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -fsS "$base/api/health" >/dev/null 2>&1 && curl -fsS "$ceiling/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
-
-basic="Authorization: Basic $(printf 'admin:%s' "$pw" | base64)"
-# Warm the credential cache (one PBKDF2 at 600,000 iterations).
-curl -fsS -H "$basic" "$base/api/users/1" >/dev/null
-
-key=$(curl -fsS -H "$basic" -H 'content-type: application/json' -d '{"name":"bench","role":"Viewer"}' \
-  "$base/api/auth/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-session=$(curl -fsS -D - -o /dev/null -H 'content-type: application/json' \
-  -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "$base/login" \
-  | sed -n 's/^[Ss]et-[Cc]ookie: grafana_session=\([^;]*\).*/\1/p')
-
-# A service account whose token holds one property-level settings scope.
-json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
-post() { curl -fsS -H "$basic" -H 'content-type: application/json' -d "$2" "$base$1"; }
-sa=$(post /api/serviceaccounts '{"name":"bench-saml"}' | json id)
-post /api/access-control/roles '{"uid":"bench-saml","name":"custom:bench:saml","global":true,"permissions":[{"action":"settings:read","scope":"settings:auth.saml:enabled"}]}' >/dev/null
-post "/api/access-control/users/$sa/roles" '{"roleUid":"bench-saml"}' >/dev/null
-satoken=$(post "/api/serviceaccounts/$sa/tokens" '{"name":"bench"}' | json key)
-
-SCENARIOS=(
-  "GET /api/health|$base/api/health|"
-  "GET /api/users/1 (Basic)|$base/api/users/1|$basic"
-  "GET /api/user (API key)|$base/api/user|Authorization: Bearer $key"
-  "GET /api/user (session cookie)|$base/api/user|Cookie: grafana_session=$session"
-  "GET /api/admin/settings (Basic, Grafana Admin)|$base/api/admin/settings|$basic"
-  "GET /api/admin/settings (service-account token, one property scope)|$base/api/admin/settings|Authorization: Bearer $satoken"
-)
-
-# The stats scenarios run on a second server whose users are seeded over HTTP. It hashes
-# passwords with 1,000 PBKDF2 iterations so that 100,000 creates take seconds, not hours;
-# the stats request itself never hashes anything (the admin's credential is cached).
-sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-sbase=http://127.0.0.1:$sport
-GF_PATHS_DATA="$work/stats-data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$sport \
-  GF_SECURITY_ADMIN_PASSWORD=$pw GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 GF_LOG_LEVEL=warn \
-  ./target/release/tollgate server >"$work/stats-server.log" 2>&1 &
-st=$!
-for _ in $(seq 100); do curl -fsS "$sbase/api/health" >/dev/null 2>&1 && break; sleep 0.1; done
-stats_users() {
-  curl -fsS -H "$basic" "$sbase/api/admin/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["users"])'
+pgdir=""
+pids=()
+cleanup() {
+  [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  if [ -n "$pgdir" ]; then
+    as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$pgdir"
+  fi
+  rm -rf "$work"
 }
-seed_users() { # target user count (the admin included)
-  local target=$1 have run=0
-  have=$(stats_users)
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { # base-url
+  for _ in $(seq 300); do curl -fsS "$1/api/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "$1 did not come up" >&2
+  return 1
+}
+json() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+post() { curl -fsS -H "$basic" -H 'content-type: application/json' -d "$3" "$1$2"; } # base path body
+
+pw=bench-admin-pw
+basic="Authorization: Basic $(printf 'admin:%s' "$pw" | base64)"
+
+# start_tollgate NAME [VAR=value...]: a release server on a free port with its own data
+# folder, its log in $work/NAME.log. Sets $url to its base URL.
+start_tollgate() {
+  local name=$1 p
+  shift
+  p=$(free_port)
+  env GF_PATHS_DATA="$work/$name-data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$p" \
+    GF_SECURITY_ADMIN_PASSWORD="$pw" GF_LOG_LEVEL=warn "$@" \
+    ./target/release/tollgate server >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  url=http://127.0.0.1:$p
+  wait_up "$url"
+}
+
+# PostgreSQL tools run as the postgres user when we are root (initdb refuses root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+# A throwaway cluster: data and socket in a temp folder, a free loopback port, default
+# durability (fsync, synchronous_commit and full_page_writes on), default max_connections
+# (100: pgbench's 64 plus the tollgate pools fit). Sets $pgport; stopped by cleanup.
+start_postgres() {
+  pgdir=$(mktemp -d /tmp/tollgate-bench-pg-XXXXXX)
+  chmod 755 "$pgdir"
+  [ "$(id -u)" != 0 ] || chown postgres:postgres "$pgdir"
+  pgport=$(free_port)
+  as_postgres "$pg_bin/initdb" -D "$pgdir/data" -A trust -U postgres >"$pgdir/initdb.log"
+  as_postgres "$pg_bin/pg_ctl" -D "$pgdir/data" -l "$pgdir/postgres.log" -w \
+    -o "-p $pgport -k $pgdir -c listen_addresses=127.0.0.1" start >/dev/null
+  for db in tollgate tollgate_stats pgbench; do
+    as_postgres "$pg_bin/createdb" -h 127.0.0.1 -p "$pgport" -U postgres "$db"
+  done
+  as_postgres "$pg_bin/pgbench" -i -q -h 127.0.0.1 -p "$pgport" -U postgres pgbench >"$pgdir/pgbench-init.log" 2>&1
+}
+pg_url() { echo "postgres://postgres@127.0.0.1:$pgport/$1?sslmode=disable"; } # database
+
+# setup_clients BASE: warms the admin's credential cache (one PBKDF2 at the default
+# 600,000 iterations: the point is that it is not on the hot path), then creates an API
+# key, a login session and a service account whose token holds one property-level settings
+# scope. Sets $key, $session and $satoken.
+setup_clients() {
+  local b=$1 sa
+  curl -fsS -H "$basic" "$b/api/users/1" >/dev/null
+  key=$(post "$b" /api/auth/keys '{"name":"bench","role":"Viewer"}' | json key)
+  session=$(curl -fsS -D - -o /dev/null -H 'content-type: application/json' \
+    -d "{\"user\":\"admin\",\"password\":\"$pw\"}" "$b/login" \
+    | sed -n 's/^[Ss]et-[Cc]ookie: grafana_session=\([^;]*\).*/\1/p')
+  sa=$(post "$b" /api/serviceaccounts '{"name":"bench-saml"}' | json id)
+  post "$b" /api/access-control/roles '{"uid":"bench-saml","name":"custom:bench:saml","global":true,"permissions":[{"action":"settings:read","scope":"settings:auth.saml:enabled"}]}' >/dev/null
+  post "$b" "/api/access-control/users/$sa/roles" '{"roleUid":"bench-saml"}' >/dev/null
+  satoken=$(post "$b" "/api/serviceaccounts/$sa/tokens" '{"name":"bench"}' | json key)
+}
+
+# get_scenarios BASE SUFFIX: sets SCENARIOS ("name|url|header") for the GET scenarios.
+get_scenarios() {
+  local b=$1 sfx=$2
+  SCENARIOS=(
+    "GET /api/health$sfx|$b/api/health|"
+    "GET /api/users/1 (Basic)$sfx|$b/api/users/1|$basic"
+    "GET /api/user (API key)$sfx|$b/api/user|Authorization: Bearer $key"
+    "GET /api/user (session cookie)$sfx|$b/api/user|Cookie: grafana_session=$session"
+    "GET /api/admin/settings (Basic, Grafana Admin)$sfx|$b/api/admin/settings|$basic"
+    "GET /api/admin/settings (service-account token, one property scope)$sfx|$b/api/admin/settings|Authorization: Bearer $satoken"
+  )
+}
+
+# The stats scenarios run on servers whose users are seeded over HTTP. They hash passwords
+# with 1,000 PBKDF2 iterations so that 100,000 creates take a minute or two, not hours; the
+# stats request itself never hashes anything (the admin's credential is cached).
+stats_users() { # base
+  curl -fsS -H "$basic" "$1/api/admin/stats" | json users
+}
+seed_users() { # base, target user count (the admin included)
+  local b=$1 target=$2 have run=0
+  have=$(stats_users "$b")
   while [ "$have" -lt "$target" ]; do
     run=$((run + 1))
-    # About 2,000 creates a second on this machine; the loop tops up any shortfall.
+    # About 2,000 creates a second on sled on this machine; the loop tops up any shortfall.
     PREFIX="bulk$target-$run" COUNT=$((target - have)) wrk -t1 -c"$conns" \
-      -d"$(( (target - have) / 2000 + 1 ))s" -s bench/seed-users.lua -H "$basic" "$sbase" >/dev/null
-    have=$(stats_users)
+      -d"$(( (target - have) / 2000 + 1 ))s" -s bench/seed-users.lua -H "$basic" "$b" >/dev/null
+    have=$(stats_users "$b")
   done
-  echo "stats server: $have users" >&2
+  echo "stats server $b: $have users" >&2
 }
 
-run_wrk() { # url header -> "reqs p99ms"
-  local url=$1 header=$2 out
-  if [ -n "$header" ]; then
-    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "$header" "$url")
-  else
-    out=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
-  fi
-  local rps p99 non2xx
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-  [ -z "$non2xx" ] || { echo "non-2xx responses for $url: $non2xx" >&2; exit 1; }
-  echo "$rps $p99"
+# wrk_figures WRK-OUTPUT WHAT -> "req/s p99"; fails on any non-2xx answer.
+wrk_figures() {
+  local non2xx
+  non2xx=$(echo "$1" | awk '/Non-2xx/ {print $5}')
+  [ -z "$non2xx" ] || { echo "non-2xx responses for $2: $non2xx" >&2; return 1; }
+  echo "$(echo "$1" | awk '/Requests\/sec/ {print $2}') $(echo "$1" | awk '$1=="99%" {print $2}')"
+}
+run_wrk() { # url header -> "req/s p99"
+  local args=(-t1 -c"$conns" -d"${secs}s" --latency) out
+  [ -z "$2" ] || args+=(-H "$2")
+  out=$(wrk "${args[@]}" "$1")
+  wrk_figures "$out" "$1"
+}
+ceiling_health() { run_wrk "$ceiling/api/health" ""; }
+# Durable writes: every request flips the Grafana Admin flag of user $2 (bench/toggle-admin.lua).
+run_writes() { # base user-id -> "req/s p99"
+  local out
+  out=$(USER_ID=$2 wrk -t1 -c"$writers" -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$1")
+  wrk_figures "$out" "the write scenario on $1"
+}
+# pgbench's built-in simple-update script (-N: UPDATE pgbench_accounts, SELECT, INSERT INTO
+# pgbench_history, one transaction) on its own database of the same cluster -> "tps -".
+pgbench_tps() {
+  local out tps
+  out=$(as_postgres "$pg_bin/pgbench" -h 127.0.0.1 -p "$pgport" -U postgres \
+    -N -c "$writers" -j 2 -T "$secs" pgbench 2>&1)
+  tps=$(echo "$out" | awk '$1=="tps" {print $3; exit}')
+  [ -n "$tps" ] || { echo "pgbench failed: $out" >&2; return 1; }
+  echo "$tps -"
 }
 
 mkdir -p bench/results
 out=bench/results/latest.md
 {
-  echo "| scenario | tollgate req/s | p99 | ceiling req/s | ratio |"
-  echo "|---|---:|---:|---:|---:|"
+  echo "| scenario | tollgate req/s | p99 | baseline | baseline req/s | ratio |"
+  echo "|---|---:|---:|---|---:|---:|"
 } > "$out"
-run_scenarios() {
-for s in "${SCENARIOS[@]}"; do
-  IFS='|' read -r name url header <<<"$s"
-  ceil_total=0; tg_total=0; p99=""
+
+# measure NAME BASELINE-LABEL BASELINE-CMD CMD...: alternates BASELINE-CMD and CMD (each
+# prints "rate p99") $rounds times and appends the row of the means to $out.
+measure() {
+  local name=$1 blabel=$2 bcmd=$3 btotal=0 ttotal=0 p99s="" r b t p
+  shift 3
   for _ in $(seq "$rounds"); do
-    read -r c _ <<<"$(run_wrk "$ceiling/api/health" "")"
-    read -r t p <<<"$(run_wrk "$url" "$header")"
-    ceil_total=$(python3 -c "print($ceil_total + $c)")
-    tg_total=$(python3 -c "print($tg_total + $t)")
-    p99="$p99 $p"
+    r=$($bcmd); read -r b _ <<<"$r"
+    r=$("$@"); read -r t p <<<"$r"
+    btotal=$(python3 -c "print($btotal + $b)")
+    ttotal=$(python3 -c "print($ttotal + $t)")
+    p99s="$p99s $p"
   done
-  line=$(python3 -c "c=$ceil_total/$rounds; t=$tg_total/$rounds; print(f'| $name | {t:,.0f} | ${p99# } | {c:,.0f} | {t/c:.2f} |')")
-  echo "$line" | tee -a "$out"
-done
+  python3 -c "b=$btotal/$rounds; t=$ttotal/$rounds; print(f'| $name | {t:,.0f} | ${p99s# } | $blabel | {b:,.0f} | {t/b:.2f} |')" \
+    | tee -a "$out"
 }
+run_scenarios() { # the GET scenarios in $SCENARIOS, each against the poem ceiling
+  local s name url header
+  for s in "${SCENARIOS[@]}"; do
+    IFS='|' read -r name url header <<<"$s"
+    measure "$name" "poem /api/health" ceiling_health run_wrk "$url" "$header"
+  done
+}
+run_stats() { # base suffix: seeds 10, then 100,000 users, measuring stats at each
+  local n
+  for n in 10 100000; do
+    seed_users "$1" "$n"
+    SCENARIOS=("GET /api/admin/stats (Basic, $n users)$2|$1/api/admin/stats|$basic")
+    run_scenarios
+  done
+}
+write_user() { # base -> the id of a second Grafana Admin for the write scenario
+  post "$1" /api/admin/users '{"login":"bench-writes","password":"bench-writes-pw"}' | json id
+}
+
+cport=$(free_port)
+ceiling=http://127.0.0.1:$cport
+"$ceiling_dir/target/release/poem-ceiling" "127.0.0.1:$cport" >/dev/null 2>&1 &
+pids+=($!)
+wait_up "$ceiling"
+
+# --- sled (the default store) ---
+start_tollgate sled
+base=$url
+setup_clients "$base"
+get_scenarios "$base" ""
 run_scenarios
-
 # Durable writes at 64 clients: every answer waits for its group-committed flush.
-wid=$(post /api/admin/users '{"login":"bench-writes","password":"bench-writes-pw"}' | json id)
-wceil=0; wtotal=0; wp99=""
-for _ in $(seq "$rounds"); do
-  read -r c _ <<<"$(run_wrk "$ceiling/api/health" "")"
-  wout=$(USER_ID=$wid wrk -t1 -c64 -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$base")
-  non2xx=$(echo "$wout" | awk '/Non-2xx/ {print $5}')
-  [ -z "$non2xx" ] || { echo "non-2xx responses for the write scenario: $non2xx" >&2; exit 1; }
-  w=$(echo "$wout" | awk '/Requests\/sec/ {print $2}')
-  wp99="$wp99 $(echo "$wout" | awk '$1=="99%" {print $2}')"
-  wceil=$(python3 -c "print($wceil + $c)")
-  wtotal=$(python3 -c "print($wtotal + $w)")
-done
-python3 -c "c=$wceil/$rounds; t=$wtotal/$rounds; print(f'| PUT /api/admin/users/:id/permissions (Basic, 64 clients, durable) | {t:,.0f} | ${wp99# } | {c:,.0f} | {t/c:.2f} |')" | tee -a "$out"
+wid=$(write_user "$base")
+measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, durable)" \
+  "poem /api/health" ceiling_health run_writes "$base" "$wid"
+start_tollgate sled-stats GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000
+run_stats "$url" ""
 
-for n in 10 100000; do
-  seed_users "$n"
-  SCENARIOS=("GET /api/admin/stats (Basic, $n users)|$sbase/api/admin/stats|$basic")
-  run_scenarios
-done
-echo "wrote $out (wrk -t1 -c$conns -d${secs}s, $rounds rounds, alternating with the ceiling)"
+# --- PostgreSQL: the same scenarios on a second pair of servers ---
+start_postgres
+start_tollgate pg GF_DATABASE_TYPE=postgres GF_DATABASE_URL="$(pg_url tollgate)"
+pgbase=$url
+setup_clients "$pgbase"
+get_scenarios "$pgbase" " (PostgreSQL)"
+run_scenarios
+# Durable writes at 64 clients: every answer waits for its COMMIT (synchronous_commit on).
+wid=$(write_user "$pgbase")
+measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, durable) (PostgreSQL)" \
+  "pgbench -N, $writers clients (tps)" pgbench_tps run_writes "$pgbase" "$wid"
+start_tollgate pg-stats GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
+  GF_DATABASE_TYPE=postgres GF_DATABASE_URL="$(pg_url tollgate_stats)"
+run_stats "$url" " (PostgreSQL)"
+
+echo "wrote $out (wrk -t1 -c$conns -d${secs}s, $rounds rounds, alternating with the baseline)"

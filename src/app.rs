@@ -109,8 +109,12 @@ impl App {
                 Some(Duration::from_secs(10)),
             )
             .await;
+        // Wait for the background tasks to end, so that they release the services (and
+        // with them the store: sled's folder lock) before `run` returns.
         janitor.abort();
         follower.abort();
+        let _ = janitor.await;
+        let _ = follower.await;
         services.provisioning.stop_polling();
         if let Err(e) = services.store.flush().await {
             tracing::error!(error = %e, "final flush failed");

@@ -199,9 +199,16 @@ async fn run(cli: Cli) -> ExitCode {
             )
             .await;
             match result {
-                Ok(counts) => {
-                    for (kind, n) in counts {
+                Ok(copied) => {
+                    for (kind, n) in copied.counts {
                         println!("{kind}: {n}");
+                    }
+                    let o = copied.left_out;
+                    if !o.is_empty() {
+                        println!(
+                            "left out (their user was deleted): {} sessions, {} service-account tokens",
+                            o.sessions, o.tokens
+                        );
                     }
                     println!("copied and verified");
                     ExitCode::SUCCESS

@@ -70,7 +70,7 @@ pub async fn first_start(services: &Services) -> Result<(), AppError> {
         write_private(&path, format!("{password}\n").as_bytes())
             .map_err(|e| AppError::internal("cannot write the initial admin password", e))?;
     }
-    let admin = services
+    let created = services
         .users
         .create_unchecked(
             NewUser {
@@ -82,7 +82,13 @@ pub async fn first_start(services: &Services) -> Result<(), AppError> {
             },
             true,
         )
-        .await?;
+        .await;
+    let admin = match created {
+        Ok(a) => a,
+        // Another node sharing the database created it first.
+        Err(AppError::PreconditionFailed(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
     if generated {
         tracing::warn!(
             login = %admin.login,

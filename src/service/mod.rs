@@ -61,11 +61,7 @@ pub struct Services {
 /// Tokens are high-entropy, so the key adds defence in depth rather than secrecy.
 async fn token_key(store: &dyn MetaStore) -> Result<KeyedHasher, AppError> {
     const KEY: &str = "token_hmac_key";
-    if let Some(k) = store.get_meta(KEY).await? {
-        return Ok(KeyedHasher::new(&k));
-    }
-    let k = random::bytes::<32>();
-    store.set_meta(KEY, &k).await?;
+    let k = store.init_meta(KEY, &random::bytes::<32>()).await?;
     Ok(KeyedHasher::new(&k))
 }
 

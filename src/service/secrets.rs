@@ -105,12 +105,7 @@ pub struct SecretsService {
 
 async fn salt(meta: &dyn MetaStore) -> Result<Vec<u8>, AppError> {
     const KEY: &str = "kek_salt";
-    if let Some(s) = meta.get_meta(KEY).await? {
-        return Ok(s);
-    }
-    let s = random::bytes::<16>().to_vec();
-    meta.set_meta(KEY, &s).await?;
-    Ok(s)
+    Ok(meta.init_meta(KEY, &random::bytes::<16>()).await?)
 }
 
 impl SecretsService {
@@ -143,21 +138,16 @@ impl SecretsService {
             let k = derive(p)?;
             keks.insert(k.id().to_string(), k);
         }
-        match meta.get_meta("kek_canary").await? {
-            Some(canary) => {
-                if !keks.values().any(|k| k.opens_canary(&canary)) {
-                    return Err(AppError::internal(
-                        "refusing to start",
-                        "the configured [security] secret_key cannot open this data folder's key \
-                         canary: it is not the key this data was encrypted with. Restore the old \
-                         key, or list it in [security] previous_secret_keys to change keys",
-                    ));
-                }
-            }
-            None => {
-                meta.set_meta("kek_canary", &keks[&current_kek].seal_canary())
-                    .await?
-            }
+        // The first node to start seals the canary; every later start (any node) must open it.
+        let fresh = keks[&current_kek].seal_canary();
+        let canary = meta.init_meta("kek_canary", &fresh).await?;
+        if !keks.values().any(|k| k.opens_canary(&canary)) {
+            return Err(AppError::internal(
+                "refusing to start",
+                "the configured [security] secret_key cannot open this data folder's key \
+                 canary: it is not the key this data was encrypted with. Restore the old \
+                 key, or list it in [security] previous_secret_keys to change keys",
+            ));
         }
         let mut svc = Self {
             store,

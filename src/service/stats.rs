@@ -150,8 +150,8 @@ impl StatsService {
             &h[16..20],
             &h[20..32]
         );
-        self.meta.set_meta("usage_stats_id", id.as_bytes()).await?;
-        Ok(id)
+        let id = self.meta.init_meta("usage_stats_id", id.as_bytes()).await?;
+        Ok(String::from_utf8_lossy(&id).into_owned())
     }
 
     /// `GET /api/admin/usage-report-preview`. tollgate never sends it anywhere.

@@ -45,6 +45,7 @@ where
     stats_activity(fresh().await).await;
     // Meta.
     meta_get_set(fresh().await).await;
+    meta_init_once(fresh().await).await;
     // Sessions.
     sessions_create_and_lookup(fresh().await).await;
     sessions_rotate(fresh().await).await;
@@ -1290,6 +1291,34 @@ pub async fn meta_get_set(s: Arc<dyn Store>) {
         Some(vec![0, 1]),
         "other keys untouched"
     );
+}
+
+pub async fn meta_init_once(s: Arc<dyn Store>) {
+    assert_eq!(
+        s.init_meta("salt", b"first").await.unwrap(),
+        b"first".to_vec()
+    );
+    assert_eq!(
+        s.init_meta("salt", b"second").await.unwrap(),
+        b"first".to_vec(),
+        "the stored value wins"
+    );
+    assert_eq!(s.get_meta("salt").await.unwrap(), Some(b"first".to_vec()));
+    // Nodes starting at once agree on one value.
+    let mut tasks = Vec::new();
+    for i in 0..16u8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.init_meta("race", &[i]).await.unwrap()
+        }));
+    }
+    let mut seen = Vec::new();
+    for t in tasks {
+        seen.push(t.await.unwrap());
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 1, "every caller got the same value: {seen:?}");
+    assert_eq!(s.get_meta("race").await.unwrap(), Some(seen[0].clone()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -3184,4 +3213,405 @@ pub async fn store_health(s: Arc<dyn Store>) {
         s.user_by_login("alice").await.unwrap().is_some(),
         "readable after a flush"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Export and import (two stores: the backend's test module calls it with two fresh ones)
+// ---------------------------------------------------------------------------------------
+
+/// One or more records of every kind of a [`Dump`], written through the normal methods.
+async fn fill_every_kind(s: &Arc<dyn Store>) {
+    main_org(s).await;
+    other_org(s).await;
+    let root = add(s, grafana_admin("root"), OrgRole::Admin).await;
+    let ed = add(
+        s,
+        UserRecord {
+            theme: "light".into(),
+            ..user("editor")
+        },
+        OrgRole::Editor,
+    )
+    .await;
+    s.set_password(ed.user_id(), PasswordHash::new("editor-pw", 1000), 20)
+        .await
+        .unwrap();
+    // Memberships in an order that is not the orgs' order (it is kept).
+    s.set_memberships(
+        ed.user_id(),
+        &[(OTHER, OrgRole::Admin), (MAIN, OrgRole::Editor)],
+        30,
+    )
+    .await
+    .unwrap();
+    s.update_profile(
+        ed.user_id(),
+        &ProfileChange {
+            auth_module: Some("ldap".into()),
+            ..ProfileChange::default()
+        },
+        35,
+    )
+    .await
+    .unwrap();
+    s.touch_last_seen(ed.user_id(), 40).await.unwrap();
+    let off = add(s, user("off"), OrgRole::Viewer).await;
+    s.set_disabled(off.user_id(), true, 50).await.unwrap();
+    s.create_user(
+        user("own-org"),
+        NewMembership::NewOrg("own-org".into(), OrgRole::Admin),
+    )
+    .await
+    .unwrap();
+    let bot = add(s, service_account("bot"), OrgRole::Editor).await;
+    s.set_meta("usage_id", b"contract-usage").await.unwrap();
+    s.set_meta("salt", &[0, 1, 2, 255]).await.unwrap();
+
+    // Sessions (millisecond times): one rotated, its previous token still valid; one revoked.
+    let live = new_session(s, session(&ed, 1, 1_700_000_000_123, 1_700_000_000_456)).await;
+    s.rotate_session(
+        live.id,
+        &[1; 32],
+        [2; 32],
+        1_700_000_060_789,
+        1_700_000_001_001,
+    )
+    .await
+    .unwrap()
+    .expect("rotated");
+    let gone = new_session(s, session(&root, 3, 1_700_000_000_000, 1_700_000_000_000)).await;
+    s.revoke_session(gone.id, 1_700_000_002_000).await.unwrap();
+
+    // A legacy key (expiring, used) and a service-account token.
+    let key = new_key(
+        s,
+        ApiKeyRecord {
+            expires: Some(5_000),
+            ..api_key(MAIN, "legacy", None, 10)
+        },
+    )
+    .await;
+    s.touch_api_key(key.id, 150).await.unwrap();
+    new_key(s, api_key(MAIN, "bot-token", Some(&bot), 11)).await;
+
+    // Data keys (one retired, one active with reserved uses), secrets under each, a cursor.
+    let (old, new) = two_deks(s).await;
+    s.reserve_dek_uses(new, 4096).await.unwrap();
+    s.write_secrets(&[put("k-old", old, b"sealed-old")])
+        .await
+        .unwrap();
+    s.commit_reencrypt(&[], Some("k-old")).await.unwrap();
+
+    // Datasources, one with a secret and updated once (version 2).
+    let ds = s
+        .create_datasource(
+            DataSourceRecord {
+                secure_fields: vec!["password".into()],
+                json_data: r#"{"b": 1,  "a": [2]}"#.into(),
+                ..datasource(MAIN, "Prom", "prom")
+            },
+            &[put("ds.prom.password", new, b"sealed-ds")],
+        )
+        .await
+        .unwrap();
+    let changed = DataSourceRecord {
+        url: "http://other:9090".into(),
+        updated: 200,
+        ..ds.clone()
+    };
+    s.update_datasource(&changed, ds.version, &[])
+        .await
+        .unwrap();
+    new_ds(s, datasource(OTHER, "Loki", "loki")).await;
+
+    // Settings overrides (one secret), the license and the last renewal.
+    s.apply_setting_overrides(
+        &[
+            setting("auth.saml", "enabled", Some("true"), false),
+            setting("auth.saml", "private_key", None, true),
+        ],
+        &[],
+        &[put("settings.auth.saml.private_key", new, b"sealed-key")],
+    )
+    .await
+    .unwrap();
+    s.put_license(&StoredLicense {
+        token: "header.claims.signature".into(),
+        stored_at: 300,
+    })
+    .await
+    .unwrap();
+    s.put_renewal(&RenewalRecord {
+        at: 310,
+        trigger: "manual".into(),
+        ok: false,
+        error: "issuer unreachable".into(),
+    })
+    .await
+    .unwrap();
+
+    // A folder, dashboards in two orgs with their alerts, one alert paused.
+    apply(
+        s,
+        DashboardBatch {
+            folders: vec![folder(MAIN, "ops")],
+            upserts: vec![
+                (
+                    DashboardRecord {
+                        folder_uid: "ops".into(),
+                        json: r#"{"panels":  [1, 2]}"#.into(),
+                        ..dashboard(MAIN, "latency", &["prod", "slo"])
+                    },
+                    vec![alert(MAIN, "latency", 1), alert(MAIN, "latency", 2)],
+                ),
+                (
+                    dashboard(OTHER, "latency", &[]),
+                    vec![alert(OTHER, "latency", 7)],
+                ),
+            ],
+            deletes: Vec::new(),
+        },
+    )
+    .await;
+    let first = alerts_by_panel(s, MAIN).await[0].1.id;
+    s.set_alerts_paused(Some(MAIN), Some(&[first]), true, 400)
+        .await
+        .unwrap();
+
+    // App plugin settings and notification channels.
+    s.apply_plugin_settings(
+        &[
+            PluginSettingRecord {
+                pinned: true,
+                secure_fields: vec!["token".into()],
+                ..plugin(MAIN, "oncall-app", true)
+            },
+            plugin(OTHER, "oncall-app", false),
+        ],
+        &[put("plugin.1.oncall-app.token", new, b"sealed-plugin")],
+    )
+    .await
+    .unwrap();
+    s.apply_notifiers(
+        &[
+            NotifierRecord {
+                secure_fields: vec!["url".into()],
+                is_default: true,
+                ..notifier(MAIN, "pager", "Pager")
+            },
+            notifier(OTHER, "mail", "Mail"),
+        ],
+        &[],
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // Roles: an org role with ordered permissions, assigned by id and by login and granted
+    // to a basic role; a global role.
+    new_role(
+        s,
+        RoleRecord {
+            permissions: vec![
+                ("settings:read".into(), "settings:auth.saml:*".into()),
+                ("users:read".into(), "users:*".into()),
+            ],
+            users: vec!["off".into()],
+            ..role(MAIN, "saml-reader", "custom:saml:Reader")
+        },
+    )
+    .await;
+    s.assign_role(MAIN, "saml-reader", ed.user_id())
+        .await
+        .unwrap();
+    s.assign_role(MAIN, "saml-reader", bot.user_id())
+        .await
+        .unwrap();
+    s.set_basic_grant(MAIN, "saml-reader", "Viewer", true)
+        .await
+        .unwrap();
+    new_role(s, role(GLOBAL, "global-stats", "custom:global:stats")).await;
+
+    s.put_provisioning_run(&ProvisioningRun {
+        kind: "dashboards".into(),
+        at: 500,
+        ok: false,
+        error: "one file failed".into(),
+        files: vec![
+            FileOutcome {
+                file: "a.yaml".into(),
+                ok: true,
+                message: String::new(),
+            },
+            FileOutcome {
+                file: "b.yaml".into(),
+                ok: false,
+                message: "line 3: bad".into(),
+            },
+        ],
+        applied: 3,
+        removed: 1,
+    })
+    .await
+    .unwrap();
+}
+
+fn highest<I: IntoIterator<Item = u64>>(ids: I) -> u64 {
+    ids.into_iter().max().unwrap_or(0)
+}
+
+/// `export` then `import` into a second, empty store gives the same records (ids, times,
+/// ciphertexts, memberships, assignments, the active key and the cursor), which then work
+/// through the normal methods; a store that holds records is refused unless `replace`,
+/// which replaces them; new records get ids after the imported ones.
+pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+    fill_every_kind(&a).await;
+    let dump = a.export().await.expect("export");
+    for (kind, n) in dump.counts() {
+        assert!(n > 0, "the filled store holds {kind}");
+    }
+    assert!(dump.active_dek.is_some() && dump.reencrypt_cursor.is_some());
+
+    b.import(&dump, false)
+        .await
+        .expect("import into an empty store");
+    let copy = b.export().await.expect("export the copy");
+    assert_eq!(
+        copy.normalized(),
+        dump.clone().normalized(),
+        "the copy holds exactly the exported records"
+    );
+
+    // Indexes, counters and reference counts came along.
+    assert_eq!(counts(&b).await, counts(&a).await);
+    for k in &dump.deks {
+        assert_eq!(refs(&b, k.id).await, refs(&a, k.id).await, "DEK {}", k.id);
+    }
+    assert_eq!(b.active_dek().await.unwrap(), a.active_dek().await.unwrap());
+    assert_eq!(
+        b.active_session_count().await.unwrap(),
+        a.active_session_count().await.unwrap()
+    );
+    let ed = b
+        .user_by_login("EDITOR")
+        .await
+        .unwrap()
+        .expect("found by login, case-insensitively");
+    assert_eq!(Some(&ed), a.user(ed.user_id()).await.unwrap().as_ref());
+    assert_eq!(ed.role_in(OTHER), Some(OrgRole::Admin));
+    assert!(b
+        .user_by_email("Editor@Example.org")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(b.user_by_uid("uid-editor").await.unwrap().is_some());
+    let by_prev = b.session_by_hash(&[1; 32]).await.unwrap();
+    assert_eq!(
+        by_prev.map(|s| s.token_hash),
+        Some([2; 32]),
+        "the previous token still finds the rotated session"
+    );
+    assert_eq!(b.user_sessions(ed.user_id()).await.unwrap().len(), 1);
+    let token = b.api_key_by_hash(&[11; 32]).await.unwrap().expect("token");
+    assert_eq!(token.name, "bot-token");
+    assert_eq!(
+        b.api_keys(MAIN, token.service_account_id.map(UserId))
+            .await
+            .unwrap(),
+        vec![token]
+    );
+    assert_eq!(secret(&b, "k-old").await, Some(b"sealed-old".to_vec()));
+    assert_eq!(
+        b.reencrypt_cursor().await.unwrap(),
+        Some("k-old".to_string())
+    );
+    assert!(b.datasource_by_name(MAIN, "PROM").await.unwrap().is_some());
+    assert!(b
+        .role(MAIN, "saml-reader")
+        .await
+        .unwrap()
+        .is_some_and(|r| r.user_ids.contains(&ed.id)));
+    assert_eq!(alerts_by_panel(&b, MAIN).await.len(), 2);
+    assert!(matches!(
+        err(b
+            .create_user(user("Editor"), in_main(OrgRole::Viewer))
+            .await),
+        StoreError::Conflict("login")
+    ));
+    assert!(matches!(
+        err(b
+            .create_datasource(datasource(MAIN, "prom", "other-uid"), &[])
+            .await),
+        StoreError::Conflict("name")
+    ));
+
+    // A store that holds records: refused without replace, and left as it was.
+    let before = counts(&b).await;
+    let refused = err(b.import(&dump, false).await);
+    assert!(matches!(refused, StoreError::Conflict(_)), "{refused:?}");
+    assert_eq!(counts(&b).await, before);
+    // With replace, what it held is gone.
+    add(&b, user("only-in-b"), OrgRole::Viewer).await;
+    b.import(&dump, true).await.expect("import with replace");
+    assert!(b.user_by_login("only-in-b").await.unwrap().is_none());
+    assert_eq!(
+        b.export().await.unwrap().normalized(),
+        dump.clone().normalized()
+    );
+
+    // New records get ids after the imported ones.
+    let fresh = add(&b, user("after-import"), OrgRole::Viewer).await;
+    let top = highest(dump.users.iter().map(|u| u.id));
+    assert!(fresh.id > top, "user {} > {top}", fresh.id);
+    let own = b
+        .create_user(
+            user("after-own-org"),
+            NewMembership::NewOrg("after".into(), OrgRole::Admin),
+        )
+        .await
+        .unwrap();
+    let top = highest(dump.orgs.iter().map(|o| o.id));
+    assert!(own.org_id > top, "org {} > {top}", own.org_id);
+    let s = new_session(&b, session(&fresh, 9, 1_800_000_000_000, 1_800_000_000_000)).await;
+    let top = highest(dump.sessions.iter().map(|s| s.id));
+    assert!(s.id > top, "session {} > {top}", s.id);
+    let k = new_key(&b, api_key(MAIN, "after", None, 12)).await;
+    let top = highest(dump.api_keys.iter().map(|k| k.id));
+    assert!(k.id > top, "api key {} > {top}", k.id);
+    let ds = new_ds(&b, datasource(MAIN, "After", "after")).await;
+    let top = highest(dump.datasources.iter().map(|d| d.id));
+    assert!(ds.id > top, "datasource {} > {top}", ds.id);
+    let dek_id = b.allocate_dek_id().await.unwrap();
+    let top = highest(dump.deks.iter().map(|k| u64::from(k.id)));
+    assert!(u64::from(dek_id) > top, "DEK {dek_id} > {top}");
+    apply(
+        &b,
+        DashboardBatch {
+            folders: vec![folder(MAIN, "after")],
+            upserts: vec![(dashboard(MAIN, "after", &[]), vec![alert(MAIN, "after", 1)])],
+            deletes: Vec::new(),
+        },
+    )
+    .await;
+    let f = b.folders(MAIN).await.unwrap();
+    let f = f.iter().find(|f| f.uid == "after").expect("new folder");
+    let top = highest(dump.folders.iter().map(|f| f.id));
+    assert!(f.id > top, "folder {} > {top}", f.id);
+    let d = dash(&b, MAIN, "after").await;
+    let top = highest(dump.dashboards.iter().map(|d| d.id));
+    assert!(d.id > top, "dashboard {} > {top}", d.id);
+    let al = b.alerts(MAIN).await.unwrap();
+    let al = al
+        .iter()
+        .find(|a| a.dashboard_uid == "after")
+        .expect("new alert");
+    let top = highest(dump.alerts.iter().map(|a| a.id));
+    assert!(al.id > top, "alert {} > {top}", al.id);
+    b.apply_notifiers(&[notifier(MAIN, "after", "After")], &[], &[])
+        .await
+        .unwrap();
+    let n = notifiers(&b, MAIN).await;
+    let n = n.iter().find(|n| n.uid == "after").expect("new notifier");
+    let top = highest(dump.notifiers.iter().map(|n| n.id));
+    assert!(n.id > top, "notifier {} > {top}", n.id);
 }

@@ -2,6 +2,8 @@
 //! folder into PostgreSQL (and what a backup will hold). Ids, times and ciphertexts are kept
 //! as they are: secrets stay sealed by the envelope service, so the secret key must match.
 
+use std::collections::HashSet;
+
 use super::records::*;
 
 /// The whole content of a store.
@@ -31,7 +33,50 @@ pub struct Dump {
     pub provisioning_runs: Vec<ProvisioningRun>,
 }
 
+/// Records a dump holds for users it does not hold: sessions and service-account tokens of
+/// deleted users (the embedded store keeps a deleted user's sessions, revoked, until a
+/// purge). A database with foreign keys cannot store them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Orphans {
+    pub sessions: usize,
+    pub tokens: usize,
+}
+
+impl Orphans {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
 impl Dump {
+    /// The ids of the dump's users (service accounts included).
+    pub fn user_ids(&self) -> HashSet<u64> {
+        self.users.iter().map(|u| u.id).collect()
+    }
+
+    /// Whether a session or token names a user the dump does not hold.
+    pub fn is_orphan_session(users: &HashSet<u64>, s: &SessionRecord) -> bool {
+        !users.contains(&s.user_id)
+    }
+
+    /// Whether a service-account token's account is missing (legacy org keys have none).
+    pub fn is_orphan_token(users: &HashSet<u64>, k: &ApiKeyRecord) -> bool {
+        k.service_account_id.is_some_and(|sa| !users.contains(&sa))
+    }
+
+    /// Removes the [`Orphans`] and says how many there were.
+    pub fn remove_orphans(&mut self) -> Orphans {
+        let users = self.user_ids();
+        let (sessions, keys) = (self.sessions.len(), self.api_keys.len());
+        self.sessions
+            .retain(|s| !Self::is_orphan_session(&users, s));
+        self.api_keys.retain(|k| !Self::is_orphan_token(&users, k));
+        Orphans {
+            sessions: sessions - self.sessions.len(),
+            tokens: keys - self.api_keys.len(),
+        }
+    }
+
     /// How many records of each kind (the migration verifies them one by one).
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         vec![
@@ -82,5 +127,80 @@ impl Dump {
         }
         self.provisioning_runs.sort_by(|a, b| a.kind.cmp(&b.kind));
         self
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64) -> UserRecord {
+        UserRecord {
+            id,
+            ..UserRecord::new(
+                &format!("u{id}"),
+                &format!("u{id}@x"),
+                "",
+                format!("{id}"),
+                0,
+            )
+        }
+    }
+
+    fn session(id: u64, user_id: u64) -> SessionRecord {
+        SessionRecord {
+            id,
+            user_id,
+            token_hash: [id as u8; 32],
+            prev_token_hash: None,
+            prev_valid_until_ms: 0,
+            client_ip: String::new(),
+            user_agent: String::new(),
+            auth_module: String::new(),
+            created_ms: 0,
+            seen_ms: 0,
+            rotated_ms: 0,
+            revoked_ms: None,
+        }
+    }
+
+    fn key(id: u64, service_account_id: Option<u64>) -> ApiKeyRecord {
+        ApiKeyRecord {
+            id,
+            org_id: 1,
+            name: format!("k{id}"),
+            role: 1,
+            hash: [id as u8; 32],
+            expires: None,
+            created: 0,
+            last_used: None,
+            service_account_id,
+        }
+    }
+
+    #[test]
+    fn orphans_are_the_records_of_users_the_dump_lacks() {
+        let mut d = Dump {
+            users: vec![user(1), user(2)],
+            sessions: vec![session(1, 1), session(2, 3), session(3, 2)],
+            api_keys: vec![key(1, None), key(2, Some(2)), key(3, Some(9))],
+            ..Dump::default()
+        };
+        let o = d.remove_orphans();
+        assert_eq!(
+            o,
+            Orphans {
+                sessions: 1,
+                tokens: 1
+            }
+        );
+        assert_eq!(d.sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [1, 3]);
+        assert_eq!(
+            d.api_keys.iter().map(|k| k.id).collect::<Vec<_>>(),
+            [1, 2],
+            "legacy keys have no account and stay"
+        );
+        assert!(d.remove_orphans().is_empty());
     }
 }

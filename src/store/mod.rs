@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 
-pub use dump::Dump;
+pub use dump::{Dump, Orphans};
 pub use durability::Durability;
 pub use records::*;
 
@@ -156,6 +156,9 @@ pub trait StatsStore: Send + Sync {
 pub trait MetaStore: Send + Sync {
     async fn get_meta(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()>;
+    /// Stores `value` unless the key already holds one; the value stored either way (two
+    /// nodes starting at once agree on one salt, one key, one canary).
+    async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// Sign-in sessions, indexed by token hash and by user.

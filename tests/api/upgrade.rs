@@ -16,7 +16,7 @@ use serde_json::{json, Map, Value};
 
 use crate::helpers::{message, send, session_token, TestApp, CHROME_UA};
 
-fn fixture() -> PathBuf {
+pub(crate) fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-v1")
 }
 
@@ -25,7 +25,7 @@ fn expected() -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
@@ -38,28 +38,28 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
     v[key]
         .as_str()
         .unwrap_or_else(|| panic!("expected.json: {key} is not a string in {v}"))
 }
 
-fn n(v: &Value, key: &str) -> u64 {
+pub(crate) fn n(v: &Value, key: &str) -> u64 {
     v[key]
         .as_u64()
         .unwrap_or_else(|| panic!("expected.json: {key} is not a number in {v}"))
 }
 
 /// A copy of the fixture, and the configuration it was written with.
-struct Fixture {
-    e: Value,
-    data: PathBuf,
-    overrides: Vec<(String, String, String)>,
+pub(crate) struct Fixture {
+    pub(crate) e: Value,
+    pub(crate) data: PathBuf,
+    pub(crate) overrides: Vec<(String, String, String)>,
     _dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let e = expected();
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -98,13 +98,20 @@ impl Fixture {
         }
     }
 
-    async fn spawn(&self) -> TestApp {
-        let o: Vec<(&str, &str, &str)> = self
-            .overrides
+    pub(crate) async fn spawn(&self) -> TestApp {
+        TestApp::spawn_in(&self.data, &self.settings(&[])).await
+    }
+
+    /// The fixture's settings and `extra` ones.
+    pub(crate) fn settings<'a>(
+        &'a self,
+        extra: &[(&'a str, &'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str, &'a str)> {
+        self.overrides
             .iter()
             .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
-            .collect();
-        TestApp::spawn_in(&self.data, &o).await
+            .chain(extra.iter().copied())
+            .collect()
     }
 
     fn user(&self, name: &str) -> &Value {
@@ -112,14 +119,14 @@ impl Fixture {
     }
 }
 
-async fn get(app: &TestApp, path: &str) -> Value {
+pub(crate) async fn get(app: &TestApp, path: &str) -> Value {
     let (status, body) = send(app.admin(Method::GET, path)).await;
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
 
 /// Removes what depends on the clock or on this test's own requests, not on stored data.
-fn normalize(path: &str, v: &mut Value) {
+pub(crate) fn normalize(path: &str, v: &mut Value) {
     const VOLATILE: &[&str] = &[
         // "Never seen" is rendered as now minus ten years; the age is relative to now.
         "lastSeenAt",
@@ -189,7 +196,7 @@ async fn snapshots_match(app: &TestApp, e: &Value) {
     );
 }
 
-async fn users_are_intact(app: &TestApp, f: &Fixture) {
+pub(crate) async fn users_are_intact(app: &TestApp, f: &Fixture) {
     for name in ["ada", "gary", "dora", "rhea", "paul"] {
         let u = f.user(name);
         for key in [s(u, "login"), s(u, "email")] {
@@ -215,7 +222,7 @@ async fn users_are_intact(app: &TestApp, f: &Fixture) {
     );
 }
 
-async fn passwords_work(app: &TestApp, f: &Fixture) {
+pub(crate) async fn passwords_work(app: &TestApp, f: &Fixture) {
     for name in ["admin", "ada", "gary", "rhea", "paul"] {
         let u = f.user(name);
         let (status, me) =
@@ -267,7 +274,7 @@ fn urlencode(s: &str) -> String {
 
 /// The session cookie authenticates; returns the token to use from now on (the fixture's
 /// token is rotated on first use when it is older than the rotation interval).
-async fn session_works(app: &TestApp, f: &Fixture) -> String {
+pub(crate) async fn session_works(app: &TestApp, f: &Fixture) -> String {
     let active = &f.e["sessions"]["active"];
     let token = s(active, "cookie");
     let resp = app
@@ -309,7 +316,7 @@ async fn session_works(app: &TestApp, f: &Fixture) -> String {
     token
 }
 
-async fn api_key_and_token_work(app: &TestApp, f: &Fixture) {
+pub(crate) async fn api_key_and_token_work(app: &TestApp, f: &Fixture) {
     let key = s(&f.e["api_key"], "key");
     let (status, hits) = send(app.req(Method::GET, "/api/search").bearer_auth(key)).await;
     assert_eq!(status, 200, "the API key authenticates: {hits}");
@@ -362,7 +369,7 @@ async fn api_key_and_token_work(app: &TestApp, f: &Fixture) {
 }
 
 /// `added`: secrets this test stored since the fixture was opened.
-async fn secrets_decrypt(app: &TestApp, f: &Fixture, added: u64) {
+pub(crate) async fn secrets_decrypt(app: &TestApp, f: &Fixture, added: u64) {
     let p = tollgate::domain::Principal::system();
     for (name, ds) in f.e["datasources"].as_object().unwrap() {
         let uid = s(ds, "uid");
@@ -419,7 +426,7 @@ async fn secrets_decrypt(app: &TestApp, f: &Fixture, added: u64) {
     );
 }
 
-async fn settings_license_roles_provisioning(app: &TestApp, f: &Fixture) {
+pub(crate) async fn settings_license_roles_provisioning(app: &TestApp, f: &Fixture) {
     // The auth.saml override, its secret decrypted.
     let verbose = get(app, "/api/admin/settings-verbose").await;
     for (key, value) in f.e["settings"]["auth.saml"].as_object().unwrap() {
@@ -526,7 +533,7 @@ async fn settings_license_roles_provisioning(app: &TestApp, f: &Fixture) {
 }
 
 /// Writes after the upgrade: the uniqueness indexes came along, new rows get fresh ids.
-async fn writes_work(app: &TestApp, f: &Fixture) -> u64 {
+pub(crate) async fn writes_work(app: &TestApp, f: &Fixture) -> u64 {
     let (status, body) = send(app.admin(Method::POST, "/api/admin/users").json(&json!({
         "login": "ADA", "email": "someone-else@example.org", "password": "another-pw-1"
     })))

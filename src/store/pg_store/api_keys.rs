@@ -27,8 +27,9 @@ macro_rules! key_cols {
          k.service_account_id"
     };
 }
+pub(super) use key_cols;
 
-fn key_from_row(row: &PgRow) -> StoreResult<ApiKeyRecord> {
+pub(super) fn key_from_row(row: &PgRow) -> StoreResult<ApiKeyRecord> {
     let role: i16 = col(row, "role")?;
     let hash: Vec<u8> = col(row, "hash")?;
     let service_account: Option<i64> = col(row, "service_account_id")?;

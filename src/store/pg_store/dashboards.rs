@@ -33,8 +33,28 @@ macro_rules! select_dashboards {
          extract(epoch FROM d.updated)::bigint AS updated FROM dashboards d"
     };
 }
+pub(super) use select_dashboards;
 
-fn dashboard_row(row: &PgRow) -> StoreResult<DashboardRecord> {
+/// The folder columns as the record holds them.
+macro_rules! select_folders {
+    () => {
+        "SELECT id, uid, org_id, title, extract(epoch FROM created)::bigint AS created, \
+         extract(epoch FROM updated)::bigint AS updated FROM folders"
+    };
+}
+pub(super) use select_folders;
+
+/// The alert columns as the record holds them; `dashboard_id` through the dashboard's key.
+macro_rules! select_alerts {
+    () => {
+        "SELECT a.id, a.org_id, a.dashboard_uid, d.id AS dashboard_id, a.panel_id, a.name, \
+         a.state, a.paused, extract(epoch FROM a.new_state_date)::bigint AS new_state_date \
+         FROM alerts a JOIN dashboards d ON d.org_id = a.org_id AND d.uid = a.dashboard_uid"
+    };
+}
+pub(super) use select_alerts;
+
+pub(super) fn dashboard_row(row: &PgRow) -> StoreResult<DashboardRecord> {
     let panels: Vec<i64> = col(row, "alert_panels")?;
     Ok(DashboardRecord {
         id: u64_col(row, "id")?,
@@ -53,7 +73,7 @@ fn dashboard_row(row: &PgRow) -> StoreResult<DashboardRecord> {
     })
 }
 
-fn folder_row(row: &PgRow) -> StoreResult<FolderRecord> {
+pub(super) fn folder_row(row: &PgRow) -> StoreResult<FolderRecord> {
     Ok(FolderRecord {
         id: u64_col(row, "id")?,
         uid: col(row, "uid")?,
@@ -64,7 +84,7 @@ fn folder_row(row: &PgRow) -> StoreResult<FolderRecord> {
     })
 }
 
-fn alert_row(row: &PgRow) -> StoreResult<AlertRecord> {
+pub(super) fn alert_row(row: &PgRow) -> StoreResult<AlertRecord> {
     Ok(AlertRecord {
         id: u64_col(row, "id")?,
         org_id: u64_col(row, "org_id")?,
@@ -118,11 +138,10 @@ impl DashboardStore for PgStore {
     }
 
     async fn folders(&self, org: OrgId) -> StoreResult<Vec<FolderRecord>> {
-        let rows = sqlx::query(
-            "SELECT id, uid, org_id, title, extract(epoch FROM created)::bigint AS created, \
-             extract(epoch FROM updated)::bigint AS updated FROM folders \
-             WHERE org_id = $1 ORDER BY uid",
-        )
+        let rows = sqlx::query(concat!(
+            select_folders!(),
+            " WHERE org_id = $1 ORDER BY uid"
+        ))
         .bind(db_i64(org.0)?)
         .fetch_all(self.pool())
         .await
@@ -222,12 +241,10 @@ impl DashboardStore for PgStore {
 #[async_trait]
 impl AlertStore for PgStore {
     async fn alerts(&self, org: OrgId) -> StoreResult<Vec<AlertRecord>> {
-        let rows = sqlx::query(
-            "SELECT a.id, a.org_id, a.dashboard_uid, d.id AS dashboard_id, a.panel_id, a.name, \
-             a.state, a.paused, extract(epoch FROM a.new_state_date)::bigint AS new_state_date \
-             FROM alerts a JOIN dashboards d ON d.org_id = a.org_id AND d.uid = a.dashboard_uid \
-             WHERE a.org_id = $1 ORDER BY a.id",
-        )
+        let rows = sqlx::query(concat!(
+            select_alerts!(),
+            " WHERE a.org_id = $1 ORDER BY a.id"
+        ))
         .bind(db_i64(org.0)?)
         .fetch_all(self.pool())
         .await

@@ -27,8 +27,15 @@ macro_rules! ds_cols {
          extract(epoch FROM updated)::bigint AS updated"
     };
 }
+pub(super) use ds_cols;
 
-fn ds_row(row: &PgRow) -> StoreResult<DataSourceRecord> {
+/// The folded name the per-org uniqueness and lookups use (`name_key`): Rust's Unicode
+/// `to_lowercase`, as the embedded store folds it, never the database's locale.
+pub(super) fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+pub(super) fn ds_row(row: &PgRow) -> StoreResult<DataSourceRecord> {
     Ok(DataSourceRecord {
         id: u64_col(row, "id")?,
         uid: col(row, "uid")?,
@@ -102,7 +109,7 @@ impl DataSourceStore for PgStore {
         .bind(ds.read_only)
         .bind(ds.created)
         .bind(ds.updated)
-        .bind(ds.name.to_lowercase())
+        .bind(name_key(&ds.name))
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -146,7 +153,7 @@ impl DataSourceStore for PgStore {
         .bind(ds.secure_fields.as_slice())
         .bind(ds.read_only)
         .bind(ds.updated)
-        .bind(ds.name.to_lowercase())
+        .bind(name_key(&ds.name))
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -238,7 +245,7 @@ impl DataSourceStore for PgStore {
                 " FROM datasources WHERE org_id = $1 AND name_key = $2"
             ),
             org,
-            &name.to_lowercase(),
+            &name_key(name),
         )
         .await
     }

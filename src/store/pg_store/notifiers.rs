@@ -19,7 +19,17 @@ use crate::store::{
     ProvisioningRun, ProvisioningRunStore, SecretWrite, StoreResult,
 };
 
-fn plugin_row(row: &PgRow) -> StoreResult<PluginSettingRecord> {
+/// The plugin-setting columns as the record holds them.
+macro_rules! select_plugins {
+    () => {
+        "SELECT org_id, plugin_id, enabled, pinned, json_data::text AS json_data, \
+         secure_fields, version, extract(epoch FROM updated)::bigint AS updated \
+         FROM plugin_settings"
+    };
+}
+pub(super) use select_plugins;
+
+pub(super) fn plugin_row(row: &PgRow) -> StoreResult<PluginSettingRecord> {
     Ok(PluginSettingRecord {
         org_id: u64_col(row, "org_id")?,
         plugin_id: col(row, "plugin_id")?,
@@ -41,8 +51,31 @@ macro_rules! select_notifiers {
          extract(epoch FROM updated)::bigint AS updated FROM notifiers"
     };
 }
+pub(super) use select_notifiers;
 
-fn notifier_row(row: &PgRow) -> StoreResult<NotifierRecord> {
+/// The provisioning-run columns as the record holds them.
+macro_rules! select_runs {
+    () => {
+        "SELECT kind, extract(epoch FROM at)::bigint AS at, ok, error, files, applied, \
+         removed FROM provisioning_runs"
+    };
+}
+pub(super) use select_runs;
+
+pub(super) fn run_row(r: &PgRow) -> StoreResult<ProvisioningRun> {
+    let Json(files): Json<Vec<FileOutcome>> = col(r, "files")?;
+    Ok(ProvisioningRun {
+        kind: col(r, "kind")?,
+        at: col(r, "at")?,
+        ok: col(r, "ok")?,
+        error: col(r, "error")?,
+        files,
+        applied: u64_col(r, "applied")?,
+        removed: u64_col(r, "removed")?,
+    })
+}
+
+pub(super) fn notifier_row(row: &PgRow) -> StoreResult<NotifierRecord> {
     Ok(NotifierRecord {
         id: u64_col(row, "id")?,
         uid: col(row, "uid")?,
@@ -63,11 +96,10 @@ fn notifier_row(row: &PgRow) -> StoreResult<NotifierRecord> {
 #[async_trait]
 impl PluginSettingStore for PgStore {
     async fn plugin_settings(&self, org: OrgId) -> StoreResult<Vec<PluginSettingRecord>> {
-        let rows = sqlx::query(
-            "SELECT org_id, plugin_id, enabled, pinned, json_data::text AS json_data, \
-             secure_fields, version, extract(epoch FROM updated)::bigint AS updated \
-             FROM plugin_settings WHERE org_id = $1 ORDER BY plugin_id",
-        )
+        let rows = sqlx::query(concat!(
+            select_plugins!(),
+            " WHERE org_id = $1 ORDER BY plugin_id"
+        ))
         .bind(db_i64(org.0)?)
         .fetch_all(self.pool())
         .await
@@ -182,27 +214,11 @@ impl NotifierStore for PgStore {
 #[async_trait]
 impl ProvisioningRunStore for PgStore {
     async fn provisioning_runs(&self) -> StoreResult<Vec<ProvisioningRun>> {
-        let rows = sqlx::query(
-            "SELECT kind, extract(epoch FROM at)::bigint AS at, ok, error, files, applied, \
-             removed FROM provisioning_runs ORDER BY kind",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                let Json(files): Json<Vec<FileOutcome>> = col(r, "files")?;
-                Ok(ProvisioningRun {
-                    kind: col(r, "kind")?,
-                    at: col(r, "at")?,
-                    ok: col(r, "ok")?,
-                    error: col(r, "error")?,
-                    files,
-                    applied: u64_col(r, "applied")?,
-                    removed: u64_col(r, "removed")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(concat!(select_runs!(), " ORDER BY kind"))
+            .fetch_all(self.pool())
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(run_row).collect()
     }
 
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()> {

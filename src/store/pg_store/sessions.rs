@@ -29,13 +29,14 @@ macro_rules! session_cols {
          floor(extract(epoch from s.revoked_at) * 1000)::bigint AS revoked_ms"
     };
 }
+pub(super) use session_cols;
 
 fn hash32(v: Vec<u8>, what: &str) -> StoreResult<[u8; 32]> {
     v.try_into()
         .map_err(|v: Vec<u8>| StoreError::Codec(format!("{what}: {} bytes", v.len())))
 }
 
-fn session_from_row(row: &PgRow) -> StoreResult<SessionRecord> {
+pub(super) fn session_from_row(row: &PgRow) -> StoreResult<SessionRecord> {
     let prev: Option<Vec<u8>> = col(row, "prev_token_hash")?;
     Ok(SessionRecord {
         id: col_u64(row, "id")?,

@@ -38,6 +38,7 @@ macro_rules! user_cols {
                ORDER BY m.position) AS member_roles"
     };
 }
+pub(super) use user_cols;
 
 /// How the store folds logins and emails for uniqueness and lookups (as sled does).
 pub(super) fn fold(s: &str) -> String {
@@ -83,14 +84,14 @@ fn scheme_of(name: &str) -> StoreResult<PasswordScheme> {
 }
 
 /// The four password columns of a hash: scheme, iterations, salt, hash (all NULL for none).
-type PasswordCols<'a> = (
+pub(super) type PasswordCols<'a> = (
     Option<&'static str>,
     Option<i64>,
     Option<&'a [u8]>,
     Option<&'a [u8]>,
 );
 
-fn password_cols(p: Option<&PasswordHash>) -> PasswordCols<'_> {
+pub(super) fn password_cols(p: Option<&PasswordHash>) -> PasswordCols<'_> {
     match p {
         Some(p) => (
             Some(scheme_name(p.scheme)),
@@ -148,6 +149,24 @@ pub(super) fn user_from_row(row: &PgRow) -> StoreResult<UserRecord> {
         created: col(row, "created")?,
         updated: col(row, "updated")?,
         last_seen_at: col(row, "last_seen_at")?,
+    })
+}
+
+/// The org columns as the record holds them.
+macro_rules! select_orgs {
+    () => {
+        "SELECT id, name, extract(epoch from created)::bigint AS created, \
+         extract(epoch from updated)::bigint AS updated FROM orgs"
+    };
+}
+pub(super) use select_orgs;
+
+pub(super) fn org_from_row(row: &PgRow) -> StoreResult<OrgRecord> {
+    Ok(OrgRecord {
+        id: col_u64(row, "id")?,
+        name: col(row, "name")?,
+        created: col(row, "created")?,
+        updated: col(row, "updated")?,
     })
 }
 
@@ -645,24 +664,12 @@ impl UserStore for PgStore {
     }
 
     async fn org(&self, org: OrgId) -> StoreResult<Option<OrgRecord>> {
-        let row = sqlx::query(
-            "SELECT id, name, extract(epoch from created)::bigint AS created, \
-                 extract(epoch from updated)::bigint AS updated \
-             FROM orgs WHERE id = $1",
-        )
-        .bind(id(org.0))
-        .fetch_optional(self.pool())
-        .await
-        .map_err(db_err)?;
-        row.map(|row| {
-            Ok(OrgRecord {
-                id: col_u64(&row, "id")?,
-                name: col(&row, "name")?,
-                created: col(&row, "created")?,
-                updated: col(&row, "updated")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(concat!(select_orgs!(), " WHERE id = $1"))
+            .bind(id(org.0))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(org_from_row).transpose()
     }
 
     async fn ensure_org(&self, org: OrgId, name: &str, at: i64) -> StoreResult<()> {
@@ -784,6 +791,19 @@ impl MetaStore for PgStore {
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)
+    }
+
+    async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        // The no-op update makes RETURNING give the row that won.
+        sqlx::query_scalar(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value",
+        )
+        .bind(key)
+        .bind(value)
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {

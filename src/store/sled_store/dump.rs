@@ -124,7 +124,16 @@ impl SledStore {
         }
         let max = |ids: &mut dyn Iterator<Item = u64>| ids.max().unwrap_or(0);
         let sequences: Vec<(&str, u64)> = vec![
-            ("next_user_id", max(&mut d.users.iter().map(|u| u.id)) + 1),
+            // A role assignment may name a deleted user: a new user must not inherit it.
+            (
+                "next_user_id",
+                max(&mut d
+                    .users
+                    .iter()
+                    .map(|u| u.id)
+                    .chain(d.roles.iter().flat_map(|r| r.user_ids.iter().copied())))
+                    + 1,
+            ),
             (
                 "next_org_id",
                 (max(&mut d.orgs.iter().map(|o| o.id)) + 1).max(2),

@@ -365,4 +365,17 @@ mod tests {
         })
         .await;
     }
+
+    /// Export from one sled store, import into another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sled_dump_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = crate::store::open_sled_for_tests(&dir.path().join("a"))
+            .await
+            .unwrap();
+        let b = crate::store::open_sled_for_tests(&dir.path().join("b"))
+            .await
+            .unwrap();
+        crate::store::contract::dump_round_trip_between(a, b).await;
+    }
 }

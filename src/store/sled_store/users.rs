@@ -526,6 +526,17 @@ impl MetaStore for SledStore {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
     }
 
+    async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let r = match self
+            .meta
+            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
+        {
+            Ok(()) => Ok(value.to_vec()),
+            Err(current) => Ok(current.current.map(|v| v.to_vec()).unwrap_or_default()),
+        };
+        self.durable(r).await
+    }
+
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
         let r = self
             .meta
