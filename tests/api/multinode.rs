@@ -23,19 +23,22 @@ struct Nodes {
 }
 
 async fn nodes(n: usize) -> Nodes {
+    nodes_with(n, &[]).await
+}
+
+async fn nodes_with(n: usize, extra: &[(&str, &str, &str)]) -> Nodes {
     let cluster = TestCluster::start();
     let db = cluster.create_database().await;
     let url = cluster.url(&db);
     let mut nodes = Vec::new();
     for _ in 0..n {
-        nodes.push(
-            TestApp::spawn_with(&[
-                ("database", "type", "postgres"),
-                ("database", "url", &url),
-                ("security", "secret_key", SECRET),
-            ])
-            .await,
-        );
+        let mut overrides = vec![
+            ("database", "type", "postgres"),
+            ("database", "url", url.as_str()),
+            ("security", "secret_key", SECRET),
+        ];
+        overrides.extend_from_slice(extra);
+        nodes.push(TestApp::spawn_with(&overrides).await);
     }
     Nodes {
         _cluster: cluster,
@@ -353,4 +356,60 @@ async fn sigkill_of_a_node_loses_no_acknowledged_write() {
         assert!(lock.is_some(), "{job:?} is free after the node died");
     }
     drop(second);
+}
+
+/// The license: an upload on one node is what every node reports at once (it is read from
+/// the database on every call), and so is its removal on another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_license_is_what_every_node_reports() {
+    use tollgate::crypto::jws::SigningKey;
+    use tollgate::domain::license::LicenseClaims;
+    const ROOT: &str = "http://tollgate.test/";
+    let key = SigningKey::generate().unwrap();
+    let keys = key.public().to_config();
+    let ns = nodes_with(
+        2,
+        &[
+            ("server", "root_url", ROOT),
+            ("enterprise", "license_issuer_keys", keys.as_str()),
+        ],
+    )
+    .await;
+    let (a, b) = (&ns.nodes[0], &ns.nodes[1]);
+    let t = tollgate::domain::time::system_now();
+    let claims = LicenseClaims {
+        jti: "jti-multi".into(),
+        iss: "test-issuer".into(),
+        sub: ROOT.into(),
+        iat: t,
+        exp: t + 10 * 86_400,
+        nbf: t - 86_400,
+        lexp: t + 365 * 86_400,
+        lid: "multi".into(),
+        included_users: 3,
+        update_days: 1,
+        prod: vec!["grafana-enterprise".into()],
+        company: "ACME".into(),
+        ..Default::default()
+    };
+    let token = key.sign(&serde_json::to_vec(&claims).unwrap());
+    let check = |n: &TestApp| {
+        let req = n.admin(Method::GET, "/api/licensing/check");
+        async move { send(req).await.1 == json!(true) }
+    };
+    assert!(!check(a).await && !check(b).await, "no license yet");
+    let (s, v) = send(
+        a.admin(Method::POST, "/api/licensing/token")
+            .json(&json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(check(b).await, "uploaded on A, valid on B at once");
+    let (s, v) = send(
+        b.admin(Method::DELETE, "/api/licensing/token")
+            .json(&json!({ "instance": ROOT })),
+    )
+    .await;
+    assert!((200..300).contains(&s), "{s} {v}");
+    assert!(!check(a).await, "removed on B, gone on A at once");
 }
