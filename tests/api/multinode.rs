@@ -413,3 +413,98 @@ async fn the_license_is_what_every_node_reports() {
     assert!((200..300).contains(&s), "{s} {v}");
     assert!(!check(a).await, "removed on B, gone on A at once");
 }
+
+/// LDAP: a reload on one node makes every node re-read its own `ldap.toml` (within the
+/// bound); a node whose file does not load keeps its previous configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ldap_reload_on_one_node_applies_on_all() {
+    use tollgate::domain::{OrgId, OrgRole};
+    let slapd = crate::slapd::Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = |viewers: &str| {
+        format!(
+            r#"
+[[servers]]
+host = "127.0.0.1"
+port = {port}
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password = "{pw}"
+timeout = 3
+search_filter = "(uid=%s)"
+search_base_dns = ["ou=users,dc=example,dc=org"]
+
+[servers.attributes]
+name = "givenName"
+surname = "sn"
+username = "uid"
+member_of = "memberOf"
+email = "mail"
+
+[[servers.group_mappings]]
+group_dn = "cn=viewers,ou=groups,dc=example,dc=org"
+org_role = "{viewers}"
+"#,
+            port = slapd.port,
+            pw = crate::slapd::ADMIN_PW,
+        )
+    };
+    let (fa, fb) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&fa, conf("Viewer")).unwrap();
+    std::fs::write(&fb, conf("Viewer")).unwrap();
+    let cluster = TestCluster::start();
+    let db = cluster.create_database().await;
+    let url = cluster.url(&db);
+    let mut apps = Vec::new();
+    for f in [&fa, &fb] {
+        let f = f.to_string_lossy().to_string();
+        apps.push(
+            TestApp::spawn_with(&[
+                ("database", "type", "postgres"),
+                ("database", "url", url.as_str()),
+                ("security", "secret_key", SECRET),
+                ("auth.ldap", "enabled", "true"),
+                ("auth.ldap", "config_file", f.as_str()),
+                ("auth.ldap", "allow_sign_up", "true"),
+            ])
+            .await,
+        );
+    }
+    let (a, b) = (&apps[0], &apps[1]);
+    let role_via = |n: &TestApp| {
+        let req = n.as_user(Method::GET, "/api/user", "carol", "carol-pw");
+        let store = n.services.store.clone();
+        async move {
+            let (s, _) = send(req).await;
+            assert_eq!(s, 200);
+            let u = store.user_by_login("carol").await.unwrap().unwrap();
+            u.role_in(OrgId(1))
+        }
+    };
+    assert_eq!(role_via(b).await, Some(OrgRole::Viewer));
+    // Both files change; only A is told to reload; B follows.
+    std::fs::write(&fa, conf("Editor")).unwrap();
+    std::fs::write(&fb, conf("Editor")).unwrap();
+    let (s, v) = send(a.admin(Method::POST, "/api/admin/ldap/reload")).await;
+    assert_eq!(s, 200, "{v}");
+    let took = within("B reloads its ldap.toml", || async {
+        role_via(b).await == Some(OrgRole::Editor)
+    })
+    .await;
+    eprintln!("LDAP reload reached node B in {took:?}");
+    // A broken file on B: B keeps its previous configuration.
+    std::fs::write(&fb, "this is not toml [").unwrap();
+    std::fs::write(&fa, conf("Viewer")).unwrap();
+    let (s, v) = send(a.admin(Method::POST, "/api/admin/ldap/reload")).await;
+    assert_eq!(s, 200, "{v}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        role_via(a).await,
+        Some(OrgRole::Viewer),
+        "A applied its new file"
+    );
+    assert_eq!(
+        role_via(b).await,
+        Some(OrgRole::Editor),
+        "B kept its last good configuration"
+    );
+}
