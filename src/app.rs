@@ -132,10 +132,8 @@ async fn housekeeping(services: Arc<Services>) {
         tick.tick().await;
         let purge = round % 10 == 9;
         round += 1;
-        // Run-once jobs: on several nodes, the one that holds the job's lock does it.
-        if let Some(_lock) = job_lock(&services, Job::LicenseRenewal).await {
-            services.licensing.auto_renew_tick().await;
-        }
+        // Takes its run-once job lock itself.
+        services.licensing.auto_renew_tick().await;
         // The store runs its scans on the blocking pool.
         if let Err(e) = services.stats.refresh().await {
             tracing::warn!(error = %e, "stats refresh failed");

@@ -124,6 +124,8 @@ pub struct LicensingService {
     store: Arc<dyn LicenseStore>,
     counts: Arc<dyn StatsStore>,
     stats: Arc<StatsService>,
+    /// The job lock of automatic renewal (one node at a time).
+    jobs: Arc<dyn crate::store::Store>,
     clock: Arc<dyn Clock>,
     /// token -> verified claims or the verification failure.
     verified: Mutex<HashMap<String, Result<LicenseClaims, String>>>,
@@ -139,6 +141,7 @@ impl LicensingService {
         store: Arc<dyn LicenseStore>,
         counts: Arc<dyn StatsStore>,
         stats: Arc<StatsService>,
+        jobs: Arc<dyn crate::store::Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AppError> {
         let http = reqwest::Client::builder()
@@ -152,6 +155,7 @@ impl LicensingService {
             store,
             counts,
             stats,
+            jobs,
             clock,
             verified: Mutex::new(HashMap::new()),
             backoff: Mutex::new(Backoff::default()),
@@ -468,13 +472,28 @@ impl LicensingService {
         }
     }
 
-    /// The automatic renewal, called every minute: renews when the token is `update_days`
-    /// old, backing off with jitter after failures. Each attempt is recorded.
+    /// The automatic renewal, called every minute on every node: renews when the token is
+    /// `update_days` old, backing off with jitter after failures. Each attempt is recorded.
+    /// On several nodes one attempt is made per interval: the job lock lets one node at a
+    /// time in, and the recorded last attempt (shared) holds the others back after a
+    /// failure, as the renewed token (shared) does after a success.
     pub async fn auto_renew_tick(&self) {
         let e = &self.settings.enterprise;
         if !e.auto_refresh_license || e.license_url.is_empty() {
             return;
         }
+        let _lock = match self
+            .jobs
+            .try_job_lock(crate::store::Job::LicenseRenewal)
+            .await
+        {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the license renewal lock");
+                return;
+            }
+        };
         let Ok(eval) = self.evaluate().await else {
             return;
         };
@@ -485,6 +504,12 @@ impl LicensingService {
         let due = claims.iat + update_days(&claims) * 86_400;
         if at < due || at < self.backoff.lock().next_try {
             return;
+        }
+        // Any node's failed automatic attempt holds every node back for the first backoff.
+        if let Ok(Some(last)) = self.store.last_renewal().await {
+            if !last.ok && last.trigger == "automatic" && at < last.at + backoff_seconds(1, 0.0) {
+                return;
+            }
         }
         let ok = self.renew_now("automatic").await.is_ok();
         let mut b = self.backoff.lock();

@@ -186,6 +186,7 @@ impl Services {
             store.clone(),
             store.clone(),
             stats.clone(),
+            store.clone(),
             clock.clone(),
         )?;
         useragent::warm();

@@ -508,3 +508,74 @@ org_role = "{viewers}"
         "B kept its last good configuration"
     );
 }
+
+/// A job runs once across nodes: with the license due for renewal and the issuer failing,
+/// two nodes ticking at once (and again right after) make one renewal attempt, counted at
+/// the issuer's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_renewal_runs_once_across_nodes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use tollgate::crypto::jws::SigningKey;
+    use tollgate::domain::license::LicenseClaims;
+    const ROOT: &str = "http://tollgate.test/";
+    // The "issuer": counts connections and closes them (every attempt fails).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}/renew", listener.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let key = SigningKey::generate().unwrap();
+    let keys = key.public().to_config();
+    let ns = nodes_with(
+        2,
+        &[
+            ("server", "root_url", ROOT),
+            ("enterprise", "license_issuer_keys", keys.as_str()),
+            ("enterprise", "auto_refresh_license", "true"),
+            ("enterprise", "license_url", issuer.as_str()),
+        ],
+    )
+    .await;
+    let (a, b) = (&ns.nodes[0], &ns.nodes[1]);
+    let t = tollgate::domain::time::system_now();
+    let claims = LicenseClaims {
+        jti: "jti-due".into(),
+        iss: "test-issuer".into(),
+        sub: ROOT.into(),
+        iat: t - 2 * 86_400,
+        exp: t + 10 * 86_400,
+        nbf: t - 3 * 86_400,
+        lexp: t + 365 * 86_400,
+        lid: "due".into(),
+        included_users: 3,
+        update_days: 1,
+        prod: vec!["grafana-enterprise".into()],
+        company: "ACME".into(),
+        ..Default::default()
+    };
+    let token = key.sign(&serde_json::to_vec(&claims).unwrap());
+    let (s, v) = send(
+        a.admin(Method::POST, "/api/licensing/token")
+            .json(&json!({ "token": token })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let before = attempts.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        tokio::join!(
+            a.services.licensing.auto_renew_tick(),
+            b.services.licensing.auto_renew_tick()
+        );
+    }
+    assert_eq!(
+        attempts.load(Ordering::SeqCst) - before,
+        1,
+        "one renewal attempt across the nodes in this interval"
+    );
+}
