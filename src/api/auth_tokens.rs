@@ -60,7 +60,9 @@ impl From<&SessionView> for UserToken {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct RevokeAuthTokenForm {
-    pub auth_token_id: i64,
+    /// The session's id. Missing reads as 0, as Grafana's Go decoding does (then 404
+    /// "User auth token not found").
+    pub auth_token_id: Option<i64>,
 }
 
 api_errors!(
@@ -102,7 +104,7 @@ api_errors!(
 );
 
 fn token_id(form: &RevokeAuthTokenForm) -> u64 {
-    u64::try_from(form.auth_token_id).unwrap_or(0)
+    u64::try_from(form.auth_token_id.unwrap_or(0)).unwrap_or(0)
 }
 
 pub struct AuthTokensApi;

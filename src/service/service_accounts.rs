@@ -64,8 +64,16 @@ pub fn parse_token(token: &str) -> Option<&str> {
     if secret.len() != 32 || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    let expected = format!("{:08x}", crc32(format!("{PREFIX}{secret}").as_bytes()));
-    (sum == expected).then_some(token)
+    let crc = crc32(format!("{PREFIX}{secret}").as_bytes());
+    // Grafana's form (the checksum's bytes little-endian), or the big-endian form tokens
+    // issued before this release carry: nothing an operator holds stops working.
+    (sum == checksum(crc) || sum == format!("{crc:08x}")).then_some(token)
+}
+
+/// Grafana's checksum text (`pkg/components/satokengen`): the CRC32-IEEE of
+/// `glsa_<secret>` as its four bytes in little-endian order, in hex.
+pub fn checksum(crc: u32) -> String {
+    format!("{:08x}", crc.swap_bytes())
 }
 
 impl ServiceAccountService {
@@ -254,7 +262,7 @@ impl ServiceAccountService {
         }
         let secret = random::alphanumeric(32);
         let body = format!("{PREFIX}{secret}");
-        let key = format!("{body}_{:08x}", crc32(body.as_bytes()));
+        let key = format!("{body}_{}", checksum(crc32(body.as_bytes())));
         let at = self.clock.now();
         let record = self
             .keys
@@ -348,8 +356,13 @@ mod tests {
     #[test]
     fn token_checksum() {
         let body = format!("{PREFIX}{}", "a".repeat(32));
-        let good = format!("{body}_{:08x}", crc32(body.as_bytes()));
+        let good = format!("{body}_{}", checksum(crc32(body.as_bytes())));
         assert!(parse_token(&good).is_some());
+        let old = format!("{body}_{:08x}", crc32(body.as_bytes()));
+        assert!(
+            parse_token(&old).is_some(),
+            "tokens issued before keep working"
+        );
         let bad = format!("{body}_00000000");
         assert!(parse_token(&bad).is_none());
         assert!(parse_token("glsa_short_12345678").is_none());

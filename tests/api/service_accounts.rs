@@ -73,10 +73,23 @@ async fn lifecycle_and_token_format() {
     let key = token(&app, sa, "deploy", 0).await;
     let (body, sum) = key.rsplit_once('_').unwrap();
     assert!(body.starts_with("glsa_") && body.len() == 5 + 32, "{key}");
+    // Grafana's checksum (pkg/components/satokengen), computed here independently: the
+    // CRC32-IEEE of `glsa_<secret>`, its four bytes little-endian, in hex.
     assert_eq!(
-        sum,
-        format!("{:08x}", tollgate::crypto::crc32(body.as_bytes()))
+        crc32_ieee(b"123456789"),
+        0xcbf4_3926,
+        "the standard check value"
     );
+    let le: String = crc32_ieee(body.as_bytes())
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(sum, le, "Grafana's little-endian checksum");
+    // Tokens issued before this release carry the big-endian form; they keep working
+    // (tests/api/upgrade.rs signs in with one from the fixture).
+    let old = format!("{body}_{:08x}", crc32_ieee(body.as_bytes()));
+    assert_ne!(old, key);
     let (_, tokens) =
         send(app.admin(Method::GET, &format!("/api/serviceaccounts/{sa}/tokens"))).await;
     assert_eq!(tokens[0]["name"], "deploy");
@@ -228,4 +241,20 @@ async fn tokens_do_exactly_the_admin_work_granted() {
     )
     .await;
     assert_eq!(s, 200);
+}
+
+/// CRC32-IEEE, bit by bit (independent of the server's table-driven one).
+fn crc32_ieee(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -344,6 +344,16 @@ async fn revoke_one_session() {
     )
     .await;
     assert_eq!((s, message(&b)), (400, "bad request data"));
+    // A missing id reads as 0 (Go's zero value): no such token.
+    let (s, b) = send(
+        app.admin(
+            Method::POST,
+            &format!("/api/admin/users/{id}/revoke-auth-token"),
+        )
+        .json(&json!({})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (404, "User auth token not found"));
 
     // A user revokes their own other session, not the current one.
     let uma2 = app.login("uma", "umapass").await;
