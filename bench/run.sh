@@ -136,35 +136,35 @@ seed_users() { # base, target user count (the admin included)
   echo "stats server $b: $have users" >&2
 }
 
-# wrk_figures WRK-OUTPUT WHAT -> "req/s p99"; fails on any non-2xx answer.
+# wrk_figures WRK-OUTPUT -> "req/s p99 errors" (errors: non-2xx answers plus socket
+# errors, timeouts included; wrk's own timeout is 2 s).
 wrk_figures() {
-  local non2xx
-  non2xx=$(echo "$1" | awk '/Non-2xx/ {print $5}')
-  [ -z "$non2xx" ] || { echo "non-2xx responses for $2: $non2xx" >&2; return 1; }
-  echo "$(echo "$1" | awk '/Requests\/sec/ {print $2}') $(echo "$1" | awk '$1=="99%" {print $2}')"
+  echo "$1" | awk '/Requests\/sec/ {rps=$2} $1=="99%" {p99=$2} /Non-2xx/ {err+=$5}
+    /Socket errors/ {for (i=4; i<=NF; i+=2) {v=$i; sub(",", "", v); err+=v}}
+    END {print rps, p99, err+0}'
 }
-run_wrk() { # url header -> "req/s p99"
+run_wrk() { # url header -> "req/s p99 errors"
   local args=(-t1 -c"$conns" -d"${secs}s" --latency) out
   [ -z "$2" ] || args+=(-H "$2")
   out=$(wrk "${args[@]}" "$1")
-  wrk_figures "$out" "$1"
+  wrk_figures "$out"
 }
 ceiling_health() { run_wrk "$ceiling/api/health" ""; }
 # Durable writes: every request flips the Grafana Admin flag of user $2 (bench/toggle-admin.lua).
-run_writes() { # base user-id -> "req/s p99"
+run_writes() { # base user-id -> "req/s p99 errors"
   local out
   out=$(USER_ID=$2 wrk -t1 -c"$writers" -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$1")
-  wrk_figures "$out" "the write scenario on $1"
+  wrk_figures "$out"
 }
 # pgbench's built-in simple-update script (-N: UPDATE pgbench_accounts, SELECT, INSERT INTO
-# pgbench_history, one transaction) on its own database of the same cluster -> "tps -".
+# pgbench_history, one transaction) on its own database of the same cluster -> "tps - 0".
 pgbench_tps() {
   local out tps
   out=$(as_postgres "$pg_bin/pgbench" -h 127.0.0.1 -p "$pgport" -U postgres \
     -N -c "$writers" -j 2 -T "$secs" pgbench 2>&1)
   tps=$(echo "$out" | awk '$1=="tps" {print $3; exit}')
   [ -n "$tps" ] || { echo "pgbench failed: $out" >&2; return 1; }
-  echo "$tps -"
+  echo "$tps - 0"
 }
 
 mkdir -p bench/results
@@ -175,17 +175,25 @@ out=bench/results/latest.md
 } > "$out"
 
 # measure NAME BASELINE-LABEL BASELINE-CMD CMD...: alternates BASELINE-CMD and CMD (each
-# prints "rate p99") $rounds times and appends the row of the means to $out.
+# prints "rate p99 errors") $rounds times and appends the row of the means to $out. A
+# scenario with errors keeps its row, marked, and the script exits 1 at the end.
+failed=0
 measure() {
-  local name=$1 blabel=$2 bcmd=$3 btotal=0 ttotal=0 p99s="" r b t p
+  local name=$1 blabel=$2 bcmd=$3 btotal=0 ttotal=0 errors=0 p99s="" r b t p e
   shift 3
   for _ in $(seq "$rounds"); do
     r=$($bcmd); read -r b _ <<<"$r"
-    r=$("$@"); read -r t p <<<"$r"
+    r=$("$@"); read -r t p e <<<"$r"
     btotal=$(python3 -c "print($btotal + $b)")
     ttotal=$(python3 -c "print($ttotal + $t)")
+    errors=$((errors + e))
     p99s="$p99s $p"
   done
+  if [ "$errors" -gt 0 ]; then
+    echo "$name: $errors non-2xx answers or socket errors" >&2
+    p99s="$p99s; **$errors errors (non-2xx or timeouts)**"
+    failed=1
+  fi
   python3 -c "b=$btotal/$rounds; t=$ttotal/$rounds; print(f'| $name | {t:,.0f} | ${p99s# } | $blabel | {b:,.0f} | {t/b:.2f} |')" \
     | tee -a "$out"
 }
@@ -243,3 +251,4 @@ start_tollgate pg-stats GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
 run_stats "$url" " (PostgreSQL)"
 
 echo "wrote $out (wrk -t1 -c$conns -d${secs}s, $rounds rounds, alternating with the baseline)"
+[ "$failed" = 0 ] || { echo "some scenarios had errors: see the marked rows" >&2; exit 1; }
