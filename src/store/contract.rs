@@ -46,6 +46,7 @@ where
     // Meta.
     meta_get_set(fresh().await).await;
     meta_init_once(fresh().await).await;
+    coordination(fresh().await).await;
     // Sessions.
     sessions_create_and_lookup(fresh().await).await;
     sessions_rotate(fresh().await).await;
@@ -1291,6 +1292,58 @@ pub async fn meta_get_set(s: Arc<dyn Store>) {
         Some(vec![0, 1]),
         "other keys untouched"
     );
+}
+
+/// Job locks, change epochs, announcements and the change stream. A backend with one node
+/// (`subscribe` is None) grants every lock and has no epochs; one shared by several nodes
+/// holds a lock exclusively until it is dropped and delivers announced topics.
+pub async fn coordination(s: Arc<dyn Store>) {
+    let stream = s.subscribe().await.unwrap();
+    let lock = s.try_job_lock(Job::SessionPurge).await.unwrap();
+    assert!(lock.is_some(), "a free job lock is granted");
+    let Some(mut rx) = stream else {
+        assert!(s.change_epochs().await.unwrap().is_empty());
+        s.announce(Topic::Ldap).await.unwrap();
+        return;
+    };
+    assert!(
+        s.try_job_lock(Job::SessionPurge).await.unwrap().is_none(),
+        "a held job lock is refused"
+    );
+    assert!(
+        s.try_job_lock(Job::Provisioning).await.unwrap().is_some(),
+        "another job's lock is free"
+    );
+    drop(lock);
+    let start = std::time::Instant::now();
+    while s.try_job_lock(Job::SessionPurge).await.unwrap().is_none() {
+        assert!(start.elapsed().as_secs() < 5, "a dropped lock is released");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let epoch = |all: &[(Topic, i64)], t: Topic| all.iter().find(|(x, _)| *x == t).map(|(_, e)| *e);
+    let before = s.change_epochs().await.unwrap();
+    s.announce(Topic::Ldap).await.unwrap();
+    s.put_license(&StoredLicense {
+        token: "t".into(),
+        stored_at: 1,
+    })
+    .await
+    .unwrap();
+    let after = s.change_epochs().await.unwrap();
+    for t in [Topic::Ldap, Topic::License] {
+        assert_eq!(
+            epoch(&after, t),
+            epoch(&before, t).map(|e| e + 1),
+            "{t:?}: one announcement, one epoch"
+        );
+    }
+    let mut heard = Vec::new();
+    while !(heard.contains(&Topic::Ldap) && heard.contains(&Topic::License)) {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv()).await {
+            Ok(Some(t)) => heard.push(t),
+            other => panic!("announced topics not delivered: {other:?}, heard {heard:?}"),
+        }
+    }
 }
 
 pub async fn meta_init_once(s: Arc<dyn Store>) {

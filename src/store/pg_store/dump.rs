@@ -35,13 +35,14 @@ use super::datasources::{ds_cols, ds_row, name_key};
 use super::notifiers::{
     notifier_row, plugin_row, run_row, select_notifiers, select_plugins, select_runs,
 };
-use super::secrets::{col, db_i64, u64_col};
+use super::roles::{role_row, select_roles};
+use super::secrets::{col, db_i64, dek_id, dek_row, select_deks, state_name};
 use super::sessions::{session_cols, session_from_row};
+use super::settings::override_row;
 use super::users::{fold, org_from_row, password_cols, select_orgs, user_cols, user_from_row};
 use super::{announce_in, db_err, PgStore};
 use crate::store::{
-    DekRecord, DekState, Dump, RenewalRecord, RoleRecord, SealedSecret, SettingOverride,
-    StoreError, StoreResult, StoredLicense, Topic,
+    DekState, Dump, RenewalRecord, SealedSecret, StoreError, StoreResult, StoredLicense, Topic,
 };
 
 /// Every table that holds records, parents first: all of the schema's but `change_epochs`
@@ -96,52 +97,6 @@ const SEQUENCES: [&str; 9] = [
 
 // The conversions of secrets.rs, settings.rs and roles.rs, which keep theirs private.
 
-macro_rules! select_deks {
-    () => {
-        "SELECT id, state, extract(epoch FROM created)::bigint AS created, \
-         extract(epoch FROM retired)::bigint AS retired, kek_id, wrapped, reserved FROM deks"
-    };
-}
-
-fn dek_id(v: i64) -> StoreResult<u32> {
-    u32::try_from(v).map_err(|_| StoreError::Codec(format!("DEK id {v} out of range")))
-}
-
-fn state_name(s: DekState) -> &'static str {
-    match s {
-        DekState::Active => "active",
-        DekState::Retired => "retired",
-        DekState::Destroyed => "destroyed",
-    }
-}
-
-fn dek_row(row: &PgRow) -> StoreResult<DekRecord> {
-    let state: String = col(row, "state")?;
-    Ok(DekRecord {
-        id: dek_id(col(row, "id")?)?,
-        state: match state.as_str() {
-            "active" => DekState::Active,
-            "retired" => DekState::Retired,
-            "destroyed" => DekState::Destroyed,
-            other => return Err(StoreError::Codec(format!("unknown DEK state {other:?}"))),
-        },
-        created: col(row, "created")?,
-        retired: col(row, "retired")?,
-        kek_id: col(row, "kek_id")?,
-        wrapped: col(row, "wrapped")?,
-        reserved: u64_col(row, "reserved")?,
-    })
-}
-
-fn override_row(row: &PgRow) -> StoreResult<SettingOverride> {
-    Ok(SettingOverride {
-        section: col(row, "section")?,
-        key: col(row, "key")?,
-        value: col(row, "value")?,
-        secret: col(row, "secret")?,
-    })
-}
-
 async fn license_rows(
     c: &mut PgConnection,
 ) -> StoreResult<(Option<StoredLicense>, Option<RenewalRecord>)> {
@@ -171,41 +126,6 @@ async fn license_rows(
         None => None,
     };
     Ok((license, renewal))
-}
-
-macro_rules! select_roles {
-    () => {
-        "SELECT r.id, coalesce(r.org_id, 0) AS org_id, r.uid, r.name, r.display_name, \
-         r.description, r.\"group\", r.version, r.global, r.basic_roles, r.users, \
-         coalesce((SELECT array_agg(p.action ORDER BY p.ord) FROM role_permissions p \
-           WHERE p.role_id = r.id), '{}') AS perm_actions, \
-         coalesce((SELECT array_agg(p.scope ORDER BY p.ord) FROM role_permissions p \
-           WHERE p.role_id = r.id), '{}') AS perm_scopes, \
-         coalesce((SELECT array_agg(a.user_id ORDER BY a.user_id) FROM role_assignments a \
-           WHERE a.role_id = r.id), '{}') AS user_ids, \
-         extract(epoch FROM r.updated)::bigint AS updated FROM roles r"
-    };
-}
-
-fn role_row(row: &PgRow) -> StoreResult<RoleRecord> {
-    let actions: Vec<String> = col(row, "perm_actions")?;
-    let scopes: Vec<String> = col(row, "perm_scopes")?;
-    let user_ids: Vec<i64> = col(row, "user_ids")?;
-    Ok(RoleRecord {
-        uid: col(row, "uid")?,
-        name: col(row, "name")?,
-        display_name: col(row, "display_name")?,
-        description: col(row, "description")?,
-        group: col(row, "group")?,
-        version: u64_col(row, "version")?,
-        global: col(row, "global")?,
-        org_id: u64_col(row, "org_id")?,
-        permissions: actions.into_iter().zip(scopes).collect(),
-        basic_roles: col(row, "basic_roles")?,
-        users: col(row, "users")?,
-        user_ids: user_ids.into_iter().map(i64::unsigned_abs).collect(),
-        updated: col(row, "updated")?,
-    })
 }
 
 async fn all<T>(

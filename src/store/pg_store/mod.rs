@@ -262,11 +262,24 @@ impl Store for PgStore {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::Arc;
 
     use super::test_cluster::TestCluster;
+
+    /// A store on a new, empty database of the cluster (migrations applied).
+    async fn fresh_store(cluster: &TestCluster) -> super::PgStore {
+        let name = cluster.create_database().await;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(cluster.options(&name))
+            .await
+            .expect("connect to the test database");
+        super::PgStore::with_pool(pool)
+            .await
+            .expect("migrations apply")
+    }
     use crate::store::{SessionRecord, Store, StoreError};
 
     /// The store contract suite against a real PostgreSQL the test starts: every test gets
@@ -276,7 +289,7 @@ mod tests {
         let cluster = TestCluster::start();
         let c = &cluster;
         crate::store::contract::run_all(|| async move {
-            let s: Arc<dyn Store> = Arc::new(c.fresh_store().await);
+            let s: Arc<dyn Store> = Arc::new(fresh_store(c).await);
             s
         })
         .await;
@@ -286,8 +299,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_dump_round_trip() {
         let cluster = TestCluster::start();
-        let a: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
-        let b: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
+        let a: Arc<dyn Store> = Arc::new(fresh_store(&cluster).await);
+        let b: Arc<dyn Store> = Arc::new(fresh_store(&cluster).await);
         crate::store::contract::dump_round_trip_between(a, b).await;
     }
 
@@ -296,7 +309,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_knows_every_table() {
         let cluster = TestCluster::start();
-        let s = cluster.fresh_store().await;
+        let s = fresh_store(&cluster).await;
         let mut tables: Vec<String> = sqlx::query_scalar(
             "SELECT tablename::text FROM pg_tables WHERE schemaname = current_schema() \
              AND tablename NOT IN ('change_epochs', '_sqlx_migrations') ORDER BY 1",
@@ -318,8 +331,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn import_skips_orphans_and_rolls_back_whole() {
         let cluster = TestCluster::start();
-        let a: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
-        let b: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
+        let a: Arc<dyn Store> = Arc::new(fresh_store(&cluster).await);
+        let b: Arc<dyn Store> = Arc::new(fresh_store(&cluster).await);
         crate::store::contract::dump_round_trip_between(a.clone(), b.clone()).await;
         let mut dump = a.export().await.unwrap();
         let clean = dump.clone();
@@ -347,7 +360,7 @@ mod tests {
         assert_eq!((orphans.sessions, orphans.tokens), (1, 1));
         assert_eq!(counted, clean);
 
-        let c: Arc<dyn Store> = Arc::new(cluster.fresh_store().await);
+        let c: Arc<dyn Store> = Arc::new(fresh_store(&cluster).await);
         c.import(&dump, false).await.unwrap();
         assert_eq!(
             c.export().await.unwrap().normalized(),

@@ -39,6 +39,7 @@ macro_rules! select_roles {
          extract(epoch FROM r.updated)::bigint AS updated FROM roles r"
     };
 }
+pub(super) use select_roles;
 
 /// The key predicate on `roles r` ($1 org, $2 uid), matching the unique index.
 macro_rules! role_key {
@@ -47,7 +48,7 @@ macro_rules! role_key {
     };
 }
 
-fn role_row(row: &PgRow) -> StoreResult<RoleRecord> {
+pub(super) fn role_row(row: &PgRow) -> StoreResult<RoleRecord> {
     let actions: Vec<String> = col(row, "perm_actions")?;
     let scopes: Vec<String> = col(row, "perm_scopes")?;
     let user_ids: Vec<i64> = col(row, "user_ids")?;

@@ -74,7 +74,7 @@ pub(crate) async fn apply_secret_writes(
     Ok(())
 }
 
-fn state_name(s: DekState) -> &'static str {
+pub(super) fn state_name(s: DekState) -> &'static str {
     match s {
         DekState::Active => "active",
         DekState::Retired => "retired",
@@ -91,7 +91,7 @@ fn state_of(name: &str) -> StoreResult<DekState> {
     }
 }
 
-fn dek_id(v: i64) -> StoreResult<u32> {
+pub(super) fn dek_id(v: i64) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::Codec(format!("DEK id {v} out of range")))
 }
 
@@ -102,8 +102,9 @@ macro_rules! select_deks {
          extract(epoch FROM retired)::bigint AS retired, kek_id, wrapped, reserved FROM deks"
     };
 }
+pub(super) use select_deks;
 
-fn dek_row(row: &PgRow) -> StoreResult<DekRecord> {
+pub(super) fn dek_row(row: &PgRow) -> StoreResult<DekRecord> {
     Ok(DekRecord {
         id: dek_id(col(row, "id")?)?,
         state: state_of(&col::<String>(row, "state")?)?,

@@ -14,7 +14,7 @@ use crate::store::{
     StoredLicense,
 };
 
-fn override_row(row: &PgRow) -> StoreResult<SettingOverride> {
+pub(super) fn override_row(row: &PgRow) -> StoreResult<SettingOverride> {
     Ok(SettingOverride {
         section: col(row, "section")?,
         key: col(row, "key")?,

@@ -1,9 +1,11 @@
 //! A throwaway PostgreSQL cluster for tests, as the LDAP tests start slapd: Debian's
 //! `postgresql` package, `initdb` into a temporary folder as the `postgres` system user
 //! (initdb refuses root), `pg_ctl` on a free loopback port with the socket inside the
-//! folder. Every `fresh_store()` is a new, empty database on it. Stopped on drop.
+//! folder. Every `create_database()` is a new, empty database on it. Stopped on drop.
+//! One file for both users: the lib's backend tests (`store::pg_store`) and the API tests
+//! (`tests/api/postgres.rs` includes it by path).
 
-#![allow(clippy::expect_used, clippy::panic)]
+#![allow(dead_code, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,13 +13,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::PgStore;
-
 pub struct TestCluster {
     dir: tempfile::TempDir,
     bin: PathBuf,
     pub port: u16,
     next_db: AtomicU32,
+    /// The `postgres` options `pg_ctl start` passes (port, socket folder).
+    server_opts: String,
 }
 
 fn pg_bin() -> PathBuf {
@@ -86,20 +88,37 @@ impl TestCluster {
         let opts = format!(
             "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
-        let log = dir.path().join("pg.log").to_string_lossy().to_string();
-        run(
-            &bin.join("pg_ctl"),
-            &["-D", &d, "-o", &opts, "-l", &log, "-w", "start"],
-        );
-        Self {
+        let c = Self {
             dir,
             bin,
             port,
             next_db: AtomicU32::new(0),
-        }
+            server_opts: opts,
+        };
+        c.start_server();
+        c
     }
 
-    fn options(&self, db: &str) -> PgConnectOptions {
+    /// Starts the server (again, after `stop_server`), on the same port and data.
+    pub fn start_server(&self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        let log = self.dir.path().join("pg.log").to_string_lossy().to_string();
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-o", &self.server_opts, "-l", &log, "-w", "start"],
+        );
+    }
+
+    /// Stops the server at once (connections are cut), keeping its data.
+    pub fn stop_server(&self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    pub fn options(&self, db: &str) -> PgConnectOptions {
         PgConnectOptions::new()
             .host("127.0.0.1")
             .port(self.port)
@@ -127,17 +146,6 @@ impl TestCluster {
             .expect("create database");
         admin.close().await;
         name
-    }
-
-    /// A store on a new, empty database (migrations applied).
-    pub async fn fresh_store(&self) -> PgStore {
-        let name = self.create_database().await;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(self.options(&name))
-            .await
-            .expect("connect to the test database");
-        PgStore::with_pool(pool).await.expect("migrations apply")
     }
 }
 
