@@ -37,6 +37,7 @@ where
     users_upgrade_password_is_cas(fresh().await).await;
     users_set_memberships(fresh().await).await;
     users_last_grafana_admin(fresh().await).await;
+    users_concurrent_admin_revocations(fresh().await).await;
     users_delete(fresh().await).await;
     users_search(fresh().await).await;
     users_touch_last_seen(fresh().await).await;
@@ -980,6 +981,40 @@ pub async fn users_last_grafana_admin(s: Arc<dyn Store>) {
     );
     let c = counts(&s).await;
     assert_eq!((c.users, c.grafana_admins), (1, 1));
+}
+
+/// Every Grafana Admin revoked at once, round after round: exactly one keeps the flag
+/// (its revocation answers `LastAdmin`), never none.
+pub async fn users_concurrent_admin_revocations(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let mut admins = Vec::new();
+    for i in 0..6 {
+        admins.push(add(&s, grafana_admin(&format!("admin{i}")), OrgRole::Admin).await);
+    }
+    for round in 0..5 {
+        let mut tasks = Vec::new();
+        for a in &admins {
+            let (s, id) = (s.clone(), a.user_id());
+            tasks.push(tokio::spawn(async move {
+                s.set_grafana_admin(id, false, 100 + round).await
+            }));
+        }
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(u) => assert!(!u.is_admin),
+                Err(StoreError::LastAdmin) => refused += 1,
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        let left = counts(&s).await.grafana_admins;
+        assert_eq!((left, refused), (1, 1), "round {round}");
+        for a in &admins {
+            s.set_grafana_admin(a.user_id(), true, 200 + round)
+                .await
+                .unwrap();
+        }
+    }
 }
 
 pub async fn users_delete(s: Arc<dyn Store>) {

@@ -73,19 +73,27 @@ impl ApiKeyStore for PgStore {
             .bind(key.last_used)
             .bind(key.service_account_id.map(id))
             .fetch_one(self.pool())
-            .await
-            .map_err(db_err)?;
-        key_from_row(&row)
+            .await;
+        self.cache().forget_counts();
+        key_from_row(&row.map_err(db_err)?)
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
         const SQL: &str = concat!("SELECT ", key_cols!(), " FROM api_keys k WHERE k.hash = $1");
+        if let Some(k) = self.cache().key_by_hash(hash) {
+            return Ok(Some(k));
+        }
+        let ticket = self.cache().ticket();
         let row = sqlx::query(SQL)
             .bind(&hash[..])
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)?;
-        optional(row)
+        let found = optional(row)?;
+        if let Some(k) = &found {
+            self.cache().fill_key(ticket, k);
+        }
+        Ok(found)
     }
 
     async fn api_keys(
@@ -127,31 +135,37 @@ impl ApiKeyStore for PgStore {
         let row = sqlx::query(SQL)
             .bind(id(key))
             .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        optional(row)
+            .await;
+        self.cache().forget_key(key);
+        optional(row.map_err(db_err)?)
     }
 
     async fn touch_api_key(&self, key: u64, at: i64) -> StoreResult<()> {
         // Best effort; the last use never moves backwards.
-        sqlx::query(
+        let r = sqlx::query(
             "UPDATE api_keys SET last_used = to_timestamp($2) \
              WHERE id = $1 AND (last_used IS NULL OR last_used < to_timestamp($2))",
         )
         .bind(id(key))
         .bind(at)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_key(key);
+        r.map_err(db_err)?;
         Ok(())
     }
 
     async fn delete_service_account(&self, account: UserId) -> StoreResult<Option<UserRecord>> {
         // Every token of the account (in any org) and its row, in one transaction; a user
         // that is not a service account is left alone (None).
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let gone = delete_user_in(&mut tx, account, true).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(gone)
+        let r = async {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let gone = delete_user_in(&mut tx, account, true).await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(gone)
+        }
+        .await;
+        self.cache().forget_user_rows(account.0);
+        r
     }
 }

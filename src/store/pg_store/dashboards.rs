@@ -234,7 +234,9 @@ impl DashboardStore for PgStore {
                 .map_err(db_err)?;
             }
         }
-        tx.commit().await.map_err(db_err)
+        let r = tx.commit().await.map_err(db_err);
+        self.cache().forget_counts();
+        r
     }
 }
 

@@ -116,6 +116,7 @@ impl DataSourceStore for PgStore {
         let created = ds_row(&row)?;
         apply_secret_writes(&mut tx, secrets).await?;
         tx.commit().await.map_err(db_err)?;
+        self.cache().forget_counts();
         Ok(created)
     }
 
@@ -199,6 +200,7 @@ impl DataSourceStore for PgStore {
         let gone = ds_row(&row)?;
         apply_secret_writes(&mut tx, secrets).await?;
         tx.commit().await.map_err(db_err)?;
+        self.cache().forget_counts();
         Ok(Some(gone))
     }
 

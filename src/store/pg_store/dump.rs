@@ -296,7 +296,9 @@ pub(super) async fn import(s: &PgStore, d: &Dump, replace: bool) -> StoreResult<
     for topic in TOPICS {
         announce_in(&mut tx, topic).await?;
     }
-    tx.commit().await.map_err(db_err)
+    let r = tx.commit().await.map_err(db_err);
+    s.cache().forget_all();
+    r
 }
 
 /// Whether any record table holds a row.

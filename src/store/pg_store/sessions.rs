@@ -83,9 +83,9 @@ impl SessionStore for PgStore {
             .bind(session.rotated_ms)
             .bind(session.revoked_ms)
             .fetch_one(self.pool())
-            .await
-            .map_err(db_err)?;
-        session_from_row(&row)
+            .await;
+        self.cache().forget_counts();
+        session_from_row(&row.map_err(db_err)?)
     }
 
     async fn session(&self, session: u64) -> StoreResult<Option<SessionRecord>> {
@@ -110,12 +110,20 @@ impl SessionStore for PgStore {
             " FROM sessions s WHERE s.token_hash = $1 OR s.prev_token_hash = $1 \
              ORDER BY s.token_hash = $1 DESC LIMIT 1"
         );
+        if let Some(s) = self.cache().session_by_hash(hash) {
+            return Ok(Some(s));
+        }
+        let ticket = self.cache().ticket();
         let row = sqlx::query(SQL)
             .bind(&hash[..])
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)?;
-        optional(row)
+        let found = optional(row)?;
+        if let Some(s) = &found {
+            self.cache().fill_session(ticket, s);
+        }
+        Ok(found)
     }
 
     async fn rotate_session(
@@ -145,22 +153,23 @@ impl SessionStore for PgStore {
             .bind(prev_valid_until_ms)
             .bind(at_ms)
             .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        optional(row)
+            .await;
+        self.cache().forget_session(session);
+        optional(row.map_err(db_err)?)
     }
 
     async fn touch_session(&self, session: u64, at_ms: i64) -> StoreResult<()> {
         // Best effort; the last use never moves backwards.
-        sqlx::query(
+        let r = sqlx::query(
             "UPDATE sessions SET seen_at = to_timestamp($2::float8 / 1000) \
              WHERE id = $1 AND seen_at < to_timestamp($2::float8 / 1000)",
         )
         .bind(id(session))
         .bind(at_ms)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_session(session);
+        r.map_err(db_err)?;
         Ok(())
     }
 
@@ -174,9 +183,9 @@ impl SessionStore for PgStore {
             .bind(id(session))
             .bind(at_ms)
             .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        optional(row)
+            .await;
+        self.cache().forget_session(session);
+        optional(row.map_err(db_err)?)
     }
 
     async fn revoke_user_sessions(&self, user: UserId, at_ms: i64) -> StoreResult<usize> {
@@ -187,8 +196,9 @@ impl SessionStore for PgStore {
         .bind(id(user.0))
         .bind(at_ms)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_user_sessions(user.0);
+        let r = r.map_err(db_err)?;
         Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
     }
 
@@ -217,16 +227,23 @@ impl SessionStore for PgStore {
         .bind(bounds.created_before_ms)
         .bind(bounds.idle_before_ms)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_sessions();
+        let r = r.map_err(db_err)?;
         Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
     }
 
     async fn active_session_count(&self) -> StoreResult<u64> {
+        if let Some(n) = self.cache().active_sessions() {
+            return Ok(n);
+        }
+        let ticket = self.cache().ticket();
         let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions WHERE revoked_at IS NULL")
             .fetch_one(self.pool())
             .await
             .map_err(db_err)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        let n = u64::try_from(n).unwrap_or(0);
+        self.cache().fill_active_sessions(ticket, n);
+        Ok(n)
     }
 }

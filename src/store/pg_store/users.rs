@@ -217,6 +217,22 @@ pub(super) fn check_not_last_admin(target: &UserRecord, admins: &[i64]) -> Store
     Ok(())
 }
 
+/// Clears the Grafana Admin flag inside a transaction whose checks passed.
+async fn revoke_in(conn: &mut PgConnection, user: UserId, at: i64) -> StoreResult<UserRecord> {
+    const SQL: &str = concat!(
+        "UPDATE users AS u SET is_admin = false, updated = to_timestamp($2) \
+         WHERE u.id = $1 RETURNING ",
+        user_cols!()
+    );
+    let row = sqlx::query(SQL)
+        .bind(id(user.0))
+        .bind(at)
+        .fetch_one(conn)
+        .await
+        .map_err(db_err)?;
+    user_from_row(&row)
+}
+
 /// Deletes a user row inside a transaction (memberships, sessions and tokens go with it by
 /// `ON DELETE CASCADE`), keeping the last Grafana Admin. The deleted row, if any;
 /// `service_accounts_only` leaves other users alone (`None`).
@@ -267,6 +283,177 @@ impl PgStore {
             .as_ref()
             .map(user_from_row)
             .transpose()
+    }
+
+    /// `set_memberships` in one transaction: the user row locked, its memberships
+    /// replaced, its current org kept when it is still one.
+    async fn set_memberships_in(
+        &self,
+        user: UserId,
+        orgs: &[i64],
+        roles: &[i16],
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id(user.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
+        sqlx::query("DELETE FROM org_members WHERE user_id = $1")
+            .bind(id(user.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        // A missing org fails the foreign key: OrgNotFound, and the transaction rolls back.
+        sqlx::query(
+            "INSERT INTO org_members (user_id, org_id, role, position) \
+             SELECT $1, m.org_id, m.role, m.position - 1 \
+             FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY \
+                  AS m(org_id, role, position)",
+        )
+        .bind(id(user.0))
+        .bind(orgs)
+        .bind(roles)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // The current org moves to the first membership when it is no longer one.
+        let org = if orgs.contains(&current) {
+            current
+        } else {
+            orgs.first().copied().unwrap_or(current)
+        };
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET org_id = $2, updated = to_timestamp($3) WHERE u.id = $1 \
+             RETURNING ",
+            user_cols!()
+        );
+        let row = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(org)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let record = user_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    /// Granting cannot break the last Grafana Admin rule: one statement, no lock on the
+    /// other admins.
+    async fn grant_grafana_admin(&self, user: UserId, at: i64) -> StoreResult<UserRecord> {
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET is_admin = true, updated = to_timestamp($2) \
+             WHERE u.id = $1 AND NOT u.is_admin RETURNING ",
+            user_cols!()
+        );
+        let changed = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(at)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        match changed {
+            Some(row) => user_from_row(&row),
+            // Already a Grafana Admin (left alone, as sled does), or missing.
+            None => self.user_uncached(user).await?.ok_or(StoreError::NotFound),
+        }
+    }
+
+    /// Revoking keeps the last Grafana Admin. The common case locks two rows: the target,
+    /// then any other Grafana Admin not locked at that moment (`SKIP LOCKED`, never
+    /// waiting), which stays an admin until the commit. When every other admin is locked
+    /// (concurrent revocations) the attempt rolls back and retries; after a few, the
+    /// revocation locks every admin row in id order, as deletion does, which cannot
+    /// deadlock with either.
+    async fn revoke_grafana_admin(&self, user: UserId, at: i64) -> StoreResult<UserRecord> {
+        for _ in 0..20 {
+            if let Some(done) = self.revoke_with_witness(user, at).await? {
+                return Ok(done);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let admins = lock_grafana_admins(&mut tx).await?;
+        let row = lock_user(&mut tx, id(user.0))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !row.is_admin {
+            return Ok(row);
+        }
+        check_not_last_admin(&row, &admins)?;
+        let record = revoke_in(&mut tx, user, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
+    /// One attempt of [`Self::revoke_grafana_admin`] with a witness admin; `None` when
+    /// every other admin was locked (nothing written).
+    async fn revoke_with_witness(&self, user: UserId, at: i64) -> StoreResult<Option<UserRecord>> {
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let row = lock_user(&mut tx, id(user.0))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !row.is_admin {
+            return Ok(Some(row));
+        }
+        // A service account never counts as a Grafana Admin: no witness needed.
+        if !row.is_service_account {
+            let witness: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM users WHERE is_admin AND NOT is_service_account AND id <> $1 \
+                 LIMIT 1 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(id(user.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if witness.is_none() {
+                let others: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM users \
+                     WHERE is_admin AND NOT is_service_account AND id <> $1)",
+                )
+                .bind(id(user.0))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+                if !others {
+                    return Err(StoreError::LastAdmin);
+                }
+                return Ok(None); // all locked right now: roll back, try again
+            }
+        }
+        let record = revoke_in(&mut tx, user, at).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(record))
+    }
+
+    /// The user row straight from the database.
+    async fn user_uncached(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+        sqlx::query(USER_BY_ID)
+            .bind(id(user.0))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    /// [`Self::user_where`], the row stored in the cache.
+    async fn cached_user_where(
+        &self,
+        sql: &'static str,
+        value: String,
+    ) -> StoreResult<Option<UserRecord>> {
+        let ticket = self.cache().ticket();
+        let found = self.user_where(sql, value).await?;
+        if let Some(u) = &found {
+            self.cache().fill_user(ticket, u);
+        }
+        Ok(found)
     }
 }
 
@@ -345,6 +532,7 @@ impl UserStore for PgStore {
         .await
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        self.cache().forget_counts();
         Ok(UserRecord {
             id: new_id as u64,
             org_id: org_id as u64,
@@ -357,14 +545,15 @@ impl UserStore for PgStore {
     }
 
     async fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
-        sqlx::query(USER_BY_ID)
-            .bind(id(user.0))
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?
-            .as_ref()
-            .map(user_from_row)
-            .transpose()
+        if let Some(u) = self.cache().user(user.0) {
+            return Ok(Some(u));
+        }
+        let ticket = self.cache().ticket();
+        let found = self.user_uncached(user).await?;
+        if let Some(u) = &found {
+            self.cache().fill_user(ticket, u);
+        }
+        Ok(found)
     }
 
     async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>> {
@@ -378,7 +567,10 @@ impl UserStore for PgStore {
             user_cols!(),
             " FROM users u WHERE u.login_key = $1"
         );
-        self.user_where(SQL, fold(login)).await
+        if let Some(u) = self.cache().user_named(login, true) {
+            return Ok(Some(u));
+        }
+        self.cached_user_where(SQL, fold(login)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<UserRecord>> {
@@ -387,7 +579,10 @@ impl UserStore for PgStore {
             user_cols!(),
             " FROM users u WHERE u.email_key = $1"
         );
-        self.user_where(SQL, fold(email)).await
+        if let Some(u) = self.cache().user_named(email, false) {
+            return Ok(Some(u));
+        }
+        self.cached_user_where(SQL, fold(email)).await
     }
 
     async fn set_password(&self, user: UserId, hash: PasswordHash, at: i64) -> StoreResult<()> {
@@ -404,8 +599,9 @@ impl UserStore for PgStore {
         .bind(digest)
         .bind(at)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_user(user.0);
+        let r = r.map_err(db_err)?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -437,9 +633,9 @@ impl UserStore for PgStore {
         .bind(old_salt)
         .bind(old_hash)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
-        Ok(r.rows_affected() == 1)
+        .await;
+        self.cache().forget_user(user.0);
+        Ok(r.map_err(db_err)?.rows_affected() == 1)
     }
 
     async fn set_disabled(&self, user: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
@@ -453,9 +649,9 @@ impl UserStore for PgStore {
             .bind(disabled)
             .bind(at)
             .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
-        match changed {
+            .await;
+        self.cache().forget_user(user.0);
+        match changed.map_err(db_err)? {
             Some(row) => user_from_row(&row),
             // Already so (the row is left alone, as sled does), or missing.
             None => self.user(user).await?.ok_or(StoreError::NotFound),
@@ -490,9 +686,9 @@ impl UserStore for PgStore {
             .bind(change.auth_module.as_deref())
             .bind(at)
             .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?
-            .ok_or(StoreError::NotFound)?;
+            .await;
+        self.cache().forget_user(user.0);
+        let row = row.map_err(db_err)?.ok_or(StoreError::NotFound)?;
         user_from_row(&row)
     }
 
@@ -511,52 +707,9 @@ impl UserStore for PgStore {
                 roles.push(i16::from(role.to_byte()));
             }
         }
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id(user.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or(StoreError::NotFound)?;
-        sqlx::query("DELETE FROM org_members WHERE user_id = $1")
-            .bind(id(user.0))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        // A missing org fails the foreign key: OrgNotFound, and the transaction rolls back.
-        sqlx::query(
-            "INSERT INTO org_members (user_id, org_id, role, position) \
-             SELECT $1, m.org_id, m.role, m.position - 1 \
-             FROM unnest($2::bigint[], $3::smallint[]) WITH ORDINALITY \
-                  AS m(org_id, role, position)",
-        )
-        .bind(id(user.0))
-        .bind(&orgs)
-        .bind(&roles)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        // The current org moves to the first membership when it is no longer one.
-        let org = if orgs.contains(&current) {
-            current
-        } else {
-            orgs.first().copied().unwrap_or(current)
-        };
-        const SQL: &str = concat!(
-            "UPDATE users AS u SET org_id = $2, updated = to_timestamp($3) WHERE u.id = $1 \
-             RETURNING ",
-            user_cols!()
-        );
-        let row = sqlx::query(SQL)
-            .bind(id(user.0))
-            .bind(org)
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let record = user_from_row(&row)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+        let r = self.set_memberships_in(user, &orgs, &roles, at).await;
+        self.cache().forget_user(user.0);
+        r
     }
 
     async fn set_grafana_admin(
@@ -565,39 +718,25 @@ impl UserStore for PgStore {
         admin: bool,
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let admins = lock_grafana_admins(&mut tx).await?;
-        let row = lock_user(&mut tx, id(user.0))
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if row.is_admin == admin {
-            return Ok(row);
-        }
-        if !admin {
-            check_not_last_admin(&row, &admins)?;
-        }
-        const SQL: &str = concat!(
-            "UPDATE users AS u SET is_admin = $2, updated = to_timestamp($3) WHERE u.id = $1 \
-             RETURNING ",
-            user_cols!()
-        );
-        let row = sqlx::query(SQL)
-            .bind(id(user.0))
-            .bind(admin)
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        let record = user_from_row(&row)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(record)
+        let r = if admin {
+            self.grant_grafana_admin(user, at).await
+        } else {
+            self.revoke_grafana_admin(user, at).await
+        };
+        self.cache().forget_user(user.0);
+        r
     }
 
     async fn delete_user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let gone = delete_user_in(&mut tx, user, false).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(gone)
+        let r = async {
+            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let gone = delete_user_in(&mut tx, user, false).await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(gone)
+        }
+        .await;
+        self.cache().forget_user_rows(user.0);
+        r
     }
 
     async fn search_users(
@@ -651,15 +790,16 @@ impl UserStore for PgStore {
 
     async fn touch_last_seen(&self, user: UserId, at: i64) -> StoreResult<()> {
         // Best effort, one statement; never moves backwards.
-        sqlx::query(
+        let r = sqlx::query(
             "UPDATE users SET last_seen_at = to_timestamp($2) \
              WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < to_timestamp($2))",
         )
         .bind(id(user.0))
         .bind(at)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_user(user.0);
+        r.map_err(db_err)?;
         Ok(())
     }
 
@@ -675,7 +815,7 @@ impl UserStore for PgStore {
     async fn ensure_org(&self, org: OrgId, name: &str, at: i64) -> StoreResult<()> {
         // The INSERT waits for a user's new org being created (LOCK TABLE in create_user),
         // then leaves an existing org alone.
-        sqlx::query(
+        let r = sqlx::query(
             "INSERT INTO orgs (id, name, created, updated) \
              VALUES ($1, $2, to_timestamp($3), to_timestamp($3)) ON CONFLICT (id) DO NOTHING",
         )
@@ -683,8 +823,9 @@ impl UserStore for PgStore {
         .bind(name)
         .bind(at)
         .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .await;
+        self.cache().forget_counts();
+        r.map_err(db_err)?;
         Ok(())
     }
 }
@@ -692,13 +833,29 @@ impl UserStore for PgStore {
 #[async_trait]
 impl StatsStore for PgStore {
     async fn counts(&self) -> StoreResult<Counts> {
+        if let Some(c) = self.cache().counts() {
+            return Ok(c);
+        }
+        let ticket = self.cache().ticket();
+        let c = self.counts_uncached().await?;
+        self.cache().fill_counts(ticket, &c);
+        Ok(c)
+    }
+
+    async fn activity(&self, w: ActivityWindows) -> StoreResult<Activity> {
+        self.activity_uncached(w).await
+    }
+}
+
+impl PgStore {
+    async fn counts_uncached(&self) -> StoreResult<Counts> {
         // Users by their highest role over their memberships (none: no_role); service
         // accounts apart. api_keys holds legacy keys and service-account tokens alike.
         let row = sqlx::query(
-            "WITH u AS ( \
-                 SELECT u.is_admin, u.is_service_account AS sa, \
-                     (SELECT max(m.role) FROM org_members m WHERE m.user_id = u.id) AS top \
-                 FROM users u) \
+            "WITH t AS (SELECT user_id, max(role) AS top FROM org_members GROUP BY user_id), \
+             u AS ( \
+                 SELECT u.is_admin, u.is_service_account AS sa, t.top \
+                 FROM users u LEFT JOIN t ON t.user_id = u.id) \
              SELECT \
                  count(*) FILTER (WHERE NOT sa) AS users, \
                  count(*) FILTER (WHERE NOT sa AND is_admin) AS grafana_admins, \
@@ -737,7 +894,7 @@ impl StatsStore for PgStore {
         })
     }
 
-    async fn activity(&self, w: ActivityWindows) -> StoreResult<Activity> {
+    async fn activity_uncached(&self, w: ActivityWindows) -> StoreResult<Activity> {
         // Users seen at least once, not service accounts, by activity bucket of their
         // highest role: 0 admins, 1 editors, 2 viewers and no role (records::activity_bucket).
         let rows = sqlx::query(

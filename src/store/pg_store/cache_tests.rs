@@ -1,0 +1,295 @@
+//! The per-node row cache against a real PostgreSQL: two stores on one database are two
+//! nodes. A node serves repeated reads from memory, sees its own writes at once, and sees
+//! another node's writes as soon as their notice arrives (bounded here by `BOUND`, measured
+//! and printed); a node whose listener is cut serves nothing until it hears itself again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use super::test_cluster::TestCluster;
+use super::tests::{fresh_store, main_admin, store_on, user_named};
+use super::PgStore;
+use crate::crypto::{PasswordHash, PasswordScheme};
+use crate::domain::UserId;
+use crate::store::{
+    ApiKeyRecord, ApiKeyStore, SessionRecord, SessionStore, StatsStore, Store, UserStore,
+};
+
+/// How long another node may take to see a change (the notice's delivery); generous for a
+/// loaded CI machine, far below any time-based expiry.
+const BOUND: Duration = Duration::from_secs(2);
+
+async fn two_nodes(cluster: &TestCluster) -> (PgStore, PgStore) {
+    let a = fresh_store(cluster).await;
+    let name: String = sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+    a.ensure_org(crate::domain::OrgId(1), "Main Org.", 0)
+        .await
+        .unwrap();
+    let b = store_on(cluster, &name).await;
+    for s in [&a, &b] {
+        wait_live(s).await;
+    }
+    (a, b)
+}
+
+async fn wait_live(s: &PgStore) {
+    let start = Instant::now();
+    while !s.cache().live() {
+        assert!(start.elapsed() < BOUND, "the listener never heard itself");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Polls `check` on node `b` until it holds; returns how long that took.
+async fn seen_within<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            let took = start.elapsed();
+            eprintln!("{what}: seen by the other node after {took:?}");
+            return took;
+        }
+        assert!(start.elapsed() < BOUND, "{what}: not seen within {BOUND:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn hash(n: u8) -> PasswordHash {
+    PasswordHash {
+        scheme: PasswordScheme::Pbkdf2Sha256,
+        iterations: 1000,
+        salt: vec![n; 16],
+        hash: vec![n; 32],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_serve_from_memory_and_follow_each_other() {
+    let cluster = TestCluster::start();
+    let (a, b) = two_nodes(&cluster).await;
+    let u = a
+        .create_user(user_named("carol"), main_admin())
+        .await
+        .unwrap();
+    let uid = UserId(u.id);
+
+    // Repeated reads on b come from memory.
+    let before = b.cache().hits();
+    for _ in 0..3 {
+        assert_eq!(b.user(uid).await.unwrap().unwrap().login, "carol");
+        assert_eq!(b.user_by_login("CAROL").await.unwrap().unwrap().id, u.id);
+        assert_eq!(
+            b.user_by_email("carol@example.org")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            u.id
+        );
+    }
+    assert!(b.cache().hits() >= before + 6, "reads were not cached");
+
+    // A password change on a is refused on b once its notice arrived.
+    a.set_password(uid, hash(7), 1).await.unwrap();
+    seen_within("password change", || async {
+        b.user(uid).await.unwrap().unwrap().password == Some(hash(7))
+    })
+    .await;
+    // ... and on a itself at once (no notice awaited).
+    b.user(uid).await.unwrap();
+    b.set_disabled(uid, true, 2).await.unwrap();
+    assert!(b.user(uid).await.unwrap().unwrap().is_disabled);
+    seen_within("disable", || async {
+        a.user(uid).await.unwrap().unwrap().is_disabled
+    })
+    .await;
+
+    // A renamed login stops resolving on the other node.
+    a.user_by_login("carol").await.unwrap().unwrap();
+    b.update_profile(
+        uid,
+        &crate::store::ProfileChange {
+            login: Some("carla".into()),
+            ..Default::default()
+        },
+        3,
+    )
+    .await
+    .unwrap();
+    assert!(b.user_by_login("carol").await.unwrap().is_none());
+    seen_within("rename", || async {
+        a.user_by_login("carol").await.unwrap().is_none()
+            && a.user_by_login("carla").await.unwrap().is_some()
+    })
+    .await;
+
+    // Sessions: a revocation on a is seen on b.
+    let s = a
+        .create_session(SessionRecord {
+            id: 0,
+            user_id: u.id,
+            token_hash: [3; 32],
+            prev_token_hash: None,
+            prev_valid_until_ms: 0,
+            client_ip: String::new(),
+            user_agent: String::new(),
+            auth_module: String::new(),
+            created_ms: 1,
+            seen_ms: 1,
+            rotated_ms: 1,
+            revoked_ms: None,
+        })
+        .await
+        .unwrap();
+    assert!(b.session_by_hash(&[3; 32]).await.unwrap().is_some());
+    assert!(b.session_by_hash(&[3; 32]).await.unwrap().is_some());
+    a.revoke_session(s.id, 5).await.unwrap();
+    seen_within("session revocation", || async {
+        b.session_by_hash(&[3; 32])
+            .await
+            .unwrap()
+            .is_some_and(|s| s.revoked_ms.is_some())
+    })
+    .await;
+    // A rotation on b: the new token resolves on a, the one before the previous does not.
+    let rotated = b
+        .rotate_session(s.id, &[3; 32], [4; 32], 10, 6)
+        .await
+        .unwrap();
+    assert!(rotated.is_none(), "a revoked session does not rotate");
+
+    // API keys: a deletion on b is seen on a.
+    let k = b
+        .create_api_key(ApiKeyRecord {
+            id: 0,
+            org_id: 1,
+            name: "k".into(),
+            role: 1,
+            hash: [9; 32],
+            expires: None,
+            created: 1,
+            last_used: None,
+            service_account_id: None,
+        })
+        .await
+        .unwrap();
+    assert!(a.api_key_by_hash(&[9; 32]).await.unwrap().is_some());
+    assert!(a.api_key_by_hash(&[9; 32]).await.unwrap().is_some());
+    b.delete_api_key(k.id).await.unwrap();
+    assert!(b.api_key_by_hash(&[9; 32]).await.unwrap().is_none());
+    seen_within("API key deletion", || async {
+        a.api_key_by_hash(&[9; 32]).await.unwrap().is_none()
+    })
+    .await;
+
+    // Counts: cached on b, changed by a user created on a.
+    let users = b.counts().await.unwrap().users;
+    assert_eq!(b.counts().await.unwrap().users, users);
+    a.create_user(user_named("dave"), main_admin())
+        .await
+        .unwrap();
+    assert_eq!(a.counts().await.unwrap().users, users + 1);
+    seen_within("a new user in the counts", || async {
+        b.counts().await.unwrap().users == users + 1
+    })
+    .await;
+    let active = b.active_session_count().await.unwrap();
+    a.create_session(SessionRecord {
+        id: 0,
+        token_hash: [5; 32],
+        revoked_ms: None,
+        ..s.clone()
+    })
+    .await
+    .unwrap();
+    seen_within("a new session in the counts", || async {
+        b.active_session_count().await.unwrap() == active + 1
+    })
+    .await;
+
+    // A deleted user (and its sessions) is gone on both.
+    a.user(uid).await.unwrap().unwrap();
+    b.delete_user(uid).await.unwrap();
+    assert!(b.user(uid).await.unwrap().is_none());
+    seen_within("user deletion", || async {
+        a.user(uid).await.unwrap().is_none() && a.session_by_hash(&[3; 32]).await.unwrap().is_none()
+    })
+    .await;
+}
+
+/// A write made with plain SQL (another tool, an operator's fix) reaches every node too:
+/// the notices come from triggers, not from tollgate's code paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_outside_tollgate_invalidates_every_node() {
+    let cluster = TestCluster::start();
+    let (a, b) = two_nodes(&cluster).await;
+    let u = a
+        .create_user(user_named("erin"), main_admin())
+        .await
+        .unwrap();
+    for s in [&a, &b] {
+        assert!(!s.user(UserId(u.id)).await.unwrap().unwrap().is_disabled);
+    }
+    sqlx::query("UPDATE users SET is_disabled = true WHERE id = $1")
+        .bind(super::users::id(u.id))
+        .execute(a.pool())
+        .await
+        .unwrap();
+    for s in [&a, &b] {
+        seen_within("a plain UPDATE", || async {
+            s.user(UserId(u.id)).await.unwrap().unwrap().is_disabled
+        })
+        .await;
+    }
+}
+
+/// A node whose listener connection is cut serves nothing from memory until it has heard
+/// its own heartbeat again, so a change made meanwhile is never hidden by a stale entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_listener_stops_the_cache_until_it_hears_itself() {
+    let cluster = TestCluster::start();
+    let (a, b) = two_nodes(&cluster).await;
+    let u = a
+        .create_user(user_named("frank"), main_admin())
+        .await
+        .unwrap();
+    let uid = UserId(u.id);
+    b.user(uid).await.unwrap();
+    let hits = b.cache().hits();
+    b.user(uid).await.unwrap();
+    assert_eq!(b.cache().hits(), hits + 1);
+
+    // Cut every listener's connection, then change the row while they reconnect.
+    let cuts = b.cache().cuts();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .execute(a.pool())
+    .await
+    .unwrap();
+    let cut = Instant::now();
+    while b.cache().cuts() == cuts {
+        assert!(cut.elapsed() < BOUND, "the listener did not notice the cut");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    a.set_disabled(uid, true, 1).await.unwrap();
+    // Whatever b answers from now on is never the stale row: before its listener is back
+    // it reads through, after it the entry was dropped.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1500) {
+        assert!(b.user(uid).await.unwrap().unwrap().is_disabled);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    wait_live(&b).await;
+    assert!(b.user(uid).await.unwrap().unwrap().is_disabled);
+    assert!(b.healthy().await);
+}
