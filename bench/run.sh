@@ -150,10 +150,11 @@ run_wrk() { # url header -> "req/s p99 errors"
   wrk_figures "$out"
 }
 ceiling_health() { run_wrk "$ceiling/api/health" ""; }
-# Durable writes: every request flips the Grafana Admin flag of user $2 (bench/toggle-admin.lua).
-run_writes() { # base user-id -> "req/s p99 errors"
+# Durable writes: request i grants or revokes the Grafana Admin flag of one of the 1,000 users
+# from id $2 in turn (bench/toggle-admin.lua), each one a real change.
+run_writes() { # base first-user-id -> "req/s p99 errors"
   local out
-  out=$(USER_ID=$2 wrk -t1 -c"$writers" -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$1")
+  out=$(FIRST_ID=$2 COUNT=1000 wrk -t1 -c"$writers" -d"${secs}s" --latency -s bench/toggle-admin.lua -H "$basic" "$1")
   wrk_figures "$out"
 }
 # pgbench's built-in simple-update script (-N: UPDATE pgbench_accounts, SELECT, INSERT INTO
@@ -212,9 +213,9 @@ run_stats() { # base suffix: seeds 10, then 100,000 users, measuring stats at ea
     run_scenarios
   done
 }
-write_user() { # base -> the id of a second Grafana Admin for the write scenario
-  post "$1" /api/admin/users '{"login":"bench-writes","password":"bench-writes-pw"}' | json id
-}
+# The write scenario runs on the stats servers once they hold 100,000 users (pgbench -N's
+# 100,000 accounts), over ids 100 to 1,099 (seeded users, none the admin).
+write_first=100
 
 cport=$(free_port)
 ceiling=http://127.0.0.1:$cport
@@ -228,12 +229,11 @@ base=$url
 setup_clients "$base"
 get_scenarios "$base" ""
 run_scenarios
-# Durable writes at 64 clients: every answer waits for its group-committed flush.
-wid=$(write_user "$base")
-measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, durable)" \
-  "poem /api/health" ceiling_health run_writes "$base" "$wid"
 start_tollgate sled-stats GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000
 run_stats "$url" ""
+# Durable writes at 64 clients: every answer waits for its group-committed flush.
+measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, 1,000 users, durable)" \
+  "poem /api/health" ceiling_health run_writes "$url" "$write_first"
 
 # --- PostgreSQL: the same scenarios on a second pair of servers ---
 start_postgres
@@ -242,13 +242,12 @@ pgbase=$url
 setup_clients "$pgbase"
 get_scenarios "$pgbase" " (PostgreSQL)"
 run_scenarios
-# Durable writes at 64 clients: every answer waits for its COMMIT (synchronous_commit on).
-wid=$(write_user "$pgbase")
-measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, durable) (PostgreSQL)" \
-  "pgbench -N, $writers clients (tps)" pgbench_tps run_writes "$pgbase" "$wid"
 start_tollgate pg-stats GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
   GF_DATABASE_TYPE=postgres GF_DATABASE_URL="$(pg_url tollgate_stats)"
 run_stats "$url" " (PostgreSQL)"
+# Durable writes at 64 clients: every answer waits for its COMMIT (synchronous_commit on).
+measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, 1,000 users, durable) (PostgreSQL)" \
+  "pgbench -N, $writers clients (tps)" pgbench_tps run_writes "$url" "$write_first"
 
 echo "wrote $out (wrk -t1 -c$conns -d${secs}s, $rounds rounds, alternating with the baseline)"
 [ "$failed" = 0 ] || { echo "some scenarios had errors: see the marked rows" >&2; exit 1; }

@@ -1,16 +1,19 @@
--- wrk script: durable writes. Each connection alternates the Grafana Admin flag of user
--- USER_ID (PUT /api/admin/users/:id/permissions); the admin stays, so the last-admin rule
--- never refuses. The flag does not alternate globally across connections, so about a fifth
--- of requests find it already set and write nothing (measured on PostgreSQL; the same
--- early return exists on sled). All 64 connections change one row: on PostgreSQL its row
--- lock serialises them, unlike pgbench -N's random rows (bench/README.md).
-local id = os.getenv("USER_ID")
+-- wrk script: durable writes spread over many users, as pgbench -N spreads its updates over
+-- 100,000 accounts. Request i sets the Grafana Admin flag of user FIRST_ID + (i mod COUNT)
+-- (PUT /api/admin/users/:id/permissions): granted on even passes over the COUNT users,
+-- revoked on odd ones, so every request changes its row (64 in flight never reach the same
+-- user twice with COUNT = 1,000), and the server's admin keeps the flag throughout, so the
+-- last-admin rule never refuses.
+local first = tonumber(os.getenv("FIRST_ID"))
+local count = tonumber(os.getenv("COUNT"))
 local n = 0
 wrk.method = "PUT"
 wrk.headers["Content-Type"] = "application/json"
 
 request = function()
+  local user = first + (n % count)
+  local grant = (math.floor(n / count) % 2) == 0
   n = n + 1
-  local body = (n % 2 == 0) and '{"isGrafanaAdmin":true}' or '{"isGrafanaAdmin":false}'
-  return wrk.format("PUT", "/api/admin/users/" .. id .. "/permissions", nil, body)
+  local body = grant and '{"isGrafanaAdmin":true}' or '{"isGrafanaAdmin":false}'
+  return wrk.format("PUT", "/api/admin/users/" .. user .. "/permissions", nil, body)
 end
