@@ -65,10 +65,16 @@ pub struct ServerConfig {
     pub search_filter: String,
     #[serde(default)]
     pub search_base_dns: Vec<String>,
+    /// Set for directories without `memberOf` on users: a filter finding the user's
+    /// groups, `%s` being the user's value of `group_search_filter_user_attribute`.
     #[serde(default)]
     pub group_search_filter: String,
+    /// Where groups are searched; empty means `search_base_dns`, as in Grafana.
     #[serde(default)]
     pub group_search_base_dns: Vec<String>,
+    /// The user attribute whose value replaces `%s` in `group_search_filter` (`uid` for
+    /// POSIX `memberUid`, `dn` for `groupOfNames` `member`); empty means the username
+    /// attribute.
     #[serde(default)]
     pub group_search_filter_user_attribute: String,
     #[serde(default)]
@@ -210,12 +216,25 @@ enum Outcome {
     NoMatch,
 }
 
+/// Grafana's `getAttribute`: the first value of `attr`, where the name `dn` (any case)
+/// means the entry's DN, which is no attribute.
 fn first(e: &SearchEntry, attr: &str) -> String {
+    if attr.eq_ignore_ascii_case("dn") {
+        return e.dn.clone();
+    }
     e.attrs
         .get(attr)
         .and_then(|v| v.first())
         .cloned()
         .unwrap_or_default()
+}
+
+/// Grafana's `getArrayAttribute`: every value of `attr`, `dn` again meaning the DN.
+fn values(e: &SearchEntry, attr: &str) -> Vec<String> {
+    if attr.eq_ignore_ascii_case("dn") {
+        return vec![e.dn.clone()];
+    }
+    e.attrs.get(attr).cloned().unwrap_or_default()
 }
 
 /// A TLS client config trusting the CA certificates in `root_ca_cert` (PEM files, space
@@ -301,14 +320,19 @@ impl ServerConfig {
     ) -> Result<Option<SearchEntry>, String> {
         let filter = self.search_filter.replace("%s", &ldap_escape(login));
         let a = &self.attributes;
-        let attrs = vec![
+        // The group search's user attribute too (a POSIX directory's `uid`, say), as
+        // Grafana asks for it; `dn` is the entry's name, not an attribute to ask for.
+        let attrs: Vec<&str> = [
             a.name.as_str(),
             a.surname.as_str(),
             a.username.as_str(),
             a.email.as_str(),
             a.member_of.as_str(),
-            "uid",
-        ];
+            self.group_search_filter_user_attribute.as_str(),
+        ]
+        .into_iter()
+        .filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case("dn"))
+        .collect();
         for base in &self.search_base_dns {
             let (entries, _) = ldap
                 .search(base, Scope::Subtree, &filter, attrs.clone())
@@ -322,30 +346,58 @@ impl ServerConfig {
         Ok(None)
     }
 
+    /// The user's groups, as Grafana's `getMemberOf`: without a `group_search_filter`, the
+    /// values of the `member_of` attribute on the user entry; with one, only the groups a
+    /// search finds (`requestMemberOf`), for directories without the memberOf overlay
+    /// (`groupOfNames` with `member=%s`, POSIX `posixGroup` with `memberUid=%s`).
     async fn groups(
         &self,
         ldap: &mut ldap3::Ldap,
         entry: &SearchEntry,
     ) -> Result<Vec<String>, String> {
-        let mut groups: Vec<String> = entry
-            .attrs
-            .get(&self.attributes.member_of)
-            .cloned()
-            .unwrap_or_default();
-        if !self.group_search_filter.is_empty() {
-            let value = if self.group_search_filter_user_attribute.is_empty() {
-                entry.dn.clone()
-            } else {
-                first(entry, &self.group_search_filter_user_attribute)
-            };
-            let filter = self.group_search_filter.replace("%s", &ldap_escape(value));
-            for base in &self.group_search_base_dns {
-                let (entries, _) = ldap
-                    .search(base, Scope::Subtree, &filter, vec!["dn"])
-                    .await
-                    .and_then(|r| r.success())
-                    .map_err(|e| format!("group search in {base} failed: {e}"))?;
-                groups.extend(entries.into_iter().map(|e| SearchEntry::construct(e).dn));
+        if self.group_search_filter.is_empty() {
+            return Ok(values(entry, &self.attributes.member_of));
+        }
+        // `%s` is the user's value of `group_search_filter_user_attribute`, or of the
+        // username attribute when that is unset (never the DN unless asked for: `dn`).
+        let user_attr = if self.group_search_filter_user_attribute.is_empty() {
+            &self.attributes.username
+        } else {
+            &self.group_search_filter_user_attribute
+        };
+        let filter = self
+            .group_search_filter
+            .replace("%s", &ldap_escape(first(entry, user_attr)));
+        // A group's identity, compared with `group_dn`: its DN while `member_of` keeps
+        // Grafana's default, else the first value of the attribute `member_of` names.
+        let id_attr = match self.attributes.member_of.as_str() {
+            "" | "memberOf" => "dn",
+            other => other,
+        };
+        let wanted = if id_attr.eq_ignore_ascii_case("dn") {
+            "1.1" // no attributes: the DN comes with every entry
+        } else {
+            id_attr
+        };
+        let bases = if self.group_search_base_dns.is_empty() {
+            &self.search_base_dns
+        } else {
+            &self.group_search_base_dns
+        };
+        let mut groups = Vec::new();
+        for base in bases {
+            let (entries, _) = ldap
+                .search(base, Scope::Subtree, &filter, vec![wanted])
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| format!("group search in {base} failed: {e}"))?;
+            for e in entries {
+                let id = first(&SearchEntry::construct(e), id_attr);
+                // Grafana keeps an empty identity (a group without the attribute); it
+                // could only match a mapping with an empty group_dn, so it is dropped.
+                if !id.is_empty() {
+                    groups.push(id);
+                }
             }
         }
         Ok(groups)
@@ -788,5 +840,44 @@ grafana_admin = true
         )
         .unwrap_err()
         .contains("Boss"));
+    }
+
+    #[test]
+    fn parses_the_group_search_keys() {
+        let cfg = parse_config(
+            r#"
+[[servers]]
+host = "127.0.0.1"
+search_filter = "(uid=%s)"
+search_base_dns = ["ou=users,dc=example,dc=org"]
+group_search_filter = "(&(objectClass=posixGroup)(memberUid=%s))"
+group_search_base_dns = ["ou=groups,dc=example,dc=org"]
+group_search_filter_user_attribute = "uid"
+"#,
+        )
+        .unwrap();
+        let s = &cfg.servers[0];
+        assert_eq!(
+            s.group_search_filter,
+            "(&(objectClass=posixGroup)(memberUid=%s))"
+        );
+        assert_eq!(s.group_search_base_dns, ["ou=groups,dc=example,dc=org"]);
+        assert_eq!(s.group_search_filter_user_attribute, "uid");
+    }
+
+    #[test]
+    fn the_attribute_named_dn_is_the_entrys_name() {
+        let e = SearchEntry {
+            dn: "uid=alice,ou=users,dc=example,dc=org".into(),
+            attrs: [("cn".to_string(), vec!["a".to_string(), "b".to_string()])]
+                .into_iter()
+                .collect(),
+            bin_attrs: Default::default(),
+        };
+        assert_eq!(first(&e, "DN"), e.dn);
+        assert_eq!(values(&e, "dn"), vec![e.dn.clone()]);
+        assert_eq!(first(&e, "cn"), "a");
+        assert_eq!(values(&e, "cn"), ["a", "b"]);
+        assert!(values(&e, "memberOf").is_empty());
     }
 }

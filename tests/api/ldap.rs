@@ -1,7 +1,10 @@
 //! LDAP against a real Debian slapd (tests/api/slapd.rs, tree in tests/fixtures/ldap):
 //! sign-in with mapped roles, group changes at the next sign-in, wrong passwords, users
 //! outside the search base, reloads that keep the old config on failure, status, lookup,
-//! sync, and a directory that goes down while local admins still sign in.
+//! sync, and a directory that goes down while local admins still sign in. Group search
+//! as Grafana's `requestMemberOf`: `groupOfNames` without the memberOf overlay, POSIX
+//! `posixGroup`/`memberUid`, the default group search base, and `member_of` naming an
+//! attribute of the group entry.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +13,7 @@ use serde_json::{json, Value};
 use tollgate::domain::{OrgId, OrgRole};
 
 use crate::helpers::{message, send, TestApp, ADMIN, ADMIN_PW};
-use crate::slapd::Slapd;
+use crate::slapd::{Directory, Slapd};
 
 fn config(port: u16, bind_pw: &str, viewers_role: &str) -> String {
     format!(
@@ -56,15 +59,17 @@ struct Ldap {
 
 async fn with_ldap() -> Ldap {
     let slapd = Slapd::start();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("ldap.toml");
     // The bind password comes from the environment, as operators keep it out of the file.
     std::env::set_var("TG_TEST_LDAP_BIND_PW", crate::slapd::ADMIN_PW);
-    std::fs::write(
-        &file,
-        config(slapd.port, "${TG_TEST_LDAP_BIND_PW}", "Viewer"),
-    )
-    .unwrap();
+    let text = config(slapd.port, "${TG_TEST_LDAP_BIND_PW}", "Viewer");
+    spawn_ldap(slapd, &text).await
+}
+
+/// An app with LDAP on (sign-up allowed) and `text` as its ldap.toml.
+async fn spawn_ldap(slapd: Slapd, text: &str) -> Ldap {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ldap.toml");
+    std::fs::write(&file, text).unwrap();
     let f = file.to_string_lossy().to_string();
     let app = TestApp::spawn_with(&[
         ("auth.ldap", "enabled", "true"),
@@ -279,4 +284,225 @@ async fn status_lookup_and_a_directory_that_goes_down() {
     assert_eq!(sign_in(&l.app, "alice", "alice-pw").await.0, 401);
     l.slapd.restart();
     assert_eq!(sign_in(&l.app, "alice", "alice-pw").await.0, 200);
+}
+
+/// An ldap.toml for a directory whose groups are searched: `server` carries the
+/// group-search keys and `search_base_dns`, `member_of` is `attributes.member_of`, and
+/// `group(name)` is what the mapping for group `name` puts in `group_dn`.
+fn group_search_config(
+    port: u16,
+    server: &str,
+    member_of: &str,
+    group: fn(&str) -> String,
+) -> String {
+    let (admins, editors, viewers) = (group("admins"), group("editors"), group("viewers"));
+    format!(
+        r#"
+[[servers]]
+host = "127.0.0.1"
+port = {port}
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password = "{pw}"
+timeout = 3
+search_filter = "(uid=%s)"
+{server}
+
+[servers.attributes]
+name = "givenName"
+surname = "sn"
+username = "uid"
+member_of = "{member_of}"
+email = "mail"
+
+[[servers.group_mappings]]
+group_dn = "{admins}"
+org_role = "Admin"
+grafana_admin = true
+
+[[servers.group_mappings]]
+group_dn = "{editors}"
+org_role = "Editor"
+
+[[servers.group_mappings]]
+group_dn = "{viewers}"
+org_role = "Viewer"
+"#,
+        pw = crate::slapd::ADMIN_PW,
+    )
+}
+
+fn group_dn(name: &str) -> String {
+    format!("cn={name},ou=groups,dc=example,dc=org")
+}
+
+const USERS_BASE: &str = r#"search_base_dns = ["ou=users,dc=example,dc=org"]"#;
+
+/// alice (admins, editors), bob (editors) and carol (viewers) sign in through Basic auth
+/// with the roles their groups map to; dave, in no group, is refused.
+async fn assert_mapped_by_groups(app: &TestApp) {
+    for (login, want) in [
+        ("alice", (Some(OrgRole::Admin), true)),
+        ("bob", (Some(OrgRole::Editor), false)),
+        ("carol", (Some(OrgRole::Viewer), false)),
+    ] {
+        let (s, v) = sign_in(app, login, &format!("{login}-pw")).await;
+        assert_eq!(s, 200, "{login}: {v}");
+        assert_eq!(role(app, login).await, want, "{login}");
+    }
+    let (s, v) = sign_in(app, "dave", "dave-pw").await;
+    assert_eq!(s, 401, "dave is in no group: {v}");
+}
+
+#[tokio::test]
+async fn ldap_group_search_for_group_of_names_without_the_member_of_overlay() {
+    let slapd = Slapd::start_with(Directory::GROUP_OF_NAMES);
+    let port = slapd.port;
+    // `group_search_filter_user_attribute = "dn"`: `%s` is the user's DN, which Grafana
+    // reads from the entry's name (its getAttribute special-cases "dn").
+    let server = format!(
+        "{USERS_BASE}\n\
+         group_search_filter = \"(&(objectClass=groupOfNames)(member=%s))\"\n\
+         group_search_filter_user_attribute = \"dn\"\n\
+         group_search_base_dns = [\"ou=groups,dc=example,dc=org\"]"
+    );
+    let l = spawn_ldap(
+        slapd,
+        &group_search_config(port, &server, "memberOf", group_dn),
+    )
+    .await;
+    assert_mapped_by_groups(&l.app).await;
+    // The session sign-in maps the same way.
+    let (s, v) = send(
+        l.app
+            .req(Method::POST, "/login")
+            .json(&json!({"user": "bob", "password": "bob-pw"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    // The lookup shows the group that gave the role.
+    let (s, u) = send(l.app.admin(Method::GET, "/api/admin/ldap/alice")).await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["isGrafanaAdmin"], true, "{u}");
+    assert_eq!(u["orgRoles"][0]["groupDN"], group_dn("admins"), "{u}");
+    // The directory really has no memberOf: without the group search nobody maps.
+    write(&l.file, &config(port, crate::slapd::ADMIN_PW, "Viewer"));
+    let (s, v) = send(l.app.admin(Method::POST, "/api/admin/ldap/reload")).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = sign_in(&l.app, "alice", "alice-pw").await;
+    assert_eq!(s, 401, "no memberOf, no group search: {v}");
+}
+
+#[tokio::test]
+async fn ldap_group_search_for_posix_groups_uses_the_username() {
+    let slapd = Slapd::start_with(Directory::POSIX);
+    let port = slapd.port;
+    // No group_search_filter_user_attribute: `%s` is the username attribute's value
+    // (`uid`: "alice"), not the DN, which memberUid would never hold.
+    let server = format!(
+        "{USERS_BASE}\n\
+         group_search_filter = \"(&(objectClass=posixGroup)(memberUid=%s))\"\n\
+         group_search_base_dns = [\"ou=groups,dc=example,dc=org\"]"
+    );
+    let l = spawn_ldap(
+        slapd,
+        &group_search_config(port, &server, "memberOf", group_dn),
+    )
+    .await;
+    assert_mapped_by_groups(&l.app).await;
+}
+
+#[tokio::test]
+async fn ldap_group_search_with_a_named_user_attribute() {
+    let slapd = Slapd::start_with(Directory::POSIX);
+    let port = slapd.port;
+    // group_search_filter_user_attribute names an attribute the user search would not
+    // otherwise ask for (the username is `mail` here), so it must be requested too.
+    let text = group_search_config(
+        port,
+        &format!(
+            "{USERS_BASE}\n\
+             group_search_filter = \"(&(objectClass=posixGroup)(memberUid=%s))\"\n\
+             group_search_filter_user_attribute = \"uid\"\n\
+             group_search_base_dns = [\"ou=groups,dc=example,dc=org\"]"
+        ),
+        "memberOf",
+        group_dn,
+    )
+    .replace(r#"username = "uid""#, r#"username = "mail""#);
+    let l = spawn_ldap(slapd, &text).await;
+    let (s, v) = sign_in(&l.app, "alice", "alice-pw").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        role(&l.app, "alice@example.org").await,
+        (Some(OrgRole::Admin), true)
+    );
+    let (s, v) = sign_in(&l.app, "dave", "dave-pw").await;
+    assert_eq!(s, 401, "{v}");
+}
+
+#[tokio::test]
+async fn ldap_group_search_base_dns_defaults_to_search_base_dns() {
+    let slapd = Slapd::start_with(Directory::POSIX);
+    let port = slapd.port;
+    // No group_search_base_dns: the groups are searched in every search_base_dns entry,
+    // and they live in the second one.
+    let server =
+        "search_base_dns = [\"ou=users,dc=example,dc=org\", \"ou=groups,dc=example,dc=org\"]\n\
+                  group_search_filter = \"(&(objectClass=posixGroup)(memberUid=%s))\"";
+    let l = spawn_ldap(
+        slapd,
+        &group_search_config(port, server, "memberOf", group_dn),
+    )
+    .await;
+    assert_mapped_by_groups(&l.app).await;
+}
+
+#[tokio::test]
+async fn ldap_group_search_member_of_names_an_attribute_of_the_group() {
+    let slapd = Slapd::start_with(Directory::GROUP_OF_NAMES);
+    let port = slapd.port;
+    // member_of = "cn": a found group is known by its cn, and the mappings say "admins".
+    let server = format!(
+        "{USERS_BASE}\n\
+         group_search_filter = \"(&(objectClass=groupOfNames)(member=%s))\"\n\
+         group_search_filter_user_attribute = \"dn\"\n\
+         group_search_base_dns = [\"ou=groups,dc=example,dc=org\"]"
+    );
+    let l = spawn_ldap(
+        slapd,
+        &group_search_config(port, &server, "cn", |name| name.to_string()),
+    )
+    .await;
+    assert_mapped_by_groups(&l.app).await;
+    let (s, u) = send(l.app.admin(Method::GET, "/api/admin/ldap/bob")).await;
+    assert_eq!(s, 200, "{u}");
+    assert_eq!(u["orgRoles"][0]["groupDN"], "editors", "{u}");
+}
+
+#[tokio::test]
+async fn ldap_group_search_replaces_the_users_member_of() {
+    // A directory with the overlay: alice's memberOf names admins and editors, but once a
+    // group_search_filter is set only the groups it finds count (Grafana's getMemberOf).
+    let slapd = Slapd::start();
+    let port = slapd.port;
+    let server = format!(
+        "{USERS_BASE}\n\
+         group_search_filter = \"(&(objectClass=groupOfNames)(cn=editors)(member=%s))\"\n\
+         group_search_filter_user_attribute = \"dn\"\n\
+         group_search_base_dns = [\"ou=groups,dc=example,dc=org\"]"
+    );
+    let l = spawn_ldap(
+        slapd,
+        &group_search_config(port, &server, "memberOf", group_dn),
+    )
+    .await;
+    let (s, v) = sign_in(&l.app, "alice", "alice-pw").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        role(&l.app, "alice").await,
+        (Some(OrgRole::Editor), false),
+        "admins came only from memberOf"
+    );
+    let (s, v) = sign_in(&l.app, "carol", "carol-pw").await;
+    assert_eq!(s, 401, "viewers is not searched for: {v}");
 }

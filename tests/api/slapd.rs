@@ -20,6 +20,11 @@
 //!
 //! Groups are `groupOfNames` entries `cn=<name>,ou=groups,dc=example,dc=org`.
 //!
+//! [`Slapd::start_with`] serves other directories ([`Directory`]): the same tree without
+//! the `memberof` overlay (no `memberOf` on users; groups must be searched), or
+//! `tests/fixtures/ldap/posix.ldif`, where the same users are `posixAccount`s and the
+//! same groups are `posixGroup`s listing members by `memberUid`.
+//!
 //! Needs `slapd` and `ldap-utils` (`apt-get install slapd ldap-utils`); the
 //! daemon is started directly from a generated `slapd.conf`, no systemd.
 
@@ -46,6 +51,33 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// A fresh port from `free_port` can be taken by someone else before slapd binds it.
 const PORT_ATTEMPTS: usize = 5;
 
+/// What a test directory holds and how slapd serves it.
+#[derive(Debug, Clone, Copy)]
+pub struct Directory {
+    /// The `memberof` overlay: users get `memberOf` from the `groupOfNames` they are in.
+    pub memberof_overlay: bool,
+    /// The LDIF loaded at start, a file in `tests/fixtures/ldap`.
+    pub fixture: &'static str,
+}
+
+impl Directory {
+    /// `tree.ldif` with the `memberof` overlay (what [`Slapd::start`] serves).
+    pub const MEMBER_OF: Directory = Directory {
+        memberof_overlay: true,
+        fixture: "tree.ldif",
+    };
+    /// `tree.ldif` without the overlay: `groupOfNames` groups, no `memberOf` on users.
+    pub const GROUP_OF_NAMES: Directory = Directory {
+        memberof_overlay: false,
+        fixture: "tree.ldif",
+    };
+    /// `posix.ldif`: `posixAccount` users, `posixGroup` groups with `memberUid`.
+    pub const POSIX: Directory = Directory {
+        memberof_overlay: false,
+        fixture: "posix.ldif",
+    };
+}
+
 /// A running (or stopped) slapd serving `dc=example,dc=org` on `url`.
 pub struct Slapd {
     pub port: u16,
@@ -54,6 +86,7 @@ pub struct Slapd {
     dir: tempfile::TempDir,
     pid: Option<u32>,
     slapd: PathBuf,
+    fixture: PathBuf,
 }
 
 impl Slapd {
@@ -61,6 +94,11 @@ impl Slapd {
     /// loaded, and waits until it answers. Panics with a clear message if slapd
     /// or the ldap-utils are not installed.
     pub fn start() -> Self {
+        Self::start_with(Directory::MEMBER_OF)
+    }
+
+    /// Starts slapd serving `directory` (see [`Directory`]), as [`Slapd::start`] does.
+    pub fn start_with(directory: Directory) -> Self {
         let slapd = find_slapd();
         for tool in ["ldapadd", "ldapmodify", "ldapsearch"] {
             if find_in_path(tool).is_none() {
@@ -73,7 +111,7 @@ impl Slapd {
 
         let dir = tempfile::tempdir().expect("temp dir for slapd");
         std::fs::create_dir_all(dir.path().join("data")).expect("slapd data dir");
-        write_config(dir.path());
+        write_config(dir.path(), directory.memberof_overlay);
 
         let port = free_port();
         let mut s = Slapd {
@@ -82,6 +120,7 @@ impl Slapd {
             dir,
             pid: None,
             slapd,
+            fixture: fixture_path(directory.fixture),
         };
         let mut attempt = 1;
         loop {
@@ -231,11 +270,11 @@ impl Slapd {
     }
 
     fn load_fixture(&self) {
-        let ldif = fixture_ldif();
+        let ldif = &self.fixture;
         let out = self
             .tool("ldapadd")
             .args(["-x", "-H", &self.url, "-D", ADMIN_DN, "-w", ADMIN_PW, "-f"])
-            .arg(&ldif)
+            .arg(ldif)
             .output()
             .expect("run ldapadd");
         if !out.status.success() {
@@ -288,19 +327,31 @@ impl Drop for Slapd {
 }
 
 pub fn fixture_ldif() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ldap/tree.ldif")
+    fixture_path("tree.ldif")
 }
 
-fn write_config(dir: &Path) {
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/ldap")
+        .join(name)
+}
+
+fn write_config(dir: &Path, memberof_overlay: bool) {
     let d = dir.display();
+    let (load, overlay) = if memberof_overlay {
+        ("moduleload memberof\n", "overlay   memberof\n")
+    } else {
+        ("", "")
+    };
+    // nis.schema: posixAccount, posixGroup and memberUid for the POSIX directory.
     let conf = format!(
         r#"include   /etc/ldap/schema/core.schema
 include   /etc/ldap/schema/cosine.schema
 include   /etc/ldap/schema/inetorgperson.schema
+include   /etc/ldap/schema/nis.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
-moduleload memberof
-pidfile   {d}/slapd.pid
+{load}pidfile   {d}/slapd.pid
 argsfile  {d}/slapd.args
 database  mdb
 maxsize   104857600
@@ -308,8 +359,7 @@ suffix    "{BASE_DN}"
 rootdn    "{ADMIN_DN}"
 rootpw    {ADMIN_PW}
 directory {d}/data
-overlay   memberof
-"#
+{overlay}"#
     );
     std::fs::write(dir.join("slapd.conf"), conf).expect("write slapd.conf");
 }
