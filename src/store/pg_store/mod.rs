@@ -411,6 +411,55 @@ pub(super) mod tests {
         assert!(b.get_meta("usage_id").await.unwrap().is_some());
     }
 
+    /// TLS to the database (rustls on ring): `verify-full` with the CA that signed the
+    /// server's certificate connects over TLS; with another CA it is refused; `require`
+    /// encrypts without checking; `disable` does not encrypt.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_to_the_database() {
+        use crate::config::{Database, DatabaseType, SslMode};
+        let cluster = TestCluster::start_tls();
+        let name = cluster.create_database().await;
+        let db = |mode: SslMode, ca: Option<std::path::PathBuf>| Database {
+            kind: DatabaseType::Postgres,
+            host: format!("localhost:{}", cluster.port),
+            name: name.clone(),
+            user: "postgres".into(),
+            password: String::new(),
+            url: String::new(),
+            ssl_mode: mode,
+            ca_cert_path: ca,
+            client_cert_path: None,
+            client_key_path: None,
+            max_open_conn: 2,
+            max_idle_conn: 0,
+            conn_max_lifetime: std::time::Duration::ZERO,
+        };
+        async fn encrypted(s: &super::PgStore) -> bool {
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(s.pool())
+                .await
+                .unwrap()
+        }
+        let full = super::PgStore::connect(&db(SslMode::VerifyFull, Some(cluster.ca_path())))
+            .await
+            .expect("verify-full with the right CA connects");
+        assert!(encrypted(&full).await, "verify-full runs over TLS");
+        let wrong = super::PgStore::connect(&db(
+            SslMode::VerifyFull,
+            Some(cluster.other_ca_path()),
+        ))
+        .await;
+        assert!(wrong.is_err(), "a certificate from another CA is refused");
+        let required = super::PgStore::connect(&db(SslMode::Require, None))
+            .await
+            .expect("require connects without a CA");
+        assert!(encrypted(&required).await, "require runs over TLS");
+        let plain = super::PgStore::connect(&db(SslMode::Disable, None))
+            .await
+            .expect("disable connects");
+        assert!(!encrypted(&plain).await, "disable does not encrypt");
+    }
+
     pub(super) fn user_named(login: &str) -> crate::store::UserRecord {
         crate::store::UserRecord::new(
             login,

@@ -64,8 +64,51 @@ fn run(bin: &Path, args: &[&str]) {
     assert!(status.success(), "{} {args:?} failed", bin.display());
 }
 
+/// Makes a CA and a server certificate it signs (for `localhost` and 127.0.0.1) in `dir`
+/// with the `openssl` tool: `ca.pem`, `server.crt`, `server.key`; the key is the
+/// `postgres` user's, mode 0600, as the server requires.
+fn make_certs(dir: &Path, prefix: &str) {
+    let sh = format!(
+        "set -e; cd {d}; \
+         openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN={prefix}-test-ca \
+           -keyout {prefix}ca.key -out {prefix}ca.pem 2>/dev/null; \
+         openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+           -keyout {prefix}server.key -out {prefix}server.csr 2>/dev/null; \
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1' > {prefix}san.ext; \
+         openssl x509 -req -in {prefix}server.csr -CA {prefix}ca.pem -CAkey {prefix}ca.key \
+           -CAcreateserial -days 2 -extfile {prefix}san.ext -out {prefix}server.crt 2>/dev/null; \
+         chmod 600 {prefix}server.key; chmod 644 {prefix}ca.pem {prefix}server.crt; \
+         chown postgres:postgres {prefix}server.key {prefix}server.crt 2>/dev/null || true",
+        d = dir.display()
+    );
+    let ok = Command::new("sh")
+        .args(["-c", &sh])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "openssl could not make the test certificates");
+}
+
 impl TestCluster {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A cluster that also accepts TLS, with a certificate signed by the CA at
+    /// [`Self::ca_path`] (and another CA, [`Self::other_ca_path`], that did not sign it).
+    pub fn start_tls() -> Self {
+        Self::start_with("tls")
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn other_ca_path(&self) -> PathBuf {
+        self.dir.path().join("otherca.pem")
+    }
+
+    fn start_with(mode: &str) -> Self {
         let bin = pg_bin();
         let dir = tempfile::Builder::new()
             .prefix("tollgate-pg-")
@@ -85,9 +128,16 @@ impl TestCluster {
         );
         let port = free_port();
         let sock = dir.path().to_string_lossy().to_string();
-        let opts = format!(
+        let mut opts = format!(
             "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
         );
+        if mode == "tls" {
+            make_certs(dir.path(), "");
+            make_certs(dir.path(), "other");
+            opts.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={sock}/server.crt -c ssl_key_file={sock}/server.key"
+            ));
+        }
         let c = Self {
             dir,
             bin,

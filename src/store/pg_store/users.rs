@@ -390,44 +390,54 @@ impl PgStore {
         Ok(record)
     }
 
-    /// One attempt of [`Self::revoke_grafana_admin`] with a witness admin; `None` when
-    /// every other admin was locked (nothing written).
+    /// One attempt of [`Self::revoke_grafana_admin`] with a witness admin, in one
+    /// statement: `t` locks the target first (the only step that may wait, holding
+    /// nothing), `w` then locks another Grafana Admin without waiting (it reads `t`, so
+    /// it runs after it), and the UPDATE applies only if the target is still an admin and
+    /// a witness was found (a service account needs none). `None` when every other admin
+    /// was locked at that moment (nothing written).
     async fn revoke_with_witness(&self, user: UserId, at: i64) -> StoreResult<Option<UserRecord>> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let row = lock_user(&mut tx, id(user.0))
+        const SQL: &str = concat!(
+            "WITH t AS (SELECT id, is_service_account FROM users WHERE id = $1 FOR UPDATE), \
+             w AS (SELECT o.id FROM users o, t \
+                   WHERE o.is_admin AND NOT o.is_service_account AND o.id <> t.id \
+                   LIMIT 1 FOR UPDATE OF o SKIP LOCKED) \
+             UPDATE users AS u SET is_admin = false, updated = to_timestamp($2) \
+             FROM t WHERE u.id = t.id AND u.is_admin \
+                 AND (t.is_service_account OR EXISTS (SELECT 1 FROM w)) \
+             RETURNING ",
+            user_cols!()
+        );
+        let changed = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(at)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        if let Some(row) = changed {
+            return user_from_row(&row).map(Some);
+        }
+        // Nothing changed: not an admin (left alone), missing, or no witness free.
+        let row = self
+            .user_uncached(user)
             .await?
             .ok_or(StoreError::NotFound)?;
         if !row.is_admin {
             return Ok(Some(row));
         }
-        // A service account never counts as a Grafana Admin: no witness needed.
-        if !row.is_service_account {
-            let witness: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM users WHERE is_admin AND NOT is_service_account AND id <> $1 \
-                 LIMIT 1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(id(user.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if witness.is_none() {
-                let others: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM users \
-                     WHERE is_admin AND NOT is_service_account AND id <> $1)",
-                )
-                .bind(id(user.0))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-                if !others {
-                    return Err(StoreError::LastAdmin);
-                }
-                return Ok(None); // all locked right now: roll back, try again
-            }
+        let others: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM users \
+             WHERE is_admin AND NOT is_service_account AND id <> $1)",
+        )
+        .bind(id(user.0))
+        .fetch_one(self.pool())
+        .await
+        .map_err(db_err)?;
+        if others {
+            Ok(None) // every other admin locked right now: try again
+        } else {
+            Err(StoreError::LastAdmin)
         }
-        let record = revoke_in(&mut tx, user, at).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Some(record))
     }
 
     /// The user row straight from the database.
