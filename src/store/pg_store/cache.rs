@@ -3,27 +3,33 @@
 //! GET costs no database round trip, as on sled. Invalidated through the database, never
 //! by time:
 //!
-//! - **Every node hears of every change.** Triggers on the row tables
-//!   (`migrations/0004_row_notices.sql`) send a notice on channel `tollgate_rows` inside the
-//!   writing transaction (`u<id>`, `s<id>`, `k<id>`, `c` for a counted table, `*` for a
-//!   truncation), whatever code path or node wrote; PostgreSQL delivers them after the
-//!   commit, in commit order. The node's listener drops the named entries.
-//! - **The writing node does not wait for its own notice**: each write method of this
-//!   backend drops what it changed once it has committed ([`RowCache::forget_user`] and
-//!   friends), so a request that follows a 2xx on the same node reads the new row.
+//! - **Every change is logged with the change.** Triggers on the row tables
+//!   (`migrations/0004_row_changes.sql`) insert a `row_changes` row inside the writing
+//!   transaction (`u`/`s`/`k` and the id, `c` for a counted table, `*` for a truncation),
+//!   whatever code path, node or tool wrote.
+//! - **Every node reads the log** when woken (a `NOTIFY` on `tollgate_rows` that the writing
+//!   node sends right after its commit) and at least every [`POLL`], from the oldest
+//!   transaction still running at its previous read (`pg_snapshot_xmin`), so a transaction
+//!   that commits late is read on a later pass, never skipped. It drops the named entries.
+//! - **The writing node does not wait for the log**: each write method of this backend drops
+//!   what it changed once it has committed ([`RowCache::forget_user`] and friends), so a
+//!   request that follows a 2xx on the same node reads the new row.
 //! - **A fill never resurrects a stale row.** A read takes the cache's generation before it
 //!   asks the database and stores its row only if no invalidation happened since
 //!   ([`RowCache::fill`]); every invalidation bumps the generation.
-//! - **The cache serves only while the listener is proven live.** The listener sends itself
-//!   a heartbeat notice every [`HEARTBEAT`]; because notices arrive in commit order, hearing
-//!   one proves every notice committed before it was heard. Entries are served only within
-//!   [`LIVE_FOR`] of the last heartbeat heard; otherwise every read goes to the database and
-//!   nothing is stored. A listener that reconnects (notices sent while it was away are lost)
-//!   drops everything.
+//! - **The cache serves only while the log is being read.** Entries are served only within
+//!   [`LIVE_FOR`] of the last successful read of the log; otherwise every read goes to the
+//!   database and nothing is stored, and a node that comes back drops everything first.
 //!
-//! Worst-case staleness on another node: the delivery of one notice (a few milliseconds on
-//! a LAN) while the listener is healthy; [`LIVE_FOR`] (1.5 s) if its connection dies without
-//! a reset, after which the node reads through until it hears itself again.
+//! Staleness on another node: the wake-up's delivery and one read of the log (a few
+//! milliseconds); [`POLL`] when the wake-up is lost (its connection is cut, the writer died
+//! after its commit, the change came from another tool); never more than [`LIVE_FOR`]
+//! (1.5 s) when the log cannot be read, after which the node reads through.
+//!
+//! Why not `NOTIFY` inside the writing transaction: PostgreSQL serialises the commits of
+//! notifying transactions (a database-wide lock held through the WAL flush), which measured
+//! a third off durable user writes (bench/README.md). The wake-up is sent outside the
+//! transaction with `synchronous_commit = off`; losing one only delays a node to its poll.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,12 +41,15 @@ use sqlx::postgres::{PgListener, PgPool};
 
 use crate::store::{ApiKeyRecord, Counts, SessionRecord, UserRecord};
 
-/// The channel the row triggers and the heartbeats notify.
+/// The channel of the wake-ups a writing node sends after its commit.
 pub(super) const ROW_CHANNEL: &str = "tollgate_rows";
-/// How often the listener sends itself a heartbeat.
-pub(super) const HEARTBEAT: Duration = Duration::from_millis(500);
-/// How long after the last heartbeat heard the cache still serves.
+/// How often a node reads the log when nothing woke it.
+pub(super) const POLL: Duration = Duration::from_millis(500);
+/// How long after the last successful read of the log the cache still serves.
 pub(super) const LIVE_FOR: Duration = Duration::from_millis(1500);
+/// Log rows older than this are deleted (a node that read nothing for so long is not live
+/// and drops everything when it comes back).
+const KEEP_LOG: &str = "10 minutes";
 /// Entries per map before it is emptied (a bound on memory, not a policy).
 const MAX_ENTRIES: usize = 200_000;
 
@@ -84,7 +93,7 @@ fn name_key(name: &str, login: bool) -> String {
     )
 }
 
-/// What a notice names.
+/// What a log row names.
 #[derive(Debug, PartialEq, Eq)]
 enum Notice {
     User(u64),
@@ -92,19 +101,17 @@ enum Notice {
     Key(u64),
     Counts,
     Everything,
-    Heartbeat(String),
 }
 
-fn parse(payload: &str) -> Option<Notice> {
-    let (kind, rest) = payload.split_at_checked(1)?;
-    match kind {
-        "u" => rest.parse().ok().map(Notice::User),
-        "s" => rest.parse().ok().map(Notice::Session),
-        "k" => rest.parse().ok().map(Notice::Key),
-        "c" if rest.is_empty() => Some(Notice::Counts),
-        "*" if rest.is_empty() => Some(Notice::Everything),
-        "p" => Some(Notice::Heartbeat(rest.to_string())),
-        _ => None,
+fn parse(kind: &str, row_id: Option<i64>) -> Option<Notice> {
+    let id = row_id.and_then(|v| u64::try_from(v).ok());
+    match (kind, id) {
+        ("u", Some(id)) => Some(Notice::User(id)),
+        ("s", Some(id)) => Some(Notice::Session(id)),
+        ("k", Some(id)) => Some(Notice::Key(id)),
+        ("c", _) => Some(Notice::Counts),
+        // Anything else (a kind this version does not know): drop everything.
+        _ => Some(Notice::Everything),
     }
 }
 
@@ -115,13 +122,16 @@ pub(super) struct Ticket(Option<u64>);
 
 pub(super) struct RowCache {
     maps: RwLock<Maps>,
-    /// When the cache was made; the heartbeat times below count milliseconds from it.
+    /// When the cache was made; the times below count milliseconds from it.
     epoch: Instant,
     /// Milliseconds (since `epoch`) until which entries may be served; 0: not live.
     live_until_ms: AtomicU64,
     hits: AtomicU64,
-    /// Times the listener lost its connection.
-    cuts: AtomicU64,
+    /// Local writes to announce to the other nodes (the waker task sends one wake-up for
+    /// any number of them).
+    wake: Arc<tokio::sync::Notify>,
+    /// Wake-ups heard: the log is read once for any number of them.
+    woken: Arc<tokio::sync::Notify>,
 }
 
 impl RowCache {
@@ -131,7 +141,8 @@ impl RowCache {
             epoch: Instant::now(),
             live_until_ms: AtomicU64::new(0),
             hits: AtomicU64::new(0),
-            cuts: AtomicU64::new(0),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            woken: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -139,7 +150,7 @@ impl RowCache {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Whether entries may be served now (the listener was heard recently).
+    /// Whether entries may be served now (the log was read recently).
     pub(super) fn live(&self) -> bool {
         self.now_ms() < self.live_until_ms.load(Ordering::Acquire)
     }
@@ -148,12 +159,6 @@ impl RowCache {
     #[cfg(test)]
     pub(super) fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
-    }
-
-    /// Times the listener lost its connection so far.
-    #[cfg(test)]
-    pub(super) fn cuts(&self) -> u64 {
-        self.cuts.load(Ordering::Relaxed)
     }
 
     fn served<T>(&self, v: Option<T>) -> Option<T> {
@@ -181,10 +186,37 @@ impl RowCache {
         }
     }
 
+    /// A local write: drops entries, then asks the waker to tell the other nodes.
     fn forget(&self, drop: impl FnOnce(&mut Maps)) {
+        {
+            let mut m = self.maps.write();
+            m.generation += 1;
+            drop(&mut m);
+        }
+        self.wake.notify_one();
+    }
+
+    /// What a log row names, dropped (no wake-up: the writer sent it).
+    fn invalidate(&self, n: &Notice) {
         let mut m = self.maps.write();
         m.generation += 1;
-        drop(&mut m);
+        match *n {
+            Notice::User(id) => {
+                m.users.remove(&id);
+            }
+            Notice::Session(id) => {
+                m.sessions.remove(&id);
+            }
+            Notice::Key(id) => {
+                m.keys.remove(&id);
+            }
+            Notice::Counts => {}
+            Notice::Everything => {
+                m.clear();
+                return;
+            }
+        }
+        m.aggregates = Aggregates::default();
     }
 
     // --- users -------------------------------------------------------------------------
@@ -358,107 +390,147 @@ impl RowCache {
 
     /// Everything (a truncation, an import, a listener that reconnected).
     pub(super) fn forget_all(&self) {
-        self.maps.write().clear();
+        self.forget(Maps::clear);
     }
 
-    fn apply(&self, notice: Notice, nonce: &str) {
-        match notice {
-            Notice::User(id) => self.forget_user(id),
-            Notice::Session(id) => self.forget_session(id),
-            Notice::Key(id) => self.forget_key(id),
-            Notice::Counts => self.forget_counts(),
-            Notice::Everything => self.forget_all(),
-            Notice::Heartbeat(n) if n == nonce => {
-                if !self.live() {
-                    // Back from a silence: whatever was missed is dropped before serving.
-                    self.forget_all();
-                }
-                let until = self.now_ms() + u64::try_from(LIVE_FOR.as_millis()).unwrap_or(0);
-                self.live_until_ms.store(until, Ordering::Release);
-            }
-            Notice::Heartbeat(_) => {} // another node's
+    /// A successful read of the log: entries may be served until [`LIVE_FOR`] from now. A
+    /// node that was not live drops everything first (it may have missed changes).
+    fn read_log_ok(&self) {
+        if !self.live() {
+            self.maps.write().clear();
         }
-    }
-
-    fn dead(&self) {
-        self.cuts.fetch_add(1, Ordering::Relaxed);
-        self.live_until_ms.store(0, Ordering::Release);
-        self.forget_all();
+        let until = self.now_ms() + u64::try_from(LIVE_FOR.as_millis()).unwrap_or(0);
+        self.live_until_ms.store(until, Ordering::Release);
     }
 }
 
-/// Starts the node's listener: it applies every notice to `cache` and sends itself a
-/// heartbeat every [`HEARTBEAT`]. It stops once the cache is dropped (the store is gone).
+/// Starts the node's three tasks: the reader of the log (woken, or every [`POLL`]), the
+/// listener of wake-ups, and the waker that announces this node's writes. They stop once
+/// the cache is dropped (the store is gone).
+/// The tasks hold the cache only while they use it, never while they wait.
 pub(super) fn follow(pool: PgPool, cache: &Arc<RowCache>) {
-    let weak: Weak<RowCache> = Arc::downgrade(cache);
-    let nonce = format!("{:016x}", rand_nonce());
-    tokio::spawn(async move {
-        let mut listener: Option<PgListener> = None;
-        let mut beat = tokio::time::interval(HEARTBEAT);
-        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let Some(cache) = weak.upgrade() else { return };
-            let Some(l) = listener.as_mut() else {
-                match connect(&pool).await {
-                    Ok(l) => listener = Some(l),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "row listener cannot connect; retrying");
-                        cache.dead();
-                        tokio::time::sleep(HEARTBEAT).await;
+    let woken = cache.woken.clone();
+    tokio::spawn(read_log(pool.clone(), Arc::downgrade(cache), woken.clone()));
+    tokio::spawn(listen(pool.clone(), Arc::downgrade(cache), woken));
+    tokio::spawn(send_wakes(pool, Arc::downgrade(cache), cache.wake.clone()));
+}
+
+/// Reads the log from the oldest transaction still running at the previous read.
+async fn read_log(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::Notify>) {
+    let mut from: u64 = 0;
+    let mut passes: u64 = 0;
+    loop {
+        if weak.strong_count() == 0 {
+            return;
+        }
+        let read = tokio::time::timeout(
+            POLL,
+            sqlx::query_as::<_, (String, Option<String>, Option<i64>)>(
+                "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin) \
+                 SELECT s.xmin, c.kind, c.row_id FROM s \
+                 LEFT JOIN row_changes c ON c.xid >= $1::text::xid8",
+            )
+            .bind(from.to_string())
+            .fetch_all(&pool),
+        )
+        .await;
+        let Some(cache) = weak.upgrade() else { return };
+        match read {
+            Ok(Ok(rows)) => {
+                let mut next = from;
+                for (xmin, kind, row_id) in &rows {
+                    next = xmin.parse().unwrap_or(next);
+                    if let Some(n) = kind.as_deref().and_then(|k| parse(k, *row_id)) {
+                        cache.invalidate(&n);
                     }
                 }
-                continue;
-            };
-            let mut failed = false;
-            // `try_recv` may be cancelled by the heartbeat's tick: sqlx keeps a partly read
-            // message in its buffer (it races the same future against the pool's close).
-            tokio::select! {
-                got = l.try_recv() => match got {
-                    Ok(Some(n)) => {
-                        if let Some(notice) = parse(n.payload()) {
-                            cache.apply(notice, &nonce);
-                        }
-                    }
-                    // The connection dropped; the next receive reconnects. Notices sent
-                    // meanwhile are lost: nothing is served until a heartbeat is heard.
-                    Ok(None) => cache.dead(),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "row listener failed; reconnecting");
-                        cache.dead();
-                        failed = true;
-                    }
-                },
-                _ = beat.tick() => {
-                    let sent = tokio::time::timeout(
-                        HEARTBEAT,
-                        sqlx::query("SELECT pg_notify($1, $2)")
-                            .bind(ROW_CHANNEL)
-                            .bind(format!("p{nonce}"))
-                            .execute(&pool),
-                    )
-                    .await;
-                    if !matches!(sent, Ok(Ok(_))) {
-                        tracing::debug!("row heartbeat not sent");
-                    }
-                }
+                from = next;
+                cache.read_log_ok();
             }
-            if failed {
+            Ok(Err(e)) => tracing::debug!(error = %e, "cannot read the row change log"),
+            Err(_) => tracing::debug!("reading the row change log timed out"),
+        }
+        passes += 1;
+        if passes.is_multiple_of(120) {
+            // About once a minute per node; several nodes deleting at once is harmless.
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM row_changes WHERE at < now() - interval '{KEEP_LOG}'"
+            )))
+            .execute(&pool)
+            .await;
+        }
+        drop(cache);
+        let _ = tokio::time::timeout(POLL, woken.notified()).await;
+    }
+}
+
+/// Hears the wake-ups (reconnecting as needed) and hands them to the reader.
+async fn listen(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::Notify>) {
+    let mut listener: Option<PgListener> = None;
+    loop {
+        if weak.strong_count() == 0 {
+            return;
+        }
+        let Some(l) = listener.as_mut() else {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut l) => match l.listen(ROW_CHANNEL).await {
+                    Ok(()) => listener = Some(l),
+                    Err(e) => tracing::debug!(error = %e, "cannot listen for row wake-ups"),
+                },
+                Err(e) => tracing::debug!(error = %e, "cannot connect the row listener"),
+            }
+            if listener.is_none() {
+                tokio::time::sleep(POLL).await;
+            }
+            continue;
+        };
+        // Bounded, so that a dropped store is noticed; `try_recv` keeps a partly read
+        // message in its buffer when cancelled (sqlx races it against the pool's close).
+        match tokio::time::timeout(POLL, l.try_recv()).await {
+            Ok(Ok(Some(_))) | Ok(Ok(None)) => {
+                // A wake-up, or a reconnection (wake-ups sent meanwhile are lost: read).
+                woken.notify_one();
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "row listener failed; reconnecting");
                 listener = None;
             }
+            Err(_) => {}
         }
-    });
+    }
 }
 
-async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
-    let mut l = PgListener::connect_with(pool).await?;
-    l.listen(ROW_CHANNEL).await?;
-    Ok(l)
-}
-
-fn rand_nonce() -> u64 {
-    let mut b = [0u8; 8];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b).unwrap_or_default();
-    u64::from_le_bytes(b)
+/// Sends one wake-up for any number of local writes, on its own connection with
+/// `synchronous_commit = off` (a wake-up is a hint: it waits for no WAL flush).
+async fn send_wakes(pool: PgPool, weak: Weak<RowCache>, wake: Arc<tokio::sync::Notify>) {
+    let mut conn: Option<sqlx::PgConnection> = None;
+    loop {
+        if weak.strong_count() == 0 {
+            return;
+        }
+        if tokio::time::timeout(POLL, wake.notified()).await.is_err() {
+            continue; // nothing written; check the store is still there
+        }
+        if conn.is_none() {
+            if let Ok(mut c) = pool.acquire().await {
+                if sqlx::query("SET synchronous_commit = off")
+                    .execute(&mut *c)
+                    .await
+                    .is_ok()
+                {
+                    conn = Some(c.detach());
+                }
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let sent = sqlx::query("SELECT pg_notify($1, 'w')")
+            .bind(ROW_CHANNEL)
+            .execute(&mut *c)
+            .await;
+        if sent.is_err() {
+            conn = None; // the reader's poll covers the lost wake-up
+        }
+    }
 }
 
 #[cfg(test)]
@@ -466,17 +538,14 @@ mod tests {
     use super::{parse, Notice};
 
     #[test]
-    fn notices_parse() {
-        assert_eq!(parse("u42"), Some(Notice::User(42)));
-        assert_eq!(parse("s7"), Some(Notice::Session(7)));
-        assert_eq!(parse("k9"), Some(Notice::Key(9)));
-        assert_eq!(parse("c"), Some(Notice::Counts));
-        assert_eq!(parse("*"), Some(Notice::Everything));
-        assert_eq!(parse("pab"), Some(Notice::Heartbeat("ab".into())));
-        assert_eq!(parse("u"), None);
-        assert_eq!(parse("ux"), None);
-        assert_eq!(parse("cx"), None);
-        assert_eq!(parse(""), None);
-        assert_eq!(parse("é"), None);
+    fn log_rows_parse() {
+        assert_eq!(parse("u", Some(42)), Some(Notice::User(42)));
+        assert_eq!(parse("s", Some(7)), Some(Notice::Session(7)));
+        assert_eq!(parse("k", Some(9)), Some(Notice::Key(9)));
+        assert_eq!(parse("c", None), Some(Notice::Counts));
+        assert_eq!(parse("*", None), Some(Notice::Everything));
+        assert_eq!(parse("u", None), Some(Notice::Everything));
+        assert_eq!(parse("u", Some(-1)), Some(Notice::Everything));
+        assert_eq!(parse("zz", Some(1)), Some(Notice::Everything));
     }
 }
