@@ -1,10 +1,11 @@
-//! `/api/access-control/roles` (fixed and custom roles) and `/api/plugins/:id/settings`.
+//! `/api/access-control/*` (status, fixed and custom roles, user role assignments) and
+//! `/api/plugins/:id/settings`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use poem::web::Data;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
 
@@ -75,6 +76,36 @@ pub struct AssignForm {
     pub global: Option<bool>,
 }
 
+/// Replace a user's roles (Grafana's `SetUserRolesCommand`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct SetUserRolesForm {
+    /// The roles the user is to hold; roles not listed are removed.
+    pub role_uids: Vec<String>,
+    /// Accepted for Grafana compatibility; assignments here apply in every org.
+    pub global: Option<bool>,
+    /// Accepted for Grafana compatibility; custom roles here are never hidden.
+    pub include_hidden: Option<bool>,
+}
+
+/// Whether RBAC is enabled (always, here).
+#[derive(Object, Debug)]
+pub struct AccessControlStatus {
+    pub enabled: bool,
+}
+
+/// Who holds a role directly (Grafana's `RoleAssignmentsDTO`; snake_case keys).
+#[derive(Object, Debug)]
+pub struct RoleAssignmentsDto {
+    pub role_uid: String,
+    /// Service account ids.
+    pub service_accounts: Vec<i64>,
+    /// Team ids (tollgate has no teams: always empty).
+    pub teams: Vec<i64>,
+    /// User ids.
+    pub users: Vec<i64>,
+}
+
 /// Grant a role to a basic role.
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
@@ -113,6 +144,25 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks `roles:read` / `plugins:read`.",
         404 => NotFound: "No such role or plugin.",
+    }
+);
+
+api_errors!(
+    /// Errors of reading the RBAC status.
+    StatusError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks `status:accesscontrol`.",
+    }
+);
+
+api_errors!(
+    /// Errors of setting a user's roles.
+    SetRolesError {
+        400 => BadRequest: "Not JSON, no `roleUids`, the id is not a number, or a fixed/basic role.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks `users.roles:add` or `users.roles:remove`, or a permission of a role it hands out or takes away (no escalation).",
+        404 => NotFound: "No such user or role.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -192,6 +242,47 @@ pub struct AccessControlApi;
 
 #[OpenApi(tag = "ApiTags::AccessControl")]
 impl AccessControlApi {
+    /// Whether role-based access control is enabled (always `true`).
+    #[oai(
+        path = "/api/access-control/status",
+        method = "get",
+        operation_id = "getAccessControlStatus"
+    )]
+    async fn status(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<AccessControlStatus>, StatusError> {
+        let enabled = services.roles.status(&auth.0)?;
+        Ok(Json(AccessControlStatus { enabled }))
+    }
+
+    /// Who holds a role directly: users and service accounts by id.
+    #[oai(
+        path = "/api/access-control/roles/:role_uid/assignments",
+        method = "get",
+        operation_id = "getRoleAssignments"
+    )]
+    async fn assignments(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The role's uid.
+        role_uid: Path<String>,
+    ) -> Result<Json<RoleAssignmentsDto>, CatalogReadError> {
+        let a = services
+            .roles
+            .role_assignments(&auth.0, &role_uid.0)
+            .await?;
+        let ids = |v: Vec<u64>| v.into_iter().map(int).collect();
+        Ok(Json(RoleAssignmentsDto {
+            role_uid: a.role_uid,
+            service_accounts: ids(a.service_accounts),
+            teams: ids(a.teams),
+            users: ids(a.users),
+        }))
+    }
+
     /// Every role: Grafana's fixed roles and the custom (provisioned) ones.
     #[oai(
         path = "/api/access-control/roles",
@@ -347,6 +438,31 @@ impl AccessControlApi {
         Ok(message("Role added to the user."))
     }
 
+    /// Replace a user's custom roles with exactly the ones listed; the change applies to
+    /// the user's next request.
+    #[oai(
+        path = "/api/access-control/users/:user_id/roles",
+        method = "put",
+        operation_id = "setUserRoles"
+    )]
+    async fn set_user_roles(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's id.
+        user_id: Path<i64>,
+        /// Accepted as in Grafana's clients (the body field works too); no effect here.
+        #[oai(name = "includeHidden")]
+        _include_hidden: Query<Option<bool>>,
+        body: GfJson<SetUserRolesForm>,
+    ) -> Result<Json<MessageBody>, SetRolesError> {
+        services
+            .roles
+            .set_user_roles(&auth.0, uid(user_id.0), &body.0.role_uids)
+            .await?;
+        Ok(message("User roles have been updated."))
+    }
+
     /// Remove a role from a user.
     #[oai(
         path = "/api/access-control/users/:user_id/roles/:role_uid",
@@ -366,7 +482,7 @@ impl AccessControlApi {
             .roles
             .unassign(&auth.0, uid(user_id.0), &role_uid.0)
             .await?;
-        Ok(message("Role removed from the user."))
+        Ok(message("Role removed from user."))
     }
 
     /// Basic role -> the custom roles granted to it.

@@ -11,10 +11,10 @@ use poem_openapi::{Object, OpenApi};
 use serde_json::Value;
 
 use crate::api::auth::Auth;
-use crate::api::body::GfJson;
+use crate::api::body::{GfJson, BAD_REQUEST_DATA};
 use crate::api::ApiTags;
 use crate::api_errors;
-use crate::service::datasources::{DataSourceInput, DataSourceRef};
+use crate::service::datasources::{validate_url, DataSourceInput, DataSourceRef};
 use crate::service::Services;
 use crate::store::DataSourceRecord;
 
@@ -27,7 +27,7 @@ pub struct DataSourceForm {
     pub ds_type: String,
     /// Set on create (generated when absent); cannot change.
     pub uid: Option<String>,
-    /// proxy or direct.
+    /// proxy or direct (required on update).
     pub access: Option<String>,
     pub url: Option<String>,
     pub user: Option<String>,
@@ -99,6 +99,12 @@ pub struct DataSourceSaved {
     pub name: String,
 }
 
+/// A datasource's id (Grafana's `dtos.AnyId`).
+#[derive(Object, Debug)]
+pub struct DataSourceId {
+    pub id: i64,
+}
+
 /// Deleted.
 #[derive(Object, Debug)]
 pub struct DataSourceDeleted {
@@ -159,6 +165,19 @@ impl From<&DataSourceRecord> for DataSourceListItem {
 }
 
 impl DataSourceForm {
+    /// An update as Grafana's `UpdateDataSourceCommand` binds it: `name`, `type` and
+    /// `access` are required (missing or empty: "bad request data"), then the URL is
+    /// validated, before the datasource is looked up.
+    fn into_update_input(self) -> Result<DataSourceInput, crate::error::AppError> {
+        let given = |v: &str| !v.is_empty();
+        if !given(&self.name) || !given(&self.ds_type) || !self.access.as_deref().is_some_and(given)
+        {
+            return Err(crate::error::AppError::bad_request(BAD_REQUEST_DATA));
+        }
+        validate_url(&self.ds_type, self.url.as_deref().unwrap_or_default())?;
+        self.into_input()
+    }
+
     fn into_input(self) -> Result<DataSourceInput, crate::error::AppError> {
         let json_data = match self.json_data {
             None | Some(Value::Null) => None,
@@ -196,7 +215,7 @@ impl DataSourceForm {
 api_errors!(
     /// Errors of adding or updating a datasource.
     SaveError {
-        400 => BadRequest: "Not JSON, or a missing or invalid field.",
+        400 => BadRequest: "Not JSON, a missing or invalid field (on update `name`, `type` and `access` are required), or an invalid URL.",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks the permission, the datasource is read-only, or the request is cross-origin.",
         404 => NotFound: "No such datasource (update).",
@@ -212,6 +231,15 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks `datasources:read`.",
         404 => NotFound: "No such datasource.",
+    }
+);
+
+api_errors!(
+    /// Errors of looking up a datasource's id by name.
+    IdError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks `datasources.id:read`.",
+        404 => NotFound: "No datasource with this name in the caller's org.",
     }
 );
 
@@ -254,6 +282,10 @@ impl DataSourcesApi {
         services: Data<&Arc<Services>>,
         body: GfJson<DataSourceForm>,
     ) -> Result<Json<DataSourceSaved>, SaveError> {
+        // Grafana's handler validates a URL only when one is given.
+        if let Some(url) = body.0.url.as_deref().filter(|u| !u.is_empty()) {
+            validate_url(&body.0.ds_type, url)?;
+        }
         let d = services
             .datasources
             .create(&auth.0, body.0.into_input()?)
@@ -342,9 +374,45 @@ impl DataSourcesApi {
     ) -> Result<Json<DataSourceSaved>, SaveError> {
         let d = services
             .datasources
-            .update(&auth.0, self::id(id.0), body.0.into_input()?)
+            .update(&auth.0, self::id(id.0), body.0.into_update_input()?)
             .await?;
         Ok(saved(&d, "Datasource updated"))
+    }
+
+    /// Update a datasource by uid: as `PUT /api/datasources/:id`.
+    #[oai(
+        path = "/api/datasources/uid/:uid",
+        method = "put",
+        operation_id = "updateDataSourceByUID"
+    )]
+    async fn update_by_uid(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        uid: Path<String>,
+        body: GfJson<DataSourceForm>,
+    ) -> Result<Json<DataSourceSaved>, SaveError> {
+        let d = services
+            .datasources
+            .update_by_uid(&auth.0, &uid.0, body.0.into_update_input()?)
+            .await?;
+        Ok(saved(&d, "Datasource updated"))
+    }
+
+    /// The id of a datasource, by name.
+    #[oai(
+        path = "/api/datasources/id/:name",
+        method = "get",
+        operation_id = "getDataSourceIdByName"
+    )]
+    async fn id_by_name(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        name: Path<String>,
+    ) -> Result<Json<DataSourceId>, IdError> {
+        let id = services.datasources.id_by_name(&auth.0, &name.0).await?;
+        Ok(Json(DataSourceId { id: id as i64 }))
     }
 
     /// Delete a datasource by id, with its secrets.

@@ -71,6 +71,8 @@ actions! {
     UsersRolesRead => "users.roles:read",
     UsersRolesAdd => "users.roles:add",
     UsersRolesRemove => "users.roles:remove",
+    /// `GET /api/access-control/status`, on `services:accesscontrol`.
+    StatusAccessControl => "status:accesscontrol",
     ServiceAccountsRead => "serviceaccounts:read",
     ServiceAccountsCreate => "serviceaccounts:create",
     ServiceAccountsWrite => "serviceaccounts:write",
@@ -82,6 +84,9 @@ actions! {
     DatasourcesCreate => "datasources:create",
     DatasourcesWrite => "datasources:write",
     DatasourcesDelete => "datasources:delete",
+    /// Grafana's `ActionDatasourcesIDRead`: look up a datasource's id by its name
+    /// (`GET /api/datasources/id/:name`), on `datasources:name:<name>`.
+    DatasourcesIdRead => "datasources.id:read",
     EncryptionAdmin => "encryption:admin",
     AlertNotificationsRead => "alert.notifications:read",
     AlertRulesRead => "alert.rules:read",
@@ -90,6 +95,11 @@ actions! {
     FoldersRead => "folders:read",
     PluginsRead => "plugins:read",
 }
+
+/// The scope Grafana grants role management on (`roles:write`, `users.roles:add`, ...):
+/// "only roles whose permissions the holder has". Held on it, an action is delegation; a
+/// role may carry it, like any permission, only if the caller holds it there too.
+pub const DELEGATE_SCOPE: &str = "permissions:type:delegate";
 
 /// `(alias, action)`: newer or older spellings of the seed's names.
 pub const ACTION_ALIASES: &[(&str, Action)] = &[

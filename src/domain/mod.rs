@@ -10,6 +10,7 @@ mod user;
 
 pub use access::{
     canonical_action, scope_covers, Action, Permission, PermissionSet, ACTION_ALIASES,
+    DELEGATE_SCOPE,
 };
 pub use ids::{OrgId, UserId};
 pub use user::{user_scope, AuthKind, Email, Login, OrgRole, Principal};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::domain::{Action, OrgRole, Permission, PermissionSet};
+use crate::domain::{Action, OrgRole, Permission, PermissionSet, DELEGATE_SCOPE};
 
 /// A role: a named set of permissions.
 #[derive(Debug, Clone)]
@@ -151,9 +151,21 @@ pub fn fixed_roles() -> Vec<Role> {
                 (Action::UsersRolesRead, USERS_ALL),
                 (Action::UsersRolesAdd, USERS_ALL),
                 (Action::UsersRolesRemove, USERS_ALL),
+                // Grafana's grants: role management on the delegate scope (the holder hands
+                // out only what it holds), role reads on `users:`. The `roles:*` and
+                // `global.users:*` grants above are tollgate's older spelling, kept so that
+                // roles written against them keep working.
+                (Action::RolesWrite, DELEGATE_SCOPE),
+                (Action::RolesDelete, DELEGATE_SCOPE),
+                (Action::UsersRolesAdd, DELEGATE_SCOPE),
+                (Action::UsersRolesRemove, DELEGATE_SCOPE),
+                (Action::UsersRolesRead, "users:*"),
                 // Grafana's fixed:roles:reader (in every roles writer) holds it, on its own
                 // scope kind: `users:`, not `global.users:`.
                 (Action::UsersPermissionsRead, "users:*"),
+                // Which fixed role grants Grafana's `status:accesscontrol` is not documented;
+                // the role managers are the ones who ask whether RBAC is on.
+                (Action::StatusAccessControl, "services:accesscontrol"),
             ],
         ),
         role(
@@ -195,6 +207,12 @@ pub fn fixed_roles() -> Vec<Role> {
             ],
         ),
         role(
+            "fixed:datasources.id:reader",
+            "Data source ID reader",
+            "Infrequently used",
+            &[(Action::DatasourcesIdRead, "datasources:*")],
+        ),
+        role(
             "fixed:alerting:reader",
             "Alerting reader",
             "Alerting",
@@ -219,10 +237,16 @@ pub fn fixed_roles() -> Vec<Role> {
 pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
     vec![
         ("basic:none", vec![]),
-        ("basic:viewer", vec!["fixed:alerting:reader"]),
+        // Grafana grants `fixed:datasources.id:reader` to Viewer; basic roles here do not
+        // inherit from each other, so Editor and Admin name it too.
+        (
+            "basic:viewer",
+            vec!["fixed:alerting:reader", "fixed:datasources.id:reader"],
+        ),
         (
             "basic:editor",
             vec![
+                "fixed:datasources.id:reader",
                 "fixed:datasources:reader",
                 "fixed:alerting:reader",
                 "fixed:alerting:writer",
@@ -231,6 +255,7 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
         (
             "basic:admin",
             vec![
+                "fixed:datasources.id:reader",
                 "fixed:datasources:writer",
                 "fixed:alerting:reader",
                 "fixed:alerting:writer",
@@ -442,5 +467,42 @@ mod tests {
         let viewer = c.permissions_for(OrgRole::Admin, false);
         assert!(!viewer.has(Action::UsersCreate, ""));
         assert!(!viewer.has(Action::SettingsRead, ""));
+    }
+
+    #[test]
+    fn role_managers_delegate_on_grafanas_scope() {
+        let c = RoleCatalog::new();
+        let admin = c.permissions_for(OrgRole::Viewer, true);
+        for a in [
+            Action::RolesWrite,
+            Action::RolesDelete,
+            Action::UsersRolesAdd,
+            Action::UsersRolesRemove,
+        ] {
+            assert!(admin.has(a, DELEGATE_SCOPE), "{a}");
+        }
+        assert!(admin.has(Action::UsersRolesRead, "users:id:*"));
+        assert!(admin.has(Action::StatusAccessControl, "services:accesscontrol"));
+        let org_admin = c.permissions_for(OrgRole::Admin, false);
+        assert!(!org_admin.has(Action::UsersRolesAdd, DELEGATE_SCOPE));
+        assert!(!org_admin.has(Action::StatusAccessControl, ""));
+    }
+
+    #[test]
+    fn every_basic_role_reads_datasource_ids() {
+        let c = RoleCatalog::new();
+        for role in [OrgRole::Viewer, OrgRole::Editor, OrgRole::Admin] {
+            let set = c.permissions_for(role, false);
+            assert!(
+                set.has(Action::DatasourcesIdRead, "datasources:uid:x"),
+                "{role}"
+            );
+        }
+        assert!(!c
+            .permissions_for(OrgRole::None, false)
+            .has(Action::DatasourcesIdRead, ""));
+        assert!(!c
+            .permissions_for(OrgRole::Viewer, false)
+            .has(Action::DatasourcesRead, ""));
     }
 }

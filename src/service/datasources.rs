@@ -83,6 +83,137 @@ fn conflict(e: StoreError) -> AppError {
     }
 }
 
+/// Grafana's answer to an update that loses to a name already taken, a stale version or a
+/// vanished row (its update handler words the name conflict differently from create's).
+fn update_conflict(e: StoreError) -> AppError {
+    match e {
+        StoreError::Conflict("name") => AppError::Conflict(
+            "Failed to update datasource: data source with the same name already exists".into(),
+        ),
+        StoreError::Unavailable(cause) => AppError::Unavailable(cause),
+        StoreError::Stale(_) | StoreError::NotFound | StoreError::Conflict(_) => conflict(e),
+        other => AppError::internal("Failed to update datasource", other),
+    }
+}
+
+/// Types whose URL Grafana requires (`requiredURL` in `pkg/api/datasource/validation.go`).
+const URL_REQUIRED: &[&str] = &[
+    "graphite",
+    "influxdb",
+    "influxdb_08",
+    "elasticsearch",
+    "prometheus",
+    "alertmanager",
+    "jaeger",
+    "loki",
+    "opentsdb",
+    "tempo",
+    "zipkin",
+    "mysql",
+    "postgres",
+    "grafana-postgresql-datasource",
+    "mssql",
+];
+
+pub const INVALID_URL: &str = "Validation error, invalid URL";
+
+/// Grafana's `ValidateURL`, which its HTTP handlers run (on update always, on create when a
+/// URL is given; provisioning does not): an empty URL for a type that needs one, or one Go's
+/// `url.Parse` refuses once `http://` is put in front of a URL without a scheme. The parse
+/// refusals reproduced: a control character, `://` with no scheme, a bad `%` escape, a
+/// character a host may not hold, an unclosed `[`, a port that is not digits.
+pub fn validate_url(ds_type: &str, url: &str) -> Result<(), AppError> {
+    let invalid = || AppError::bad_request(INVALID_URL);
+    if URL_REQUIRED.contains(&ds_type) && url.trim().is_empty() {
+        return Err(invalid());
+    }
+    if url.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(invalid());
+    }
+    let (url, fragment) = url.split_once('#').unwrap_or((url, ""));
+    // Grafana's `^[^:]*://`; a URL without it gets `http://` in front, so what follows
+    // starts with the authority either way.
+    let after_scheme = match url.find("://") {
+        Some(i) if !url[..i].contains(':') => {
+            let scheme = &url.as_bytes()[..i];
+            let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+                && scheme
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(c));
+            if !valid {
+                return Err(invalid());
+            }
+            &url[i + 3..]
+        }
+        _ => url,
+    };
+    // Go does not check the query.
+    let rest = after_scheme
+        .split_once('?')
+        .map_or(after_scheme, |(r, _)| r);
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if escapes_ok(fragment) && escapes_ok(path) && authority_ok(authority) {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
+}
+
+/// Every `%` starts two hex digits.
+fn escapes_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
+/// Go's `parseAuthority`: user info, then a host (bracketed or not) and an optional port.
+fn authority_ok(authority: &str) -> bool {
+    let host = match authority.rfind('@') {
+        Some(i) => {
+            let user = &authority[..i];
+            if !user
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(&c))
+                || !escapes_ok(user)
+            {
+                return false;
+            }
+            &authority[i + 1..]
+        }
+        None => authority,
+    };
+    let digits = |p: &str| p.bytes().all(|c| c.is_ascii_digit());
+    let name = if let Some(inner) = host.strip_prefix('[') {
+        let Some(end) = inner.rfind(']') else {
+            return false;
+        };
+        let after = &inner[end + 1..];
+        if !after.is_empty() && !after.strip_prefix(':').is_some_and(digits) {
+            return false;
+        }
+        &inner[..end]
+    } else {
+        match host.rfind(':') {
+            Some(i) if !digits(&host[i + 1..]) => return false,
+            Some(i) => &host[..i],
+            None => host,
+        }
+    };
+    name.bytes()
+        .all(|c| c >= 0x80 || c.is_ascii_alphanumeric() || b"-_.~!$&'()*+,;=:[]<>\"%".contains(&c))
+        && escapes_ok(name)
+}
+
 impl DataSourceService {
     pub fn new(
         store: Arc<dyn DataSourceStore>,
@@ -244,10 +375,29 @@ impl DataSourceService {
         id: u64,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
+        self.update_by(p, DataSourceRef::Id(id), input).await
+    }
+
+    /// [`Self::update`] for the datasource with this uid (`PUT /api/datasources/uid/:uid`).
+    pub async fn update_by_uid(
+        &self,
+        p: &Principal,
+        uid: &str,
+        input: DataSourceInput,
+    ) -> Result<DataSourceRecord, AppError> {
+        self.update_by(p, DataSourceRef::Uid(uid), input).await
+    }
+
+    async fn update_by(
+        &self,
+        p: &Principal,
+        by: DataSourceRef<'_>,
+        input: DataSourceInput,
+    ) -> Result<DataSourceRecord, AppError> {
         Self::validate(&input)?;
         let mut attempts = 0;
         loop {
-            match self.update_once(p, id, input.clone()).await {
+            match self.update_once(p, by, input.clone()).await {
                 Err(AppError::Conflict(m))
                     if m == STALE && input.version.unwrap_or(0) == 0 && attempts < 3 =>
                 {
@@ -261,12 +411,12 @@ impl DataSourceService {
     async fn update_once(
         &self,
         p: &Principal,
-        id: u64,
+        by: DataSourceRef<'_>,
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
         let old = self.scoped(
             p,
-            self.store.datasource(p.org_id, id).await?,
+            self.lookup(p.org_id, by).await?,
             Action::DatasourcesWrite,
         )?;
         // Provisioning (system work) owns read-only datasources.
@@ -318,7 +468,7 @@ impl DataSourceService {
         self.store
             .update_datasource(&ds, old.version, &writes)
             .await
-            .map_err(conflict)
+            .map_err(update_conflict)
     }
 
     pub async fn delete(
@@ -376,12 +526,27 @@ impl DataSourceService {
         p: &Principal,
         by: DataSourceRef<'_>,
     ) -> Result<DataSourceRecord, AppError> {
-        let ds = match by {
-            DataSourceRef::Id(id) => self.store.datasource(p.org_id, id).await?,
-            DataSourceRef::Uid(uid) => self.store.datasource_by_uid(p.org_id, uid).await?,
-            DataSourceRef::Name(name) => self.store.datasource_by_name(p.org_id, name).await?,
-        };
+        let ds = self.lookup(p.org_id, by).await?;
         self.scoped(p, ds, Action::DatasourcesDelete)
+    }
+
+    /// `GET /api/datasources/id/:name`: the id of the org's datasource with this name, for
+    /// holders of Grafana's `datasources.id:read` (every basic role has it).
+    pub async fn id_by_name(&self, p: &Principal, name: &str) -> Result<u64, AppError> {
+        let ds = self.store.datasource_by_name(p.org_id, name).await?;
+        Ok(self.scoped(p, ds, Action::DatasourcesIdRead)?.id)
+    }
+
+    async fn lookup(
+        &self,
+        org: OrgId,
+        by: DataSourceRef<'_>,
+    ) -> Result<Option<DataSourceRecord>, AppError> {
+        Ok(match by {
+            DataSourceRef::Id(id) => self.store.datasource(org, id).await?,
+            DataSourceRef::Uid(uid) => self.store.datasource_by_uid(org, uid).await?,
+            DataSourceRef::Name(name) => self.store.datasource_by_name(org, name).await?,
+        })
     }
 
     /// The decrypted secure fields (for the server's own use, never answered by the API).
@@ -401,8 +566,54 @@ impl DataSourceService {
 }
 
 /// How a datasource is named in a route.
+#[derive(Debug, Clone, Copy)]
 pub enum DataSourceRef<'a> {
     Id(u64),
     Uid(&'a str),
     Name(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_as_grafana_validates_them() {
+        for (ds_type, url) in [
+            ("prometheus", "http://prom:9090"),
+            ("prometheus", "prom:9090"),
+            ("prometheus", "prom"),
+            ("prometheus", "https://u:p%40ss@[::1]:9090/a/b?q=%zz#frag"),
+            ("prometheus", "http://prom:/"),
+            ("loki", "http://loki.example.org:3100/"),
+            ("testdata", ""),
+            ("prometheus", "a:b://c"),
+        ] {
+            assert!(validate_url(ds_type, url).is_ok(), "{ds_type} {url:?}");
+        }
+        for (ds_type, url) in [
+            ("prometheus", ""),
+            ("postgres", "  "),
+            ("prometheus", "http://prom host:9090"),
+            ("prometheus", "http://prom:90x0"),
+            ("prometheus", "http:prom"),
+            ("prometheus", "://prom"),
+            ("prometheus", "1http://prom"),
+            ("prometheus", "ht tp://prom"),
+            ("prometheus", "http://[::1:9090"),
+            ("prometheus", "http://[::1]x"),
+            ("prometheus", "http://prom/%zz"),
+            ("prometheus", "http://prom/%4"),
+            ("prometheus", "http://prom/#%zz"),
+            ("prometheus", "http://us er@prom"),
+            ("prometheus", "http://prom\n"),
+            ("testdata", "http://a b"),
+        ] {
+            let e = validate_url(ds_type, url).err();
+            assert!(
+                matches!(&e, Some(AppError::BadRequest(m)) if m == INVALID_URL),
+                "{ds_type} {url:?}: {e:?}"
+            );
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::crypto::random;
 use crate::domain::time::Clock;
 use crate::domain::Action;
 use crate::domain::OrgId;
-use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId};
+use crate::domain::{canonical_action, user_scope, Permission, Principal, UserId, DELEGATE_SCOPE};
 use crate::error::AppError;
 use crate::service::access::{basic_role_for, basic_role_key, CustomRole, Role, RoleCatalog};
 use crate::store::{RoleRecord, RoleStore, StoreError, UserStore};
@@ -30,6 +30,15 @@ pub struct RoleInput {
     pub version: u64,
     pub global: bool,
     pub permissions: Vec<(String, String)>,
+}
+
+/// Who a role is assigned to directly (Grafana's `RoleAssignmentsDTO`), ids ascending.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleAssignments {
+    pub role_uid: String,
+    pub users: Vec<u64>,
+    pub service_accounts: Vec<u64>,
+    pub teams: Vec<u64>,
 }
 
 /// One effective permission and the role it comes from.
@@ -94,9 +103,22 @@ impl RoleService {
         Ok(())
     }
 
-    /// No escalation: the caller must hold every permission it hands out. A denial names the
-    /// action as the role spells it; an unknown one (a role stored before actions were
-    /// checked) is held only by in-process callers, which hold everything.
+    /// Grafana's role-management check: `action` on the delegate scope (Grafana's grant),
+    /// or on `scope` (tollgate's older per-resource grant). A denial names the action.
+    fn require_delegate(p: &Principal, action: Action, scope: &str) -> Result<(), AppError> {
+        if p.permissions.has(action, DELEGATE_SCOPE) {
+            return Ok(());
+        }
+        p.require(action, scope)
+    }
+
+    /// No escalation: the caller must hold every permission it hands out (or takes away),
+    /// each on the scope the role names. A permission on the delegate scope is no exception:
+    /// it is held when the caller holds that action on the delegate scope, which is how a
+    /// role manager hands role management on (Grafana Admin holds them there, as in
+    /// Grafana). A denial names the action as the role spells it; an unknown one (a role
+    /// stored before actions were checked) is held only by in-process callers, which hold
+    /// everything.
     fn check_holds(p: &Principal, permissions: &[(String, String)]) -> Result<(), AppError> {
         for (action, scope) in permissions {
             let held = match Action::parse(action) {
@@ -214,7 +236,7 @@ impl RoleService {
     }
 
     pub async fn create(&self, p: &Principal, input: RoleInput) -> Result<RoleRecord, AppError> {
-        p.require(Action::RolesWrite, "roles:*")?;
+        Self::require_delegate(p, Action::RolesWrite, "roles:*")?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
         let uid = if input.uid.is_empty() {
@@ -269,7 +291,7 @@ impl RoleService {
         uid: &str,
         input: RoleInput,
     ) -> Result<RoleRecord, AppError> {
-        p.require(Action::RolesWrite, &format!("roles:uid:{uid}"))?;
+        Self::require_delegate(p, Action::RolesWrite, &format!("roles:uid:{uid}"))?;
         let old = self.custom(p, uid).await?;
         Self::validate(&input)?;
         Self::check_holds(p, &input.permissions)?;
@@ -313,8 +335,9 @@ impl RoleService {
     }
 
     pub async fn delete(&self, p: &Principal, uid: &str) -> Result<(), AppError> {
-        p.require(Action::RolesDelete, &format!("roles:uid:{uid}"))?;
+        Self::require_delegate(p, Action::RolesDelete, &format!("roles:uid:{uid}"))?;
         let old = self.custom(p, uid).await?;
+        Self::check_holds(p, &old.permissions)?;
         self.store
             .delete_role(OrgId(old.org_id), &old.uid)
             .await?
@@ -336,7 +359,9 @@ impl RoleService {
 
     /// Custom roles assigned to a user (or service account).
     pub async fn user_roles(&self, p: &Principal, id: UserId) -> Result<Vec<RoleRecord>, AppError> {
-        p.require(Action::UsersRolesRead, &user_scope(id))?;
+        // Grafana's scope is `users:id:<id>`; tollgate's older one `global.users:id:<id>`.
+        p.require(Action::UsersRolesRead, &format!("users:id:{id}"))
+            .or_else(|_| p.require(Action::UsersRolesRead, &user_scope(id)))?;
         let user = self.user_record(id).await?;
         Ok(self
             .store
@@ -349,7 +374,7 @@ impl RoleService {
 
     /// Assigns a role: one store operation that refuses a role deleted meanwhile.
     pub async fn assign(&self, p: &Principal, id: UserId, role_uid: &str) -> Result<(), AppError> {
-        p.require(Action::UsersRolesAdd, &user_scope(id))?;
+        Self::require_delegate(p, Action::UsersRolesAdd, &user_scope(id))?;
         let user = self.user_record(id).await?;
         let r = self.custom(p, role_uid).await?;
         Self::check_holds(p, &r.permissions)?;
@@ -372,9 +397,11 @@ impl RoleService {
         id: UserId,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require(Action::UsersRolesRemove, &user_scope(id))?;
+        Self::require_delegate(p, Action::UsersRolesRemove, &user_scope(id))?;
         let user = self.user_record(id).await?;
         let r = self.custom(p, role_uid).await?;
+        // Taking a role away is delegated like handing it out (Grafana's delegate scope).
+        Self::check_holds(p, &r.permissions)?;
         if Self::holds(&r, &user) {
             self.store
                 .unassign_role(OrgId(r.org_id), &r.uid, user.user_id(), &user.login)
@@ -388,6 +415,132 @@ impl RoleService {
         Ok(())
     }
 
+    /// `PUT /api/access-control/users/:id/roles`: the user's custom roles seen from the
+    /// caller's org (its own and the global ones) become exactly `role_uids`. Every role is
+    /// looked up, and every role added or removed is checked against the caller's own
+    /// permissions, before anything changes; then each change is one store operation (the
+    /// set as a whole is not one unit: a concurrent change to the same user may interleave).
+    pub async fn set_user_roles(
+        &self,
+        p: &Principal,
+        id: UserId,
+        role_uids: &[String],
+    ) -> Result<(), AppError> {
+        Self::require_delegate(p, Action::UsersRolesAdd, &user_scope(id))?;
+        Self::require_delegate(p, Action::UsersRolesRemove, &user_scope(id))?;
+        let user = self.user_record(id).await?;
+        let mut wanted: Vec<RoleRecord> = Vec::new();
+        for uid in role_uids {
+            let r = self.custom(p, uid).await?;
+            if !wanted
+                .iter()
+                .any(|w| w.org_id == r.org_id && w.uid == r.uid)
+            {
+                wanted.push(r);
+            }
+        }
+        let add: Vec<&RoleRecord> = wanted.iter().filter(|r| !Self::holds(r, &user)).collect();
+        let remove: Vec<RoleRecord> = self
+            .store
+            .roles()
+            .await?
+            .into_iter()
+            .filter(|r| r.org_id == p.org_id.0 || r.org_id == 0)
+            .filter(|r| Self::holds(r, &user))
+            .filter(|r| {
+                !wanted
+                    .iter()
+                    .any(|w| w.org_id == r.org_id && w.uid == r.uid)
+            })
+            .collect();
+        for r in &add {
+            Self::check_holds(p, &r.permissions)?;
+        }
+        for r in &remove {
+            Self::check_holds(p, &r.permissions)?;
+        }
+        let not_found = |e: StoreError| match e {
+            StoreError::NotFound => AppError::not_found("Role not found"),
+            other => other.into(),
+        };
+        for r in &add {
+            self.store
+                .assign_role(OrgId(r.org_id), &r.uid, user.user_id())
+                .await
+                .map_err(not_found)?;
+        }
+        for r in &remove {
+            self.store
+                .unassign_role(OrgId(r.org_id), &r.uid, user.user_id(), &user.login)
+                .await
+                .map_err(not_found)?;
+        }
+        if !add.is_empty() || !remove.is_empty() {
+            self.install_roles().await?;
+        }
+        Ok(())
+    }
+
+    /// `GET /api/access-control/roles/:uid/assignments`: who holds the role directly (by
+    /// id through the API, by login through provisioning), users and service accounts
+    /// apart. Fixed roles are held only through basic roles, so they list nobody; tollgate
+    /// has no teams.
+    pub async fn role_assignments(
+        &self,
+        p: &Principal,
+        uid: &str,
+    ) -> Result<RoleAssignments, AppError> {
+        // Grafana's `users.roles:read` on `users:id:*` (or tollgate's older `global.users:*`).
+        p.require(Action::UsersRolesRead, "users:id:*")
+            .or_else(|_| p.require(Action::UsersRolesRead, "global.users:*"))?;
+        let mut out = RoleAssignments {
+            role_uid: uid.to_string(),
+            ..RoleAssignments::default()
+        };
+        let mut record = None;
+        for org in [p.org_id, OrgId(0)] {
+            if let Some(r) = self.store.role(org, uid).await? {
+                record = Some(r);
+                break;
+            }
+        }
+        let Some(r) = record else {
+            return if self
+                .catalog
+                .roles()
+                .iter()
+                .any(|r| r.uid == uid && is_reserved(&r.name))
+            {
+                Ok(out)
+            } else {
+                Err(AppError::not_found("Role not found"))
+            };
+        };
+        let mut ids = r.user_ids.clone();
+        for login in &r.users {
+            if let Some(u) = self.users.user_by_login(login).await? {
+                ids.push(u.id);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            match self.users.user(UserId(id)).await? {
+                Some(u) if u.is_service_account => out.service_accounts.push(id),
+                Some(_) => out.users.push(id),
+                // Deleted since: holds nothing.
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /api/access-control/status`: RBAC is always on here.
+    pub fn status(&self, p: &Principal) -> Result<bool, AppError> {
+        p.require(Action::StatusAccessControl, "services:accesscontrol")?;
+        Ok(true)
+    }
+
     /// Grants a custom role to a basic role (`Viewer`, `Editor`, `Admin`, `Grafana Admin`).
     pub async fn grant_basic(
         &self,
@@ -395,7 +548,7 @@ impl RoleService {
         basic: &str,
         role_uid: &str,
     ) -> Result<(), AppError> {
-        p.require(Action::RolesWrite, "roles:*")?;
+        Self::require_delegate(p, Action::RolesWrite, "roles:*")?;
         if basic_role_key(basic).is_none() {
             return Err(AppError::bad_request(format!(
                 "'{basic}' is not a basic role (Viewer, Editor, Admin, Grafana Admin)"

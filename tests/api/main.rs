@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod access_control;
 mod admin_users;
 mod api_keys;
 mod basic_auth;

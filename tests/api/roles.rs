@@ -190,7 +190,7 @@ async fn an_assignment_applies_on_the_next_request() {
         &format!("/api/access-control/users/{u}/roles/one-key"),
     ))
     .await;
-    assert_eq!((s, message(&v)), (200, "Role removed from the user."));
+    assert_eq!((s, message(&v)), (200, "Role removed from user."));
     assert_eq!(get().await.0, 403);
     // A basic-role grant reaches every Viewer.
     let (s, _) = send(
