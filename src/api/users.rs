@@ -1,4 +1,9 @@
-//! `/api/users*` and `/api/user`: reading users (Grafana's user API, the subset clients use).
+//! `/api/users*` and `/api/user*`: reading users (Grafana's user API, the subset clients
+//! use), a user's orgs and teams, switching a user's current org, and the signed-in user's
+//! own profile, password, orgs, teams and current org (Grafana's `signed_in_user` routes:
+//! no RBAC action, any user). Only users may use `/api/user/*`: API keys and
+//! service-account tokens get 403 "Endpoint only available for users" (Grafana 10; newer
+//! Grafana answers a 304, which carries no body and breaks clients).
 
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -13,7 +18,7 @@ use crate::api::wire::{age, rfc3339, FastJson};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::crypto::{random, sha256};
-use crate::service::users::ProfileUpdate;
+use crate::service::users::{self as user_rules, signed_in_user, OwnProfileUpdate, ProfileUpdate};
 use crate::service::Services;
 use crate::store::UserRecord;
 
@@ -79,6 +84,43 @@ pub struct UpdateUserForm {
     pub name: Option<String>,
     pub login: Option<String>,
     pub theme: Option<String>,
+}
+
+/// One org of a user (Grafana's `UserOrgDTO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserOrg {
+    pub org_id: i64,
+    pub name: String,
+    /// `Admin`, `Editor`, `Viewer` or `None`.
+    pub role: String,
+}
+
+impl From<&user_rules::UserOrg> for UserOrg {
+    fn from(o: &user_rules::UserOrg) -> Self {
+        Self {
+            org_id: o.org_id.0 as i64,
+            name: o.name.clone(),
+            role: o.role.as_str().to_string(),
+        }
+    }
+}
+
+/// A team (Grafana's `TeamDTO`). tollgate has no teams: the lists that carry them are
+/// empty, and this documents the shape clients expect.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserTeam {
+    pub id: i64,
+    pub uid: String,
+    pub org_id: i64,
+    pub name: String,
+    pub email: String,
+    pub avatar_url: String,
+    pub member_count: i64,
+    pub permission: i64,
+    #[oai(skip_serializing_if_is_none)]
+    pub access_control: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 pub fn avatar(email: &str) -> String {
@@ -176,6 +218,78 @@ api_errors!(
         404 => NotFound: "No such user.",
         409 => Conflict: "The login or email belongs to another user.",
         413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+api_errors!(
+    /// Errors of a user's org and team lists.
+    UserListsError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller lacks `users:read` on this user.",
+        404 => NotFound: "No user has this uid.",
+    }
+);
+
+api_errors!(
+    /// Errors of switching a user's current org.
+    UpdateUserActiveOrgError {
+        400 => BadRequest: "`orgId` is not a number.",
+        401 => Unauthorized: "No or invalid credentials, or the user is not a member of the org.",
+        403 => Forbidden: "The caller lacks `users:write` on this user.",
+        404 => NotFound: "No user has this uid.",
+    }
+);
+
+/// A password change. Neither field is required: a missing old password is a wrong one, a
+/// missing new password a too short one (as Grafana reads them).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct ChangeUserPasswordForm {
+    /// The current password.
+    #[oai(validator(max_length = 4096))]
+    pub old_password: Option<String>,
+    /// At least 4 characters (12 with upper, lower, digit and symbol under the strong policy).
+    #[oai(validator(max_length = 4096))]
+    pub new_password: Option<String>,
+    /// Accepted and ignored: Grafana's UI compares it, its server does not.
+    pub confirm_new: Option<String>,
+}
+
+api_errors!(
+    /// Errors of `PUT /api/user`.
+    UpdateSignedInUserError {
+        400 => BadRequest: "Not JSON, neither login nor email, or an invalid value.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "Not a user (an API key or service-account token), or an external (LDAP) user.",
+        409 => Conflict: "The login or email belongs to another user.",
+        413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+api_errors!(
+    /// Errors of `PUT /api/user/password`.
+    ChangeUserPasswordError {
+        400 => BadRequest: "Not JSON, a wrong old password, or a new password the policy refuses.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "Not a user (an API key or service-account token), or an external (LDAP) user.",
+        413 => PayloadTooLarge: "The body is too large.",
+    }
+);
+
+api_errors!(
+    /// Errors of the signed-in user's lists.
+    SignedInListError {
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "Not a user (an API key or service-account token).",
+    }
+);
+
+api_errors!(
+    /// Errors of switching the signed-in user's current org.
+    SetUsingOrgError {
+        400 => BadRequest: "`id` is not a number.",
+        401 => Unauthorized: "No or invalid credentials, or the user is not a member of the org.",
+        403 => Forbidden: "Not a user (an API key or service-account token).",
     }
 );
 
@@ -312,6 +426,63 @@ impl UsersApi {
         Ok(message("User updated"))
     }
 
+    /// A user's orgs with their role in each, sorted by name. Needs `users:read` on the
+    /// user; an unknown numeric id has none.
+    #[oai(
+        path = "/api/users/:id/orgs",
+        method = "get",
+        operation_id = "getUserOrgList"
+    )]
+    async fn user_orgs(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's numeric id or uid.
+        id: Path<String>,
+    ) -> Result<Json<Vec<UserOrg>>, UserListsError> {
+        let orgs = services.users.orgs_of(&auth.0, &id.0).await?;
+        Ok(Json(orgs.iter().map(UserOrg::from).collect()))
+    }
+
+    /// A user's teams in the caller's current org: always empty (tollgate has no teams).
+    /// Needs `users:read` on the user.
+    #[oai(
+        path = "/api/users/:id/teams",
+        method = "get",
+        operation_id = "getUserTeams"
+    )]
+    async fn user_teams(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's numeric id or uid.
+        id: Path<String>,
+    ) -> Result<Json<Vec<UserTeam>>, UserListsError> {
+        services.users.check_user_readable(&auth.0, &id.0).await?;
+        Ok(Json(Vec::new()))
+    }
+
+    /// Switch a user's current org. Needs `users:write` on the user. The body, if any, is
+    /// ignored.
+    #[oai(
+        path = "/api/users/:id/using/:orgId",
+        method = "post",
+        operation_id = "updateUserActiveOrg"
+    )]
+    async fn update_user_active_org(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The user's numeric id or uid.
+        id: Path<String>,
+        /// The org's id.
+        #[oai(name = "orgId")]
+        org_id: Path<String>,
+    ) -> Result<Json<MessageBody>, UpdateUserActiveOrgError> {
+        services.users.switch_org(&auth.0, &id.0, &org_id.0).await?;
+        Ok(message("Active organization changed"))
+    }
+
     /// The signed-in user.
     #[oai(path = "/api/user", method = "get", operation_id = "getSignedInUser")]
     async fn current_user(
@@ -326,6 +497,102 @@ impl UsersApi {
         let mut profile = UserProfile::from(&u);
         profile.org_id = auth.0.org_id.0 as i64;
         Ok(FastJson(profile))
+    }
+    /// Update the signed-in user's name, email, login and theme. An empty login takes the
+    /// email; empty fields otherwise keep their value.
+    #[oai(
+        path = "/api/user",
+        method = "put",
+        operation_id = "updateSignedInUser"
+    )]
+    async fn update(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<UpdateUserForm>,
+    ) -> Result<Json<MessageBody>, UpdateSignedInUserError> {
+        let f = body.0;
+        services
+            .users
+            .update_own_profile(
+                &auth.0,
+                OwnProfileUpdate {
+                    name: f.name.unwrap_or_default(),
+                    email: f.email.unwrap_or_default(),
+                    login: f.login.unwrap_or_default(),
+                    theme: f.theme.unwrap_or_default(),
+                },
+            )
+            .await?;
+        Ok(message("User updated"))
+    }
+
+    /// Change the signed-in user's password; needs the old one. Ends the user's other
+    /// sessions.
+    #[oai(
+        path = "/api/user/password",
+        method = "put",
+        operation_id = "changeUserPassword"
+    )]
+    async fn change_password(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<ChangeUserPasswordForm>,
+    ) -> Result<Json<MessageBody>, ChangeUserPasswordError> {
+        let f = body.0;
+        services
+            .users
+            .change_own_password(
+                &auth.0,
+                f.old_password.as_deref().unwrap_or_default(),
+                f.new_password.as_deref().unwrap_or_default(),
+            )
+            .await?;
+        Ok(message("User password changed"))
+    }
+
+    /// The signed-in user's orgs with their role in each, sorted by name.
+    #[oai(
+        path = "/api/user/orgs",
+        method = "get",
+        operation_id = "getSignedInUserOrgList"
+    )]
+    async fn orgs(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<Vec<UserOrg>>, SignedInListError> {
+        let orgs = services.users.own_orgs(&auth.0).await?;
+        Ok(Json(orgs.iter().map(UserOrg::from).collect()))
+    }
+
+    /// The signed-in user's teams: always empty (tollgate has no teams).
+    #[oai(
+        path = "/api/user/teams",
+        method = "get",
+        operation_id = "getSignedInUserTeamList"
+    )]
+    async fn teams(&self, auth: Auth) -> Result<Json<Vec<UserTeam>>, SignedInListError> {
+        signed_in_user(&auth.0)?;
+        Ok(Json(Vec::new()))
+    }
+
+    /// Switch the signed-in user's current org. The body, if any, is ignored.
+    #[oai(
+        path = "/api/user/using/:id",
+        method = "post",
+        operation_id = "userSetUsingOrg"
+    )]
+    async fn set_using_org(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// The org's id.
+        id: Path<String>,
+    ) -> Result<Json<MessageBody>, SetUsingOrgError> {
+        services.users.switch_own_org(&auth.0, &id.0).await?;
+        Ok(message("Active organization changed"))
     }
 }
 

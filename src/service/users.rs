@@ -1,5 +1,6 @@
 //! The rules of users: creation (Grafana's `auto_assign_org` rules), passwords, the Grafana
-//! Admin flag, disable/enable, delete, and reads. Each operation checks the caller's
+//! Admin flag, disable/enable, delete, and reads; and the signed-in user's own profile,
+//! password, org list and current org (`/api/user/*`). Each operation checks the caller's
 //! permission first, then applies the rules, then makes one narrow store change (durable
 //! when it returns). A credential change ends the user's sessions and drops cached Basic
 //! credentials, by explicit calls.
@@ -11,7 +12,7 @@ use crate::crypto::password::check_policy;
 use crate::crypto::{random, PasswordHash};
 use crate::domain::time::Clock;
 use crate::domain::Action;
-use crate::domain::{user_scope, Email, Login, OrgId, OrgRole, Principal, UserId};
+use crate::domain::{user_scope, AuthKind, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::credentials::CredentialCache;
 use crate::store::{
@@ -19,6 +20,47 @@ use crate::store::{
 };
 
 pub const USER_NOT_FOUND: &str = "User not found";
+/// The answer to API keys and service-account tokens on `/api/user/*` (Grafana 10's 403;
+/// newer Grafana answers 304, which carries no body and breaks clients).
+pub const ONLY_FOR_USERS: &str = "Endpoint only available for users";
+/// Switching to an org the user is not a member of (401, as Grafana).
+pub const NOT_A_VALID_ORG: &str = "Not a valid organization";
+/// Refusal to change a directory (LDAP) user's profile or password (Grafana newest).
+pub const EXTERNAL_USER: &str = "Cannot update external User";
+
+/// The signed-in user's changes to their own profile (`PUT /api/user`, Grafana's
+/// `UpdateUserCommand`): an empty field keeps its value, except that an empty login takes
+/// the email.
+#[derive(Debug, Clone, Default)]
+pub struct OwnProfileUpdate {
+    pub name: String,
+    pub email: String,
+    pub login: String,
+    pub theme: String,
+}
+
+/// One org of a user with the user's role in it (Grafana's `UserOrgDTO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserOrg {
+    pub org_id: OrgId,
+    pub name: String,
+    pub role: OrgRole,
+}
+
+/// The caller as a user: a user signed in with a password or a session. API keys and
+/// service-account tokens are refused (403 "Endpoint only available for users").
+pub fn signed_in_user(p: &Principal) -> Result<UserId, AppError> {
+    match (p.kind, p.user_id) {
+        (AuthKind::Basic | AuthKind::Session, Some(id)) => Ok(id),
+        _ => Err(AppError::Forbidden(ONLY_FOR_USERS.into())),
+    }
+}
+
+/// A path id as Grafana's `strconv.ParseInt(.., 10, 64)` reads it; else 400 `message`.
+fn parse_path_id(raw: &str, message: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .map_err(|_| AppError::bad_request(message))
+}
 
 /// What a caller asks to create.
 #[derive(Debug, Clone, Default)]
@@ -396,6 +438,229 @@ impl UserService {
             .search_users(&query, offset, per_page, false)
             .await
             .map_err(AppError::store("Failed to fetch users"))
+    }
+
+    /// The permission check of a user-scoped route (`/api/users/:id/orgs|teams`,
+    /// `/api/users/:id/using/:orgId`): the action at all, then on the user. A numeric id is
+    /// taken as it is (an unknown one then reads as a user with no orgs, as Grafana's
+    /// plain queries answer); a uid must name a user (404 otherwise).
+    async fn user_id_checked(
+        &self,
+        p: &Principal,
+        id_or_uid: &str,
+        action: Action,
+    ) -> Result<UserId, AppError> {
+        p.require(action, "")?;
+        let id = match id_or_uid.parse::<u64>() {
+            Ok(id) => UserId(id),
+            Err(_) => resolve_user(self.store.as_ref(), id_or_uid)
+                .await?
+                .user_id(),
+        };
+        p.require(action, &user_scope(id))?;
+        Ok(id)
+    }
+
+    /// `GET /api/users/:id/teams`: the check only (needs `users:read` on the user); teams
+    /// are not part of tollgate, so every user has none.
+    pub async fn check_user_readable(
+        &self,
+        p: &Principal,
+        id_or_uid: &str,
+    ) -> Result<UserId, AppError> {
+        self.user_id_checked(p, id_or_uid, Action::UsersRead).await
+    }
+
+    /// `GET /api/users/:id/orgs`: needs `users:read` on the user.
+    pub async fn orgs_of(&self, p: &Principal, id_or_uid: &str) -> Result<Vec<UserOrg>, AppError> {
+        let id = self
+            .user_id_checked(p, id_or_uid, Action::UsersRead)
+            .await?;
+        self.user_orgs(id).await
+    }
+
+    /// `GET /api/user/orgs`.
+    pub async fn own_orgs(&self, p: &Principal) -> Result<Vec<UserOrg>, AppError> {
+        let id = signed_in_user(p)?;
+        self.user_orgs(id).await
+    }
+
+    /// The user's orgs sorted by name, case-insensitively (Grafana's `ByOrgName`); none
+    /// for a missing user.
+    async fn user_orgs(&self, id: UserId) -> Result<Vec<UserOrg>, AppError> {
+        let failed = "Failed to get user organizations";
+        let Some(user) = self.store.user(id).await.map_err(AppError::store(failed))? else {
+            return Ok(Vec::new());
+        };
+        let mut orgs = Vec::with_capacity(user.memberships.len());
+        for m in &user.memberships {
+            let org = OrgId(m.org_id);
+            let Some(record) = self.store.org(org).await.map_err(AppError::store(failed))? else {
+                continue;
+            };
+            orgs.push(UserOrg {
+                org_id: org,
+                name: record.name,
+                role: OrgRole::from_byte(m.role).unwrap_or(OrgRole::None),
+            });
+        }
+        orgs.sort_by_cached_key(|o| o.name.to_lowercase());
+        Ok(orgs)
+    }
+
+    /// `POST /api/user/using/:id`: the caller's current org becomes `org` if they are a
+    /// member of it (401 "Not a valid organization" otherwise).
+    pub async fn switch_own_org(&self, p: &Principal, org: &str) -> Result<(), AppError> {
+        let org = parse_path_id(org, "id is invalid")?;
+        let id = signed_in_user(p)?;
+        self.switch_org_of(id, org).await
+    }
+
+    /// `POST /api/users/:id/using/:orgId`: the same for another user; needs `users:write`
+    /// on the user (Grafana's route table).
+    pub async fn switch_org(
+        &self,
+        p: &Principal,
+        id_or_uid: &str,
+        org: &str,
+    ) -> Result<(), AppError> {
+        let id = self
+            .user_id_checked(p, id_or_uid, Action::UsersWrite)
+            .await?;
+        let org = parse_path_id(org, "orgId is invalid")?;
+        self.switch_org_of(id, org).await
+    }
+
+    /// The membership is checked by the store inside the write, so a concurrent removal
+    /// from the org cannot leave the user in an org they no longer belong to.
+    async fn switch_org_of(&self, user: UserId, org: i64) -> Result<(), AppError> {
+        let not_valid = || AppError::Unauthorized(NOT_A_VALID_ORG.into());
+        let org = u64::try_from(org).map_err(|_| not_valid())?;
+        match self.store.set_current_org(user, OrgId(org)).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::NotMember | StoreError::NotFound) => Err(not_valid()),
+            Err(e) => Err(AppError::store("Failed to change active organization")(e)),
+        }
+    }
+
+    /// `PUT /api/user`: the caller's own name, email, login and theme. Directory (LDAP)
+    /// users are refused (their provider owns the profile). A taken login or email is 409
+    /// "Update would result in user login conflict": logins and emails are unique
+    /// case-insensitively here, which is Grafana's `case_insensitive_login` conflict.
+    pub async fn update_own_profile(
+        &self,
+        p: &Principal,
+        update: OwnProfileUpdate,
+    ) -> Result<(), AppError> {
+        let id = signed_in_user(p)?;
+        let me = self
+            .store
+            .user(id)
+            .await
+            .map_err(AppError::store("Failed to validate User"))?;
+        if me.is_some_and(|u| !u.auth_module.is_empty()) {
+            return Err(AppError::Forbidden(EXTERNAL_USER.into()));
+        }
+        let email = update.email.trim();
+        let login = match update.login.trim() {
+            "" => email,
+            login => login,
+        };
+        if login.is_empty() {
+            return Err(AppError::bad_request(
+                "Need to specify either username or email",
+            ));
+        }
+        let change = ProfileChange {
+            login: Some(
+                Login::parse(login)
+                    .map_err(AppError::BadRequest)?
+                    .into_inner(),
+            ),
+            email: if email.is_empty() {
+                None
+            } else {
+                Some(
+                    Email::parse(email)
+                        .map_err(AppError::BadRequest)?
+                        .into_inner(),
+                )
+            },
+            name: Some(update.name).filter(|n| !n.is_empty()),
+            theme: Some(update.theme).filter(|t| !t.is_empty()),
+            auth_module: None,
+        };
+        self.store
+            .update_profile(id, &change, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    AppError::Conflict("Update would result in user login conflict".into())
+                }
+                other => AppError::store("Failed to update user")(other),
+            })?;
+        // Cached Basic credentials are keyed by the login or email the caller typed: the
+        // old ones must stop working at once.
+        self.credentials.forget_user(id);
+        Ok(())
+    }
+
+    /// `PUT /api/user/password`: needs the old password. Like an admin reset it drops the
+    /// cached Basic credentials and ends the user's sessions, except the session this
+    /// request came with (the user stays signed in where they changed it).
+    pub async fn change_own_password(
+        &self,
+        p: &Principal,
+        old_password: &str,
+        new_password: &str,
+    ) -> Result<(), AppError> {
+        let failed = "Failed to change user password";
+        let id = signed_in_user(p)?;
+        let me = self
+            .store
+            .user(id)
+            .await
+            .map_err(AppError::store(failed))?
+            .ok_or_else(|| AppError::internal(failed, "the signed-in user is gone"))?;
+        if !me.auth_module.is_empty() {
+            return Err(AppError::Forbidden(EXTERNAL_USER.into()));
+        }
+        let matches = match me.password {
+            Some(hash) => {
+                let old = zeroize::Zeroizing::new(old_password.to_string());
+                tokio::task::spawn_blocking(move || hash.verify(&old))
+                    .await
+                    .map_err(|e| AppError::internal(failed, e))?
+            }
+            None => false,
+        };
+        if !matches {
+            return Err(AppError::bad_request("Invalid old password"));
+        }
+        check_policy(new_password, self.settings.strong_password_policy)
+            .map_err(AppError::bad_request)?;
+        let hash = hash_password(new_password, self.settings.password_hash_iterations).await?;
+        self.store
+            .set_password(id, hash, self.clock.now())
+            .await
+            .map_err(AppError::store(failed))?;
+        self.credentials.forget_user(id);
+        // After the write: a sign-in racing with the change either sees the new hash (and
+        // is refused) or made its session before this list (and loses it).
+        let at = self.clock.now_ms();
+        match p.session_id {
+            None => {
+                self.sessions.revoke_user_sessions(id, at).await?;
+            }
+            Some(current) => {
+                for s in self.sessions.user_sessions(id).await? {
+                    if s.id != current {
+                        self.sessions.revoke_session(s.id, at).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The caller's own row (`GET /api/user`). An API key, which has no user, is shown as

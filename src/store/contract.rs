@@ -41,6 +41,8 @@ where
     users_delete(fresh().await).await;
     users_search(fresh().await).await;
     users_touch_last_seen(fresh().await).await;
+    users_set_current_org(fresh().await).await;
+    users_set_current_org_races_membership_changes(fresh().await).await;
     // Stats.
     stats_counts(fresh().await).await;
     stats_activity(fresh().await).await;
@@ -1138,6 +1140,119 @@ pub async fn users_touch_last_seen(s: Arc<dyn Store>) {
         ("alice", false),
         "nothing else changed"
     );
+}
+
+pub async fn users_set_current_org(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let bob = add(&s, user("bob"), OrgRole::Editor).await;
+    let alice = s
+        .set_memberships(
+            alice.user_id(),
+            &[(MAIN, OrgRole::Viewer), (OTHER, OrgRole::Admin)],
+            20,
+        )
+        .await
+        .unwrap();
+    assert_eq!(alice.org_id, 1);
+    let before = counts(&s).await;
+
+    let u = s.set_current_org(alice.user_id(), OTHER).await.unwrap();
+    assert_eq!(u.org_id, 2, "a member: the org is now current");
+    assert_eq!(reload(&s, &alice).await, u, "the row as written");
+    assert_eq!(
+        UserRecord {
+            org_id: 1,
+            ..u.clone()
+        },
+        alice,
+        "nothing else changed (not even the update time)"
+    );
+    assert_eq!(counts(&s).await, before, "counts unchanged");
+
+    let u = s.set_current_org(alice.user_id(), OTHER).await.unwrap();
+    assert_eq!(u.org_id, 2, "the current org again: no change, no error");
+    let u = s.set_current_org(alice.user_id(), MAIN).await.unwrap();
+    assert_eq!(u.org_id, 1, "and back");
+
+    assert!(
+        matches!(
+            err(s.set_current_org(bob.user_id(), OTHER).await),
+            StoreError::NotMember
+        ),
+        "an existing org the user is not a member of"
+    );
+    assert_eq!(
+        reload(&s, &bob).await,
+        bob,
+        "a refused switch changes nothing"
+    );
+    assert!(
+        matches!(
+            err(s.set_current_org(alice.user_id(), OrgId(9)).await),
+            StoreError::NotMember
+        ),
+        "an org that does not exist"
+    );
+    assert_eq!(reload(&s, &alice).await.org_id, 1);
+    assert!(
+        matches!(
+            err(s.set_current_org(UserId(bob.id + 1000), MAIN).await),
+            StoreError::NotFound
+        ),
+        "a missing user"
+    );
+
+    // Membership is checked at the time of the write: once the org is gone from the
+    // memberships, switching to it is refused.
+    s.set_memberships(bob.user_id(), &[(OTHER, OrgRole::Viewer)], 30)
+        .await
+        .unwrap();
+    let u = s.set_current_org(bob.user_id(), OTHER).await.unwrap();
+    assert_eq!(u.org_id, 2);
+    s.set_memberships(bob.user_id(), &[(MAIN, OrgRole::Viewer)], 40)
+        .await
+        .unwrap();
+    assert!(matches!(
+        err(s.set_current_org(bob.user_id(), OTHER).await),
+        StoreError::NotMember
+    ));
+    assert_eq!(reload(&s, &bob).await.org_id, 1);
+}
+
+/// Switching to an org while another writer removes the user from it never leaves the
+/// user with a current org they are not a member of.
+pub async fn users_set_current_org_races_membership_changes(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let both = [(MAIN, OrgRole::Viewer), (OTHER, OrgRole::Viewer)];
+    for round in 0..30 {
+        s.set_memberships(alice.user_id(), &both, round)
+            .await
+            .unwrap();
+        let (s1, s2, id) = (s.clone(), s.clone(), alice.user_id());
+        let switch = tokio::spawn(async move { s1.set_current_org(id, OTHER).await });
+        let remove = tokio::spawn(async move {
+            s2.set_memberships(id, &[(MAIN, OrgRole::Viewer)], round)
+                .await
+        });
+        match switch.await.unwrap() {
+            Ok(u) => assert_eq!(u.org_id, 2, "round {round}"),
+            Err(StoreError::NotMember) => {}
+            Err(e) => panic!("round {round}: {e:?}"),
+        }
+        remove.await.unwrap().unwrap();
+        let u = reload(&s, &alice).await;
+        assert!(
+            u.memberships.iter().any(|m| m.org_id == u.org_id),
+            "round {round}: current org {} is not one of {:?}",
+            u.org_id,
+            u.memberships
+        );
+        assert_eq!(u.org_id, 1, "round {round}: only org 1 is left");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ pub enum StoreError {
     LastAdmin,
     #[error("organization not found")]
     OrgNotFound,
+    /// The user is not a member of the organization the change names.
+    #[error("not a member of the organization")]
+    NotMember,
     #[error("storage I/O: {0}")]
     Io(String),
     /// The database cannot be reached (a network backend): the request may be retried.
@@ -133,6 +136,11 @@ pub trait UserStore: Send + Sync {
     async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>>;
     /// Creates the org with this id if it does not exist.
     async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()>;
+    /// Makes `org` the user's current org: only the current org changes (not `updated`:
+    /// switching orgs is no profile change). Checked in the same unit as the write:
+    /// `NotMember` unless the user is a member of `org` at that moment, `NotFound` for a
+    /// missing user. The row as written.
+    async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord>;
 }
 
 /// A page of users and the total count of matches.

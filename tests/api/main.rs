@@ -27,6 +27,7 @@ mod roles;
 mod service_accounts;
 mod sessions;
 mod settings;
+mod signed_in_user;
 mod slapd;
 mod transport;
 mod upgrade;

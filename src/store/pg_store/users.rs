@@ -342,6 +342,42 @@ impl PgStore {
         Ok(record)
     }
 
+    /// `set_current_org` in one transaction. The user row is locked first, as
+    /// `set_memberships` locks it before it replaces the memberships; the UPDATE that
+    /// follows is a new statement, so under READ COMMITTED its membership check sees every
+    /// membership change committed before the lock was granted. (A lone `UPDATE ... WHERE
+    /// EXISTS` would not: after waiting for a concurrent `set_memberships` it re-checks the
+    /// user row but reads `org_members` from its older snapshot, and could make a
+    /// just-removed org current.)
+    async fn set_current_org_in(&self, user: UserId, org: OrgId) -> StoreResult<UserRecord> {
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET org_id = $2 WHERE u.id = $1 AND EXISTS ( \
+                 SELECT 1 FROM org_members m WHERE m.user_id = u.id AND m.org_id = $2) \
+             RETURNING ",
+            user_cols!()
+        );
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(id(user.0))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let row = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(id(org.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotMember)?;
+        let record = user_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(record)
+    }
+
     /// Granting cannot break the last Grafana Admin rule: one statement, no lock on the
     /// other admins.
     async fn grant_grafana_admin(&self, user: UserId, at: i64) -> StoreResult<UserRecord> {
@@ -837,6 +873,12 @@ impl UserStore for PgStore {
         self.cache().forget_counts();
         r.map_err(db_err)?;
         Ok(())
+    }
+
+    async fn set_current_org(&self, user: UserId, org: OrgId) -> StoreResult<UserRecord> {
+        let r = self.set_current_org_in(user, org).await;
+        self.cache().forget_user(user.0);
+        r
     }
 }
 

@@ -492,6 +492,21 @@ impl UserStore for SledStore {
             .map_err(tx_err);
         self.durable(r).await
     }
+
+    async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord> {
+        // The memberships live in the row: the check and the write are one transaction.
+        let r = self.change_user(id, |row| {
+            if !row.memberships.iter().any(|m| m.org_id == org.0) {
+                return abort(StoreError::NotMember);
+            }
+            if row.org_id == org.0 {
+                return Ok(false);
+            }
+            row.org_id = org.0;
+            Ok(true)
+        });
+        self.durable(r).await
+    }
 }
 
 #[async_trait]
