@@ -458,3 +458,62 @@ async fn allow_org_create_lets_users_create_orgs() {
     let (s, b) = send(bob(Method::PUT, "/api/org").json(&json!({"name": "Mine"}))).await;
     denied(s, &b, "orgs:write");
 }
+
+/// A caller allowed to add members (a custom role) may not grant more than its own role.
+#[tokio::test]
+async fn no_role_above_the_callers_own() {
+    let app = TestApp::spawn().await;
+    let bob = app.create_user("bob", "bob-pass-1").await;
+    app.create_user("dave", "dave-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::POST, "/api/access-control/roles")
+            .json(&json!({
+                "uid": "member-mgr", "name": "custom:member-mgr", "global": true,
+                "permissions": [
+                    {"action": "org.users:remove", "scope": "users:*"},
+                    {"action": "org.users:add", "scope": "users:*"},
+                    {"action": "org.users:write", "scope": "users:*"},
+                ]
+            })),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(
+        app.admin(
+            Method::POST,
+            &format!("/api/access-control/users/{bob}/roles"),
+        )
+        .json(&json!({"roleUid": "member-mgr"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let bob = |m: Method, p: &str| app.as_user(m, p, "bob", "bob-pass-1");
+    let (s, b) = send(bob(Method::DELETE, "/api/org/users/3")).await;
+    assert_eq!(
+        (s, message(&b)),
+        (200, "User removed from organization"),
+        "{b}"
+    );
+    let (s, b) = send(
+        bob(Method::POST, "/api/org/users")
+            .json(&json!({"loginOrEmail": "dave", "role": "Editor"})),
+    )
+    .await;
+    assert_eq!(
+        (s, message(&b)),
+        (403, "Cannot assign a role higher than user's role"),
+        "{b}"
+    );
+    let (s, b) = send(
+        bob(Method::POST, "/api/org/users")
+            .json(&json!({"loginOrEmail": "dave", "role": "Viewer"})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (200, "User added to organization"), "{b}");
+    let (s, b) = send(bob(Method::PATCH, "/api/org/users/3").json(&json!({"role": "Admin"}))).await;
+    assert_eq!(
+        (s, message(&b)),
+        (403, "Cannot assign a role higher than user's role"),
+        "{b}"
+    );
+}
