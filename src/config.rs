@@ -305,6 +305,9 @@ pub struct Settings {
     pub cookie_samesite: String,
     pub disable_brute_force_login_protection: bool,
     pub brute_force_max_attempts: u32,
+    /// `[users] allow_org_create`: signed-in users may create orgs (besides holders of
+    /// `orgs:create`).
+    pub allow_org_create: bool,
     pub auto_assign_org: bool,
     pub auto_assign_org_id: u64,
     pub auto_assign_org_role: OrgRole,
@@ -618,6 +621,7 @@ impl Settings {
             brute_force_max_attempts: r
                 .num::<u32>("security", "brute_force_login_protection_max_attempts")?
                 .max(1),
+            allow_org_create: r.bool("users", "allow_org_create")?,
             auto_assign_org: r.bool("users", "auto_assign_org")?,
             auto_assign_org_id: r.num("users", "auto_assign_org_id")?,
             auto_assign_org_role,

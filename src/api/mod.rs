@@ -15,6 +15,7 @@ pub mod health;
 pub mod ldap;
 pub mod licensing;
 pub mod middleware;
+pub mod orgs;
 pub mod provisioning;
 pub mod service_accounts;
 pub mod session;
@@ -55,15 +56,19 @@ pub enum ApiTags {
     ServiceAccounts,
     /// Health and build information.
     Health,
+    /// Organizations and their members.
+    Orgs,
 }
 
 /// Every API group, listed once: the type and the value come from the same list.
+/// poem-openapi takes at most 16 groups in a tuple: the groups after `;` form a nested
+/// tuple (itself one group).
 macro_rules! apis {
-    ($($api:path),* $(,)?) => {
-        pub type Apis = ($($api,)*);
+    ($($api:path),* ; $($more:path),* $(,)?) => {
+        pub type Apis = ($($api,)* ($($more,)*),);
 
         fn apis() -> Apis {
-            ($($api,)*)
+            ($($api,)* ($($more,)*),)
         }
     };
 }
@@ -83,8 +88,9 @@ apis!(
     provisioning::ProvisioningApi,
     dashboards::DashboardsApi,
     access_control::AccessControlApi,
-    ldap::LdapApi,
+    ldap::LdapApi;
     service_accounts::ServiceAccountsApi,
+    orgs::OrgsApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

@@ -130,7 +130,7 @@ pub fn avatar(email: &str) -> String {
     )
 }
 
-fn labels(u: &UserRecord) -> Vec<String> {
+pub fn labels(u: &UserRecord) -> Vec<String> {
     match u.auth_module.as_str() {
         "" => vec![],
         "ldap" => vec!["LDAP".into()],

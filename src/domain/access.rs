@@ -94,6 +94,15 @@ actions! {
     DashboardsRead => "dashboards:read",
     FoldersRead => "folders:read",
     PluginsRead => "plugins:read",
+    OrgsRead => "orgs:read",
+    OrgsCreate => "orgs:create",
+    OrgsWrite => "orgs:write",
+    OrgsDelete => "orgs:delete",
+    OrgUsersRead => "org.users:read",
+    OrgUsersAdd => "org.users:add",
+    /// Grafana's `org.users:write` (older `org.users.role:update`): change a member's role.
+    OrgUsersWrite => "org.users:write",
+    OrgUsersRemove => "org.users:remove",
 }
 
 /// The scope Grafana grants role management on (`roles:write`, `users.roles:add`, ...):
@@ -114,6 +123,7 @@ pub const ACTION_ALIASES: &[(&str, Action)] = &[
     ("users.quotas:write", Action::UsersQuotasUpdate),
     ("licensing:update", Action::LicensingWrite),
     ("server:stats:read", Action::ServerStatsRead),
+    ("org.users.role:update", Action::OrgUsersWrite),
 ];
 
 impl Action {

@@ -36,6 +36,8 @@ fn role(name: &str, display: &str, group: &str, perms: &[(Action, &str)]) -> Rol
 }
 
 const USERS_ALL: &str = "global.users:*";
+/// Org-user actions are scoped by `users:id:<id>` (no `global.` prefix).
+const ORG_USERS_ALL: &str = "users:*";
 
 /// Grafana's fixed roles that matter for the admin and licensing APIs.
 pub fn fixed_roles() -> Vec<Role> {
@@ -225,6 +227,46 @@ pub fn fixed_roles() -> Vec<Role> {
             ],
         ),
         role(
+            "fixed:organization:reader",
+            "Organization reader",
+            "Organizations",
+            &[(Action::OrgsRead, "")],
+        ),
+        role(
+            "fixed:organization:writer",
+            "Organization writer",
+            "Organizations",
+            &[(Action::OrgsRead, ""), (Action::OrgsWrite, "")],
+        ),
+        role(
+            "fixed:organization:maintainer",
+            "Organization maintainer",
+            "Organizations",
+            &[
+                (Action::OrgsRead, ""),
+                (Action::OrgsWrite, ""),
+                (Action::OrgsCreate, ""),
+                (Action::OrgsDelete, ""),
+            ],
+        ),
+        role(
+            "fixed:org.users:reader",
+            "Organization user reader",
+            "User administration (organizational)",
+            &[(Action::OrgUsersRead, ORG_USERS_ALL)],
+        ),
+        role(
+            "fixed:org.users:writer",
+            "Organization user writer",
+            "User administration (organizational)",
+            &[
+                (Action::OrgUsersRead, ORG_USERS_ALL),
+                (Action::OrgUsersAdd, ORG_USERS_ALL),
+                (Action::OrgUsersWrite, ORG_USERS_ALL),
+                (Action::OrgUsersRemove, ORG_USERS_ALL),
+            ],
+        ),
+        role(
             "fixed:alerting:writer",
             "Alerting writer",
             "Alerting",
@@ -241,7 +283,11 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
         // inherit from each other, so Editor and Admin name it too.
         (
             "basic:viewer",
-            vec!["fixed:alerting:reader", "fixed:datasources.id:reader"],
+            vec![
+                "fixed:alerting:reader",
+                "fixed:datasources.id:reader",
+                "fixed:organization:reader",
+            ],
         ),
         (
             "basic:editor",
@@ -250,6 +296,7 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
                 "fixed:datasources:reader",
                 "fixed:alerting:reader",
                 "fixed:alerting:writer",
+                "fixed:organization:reader",
             ],
         ),
         (
@@ -261,6 +308,8 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
                 "fixed:alerting:writer",
                 "fixed:apikeys:writer",
                 "fixed:serviceaccounts:writer",
+                "fixed:organization:writer",
+                "fixed:org.users:writer",
             ],
         ),
         (
@@ -274,6 +323,8 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
                 "fixed:provisioning:writer",
                 "fixed:licensing:writer",
                 "fixed:roles:writer",
+                "fixed:organization:maintainer",
+                "fixed:org.users:writer",
             ],
         ),
     ]

@@ -12,6 +12,7 @@ pub mod datasources;
 pub mod ldap;
 pub mod licensing;
 pub mod notifiers;
+pub mod orgs;
 pub mod plugins;
 pub mod provisioning;
 pub mod roles;
@@ -40,6 +41,7 @@ pub struct Services {
     pub catalog: Arc<access::RoleCatalog>,
     pub auth: auth::AuthService,
     pub users: users::UserService,
+    pub orgs: orgs::OrgService,
     pub sessions: Arc<sessions::SessionService>,
     pub api_keys: Arc<api_keys::ApiKeyService>,
     pub secrets: Arc<secrets::SecretsService>,
@@ -139,6 +141,12 @@ impl Services {
             credentials,
             clock.clone(),
         );
+        let orgs = orgs::OrgService::new(
+            store.clone(),
+            catalog.clone(),
+            settings.clone(),
+            clock.clone(),
+        );
         let datasources = Arc::new(datasources::DataSourceService::new(
             store.clone(),
             secrets.clone(),
@@ -197,6 +205,7 @@ impl Services {
             catalog,
             auth,
             users,
+            orgs,
             sessions,
             api_keys,
             datasources,

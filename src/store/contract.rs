@@ -43,6 +43,14 @@ where
     users_touch_last_seen(fresh().await).await;
     users_set_current_org(fresh().await).await;
     users_set_current_org_races_membership_changes(fresh().await).await;
+    orgs_create_and_names(fresh().await).await;
+    orgs_search(fresh().await).await;
+    orgs_rename(fresh().await).await;
+    orgs_add_membership(fresh().await).await;
+    orgs_set_membership_role(fresh().await).await;
+    orgs_remove_membership(fresh().await).await;
+    orgs_last_admin_races(fresh().await).await;
+    orgs_members(fresh().await).await;
     // Stats.
     stats_counts(fresh().await).await;
     stats_activity(fresh().await).await;
@@ -1140,6 +1148,410 @@ pub async fn users_touch_last_seen(s: Arc<dyn Store>) {
         ("alice", false),
         "nothing else changed"
     );
+}
+
+pub async fn orgs_create_and_names(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let before = counts(&s).await;
+    let org = s.create_org("Blue", 30, alice.user_id()).await.unwrap();
+    assert!(org.id >= 2, "a fresh id after the main org");
+    assert_eq!(
+        (org.name.as_str(), org.created, org.updated),
+        ("Blue", 30, 30)
+    );
+    assert_eq!(s.org(OrgId(org.id)).await.unwrap(), Some(org.clone()));
+    assert_eq!(s.org_by_name("Blue").await.unwrap(), Some(org.clone()));
+    assert_eq!(
+        s.org_by_name("blue").await.unwrap(),
+        None,
+        "names are exact"
+    );
+    assert_eq!(s.org_by_name("Nope").await.unwrap(), None);
+    let a = reload(&s, &alice).await;
+    assert_eq!(
+        a.role_in(OrgId(org.id)),
+        Some(OrgRole::Admin),
+        "creator is Admin"
+    );
+    assert_eq!(a.org_id, 1, "the creator's current org does not change");
+    let after = counts(&s).await;
+    assert_eq!(after.orgs, before.orgs + 1);
+    assert_eq!(
+        after.admins,
+        before.admins + 1,
+        "alice's highest role is Admin now"
+    );
+
+    assert!(matches!(
+        err(s.create_org("Blue", 31, alice.user_id()).await),
+        StoreError::Conflict("name")
+    ));
+    assert!(
+        matches!(
+            err(s.create_org("Main Org.", 31, alice.user_id()).await),
+            StoreError::Conflict("name")
+        ),
+        "an org made by ensure_org holds its name"
+    );
+    assert!(matches!(
+        err(s.create_org("Green", 31, UserId(999)).await),
+        StoreError::NotFound
+    ));
+    assert_eq!(
+        s.org_by_name("Green").await.unwrap(),
+        None,
+        "a failed create leaves nothing"
+    );
+    assert_eq!(counts(&s).await.orgs, before.orgs + 1);
+    let second = s.create_org("Green", 32, alice.user_id()).await.unwrap();
+    assert!(second.id > org.id);
+}
+
+pub async fn orgs_search(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    for name in ["beta", "Alpha", "alpine", "Gamma"] {
+        s.create_org(name, 30, alice.user_id()).await.unwrap();
+    }
+    let names = |v: Vec<OrgRecord>| v.into_iter().map(|o| o.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.search_orgs("", None, 0, 100).await.unwrap()),
+        ["Alpha", "Gamma", "Main Org.", "alpine", "beta"],
+        "ordered by name, byte-wise"
+    );
+    assert_eq!(
+        names(s.search_orgs("al", None, 0, 100).await.unwrap()),
+        ["Alpha", "alpine"],
+        "prefix, case-insensitively"
+    );
+    assert!(
+        s.search_orgs("lpha", None, 0, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "prefix only"
+    );
+    assert_eq!(
+        names(s.search_orgs("", Some("beta"), 0, 100).await.unwrap()),
+        ["beta"]
+    );
+    assert!(
+        s.search_orgs("", Some("Beta"), 0, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "exact name"
+    );
+    assert!(
+        s.search_orgs("g", Some("beta"), 0, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "both apply"
+    );
+    assert_eq!(
+        names(s.search_orgs("", None, 1, 2).await.unwrap()),
+        ["Gamma", "Main Org."]
+    );
+    assert!(s.search_orgs("", None, 10, 2).await.unwrap().is_empty());
+}
+
+pub async fn orgs_rename(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let blue = s.create_org("Blue", 30, alice.user_id()).await.unwrap();
+    let id = OrgId(blue.id);
+    let r = s.rename_org(id, "Navy", 40).await.unwrap();
+    assert_eq!((r.name.as_str(), r.created, r.updated), ("Navy", 30, 40));
+    assert_eq!(s.org(id).await.unwrap(), Some(r.clone()));
+    assert_eq!(s.org_by_name("Navy").await.unwrap(), Some(r.clone()));
+    assert_eq!(
+        s.org_by_name("Blue").await.unwrap(),
+        None,
+        "the old name is free"
+    );
+    s.create_org("Blue", 41, alice.user_id()).await.unwrap();
+    assert!(matches!(
+        err(s.rename_org(id, "Main Org.", 42).await),
+        StoreError::Conflict("name")
+    ));
+    assert_eq!(
+        s.org(id).await.unwrap(),
+        Some(r.clone()),
+        "a refused rename changes nothing"
+    );
+    let same = s.rename_org(id, "Navy", 43).await.unwrap();
+    assert_eq!(same.name, "Navy", "its own name is no conflict");
+    assert!(matches!(
+        err(s.rename_org(OrgId(999), "Red", 44).await),
+        StoreError::NotFound
+    ));
+    assert_eq!(s.org_by_name("Red").await.unwrap(), None);
+}
+
+pub async fn orgs_add_membership(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let before = counts(&s).await;
+    let u = s
+        .add_membership(alice.user_id(), OTHER, OrgRole::Editor, 50)
+        .await
+        .unwrap();
+    assert_eq!(u.role_in(OTHER), Some(OrgRole::Editor));
+    assert_eq!(
+        u.role_in(MAIN),
+        Some(OrgRole::Viewer),
+        "other memberships stay"
+    );
+    assert_eq!(u.org_id, 1, "a valid current org stays");
+    assert_eq!(u.updated, 50);
+    assert_eq!(reload(&s, &alice).await, u, "the row as written");
+    let after = counts(&s).await;
+    assert_eq!(
+        (after.editors, after.viewers),
+        (before.editors + 1, before.viewers - 1)
+    );
+
+    assert!(matches!(
+        err(s
+            .add_membership(alice.user_id(), OTHER, OrgRole::Admin, 51)
+            .await),
+        StoreError::AlreadyMember
+    ));
+    assert_eq!(
+        reload(&s, &alice).await.role_in(OTHER),
+        Some(OrgRole::Editor)
+    );
+    assert!(matches!(
+        err(s
+            .add_membership(alice.user_id(), OrgId(999), OrgRole::Admin, 51)
+            .await),
+        StoreError::OrgNotFound
+    ));
+    assert!(matches!(
+        err(s
+            .add_membership(UserId(999), OTHER, OrgRole::Admin, 51)
+            .await),
+        StoreError::NotFound
+    ));
+    assert_eq!(reload(&s, &alice).await, u, "refused adds change nothing");
+
+    // A user without a valid current org gets the new one.
+    let bob = add(&s, user("bob"), OrgRole::Admin).await;
+    let bob = s.set_memberships(bob.user_id(), &[], 52).await.unwrap();
+    assert!(bob.memberships.is_empty());
+    let bob = s
+        .add_membership(bob.user_id(), OTHER, OrgRole::Viewer, 53)
+        .await
+        .unwrap();
+    assert_eq!(bob.org_id, 2, "the new org became current");
+}
+
+pub async fn orgs_set_membership_role(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let bob = add(&s, user("bob"), OrgRole::Viewer).await;
+    let u = s
+        .set_membership_role(bob.user_id(), MAIN, OrgRole::Editor, 60)
+        .await
+        .unwrap();
+    assert_eq!((u.role_in(MAIN), u.updated), (Some(OrgRole::Editor), 60));
+    assert_eq!(reload(&s, &bob).await, u);
+    assert!(
+        matches!(
+            err(s
+                .set_membership_role(alice.user_id(), MAIN, OrgRole::Viewer, 61)
+                .await),
+            StoreError::LastOrgAdmin
+        ),
+        "the only Admin cannot step down"
+    );
+    assert_eq!(reload(&s, &alice).await.role_in(MAIN), Some(OrgRole::Admin));
+    let a = s
+        .set_membership_role(alice.user_id(), MAIN, OrgRole::Admin, 62)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.role_in(MAIN),
+        Some(OrgRole::Admin),
+        "Admin to Admin is no demotion"
+    );
+    s.set_membership_role(bob.user_id(), MAIN, OrgRole::Admin, 63)
+        .await
+        .unwrap();
+    let a = s
+        .set_membership_role(alice.user_id(), MAIN, OrgRole::Viewer, 64)
+        .await
+        .unwrap();
+    assert_eq!(
+        a.role_in(MAIN),
+        Some(OrgRole::Viewer),
+        "another Admin remains"
+    );
+    assert!(matches!(
+        err(s
+            .set_membership_role(bob.user_id(), MAIN, OrgRole::None, 65)
+            .await),
+        StoreError::LastOrgAdmin
+    ));
+    other_org(&s).await;
+    assert!(matches!(
+        err(s
+            .set_membership_role(bob.user_id(), OTHER, OrgRole::Viewer, 66)
+            .await),
+        StoreError::NotMember
+    ));
+    assert!(matches!(
+        err(s
+            .set_membership_role(UserId(999), MAIN, OrgRole::Viewer, 66)
+            .await),
+        StoreError::NotFound
+    ));
+}
+
+pub async fn orgs_remove_membership(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let bob = add(&s, user("bob"), OrgRole::Viewer).await;
+    s.add_membership(bob.user_id(), OTHER, OrgRole::Admin, 70)
+        .await
+        .unwrap();
+    s.set_current_org(bob.user_id(), OTHER).await.unwrap();
+    // Bob is OTHER's only Admin.
+    assert!(matches!(
+        err(s.remove_membership(bob.user_id(), OTHER, 71).await),
+        StoreError::LastOrgAdmin
+    ));
+    assert_eq!(reload(&s, &bob).await.role_in(OTHER), Some(OrgRole::Admin));
+    s.add_membership(alice.user_id(), OTHER, OrgRole::Admin, 72)
+        .await
+        .unwrap();
+    let before = counts(&s).await;
+    let b = s.remove_membership(bob.user_id(), OTHER, 73).await.unwrap();
+    assert_eq!(b.role_in(OTHER), None);
+    assert_eq!(
+        b.org_id, 1,
+        "the current org moved to the remaining membership"
+    );
+    assert_eq!(b.updated, 73);
+    assert_eq!(reload(&s, &bob).await, b);
+    let after = counts(&s).await;
+    assert_eq!(
+        (after.admins, after.viewers),
+        (before.admins - 1, before.viewers + 1)
+    );
+    assert!(matches!(
+        err(s.remove_membership(bob.user_id(), OTHER, 74).await),
+        StoreError::NotMember
+    ));
+    assert!(matches!(
+        err(s.remove_membership(UserId(999), OTHER, 74).await),
+        StoreError::NotFound
+    ));
+    // A non-Admin may leave; the last membership may go (the current org then stays).
+    let b = s.remove_membership(bob.user_id(), MAIN, 75).await.unwrap();
+    assert!(b.memberships.is_empty());
+    assert_eq!(b.org_id, 1);
+    assert!(s
+        .org_members(MAIN)
+        .await
+        .unwrap()
+        .iter()
+        .all(|(u, _)| u.id != b.id));
+}
+
+/// Two Admins of one org step down at once: exactly one may.
+pub async fn orgs_last_admin_races(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    for round in 0..8u64 {
+        let a = add(&s, user(&format!("a{round}")), OrgRole::Viewer).await;
+        let b = add(&s, user(&format!("b{round}")), OrgRole::Viewer).await;
+        let org = OrgId(
+            s.create_org(&format!("race{round}"), 80, a.user_id())
+                .await
+                .unwrap()
+                .id,
+        );
+        s.add_membership(b.user_id(), org, OrgRole::Admin, 80)
+            .await
+            .unwrap();
+        let (s1, s2) = (s.clone(), s.clone());
+        let (ua, ub) = (a.user_id(), b.user_id());
+        let t1 = tokio::spawn(async move {
+            if round % 2 == 0 {
+                s1.set_membership_role(ua, org, OrgRole::Viewer, 81)
+                    .await
+                    .map(|_| ())
+            } else {
+                s1.remove_membership(ua, org, 81).await.map(|_| ())
+            }
+        });
+        let t2 = tokio::spawn(async move {
+            s2.set_membership_role(ub, org, OrgRole::Editor, 81)
+                .await
+                .map(|_| ())
+        });
+        let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
+        assert!(
+            r1.is_ok() != r2.is_ok(),
+            "round {round}: exactly one wins: {r1:?} {r2:?}"
+        );
+        for r in [r1, r2] {
+            if let Err(e) = r {
+                assert!(
+                    matches!(e, StoreError::LastOrgAdmin),
+                    "round {round}: {e:?}"
+                );
+            }
+        }
+        let admins = s
+            .org_members(org)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, r)| *r == OrgRole::Admin)
+            .count();
+        assert_eq!(admins, 1, "round {round}: one Admin remains");
+    }
+}
+
+pub async fn orgs_members(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let carol = add(&s, user("Carol"), OrgRole::Editor).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let bob = add(&s, user("bob"), OrgRole::Viewer).await;
+    s.create_user(service_account("sa-bot"), in_main(OrgRole::Admin))
+        .await
+        .unwrap();
+    s.add_membership(bob.user_id(), OTHER, OrgRole::Admin, 90)
+        .await
+        .unwrap();
+    let list = s.org_members(MAIN).await.unwrap();
+    let got: Vec<_> = list.iter().map(|(u, r)| (u.login.as_str(), *r)).collect();
+    assert_eq!(
+        got,
+        [
+            ("alice", OrgRole::Admin),
+            ("bob", OrgRole::Viewer),
+            ("Carol", OrgRole::Editor)
+        ],
+        "by folded login, service accounts left out"
+    );
+    assert_eq!(list[0].0, reload(&s, &alice).await, "whole user records");
+    let other: Vec<_> = s
+        .org_members(OTHER)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, r)| (u.id, r))
+        .collect();
+    assert_eq!(other, [(bob.id, OrgRole::Admin)]);
+    assert!(s.org_members(OrgId(999)).await.unwrap().is_empty());
+    let _ = carol;
 }
 
 pub async fn users_set_current_org(s: Arc<dyn Store>) {

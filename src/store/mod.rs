@@ -63,6 +63,12 @@ pub enum StoreError {
     /// The user is not a member of the organization the change names.
     #[error("not a member of the organization")]
     NotMember,
+    /// The user already is a member of the organization (adding a membership).
+    #[error("already a member of the organization")]
+    AlreadyMember,
+    /// The change would leave an organization without an `Admin` member.
+    #[error("last organization admin")]
+    LastOrgAdmin,
     #[error("storage I/O: {0}")]
     Io(String),
     /// The database cannot be reached (a network backend): the request may be retried.
@@ -141,6 +147,51 @@ pub trait UserStore: Send + Sync {
     /// `NotMember` unless the user is a member of `org` at that moment, `NotFound` for a
     /// missing user. The row as written.
     async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord>;
+    /// Creates an org with a fresh id, `creator` its `Admin` member (the creator's current
+    /// org does not change). Names are unique (exactly, case-sensitively):
+    /// `Conflict("name")`; `NotFound` for a missing creator.
+    async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord>;
+    /// The org with exactly this name.
+    async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRecord>>;
+    /// Orgs ordered by name (byte-wise) whose name starts with `query` (case-insensitively;
+    /// "" matches all) and, when given, equals `name` exactly; skipping `offset`, at most
+    /// `limit`.
+    async fn search_orgs(
+        &self,
+        query: &str,
+        name: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<OrgRecord>>;
+    /// Renames the org: `Conflict("name")` when another org has the name, `NotFound` for a
+    /// missing org. The row as written.
+    async fn rename_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord>;
+    /// Adds one membership: `AlreadyMember`, `OrgNotFound`, `NotFound` (user). When the
+    /// user's current org is not one of its memberships, `org` becomes current.
+    async fn add_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord>;
+    /// Changes the user's role in `org`: `NotMember`, `NotFound` (user), `LastOrgAdmin`
+    /// when the org would keep no `Admin` member (checked in the same unit).
+    async fn set_membership_role(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord>;
+    /// Removes the user's membership of `org`: `NotMember`, `NotFound` (user),
+    /// `LastOrgAdmin` as for a role change. A current org that goes moves to the first
+    /// remaining membership (stays when none remains).
+    async fn remove_membership(&self, user: UserId, org: OrgId, at: i64)
+        -> StoreResult<UserRecord>;
+    /// The org's members (not service accounts) with their role in it, ordered by login
+    /// (folded).
+    async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>>;
 }
 
 /// A page of users and the total count of matches.

@@ -18,6 +18,7 @@ mod licensing;
 mod migrate;
 mod multinode;
 mod openapi;
+mod orgs;
 mod orgs_isolation;
 mod postgres;
 mod provisioning;

@@ -29,6 +29,7 @@ mod dashboards;
 mod datasources;
 mod dump;
 mod notifiers;
+mod orgs;
 mod roles;
 mod secrets;
 mod sessions;

@@ -880,6 +880,70 @@ impl UserStore for PgStore {
         self.cache().forget_user(user.0);
         r
     }
+
+    async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
+        let r = self.create_org_in(name, at, creator).await;
+        self.cache().forget_user(creator.0);
+        self.cache().forget_counts();
+        r
+    }
+
+    async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRecord>> {
+        self.org_by_name_in(name).await
+    }
+
+    async fn search_orgs(
+        &self,
+        query: &str,
+        name: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<OrgRecord>> {
+        self.search_orgs_in(query, name, offset, limit).await
+    }
+
+    async fn rename_org(&self, org: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord> {
+        self.rename_org_in(org, name, at).await
+    }
+
+    async fn add_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = self.add_membership_in(user, org, role, at).await;
+        self.cache().forget_user(user.0);
+        r
+    }
+
+    async fn set_membership_role(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = self.set_membership_role_in(user, org, role, at).await;
+        self.cache().forget_user(user.0);
+        r
+    }
+
+    async fn remove_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = self.remove_membership_in(user, org, at).await;
+        self.cache().forget_user(user.0);
+        r
+    }
+
+    async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
+        self.org_members_in(org).await
+    }
 }
 
 #[async_trait]

@@ -326,6 +326,7 @@ impl SledStore {
                 Ok(())
             })
             .map_err(tx_err)?;
+        self.index_org_names()?;
         self.db.flush()?;
         Ok(())
     }
@@ -337,6 +338,7 @@ impl SledStore {
             self.by_email.clone(),
             self.by_uid.clone(),
             self.orgs.clone(),
+            self.orgs_by_name.clone(),
             self.org_members.clone(),
             self.counters.clone(),
             self.meta.clone(),

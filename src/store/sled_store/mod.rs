@@ -108,6 +108,8 @@ pub struct SledStore {
     by_email: Tree,
     by_uid: Tree,
     orgs: Tree,
+    /// Org name (exact) -> org id.
+    orgs_by_name: Tree,
     org_members: Tree,
     counters: Tree,
     meta: Tree,
@@ -230,6 +232,7 @@ impl SledStore {
             })?;
         let store = Self::from_db(db)?;
         migrate::upgrade(&store)?;
+        store.index_org_names()?;
         Ok(store)
     }
 
@@ -244,6 +247,7 @@ impl SledStore {
             by_email: db.open_tree("users_by_email")?,
             by_uid: db.open_tree("users_by_uid")?,
             orgs: db.open_tree("orgs")?,
+            orgs_by_name: db.open_tree("orgs_by_name")?,
             org_members: db.open_tree("org_members")?,
             counters: db.open_tree("counters")?,
             meta: db.open_tree("meta")?,

@@ -156,6 +156,157 @@ impl SledStore {
         Ok(a)
     }
 
+    /// Builds the org name index when it does not cover every org (a folder written before
+    /// the index existed, or an import): each name points at its lowest org id.
+    pub(crate) fn index_org_names(&self) -> StoreResult<()> {
+        if self.orgs_by_name.len() == self.orgs.len() {
+            return Ok(());
+        }
+        self.orgs_by_name.clear()?;
+        for item in self.orgs.iter() {
+            let (_, v) = item?;
+            let org: OrgRecord = codec::decode(&v)?;
+            self.orgs_by_name
+                .compare_and_swap(
+                    org.name.as_bytes(),
+                    None as Option<&[u8]>,
+                    Some(&org.id.to_be_bytes()[..]),
+                )?
+                .ok();
+        }
+        Ok(())
+    }
+
+    /// The other members of `org` that are `Admin` now (a scan, outside any transaction):
+    /// the candidates a last-org-admin check re-reads inside its transaction.
+    fn other_org_admins(&self, org: OrgId, user: UserId) -> StoreResult<Vec<u64>> {
+        let mut out = Vec::new();
+        for item in self.org_members.scan_prefix(org.key()) {
+            let (k, v) = item?;
+            let other = read_u64(k.get(8..));
+            if other != user.0 && v.first() == Some(&OrgRole::Admin.to_byte()) {
+                out.push(other);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One membership change in a transaction on the user row, the membership index and
+    /// the counters. `change` edits the membership list (and may abort). When the user was
+    /// an `Admin` of `org` and no longer is, one of `candidates` must still be an `Admin`
+    /// member: each one read here joins the transaction's read set, so a concurrent
+    /// demotion of it makes this transaction retry (and the check run again).
+    fn change_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        candidates: &[u64],
+        at: i64,
+        change: impl Fn(&mut Vec<Membership>) -> TxResult<()>,
+    ) -> StoreResult<UserRecord> {
+        let admin = OrgRole::Admin.to_byte();
+        (&self.users, &self.orgs, &self.org_members, &self.counters)
+            .transaction(|(users, orgs, members, counters)| {
+                let Some(old) = users.get(user.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let old: UserRecord = dec(&old)?;
+                if orgs.get(org.key())?.is_none() {
+                    return abort(StoreError::OrgNotFound);
+                }
+                let mut row = old.clone();
+                change(&mut row.memberships)?;
+                let was_admin = old.role_in(org) == Some(OrgRole::Admin);
+                let is_admin = row.role_in(org) == Some(OrgRole::Admin);
+                if was_admin && !is_admin {
+                    let mut another = false;
+                    for c in candidates {
+                        if members.get(keys::pair(org.0, *c))?.as_deref() == Some(&[admin][..]) {
+                            another = true;
+                            break;
+                        }
+                    }
+                    if !another {
+                        return abort(StoreError::LastOrgAdmin);
+                    }
+                }
+                // An invalid current org becomes `org` when the user is (now) a member of
+                // it, else the first membership.
+                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
+                    row.org_id = match row.memberships.iter().find(|m| m.org_id == org.0) {
+                        Some(m) => m.org_id,
+                        None => row.memberships.first().map_or(row.org_id, |m| m.org_id),
+                    };
+                }
+                row.updated = at;
+                members.remove(&keys::pair(org.0, user.0))?;
+                if let Some(m) = row.memberships.iter().find(|m| m.org_id == org.0) {
+                    members.insert(&keys::pair(org.0, user.0), &[m.role])?;
+                }
+                count_user(counters, &old, -1)?;
+                count_user(counters, &row, 1)?;
+                users.insert(&user.key(), enc(&row)?)?;
+                Ok(row)
+            })
+            .map_err(tx_err)
+    }
+
+    fn org_members_sync(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
+        let mut out = Vec::new();
+        for item in self.org_members.scan_prefix(org.key()) {
+            let (k, v) = item?;
+            let id = read_u64(k.get(8..));
+            let Some(u) = get::<UserRecord>(&self.users, id.to_be_bytes())? else {
+                continue;
+            };
+            let Some(role) = v.first().and_then(|b| OrgRole::from_byte(*b)) else {
+                continue;
+            };
+            if !u.is_service_account {
+                out.push((u, role));
+            }
+        }
+        out.sort_by(|a, b| {
+            fold(&a.0.login)
+                .cmp(&fold(&b.0.login))
+                .then(a.0.id.cmp(&b.0.id))
+        });
+        Ok(out)
+    }
+
+    fn search_orgs_sync(
+        &self,
+        query: &str,
+        name: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<OrgRecord>> {
+        let q = query.to_lowercase();
+        let mut found = Vec::new();
+        for item in self.orgs.iter() {
+            let (_, v) = item?;
+            let org: OrgRecord = codec::decode(&v)?;
+            if !org.name.to_lowercase().starts_with(&q) {
+                continue;
+            }
+            if name.is_some_and(|n| n != org.name) {
+                continue;
+            }
+            found.push(org);
+        }
+        found.sort_by(|a, b| {
+            a.name
+                .as_bytes()
+                .cmp(b.name.as_bytes())
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(found
+            .into_iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect())
+    }
+
     fn counter(&self, name: &str) -> StoreResult<u64> {
         Ok(read_u64(self.counters.get(name)?.as_deref()))
     }
@@ -179,9 +330,10 @@ impl UserStore for SledStore {
             &self.org_members,
             &self.counters,
             &self.meta,
+            &self.orgs_by_name,
         )
             .transaction(
-                |(users, by_login, by_email, by_uid, orgs, members, counters, meta)| {
+                |(users, by_login, by_email, by_uid, orgs, members, counters, meta, by_name)| {
                     if by_login.get(login_key.as_bytes())?.is_some() {
                         return abort(StoreError::Conflict("login"));
                     }
@@ -207,6 +359,10 @@ impl UserStore for SledStore {
                                 updated: user.created,
                             };
                             orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
+                            // A user's own org takes the name only when it is free.
+                            if by_name.get(name.as_bytes())?.is_none() {
+                                by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
+                            }
                             bump(counters, counter::ORGS, 1)?;
                             (org_id, *role)
                         }
@@ -473,10 +629,13 @@ impl UserStore for SledStore {
     }
 
     async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()> {
-        let r = (&self.orgs, &self.counters, &self.meta)
-            .transaction(|(orgs, counters, meta)| {
+        let r = (&self.orgs, &self.counters, &self.meta, &self.orgs_by_name)
+            .transaction(|(orgs, counters, meta, by_name)| {
                 if orgs.get(id.key())?.is_some() {
                     return Ok(());
+                }
+                if by_name.get(name.as_bytes())?.is_none() {
+                    by_name.insert(name.as_bytes(), &id.key())?;
                 }
                 let org = OrgRecord {
                     id: id.0,
@@ -506,6 +665,156 @@ impl UserStore for SledStore {
             Ok(true)
         });
         self.durable(r).await
+    }
+
+    async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
+        let r = (
+            &self.users,
+            &self.orgs,
+            &self.orgs_by_name,
+            &self.org_members,
+            &self.counters,
+            &self.meta,
+        )
+            .transaction(|(users, orgs, by_name, members, counters, meta)| {
+                if by_name.get(name.as_bytes())?.is_some() {
+                    return abort(StoreError::Conflict("name"));
+                }
+                let Some(old) = users.get(creator.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let old: UserRecord = dec(&old)?;
+                let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+                meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
+                let org = OrgRecord {
+                    id: org_id,
+                    name: name.to_string(),
+                    created: at,
+                    updated: at,
+                };
+                orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
+                by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
+                bump(counters, counter::ORGS, 1)?;
+                let mut row = old.clone();
+                let admin = OrgRole::Admin.to_byte();
+                row.memberships.push(Membership {
+                    org_id,
+                    role: admin,
+                });
+                members.insert(&keys::pair(org_id, row.id), &[admin])?;
+                count_user(counters, &old, -1)?;
+                count_user(counters, &row, 1)?;
+                users.insert(&creator.key(), enc(&row)?)?;
+                Ok(org)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRecord>> {
+        let Some(id) = self.orgs_by_name.get(name.as_bytes())? else {
+            return Ok(None);
+        };
+        let org: Option<OrgRecord> = get(&self.orgs, &id)?;
+        Ok(org.filter(|o| o.name == name))
+    }
+
+    async fn search_orgs(
+        &self,
+        query: &str,
+        name: Option<&str>,
+        offset: u64,
+        limit: u64,
+    ) -> StoreResult<Vec<OrgRecord>> {
+        let query = query.to_string();
+        let name = name.map(str::to_string);
+        self.blocking(move |s| s.search_orgs_sync(&query, name.as_deref(), offset, limit))
+            .await
+    }
+
+    async fn rename_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord> {
+        let r = (&self.orgs, &self.orgs_by_name)
+            .transaction(|(orgs, by_name)| {
+                let Some(old) = orgs.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut org: OrgRecord = dec(&old)?;
+                if let Some(owner) = by_name.get(name.as_bytes())? {
+                    if owner.as_ref() != id.key() {
+                        return abort(StoreError::Conflict("name"));
+                    }
+                }
+                if by_name.get(org.name.as_bytes())?.as_deref() == Some(&id.key()[..]) {
+                    by_name.remove(org.name.as_bytes())?;
+                }
+                by_name.insert(name.as_bytes(), &id.key())?;
+                org.name = name.to_string();
+                org.updated = at;
+                orgs.insert(&id.key(), enc(&org)?)?;
+                Ok(org)
+            })
+            .map_err(tx_err);
+        self.durable(r).await
+    }
+
+    async fn add_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let r = self.change_membership(user, org, &[], at, |ms| {
+            if ms.iter().any(|m| m.org_id == org.0) {
+                return abort(StoreError::AlreadyMember);
+            }
+            ms.push(Membership {
+                org_id: org.0,
+                role: role.to_byte(),
+            });
+            Ok(())
+        });
+        self.durable(r).await
+    }
+
+    async fn set_membership_role(
+        &self,
+        user: UserId,
+        org: OrgId,
+        role: OrgRole,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let candidates = self.other_org_admins(org, user)?;
+        let r = self.change_membership(user, org, &candidates, at, |ms| {
+            let Some(m) = ms.iter_mut().find(|m| m.org_id == org.0) else {
+                return abort(StoreError::NotMember);
+            };
+            m.role = role.to_byte();
+            Ok(())
+        });
+        self.durable(r).await
+    }
+
+    async fn remove_membership(
+        &self,
+        user: UserId,
+        org: OrgId,
+        at: i64,
+    ) -> StoreResult<UserRecord> {
+        let candidates = self.other_org_admins(org, user)?;
+        let r = self.change_membership(user, org, &candidates, at, |ms| {
+            let before = ms.len();
+            ms.retain(|m| m.org_id != org.0);
+            if ms.len() == before {
+                return abort(StoreError::NotMember);
+            }
+            Ok(())
+        });
+        self.durable(r).await
+    }
+
+    async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
+        self.blocking(move |s| s.org_members_sync(org)).await
     }
 }
 

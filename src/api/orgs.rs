@@ -1,0 +1,609 @@
+//! `/api/orgs*` and `/api/org*`: Grafana's organization API — search, create, read and
+//! rename orgs, and list, add, re-role and remove their members. `/api/org/*` acts on the
+//! caller's current org; `/api/orgs/:orgId/*` on any org, with permissions evaluated in
+//! that org (the service decides).
+
+use poem::web::Data;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
+use crate::api::auth::Auth;
+use crate::api::body::{GfJson, BAD_REQUEST_DATA};
+use crate::api::error::{message, ErrorBody, MessageBody};
+use crate::api::users::{avatar, labels};
+use crate::api::wire::{age, rfc3339};
+use crate::api::ApiTags;
+use crate::api_errors;
+use crate::domain::{OrgId, OrgRole, UserId};
+use crate::error::AppError;
+use crate::service::orgs::Added;
+use crate::service::Services;
+use crate::store::{OrgRecord, UserRecord};
+
+/// An org in a search (Grafana's `OrgDTO`).
+#[derive(Object, Debug)]
+pub struct Org {
+    pub id: i64,
+    pub name: String,
+}
+
+/// An org's postal address (tollgate keeps none: all empty).
+#[derive(Object, Debug, Default)]
+#[oai(rename_all = "camelCase")]
+pub struct OrgAddress {
+    pub address1: String,
+    pub address2: String,
+    pub city: String,
+    pub zip_code: String,
+    pub state: String,
+    pub country: String,
+}
+
+/// One org (Grafana's `OrgDetailsDTO`).
+#[derive(Object, Debug)]
+pub struct OrgDetails {
+    pub id: i64,
+    pub name: String,
+    pub address: OrgAddress,
+}
+
+impl From<&OrgRecord> for OrgDetails {
+    fn from(o: &OrgRecord) -> Self {
+        Self {
+            id: o.id as i64,
+            name: o.name.clone(),
+            address: OrgAddress::default(),
+        }
+    }
+}
+
+/// A member of an org (Grafana's `OrgUserDTO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct OrgUser {
+    pub org_id: i64,
+    pub user_id: i64,
+    pub email: String,
+    pub name: String,
+    pub avatar_url: String,
+    pub login: String,
+    /// `Admin`, `Editor`, `Viewer` or `None`.
+    pub role: String,
+    pub last_seen_at: String,
+    pub last_seen_at_age: String,
+    pub is_disabled: bool,
+    pub auth_labels: Vec<String>,
+    pub is_externally_synced: bool,
+}
+
+impl OrgUser {
+    fn new(org: OrgId, u: &UserRecord, role: OrgRole, now: i64) -> Self {
+        Self {
+            org_id: org.0 as i64,
+            user_id: u.id as i64,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            avatar_url: avatar(&u.email),
+            login: u.login.clone(),
+            role: role.as_str().to_string(),
+            last_seen_at: rfc3339(u.last_seen_or_default()),
+            last_seen_at_age: age(u.last_seen_or_default(), now),
+            is_disabled: u.is_disabled,
+            auth_labels: labels(u),
+            is_externally_synced: false,
+        }
+    }
+}
+
+/// An org's name (create and rename).
+#[derive(Object, Debug)]
+pub struct OrgNameForm {
+    /// Required, not empty.
+    pub name: Option<String>,
+}
+
+/// `POST /api/orgs` reply.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct OrgCreated {
+    pub message: String,
+    pub org_id: i64,
+}
+
+/// Adds an existing user to an org.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct AddOrgUserForm {
+    /// The user's login or email.
+    pub login_or_email: Option<String>,
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
+    pub role: Option<String>,
+}
+
+/// Changes a member's role.
+#[derive(Object, Debug)]
+pub struct UpdateOrgUserForm {
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
+    pub role: Option<String>,
+}
+
+/// A message and the user it is about.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserMessage {
+    pub message: String,
+    pub user_id: i64,
+}
+
+/// Reply of adding a member.
+#[derive(ApiResponse, Debug)]
+pub enum AddedResponse {
+    /// "User added to organization".
+    #[oai(status = 200)]
+    Ok(Json<UserMessage>),
+}
+
+api_errors!(
+    /// Errors of org reads.
+    OrgReadError {
+        400 => BadRequest: "Bad query parameter.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not read this org.",
+        404 => NotFound: "No such org.",
+    }
+);
+
+api_errors!(
+    /// Errors of creating or renaming an org.
+    OrgWriteError {
+        400 => BadRequest: "Bad body, or (rename) the name is taken.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not create or change orgs.",
+        409 => Conflict: "(create) The name is taken.",
+    }
+);
+
+api_errors!(
+    /// Errors of member changes.
+    OrgUserError {
+        400 => BadRequest: "Bad body or id, or the org would keep no Admin.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not change this member, or grant this role.",
+        404 => NotFound: "No such user.",
+    }
+);
+
+/// Errors of adding a member, with the 409 body that names the user.
+#[derive(ApiResponse, Debug)]
+pub enum AddOrgUserError {
+    /// Bad body.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No or invalid credentials.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// The caller may not add members, or grant this role.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    /// No user with that login or email.
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// "User is already member of this organization".
+    #[oai(status = 409)]
+    Conflict(Json<UserMessage>),
+    /// Internal error; the cause is in the server log.
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The database is unavailable; retry in a moment.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+impl From<AppError> for AddOrgUserError {
+    fn from(e: AppError) -> Self {
+        let body = Json(ErrorBody::from_error(&e));
+        match e.status() {
+            400 => Self::BadRequest(body),
+            401 => Self::Unauthorized(body),
+            403 => Self::Forbidden(body),
+            404 => Self::NotFound(body),
+            503 => Self::Unavailable(body),
+            _ => Self::Internal(body),
+        }
+    }
+}
+
+/// Grafana's role binding: the first letter is upper-cased, the rest must already match;
+/// an empty role is `Viewer`; anything else is "bad request data".
+pub fn parse_role(raw: &str) -> Result<OrgRole, AppError> {
+    if raw.is_empty() {
+        return Ok(OrgRole::Viewer);
+    }
+    let mut chars = raw.chars();
+    let titled: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    [
+        OrgRole::None,
+        OrgRole::Viewer,
+        OrgRole::Editor,
+        OrgRole::Admin,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == titled)
+    .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
+}
+
+/// A role field: required, but an empty one is `Viewer` (Grafana's unmarshaller runs
+/// before the Required check).
+fn required_role(v: Option<String>) -> Result<OrgRole, AppError> {
+    parse_role(&v.ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))?)
+}
+
+/// A required, non-empty string field.
+fn required(v: Option<String>) -> Result<String, AppError> {
+    v.filter(|s| !s.is_empty())
+        .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
+}
+
+/// `:orgId`: what is not a positive number is denied before the handler (Grafana's RBAC
+/// middleware answers it with an empty "Permissions needed").
+fn org_param(raw: &str) -> Result<OrgId, AppError> {
+    match raw.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(OrgId(n)),
+        _ => Err(AppError::AccessDenied {
+            action: String::new(),
+            scope: String::new(),
+        }),
+    }
+}
+
+fn user_param(raw: &str) -> Result<UserId, AppError> {
+    raw.parse::<u64>()
+        .map(UserId)
+        .map_err(|_| AppError::bad_request("userId is invalid"))
+}
+
+pub struct OrgsApi;
+
+impl OrgsApi {
+    async fn members(
+        services: &Services,
+        auth: &Auth,
+        org: OrgId,
+    ) -> Result<Json<Vec<OrgUser>>, AppError> {
+        let members = services.orgs.members(&auth.0, org).await?;
+        let now = services.clock.now();
+        Ok(Json(
+            members
+                .iter()
+                .map(|(u, r)| OrgUser::new(org, u, *r, now))
+                .collect(),
+        ))
+    }
+
+    async fn add(
+        services: &Services,
+        auth: &Auth,
+        org: OrgId,
+        body: AddOrgUserForm,
+    ) -> Result<AddedResponse, AddOrgUserError> {
+        let login = required(body.login_or_email)?;
+        let role = required_role(body.role)?;
+        match services.orgs.add(&auth.0, org, &login, role).await? {
+            Added::Added(id) => Ok(AddedResponse::Ok(Json(UserMessage {
+                message: "User added to organization".into(),
+                user_id: id.0 as i64,
+            }))),
+            Added::AlreadyMember(id) => Err(AddOrgUserError::Conflict(Json(UserMessage {
+                message: "User is already member of this organization".into(),
+                user_id: id.0 as i64,
+            }))),
+        }
+    }
+
+    async fn set_role(
+        services: &Services,
+        auth: &Auth,
+        org: OrgId,
+        user: &str,
+        body: UpdateOrgUserForm,
+    ) -> Result<Json<MessageBody>, AppError> {
+        let role = required_role(body.role)?;
+        let user = user_param(user)?;
+        services.orgs.set_role(&auth.0, org, user, role).await?;
+        Ok(message("Organization user updated"))
+    }
+
+    async fn remove(
+        services: &Services,
+        auth: &Auth,
+        org: OrgId,
+        user: &str,
+    ) -> Result<Json<MessageBody>, AppError> {
+        let user = user_param(user)?;
+        services.orgs.remove(&auth.0, org, user).await?;
+        Ok(message("User removed from organization"))
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Orgs")]
+impl OrgsApi {
+    /// Search orgs by name prefix (`query`) or exact `name`; `page` counts from 0.
+    #[oai(path = "/api/orgs", method = "get", operation_id = "searchOrgs")]
+    async fn search(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// Name prefix.
+        query: Query<Option<String>>,
+        /// Exact name.
+        name: Query<Option<String>>,
+        /// Page number, from 0.
+        page: Query<Option<i64>>,
+        /// Orgs per page (default 1000).
+        perpage: Query<Option<i64>>,
+    ) -> Result<Json<Vec<Org>>, OrgReadError> {
+        let per = perpage.0.filter(|p| *p > 0).unwrap_or(1000) as u64;
+        let page = page.0.filter(|p| *p > 0).unwrap_or(0) as u64;
+        let found = services
+            .orgs
+            .search(
+                &auth.0,
+                query.0.as_deref().unwrap_or(""),
+                name.0.as_deref().filter(|n| !n.is_empty()),
+                page,
+                per,
+            )
+            .await?;
+        Ok(Json(
+            found
+                .iter()
+                .map(|o| Org {
+                    id: o.id as i64,
+                    name: o.name.clone(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// Create an org; the caller becomes its Admin.
+    #[oai(path = "/api/orgs", method = "post", operation_id = "createOrg")]
+    async fn create(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<OrgNameForm>,
+    ) -> Result<Json<OrgCreated>, OrgWriteError> {
+        let name = required(body.0.name)?;
+        let id = services.orgs.create(&auth.0, &name).await?;
+        Ok(Json(OrgCreated {
+            message: "Organization created".into(),
+            org_id: id.0 as i64,
+        }))
+    }
+
+    /// Get an org by exact name.
+    #[oai(
+        path = "/api/orgs/name/:org_name",
+        method = "get",
+        operation_id = "getOrgByName"
+    )]
+    async fn by_name(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgName")] org_name: Path<String>,
+    ) -> Result<Json<OrgDetails>, OrgReadError> {
+        let org = services.orgs.by_name(&auth.0, &org_name.0).await?;
+        Ok(Json(OrgDetails::from(&org)))
+    }
+
+    /// Get an org by exact name (Grafana registers the route with a trailing slash).
+    #[oai(
+        path = "/api/orgs/name/:org_name/",
+        method = "get",
+        operation_id = "getOrgByNameSlash",
+        hidden
+    )]
+    async fn by_name_slash(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgName")] org_name: Path<String>,
+    ) -> Result<Json<OrgDetails>, OrgReadError> {
+        let org = services.orgs.by_name(&auth.0, &org_name.0).await?;
+        Ok(Json(OrgDetails::from(&org)))
+    }
+
+    /// Get an org by id.
+    #[oai(
+        path = "/api/orgs/:org_id",
+        method = "get",
+        operation_id = "getOrgByID"
+    )]
+    async fn get(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+    ) -> Result<Json<OrgDetails>, OrgReadError> {
+        let org = org_param(&org_id.0)?;
+        let org = services.orgs.get(&auth.0, org).await?;
+        Ok(Json(OrgDetails::from(&org)))
+    }
+
+    /// Rename an org.
+    #[oai(path = "/api/orgs/:org_id", method = "put", operation_id = "updateOrg")]
+    async fn rename(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        body: GfJson<OrgNameForm>,
+    ) -> Result<Json<MessageBody>, OrgWriteError> {
+        let org = org_param(&org_id.0)?;
+        let name = required(body.0.name)?;
+        services.orgs.rename(&auth.0, org, &name).await?;
+        Ok(message("Organization updated"))
+    }
+
+    /// Get the caller's current org.
+    #[oai(path = "/api/org", method = "get", operation_id = "getCurrentOrg")]
+    async fn current(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<OrgDetails>, OrgReadError> {
+        let org = services.orgs.get(&auth.0, auth.0.org_id).await?;
+        Ok(Json(OrgDetails::from(&org)))
+    }
+
+    /// Rename the caller's current org.
+    #[oai(path = "/api/org", method = "put", operation_id = "updateCurrentOrg")]
+    async fn rename_current(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<OrgNameForm>,
+    ) -> Result<Json<MessageBody>, OrgWriteError> {
+        let name = required(body.0.name)?;
+        services.orgs.rename(&auth.0, auth.0.org_id, &name).await?;
+        Ok(message("Organization updated"))
+    }
+
+    /// The members of an org.
+    #[oai(
+        path = "/api/orgs/:org_id/users",
+        method = "get",
+        operation_id = "getOrgUsers"
+    )]
+    async fn org_users(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+    ) -> Result<Json<Vec<OrgUser>>, OrgReadError> {
+        let org = org_param(&org_id.0)?;
+        Ok(Self::members(&services, &auth, org).await?)
+    }
+
+    /// The members of the caller's current org.
+    #[oai(
+        path = "/api/org/users",
+        method = "get",
+        operation_id = "getOrgUsersForCurrentOrg"
+    )]
+    async fn current_users(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<Vec<OrgUser>>, OrgReadError> {
+        let org = auth.0.org_id;
+        Ok(Self::members(&services, &auth, org).await?)
+    }
+
+    /// Add an existing user to an org.
+    #[oai(
+        path = "/api/orgs/:org_id/users",
+        method = "post",
+        operation_id = "addOrgUser"
+    )]
+    async fn add_org_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        body: GfJson<AddOrgUserForm>,
+    ) -> Result<AddedResponse, AddOrgUserError> {
+        let org = org_param(&org_id.0)?;
+        Self::add(&services, &auth, org, body.0).await
+    }
+
+    /// Add an existing user to the caller's current org.
+    #[oai(
+        path = "/api/org/users",
+        method = "post",
+        operation_id = "addOrgUserToCurrentOrg"
+    )]
+    async fn add_current_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<AddOrgUserForm>,
+    ) -> Result<AddedResponse, AddOrgUserError> {
+        let org = auth.0.org_id;
+        Self::add(&services, &auth, org, body.0).await
+    }
+
+    /// Change a member's role.
+    #[oai(
+        path = "/api/orgs/:org_id/users/:user_id",
+        method = "patch",
+        operation_id = "updateOrgUser"
+    )]
+    async fn update_org_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<String>,
+        body: GfJson<UpdateOrgUserForm>,
+    ) -> Result<Json<MessageBody>, OrgUserError> {
+        let org = org_param(&org_id.0)?;
+        Ok(Self::set_role(&services, &auth, org, &user_id.0, body.0).await?)
+    }
+
+    /// Change a member's role in the caller's current org.
+    #[oai(
+        path = "/api/org/users/:user_id",
+        method = "patch",
+        operation_id = "updateOrgUserForCurrentOrg"
+    )]
+    async fn update_current_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "userId")] user_id: Path<String>,
+        body: GfJson<UpdateOrgUserForm>,
+    ) -> Result<Json<MessageBody>, OrgUserError> {
+        let org = auth.0.org_id;
+        Ok(Self::set_role(&services, &auth, org, &user_id.0, body.0).await?)
+    }
+
+    /// Remove a member from an org (the user stays).
+    #[oai(
+        path = "/api/orgs/:org_id/users/:user_id",
+        method = "delete",
+        operation_id = "removeOrgUser"
+    )]
+    async fn remove_org_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<String>,
+    ) -> Result<Json<MessageBody>, OrgUserError> {
+        let org = org_param(&org_id.0)?;
+        Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
+    }
+
+    /// Remove a member from the caller's current org (the user stays).
+    #[oai(
+        path = "/api/org/users/:user_id",
+        method = "delete",
+        operation_id = "removeOrgUserForCurrentOrg"
+    )]
+    async fn remove_current_user(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "userId")] user_id: Path<String>,
+    ) -> Result<Json<MessageBody>, OrgUserError> {
+        let org = auth.0.org_id;
+        Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
+    }
+}
