@@ -388,7 +388,7 @@ impl OrgsApi {
 
     /// Get an org by exact name.
     #[oai(
-        path = "/api/orgs/name/:org_name",
+        path = "/api/orgs/name/:orgName",
         method = "get",
         operation_id = "getOrgByName"
     )]
@@ -404,7 +404,7 @@ impl OrgsApi {
 
     /// Get an org by exact name (Grafana registers the route with a trailing slash).
     #[oai(
-        path = "/api/orgs/name/:org_name/",
+        path = "/api/orgs/name/:orgName/",
         method = "get",
         operation_id = "getOrgByNameSlash",
         hidden
@@ -420,11 +420,7 @@ impl OrgsApi {
     }
 
     /// Get an org by id.
-    #[oai(
-        path = "/api/orgs/:org_id",
-        method = "get",
-        operation_id = "getOrgByID"
-    )]
+    #[oai(path = "/api/orgs/:orgId", method = "get", operation_id = "getOrgByID")]
     async fn get(
         &self,
         auth: Auth,
@@ -437,7 +433,7 @@ impl OrgsApi {
     }
 
     /// Rename an org.
-    #[oai(path = "/api/orgs/:org_id", method = "put", operation_id = "updateOrg")]
+    #[oai(path = "/api/orgs/:orgId", method = "put", operation_id = "updateOrg")]
     async fn rename(
         &self,
         auth: Auth,
@@ -477,7 +473,7 @@ impl OrgsApi {
 
     /// The members of an org.
     #[oai(
-        path = "/api/orgs/:org_id/users",
+        path = "/api/orgs/:orgId/users",
         method = "get",
         operation_id = "getOrgUsers"
     )]
@@ -508,7 +504,7 @@ impl OrgsApi {
 
     /// Add an existing user to an org.
     #[oai(
-        path = "/api/orgs/:org_id/users",
+        path = "/api/orgs/:orgId/users",
         method = "post",
         operation_id = "addOrgUser"
     )]
@@ -541,7 +537,7 @@ impl OrgsApi {
 
     /// Change a member's role.
     #[oai(
-        path = "/api/orgs/:org_id/users/:user_id",
+        path = "/api/orgs/:orgId/users/:userId",
         method = "patch",
         operation_id = "updateOrgUser"
     )]
@@ -559,7 +555,7 @@ impl OrgsApi {
 
     /// Change a member's role in the caller's current org.
     #[oai(
-        path = "/api/org/users/:user_id",
+        path = "/api/org/users/:userId",
         method = "patch",
         operation_id = "updateOrgUserForCurrentOrg"
     )]
@@ -576,7 +572,7 @@ impl OrgsApi {
 
     /// Remove a member from an org (the user stays).
     #[oai(
-        path = "/api/orgs/:org_id/users/:user_id",
+        path = "/api/orgs/:orgId/users/:userId",
         method = "delete",
         operation_id = "removeOrgUser"
     )]
@@ -593,7 +589,7 @@ impl OrgsApi {
 
     /// Remove a member from the caller's current org (the user stays).
     #[oai(
-        path = "/api/org/users/:user_id",
+        path = "/api/org/users/:userId",
         method = "delete",
         operation_id = "removeOrgUserForCurrentOrg"
     )]

@@ -42,3 +42,31 @@ fn every_operation_has_an_id_and_declares_its_errors() {
         }
     }
 }
+
+/// Every `{name}` in a path is a declared path parameter and every path parameter appears
+/// in the path: generated clients refuse or skip an operation otherwise.
+#[test]
+fn path_templates_match_their_parameters() {
+    let doc: serde_json::Value = serde_json::from_str(&tollgate::api::spec_json()).unwrap();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        let mut in_path: Vec<String> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_string)
+            .collect();
+        in_path.sort();
+        for (method, op) in ops.as_object().unwrap() {
+            let mut declared: Vec<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            declared.sort();
+            assert_eq!(in_path, declared, "{method} {path}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The per-node row cache against a real PostgreSQL: two stores on one database are two
 //! nodes. A node serves repeated reads from memory, sees its own writes at once, and sees
-//! another node's writes as soon as their notice arrives (bounded here by `BOUND`, measured
-//! and printed); a node whose listener is cut serves nothing until it hears itself again.
+//! another node's writes as soon as it reads them in the change log (bounded here by
+//! `BOUND`, measured and printed); a node whose listener is cut still reads the log on its
+//! poll, and a node that cannot read the log stops serving from memory.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -39,7 +40,10 @@ async fn two_nodes(cluster: &TestCluster) -> (PgStore, PgStore) {
 async fn wait_live(s: &PgStore) {
     let start = Instant::now();
     while !s.cache().live() {
-        assert!(start.elapsed() < BOUND, "the listener never heard itself");
+        assert!(
+            start.elapsed() < BOUND,
+            "the node never read the change log"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -294,8 +298,10 @@ async fn a_cut_listener_falls_back_to_the_poll() {
             b.user(uid).await.unwrap().unwrap().is_disabled == (round % 2 == 0)
         })
         .await;
+        // The poll's bound, with slack for a loaded machine (the reconnection usually
+        // triggers a read at once).
         assert!(
-            took <= super::cache::POLL + Duration::from_millis(400),
+            took <= super::cache::POLL + Duration::from_secs(1),
             "{took:?}"
         );
     }
