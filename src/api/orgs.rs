@@ -226,15 +226,9 @@ pub fn parse_role(raw: &str) -> Result<OrgRole, AppError> {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default();
-    [
-        OrgRole::None,
-        OrgRole::Viewer,
-        OrgRole::Editor,
-        OrgRole::Admin,
-    ]
-    .into_iter()
-    .find(|r| r.as_str() == titled)
-    .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
+    OrgRole::parse(&titled)
+        .filter(|r| r.as_str() == titled)
+        .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
 }
 
 /// A role field: required, but an empty one is `Viewer` (Grafana's unmarshaller runs
