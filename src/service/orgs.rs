@@ -250,6 +250,8 @@ impl OrgService {
             Err(StoreError::LastOrgAdmin) => Err(AppError::bad_request(
                 "Cannot change role so that there is no organization admin left",
             )),
+            // No such user: a client error, as Grafana's user resolver answers it.
+            Err(StoreError::NotFound) => Err(AppError::not_found(USER_NOT_FOUND)),
             Err(e) => Err(AppError::store("Failed update org user")(e)),
         }
     }
@@ -268,6 +270,8 @@ impl OrgService {
             Err(StoreError::LastOrgAdmin) => Err(AppError::bad_request(
                 "Cannot remove last organization admin",
             )),
+            // No such user: a client error, as Grafana's user resolver answers it.
+            Err(StoreError::NotFound) => Err(AppError::not_found(USER_NOT_FOUND)),
             Err(e) => Err(AppError::store("Failed to remove user from organization")(
                 e,
             )),

@@ -315,6 +315,15 @@ async fn members_add_change_and_remove() {
         (500, "Failed update org user"),
         "not a member: {b}"
     );
+    // A user that does not exist: 404, not a server error (schemathesis found the 500).
+    for method in [Method::PATCH, Method::DELETE] {
+        let (s, b) = send(
+            app.admin(method.clone(), "/api/org/users/0")
+                .json(&json!({"role": "Viewer"})),
+        )
+        .await;
+        assert_eq!((s, message(&b)), (404, "User not found"), "{method}: {b}");
+    }
 }
 
 #[tokio::test]
