@@ -321,6 +321,26 @@ pub struct Settings {
     pub token_rotation_grace: Duration,
     pub enterprise: Enterprise,
     pub database: Database,
+    pub quota: Quotas,
+}
+
+/// `[quota]`: whether creations are limited, and each limit by its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quotas {
+    pub enabled: bool,
+    /// `(key, limit)` for every key of [`crate::domain::quota::QUOTAS`], in its order.
+    pub limits: Vec<(&'static str, i64)>,
+}
+
+impl Quotas {
+    /// The configured limit of a `[quota]` key (Grafana's default when it is not one).
+    pub fn limit(&self, key: &str) -> i64 {
+        self.limits
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or(-1)
+    }
 }
 
 /// Which store backend `[database] type` names.
@@ -590,6 +610,16 @@ impl Settings {
                 .collect::<Result<_, _>>()
                 .map_err(|e| r.err("enterprise", "license_issuer_keys", e))?,
         };
+        let quota = Quotas {
+            enabled: r.bool("quota", "enabled")?,
+            limits: crate::domain::quota::QUOTAS
+                .iter()
+                .map(|d| match r.optional("quota", d.key) {
+                    None => Ok((d.key, d.default)),
+                    Some(_) => r.num::<i64>("quota", d.key).map(|v| (d.key, v)),
+                })
+                .collect::<Result<_, _>>()?,
+        };
         let settings = Settings {
             app_mode: r.str(DEFAULT_SECTION, "app_mode"),
             data_path,
@@ -648,6 +678,7 @@ impl Settings {
             )?,
             enterprise,
             database,
+            quota,
             raw,
         };
         if settings.admin_user.is_empty() {

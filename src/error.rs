@@ -19,6 +19,14 @@ pub enum AppError {
     /// An RBAC denial: 403 with `accessErrorId`, `message` and `title`.
     #[error("access denied: needs {action} on {scope:?}")]
     AccessDenied { action: String, scope: String },
+    /// An error Grafana renders through its `errutil` package: `message`, `messageId`,
+    /// `statusCode` and an empty `traceID`.
+    #[error("{message}")]
+    Errutil {
+        status: u16,
+        message_id: &'static str,
+        message: String,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -69,6 +77,7 @@ impl AppError {
             Self::BadRequest(_) => 400,
             Self::Unauthorized(_) => 401,
             Self::PermissionDenied | Self::Forbidden(_) | Self::AccessDenied { .. } => 403,
+            Self::Errutil { status, .. } => *status,
             Self::NotFound(_) => 404,
             Self::Conflict(_) => 409,
             Self::PreconditionFailed(_) => 412,

@@ -17,6 +17,7 @@ pub mod licensing;
 pub mod middleware;
 pub mod orgs;
 pub mod provisioning;
+pub mod quotas;
 pub mod service_accounts;
 pub mod session;
 pub mod settings;
@@ -58,6 +59,8 @@ pub enum ApiTags {
     Health,
     /// Organizations and their members.
     Orgs,
+    /// Quotas of orgs and users (`[quota]`).
+    Quotas,
 }
 
 /// Every API group, listed once: the type and the value come from the same list.
@@ -91,6 +94,7 @@ apis!(
     ldap::LdapApi;
     service_accounts::ServiceAccountsApi,
     orgs::OrgsApi,
+    quotas::QuotasApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

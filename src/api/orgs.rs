@@ -245,7 +245,7 @@ fn required(v: Option<String>) -> Result<String, AppError> {
 
 /// `:orgId`: what is not a positive number is denied before the handler (Grafana's RBAC
 /// middleware answers it with an empty "Permissions needed").
-fn org_param(raw: &str) -> Result<OrgId, AppError> {
+pub(crate) fn org_param(raw: &str) -> Result<OrgId, AppError> {
     match raw.parse::<u64>() {
         Ok(n) if n > 0 => Ok(OrgId(n)),
         _ => Err(AppError::AccessDenied {

@@ -98,6 +98,8 @@ actions! {
     OrgsCreate => "orgs:create",
     OrgsWrite => "orgs:write",
     OrgsDelete => "orgs:delete",
+    OrgsQuotasRead => "orgs.quotas:read",
+    OrgsQuotasWrite => "orgs.quotas:write",
     OrgUsersRead => "org.users:read",
     OrgUsersAdd => "org.users:add",
     /// Grafana's `org.users:write` (older `org.users.role:update`): change a member's role.

@@ -5,6 +5,7 @@ mod access;
 pub mod dashboard;
 mod ids;
 pub mod license;
+pub mod quota;
 pub mod time;
 mod user;
 

@@ -230,13 +230,17 @@ pub fn fixed_roles() -> Vec<Role> {
             "fixed:organization:reader",
             "Organization reader",
             "Organizations",
-            &[(Action::OrgsRead, "")],
+            &[(Action::OrgsRead, ""), (Action::OrgsQuotasRead, "")],
         ),
         role(
             "fixed:organization:writer",
             "Organization writer",
             "Organizations",
-            &[(Action::OrgsRead, ""), (Action::OrgsWrite, "")],
+            &[
+                (Action::OrgsRead, ""),
+                (Action::OrgsQuotasRead, ""),
+                (Action::OrgsWrite, ""),
+            ],
         ),
         role(
             "fixed:organization:maintainer",
@@ -244,9 +248,11 @@ pub fn fixed_roles() -> Vec<Role> {
             "Organizations",
             &[
                 (Action::OrgsRead, ""),
+                (Action::OrgsQuotasRead, ""),
                 (Action::OrgsWrite, ""),
                 (Action::OrgsCreate, ""),
                 (Action::OrgsDelete, ""),
+                (Action::OrgsQuotasWrite, ""),
             ],
         ),
         role(

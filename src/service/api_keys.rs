@@ -13,6 +13,7 @@ use crate::domain::time::Clock;
 use crate::domain::Action;
 use crate::domain::{OrgRole, Principal};
 use crate::error::AppError;
+use crate::service::quotas::QuotaService;
 use crate::store::{ApiKeyRecord, ApiKeyStore, StoreError};
 
 /// `last_used` is written at most this often per key.
@@ -29,6 +30,7 @@ pub struct ApiKeyService {
     store: Arc<dyn ApiKeyStore>,
     hasher: Arc<KeyedHasher>,
     settings: Arc<Settings>,
+    quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
 
@@ -37,12 +39,14 @@ impl ApiKeyService {
         store: Arc<dyn ApiKeyStore>,
         hasher: Arc<KeyedHasher>,
         settings: Arc<Settings>,
+        quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             hasher,
             settings,
+            quotas,
             clock,
         }
     }
@@ -61,6 +65,7 @@ impl ApiKeyService {
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
         p.require(Action::ApiKeysCreate, "")?;
+        self.quotas.check(p, "api_key").await?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("bad request data"));

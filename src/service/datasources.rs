@@ -13,6 +13,7 @@ use crate::domain::time::Clock;
 use crate::domain::Action;
 use crate::domain::{AuthKind, OrgId, Principal};
 use crate::error::AppError;
+use crate::service::quotas::QuotaService;
 use crate::service::secrets::SecretsService;
 use crate::store::{DataSourceRecord, DataSourceStore, SecretWrite, StoreError};
 
@@ -42,6 +43,7 @@ pub struct DataSourceInput {
 pub struct DataSourceService {
     store: Arc<dyn DataSourceStore>,
     secrets: Arc<SecretsService>,
+    quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
 
@@ -218,11 +220,13 @@ impl DataSourceService {
     pub fn new(
         store: Arc<dyn DataSourceStore>,
         secrets: Arc<SecretsService>,
+        quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             secrets,
+            quotas,
             clock,
         }
     }
@@ -271,6 +275,7 @@ impl DataSourceService {
         input: DataSourceInput,
     ) -> Result<DataSourceRecord, AppError> {
         p.require(Action::DatasourcesCreate, "")?;
+        self.quotas.check(p, "data_source").await?;
         Self::validate(&input)?;
         let at = self.clock.now();
         let mut ds = DataSourceRecord {

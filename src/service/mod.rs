@@ -15,6 +15,7 @@ pub mod notifiers;
 pub mod orgs;
 pub mod plugins;
 pub mod provisioning;
+pub mod quotas;
 pub mod roles;
 pub mod secrets;
 pub mod service_accounts;
@@ -42,6 +43,7 @@ pub struct Services {
     pub auth: auth::AuthService,
     pub users: users::UserService,
     pub orgs: orgs::OrgService,
+    pub quotas: Arc<quotas::QuotaService>,
     pub sessions: Arc<sessions::SessionService>,
     pub api_keys: Arc<api_keys::ApiKeyService>,
     pub secrets: Arc<secrets::SecretsService>,
@@ -103,6 +105,11 @@ impl Services {
             .await?,
         );
         let hasher = Arc::new(token_key(store.as_ref()).await?);
+        let quotas = Arc::new(quotas::QuotaService::new(
+            settings.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
         let catalog = Arc::new(access::RoleCatalog::new());
         let credentials = Arc::new(credentials::CredentialCache::new(settings.basic_auth_cache));
         let sessions = Arc::new(sessions::SessionService::new(
@@ -116,6 +123,7 @@ impl Services {
             store.clone(),
             hasher,
             settings.clone(),
+            quotas.clone(),
             clock.clone(),
         ));
         let ldap = Arc::new(ldap::LdapService::new(
@@ -139,17 +147,20 @@ impl Services {
             store.clone(),
             settings.clone(),
             credentials,
+            quotas.clone(),
             clock.clone(),
         );
         let orgs = orgs::OrgService::new(
             store.clone(),
             catalog.clone(),
             settings.clone(),
+            quotas.clone(),
             clock.clone(),
         );
         let datasources = Arc::new(datasources::DataSourceService::new(
             store.clone(),
             secrets.clone(),
+            quotas.clone(),
             clock.clone(),
         ));
         // Stored custom roles grant at once, before any file is read.
@@ -181,6 +192,7 @@ impl Services {
             store.clone(),
             store.clone(),
             api_keys.clone(),
+            quotas.clone(),
             clock.clone(),
         ));
         let stats = Arc::new(stats::StatsService::new(
@@ -206,6 +218,7 @@ impl Services {
             auth,
             users,
             orgs,
+            quotas,
             sessions,
             api_keys,
             datasources,

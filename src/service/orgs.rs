@@ -10,7 +10,8 @@ use crate::domain::time::Clock;
 use crate::domain::{Action, AuthKind, OrgId, OrgRole, PermissionSet, Principal, UserId};
 use crate::error::AppError;
 use crate::service::access::RoleCatalog;
-use crate::store::{OrgRecord, StoreError, UserRecord, UserStore};
+use crate::service::quotas::{QuotaService, QuotaUsage};
+use crate::store::{OrgRecord, QuotaOwner, StoreError, UserRecord, UserStore};
 
 pub const ORG_NOT_FOUND: &str = "Organization not found";
 pub const NAME_TAKEN: &str = "Organization name taken";
@@ -30,6 +31,7 @@ pub struct OrgService {
     store: Arc<dyn UserStore>,
     catalog: Arc<RoleCatalog>,
     settings: Arc<Settings>,
+    quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
 
@@ -43,12 +45,14 @@ impl OrgService {
         store: Arc<dyn UserStore>,
         catalog: Arc<RoleCatalog>,
         settings: Arc<Settings>,
+        quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             store,
             catalog,
             settings,
+            quotas,
             clock,
         }
     }
@@ -123,6 +127,7 @@ impl OrgService {
         {
             p.require(Action::OrgsCreate, "")?;
         }
+        self.quotas.check(p, "org").await?;
         let Some(creator) = p.user_id else {
             return Err(AppError::Forbidden(
                 "Only users can create organizations".into(),
@@ -210,6 +215,11 @@ impl OrgService {
     ) -> Result<Added, AppError> {
         self.require_in(p, org, Action::OrgUsersAdd, "users:*")
             .await?;
+        // Grafana guards only the current org's route (`POST /api/org/users`).
+        if org == p.org_id {
+            self.quotas.check(p, "user").await?;
+            self.quotas.check(p, "org").await?;
+        }
         Self::check_grantable(p, role)?;
         let found = match self.store.user_by_login(login_or_email).await? {
             Some(u) => Some(u),
@@ -276,5 +286,33 @@ impl OrgService {
                 e,
             )),
         }
+    }
+}
+
+impl OrgService {
+    /// `GET /api/org/quotas`, `GET /api/orgs/:orgId/quotas` (`orgs.quotas:read` in the org).
+    pub async fn quotas(&self, p: &Principal, org: OrgId) -> Result<Vec<QuotaUsage>, AppError> {
+        self.require_in(p, org, Action::OrgsQuotasRead, "").await?;
+        self.quotas.org_quotas(org).await
+    }
+
+    /// `PUT /api/orgs/:orgId/quotas/:quota_target` (`orgs.quotas:write` in the org).
+    pub async fn set_quota(
+        &self,
+        p: &Principal,
+        org: OrgId,
+        target: &str,
+        limit: i64,
+    ) -> Result<(), AppError> {
+        self.require_in(p, org, Action::OrgsQuotasWrite, "").await?;
+        self.quotas
+            .set(
+                QuotaOwner::Org(org),
+                target,
+                limit,
+                ORG_NOT_FOUND,
+                "Failed to update org quotas",
+            )
+            .await
     }
 }

@@ -11,6 +11,7 @@ use crate::domain::Action;
 use crate::domain::{OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::api_keys::ApiKeyService;
+use crate::service::quotas::QuotaService;
 use crate::store::{
     ApiKeyRecord, ApiKeyStore, NewMembership, ProfileChange, StoreError, UserRecord, UserStore,
 };
@@ -39,6 +40,7 @@ pub struct ServiceAccountService {
     users: Arc<dyn UserStore>,
     keys: Arc<dyn ApiKeyStore>,
     api_keys: Arc<ApiKeyService>,
+    quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
 
@@ -81,12 +83,14 @@ impl ServiceAccountService {
         users: Arc<dyn UserStore>,
         keys: Arc<dyn ApiKeyStore>,
         api_keys: Arc<ApiKeyService>,
+        quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             users,
             keys,
             api_keys,
+            quotas,
             clock,
         }
     }
@@ -112,6 +116,7 @@ impl ServiceAccountService {
         is_disabled: bool,
     ) -> Result<ServiceAccount, AppError> {
         p.require(Action::ServiceAccountsCreate, "")?;
+        self.quotas.check(p, "user").await?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 190 {
             return Err(AppError::bad_request("service account name is required"));
@@ -252,6 +257,7 @@ impl ServiceAccountService {
         seconds_to_live: i64,
     ) -> Result<(ApiKeyRecord, String), AppError> {
         p.require(Action::ServiceAccountsWrite, &scope(id))?;
+        self.quotas.check(p, "api_key").await?;
         let sa = self.account(p, id).await?;
         let name = name.trim();
         if name.is_empty() {

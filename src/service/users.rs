@@ -15,6 +15,7 @@ use crate::domain::Action;
 use crate::domain::{user_scope, AuthKind, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
 use crate::service::credentials::CredentialCache;
+use crate::service::quotas::QuotaService;
 use crate::store::{
     NewMembership, ProfileChange, SessionStore, StoreError, UserPage, UserRecord, UserStore,
 };
@@ -111,6 +112,7 @@ pub struct UserService {
     sessions: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
     credentials: Arc<CredentialCache>,
+    quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
 
@@ -127,6 +129,7 @@ impl UserService {
         sessions: Arc<dyn SessionStore>,
         settings: Arc<Settings>,
         credentials: Arc<CredentialCache>,
+        quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -134,6 +137,7 @@ impl UserService {
             sessions,
             settings,
             credentials,
+            quotas,
             clock,
         }
     }
@@ -155,6 +159,7 @@ impl UserService {
     /// `POST /api/admin/users`.
     pub async fn create(&self, p: &Principal, form: NewUser) -> Result<UserRecord, AppError> {
         p.require(Action::UsersCreate, "")?;
+        self.quotas.check(p, "user").await?;
         if form.password.chars().count() >= 4 {
             check_policy(&form.password, self.settings.strong_password_policy)
                 .map_err(AppError::bad_request)?;

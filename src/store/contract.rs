@@ -101,6 +101,7 @@ where
     roles_concurrent_assign_many_users(fresh().await).await;
     // Provisioning runs and the store itself.
     provisioning_runs(fresh().await).await;
+    quotas_per_owner(fresh().await).await;
     store_health(fresh().await).await;
 }
 
@@ -4069,6 +4070,14 @@ async fn fill_every_kind(s: &Arc<dyn Store>) {
     })
     .await
     .unwrap();
+
+    // Quota limits of an org and of a user.
+    s.set_quota(&quota(QuotaOwner::Org(MAIN), "data_source", 3, 600))
+        .await
+        .unwrap();
+    s.set_quota(&quota(QuotaOwner::User(ed.user_id()), "org_user", 2, 610))
+        .await
+        .unwrap();
 }
 
 fn highest<I: IntoIterator<Item = u64>>(ids: I) -> u64 {
@@ -4229,4 +4238,84 @@ pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let n = n.iter().find(|n| n.uid == "after").expect("new notifier");
     let top = highest(dump.notifiers.iter().map(|n| n.id));
     assert!(n.id > top, "notifier {} > {top}", n.id);
+}
+
+fn quota(owner: QuotaOwner, target: &str, limit: i64, updated: i64) -> QuotaRecord {
+    let (org_id, user_id) = match owner {
+        QuotaOwner::Org(o) => (o.0, 0),
+        QuotaOwner::User(u) => (0, u.0),
+    };
+    QuotaRecord {
+        org_id,
+        user_id,
+        target: target.into(),
+        limit,
+        updated,
+    }
+}
+
+/// Limits are stored per owner and target: setting one again replaces it, an org's and a
+/// user's with the same id and target are apart, a missing owner is `NotFound`, and a
+/// deleted user's limits are gone (not exported). The org member count counts members.
+pub async fn quotas_per_owner(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let bob = add(&s, user("bob"), OrgRole::Admin).await;
+    let org = QuotaOwner::Org(MAIN);
+    let user_owner = QuotaOwner::User(alice.user_id());
+    assert!(s.quotas(org).await.unwrap().is_empty());
+
+    s.set_quota(&quota(org, "data_source", 5, 10))
+        .await
+        .unwrap();
+    s.set_quota(&quota(org, "api_key", 0, 11)).await.unwrap();
+    s.set_quota(&quota(org, "data_source", 7, 12))
+        .await
+        .unwrap();
+    let mut got = s.quotas(org).await.unwrap();
+    got.sort_by(|a, b| a.target.cmp(&b.target));
+    assert_eq!(
+        got,
+        vec![
+            quota(org, "api_key", 0, 11),
+            quota(org, "data_source", 7, 12)
+        ],
+        "the second write of a target replaces the first"
+    );
+
+    // A user whose id equals the org's keeps its own limits.
+    let same_id = QuotaOwner::User(UserId(MAIN.0));
+    assert!(s.quotas(same_id).await.unwrap().is_empty());
+    s.set_quota(&quota(user_owner, "org_user", 2, 13))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.quotas(user_owner).await.unwrap(),
+        vec![quota(user_owner, "org_user", 2, 13)]
+    );
+    assert_eq!(s.quotas(org).await.unwrap().len(), 2);
+
+    assert!(matches!(
+        s.set_quota(&quota(QuotaOwner::Org(OrgId(999)), "api_key", 1, 14))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        s.set_quota(&quota(QuotaOwner::User(UserId(999)), "org_user", 1, 14))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+
+    assert_eq!(s.org_member_count(MAIN).await.unwrap(), 2);
+    assert_eq!(s.org_member_count(OrgId(999)).await.unwrap(), 0);
+    s.delete_user(bob.user_id()).await.unwrap();
+    assert_eq!(s.org_member_count(MAIN).await.unwrap(), 1);
+
+    s.delete_user(alice.user_id()).await.unwrap();
+    let exported = s.export().await.unwrap().quotas;
+    assert!(
+        exported.iter().all(|q| q.user_id == 0),
+        "a deleted user's limits are not exported: {exported:?}"
+    );
+    assert_eq!(exported.len(), 2);
 }

@@ -31,6 +31,7 @@ pub struct Dump {
     pub notifiers: Vec<NotifierRecord>,
     pub roles: Vec<RoleRecord>,
     pub provisioning_runs: Vec<ProvisioningRun>,
+    pub quotas: Vec<QuotaRecord>,
 }
 
 /// Records a dump holds for users it does not hold: sessions and service-account tokens of
@@ -98,6 +99,7 @@ impl Dump {
             ("notifiers", self.notifiers.len()),
             ("roles", self.roles.len()),
             ("provisioning_runs", self.provisioning_runs.len()),
+            ("quotas", self.quotas.len()),
         ]
     }
 
@@ -126,6 +128,9 @@ impl Dump {
             r.user_ids.sort_unstable();
         }
         self.provisioning_runs.sort_by(|a, b| a.kind.cmp(&b.kind));
+        self.quotas.sort_by(|a, b| {
+            (a.org_id, a.user_id, &a.target).cmp(&(b.org_id, b.user_id, &b.target))
+        });
         self
     }
 }

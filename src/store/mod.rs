@@ -541,6 +541,19 @@ impl JobLock {
     }
 }
 
+/// Per-org and per-user quota limits, and the counts quotas need that no other method
+/// gives cheaply.
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// The limits stored for an org or a user (none: `[quota]` applies).
+    async fn quotas(&self, owner: QuotaOwner) -> StoreResult<Vec<QuotaRecord>>;
+    /// Creates or replaces the limit of one target of one owner (`NotFound` when the org
+    /// or user does not exist).
+    async fn set_quota(&self, quota: &QuotaRecord) -> StoreResult<()>;
+    /// How many members an org has (service accounts included, as Grafana counts).
+    async fn org_member_count(&self, org: OrgId) -> StoreResult<u64>;
+}
+
 /// Every capability of a backend, and its health.
 #[async_trait]
 pub trait Store:
@@ -559,6 +572,7 @@ pub trait Store:
     + NotifierStore
     + RoleStore
     + ProvisioningRunStore
+    + QuotaStore
 {
     /// A read and a write round trip (health checks).
     async fn healthy(&self) -> bool;

@@ -471,3 +471,34 @@ pub struct ProvisioningRun {
     pub applied: u64,
     pub removed: u64,
 }
+
+/// Whose stored quota limits: an org's or a user's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaOwner {
+    Org(OrgId),
+    User(UserId),
+}
+
+/// A limit set through the quota API (Grafana's `quota` table) for one org or one user;
+/// the `[quota]` value applies to every target without one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaRecord {
+    /// The org the limit applies to; 0 for a user's limit.
+    pub org_id: u64,
+    /// The user the limit applies to; 0 for an org's limit.
+    pub user_id: u64,
+    pub target: String,
+    pub limit: i64,
+    /// Unix seconds of the last change.
+    pub updated: i64,
+}
+
+impl QuotaRecord {
+    pub fn owner(&self) -> QuotaOwner {
+        if self.user_id != 0 {
+            QuotaOwner::User(UserId(self.user_id))
+        } else {
+            QuotaOwner::Org(OrgId(self.org_id))
+        }
+    }
+}

@@ -22,6 +22,7 @@ mod orgs;
 mod orgs_isolation;
 mod postgres;
 mod provisioning;
+mod quotas;
 mod races;
 mod rbac_seed;
 mod roles;

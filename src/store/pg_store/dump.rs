@@ -35,6 +35,7 @@ use super::datasources::{ds_cols, ds_row, name_key};
 use super::notifiers::{
     notifier_row, plugin_row, run_row, select_notifiers, select_plugins, select_runs,
 };
+use super::quotas::{owner_params, quota_row, select_quotas};
 use super::roles::{role_row, select_roles};
 use super::secrets::{col, db_i64, dek_id, dek_row, select_deks, state_name};
 use super::sessions::{session_cols, session_from_row};
@@ -53,7 +54,7 @@ macro_rules! record_tables {
         "orgs, users, org_members, meta, sessions, api_keys, deks, secrets, reencrypt_cursor, \
          datasources, setting_overrides, license, folders, dashboards, alerts, \
          plugin_settings, notifiers, roles, role_permissions, role_assignments, \
-         provisioning_runs"
+         provisioning_runs, quotas"
     };
 }
 
@@ -247,6 +248,12 @@ pub(super) async fn export(s: &PgStore) -> StoreResult<Dump> {
         )
         .await?,
         provisioning_runs: all(c, concat!(select_runs!(), " ORDER BY kind"), run_row).await?,
+        quotas: all(
+            c,
+            concat!(select_quotas!(), " ORDER BY org_id, user_id, target"),
+            quota_row,
+        )
+        .await?,
     };
     tx.commit().await.map_err(db_err)?;
     Ok(dump)
@@ -289,6 +296,7 @@ pub(super) async fn import(s: &PgStore, d: &Dump, replace: bool) -> StoreResult<
     insert_plugins_and_notifiers(c, d).await?;
     insert_roles(c, d).await?;
     insert_provisioning_runs(c, d).await?;
+    insert_quotas(c, d).await?;
 
     for sql in SEQUENCES {
         sqlx::query(sql).execute(&mut *c).await.map_err(db_err)?;
@@ -768,6 +776,25 @@ async fn insert_provisioning_runs(c: &mut PgConnection, d: &Dump) -> StoreResult
         .bind(Json(&run.files))
         .bind(db_i64(run.applied)?)
         .bind(db_i64(run.removed)?)
+        .execute(&mut *c)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+async fn insert_quotas(c: &mut PgConnection, d: &Dump) -> StoreResult<()> {
+    for q in &d.quotas {
+        let (org, user) = owner_params(q)?;
+        sqlx::query(
+            "INSERT INTO quotas (org_id, user_id, target, \"limit\", updated) \
+             VALUES ($1, $2, $3, $4, to_timestamp($5))",
+        )
+        .bind(org)
+        .bind(user)
+        .bind(q.target.as_str())
+        .bind(q.limit)
+        .bind(q.updated)
         .execute(&mut *c)
         .await
         .map_err(db_err)?;

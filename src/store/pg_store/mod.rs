@@ -30,6 +30,7 @@ mod datasources;
 mod dump;
 mod notifiers;
 mod orgs;
+mod quotas;
 mod roles;
 mod secrets;
 mod sessions;

@@ -10,7 +10,7 @@ use sled::Transactional;
 use super::dashboards::panel_key;
 use super::{all, enc, get, license, migrate, read_u64, tx_err, SledStore};
 use super::{api_keys, counter, datasources, keys, notifiers, roles, secrets, settings, users};
-use crate::store::{Dump, SealedSecret, StoreError, StoreResult};
+use crate::store::{Dump, QuotaRecord, SealedSecret, StoreError, StoreResult};
 
 /// Meta keys that are the backend's own bookkeeping, not facts about the install.
 fn internal_meta(key: &str) -> bool {
@@ -75,6 +75,14 @@ impl SledStore {
             notifiers: all(&self.notifiers)?,
             roles: all(&self.roles)?,
             provisioning_runs: all(&self.provisioning_runs)?,
+            quotas: all::<QuotaRecord>(&self.quotas)?
+                .into_iter()
+                .filter_map(|q| match self.quota_owner_exists(q.owner()) {
+                    Ok(true) => Some(Ok(q)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<StoreResult<_>>()?,
         })
     }
 
@@ -210,6 +218,7 @@ impl SledStore {
             i_roles,
             i_role_names,
             i_runs,
+            i_quotas,
         ) = (
             idx(&self.folders),
             idx(&self.dashboards),
@@ -220,6 +229,7 @@ impl SledStore {
             idx(&self.roles),
             idx(&self.roles_by_name),
             idx(&self.provisioning_runs),
+            idx(&self.quotas),
         );
         tree_refs
             .as_slice()
@@ -320,6 +330,9 @@ impl SledStore {
                 for run in &d.provisioning_runs {
                     t[i_runs].insert(run.kind.as_bytes(), enc(run)?)?;
                 }
+                for q in &d.quotas {
+                    t[i_quotas].insert(super::quotas::quota_key(q), enc(q)?)?;
+                }
                 for (name, n) in &counts {
                     t[i_counters].insert(name.as_bytes(), &(*n.max(&0) as u64).to_be_bytes())?;
                 }
@@ -365,6 +378,7 @@ impl SledStore {
             self.roles.clone(),
             self.roles_by_name.clone(),
             self.provisioning_runs.clone(),
+            self.quotas.clone(),
         ]
     }
 }

@@ -15,6 +15,7 @@ mod dump;
 mod license;
 mod migrate;
 mod notifiers;
+mod quotas;
 mod roles;
 mod secrets;
 mod sessions;
@@ -136,6 +137,8 @@ pub struct SledStore {
     roles: Tree,
     roles_by_name: Tree,
     provisioning_runs: Tree,
+    /// `o`/`u`, owner id, target -> a quota limit.
+    quotas: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -274,6 +277,7 @@ impl SledStore {
             roles: db.open_tree("roles")?,
             roles_by_name: db.open_tree("roles_by_name")?,
             provisioning_runs: db.open_tree("provisioning_runs")?,
+            quotas: db.open_tree("quotas")?,
             db,
         })
     }
