@@ -40,7 +40,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
         .nest("/swagger", swagger)
         .nest("/", ui::endpoint())
         .data(services);
-    api::middleware::grafana_errors(app, allow)
+    api::middleware::security_headers(api::middleware::grafana_errors(app, allow))
 }
 
 impl App {

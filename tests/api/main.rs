@@ -26,6 +26,7 @@ mod quotas;
 mod races;
 mod rbac_seed;
 mod roles;
+mod security;
 mod service_accounts;
 mod sessions;
 mod settings;

@@ -62,6 +62,10 @@ const adminCtx = await browser.newContext({ viewport: { width: 1280, height: 900
 const admin = await adminCtx.newPage();
 admin.on('dialog', (d) => d.accept());
 admin.on('pageerror', (e) => { console.log('page error (admin):', e.message); failed = true; });
+// The Content-Security-Policy must not block anything the UI does.
+admin.on('console', (m) => {
+  if (/Content Security Policy/i.test(m.text())) { console.log('CSP violation (admin):', m.text()); failed = true; }
+});
 let userId = null;
 let userCtx, userPage;
 
@@ -234,6 +238,10 @@ try {
       }
       await shot(admin, `users-${w}`);
     }
+  });
+  await step('swagger UI renders under its CSP', async () => {
+    await admin.goto(BASE + '/swagger/');
+    await admin.locator('.opblock').first().waitFor({ timeout: T });
   });
 } catch {
   // already reported
