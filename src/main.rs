@@ -289,6 +289,10 @@ async fn license(command: LicenseCommand) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // Every file and folder tollgate creates (the database, keys, backups) is readable by
+    // its owner only, whatever the shell's umask.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

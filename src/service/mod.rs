@@ -88,6 +88,13 @@ impl Services {
                 format!("{}: {e}", settings.data_path.display()),
             )
         })?;
+        for path in crate::store::open_to_others(&settings.data_path) {
+            tracing::warn!(
+                path = %path.display(),
+                "readable by other users of this machine: chmod go-rwx (tollgate creates its \
+                 files for its owner only)"
+            );
+        }
         let store = crate::store::open(&settings.data_path, &settings.database)
             .await
             .map_err(|e| AppError::internal("cannot open the database", e))?;

@@ -608,7 +608,15 @@ pub trait Store:
 pub async fn open(data_path: &Path, db: &crate::config::Database) -> StoreResult<Arc<dyn Store>> {
     match db.kind {
         crate::config::DatabaseType::Sled => {
-            let store = sled_store::SledStore::open(&data_path.join("tollgate.db"))?;
+            let dir = data_path.join("tollgate.db");
+            create_private_dir(&dir).or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(StoreError::Io(format!(
+                    "cannot create {}: {e}",
+                    dir.display()
+                ))),
+            })?;
+            let store = sled_store::SledStore::open(&dir)?;
             Ok(Arc::new(store))
         }
         crate::config::DatabaseType::Postgres => {
@@ -628,6 +636,38 @@ pub async fn open_sled(data_path: &Path) -> StoreResult<Arc<dyn Store>> {
 #[cfg(test)]
 pub(crate) async fn open_sled_for_tests(path: &Path) -> StoreResult<Arc<dyn Store>> {
     Ok(Arc::new(sled_store::SledStore::open(path)?))
+}
+
+/// Files and folders under `root` (two levels deep) that users other than the owner may
+/// read, write or enter: the start-up warning names them.
+pub fn open_to_others(root: &Path) -> Vec<std::path::PathBuf> {
+    #[cfg(unix)]
+    fn walk(dir: &Path, depth: u8, out: &mut Vec<std::path::PathBuf>) {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            return;
+        };
+        if meta.permissions().mode() & 0o007 != 0 {
+            out.push(dir.to_path_buf());
+        }
+        if !meta.is_dir() || depth == 0 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            walk(&p, depth - 1, out);
+        }
+    }
+    let mut out = Vec::new();
+    #[cfg(unix)]
+    walk(root, 2, &mut out);
+    #[cfg(not(unix))]
+    let _ = root;
+    out
 }
 
 /// Creates the data folder (and parents) readable by its owner only when it does not exist

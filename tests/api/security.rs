@@ -61,3 +61,73 @@ async fn every_response_carries_the_security_headers() {
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(header(resp.headers(), "x-frame-options"), "DENY");
 }
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[cfg(unix)]
+fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            walk(&p, out);
+        }
+        out.push(p);
+    }
+}
+
+/// The binary creates its data folder 0700 and every file in it 0600 whatever the shell's
+/// umask; a file another user can read is named in a start-up warning.
+#[cfg(unix)]
+#[tokio::test]
+async fn data_folder_is_private_and_loose_modes_are_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServerProcess::start(&data, &[]).await;
+    let (s, b) = send(
+        reqwest::Client::new()
+            .post(format!("{}/api/admin/users", server.base))
+            .basic_auth(ADMIN, Some(ADMIN_PW))
+            .json(&json!({"login": "bob", "password": "bob-pass-1"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    drop(server);
+    assert_eq!(mode(&data), 0o700);
+    let mut all = Vec::new();
+    walk(&data, &mut all);
+    assert!(all.len() > 3, "{all:?}");
+    for p in &all {
+        let m = mode(p);
+        let want = if p.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(m, want, "{} is {m:o}", p.display());
+    }
+
+    // An operator loosens a file: the next start names it.
+    let loose = all.iter().find(|p| p.is_file()).unwrap().clone();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let log = dir.path().join("server.log");
+    let port = free_port();
+    let mut child = std::process::Command::new(binary())
+        .arg("server")
+        .env("GF_PATHS_DATA", &data)
+        .env("GF_SERVER_HTTP_ADDR", "127.0.0.1")
+        .env("GF_SERVER_HTTP_PORT", port.to_string())
+        .env("GF_SECURITY_PASSWORD_HASH_ITERATIONS", TEST_ITERATIONS)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("readable by other users") && text.contains(&*loose.to_string_lossy()),
+        "{text}"
+    );
+}
