@@ -125,6 +125,38 @@ impl std::fmt::Display for Invalid {
     }
 }
 
+/// The largest seat count a token may carry (more is a broken or hostile issuer).
+pub const MAX_SEATS: i64 = 100_000_000;
+/// The largest day count (warnings, renewal period): ten years.
+pub const MAX_DAYS: i64 = 3650;
+/// The largest time a token may name: the end of year 9999.
+pub const MAX_TIME: i64 = 253_402_300_799;
+
+/// Refuses claims no issuer should sign: negative or absurd seats, day counts and times.
+/// 0 keeps its meaning (unlimited seats, Grafana's defaults for days).
+pub fn check_claims(c: &LicenseClaims) -> Result<(), String> {
+    let ranges: [(&str, i64, i64); 10] = [
+        ("included_users", c.included_users, MAX_SEATS),
+        ("included_admins", c.included_admins, MAX_SEATS),
+        ("included_viewers", c.included_viewers, MAX_SEATS),
+        ("lic_exp_warn_days", c.lic_exp_warn_days, MAX_DAYS),
+        ("tok_exp_warn_days", c.tok_exp_warn_days, MAX_DAYS),
+        ("update_days", c.update_days, MAX_DAYS),
+        ("iat", c.iat, MAX_TIME),
+        ("exp", c.exp, MAX_TIME),
+        ("nbf", c.nbf, MAX_TIME),
+        ("lexp", c.lexp, MAX_TIME),
+    ];
+    for (name, value, max) in ranges {
+        if !(0..=max).contains(&value) {
+            return Err(format!(
+                "malformed token: claim {name} = {value} is out of range (0 to {max})"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `update_days` below 1 counts as 1, as Grafana does.
 pub fn update_days(claims: &LicenseClaims) -> i64 {
     claims.update_days.max(1)

@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use crate::config::Settings;
 use crate::crypto::jws;
 use crate::domain::license::{
-    same_instance, update_days, validate, Invalid, LicenseClaims, LicenseState, RenewRequest,
-    RenewStats,
+    check_claims, same_instance, update_days, validate, Invalid, LicenseClaims, LicenseState,
+    RenewRequest, RenewStats,
 };
 use crate::domain::time::Clock;
 use crate::domain::Action;
@@ -174,7 +174,8 @@ impl LicensingService {
             .and_then(|v| {
                 serde_json::from_slice::<LicenseClaims>(&v.claims)
                     .map_err(|e| format!("malformed token: claims: {e}"))
-            });
+            })
+            .and_then(|c| check_claims(&c).map(|()| c));
         let mut cache = self.verified.lock();
         if cache.len() >= VERIFY_CACHE {
             cache.clear();

@@ -178,6 +178,29 @@ async fn each_invalid_token_is_refused_with_its_reason() {
         ),
         ("not-a-token".into(), "malformed token"),
         (String::new(), "token is required"),
+        // RFC 7515 4.1.11: an unknown critical extension invalidates a signed token.
+        (
+            key.sign_with_header(
+                &format!(r#"{{"alg":"EdDSA","kid":"{}","crit":["exp-ext"],"exp-ext":1}}"#, key.kid),
+                &serde_json::to_vec(&claims("x")).unwrap(),
+            ),
+            "token requires unsupported critical header extension(s): exp-ext",
+        ),
+        (
+            key.sign_with_header(
+                &format!(r#"{{"alg":"EdDSA","kid":"{}","crit":[]}}"#, key.kid),
+                &serde_json::to_vec(&claims("x")).unwrap(),
+            ),
+            "malformed token: crit must be a non-empty list",
+        ),
+        (
+            sign(key, &LicenseClaims { included_users: -5, ..claims("x") }),
+            "malformed token: claim included_users = -5 is out of range",
+        ),
+        (
+            sign(key, &LicenseClaims { update_days: 1_000_000, ..claims("x") }),
+            "malformed token: claim update_days = 1000000 is out of range",
+        ),
     ];
     for (token, reason) in cases {
         let (s, v) = upload(&l.app, &token).await;
