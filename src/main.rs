@@ -242,8 +242,14 @@ async fn run(cli: Cli) -> ExitCode {
             }
             .await;
             match result {
-                Ok(login) => {
-                    println!("Admin password changed successfully for user '{login}'.");
+                Ok(done) => {
+                    println!(
+                        "Admin password changed successfully for user '{}'.",
+                        done.login
+                    );
+                    if done.was_disabled {
+                        println!("The account was disabled and is enabled again.");
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

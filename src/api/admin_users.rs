@@ -79,7 +79,7 @@ api_errors!(
 api_errors!(
     /// Errors of user deletion.
     DeleteUserError {
-        400 => BadRequest: "The user is the last Grafana Admin.",
+        400 => BadRequest: "The user is the last enabled Grafana Admin.",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks `users:delete` on this user.",
         404 => NotFound: "No such user.",
@@ -89,6 +89,7 @@ api_errors!(
 api_errors!(
     /// Errors of disable and enable.
     UserStateError {
+        400 => BadRequest: "(disable) The user is the last enabled Grafana Admin.",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks the permission on this user.",
         404 => NotFound: "No such user.",

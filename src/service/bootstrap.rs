@@ -102,7 +102,18 @@ pub async fn first_start(services: &Services) -> Result<(), AppError> {
 }
 
 /// `tollgate admin reset-admin-password`: the admin is `[security] admin_user`, else user 1.
-pub async fn reset_admin_password(services: &Services, password: &str) -> Result<String, AppError> {
+/// What `tollgate admin reset-admin-password` did.
+pub struct ResetAdmin {
+    pub login: String,
+    /// The account was disabled and is enabled again.
+    pub was_disabled: bool,
+}
+
+/// Sets the admin's password and enables the account if it was disabled.
+pub async fn reset_admin_password(
+    services: &Services,
+    password: &str,
+) -> Result<ResetAdmin, AppError> {
     let s = &services.settings;
     let admin = match services.store.user_by_login(&s.admin_user).await? {
         Some(u) => u,
@@ -120,5 +131,15 @@ pub async fn reset_admin_password(services: &Services, password: &str) -> Result
             password,
         )
         .await?;
-    Ok(admin.login)
+    // A locked-out operator's way back: the account signs in again.
+    if admin.is_disabled {
+        services
+            .store
+            .set_disabled(admin.user_id(), false, services.clock.now())
+            .await?;
+    }
+    Ok(ResetAdmin {
+        login: admin.login,
+        was_disabled: admin.is_disabled,
+    })
 }

@@ -21,6 +21,8 @@ use crate::store::{
 };
 
 pub const USER_NOT_FOUND: &str = "User not found";
+/// Disabling the last enabled Grafana Admin would leave nobody to administer the server.
+pub const LAST_ENABLED_ADMIN: &str = "cannot disable the last enabled grafana admin";
 /// The answer to API keys and service-account tokens on `/api/user/*` (Grafana 10's 403;
 /// newer Grafana answers 304, which carries no body and breaks clients).
 pub const ONLY_FOR_USERS: &str = "Endpoint only available for users";
@@ -310,8 +312,8 @@ impl UserService {
         Ok(())
     }
 
-    /// `DELETE /api/admin/users/:id`. Refuses to delete the last Grafana Admin, which
-    /// would lock every operator out of the admin API (Grafana allows it).
+    /// `DELETE /api/admin/users/:id`. Refuses to delete the last enabled Grafana Admin,
+    /// which would lock every operator out of the admin API (Grafana allows it).
     pub async fn delete(&self, p: &Principal, id_or_uid: &str) -> Result<(), AppError> {
         let user = self
             .resolve_checked(p, id_or_uid, Action::UsersDelete)
@@ -351,7 +353,10 @@ impl UserService {
         self.store
             .set_disabled(user.user_id(), disabled, self.clock.now())
             .await
-            .map_err(AppError::store("Failed to update user"))?;
+            .map_err(|e| match e {
+                StoreError::LastAdmin => AppError::bad_request(LAST_ENABLED_ADMIN),
+                other => AppError::store("Failed to update user")(other),
+            })?;
         if disabled {
             self.revoke_credentials(user.user_id()).await?;
         }

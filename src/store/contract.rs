@@ -38,6 +38,8 @@ where
     users_set_memberships(fresh().await).await;
     users_last_grafana_admin(fresh().await).await;
     users_concurrent_admin_revocations(fresh().await).await;
+    users_last_enabled_admin(fresh().await).await;
+    users_concurrent_admin_disables(fresh().await).await;
     users_delete(fresh().await).await;
     users_search(fresh().await).await;
     users_touch_last_seen(fresh().await).await;
@@ -1021,6 +1023,102 @@ pub async fn users_concurrent_admin_revocations(s: Arc<dyn Store>) {
         let left = counts(&s).await.grafana_admins;
         assert_eq!((left, refused), (1, 1), "round {round}");
         for a in &admins {
+            s.set_grafana_admin(a.user_id(), true, 200 + round)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A disabled Grafana Admin cannot administer: the last *enabled* one may not be
+/// disabled, demoted or deleted; a disabled admin may be demoted or deleted freely.
+pub async fn users_last_enabled_admin(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let a = add(&s, grafana_admin("a"), OrgRole::Admin).await;
+    let b = add(&s, grafana_admin("b"), OrgRole::Admin).await;
+    let disabled = s.set_disabled(b.user_id(), true, 10).await.unwrap();
+    assert!(disabled.is_disabled && disabled.is_admin);
+    assert!(matches!(
+        s.set_disabled(a.user_id(), true, 11).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(matches!(
+        s.set_grafana_admin(a.user_id(), false, 11).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(matches!(
+        s.delete_user(a.user_id()).await,
+        Err(StoreError::LastAdmin)
+    ));
+    assert!(!reload(&s, &a).await.is_disabled, "refusals change nothing");
+    // Re-enabled, b counts again: a may go.
+    s.set_disabled(b.user_id(), false, 12).await.unwrap();
+    s.set_disabled(a.user_id(), true, 13).await.unwrap();
+    // The disabled a is not what keeps the server administrable.
+    let demoted = s.set_grafana_admin(a.user_id(), false, 14).await.unwrap();
+    assert!(!demoted.is_admin);
+    s.set_grafana_admin(a.user_id(), true, 15).await.unwrap();
+    assert!(s.delete_user(a.user_id()).await.unwrap().is_some());
+    assert!(matches!(
+        s.set_disabled(b.user_id(), true, 16).await,
+        Err(StoreError::LastAdmin)
+    ));
+    // Disabling a plain user, or one already disabled, is always fine.
+    let u = add(&s, user("plain"), OrgRole::Viewer).await;
+    assert!(
+        s.set_disabled(u.user_id(), true, 17)
+            .await
+            .unwrap()
+            .is_disabled
+    );
+    assert!(
+        s.set_disabled(u.user_id(), true, 18)
+            .await
+            .unwrap()
+            .is_disabled
+    );
+}
+
+/// Six admins disabled at once, five rounds: exactly one stays enabled each time.
+pub async fn users_concurrent_admin_disables(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let mut admins = Vec::new();
+    for i in 0..6 {
+        admins.push(add(&s, grafana_admin(&format!("admin{i}")), OrgRole::Admin).await);
+    }
+    for round in 0..5 {
+        let mut tasks = Vec::new();
+        for (i, a) in admins.iter().enumerate() {
+            let (s, id) = (s.clone(), a.user_id());
+            // Half disable, half are demoted: both must keep one enabled admin.
+            tasks.push(tokio::spawn(async move {
+                if i % 2 == 0 {
+                    s.set_disabled(id, true, 100 + round).await
+                } else {
+                    s.set_grafana_admin(id, false, 100 + round).await
+                }
+            }));
+        }
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => {}
+                Err(StoreError::LastAdmin) => refused += 1,
+                Err(e) => panic!("round {round}: {e:?}"),
+            }
+        }
+        let mut enabled = 0;
+        for a in &admins {
+            let u = reload(&s, a).await;
+            if u.is_admin && !u.is_disabled {
+                enabled += 1;
+            }
+        }
+        assert_eq!((enabled, refused), (1, 1), "round {round}");
+        for a in &admins {
+            s.set_disabled(a.user_id(), false, 200 + round)
+                .await
+                .unwrap();
             s.set_grafana_admin(a.user_id(), true, 200 + round)
                 .await
                 .unwrap();

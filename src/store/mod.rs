@@ -107,6 +107,7 @@ pub trait UserStore: Send + Sync {
         expected: &PasswordHash,
         new: PasswordHash,
     ) -> StoreResult<bool>;
+    /// `LastAdmin` when disabling the last enabled Grafana Admin.
     async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord>;
     /// Changes the named profile fields, re-indexing login and email.
     async fn update_profile(

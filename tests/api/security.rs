@@ -131,3 +131,103 @@ async fn data_folder_is_private_and_loose_modes_are_named() {
         "{text}"
     );
 }
+
+/// The only enabled Grafana Admin cannot lock everyone out: disabling, demoting or deleting
+/// it is refused with a reason; with another enabled admin it works, and a disabled
+/// admin does not count.
+#[tokio::test]
+async fn the_last_enabled_grafana_admin_cannot_be_disabled_demoted_or_deleted() {
+    let app = TestApp::spawn().await;
+    let (s, b) = send(app.admin(Method::POST, "/api/admin/users/1/disable")).await;
+    assert_eq!(
+        (s, message(&b)),
+        (400, "cannot disable the last enabled grafana admin"),
+        "{b}"
+    );
+    let (s, b) = send(app.admin(Method::GET, "/api/user")).await;
+    assert_eq!(s, 200, "still signed in: {b}");
+
+    // A second admin, disabled: it does not count.
+    let root = app.create_user("root2", "root2-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/admin/users/{root}/permissions"))
+            .json(&json!({"isGrafanaAdmin": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.admin(Method::POST, &format!("/api/admin/users/{root}/disable"))).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(
+        app.admin(Method::PUT, "/api/admin/users/1/permissions")
+            .json(&json!({"isGrafanaAdmin": false})),
+    )
+    .await;
+    assert_eq!(
+        (s, message(&b)),
+        (400, "cannot remove last grafana admin"),
+        "{b}"
+    );
+    let (s, b) = send(app.admin(Method::POST, "/api/admin/users/1/disable")).await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = send(app.admin(Method::DELETE, "/api/admin/users/1")).await;
+    assert_eq!(
+        (s, message(&b)),
+        (400, "cannot remove last grafana admin"),
+        "{b}"
+    );
+
+    // Enabled again, root2 counts: the first admin may now be disabled (by root2).
+    let (s, b) = send(app.admin(Method::POST, &format!("/api/admin/users/{root}/enable"))).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.as_user(
+        Method::POST,
+        "/api/admin/users/1/disable",
+        "root2",
+        "root2-pass-1",
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+/// `tollgate admin reset-admin-password` is the way back for a disabled admin: it sets the
+/// password and enables the account, and says so.
+#[tokio::test]
+async fn reset_admin_password_enables_a_disabled_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let app = TestApp::spawn_in(&data, &[]).await;
+    let root = app.create_user("root2", "root2-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/admin/users/{root}/permissions"))
+            .json(&json!({"isGrafanaAdmin": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.as_user(
+        Method::POST,
+        "/api/admin/users/1/disable",
+        "root2",
+        "root2-pass-1",
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, _) = send(app.admin(Method::GET, "/api/user")).await;
+    assert_eq!(s, 401, "disabled");
+    app.stop().await;
+    let out = std::process::Command::new(binary())
+        .args(["admin", "reset-admin-password", "brand-new-pw"])
+        .env("GF_PATHS_DATA", &data)
+        .env("GF_SECURITY_PASSWORD_HASH_ITERATIONS", TEST_ITERATIONS)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("enabled again"), "{stdout}");
+    let app = TestApp::spawn_in(&data, &[]).await;
+    let (s, b) = send(app.as_user(Method::GET, "/api/user", ADMIN, "brand-new-pw")).await;
+    assert_eq!(s, 200, "{b}");
+}

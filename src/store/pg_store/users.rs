@@ -192,22 +192,24 @@ pub(super) async fn lock_user(
         .transpose()
 }
 
-/// Locks every Grafana Admin row (in id order, so that two such transactions cannot
-/// deadlock) and returns their ids: until the transaction ends none of them can lose the
-/// flag or go. Service accounts do not count (as in `Counts::grafana_admins`).
+/// Locks every enabled Grafana Admin row (in id order, so that two such transactions
+/// cannot deadlock) and returns their ids: until the transaction ends none of them can lose
+/// the flag, be disabled or go. Service accounts do not count (as in
+/// `Counts::grafana_admins`), nor do disabled admins (they cannot sign in).
 pub(super) async fn lock_grafana_admins(conn: &mut PgConnection) -> StoreResult<Vec<i64>> {
     sqlx::query_scalar(
-        "SELECT id FROM users WHERE is_admin AND NOT is_service_account ORDER BY id FOR UPDATE",
+        "SELECT id FROM users WHERE is_admin AND NOT is_service_account AND NOT is_disabled \
+         ORDER BY id FOR UPDATE",
     )
     .fetch_all(conn)
     .await
     .map_err(db_err)
 }
 
-/// The last Grafana Admin rule: `target` may lose the flag (or go) only if another Grafana
-/// Admin stays. `admins` are the locked ones.
+/// The last Grafana Admin rule: an enabled `target` may lose the flag, be disabled or go
+/// only if another enabled Grafana Admin stays. `admins` are the locked ones.
 pub(super) fn check_not_last_admin(target: &UserRecord, admins: &[i64]) -> StoreResult<()> {
-    if !target.is_admin || target.is_service_account {
+    if !target.is_admin || target.is_service_account || target.is_disabled {
         return Ok(());
     }
     let others = admins.iter().filter(|&&a| a != id(target.id)).count();
@@ -434,13 +436,15 @@ impl PgStore {
     /// was locked at that moment (nothing written).
     async fn revoke_with_witness(&self, user: UserId, at: i64) -> StoreResult<Option<UserRecord>> {
         const SQL: &str = concat!(
-            "WITH t AS (SELECT id, is_service_account FROM users WHERE id = $1 FOR UPDATE), \
+            "WITH t AS (SELECT id, is_service_account, is_disabled FROM users \
+                   WHERE id = $1 FOR UPDATE), \
              w AS (SELECT o.id FROM users o, t \
-                   WHERE o.is_admin AND NOT o.is_service_account AND o.id <> t.id \
+                   WHERE o.is_admin AND NOT o.is_service_account AND NOT o.is_disabled \
+                     AND o.id <> t.id \
                    LIMIT 1 FOR UPDATE OF o SKIP LOCKED) \
              UPDATE users AS u SET is_admin = false, updated = to_timestamp($2) \
              FROM t WHERE u.id = t.id AND u.is_admin \
-                 AND (t.is_service_account OR EXISTS (SELECT 1 FROM w)) \
+                 AND (t.is_service_account OR t.is_disabled OR EXISTS (SELECT 1 FROM w)) \
              RETURNING ",
             user_cols!()
         );
@@ -463,7 +467,7 @@ impl PgStore {
         }
         let others: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM users \
-             WHERE is_admin AND NOT is_service_account AND id <> $1)",
+             WHERE is_admin AND NOT is_service_account AND NOT is_disabled AND id <> $1)",
         )
         .bind(id(user.0))
         .fetch_one(self.pool())
@@ -474,6 +478,33 @@ impl PgStore {
         } else {
             Err(StoreError::LastAdmin)
         }
+    }
+
+    /// Disables a Grafana Admin with every enabled admin locked (in id order, as deletion
+    /// does): refused when no other enabled admin would stay.
+    async fn disable_admin(&self, user: UserId, at: i64) -> StoreResult<UserRecord> {
+        const SQL: &str = concat!(
+            "UPDATE users AS u SET is_disabled = true, updated = to_timestamp($2) \
+             WHERE u.id = $1 RETURNING ",
+            user_cols!()
+        );
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let admins = lock_grafana_admins(&mut tx).await?;
+        let row = lock_user(&mut tx, id(user.0))
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if row.is_disabled {
+            return Ok(row);
+        }
+        check_not_last_admin(&row, &admins)?;
+        let done = sqlx::query(SQL)
+            .bind(id(user.0))
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        user_from_row(&done)
     }
 
     /// The user row straight from the database.
@@ -685,9 +716,12 @@ impl UserStore for PgStore {
     }
 
     async fn set_disabled(&self, user: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
+        // One statement for everyone but a Grafana Admin being disabled, who must leave
+        // another enabled one behind (`disable_admin`).
         const SQL: &str = concat!(
             "UPDATE users AS u SET is_disabled = $2, updated = to_timestamp($3) \
-             WHERE u.id = $1 AND u.is_disabled <> $2 RETURNING ",
+             WHERE u.id = $1 AND u.is_disabled <> $2 \
+               AND NOT ($2 AND u.is_admin AND NOT u.is_service_account) RETURNING ",
             user_cols!()
         );
         let changed = sqlx::query(SQL)
@@ -697,11 +731,20 @@ impl UserStore for PgStore {
             .fetch_optional(self.pool())
             .await;
         self.cache().forget_user(user.0);
-        match changed.map_err(db_err)? {
-            Some(row) => user_from_row(&row),
-            // Already so (the row is left alone, as sled does), or missing.
-            None => self.user(user).await?.ok_or(StoreError::NotFound),
+        if let Some(row) = changed.map_err(db_err)? {
+            return user_from_row(&row);
         }
+        // Already so (the row is left alone, as sled does), missing, or an admin.
+        let row = self
+            .user_uncached(user)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        if !disabled || row.is_disabled || !row.is_admin || row.is_service_account {
+            return Ok(row);
+        }
+        let r = self.disable_admin(user, at).await;
+        self.cache().forget_user(user.0);
+        r
     }
 
     async fn update_profile(

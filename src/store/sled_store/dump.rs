@@ -109,6 +109,9 @@ impl SledStore {
                 bump(counter::USERS, 1);
                 if u.is_admin {
                     bump(counter::GRAFANA_ADMINS, 1);
+                    if !u.is_disabled {
+                        bump(counter::ENABLED_ADMINS, 1);
+                    }
                 }
                 bump(counter::for_role(u.highest_role()), 1);
             }

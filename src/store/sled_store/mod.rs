@@ -39,6 +39,9 @@ pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 pub(crate) mod counter {
     pub const USERS: &str = "users";
     pub const GRAFANA_ADMINS: &str = "grafana_admins";
+    /// Grafana Admins that are not disabled: the last one may not go, be demoted or be
+    /// disabled (nobody could administer the server any more).
+    pub const ENABLED_ADMINS: &str = "grafana_admins.enabled";
     pub const ORGS: &str = "orgs";
     pub const ROLE_ADMIN: &str = "role.admin";
     pub const ROLE_EDITOR: &str = "role.editor";
@@ -235,6 +238,7 @@ impl SledStore {
             })?;
         let store = Self::from_db(db)?;
         migrate::upgrade(&store)?;
+        store.count_enabled_admins()?;
         store.index_org_names()?;
         Ok(store)
     }

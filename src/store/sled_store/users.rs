@@ -29,8 +29,24 @@ pub(crate) fn count_user(counters: &TransactionalTree, u: &UserRecord, sign: i64
     bump(counters, counter::USERS, sign)?;
     if u.is_admin {
         bump(counters, counter::GRAFANA_ADMINS, sign)?;
+        if !u.is_disabled {
+            bump(counters, counter::ENABLED_ADMINS, sign)?;
+        }
     }
     bump(counters, counter::for_role(u.highest_role()), sign)
+}
+
+/// Whether `row` is a Grafana Admin that counts (enabled, not a service account).
+fn enabled_admin(row: &UserRecord) -> bool {
+    row.is_admin && !row.is_disabled && !row.is_service_account
+}
+
+/// The last enabled Grafana Admin may not go, lose the flag or be disabled.
+fn check_not_last_enabled_admin(counters: &TransactionalTree, row: &UserRecord) -> TxResult<()> {
+    if enabled_admin(row) && read_u64(counters.get(counter::ENABLED_ADMINS)?.as_deref()) <= 1 {
+        return abort(StoreError::LastAdmin);
+    }
+    Ok(())
 }
 
 /// Removes a user row with its indexes, memberships and counts (inside a transaction).
@@ -47,9 +63,7 @@ pub(crate) fn remove_user_row(
         return Ok(None);
     };
     let row: UserRecord = dec(&old)?;
-    if row.is_admin && read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref()) <= 1 {
-        return abort(StoreError::LastAdmin);
-    }
+    check_not_last_enabled_admin(counters, &row)?;
     users.remove(&id.key())?;
     by_login.remove(fold(&row.login).as_bytes())?;
     by_email.remove(fold(&row.email).as_bytes())?;
@@ -437,14 +451,31 @@ impl UserStore for SledStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
-        let r = self.change_user(id, |row| {
-            if row.is_disabled == disabled {
-                return Ok(false);
-            }
-            row.is_disabled = disabled;
-            row.updated = at;
-            Ok(true)
-        });
+        let r = (&self.users, &self.counters)
+            .transaction(|(users, counters)| {
+                let Some(old) = users.get(id.key())? else {
+                    return abort(StoreError::NotFound);
+                };
+                let mut row: UserRecord = dec(&old)?;
+                if row.is_disabled == disabled {
+                    return Ok(row);
+                }
+                if disabled {
+                    check_not_last_enabled_admin(counters, &row)?;
+                }
+                if row.is_admin && !row.is_service_account {
+                    bump(
+                        counters,
+                        counter::ENABLED_ADMINS,
+                        if disabled { -1 } else { 1 },
+                    )?;
+                }
+                row.is_disabled = disabled;
+                row.updated = at;
+                users.insert(&id.key(), enc(&row)?)?;
+                Ok(row)
+            })
+            .map_err(tx_err);
         self.durable(r).await
     }
 
@@ -553,19 +584,18 @@ impl UserStore for SledStore {
                 if row.is_admin == admin {
                     return Ok(row);
                 }
-                let admins = read_u64(counters.get(counter::GRAFANA_ADMINS)?.as_deref());
-                if !admin && admins <= 1 {
-                    return abort(StoreError::LastAdmin);
+                if !admin {
+                    check_not_last_enabled_admin(counters, &row)?;
                 }
                 row.is_admin = admin;
                 row.updated = at;
                 users.insert(&id.key(), enc(&row)?)?;
                 if !row.is_service_account {
-                    bump(
-                        counters,
-                        counter::GRAFANA_ADMINS,
-                        if admin { 1 } else { -1 },
-                    )?;
+                    let delta = if admin { 1 } else { -1 };
+                    bump(counters, counter::GRAFANA_ADMINS, delta)?;
+                    if !row.is_disabled {
+                        bump(counters, counter::ENABLED_ADMINS, delta)?;
+                    }
                 }
                 Ok(row)
             })
@@ -868,5 +898,31 @@ impl MetaStore for SledStore {
             .map(|_| ())
             .map_err(StoreError::from);
         self.durable(r).await
+    }
+}
+
+impl SledStore {
+    /// Counts the enabled Grafana Admins once, for a data folder written before the
+    /// counter existed (a scan at open; later writes keep it).
+    pub(super) fn count_enabled_admins(&self) -> StoreResult<()> {
+        if self.counters.get(counter::ENABLED_ADMINS)?.is_some() {
+            return Ok(());
+        }
+        let mut n = 0u64;
+        for item in self.users.iter() {
+            let (_, v) = item?;
+            let row: UserRecord = codec::decode(&v)?;
+            if enabled_admin(&row) {
+                n += 1;
+            }
+        }
+        self.counters
+            .compare_and_swap(
+                counter::ENABLED_ADMINS,
+                None as Option<&[u8]>,
+                Some(&n.to_be_bytes()[..]),
+            )?
+            .ok();
+        Ok(())
     }
 }
