@@ -10,9 +10,37 @@ use super::{Action, OrgId, PermissionSet, UserId};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login(String);
 
+/// Unicode NFKC of a login or email (compatibility forms such as fullwidth letters become
+/// their plain form, so a lookalike collides with the original), refusing characters a
+/// reader cannot see or that reorder text: controls, format characters (zero-width,
+/// bidirectional overrides), separators other than a space, private-use and unassigned
+/// code points.
+fn normalize_identifier(what: &str, raw: &str) -> Result<String, String> {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let v: String = raw.trim().nfkc().collect();
+    for c in v.chars() {
+        let reason = match c.general_category() {
+            G::Control => "a control character",
+            G::Format => "an invisible formatting character (zero-width or bidirectional)",
+            G::LineSeparator | G::ParagraphSeparator => "a line or paragraph separator",
+            G::PrivateUse => "a private-use character",
+            G::Surrogate | G::Unassigned => "an unassigned character",
+            _ => continue,
+        };
+        return Err(format!(
+            "{what} must not contain {reason} (U+{:04X})",
+            u32::from(c)
+        ));
+    }
+    Ok(v)
+}
+
 impl Login {
+    /// Trimmed and NFKC-normalised; see [`normalize_identifier`] for what is refused.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let v = raw.trim();
+        let v = normalize_identifier("login", raw)?;
+        let v = v.as_str();
         if v.is_empty() {
             return Err("login must not be empty".into());
         }
@@ -43,7 +71,8 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let v = raw.trim();
+        let v = normalize_identifier("email", raw)?;
+        let v = v.as_str();
         if v.is_empty() {
             return Err("email must not be empty".into());
         }

@@ -231,3 +231,52 @@ async fn reset_admin_password_enables_a_disabled_admin() {
     let (s, b) = send(app.as_user(Method::GET, "/api/user", ADMIN, "brand-new-pw")).await;
     assert_eq!(s, 200, "{b}");
 }
+
+/// Logins and emails are NFKC-normalised: a fullwidth or otherwise compatible lookalike of
+/// an existing login is a duplicate; invisible and reordering characters are refused with
+/// the character named.
+#[tokio::test]
+async fn lookalike_logins_are_refused_or_collide() {
+    let app = TestApp::spawn().await;
+    let create = |login: &str| {
+        app.admin(Method::POST, "/api/admin/users")
+            .json(&json!({"login": login, "password": "a-long-pass-1"}))
+    };
+    for (login, named) in [
+        ("admin\u{200b}", "U+200B"),
+        ("\u{202e}admin", "U+202E"),
+        ("ad\u{2066}min", "U+2066"),
+        ("bob\u{e000}", "U+E000"),
+        ("carol\u{0378}", "U+0378"),
+        ("dave\u{7}", "U+0007"),
+    ] {
+        let (s, b) = send(create(login)).await;
+        assert_eq!(s, 400, "{login:?}: {b}");
+        assert!(
+            message(&b).starts_with("login must not contain") && message(&b).contains(named),
+            "{login:?}: {b}"
+        );
+    }
+    // Fullwidth letters and a ligature normalise to an existing login: a duplicate.
+    for login in ["ａｄｍｉｎ", "ADMIN", "\u{FB01}"] {
+        if login == "\u{FB01}" {
+            let (s, b) = send(create("fi")).await;
+            assert_eq!(s, 200, "{b}");
+        }
+        let (s, b) = send(create(login)).await;
+        assert_eq!(s, 412, "{login:?} is taken: {b}");
+    }
+    // The stored login is the normalised one.
+    let (s, b) = send(create("ｅｖｅ")).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.admin(Method::GET, "/api/users/lookup?loginOrEmail=eve")).await;
+    assert_eq!((s, b["login"].as_str()), (200, Some("eve")), "{b}");
+    // Emails too.
+    let (s, b) = send(
+        app.admin(Method::POST, "/api/admin/users")
+            .json(&json!({"login": "frank", "email": "frank\u{200d}@example.org", "password": "a-long-pass-1"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(message(&b).starts_with("email must not contain"), "{b}");
+}
