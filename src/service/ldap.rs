@@ -584,6 +584,22 @@ impl LdapService {
         let existing = self.users.user_by_login(&login).await?;
         let at = self.clock.now();
         let mut user = match existing {
+            // A local account with its own password is not the directory's to take
+            // (Grafana converts it; the OAuth equivalent was CVE-2023-3128).
+            Some(u)
+                if u.auth_module != "ldap"
+                    && u.password.is_some()
+                    && !self.flag("allow_local_takeover") =>
+            {
+                tracing::warn!(
+                    login = %u.login,
+                    "LDAP sign-in refused: a local user with a password has this login \
+                     ([auth.ldap] allow_local_takeover = true lets the directory take it over)"
+                );
+                return Err(AppError::Unauthorized(
+                    "Invalid username or password".into(),
+                ));
+            }
             Some(u) => {
                 if u.email != email || u.name != name || u.auth_module != "ldap" {
                     let change = ProfileChange {

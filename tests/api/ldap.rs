@@ -506,3 +506,46 @@ async fn ldap_group_search_replaces_the_users_member_of() {
     let (s, v) = sign_in(&l.app, "carol", "carol-pw").await;
     assert_eq!(s, 401, "viewers is not searched for: {v}");
 }
+
+/// A directory identity whose login is a local user's (with a local password) does not
+/// take the local account over unless `allow_local_takeover`: the sign-in fails as a wrong
+/// password does, the local user keeps its password, flags and module.
+#[tokio::test]
+async fn a_directory_user_does_not_take_over_a_local_account() {
+    let l = with_ldap().await;
+    let app = &l.app;
+    app.create_user("alice", "local-alice-pw").await;
+    let (s, b) = sign_in(app, "alice", "alice-pw").await;
+    assert_eq!(
+        (s, message(&b)),
+        (401, "Invalid username or password"),
+        "{b}"
+    );
+    let u = app
+        .services
+        .store
+        .user_by_login("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (u.auth_module.as_str(), u.is_admin),
+        ("", false),
+        "still local"
+    );
+    assert_eq!(sign_in(app, "alice", "local-alice-pw").await.0, 200);
+
+    // The operator allows it: the directory takes the account (Grafana's behaviour).
+    let f = l.file.to_string_lossy().to_string();
+    let app = TestApp::spawn_with(&[
+        ("auth.ldap", "enabled", "true"),
+        ("auth.ldap", "config_file", f.as_str()),
+        ("auth.ldap", "allow_local_takeover", "true"),
+    ])
+    .await;
+    app.create_user("alice", "local-alice-pw").await;
+    let (s, b) = sign_in(&app, "alice", "alice-pw").await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["authLabels"], json!(["LDAP"]), "{b}");
+    assert_eq!(role(&app, "alice").await, (Some(OrgRole::Admin), true));
+}
