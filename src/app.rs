@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use tokio::net::TcpListener;
 
 use crate::api::{self, middleware::AllowTable};
 use crate::config::Settings;
@@ -19,7 +19,7 @@ use crate::ui;
 
 pub struct App {
     pub services: Arc<Services>,
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     addr: SocketAddr,
 }
 
@@ -77,18 +77,15 @@ impl App {
                 }
             });
         }
-        let acceptor = TcpListener::bind(bind.clone())
-            .into_acceptor()
+        let listener = TcpListener::bind(bind.as_str())
             .await
             .map_err(|e| AppError::internal("cannot listen", format!("{bind}: {e}")))?;
-        let addr = acceptor
+        let addr = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .ok_or_else(|| AppError::internal("cannot listen", "no local address"))?;
+            .map_err(|e| AppError::internal("cannot listen", format!("{bind}: {e}")))?;
         Ok(Self {
             services,
-            acceptor,
+            listener,
             addr,
         })
     }
@@ -102,13 +99,14 @@ impl App {
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
         let janitor = tokio::spawn(housekeeping(services.clone()));
         let follower = tokio::spawn(follow_changes(services.clone()));
-        let result = Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                routes(services.clone()),
-                shutdown,
-                Some(Duration::from_secs(10)),
-            )
-            .await;
+        let s = &services.settings;
+        let limits = crate::transport::Limits {
+            header_read_timeout: s.header_read_timeout,
+            max_connections_per_ip: s.max_connections_per_ip,
+            shutdown_grace: Duration::from_secs(10),
+        };
+        let ep = routes(services.clone()).map_to_response().boxed();
+        let result = crate::transport::serve(self.listener, ep, limits, shutdown).await;
         // Wait for the background tasks to end, so that they release the services (and
         // with them the store: sled's folder lock) before `run` returns.
         janitor.abort();

@@ -291,6 +291,14 @@ pub struct Settings {
     pub domain: String,
     pub root_url: String,
     pub max_request_body_bytes: usize,
+    /// `[server] header_read_timeout`: a request head must arrive whole within it; idle
+    /// keep-alive connections close after it.
+    pub header_read_timeout: Duration,
+    /// `[server] read_timeout` (Grafana's key): a request body must arrive within it; 0
+    /// disables the deadline.
+    pub read_timeout: Duration,
+    /// `[server] max_connections_per_ip`: concurrent connections from one address.
+    pub max_connections_per_ip: usize,
     pub admin_user: String,
     pub admin_password: Option<String>,
     pub admin_email: String,
@@ -630,6 +638,17 @@ impl Settings {
             domain: r.str("server", "domain"),
             root_url,
             max_request_body_bytes: max_body,
+            header_read_timeout: r
+                .duration("server", "header_read_timeout", Duration::from_secs(10))
+                .and_then(|d| {
+                    if d.is_zero() {
+                        Err(r.err("server", "header_read_timeout", "must be at least 1s"))
+                    } else {
+                        Ok(d)
+                    }
+                })?,
+            read_timeout: r.duration("server", "read_timeout", Duration::from_secs(30))?,
+            max_connections_per_ip: r.num::<usize>("server", "max_connections_per_ip")?.max(1),
             admin_user: r.str("security", "admin_user"),
             admin_password: r.optional("security", "admin_password"),
             admin_email: r.str("security", "admin_email"),

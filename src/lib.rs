@@ -16,4 +16,5 @@ pub mod issuer;
 pub mod provisioning;
 pub mod service;
 pub mod store;
+pub mod transport;
 pub mod ui;

@@ -16,7 +16,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 use serde_json::Value;
 
 use crate::api::auth::services;
-use crate::api::error::into_poem;
+use crate::api::error::{error_response, into_poem, ErrorBody};
 use crate::error::AppError;
 
 pub const BAD_REQUEST_DATA: &str = "bad request data";
@@ -136,6 +136,10 @@ impl<T: ParseFromJSON + 'static> ParsePayload for GfJson<T> {
         let limit = services(req)
             .map(|s| s.settings.max_request_body_bytes)
             .unwrap_or(FALLBACK_LIMIT);
+        let deadline = services(req)
+            .ok()
+            .map(|s| s.settings.read_timeout)
+            .filter(|d| !d.is_zero());
         let too_large = || into_poem(AppError::PayloadTooLarge);
         if req
             .headers()
@@ -146,14 +150,21 @@ impl<T: ParseFromJSON + 'static> ParsePayload for GfJson<T> {
         {
             return Err(too_large());
         }
-        let bytes = body
-            .take()?
-            .into_bytes_limit(limit)
-            .await
-            .map_err(|e| match e {
-                poem::error::ReadBodyError::PayloadTooLarge => too_large(),
-                _ => bad_request(),
-            })?;
+        let read = body.take()?.into_bytes_limit(limit);
+        let read = match deadline {
+            // A client that trickles its body holds a connection and a task: cut it off.
+            Some(d) => tokio::time::timeout(d, read).await.map_err(|_| {
+                poem::Error::from_response(error_response(
+                    408,
+                    &ErrorBody::message("request body not received in time"),
+                ))
+            })?,
+            None => read.await,
+        };
+        let bytes = read.map_err(|e| match e {
+            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+            _ => bad_request(),
+        })?;
         let mut value: Value = if bytes.is_empty() {
             Value::Object(Default::default())
         } else {

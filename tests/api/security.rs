@@ -280,3 +280,95 @@ async fn lookalike_logins_are_refused_or_collide() {
     assert_eq!(s, 400, "{b}");
     assert!(message(&b).starts_with("email must not contain"), "{b}");
 }
+
+/// Slow and greedy clients: connections that trickle their request head are closed after
+/// `header_read_timeout`; one address cannot hold more than `max_connections_per_ip`
+/// connections; a body that does not arrive within `read_timeout` is answered 408. Normal
+/// clients from another address keep being served at once meanwhile.
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_do_not_starve_others() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&[
+        ("server", "header_read_timeout", "1s"),
+        ("server", "read_timeout", "1s"),
+        ("server", "max_connections_per_ip", "8"),
+    ])
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+
+    // 20 slowloris connections from 127.0.0.1, each sending a header byte every 200 ms.
+    let started = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let addr = addr.clone();
+        slow.push(tokio::spawn(async move {
+            let Ok(mut c) = tokio::net::TcpStream::connect(&addr).await else {
+                return (false, Duration::ZERO);
+            };
+            let t = Instant::now();
+            let _ = c
+                .write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")
+                .await;
+            let mut buf = [0u8; 256];
+            for _ in 0..50 {
+                // A closed connection shows as EOF or an error on read or write.
+                if c.write_all(b"X").await.is_err() {
+                    return (true, t.elapsed());
+                }
+                match tokio::time::timeout(Duration::from_millis(200), c.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return (true, t.elapsed()),
+                    _ => {}
+                }
+            }
+            (false, t.elapsed())
+        }));
+    }
+    // Meanwhile a normal client from another address is served promptly, every time.
+    let other = app.client_from("127.0.0.2");
+    for _ in 0..10 {
+        let t = Instant::now();
+        let r = other.get(app.url("/api/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut closed_early = 0;
+    for t in slow {
+        let (closed, after) = t.await.unwrap();
+        assert!(closed, "every slow connection is closed");
+        if after < Duration::from_millis(500) {
+            closed_early += 1; // over the per-address cap: closed at once
+        } else {
+            assert!(
+                after < Duration::from_secs(4),
+                "closed by the header deadline: {after:?}"
+            );
+        }
+    }
+    assert!(
+        closed_early >= 12,
+        "at most 8 held at once: {closed_early} refused"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // A body that stalls: 408 after read_timeout.
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/admin/users HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"login\":",
+        base64_admin()
+    );
+    c.write_all(head.as_bytes()).await.unwrap();
+    let t = Instant::now();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
+
+fn base64_admin() -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN}:{ADMIN_PW}"))
+}

@@ -1,0 +1,168 @@
+//! The HTTP server loop: accepts TCP connections and serves them with hyper, with the
+//! limits a server facing the open network needs and poem's `Server` does not set:
+//! - a header-read deadline (`[server] header_read_timeout`, default 10 s): a request head
+//!   must arrive whole within it, and an idle keep-alive connection is closed when no new
+//!   request starts within it (slowloris);
+//! - a cap on concurrent connections per client address (`[server]
+//!   max_connections_per_ip`): more are closed at once;
+//! - graceful shutdown: stop accepting, let requests in flight finish (up to a grace
+//!   period), then close.
+//!
+//! The request-body deadline (`[server] read_timeout`) is a middleware
+//! ([`crate::api::middleware::body_deadline`]): it needs the request, not the socket.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use parking_lot::Mutex;
+use poem::endpoint::BoxEndpoint;
+use poem::http::uri::Scheme;
+use poem::web::{LocalAddr, RemoteAddr};
+use poem::{Endpoint, Response};
+
+/// The body type poem's responses convert to for hyper.
+type HyperBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What the loop enforces.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub max_connections_per_ip: usize,
+    /// How long requests in flight may run after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// Open connections per client address; a slot frees itself when dropped.
+#[derive(Default)]
+struct PerAddress {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct Slot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn try_take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<Slot> {
+        let mut open = self.open.lock();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.table.open.lock();
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `ep` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    ep: BoxEndpoint<'static, Response>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let ep = Arc::new(ep);
+    let local = listener.local_addr()?;
+    let table = Arc::new(PerAddress::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of descriptors and the like: back off, keep serving.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let Some(slot) = table.try_take(peer.ip(), limits.max_connections_per_ip) else {
+                    tracing::debug!(peer = %peer, "connection refused: too many from this address");
+                    drop(stream);
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                conns.spawn(connection(stream, local, peer, ep.clone(), limits, stop_rx.clone(), slot));
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after the shutdown grace period: closing");
+        conns.shutdown().await;
+    }
+    Ok(())
+}
+
+async fn connection(
+    stream: tokio::net::TcpStream,
+    local: SocketAddr,
+    peer: SocketAddr,
+    ep: Arc<BoxEndpoint<'static, Response>>,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+    _slot: Slot,
+) {
+    let local = LocalAddr(poem::Addr::SocketAddr(local));
+    let remote = RemoteAddr(poem::Addr::SocketAddr(peer));
+    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
+        async move {
+            let req = poem::Request::from((req, local, remote, Scheme::HTTP));
+            let resp = ep.get_response(req).await;
+            Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_read_timeout));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
