@@ -58,6 +58,15 @@ def get(path, method="GET"):
         return e.code, json.load(e)
 
 
+def in_org(org_id, path):
+    """GET path as the admin in another org (tollgate ignores X-Grafana-Org-Id), then back."""
+    assert get(f"/api/user/using/{org_id}", "POST")[0] == 200
+    try:
+        return get(path)
+    finally:
+        assert get("/api/user/using/1", "POST")[0] == 200
+
+
 def main():
     with tempfile.TemporaryDirectory() as home:
         stats, tasks = playbook("present", home)
@@ -77,6 +86,8 @@ def main():
         status, ds = get("/api/datasources/name/ansible-prometheus")
         assert ds["isDefault"] and ds["basicAuthUser"] == "scraper" and ds["jsonData"]["httpMethod"] == "POST", ds
         assert ds["secureJsonFields"] == {"basicAuthPassword": True}, ds
+        status, loki = in_org(org["id"], "/api/datasources/name/ansible-loki")
+        assert status == 200 and loki["orgId"] == org["id"] and loki["uid"] == "ansible-loki", loki
 
         stats, tasks = playbook("absent", home)
         assert stats["changed"] == 3, (stats, tasks)
@@ -85,6 +96,7 @@ def main():
         assert get("/api/user/using/1", "POST")[0] == 200
         assert get("/api/users/lookup?loginOrEmail=ansible-user")[0] == 404
         assert get("/api/datasources/name/ansible-prometheus")[0] == 404
+        assert in_org(org["id"], "/api/datasources/name/ansible-loki")[0] == 404
     print("ansible community.grafana: ok")
 
 
