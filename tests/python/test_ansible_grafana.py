@@ -25,6 +25,7 @@ def playbook(state, home):
         ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
         ANSIBLE_HOME=home,
         ANSIBLE_LOCAL_TEMP=os.path.join(home, "tmp"),
+        ANSIBLE_REMOTE_TEMP=os.path.join(home, "remote-tmp"),
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_RETRY_FILES_ENABLED="0",
         ANSIBLE_LOCALHOST_WARNING="0",
