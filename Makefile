@@ -17,7 +17,7 @@ test: test-rust test-python test-ui ## every test
 test-rust:
 	$(CARGO) test --all-targets
 
-test-python: ## real clients against the real binary: grafana-client, a generated client, schemathesis
+test-python: ## real clients against the real binary: grafana-client, grafana-api-sdk, ansible, generated clients, schemathesis
 	$(CARGO) build --release
 	./tests/python/run.sh
 

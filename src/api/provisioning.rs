@@ -239,8 +239,10 @@ impl ProvisioningApi {
         services: Data<&Arc<Services>>,
     ) -> Result<AcceptedMessage, ReloadError> {
         reload(&auth, &services, Kind::AccessControl).await?;
+        // Grafana Enterprise's body is not public; this is the message its clients check
+        // (grafana-api-sdk's reload_access_controls_provisioning_configuration).
         Ok(AcceptedMessage::Accepted(message(
-            "Access control config reloaded",
+            "Accesscontrol config reloaded",
         )))
     }
 

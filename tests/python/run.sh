@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Real clients against the real release binary: grafana-client, a client generated from
-# openapi/tollgate.json, and schemathesis over every operation (venvs: setup.sh).
+# Real clients against the real release binary: grafana-client, grafana-api-sdk, Ansible's
+# community.grafana, clients generated from openapi/tollgate.json (openapi-python-client and
+# openapi-generator), and schemathesis over every operation (venvs: setup.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 py=${PYTHON:-python3}
 venvs=target/py
-bin=target/release/tollgate
+# The binary under test: the release build unless TOLLGATE_BIN names another one.
+bin=${TOLLGATE_BIN:-target/release/tollgate}
+case $bin in /*) ;; *) bin="$root/$bin" ;; esac
 
 "$root/tests/python/setup.sh"
 
 work=$(mktemp -d /tmp/tollgate-py-XXXXXX)
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+# Where grafana-api-sdk's test starts a license issuer for the renewal call.
+export TOLLGATE_LICENSE_ISSUER_PORT=$(free_port)
 export TOLLGATE_HOST=127.0.0.1 TOLLGATE_PORT=$port TOLLGATE_URL=http://127.0.0.1:$port
 export TOLLGATE_ADMIN_PASSWORD=python-admin-pw
 # A license issuer key for the PyJWT interoperability test.
-export TOLLGATE_BIN="$root/$bin" TOLLGATE_ISSUER_KEY="$work/issuer.key"
+export TOLLGATE_BIN="$bin" TOLLGATE_ISSUER_KEY="$work/issuer.key"
 issuer_keys=$("$bin" license keygen --out "$TOLLGATE_ISSUER_KEY" | sed -n 's/^license_issuer_keys = //p')
 export TOLLGATE_ISSUER_KID=${issuer_keys%%:*}
 GF_PATHS_DATA="$work/data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
   GF_SERVER_ROOT_URL="$TOLLGATE_URL/" GF_ENTERPRISE_LICENSE_ISSUER_KEYS="$issuer_keys" \
+  GF_ENTERPRISE_LICENSE_URL="http://127.0.0.1:$TOLLGATE_LICENSE_ISSUER_PORT/api/licenses/renew" \
   GF_SECURITY_ADMIN_PASSWORD=$TOLLGATE_ADMIN_PASSWORD GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
   "$bin" server >"$work/server.log" 2>&1 &
 server=$!
@@ -40,10 +47,24 @@ echo "== browser-style flow (requests)"
 echo "== license tokens and PyJWT"
 "$venvs/jwt/bin/python" tests/python/test_license_pyjwt.py
 
+echo "== grafana-api-sdk"
+"$venvs/sdk/bin/python" tests/python/test_grafana_api_sdk.py
+
+echo "== ansible community.grafana"
+"$venvs/ansible/bin/python" tests/python/test_ansible_grafana.py
+
 echo "== openapi-python-client"
 "$venvs/gen/bin/openapi-python-client" generate --path openapi/tollgate.json \
   --output-path "$work/pkgs/tollgate_client" --meta none >/dev/null
 PYTHONPATH="$work/pkgs" "$venvs/gen/bin/python" tests/python/test_generated_client.py
+
+echo "== openapi-generator (python)"
+"$venvs/ogen/bin/openapi-generator-cli" generate -i openapi/tollgate.json -g python \
+  -o "$work/ogen" --package-name tollgate_ogen >/dev/null
+# Installed into its venv (its dependencies are there already: setup.sh).
+"$venvs/ogen/bin/pip" install -q --disable-pip-version-check --no-deps --no-index \
+  --no-build-isolation --force-reinstall "$work/ogen"
+"$venvs/ogen/bin/python" tests/python/test_openapi_generator_client.py
 
 echo "== schemathesis"
 # Some users to act on, so per-user operations reach their logic and not only 404.

@@ -19,3 +19,10 @@ ensure_venv gc "grafana-client>=5,<6"
 ensure_venv st "schemathesis>=4.30,<5"
 ensure_venv gen "openapi-python-client>=0.26"
 ensure_venv jwt "pyjwt[crypto]>=2.8,<3" "requests>=2.31"
+ensure_venv sdk "grafana-api-sdk>=0.9.1,<0.10"
+# community.grafana ships in the ansible package (2.3.0 in ansible 12.3).
+ensure_venv ansible "ansible>=12.3,<13"
+# openapi-generator (its jar runs on the system java), what the python client it generates
+# imports, and what builds that client's wheel.
+ensure_venv ogen "openapi-generator-cli>=7.26,<8" "pydantic>=2.11,<3" "python-dateutil>=2.8.2,<3" \
+  "urllib3>=2.7,<3" "typing-extensions>=4.7.1" "setuptools>=70,<81" "wheel>=0.43,<1"
