@@ -382,9 +382,7 @@ impl TrustedProxies {
 /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it carries.
 pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
     match ip {
-        std::net::IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(ip, std::net::IpAddr::V4),
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
         v4 => v4,
     }
 }
@@ -937,7 +935,10 @@ mod tests {
         let s = Settings::from_raw(RawConfig::load_with_env(None, &env(&[])).unwrap()).unwrap();
         assert!(s.trusted_proxies.is_empty());
         assert_eq!(
-            (s.brute_force_max_attempts, s.brute_force_max_attempts_per_ip),
+            (
+                s.brute_force_max_attempts,
+                s.brute_force_max_attempts_per_ip
+            ),
             (5, 50)
         );
     }

@@ -96,10 +96,9 @@ fn forwarded_client(
             break;
         }
         // A malformed hop ends the walk: the last trusted hop is the best we know.
-        let ip = hop.parse::<std::net::IpAddr>().or_else(|_| {
-            hop.parse::<std::net::SocketAddr>()
-                .map(|a| a.ip())
-        });
+        let ip = hop
+            .parse::<std::net::IpAddr>()
+            .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
         match ip {
             Ok(ip) => client = ip,
             Err(_) => break,

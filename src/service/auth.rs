@@ -16,6 +16,7 @@
 //!   out, which counting per login as Grafana does would allow;
 //! - per source address, across all logins, known or not: after
 //!   `brute_force_max_attempts_per_ip` failures the address is blocked.
+//!
 //! A source address is the client IP (IPv6: its /64, which one client usually holds whole).
 //! A success clears its pair's count, never the address's (else an attacker with one valid
 //! account could reset it). A blocked attempt answers exactly like a wrong password and is
@@ -494,5 +495,37 @@ impl AuthService {
                 .catalog
                 .permissions_for_user(user.id, org_role, user.is_admin),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_group_ipv6_by_its_64_and_unmap_ipv4() {
+        assert_eq!(
+            source_of("2001:db8:1:2:aaaa::1"),
+            source_of("2001:db8:1:2:bbbb::2")
+        );
+        assert_ne!(source_of("2001:db8:1:2::1"), source_of("2001:db8:1:3::1"));
+        assert_eq!(source_of("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(source_of("10.0.0.1"), "10.0.0.1");
+        assert_eq!(source_of(""), "");
+    }
+
+    #[test]
+    fn failure_logs_keep_the_last_few_within_the_window() {
+        let log = FailureLog::new(3);
+        for t in [0, 10, 20, 30, 40] {
+            log.failed("k", t);
+        }
+        assert_eq!(log.failures.lock().get("k").map(VecDeque::len), Some(3));
+        assert!(log.blocked(&"k", 50));
+        // The oldest kept failure (20) leaves the window first.
+        assert!(!log.blocked(&"k", 20 + BRUTE_FORCE_WINDOW_MS));
+        assert!(!log.blocked(&"other", 50));
+        log.clear(&"k");
+        assert!(!log.blocked(&"k", 50));
     }
 }

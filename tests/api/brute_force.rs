@@ -97,8 +97,7 @@ async fn an_address_is_blocked_after_failures_across_logins() {
 
 #[tokio::test]
 async fn strangers_never_lock_the_owner_out() {
-    let app =
-        TestApp::spawn_with(&[("security", "brute_force_max_attempts_per_ip", "10")]).await;
+    let app = TestApp::spawn_with(&[("security", "brute_force_max_attempts_per_ip", "10")]).await;
     app.create_user("carol", "carolpass").await;
     let spellings = ["carol", "CAROL", "carol@example.org"];
     // Strangers at two addresses exhaust both the pair and the address allowances.
@@ -107,7 +106,11 @@ async fn strangers_never_lock_the_owner_out() {
         for i in 0..10 {
             assert_eq!(login(&app, &c, spellings[i % 3], "guess", None).await, 401);
         }
-        assert_eq!(login(&app, &c, "carol", "carolpass", None).await, 401, "{ip}");
+        assert_eq!(
+            login(&app, &c, "carol", "carolpass", None).await,
+            401,
+            "{ip}"
+        );
     }
     // The owner signs in from her own address, under any spelling, both ways.
     let owner = app.client_from("127.0.0.33");

@@ -44,8 +44,7 @@ async fn wrong_password_unknown_login_and_blocked_attempt_take_as_long() {
     let first = TestApp::spawn().await;
     first.create_user("weak", "weak-password").await;
     let (_dir, data) = first.stop().await;
-    let app =
-        TestApp::spawn_in(&data, &[("security", "password_hash_iterations", COST)]).await;
+    let app = TestApp::spawn_in(&data, &[("security", "password_hash_iterations", COST)]).await;
 
     // The blocked pair: (weak, 127.0.0.2), after five failures.
     let blocked = app.client_from("127.0.0.2");
