@@ -312,7 +312,14 @@ pub struct Settings {
     pub cookie_secure: bool,
     pub cookie_samesite: String,
     pub disable_brute_force_login_protection: bool,
+    /// `brute_force_login_protection_max_attempts`: failures of one account from one source
+    /// address before that pair is blocked.
     pub brute_force_max_attempts: u32,
+    /// `brute_force_max_attempts_per_ip`: failures from one source address, across all
+    /// logins (known or not), before the address is blocked.
+    pub brute_force_max_attempts_per_ip: u32,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     /// `[users] allow_org_create`: signed-in users may create orgs (besides holders of
     /// `orgs:create`).
     pub allow_org_create: bool,
@@ -330,6 +337,79 @@ pub struct Settings {
     pub enterprise: Enterprise,
     pub database: Database,
     pub quota: Quotas,
+}
+
+/// `[security] trusted_proxies`: a comma list of IP addresses and CIDR blocks. Empty (the
+/// default) means the socket peer is always the client and `X-Forwarded-For` is never read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<(std::net::IpAddr, u8)>);
+
+impl TrustedProxies {
+    /// `10.0.0.1, 10.1.0.0/16, fd00::/8`; the error names the first bad entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut out = Vec::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (addr, prefix) = entry.split_once('/').unwrap_or((entry, ""));
+            let addr: std::net::IpAddr = addr
+                .parse()
+                .map_err(|_| format!("{entry:?} is not an IP address or CIDR block"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let prefix = if prefix.is_empty() {
+                max
+            } else {
+                prefix
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|p| *p <= max)
+                    .ok_or_else(|| format!("{entry:?} has a bad prefix length"))?
+            };
+            out.push((canonical_ip(addr), prefix));
+        }
+        Ok(Self(out))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when `ip` falls in one of the entries.
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.0.iter().any(|(net, prefix)| match (net, ip) {
+            (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                prefix_eq(&n.octets(), &a.octets(), *prefix)
+            }
+            (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                prefix_eq(&n.octets(), &a.octets(), *prefix)
+            }
+            _ => false,
+        })
+    }
+}
+
+/// An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) as the IPv4 address it carries.
+pub fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The first `prefix` bits of `a` and `b` are equal.
+fn prefix_eq(a: &[u8], b: &[u8], prefix: u8) -> bool {
+    let bits = usize::from(prefix);
+    let (whole, rest) = (bits / 8, bits % 8);
+    if a.get(..whole) != b.get(..whole) {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    match (a.get(whole), b.get(whole)) {
+        (Some(x), Some(y)) => x & mask == y & mask,
+        _ => false,
+    }
 }
 
 /// `[quota]`: whether creations are limited, and each limit by its key.
@@ -537,6 +617,8 @@ impl Settings {
         if password_hash_iterations == 0 {
             return Err(r.err("security", "password_hash_iterations", "must be at least 1"));
         }
+        let trusted_proxies = TrustedProxies::parse(&r.str("security", "trusted_proxies"))
+            .map_err(|reason| r.err("security", "trusted_proxies", reason))?;
         let samesite = r.str("security", "cookie_samesite").to_ascii_lowercase();
         if !matches!(samesite.as_str(), "lax" | "strict" | "none" | "disabled") {
             return Err(r.err(
@@ -670,6 +752,10 @@ impl Settings {
             brute_force_max_attempts: r
                 .num::<u32>("security", "brute_force_login_protection_max_attempts")?
                 .max(1),
+            brute_force_max_attempts_per_ip: r
+                .num::<u32>("security", "brute_force_max_attempts_per_ip")?
+                .max(1),
+            trusted_proxies,
             allow_org_create: r.bool("users", "allow_org_create")?,
             auto_assign_org: r.bool("users", "auto_assign_org")?,
             auto_assign_org_id: r.num("users", "auto_assign_org_id")?,
@@ -810,6 +896,18 @@ mod tests {
                 "auto_assign_org_role",
             ),
             ("GF_AUTH_BASIC_ENABLED", "maybe", "auth.basic", "enabled"),
+            (
+                "GF_SECURITY_TRUSTED_PROXIES",
+                "10.0.0.1, proxy.local",
+                "security",
+                "trusted_proxies",
+            ),
+            (
+                "GF_SECURITY_TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "security",
+                "trusted_proxies",
+            ),
         ] {
             let raw = RawConfig::load_with_env(None, &env(&[(k, v)])).unwrap();
             let err = Settings::from_raw(raw).unwrap_err();
@@ -836,5 +934,31 @@ mod tests {
         assert_eq!(parse_duration("5"), Some(Duration::from_secs(5)));
         assert_eq!(parse_duration("5x"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn trusted_proxies_match_addresses_and_blocks() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let none = TrustedProxies::parse(" ").unwrap();
+        assert!(none.is_empty() && !none.contains(ip("127.0.0.1")));
+        let t = TrustedProxies::parse("10.1.2.3, 192.168.0.0/22, fd00::/8, 0.0.0.0/0x").err();
+        assert!(t.is_some_and(|e| e.contains("0.0.0.0/0x")));
+        let t = TrustedProxies::parse("10.1.2.3, 192.168.0.0/22, fd00::/8").unwrap();
+        assert!(t.contains(ip("10.1.2.3")) && !t.contains(ip("10.1.2.4")));
+        assert!(t.contains(ip("192.168.3.255")) && !t.contains(ip("192.168.4.0")));
+        assert!(t.contains(ip("::ffff:192.168.1.1")), "IPv4-mapped IPv6");
+        assert!(t.contains(ip("fdab::1")) && !t.contains(ip("fe80::1")));
+        assert!(TrustedProxies::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(ip("8.8.8.8")));
+        let s = Settings::from_raw(RawConfig::load_with_env(None, &env(&[])).unwrap()).unwrap();
+        assert!(s.trusted_proxies.is_empty());
+        assert_eq!(
+            (
+                s.brute_force_max_attempts,
+                s.brute_force_max_attempts_per_ip
+            ),
+            (5, 50)
+        );
     }
 }

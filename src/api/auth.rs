@@ -57,12 +57,54 @@ pub fn services(req: &Request) -> Result<&Arc<Services>, AppError> {
         .ok_or_else(|| AppError::internal("Internal Server Error", "services missing from request"))
 }
 
-/// The peer address (tollgate does not trust forwarding headers).
+/// The client's address, decided here and nowhere else: the socket peer, unless the peer is
+/// one of `[security] trusted_proxies`; then `X-Forwarded-For` is read from the right (the
+/// hop the trusted proxy appended) and the first address that is not itself a trusted proxy
+/// is the client. Entries a client wrote further left are never reached, so a client cannot
+/// choose its own address. Empty when the peer is not an IP socket.
 pub fn client_ip(req: &Request) -> String {
-    req.remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+    let Some(peer) = req.remote_addr().as_socket_addr().map(|a| a.ip()) else {
+        return String::new();
+    };
+    let trusted = req
+        .data::<Arc<Services>>()
+        .map(|s| &s.settings.trusted_proxies);
+    let client = match trusted {
+        Some(trusted) if !trusted.is_empty() => forwarded_client(req, peer, trusted),
+        _ => peer,
+    };
+    crate::config::canonical_ip(client).to_string()
+}
+
+/// The client behind trusted proxies, per `X-Forwarded-For` (every header line, in order).
+fn forwarded_client(
+    req: &Request,
+    peer: std::net::IpAddr,
+    trusted: &crate::config::TrustedProxies,
+) -> std::net::IpAddr {
+    let hops: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        if !trusted.contains(client) {
+            break;
+        }
+        // A malformed hop ends the walk: the last trusted hop is the best we know.
+        let ip = hop
+            .parse::<std::net::IpAddr>()
+            .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()));
+        match ip {
+            Ok(ip) => client = ip,
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 pub fn cookie_value(req: &Request, name: &str) -> Option<String> {

@@ -94,6 +94,30 @@ impl PasswordHash {
         ct_eq(&out, &self.hash)
     }
 
+    /// What one verification of this hash costs, in rounds of 32-byte PBKDF2: the
+    /// iterations times the 32-byte blocks of output (Grafana's 50-byte hashes take two).
+    pub fn cost(&self) -> u64 {
+        let blocks = self.hash.len().div_ceil(32).max(1) as u64;
+        u64::from(self.iterations).saturating_mul(blocks)
+    }
+
+    /// [`verify`](Self::verify) that costs at least `min_iterations` rounds whatever the
+    /// stored hash and whatever the answer: the rounds the stored hash did not take are
+    /// spent on a throw-away derivation. So a user whose hash predates a raise of
+    /// `password_hash_iterations` answers a wrong password as slowly as an unknown login
+    /// (which verifies a dummy hash at the configured cost).
+    pub fn verify_at_least(&self, password: &str, min_iterations: u32) -> bool {
+        let ok = self.verify(password);
+        let rest = u64::from(min_iterations).saturating_sub(self.cost());
+        if rest > 0 {
+            let mut out = Zeroizing::new([0u8; 32]);
+            let rounds = u32::try_from(rest).unwrap_or(u32::MAX);
+            derive(rounds, &self.salt, password.as_bytes(), &mut out[..]);
+            std::hint::black_box(&out[..]);
+        }
+        ok
+    }
+
     /// True when the hash is weaker than what `iterations` asks for new hashes.
     pub fn needs_rehash(&self, iterations: u32) -> bool {
         self.scheme != PasswordScheme::Pbkdf2Sha256 || self.iterations < iterations
@@ -163,6 +187,27 @@ mod tests {
             PasswordHash::new("x", 1).salt
         );
         assert!(!format!("{h:?}").contains("hash:"));
+    }
+
+    #[test]
+    fn padded_verification_costs_at_least_the_configured_rounds() {
+        let cheap = PasswordHash::new("pw", 100);
+        assert_eq!(cheap.cost(), 100);
+        assert!(cheap.verify_at_least("pw", 5000));
+        assert!(!cheap.verify_at_least("px", 5000));
+        let legacy = PasswordHash::from_grafana(&PasswordHash::grafana_encode("pw", "s"), "s");
+        assert!(legacy.as_ref().is_some_and(|h| h.cost() == 20_000));
+        assert!(legacy.is_some_and(|h| h.verify_at_least("pw", 1)));
+        // The padding is real work: 40 times the rounds take clearly longer.
+        let time = |min: u32| {
+            let t = std::time::Instant::now();
+            for _ in 0..5 {
+                cheap.verify_at_least("px", min);
+            }
+            t.elapsed()
+        };
+        let (short, long) = (time(1000), time(40_000));
+        assert!(long > short * 5, "{short:?} vs {long:?}");
     }
 
     #[test]

@@ -7,15 +7,31 @@
 //! delete takes effect on the very next request; the services also drop the user's entries
 //! explicitly. Unknown logins run the same PBKDF2 against a dummy hash.
 //!
-//! Brute-force protection counts failures per (login, client IP), not per login as
-//! Grafana does, so nobody can lock the admin out from elsewhere: after
-//! `brute_force_login_protection_max_attempts` failures in five minutes that pair answers
-//! exactly like a wrong password, while the same login from another address still works.
+//! Brute-force protection (in memory, per node) counts failures in a sliding five-minute
+//! window of the service clock, two ways:
+//! - per (account, source address): the account is the user a login resolves to, whatever
+//!   the spelling (login, email, any case), or the lower-cased login when none matches.
+//!   After `brute_force_login_protection_max_attempts` failures that pair is blocked, while
+//!   the same account from another address still signs in: strangers cannot lock the owner
+//!   out, which counting per login as Grafana does would allow;
+//! - per source address, across all logins, known or not: after
+//!   `brute_force_max_attempts_per_ip` failures the address is blocked.
+//!
+//! A source address is the client IP (IPv6: its /64, which one client usually holds whole).
+//! A success clears its pair's count, never the address's (else an attacker with one valid
+//! account could reset it). A blocked attempt answers exactly like a wrong password and is
+//! not counted.
+//!
+//! No timing oracle: a wrong password, an unknown login and a blocked attempt each cost at
+//! least one password verification at the configured `password_hash_iterations` (a stored
+//! hash made at a lower cost is padded up; unknown logins and blocked attempts verify a
+//! dummy hash).
 
 use crate::service::ldap::LdapService;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -33,67 +49,124 @@ use crate::store::{UserRecord, UserStore};
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
 /// The `/login` spelling of the same answer.
 pub const INVALID_LOGIN: &str = "Invalid username or password";
-const BRUTE_FORCE_WINDOW: Duration = Duration::from_secs(300);
+/// The brute-force window, in milliseconds of the service clock.
+const BRUTE_FORCE_WINDOW_MS: i64 = 300_000;
 const GUARD_CAPACITY: usize = 100_000;
 /// Grafana refreshes `last_seen_at` at most this often.
 const LAST_SEEN_INTERVAL: i64 = 300;
 
-/// Failed sign-ins per (lower-cased login, client IP) in a sliding five-minute window.
-pub struct LoginGuard {
-    enabled: bool,
-    max_attempts: usize,
-    failures: Mutex<HashMap<(String, String), Vec<Instant>>>,
+/// Whose failures a sign-in counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Account {
+    /// The user the login (or email) resolved to.
+    User(u64),
+    /// A login that matches no user, lower-cased.
+    Unknown(String),
 }
 
-impl LoginGuard {
-    pub fn new(settings: &Settings) -> Self {
+impl Account {
+    fn of(user: Option<&UserRecord>, login: &str) -> Self {
+        match user {
+            Some(u) => Self::User(u.id),
+            None => Self::Unknown(login.trim().to_lowercase()),
+        }
+    }
+}
+
+/// The source a client address counts as: the IP itself, an IPv6 address's /64, or the
+/// text as given when it is not an IP.
+fn source_of(client_ip: &str) -> String {
+    match client_ip.parse::<IpAddr>().map(crate::config::canonical_ip) {
+        Ok(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(v4) => v4.to_string(),
+        Err(_) => client_ip.to_string(),
+    }
+}
+
+/// Failure times per key, at most `limit` kept per key (more would not change the answer).
+struct FailureLog<K> {
+    limit: usize,
+    failures: Mutex<HashMap<K, VecDeque<i64>>>,
+}
+
+impl<K: Eq + Hash> FailureLog<K> {
+    fn new(limit: u32) -> Self {
         Self {
-            enabled: !settings.disable_brute_force_login_protection,
-            max_attempts: settings.brute_force_max_attempts as usize,
+            limit: (limit as usize).max(1),
             failures: Mutex::new(HashMap::new()),
         }
     }
 
-    fn key(login: &str, ip: &str) -> (String, String) {
-        (login.trim().to_lowercase(), ip.to_string())
+    fn blocked(&self, key: &K, now: i64) -> bool {
+        self.failures.lock().get(key).is_some_and(|v| {
+            v.iter()
+                .filter(|t| now - **t < BRUTE_FORCE_WINDOW_MS)
+                .count()
+                >= self.limit
+        })
     }
 
-    pub fn blocked(&self, login: &str, ip: &str) -> bool {
+    fn failed(&self, key: K, now: i64) {
+        let live = |t: &i64| now - *t < BRUTE_FORCE_WINDOW_MS;
+        let mut map = self.failures.lock();
+        if map.len() >= GUARD_CAPACITY {
+            map.retain(|_, v| v.iter().any(live));
+        }
+        let entry = map.entry(key).or_default();
+        entry.retain(live);
+        entry.push_back(now);
+        while entry.len() > self.limit {
+            entry.pop_front();
+        }
+    }
+
+    fn clear(&self, key: &K) {
+        self.failures.lock().remove(key);
+    }
+}
+
+/// Failed sign-ins per (account, source) and per source, in a sliding five-minute window.
+pub struct LoginGuard {
+    enabled: bool,
+    clock: Arc<dyn Clock>,
+    pairs: FailureLog<(Account, String)>,
+    sources: FailureLog<String>,
+}
+
+impl LoginGuard {
+    pub fn new(settings: &Settings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            enabled: !settings.disable_brute_force_login_protection,
+            clock,
+            pairs: FailureLog::new(settings.brute_force_max_attempts),
+            sources: FailureLog::new(settings.brute_force_max_attempts_per_ip),
+        }
+    }
+
+    pub fn blocked(&self, account: &Account, client_ip: &str) -> bool {
         if !self.enabled {
             return false;
         }
-        let now = Instant::now();
-        self.failures
-            .lock()
-            .get(&Self::key(login, ip))
-            .is_some_and(|v| {
-                v.iter()
-                    .filter(|t| now.duration_since(**t) < BRUTE_FORCE_WINDOW)
-                    .count()
-                    >= self.max_attempts
-            })
+        let (source, now) = (source_of(client_ip), self.clock.now_ms());
+        self.sources.blocked(&source, now) || self.pairs.blocked(&(account.clone(), source), now)
     }
 
-    pub fn failed(&self, login: &str, ip: &str) {
+    pub fn failed(&self, account: &Account, client_ip: &str) {
         if !self.enabled {
             return;
         }
-        let now = Instant::now();
-        let mut map = self.failures.lock();
-        if map.len() >= GUARD_CAPACITY {
-            map.retain(|_, v| {
-                v.iter()
-                    .any(|t| now.duration_since(*t) < BRUTE_FORCE_WINDOW)
-            });
-        }
-        let entry = map.entry(Self::key(login, ip)).or_default();
-        entry.retain(|t| now.duration_since(*t) < BRUTE_FORCE_WINDOW);
-        entry.push(now);
+        let (source, now) = (source_of(client_ip), self.clock.now_ms());
+        self.sources.failed(source.clone(), now);
+        self.pairs.failed((account.clone(), source), now);
     }
 
-    pub fn succeeded(&self, login: &str, ip: &str) {
+    /// A success clears the pair, not the source (see the module docs).
+    pub fn succeeded(&self, account: &Account, client_ip: &str) {
         if self.enabled {
-            self.failures.lock().remove(&Self::key(login, ip));
+            self.pairs.clear(&(account.clone(), source_of(client_ip)));
         }
     }
 }
@@ -143,7 +216,7 @@ impl AuthService {
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
         Self {
-            guard: LoginGuard::new(&settings),
+            guard: LoginGuard::new(&settings, clock.clone()),
             store,
             settings,
             catalog,
@@ -156,15 +229,22 @@ impl AuthService {
         }
     }
 
-    /// Password check with brute-force protection for this client address. A blocked pair
-    /// answers exactly like a wrong password, without checking it.
+    /// Password check with brute-force protection for this client address. A blocked
+    /// attempt answers exactly like a wrong password, after as long, without checking it.
     pub async fn check_password(
         &self,
         login: &str,
         password: &str,
         client_ip: &str,
     ) -> Result<UserRecord, AppError> {
-        if self.guard.blocked(login, client_ip) {
+        let cached = self.cached(login, password).await?;
+        let user = match &cached {
+            Some(u) => Some(u.clone()),
+            None => self.lookup(login).await?,
+        };
+        let account = Account::of(user.as_ref(), login);
+        if self.guard.blocked(&account, client_ip) {
+            self.hash_check(self.dummy.clone(), password).await?;
             tracing::warn!(
                 login,
                 client_ip,
@@ -172,8 +252,12 @@ impl AuthService {
             );
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
         }
+        let result = match cached {
+            Some(user) => self.usable(user),
+            None => self.verify_password(user, login, password).await,
+        };
         // Local users first (a local admin signs in while the directory is down), then LDAP.
-        let result = match self.verify_password(login, password).await {
+        let result = match result {
             Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
                 match self.ldap.authenticate(login, password).await? {
                     Some(user) => self.usable(user),
@@ -184,12 +268,14 @@ impl AuthService {
         };
         match result {
             Ok(user) => {
-                self.guard.succeeded(login, client_ip);
+                self.guard.succeeded(&account, client_ip);
+                self.guard
+                    .succeeded(&Account::of(Some(&user), login), client_ip);
                 Ok(user)
             }
             Err(e) => {
                 if matches!(&e, AppError::Unauthorized(m) if m == INVALID_CREDENTIALS) {
-                    self.guard.failed(login, client_ip);
+                    self.guard.failed(&account, client_ip);
                 }
                 Err(e)
             }
@@ -265,38 +351,57 @@ impl AuthService {
         })
     }
 
-    /// Checks a login (or email) and password, as Basic auth and `/login` do.
-    pub async fn verify_password(
+    /// The user a recently verified (login, password) belongs to, from the credential
+    /// cache, when the stored hash is still the one verified.
+    async fn cached(&self, login: &str, password: &str) -> Result<Option<UserRecord>, AppError> {
+        let key = self.credentials.key(login, password);
+        let Some(hit) = self.credentials.get(&key) else {
+            return Ok(None);
+        };
+        if let Some(user) = self.store.user(hit.user).await? {
+            let same = user
+                .password
+                .as_ref()
+                .is_some_and(|p| p.fingerprint() == hit.fingerprint);
+            if same {
+                return Ok(Some(user));
+            }
+        }
+        self.credentials.forget_user(hit.user);
+        Ok(None)
+    }
+
+    /// The user a login or an email names (both case-insensitive).
+    async fn lookup(&self, login: &str) -> Result<Option<UserRecord>, AppError> {
+        Ok(match self.store.user_by_login(login).await? {
+            Some(u) => Some(u),
+            None => self.store.user_by_email(login).await?,
+        })
+    }
+
+    /// One password verification off the runtime, at no less than the configured cost.
+    async fn hash_check(&self, hash: PasswordHash, password: &str) -> Result<bool, AppError> {
+        let pw = zeroize::Zeroizing::new(password.to_string());
+        let iterations = self.settings.password_hash_iterations;
+        tokio::task::spawn_blocking(move || hash.verify_at_least(&pw, iterations))
+            .await
+            .map_err(|e| AppError::internal("Internal Server Error", e))
+    }
+
+    /// Checks a password against the user `login` resolved to (a dummy hash when none, or
+    /// when it is a service account or has no password), and upgrades a weak hash.
+    async fn verify_password(
         &self,
+        user: Option<UserRecord>,
         login: &str,
         password: &str,
     ) -> Result<UserRecord, AppError> {
-        let key = self.credentials.key(login, password);
-        if let Some(hit) = self.credentials.get(&key) {
-            if let Some(user) = self.store.user(hit.user).await? {
-                let same = user
-                    .password
-                    .as_ref()
-                    .is_some_and(|p| p.fingerprint() == hit.fingerprint);
-                if same {
-                    return self.usable(user);
-                }
-            }
-            self.credentials.forget_user(hit.user);
-        }
-        let user = match self.store.user_by_login(login).await? {
-            Some(u) => Some(u),
-            None => self.store.user_by_email(login).await?,
-        };
         let hash = user
             .as_ref()
             .and_then(|u| u.password.clone())
             .filter(|_| user.as_ref().is_some_and(|u| !u.is_service_account));
         let target = hash.clone().unwrap_or_else(|| self.dummy.clone());
-        let pw = zeroize::Zeroizing::new(password.to_string());
-        let ok = tokio::task::spawn_blocking(move || target.verify(&pw))
-            .await
-            .map_err(|e| AppError::internal("Internal Server Error", e))?;
+        let ok = self.hash_check(target, password).await?;
         let (Some(mut user), Some(hash), true) = (user, hash, ok) else {
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
         };
@@ -325,6 +430,7 @@ impl AuthService {
             }
         }
         if let Some(p) = &user.password {
+            let key = self.credentials.key(login, password);
             self.credentials.put(key, &user, p.fingerprint());
         }
         self.usable(user)
@@ -389,5 +495,37 @@ impl AuthService {
                 .catalog
                 .permissions_for_user(user.id, org_role, user.is_admin),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_group_ipv6_by_its_64_and_unmap_ipv4() {
+        assert_eq!(
+            source_of("2001:db8:1:2:aaaa::1"),
+            source_of("2001:db8:1:2:bbbb::2")
+        );
+        assert_ne!(source_of("2001:db8:1:2::1"), source_of("2001:db8:1:3::1"));
+        assert_eq!(source_of("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(source_of("10.0.0.1"), "10.0.0.1");
+        assert_eq!(source_of(""), "");
+    }
+
+    #[test]
+    fn failure_logs_keep_the_last_few_within_the_window() {
+        let log = FailureLog::new(3);
+        for t in [0, 10, 20, 30, 40] {
+            log.failed("k", t);
+        }
+        assert_eq!(log.failures.lock().get("k").map(VecDeque::len), Some(3));
+        assert!(log.blocked(&"k", 50));
+        // The oldest kept failure (20) leaves the window first.
+        assert!(!log.blocked(&"k", 20 + BRUTE_FORCE_WINDOW_MS));
+        assert!(!log.blocked(&"other", 50));
+        log.clear(&"k");
+        assert!(!log.blocked(&"k", 50));
     }
 }
