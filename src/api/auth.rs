@@ -17,7 +17,7 @@ use poem_openapi::{ApiExtractor, ApiExtractorType, ExtractParamOptions};
 
 use crate::api::error::into_poem;
 use crate::config::Settings;
-use crate::domain::{AuthKind, Principal};
+use crate::domain::{AuthKind, OrgId, Principal};
 use crate::error::AppError;
 use crate::service::auth::Authenticated;
 use crate::service::Services;
@@ -181,8 +181,31 @@ async fn service_account(services: &Services, token: &str) -> Result<Authenticat
     })
 }
 
-/// Authenticates a request by the first credential it carries.
+/// Authenticates a request by the first credential it carries, in the org
+/// `X-Grafana-Org-Id` names when it names one (400 "Invalid X-Grafana-Org-Id header" when
+/// it is not a number, as Grafana answers).
 pub async fn authenticate(req: &Request) -> Result<Authenticated, AppError> {
+    let org = match req.headers().get("x-grafana-org-id") {
+        None => None,
+        Some(v) => match v.to_str().ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+            Some(n) if n > 0 => Some(OrgId(n as u64)),
+            Some(_) => None,
+            None => {
+                return Err(AppError::bad_request("Invalid X-Grafana-Org-Id header"));
+            }
+        },
+    };
+    let mut authenticated = authenticate_credentials(req).await?;
+    if let Some(org) = org {
+        services(req)?
+            .auth
+            .select_org(&mut authenticated, org)
+            .await;
+    }
+    Ok(authenticated)
+}
+
+async fn authenticate_credentials(req: &Request) -> Result<Authenticated, AppError> {
     let services = services(req)?;
     if let Some(header) = req.headers().get(poem::http::header::AUTHORIZATION) {
         let header = header

@@ -472,7 +472,32 @@ impl AuthService {
         kind: AuthKind,
         session_id: Option<u64>,
     ) -> Principal {
-        let org = OrgId(user.org_id);
+        self.principal_in(user, kind, session_id, OrgId(user.org_id))
+            .await
+    }
+
+    /// Grafana's `X-Grafana-Org-Id`: a signed-in user (Basic or session) acts in the named
+    /// org for this request, with its role there (none when not a member: only Grafana
+    /// Admin grants apply). API keys and service accounts stay in their own org.
+    pub async fn select_org(&self, authenticated: &mut Authenticated, org: OrgId) {
+        let p = &authenticated.principal;
+        if org == p.org_id || !matches!(p.kind, AuthKind::Basic | AuthKind::Session) {
+            return;
+        }
+        if let Some(user) = &authenticated.user {
+            let (kind, session) = (p.kind, p.session_id);
+            authenticated.principal = self.principal_in(user, kind, session, org).await;
+        }
+    }
+
+    /// The principal a user acts as in `org`.
+    async fn principal_in(
+        &self,
+        user: &UserRecord,
+        kind: AuthKind,
+        session_id: Option<u64>,
+        org: OrgId,
+    ) -> Principal {
         let org_role = user.role_in(org).unwrap_or(crate::domain::OrgRole::None);
         let ts = self.clock.now();
         if user

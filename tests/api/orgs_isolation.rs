@@ -4,9 +4,9 @@
 //! datasources, `dashboard_org_id_uid` for dashboards, `role_org_id_uid` and
 //! `role_org_id_name` for roles), so both orgs may use the same value.
 //!
-//! There is no org API in tollgate (no `/api/orgs`, no `X-Grafana-Org-Id`, no
-//! `/api/user/using/:id`). The one path to a second org is Grafana's
-//! `[users] auto_assign_org = false`: a new user gets a new org of their own, as its Admin.
+//! The isolation test reaches a second org through Grafana's `[users] auto_assign_org =
+//! false` (a new user gets a new org of their own, as its Admin), as it did before the org
+//! API existed; the last test uses the org API and `X-Grafana-Org-Id`.
 //! So: a first start creates the admin in org 1 (Main Org.); a restart with
 //! `auto_assign_org = false` creates `org2-admin`, whose new org is org 2; the objects of
 //! both orgs come from provisioning files (which carry `orgId`), reloaded through the
@@ -18,7 +18,7 @@ use std::path::Path;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{send, TestApp, ADMIN, ADMIN_PW};
+use crate::helpers::{message, send, TestApp, ADMIN, ADMIN_PW};
 
 const ORG2_LOGIN: &str = "org2-admin";
 const ORG2_PW: &str = "org2-admin-pw";
@@ -303,4 +303,58 @@ async fn the_same_role_uid_in_two_orgs_stays_separate() {
         );
     }
     c.finish("roles");
+}
+
+/// `X-Grafana-Org-Id` picks the org of one request for a signed-in user (Grafana's
+/// header): the user's role there applies, none when not a member; a bad value is a 400.
+#[tokio::test]
+async fn the_org_header_selects_the_org_of_one_request() {
+    let app = TestApp::spawn().await;
+    let (s, b) = send(
+        app.admin(reqwest::Method::POST, "/api/orgs")
+            .json(&serde_json::json!({"name": "Second"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let ds = serde_json::json!({"name": "in-two", "type": "prometheus", "url": "http://p:9090", "access": "proxy"});
+    let (s, b) = send(
+        app.admin(reqwest::Method::POST, "/api/datasources")
+            .header("X-Grafana-Org-Id", "2")
+            .json(&ds),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(
+        app.admin(reqwest::Method::GET, "/api/datasources/name/in-two")
+            .header("X-Grafana-Org-Id", "2"),
+    )
+    .await;
+    assert_eq!((s, b["orgId"].as_u64()), (200, Some(2)), "{b}");
+    let (s, b) = send(app.admin(reqwest::Method::GET, "/api/datasources/name/in-two")).await;
+    assert_eq!(s, 404, "the current org is still 1: {b}");
+    let (s, b) = send(
+        app.admin(reqwest::Method::GET, "/api/org")
+            .header("X-Grafana-Org-Id", "2"),
+    )
+    .await;
+    assert_eq!((s, b["name"].as_str()), (200, Some("Second")), "{b}");
+
+    // A member of org 1 only has no role in org 2.
+    app.create_user("bob", "bob-pass-1").await;
+    let (s, b) = send(
+        app.as_user(reqwest::Method::GET, "/api/org", "bob", "bob-pass-1")
+            .header("X-Grafana-Org-Id", "2"),
+    )
+    .await;
+    assert_eq!(s, 403, "{b}");
+    let (s, b) = send(
+        app.admin(reqwest::Method::GET, "/api/org")
+            .header("X-Grafana-Org-Id", "two"),
+    )
+    .await;
+    assert_eq!(
+        (s, message(&b)),
+        (400, "Invalid X-Grafana-Org-Id header"),
+        "{b}"
+    );
 }
