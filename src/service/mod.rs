@@ -40,7 +40,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub catalog: Arc<access::RoleCatalog>,
     pub auth: auth::AuthService,
-    pub users: users::UserService,
+    pub users: Arc<users::UserService>,
     pub orgs: orgs::OrgService,
     pub sessions: Arc<sessions::SessionService>,
     pub api_keys: Arc<api_keys::ApiKeyService>,
@@ -134,22 +134,11 @@ impl Services {
             ldap.clone(),
             clock.clone(),
         );
-        let users = users::UserService::new(
+        let users = Arc::new(users::UserService::new(
             store.clone(),
             store.clone(),
             settings.clone(),
             credentials,
-            clock.clone(),
-        );
-        let orgs = orgs::OrgService::new(
-            store.clone(),
-            catalog.clone(),
-            settings.clone(),
-            clock.clone(),
-        );
-        let datasources = Arc::new(datasources::DataSourceService::new(
-            store.clone(),
-            secrets.clone(),
             clock.clone(),
         ));
         // Stored custom roles grant at once, before any file is read.
@@ -157,6 +146,19 @@ impl Services {
             roles::RoleService::open(store.clone(), store.clone(), catalog.clone(), clock.clone())
                 .await?,
         );
+        let orgs = orgs::OrgService::new(
+            store.clone(),
+            catalog.clone(),
+            settings.clone(),
+            clock.clone(),
+            users.clone(),
+            roles.clone(),
+        );
+        let datasources = Arc::new(datasources::DataSourceService::new(
+            store.clone(),
+            secrets.clone(),
+            clock.clone(),
+        ));
         let dashboards = Arc::new(dashboards::DashboardService::new(store.clone()));
         let alerts = alerts::AlertService::new(store.clone(), clock.clone());
         let notifiers = Arc::new(notifiers::NotifierService::new(store.clone()));

@@ -323,6 +323,20 @@ impl UserService {
         Ok(())
     }
 
+    /// Deletes a user that removing it from its current org left without any org
+    /// (Grafana's "delete orphaned user"; the caller's permission was the removal's). The
+    /// last Grafana Admin is kept: false then.
+    pub async fn delete_orphaned(&self, id: UserId) -> Result<bool, AppError> {
+        match self.store.delete_user(id).await {
+            Ok(_) => {}
+            Err(StoreError::LastAdmin) => return Ok(false),
+            Err(e) => return Err(AppError::internal("Failed to delete user", e)),
+        }
+        self.revoke_credentials(id).await?;
+        tracing::info!(user = id.0, "user without any org deleted");
+        Ok(true)
+    }
+
     /// `POST /api/admin/users/:id/disable` and `/enable`.
     pub async fn set_disabled(
         &self,

@@ -19,8 +19,8 @@ use super::{db_err, PgStore};
 use crate::crypto::{PasswordHash, PasswordScheme};
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
-    Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgRecord,
-    ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
+    Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgAddressRecord,
+    OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
 };
 
 /// The columns of a user record, `users` aliased `u` (used in SELECT and RETURNING).
@@ -943,6 +943,18 @@ impl UserStore for PgStore {
 
     async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
         self.org_members_in(org).await
+    }
+
+    async fn delete_org(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()> {
+        self.delete_org_in(org, secret_prefixes).await
+    }
+
+    async fn org_address(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
+        self.org_address_in(org).await
+    }
+
+    async fn set_org_address(&self, org: OrgId, address: &OrgAddressRecord) -> StoreResult<()> {
+        self.set_org_address_in(org, address).await
     }
 }
 
