@@ -42,6 +42,14 @@ pub enum AppError {
     /// logged, not answered).
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A Grafana `errutil` public error: answered as `{"message", "messageId",
+    /// "statusCode", "traceID"}` with that status.
+    #[error("{message}")]
+    Errutil {
+        status: u16,
+        message_id: &'static str,
+        message: String,
+    },
 }
 
 /// The public message of a 503.
@@ -50,6 +58,15 @@ pub const UNAVAILABLE: &str = "The database is unavailable; retry in a moment";
 impl AppError {
     pub fn bad_request(msg: impl Into<String>) -> Self {
         Self::BadRequest(msg.into())
+    }
+
+    /// A Grafana `errutil` error: 400 with a message id (`user.password-missmatch`, ...).
+    pub fn errutil_bad_request(message_id: &'static str, message: impl Into<String>) -> Self {
+        Self::Errutil {
+            status: 400,
+            message_id,
+            message: message.into(),
+        }
     }
 
     pub fn not_found(msg: impl Into<String>) -> Self {
@@ -78,6 +95,7 @@ impl AppError {
             Self::Failed { .. } => 500,
             Self::Internal { .. } => 500,
             Self::Unavailable(_) => 503,
+            Self::Errutil { status, .. } => *status,
         }
     }
 

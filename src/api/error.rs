@@ -22,6 +22,15 @@ pub struct ErrorBody {
     /// Why a reload failed (Grafana's `error` field).
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
+    /// Set on Grafana's `errutil` errors: the error's id (`user.password-missmatch`, ...).
+    #[oai(rename = "messageId", skip_serializing_if_is_none)]
+    pub message_id: Option<String>,
+    /// Set on `errutil` errors: the HTTP status, repeated.
+    #[oai(rename = "statusCode", skip_serializing_if_is_none)]
+    pub status_code: Option<u16>,
+    /// Set on `errutil` errors: the request's trace id (tollgate traces nothing: "").
+    #[oai(rename = "traceID", skip_serializing_if_is_none)]
+    pub trace_id: Option<String>,
 }
 
 impl ErrorBody {
@@ -31,6 +40,9 @@ impl ErrorBody {
             access_error_id: None,
             title: None,
             error: None,
+            message_id: None,
+            status_code: None,
+            trace_id: None,
         }
     }
 
@@ -49,10 +61,9 @@ impl ErrorBody {
                     .map(|b| char::from(b'0' + b % 10))
                     .collect();
                 return Self {
-                    message: e.message(),
                     access_error_id: Some(format!("ACE{digits}")),
                     title: Some("Access denied".into()),
-                    error: None,
+                    ..Self::message(e.message())
                 }
                 .logged(action, scope);
             }
@@ -60,6 +71,18 @@ impl ErrorBody {
                 return Self {
                     error: Some(reason.clone()),
                     ..Self::message(public.clone())
+                };
+            }
+            AppError::Errutil {
+                status,
+                message_id,
+                message,
+            } => {
+                return Self {
+                    message_id: Some((*message_id).to_string()),
+                    status_code: Some(*status),
+                    trace_id: Some(String::new()),
+                    ..Self::message(message.clone())
                 };
             }
             _ => {}
@@ -76,9 +99,13 @@ impl ErrorBody {
 /// A JSON error response outside the typed responses (extractors, middleware).
 pub fn error_response(status: u16, body: &ErrorBody) -> poem::Response {
     let json = serde_json::json!({ "message": body.message });
-    let json = match (&body.access_error_id, &body.title) {
-        (Some(id), Some(title)) => serde_json::json!({
+    let json = match (&body.access_error_id, &body.title, &body.message_id) {
+        (Some(id), Some(title), _) => serde_json::json!({
             "accessErrorId": id, "message": body.message, "title": title
+        }),
+        (_, _, Some(message_id)) => serde_json::json!({
+            "message": body.message, "messageId": message_id,
+            "statusCode": status, "traceID": body.trace_id.clone().unwrap_or_default()
         }),
         _ => json,
     };

@@ -581,7 +581,8 @@ impl UserService {
             login => login,
         };
         if login.is_empty() {
-            return Err(AppError::bad_request(
+            return Err(AppError::errutil_bad_request(
+                "user.empty-username-and-email",
                 "Need to specify either username or email",
             ));
         }
@@ -648,11 +649,22 @@ impl UserService {
             }
             None => false,
         };
+        // Grafana 11+ answers these three with errutil bodies (10.x: 401 for a wrong old
+        // password).
         if !matches {
-            return Err(AppError::bad_request("Invalid old password"));
+            return Err(AppError::errutil_bad_request(
+                "user.password-missmatch",
+                "Invalid old password",
+            ));
         }
-        check_policy(new_password, self.settings.strong_password_policy)
-            .map_err(AppError::bad_request)?;
+        check_policy(new_password, self.settings.strong_password_policy).map_err(|msg| {
+            let id = if msg == "New password is too short" {
+                "password.password-policy-too-short"
+            } else {
+                "password.password-policy-infringe"
+            };
+            AppError::errutil_bad_request(id, msg)
+        })?;
         let hash = hash_password(new_password, self.settings.password_hash_iterations).await?;
         self.store
             .set_password(id, hash, self.clock.now())
