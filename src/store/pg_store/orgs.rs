@@ -375,8 +375,11 @@ pub(super) async fn put_org_address(
 }
 
 impl PgStore {
-    /// One transaction: the org row is locked first (a concurrent delete waits, then finds
-    /// nothing); users whose current org it is move to their first other membership; the
+    /// One transaction. Locks in the order the membership writes take them: first the rows
+    /// of the org's members and of the users whose current org it is (in id order, so a
+    /// concurrent membership change or org switch either committed before or waits), then
+    /// the org row (a concurrent delete waits, then finds nothing). Users whose current org
+    /// it is move to their first other membership; the
     /// org's service accounts (their tokens, memberships and role assignments go with them)
     /// and the owners' secrets are deleted; then the org row, whose foreign keys cascade to
     /// memberships, API keys, datasources, folders, dashboards (alerts), plugin settings,
@@ -388,6 +391,15 @@ impl PgStore {
     ) -> StoreResult<()> {
         let org = id(org.0);
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "SELECT id FROM users WHERE org_id = $1 \
+             OR id IN (SELECT user_id FROM org_members WHERE org_id = $1) \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let found: Option<i64> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
             .bind(org)
             .fetch_optional(&mut *tx)
