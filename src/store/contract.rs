@@ -1597,7 +1597,9 @@ pub async fn orgs_delete(s: Arc<dyn Store>) {
     assert!(matches!(
         err(s.delete_org(OTHER, &prefixes).await),
         StoreError::NotFound
-    ));
+    )); // The id alone still points at is not given to a new org.
+    let again = s.create_org("Again", 50, admin.user_id()).await.unwrap();
+    assert_ne!(again.id, OTHER.0);
 }
 
 /// A user whose current org is deleted moves to its first other membership.

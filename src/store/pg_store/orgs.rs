@@ -1,6 +1,9 @@
 //! PostgreSQL: the org half of `UserStore` (create, look up, search, rename) and the narrow
 //! membership writes (add one, change one role, remove one, list an org's members).
 //!
+//! A new org's id is above every org's and every user's current org: the id of a deleted
+//! org that a user still points at is never given again.
+//!
 //! Org names are unique without a unique index (a user's own org, made by `create_user`,
 //! may share a name with an older one): every write that names an org takes the `orgs`
 //! table lock `create_user` takes (`SHARE ROW EXCLUSIVE`, which conflicts with itself and
@@ -105,7 +108,8 @@ impl PgStore {
         }
         let row = sqlx::query(
             "INSERT INTO orgs (id, name, created, updated) \
-             SELECT greatest(coalesce(max(id), 0) + 1, 2), $1, to_timestamp($2), \
+             SELECT greatest(coalesce(max(id), 0) + 1, 2, \
+                    (SELECT coalesce(max(org_id), 0) + 1 FROM users)), $1, to_timestamp($2), \
                     to_timestamp($2) FROM orgs \
              RETURNING id, name, extract(epoch from created)::bigint AS created, \
                  extract(epoch from updated)::bigint AS updated",

@@ -522,7 +522,8 @@ impl UserStore for PgStore {
                     .map_err(db_err)?;
                 let org: i64 = sqlx::query_scalar(
                     "INSERT INTO orgs (id, name, created, updated) \
-                     SELECT greatest(coalesce(max(id), 0) + 1, 2), $1, to_timestamp($2), \
+                     SELECT greatest(coalesce(max(id), 0) + 1, 2, \
+                    (SELECT coalesce(max(org_id), 0) + 1 FROM users)), $1, to_timestamp($2), \
                             to_timestamp($2) \
                      FROM orgs RETURNING id",
                 )
@@ -946,7 +947,11 @@ impl UserStore for PgStore {
     }
 
     async fn delete_org(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()> {
-        self.delete_org_in(org, secret_prefixes).await
+        let r = self.delete_org_in(org, secret_prefixes).await;
+        // Members, moved users, service accounts, their keys and tokens, the counts: this
+        // node's copies go now (other nodes follow the change log).
+        self.cache().forget_all();
+        r
     }
 
     async fn org_address(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
