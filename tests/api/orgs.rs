@@ -555,7 +555,44 @@ async fn datasource_count(app: &TestApp) -> u64 {
 #[tokio::test]
 async fn delete_org_takes_its_content_and_keeps_its_users() {
     let app = TestApp::spawn().await;
-    let blue = create_org(&app, "Blue").await;
+    delete_org_scenario(&app).await;
+}
+
+/// The same on PostgreSQL, and a second node sees the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_org_on_postgres() {
+    let cluster = crate::postgres::TestCluster::start();
+    let db = cluster.create_database().await;
+    let url = cluster.url(&db);
+    let overrides = [
+        ("database", "type", "postgres"),
+        ("database", "url", url.as_str()),
+        (
+            "security",
+            "secret_key",
+            "orgs-delete-shared-secret-0123456789",
+        ),
+    ];
+    let a = TestApp::spawn_with(&overrides).await;
+    let b = TestApp::spawn_with(&overrides).await;
+    delete_org_scenario(&a).await;
+    let start = std::time::Instant::now();
+    loop {
+        let (_, orgs) = send(b.admin(Method::GET, "/api/orgs")).await;
+        let (_, me) = send(b.as_user(Method::GET, "/api/user", "bob", "bob-pass-1")).await;
+        if orgs == json!([{"id": 1, "name": "Main Org."}]) && me["orgId"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "node b: {orgs} {me}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn delete_org_scenario(app: &TestApp) {
+    let blue = create_org(app, "Blue").await;
     let bob = app.create_user("bob", "bob-pass-1").await;
     let carl = app.create_user("carl", "carl-pass-1").await;
     let carol = app.create_user("carol", "carol-pass-1").await;
@@ -585,7 +622,7 @@ async fn delete_org_takes_its_content_and_keeps_its_users() {
     let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/1/users/{carl}"))).await;
     assert_eq!(s, 200, "{b}");
     // A datasource with a secret in Blue.
-    admin_use(&app, blue).await;
+    admin_use(app, blue).await;
     let (s, b) = send(app.admin(Method::POST, "/api/datasources").json(&json!({
         "name": "Metrics", "type": "prometheus", "access": "proxy", "url": "http://prom:9090",
         "basicAuth": true, "basicAuthUser": "u", "secureJsonData": {"basicAuthPassword": "pw"}
@@ -600,8 +637,8 @@ async fn delete_org_takes_its_content_and_keeps_its_users() {
             json!({"message": "Can not delete org for current user"})
         )
     );
-    admin_use(&app, 1).await;
-    assert_eq!(datasource_count(&app).await, 1);
+    admin_use(app, 1).await;
+    assert_eq!(datasource_count(app).await, 1);
 
     // Who may not: an Editor of the org, an org Admin of another org.
     let (s, b) = send(app.as_user(
@@ -640,7 +677,7 @@ async fn delete_org_takes_its_content_and_keeps_its_users() {
     assert_eq!(s, 404, "{b}");
     let (_, b) = send(app.admin(Method::GET, "/api/orgs")).await;
     assert_eq!(b, json!([{"id": 1, "name": "Main Org."}]));
-    assert_eq!(datasource_count(&app).await, 0, "the datasource went");
+    assert_eq!(datasource_count(app).await, 0, "the datasource went");
 
     // Users stay: bob moved to his other org; carl has none and keeps the deleted one.
     let (s, me) = send(app.as_user(Method::GET, "/api/user", "bob", "bob-pass-1")).await;
