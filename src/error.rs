@@ -60,6 +60,15 @@ impl AppError {
         Self::BadRequest(msg.into())
     }
 
+    /// A Grafana `errutil` error: 400 with a message id (`user.password-missmatch`, ...).
+    pub fn errutil_bad_request(message_id: &'static str, message: impl Into<String>) -> Self {
+        Self::Errutil {
+            status: 400,
+            message_id,
+            message: message.into(),
+        }
+    }
+
     pub fn not_found(msg: impl Into<String>) -> Self {
         Self::NotFound(msg.into())
     }

@@ -22,13 +22,13 @@ pub struct ErrorBody {
     /// Why a reload failed (Grafana's `error` field).
     #[oai(skip_serializing_if_is_none)]
     pub error: Option<String>,
-    /// Errors Grafana renders with `errutil`: a stable id such as `quota.disabled`.
+    /// Set on Grafana's `errutil` errors: the error's id (`user.password-missmatch`, ...).
     #[oai(rename = "messageId", skip_serializing_if_is_none)]
     pub message_id: Option<String>,
-    /// Errors rendered with `errutil`: the HTTP status again.
+    /// Set on `errutil` errors: the HTTP status, repeated.
     #[oai(rename = "statusCode", skip_serializing_if_is_none)]
     pub status_code: Option<u16>,
-    /// Errors rendered with `errutil`: always empty (no tracing).
+    /// Set on `errutil` errors: the request's trace id (tollgate traces nothing: "").
     #[oai(rename = "traceID", skip_serializing_if_is_none)]
     pub trace_id: Option<String>,
 }
@@ -105,7 +105,7 @@ pub fn error_response(status: u16, body: &ErrorBody) -> poem::Response {
         }),
         (_, _, Some(message_id)) => serde_json::json!({
             "message": body.message, "messageId": message_id,
-            "statusCode": body.status_code, "traceID": ""
+            "statusCode": status, "traceID": body.trace_id.clone().unwrap_or_default()
         }),
         _ => json,
     };

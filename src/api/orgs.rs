@@ -1,5 +1,6 @@
-//! `/api/orgs*` and `/api/org*`: Grafana's organization API — search, create, read and
-//! rename orgs, and list, add, re-role and remove their members. `/api/org/*` acts on the
+//! `/api/orgs*` and `/api/org*`: Grafana's organization API — search, create, read,
+//! rename, re-address and delete orgs, and list, search, look up, add, re-role and remove
+//! their members. `/api/org/*` acts on the
 //! caller's current org; `/api/orgs/:orgId/*` on any org, with permissions evaluated in
 //! that org (the service decides).
 
@@ -18,9 +19,9 @@ use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::error::AppError;
-use crate::service::orgs::Added;
+use crate::service::orgs::{self as org_service, Added, Removed};
 use crate::service::Services;
-use crate::store::{OrgRecord, UserRecord};
+use crate::store::{OrgAddressRecord, UserRecord};
 
 /// An org in a search (Grafana's `OrgDTO`).
 #[derive(Object, Debug)]
@@ -29,7 +30,7 @@ pub struct Org {
     pub name: String,
 }
 
-/// An org's postal address (tollgate keeps none: all empty).
+/// An org's postal address (empty strings when never set).
 #[derive(Object, Debug, Default)]
 #[oai(rename_all = "camelCase")]
 pub struct OrgAddress {
@@ -49,14 +50,69 @@ pub struct OrgDetails {
     pub address: OrgAddress,
 }
 
-impl From<&OrgRecord> for OrgDetails {
-    fn from(o: &OrgRecord) -> Self {
+impl From<org_service::OrgDetails> for OrgDetails {
+    fn from(d: org_service::OrgDetails) -> Self {
+        let a = d.address;
         Self {
-            id: o.id as i64,
-            name: o.name.clone(),
-            address: OrgAddress::default(),
+            id: d.org.id as i64,
+            name: d.org.name,
+            address: OrgAddress {
+                address1: a.address1,
+                address2: a.address2,
+                city: a.city,
+                zip_code: a.zip_code,
+                state: a.state,
+                country: a.country,
+            },
         }
     }
+}
+
+/// A new postal address (Grafana's `UpdateOrgAddressForm`): every field is replaced, a
+/// missing one by "". Keys match case-insensitively, so `zipCode` works too.
+#[derive(Object, Debug)]
+pub struct UpdateOrgAddressForm {
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub zipcode: Option<String>,
+    pub state: Option<String>,
+    pub country: Option<String>,
+}
+
+impl From<UpdateOrgAddressForm> for OrgAddressRecord {
+    fn from(f: UpdateOrgAddressForm) -> Self {
+        Self {
+            address1: f.address1.unwrap_or_default(),
+            address2: f.address2.unwrap_or_default(),
+            city: f.city.unwrap_or_default(),
+            zip_code: f.zipcode.unwrap_or_default(),
+            state: f.state.unwrap_or_default(),
+            country: f.country.unwrap_or_default(),
+        }
+    }
+}
+
+/// A page of an org's members (Grafana's `SearchOrgUsersQueryResult`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct SearchOrgUsersResult {
+    /// Members matching the query, over all pages.
+    pub total_count: i64,
+    pub org_users: Vec<OrgUser>,
+    /// The page, from 1.
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// A user found by `GET /api/org/users/lookup` (Grafana's `UserLookupDTO`).
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct UserLookup {
+    pub user_id: i64,
+    pub uid: String,
+    pub login: String,
+    pub avatar_url: String,
 }
 
 /// A member of an org (Grafana's `OrgUserDTO`).
@@ -172,6 +228,26 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not change this member, or grant this role.",
         404 => NotFound: "No such user.",
+    }
+);
+
+api_errors!(
+    /// Errors of deleting an org.
+    OrgDeleteError {
+        400 => BadRequest: "The org is the caller's current org.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not delete this org.",
+        404 => NotFound: "No such org.",
+    }
+);
+
+api_errors!(
+    /// Errors of changing an org's address.
+    OrgAddressError {
+        400 => BadRequest: "Bad body.",
+        401 => Unauthorized: "No or invalid credentials.",
+        403 => Forbidden: "The caller may not change this org.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -317,10 +393,52 @@ impl OrgsApi {
         auth: &Auth,
         org: OrgId,
         user: &str,
+        delete_orphan: bool,
     ) -> Result<Json<MessageBody>, AppError> {
         let user = user_param(user)?;
-        services.orgs.remove(&auth.0, org, user).await?;
-        Ok(message("User removed from organization"))
+        Ok(
+            match services
+                .orgs
+                .remove(&auth.0, org, user, delete_orphan)
+                .await?
+            {
+                Removed::Removed => message("User removed from organization"),
+                Removed::UserDeleted => message("User deleted"),
+            },
+        )
+    }
+
+    async fn search_members(
+        services: &Services,
+        auth: &Auth,
+        org: OrgId,
+        query: Option<String>,
+        page: Option<i64>,
+        perpage: Option<i64>,
+    ) -> Result<Json<SearchOrgUsersResult>, AppError> {
+        let per = perpage.filter(|p| *p > 0).unwrap_or(1000);
+        let page = page.filter(|p| *p > 0).unwrap_or(1);
+        let found = services
+            .orgs
+            .search_members(
+                &auth.0,
+                org,
+                query.as_deref().unwrap_or(""),
+                page as u64,
+                per as u64,
+            )
+            .await?;
+        let now = services.clock.now();
+        Ok(Json(SearchOrgUsersResult {
+            total_count: found.total as i64,
+            org_users: found
+                .members
+                .iter()
+                .map(|(u, r)| OrgUser::new(org, u, *r, now))
+                .collect(),
+            page,
+            per_page: per,
+        }))
     }
 }
 
@@ -393,7 +511,7 @@ impl OrgsApi {
         #[oai(name = "orgName")] org_name: Path<String>,
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = services.orgs.by_name(&auth.0, &org_name.0).await?;
-        Ok(Json(OrgDetails::from(&org)))
+        Ok(Json(OrgDetails::from(org)))
     }
 
     /// Get an org by exact name (Grafana registers the route with a trailing slash).
@@ -410,7 +528,7 @@ impl OrgsApi {
         #[oai(name = "orgName")] org_name: Path<String>,
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = services.orgs.by_name(&auth.0, &org_name.0).await?;
-        Ok(Json(OrgDetails::from(&org)))
+        Ok(Json(OrgDetails::from(org)))
     }
 
     /// Get an org by id.
@@ -423,7 +541,7 @@ impl OrgsApi {
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = org_param(&org_id.0)?;
         let org = services.orgs.get(&auth.0, org).await?;
-        Ok(Json(OrgDetails::from(&org)))
+        Ok(Json(OrgDetails::from(org)))
     }
 
     /// Rename an org.
@@ -449,7 +567,7 @@ impl OrgsApi {
         services: Data<&Arc<Services>>,
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = services.orgs.get(&auth.0, auth.0.org_id).await?;
-        Ok(Json(OrgDetails::from(&org)))
+        Ok(Json(OrgDetails::from(org)))
     }
 
     /// Rename the caller's current org.
@@ -578,10 +696,11 @@ impl OrgsApi {
         #[oai(name = "userId")] user_id: Path<String>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = org_param(&org_id.0)?;
-        Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
+        Ok(Self::remove(&services, &auth, org, &user_id.0, false).await?)
     }
 
-    /// Remove a member from the caller's current org (the user stays).
+    /// Remove a member from the caller's current org; a user left without any org is
+    /// deleted ("User deleted").
     #[oai(
         path = "/api/org/users/:userId",
         method = "delete",
@@ -594,6 +713,136 @@ impl OrgsApi {
         #[oai(name = "userId")] user_id: Path<String>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = auth.0.org_id;
-        Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
+        Ok(Self::remove(&services, &auth, org, &user_id.0, true).await?)
+    }
+
+    /// Delete an org and everything it owns (not its users); never the caller's current org.
+    #[oai(
+        path = "/api/orgs/:orgId",
+        method = "delete",
+        operation_id = "deleteOrgByID"
+    )]
+    async fn delete(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+    ) -> Result<Json<MessageBody>, OrgDeleteError> {
+        let org = org_param(&org_id.0)?;
+        services.orgs.delete(&auth.0, org).await?;
+        Ok(message("Organization deleted"))
+    }
+
+    /// Replace an org's postal address.
+    #[oai(
+        path = "/api/orgs/:orgId/address",
+        method = "put",
+        operation_id = "updateOrgAddress"
+    )]
+    async fn update_address(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        body: GfJson<UpdateOrgAddressForm>,
+    ) -> Result<Json<MessageBody>, OrgAddressError> {
+        let org = org_param(&org_id.0)?;
+        let address = OrgAddressRecord::from(body.0);
+        services.orgs.set_address(&auth.0, org, &address).await?;
+        Ok(message("Address updated"))
+    }
+
+    /// Replace the caller's current org's postal address.
+    #[oai(
+        path = "/api/org/address",
+        method = "put",
+        operation_id = "updateCurrentOrgAddress"
+    )]
+    async fn update_current_address(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        body: GfJson<UpdateOrgAddressForm>,
+    ) -> Result<Json<MessageBody>, OrgAddressError> {
+        let address = OrgAddressRecord::from(body.0);
+        let org = auth.0.org_id;
+        services.orgs.set_address(&auth.0, org, &address).await?;
+        Ok(message("Address updated"))
+    }
+
+    /// Search an org's members by login, email or name; `page` counts from 1.
+    #[oai(
+        path = "/api/orgs/:orgId/users/search",
+        method = "get",
+        operation_id = "searchOrgUsers"
+    )]
+    async fn search_org_users(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        #[oai(name = "orgId")] org_id: Path<String>,
+        /// Part of a login, email or name.
+        query: Query<Option<String>>,
+        /// Page number, from 1.
+        page: Query<Option<i64>>,
+        /// Members per page (default 1000).
+        perpage: Query<Option<i64>>,
+    ) -> Result<Json<SearchOrgUsersResult>, OrgReadError> {
+        let org = org_param(&org_id.0)?;
+        Ok(Self::search_members(&services, &auth, org, query.0, page.0, perpage.0).await?)
+    }
+
+    /// Search the caller's current org's members; `page` counts from 1.
+    #[oai(
+        path = "/api/org/users/search",
+        method = "get",
+        operation_id = "searchOrgUsersWithPaging"
+    )]
+    async fn search_current_users(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// Part of a login, email or name.
+        query: Query<Option<String>>,
+        /// Page number, from 1.
+        page: Query<Option<i64>>,
+        /// Members per page (default 1000).
+        perpage: Query<Option<i64>>,
+    ) -> Result<Json<SearchOrgUsersResult>, OrgReadError> {
+        let org = auth.0.org_id;
+        Ok(Self::search_members(&services, &auth, org, query.0, page.0, perpage.0).await?)
+    }
+
+    /// Look up members of the caller's current org (for pickers).
+    #[oai(
+        path = "/api/org/users/lookup",
+        method = "get",
+        operation_id = "getOrgUsersForCurrentOrgLookup"
+    )]
+    async fn lookup(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+        /// Part of a login, email or name.
+        query: Query<Option<String>>,
+        /// At most this many (0 or none: all).
+        limit: Query<Option<i64>>,
+    ) -> Result<Json<Vec<UserLookup>>, OrgReadError> {
+        let limit = limit.0.filter(|l| *l > 0).unwrap_or(0) as u64;
+        let found = services
+            .orgs
+            .lookup(&auth.0, query.0.as_deref().unwrap_or(""), limit)
+            .await?;
+        Ok(Json(
+            found
+                .iter()
+                .map(|u| UserLookup {
+                    user_id: u.id as i64,
+                    uid: u.uid.clone(),
+                    login: u.login.clone(),
+                    avatar_url: avatar(&u.email),
+                })
+                .collect(),
+        ))
     }
 }

@@ -41,7 +41,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub catalog: Arc<access::RoleCatalog>,
     pub auth: auth::AuthService,
-    pub users: users::UserService,
+    pub users: Arc<users::UserService>,
     pub orgs: orgs::OrgService,
     pub quotas: Arc<quotas::QuotaService>,
     pub sessions: Arc<sessions::SessionService>,
@@ -149,24 +149,11 @@ impl Services {
             ldap.clone(),
             clock.clone(),
         );
-        let users = users::UserService::new(
+        let users = Arc::new(users::UserService::new(
             store.clone(),
             store.clone(),
             settings.clone(),
             credentials,
-            quotas.clone(),
-            clock.clone(),
-        );
-        let orgs = orgs::OrgService::new(
-            store.clone(),
-            catalog.clone(),
-            settings.clone(),
-            quotas.clone(),
-            clock.clone(),
-        );
-        let datasources = Arc::new(datasources::DataSourceService::new(
-            store.clone(),
-            secrets.clone(),
             quotas.clone(),
             clock.clone(),
         ));
@@ -175,6 +162,21 @@ impl Services {
             roles::RoleService::open(store.clone(), store.clone(), catalog.clone(), clock.clone())
                 .await?,
         );
+        let orgs = orgs::OrgService::new(
+            store.clone(),
+            catalog.clone(),
+            settings.clone(),
+            quotas.clone(),
+            clock.clone(),
+            users.clone(),
+            roles.clone(),
+        );
+        let datasources = Arc::new(datasources::DataSourceService::new(
+            store.clone(),
+            secrets.clone(),
+            quotas.clone(),
+            clock.clone(),
+        ));
         let dashboards = Arc::new(dashboards::DashboardService::new(store.clone()));
         let alerts = alerts::AlertService::new(store.clone(), clock.clone());
         let notifiers = Arc::new(notifiers::NotifierService::new(store.clone()));

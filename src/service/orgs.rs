@@ -11,7 +11,10 @@ use crate::domain::{Action, AuthKind, OrgId, OrgRole, PermissionSet, Principal, 
 use crate::error::AppError;
 use crate::service::access::RoleCatalog;
 use crate::service::quotas::{QuotaService, QuotaUsage};
-use crate::store::{OrgRecord, QuotaOwner, StoreError, UserRecord, UserStore};
+use crate::service::roles::RoleService;
+use crate::service::secrets::org_secret_prefixes;
+use crate::service::users::UserService;
+use crate::store::{OrgAddressRecord, OrgRecord, QuotaOwner, StoreError, UserRecord, UserStore};
 
 pub const ORG_NOT_FOUND: &str = "Organization not found";
 pub const NAME_TAKEN: &str = "Organization name taken";
@@ -27,12 +30,45 @@ pub enum Added {
     AlreadyMember(UserId),
 }
 
+/// What removing a member did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Removed,
+    /// The user had no org left and was deleted (current-org route only).
+    UserDeleted,
+}
+
+/// An org with its address (Grafana's `OrgDetailsDTO`).
+#[derive(Debug, Clone)]
+pub struct OrgDetails {
+    pub org: OrgRecord,
+    pub address: OrgAddressRecord,
+}
+
+/// A page of an org's members and how many match in all.
+#[derive(Debug, Clone)]
+pub struct MemberPage {
+    pub members: Vec<(UserRecord, OrgRole)>,
+    pub total: u64,
+}
+
 pub struct OrgService {
     store: Arc<dyn UserStore>,
     catalog: Arc<RoleCatalog>,
     settings: Arc<Settings>,
     quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
+    users: Arc<UserService>,
+    roles: Arc<RoleService>,
+}
+
+/// Grafana's member search: `query` is contained in the login, email or name (any case).
+fn matches(u: &UserRecord, query: &str) -> bool {
+    let q = query.to_lowercase();
+    q.is_empty()
+        || [&u.login, &u.email, &u.name]
+            .iter()
+            .any(|f| f.to_lowercase().contains(&q))
 }
 
 /// `users:id:<id>`, the scope of org-user actions.
@@ -47,6 +83,8 @@ impl OrgService {
         settings: Arc<Settings>,
         quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
+        users: Arc<UserService>,
+        roles: Arc<RoleService>,
     ) -> Self {
         Self {
             store,
@@ -54,6 +92,8 @@ impl OrgService {
             settings,
             quotas,
             clock,
+            users,
+            roles,
         }
     }
 
@@ -141,23 +181,74 @@ impl OrgService {
     }
 
     /// `GET /api/org`, `GET /api/orgs/:orgId`.
-    pub async fn get(&self, p: &Principal, org: OrgId) -> Result<OrgRecord, AppError> {
+    pub async fn get(&self, p: &Principal, org: OrgId) -> Result<OrgDetails, AppError> {
         self.require_in(p, org, Action::OrgsRead, "").await?;
-        self.store
+        let org = self
+            .store
             .org(org)
             .await
             .map_err(AppError::store("Failed to get organization"))?
-            .ok_or_else(|| AppError::not_found(ORG_NOT_FOUND))
+            .ok_or_else(|| AppError::not_found(ORG_NOT_FOUND))?;
+        self.with_address(org).await
+    }
+
+    async fn with_address(&self, org: OrgRecord) -> Result<OrgDetails, AppError> {
+        let address = self
+            .store
+            .org_address(OrgId(org.id))
+            .await
+            .map_err(AppError::store("Failed to get organization"))?
+            .unwrap_or_default();
+        Ok(OrgDetails { org, address })
     }
 
     /// `GET /api/orgs/name/:orgName` (exact name).
-    pub async fn by_name(&self, p: &Principal, name: &str) -> Result<OrgRecord, AppError> {
+    pub async fn by_name(&self, p: &Principal, name: &str) -> Result<OrgDetails, AppError> {
         self.require_in(p, GLOBAL_ORG, Action::OrgsRead, "").await?;
-        self.store
+        let org = self
+            .store
             .org_by_name(name)
             .await
             .map_err(AppError::store("Failed to get organization"))?
-            .ok_or_else(|| AppError::not_found(ORG_NOT_FOUND))
+            .ok_or_else(|| AppError::not_found(ORG_NOT_FOUND))?;
+        self.with_address(org).await
+    }
+
+    /// `PUT /api/org/address`, `PUT /api/orgs/:orgId/address`: every field is replaced.
+    /// Grafana does not check that the org exists (200 for a missing one).
+    pub async fn set_address(
+        &self,
+        p: &Principal,
+        org: OrgId,
+        address: &OrgAddressRecord,
+    ) -> Result<(), AppError> {
+        self.require_in(p, org, Action::OrgsWrite, "").await?;
+        match self.store.set_org_address(org, address).await {
+            Ok(()) | Err(StoreError::OrgNotFound) => Ok(()),
+            Err(e) => Err(AppError::store("Failed to update org address")(e)),
+        }
+    }
+
+    /// `DELETE /api/orgs/:orgId`: the org and everything it owns (see
+    /// `UserStore::delete_org`); never the caller's current org. Users are kept.
+    pub async fn delete(&self, p: &Principal, org: OrgId) -> Result<(), AppError> {
+        self.require_in(p, org, Action::OrgsDelete, "").await?;
+        if org == p.org_id {
+            return Err(AppError::bad_request("Can not delete org for current user"));
+        }
+        match self.store.delete_org(org, &org_secret_prefixes(org)).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => {
+                return Err(AppError::not_found(
+                    "Failed to delete organization. ID not found",
+                ))
+            }
+            Err(e) => return Err(AppError::store("Failed to update organization")(e)),
+        }
+        // The org's custom roles went with it: they grant nothing any more.
+        self.roles.install_roles().await?;
+        tracing::info!(org = org.0, "organization deleted");
+        Ok(())
     }
 
     /// `PUT /api/org`, `PUT /api/orgs/:orgId`: a taken name is a 400 here (409 on create).
@@ -190,6 +281,63 @@ impl OrgService {
         Ok(all
             .into_iter()
             .filter(|(u, _)| perms.has(Action::OrgUsersRead, &member_scope(u.user_id())))
+            .collect())
+    }
+
+    /// `GET /api/org/users/search`, `GET /api/orgs/:orgId/users/search`: the members the
+    /// caller may read whose login, email or name contains `query`, ordered by login;
+    /// `page` counts from 1.
+    pub async fn search_members(
+        &self,
+        p: &Principal,
+        org: OrgId,
+        query: &str,
+        page: u64,
+        per_page: u64,
+    ) -> Result<MemberPage, AppError> {
+        let found: Vec<_> = self
+            .members(p, org)
+            .await?
+            .into_iter()
+            .filter(|(u, _)| matches(u, query))
+            .collect();
+        let total = found.len() as u64;
+        let skip = page.saturating_sub(1).saturating_mul(per_page);
+        Ok(MemberPage {
+            members: found
+                .into_iter()
+                .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+                .take(usize::try_from(per_page).unwrap_or(usize::MAX))
+                .collect(),
+            total,
+        })
+    }
+
+    /// `GET /api/org/users/lookup`: members of the caller's current org whose login, email
+    /// or name contains `query`, at most `limit` (0: all). Grafana also lets folder, team and
+    /// dashboard permission managers in; tollgate has no such permissions, so only
+    /// `org.users:read` (the Enterprise rule); rows are not filtered per user.
+    pub async fn lookup(
+        &self,
+        p: &Principal,
+        query: &str,
+        limit: u64,
+    ) -> Result<Vec<UserRecord>, AppError> {
+        let org = p.org_id;
+        self.require_in(p, org, Action::OrgUsersRead, "").await?;
+        let all = self.store.org_members(org).await.map_err(AppError::store(
+            "Failed to get users for current organization",
+        ))?;
+        let limit = if limit == 0 {
+            usize::MAX
+        } else {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        };
+        Ok(all
+            .into_iter()
+            .map(|(u, _)| u)
+            .filter(|u| matches(u, query))
+            .take(limit)
             .collect())
     }
 
@@ -267,24 +415,46 @@ impl OrgService {
     }
 
     /// `DELETE /api/org/users/:userId`, `DELETE /api/orgs/:orgId/users/:userId`. Removing
-    /// a non-member succeeds (Grafana does not check the row); the user is never deleted.
-    pub async fn remove(&self, p: &Principal, org: OrgId, user: UserId) -> Result<(), AppError> {
+    /// a non-member succeeds (Grafana does not check the row). With `delete_orphan` (the
+    /// current-org route), a user this removal leaves without any org is deleted, as
+    /// Grafana does; the `/api/orgs/:orgId/...` route keeps it.
+    pub async fn remove(
+        &self,
+        p: &Principal,
+        org: OrgId,
+        user: UserId,
+        delete_orphan: bool,
+    ) -> Result<Removed, AppError> {
         self.require_in(p, org, Action::OrgUsersRemove, &member_scope(user))
             .await?;
-        match self
+        let row = match self
             .store
             .remove_membership(user, org, self.clock.now())
             .await
         {
-            Ok(_) | Err(StoreError::NotMember) => Ok(()),
-            Err(StoreError::LastOrgAdmin) => Err(AppError::bad_request(
-                "Cannot remove last organization admin",
-            )),
+            Ok(row) => Some(row),
+            Err(StoreError::NotMember) => None,
+            Err(StoreError::LastOrgAdmin) => {
+                return Err(AppError::bad_request(
+                    "Cannot remove last organization admin",
+                ))
+            }
             // No such user: a client error, as Grafana's user resolver answers it.
-            Err(StoreError::NotFound) => Err(AppError::not_found(USER_NOT_FOUND)),
-            Err(e) => Err(AppError::store("Failed to remove user from organization")(
-                e,
-            )),
+            Err(StoreError::NotFound) => return Err(AppError::not_found(USER_NOT_FOUND)),
+            Err(e) => {
+                return Err(AppError::store("Failed to remove user from organization")(
+                    e,
+                ))
+            }
+        };
+        match row {
+            Some(row) if delete_orphan && row.memberships.is_empty() => {
+                if self.users.delete_orphaned(user).await? {
+                    return Ok(Removed::UserDeleted);
+                }
+                Ok(Removed::Removed)
+            }
+            _ => Ok(Removed::Removed),
         }
     }
 }

@@ -33,6 +33,15 @@ const BATCH: usize = 256;
 /// Grafana's long-standing default secret: refused outside development mode.
 pub const GRAFANA_DEFAULT_SECRET: &str = "SW2YcwTIb9zpOOhoPsMm";
 
+/// The key prefixes of every secret an org's datasources, app plugins and notification
+/// channels own (their owners are "<org>/<uid or plugin id>"): what deleting the org deletes.
+pub fn org_secret_prefixes(org: crate::domain::OrgId) -> Vec<String> {
+    ["datasource", "plugin", "notifier"]
+        .iter()
+        .map(|purpose| format!("{purpose}\n{}/", org.0))
+        .collect()
+}
+
 /// The storage key of a secret, from its context (`purpose`, `owner`, `field`; none of
 /// them may contain a newline).
 pub fn secret_key(ctx: &SecretContext<'_>) -> String {

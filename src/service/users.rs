@@ -330,6 +330,20 @@ impl UserService {
         Ok(())
     }
 
+    /// Deletes a user that removing it from its current org left without any org
+    /// (Grafana's "delete orphaned user"; the caller's permission was the removal's). The
+    /// last Grafana Admin is kept: false then.
+    pub async fn delete_orphaned(&self, id: UserId) -> Result<bool, AppError> {
+        match self.store.delete_user(id).await {
+            Ok(_) => {}
+            Err(StoreError::LastAdmin) => return Ok(false),
+            Err(e) => return Err(AppError::internal("Failed to delete user", e)),
+        }
+        self.revoke_credentials(id).await?;
+        tracing::info!(user = id.0, "user without any org deleted");
+        Ok(true)
+    }
+
     /// `POST /api/admin/users/:id/disable` and `/enable`.
     pub async fn set_disabled(
         &self,
@@ -577,7 +591,8 @@ impl UserService {
             login => login,
         };
         if login.is_empty() {
-            return Err(AppError::bad_request(
+            return Err(AppError::errutil_bad_request(
+                "user.empty-username-and-email",
                 "Need to specify either username or email",
             ));
         }
@@ -644,11 +659,22 @@ impl UserService {
             }
             None => false,
         };
+        // Grafana 11+ answers these three with errutil bodies (10.x: 401 for a wrong old
+        // password).
         if !matches {
-            return Err(AppError::bad_request("Invalid old password"));
+            return Err(AppError::errutil_bad_request(
+                "user.password-missmatch",
+                "Invalid old password",
+            ));
         }
-        check_policy(new_password, self.settings.strong_password_policy)
-            .map_err(AppError::bad_request)?;
+        check_policy(new_password, self.settings.strong_password_policy).map_err(|msg| {
+            let id = if msg == "New password is too short" {
+                "password.password-policy-too-short"
+            } else {
+                "password.password-policy-infringe"
+            };
+            AppError::errutil_bad_request(id, msg)
+        })?;
         let hash = hash_password(new_password, self.settings.password_hash_iterations).await?;
         self.store
             .set_password(id, hash, self.clock.now())

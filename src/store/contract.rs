@@ -53,6 +53,9 @@ where
     orgs_remove_membership(fresh().await).await;
     orgs_last_admin_races(fresh().await).await;
     orgs_members(fresh().await).await;
+    orgs_delete(fresh().await).await;
+    orgs_delete_moves_current_org(fresh().await).await;
+    orgs_address(fresh().await).await;
     // Stats.
     stats_counts(fresh().await).await;
     stats_activity(fresh().await).await;
@@ -1560,6 +1563,188 @@ pub async fn orgs_remove_membership(s: Arc<dyn Store>) {
         .unwrap()
         .iter()
         .all(|(u, _)| u.id != b.id));
+}
+
+/// Deleting an org takes everything it owns and nothing of the other org's.
+pub async fn orgs_delete(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let (_, active) = two_deks(&s).await;
+    let admin = add(&s, grafana_admin("admin"), OrgRole::Admin).await;
+    s.add_membership(admin.user_id(), OTHER, OrgRole::Admin, 20)
+        .await
+        .unwrap();
+    let before = counts(&s).await;
+    for org in [MAIN, OTHER] {
+        let n = org.0 as u8;
+        let secret_key = format!("datasource\n{}/p\npassword", org.0);
+        s.create_datasource(
+            datasource(org, "prom", "p"),
+            &[put(&secret_key, active, b"sealed")],
+        )
+        .await
+        .unwrap();
+        s.write_secrets(&[put(&format!("plugin\n{}/app\nk", org.0), active, b"x")])
+            .await
+            .unwrap();
+        new_key(&s, api_key(org, "key", None, n)).await;
+        let sa = s
+            .create_user(
+                service_account(&format!("sa{n}")),
+                NewMembership::Existing(org, OrgRole::Viewer),
+            )
+            .await
+            .unwrap();
+        new_key(&s, api_key(org, "token", Some(&sa), 10 + n)).await;
+        apply(
+            &s,
+            upsert(dashboard(org, "d", &["t"]), vec![alert(org, "d", 1)]),
+        )
+        .await;
+        let mut b = upsert(dashboard(org, "e", &[]), vec![]);
+        b.folders.push(folder(org, "f"));
+        apply(&s, b).await;
+        s.apply_plugin_settings(&[plugin(org, "app", true)], &[])
+            .await
+            .unwrap();
+        s.apply_notifiers(&[notifier(org, "n", "chan")], &[], &[])
+            .await
+            .unwrap();
+        new_role(&s, role(org, "r", "custom")).await;
+        s.assign_role(org, "r", admin.user_id()).await.unwrap();
+    }
+    let alone = s
+        .create_user(
+            user("alone"),
+            NewMembership::Existing(OTHER, OrgRole::Editor),
+        )
+        .await
+        .unwrap();
+    let refs_before = refs(&s, active).await;
+    let full = counts(&s).await;
+
+    assert!(matches!(
+        err(s.delete_org(OrgId(99), &[]).await),
+        StoreError::NotFound
+    ));
+    let prefixes = vec!["datasource\n2/".to_string(), "plugin\n2/".to_string()];
+    s.delete_org(OTHER, &prefixes).await.unwrap();
+
+    assert!(s.org(OTHER).await.unwrap().is_none());
+    assert!(s.org_by_name("Other Org.").await.unwrap().is_none());
+    assert!(s.org_members(OTHER).await.unwrap().is_empty());
+    assert!(s.datasources(OTHER).await.unwrap().is_empty());
+    assert!(s.datasource_by_uid(OTHER, "p").await.unwrap().is_none());
+    assert!(secret(&s, "datasource\n2/p\npassword").await.is_none());
+    assert!(secret(&s, "plugin\n2/app\nk").await.is_none());
+    assert_eq!(
+        refs(&s, active).await,
+        refs_before - 2,
+        "the DEK references went"
+    );
+    assert!(s.api_keys(OTHER, None).await.unwrap().is_empty());
+    assert!(s.api_key_by_hash(&[2; 32]).await.unwrap().is_none());
+    assert!(
+        s.api_key_by_hash(&[12; 32]).await.unwrap().is_none(),
+        "token"
+    );
+    assert!(
+        s.user_by_login("sa2").await.unwrap().is_none(),
+        "service account"
+    );
+    assert!(s.dashboards(OTHER).await.unwrap().is_empty());
+    assert!(s.folders(OTHER).await.unwrap().is_empty());
+    assert!(s.alerts(OTHER).await.unwrap().is_empty());
+    assert!(plugins(&s, OTHER).await.is_empty());
+    assert!(notifiers(&s, OTHER).await.is_empty());
+    assert!(s.role(OTHER, "r").await.unwrap().is_none());
+    // Users stay; their membership goes.
+    let a = reload(&s, &admin).await;
+    assert_eq!(a.role_in(OTHER), None);
+    assert_eq!(a.role_in(MAIN), Some(OrgRole::Admin));
+    let alone = reload(&s, &alone).await;
+    assert!(alone.memberships.is_empty());
+    assert_eq!(
+        alone.org_id, OTHER.0,
+        "no org left: still points at the deleted one"
+    );
+    // The main org's things are untouched.
+    assert!(s.org(MAIN).await.unwrap().is_some());
+    assert_eq!(s.datasources(MAIN).await.unwrap().len(), 1);
+    assert!(secret(&s, "datasource\n1/p\npassword").await.is_some());
+    assert!(secret(&s, "plugin\n1/app\nk").await.is_some());
+    assert_eq!(s.api_keys(MAIN, None).await.unwrap().len(), 1);
+    assert!(s.user_by_login("sa1").await.unwrap().is_some());
+    assert_eq!(s.dashboards(MAIN).await.unwrap().len(), 2);
+    assert_eq!(s.folders(MAIN).await.unwrap().len(), 1);
+    assert_eq!(s.alerts(MAIN).await.unwrap().len(), 1);
+    assert_eq!(plugins(&s, MAIN).await.len(), 1);
+    assert_eq!(notifiers(&s, MAIN).await.len(), 1);
+    assert!(s.role(MAIN, "r").await.unwrap().is_some());
+    // The counters follow.
+    let after = counts(&s).await;
+    assert_eq!(after.orgs, before.orgs - 1);
+    assert_eq!(after.datasources, full.datasources - 1);
+    assert_eq!(after.api_keys, full.api_keys - 2);
+    assert_eq!(after.service_accounts, full.service_accounts - 1);
+    assert_eq!(after.dashboards, full.dashboards - 2);
+    assert_eq!(after.folders, full.folders - 1);
+    assert_eq!(after.alerts, full.alerts - 1);
+    assert_eq!(after.tags, full.tags - 1);
+    assert_eq!(after.users, full.users, "users are never deleted");
+    assert_eq!(after.editors, full.editors - 1, "alone has no role left");
+    assert!(matches!(
+        err(s.delete_org(OTHER, &prefixes).await),
+        StoreError::NotFound
+    )); // The id alone still points at is not given to a new org.
+    let again = s.create_org("Again", 50, admin.user_id()).await.unwrap();
+    assert_ne!(again.id, OTHER.0);
+}
+
+/// A user whose current org is deleted moves to its first other membership.
+pub async fn orgs_delete_moves_current_org(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let bob = add(&s, user("bob"), OrgRole::Viewer).await;
+    s.add_membership(bob.user_id(), OTHER, OrgRole::Admin, 20)
+        .await
+        .unwrap();
+    s.set_current_org(bob.user_id(), OTHER).await.unwrap();
+    s.delete_org(OTHER, &[]).await.unwrap();
+    let b = reload(&s, &bob).await;
+    assert_eq!(b.org_id, MAIN.0);
+    assert_eq!(b.memberships, vec![membership(MAIN, OrgRole::Viewer)]);
+}
+
+/// An org's address: none until set, replaced whole, gone with the org.
+pub async fn orgs_address(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    assert_eq!(s.org_address(MAIN).await.unwrap(), None);
+    let a = OrgAddressRecord {
+        address1: "1 Main St".into(),
+        address2: "".into(),
+        city: "Springfield".into(),
+        zip_code: "12345".into(),
+        state: "IL".into(),
+        country: "US".into(),
+    };
+    s.set_org_address(MAIN, &a).await.unwrap();
+    assert_eq!(s.org_address(MAIN).await.unwrap(), Some(a.clone()));
+    assert_eq!(s.org_address(OTHER).await.unwrap(), None);
+    let b = OrgAddressRecord {
+        city: "Shelbyville".into(),
+        ..OrgAddressRecord::default()
+    };
+    s.set_org_address(MAIN, &b).await.unwrap();
+    assert_eq!(s.org_address(MAIN).await.unwrap(), Some(b));
+    assert!(matches!(
+        err(s.set_org_address(OrgId(99), &a).await),
+        StoreError::OrgNotFound
+    ));
+    s.set_org_address(OTHER, &a).await.unwrap();
+    s.delete_org(OTHER, &[]).await.unwrap();
+    assert_eq!(s.org_address(OTHER).await.unwrap(), None);
 }
 
 /// Two Admins of one org step down at once: exactly one may.
@@ -3937,6 +4122,15 @@ pub async fn store_health(s: Arc<dyn Store>) {
 async fn fill_every_kind(s: &Arc<dyn Store>) {
     main_org(s).await;
     other_org(s).await;
+    s.set_org_address(
+        OTHER,
+        &OrgAddressRecord {
+            city: "Springfield".into(),
+            ..OrgAddressRecord::default()
+        },
+    )
+    .await
+    .unwrap();
     let root = add(s, grafana_admin("root"), OrgRole::Admin).await;
     let ed = add(
         s,

@@ -10,6 +10,8 @@ use super::records::*;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dump {
     pub orgs: Vec<OrgRecord>,
+    /// Org addresses by org id (orgs without one have none).
+    pub org_addresses: Vec<(u64, OrgAddressRecord)>,
     pub users: Vec<UserRecord>,
     /// Facts about the install (salts, the token key, the key canary, the usage id); not the
     /// backend's own bookkeeping (sequences, layout version).
@@ -82,6 +84,7 @@ impl Dump {
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         vec![
             ("orgs", self.orgs.len()),
+            ("org_addresses", self.org_addresses.len()),
             ("users", self.users.len()),
             ("meta", self.meta.len()),
             ("sessions", self.sessions.len()),
@@ -107,6 +110,7 @@ impl Dump {
     /// whatever order a backend reads in.
     pub fn normalized(mut self) -> Self {
         self.orgs.sort_by_key(|o| o.id);
+        self.org_addresses.sort_by_key(|a| a.0);
         self.users.sort_by_key(|u| u.id);
         self.meta.sort();
         self.sessions.sort_by_key(|s| s.id);

@@ -193,6 +193,20 @@ pub trait UserStore: Send + Sync {
     /// The org's members (not service accounts) with their role in it, ordered by login
     /// (folded).
     async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>>;
+    /// Deletes the org and everything it owns: memberships, legacy API keys, service
+    /// accounts (with their tokens), datasources, dashboards, folders and alerts, plugin
+    /// settings, notification channels, custom roles (with their assignments), its address,
+    /// and every secret whose key starts with one of `secret_prefixes` (the owners'
+    /// secrets; the DEK references go with them). Users are kept: one whose current org was
+    /// `org` moves to its first remaining membership; one with none left keeps pointing at
+    /// the deleted org (Grafana's "Org missing"). `NotFound` for a missing org. PostgreSQL:
+    /// one transaction; sled: one transaction per kind of row, the org row last (a retry
+    /// after a failure finishes the job).
+    async fn delete_org(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()>;
+    /// The org's postal address (`None` when never set).
+    async fn org_address(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>>;
+    /// Replaces the org's postal address: `OrgNotFound` for a missing org.
+    async fn set_org_address(&self, org: OrgId, address: &OrgAddressRecord) -> StoreResult<()>;
 }
 
 /// A page of users and the total count of matches.

@@ -97,6 +97,17 @@ pub struct OrgRecord {
     pub updated: i64,
 }
 
+/// An org's postal address (Grafana's `address1` ... `country` columns of `org`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OrgAddressRecord {
+    pub address1: String,
+    pub address2: String,
+    pub city: String,
+    pub zip_code: String,
+    pub state: String,
+    pub country: String,
+}
+
 /// Where a new user goes.
 #[derive(Debug, Clone)]
 pub enum NewMembership {

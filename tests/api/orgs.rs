@@ -331,6 +331,14 @@ async fn current_org_member_routes() {
     let app = TestApp::spawn().await;
     let dave = app.create_user("dave", "dave-pass-1").await;
     let row = format!("/api/org/users/{dave}");
+    // A second org keeps dave when he leaves the main one.
+    let blue = create_org(&app, "Blue").await;
+    let (s, b) = send(
+        app.admin(Method::POST, &format!("/api/orgs/{blue}/users"))
+            .json(&json!({"loginOrEmail": "dave", "role": "Viewer"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
     let (s, b) = send(app.admin(Method::GET, "/api/org/users")).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b.as_array().unwrap().len(), 2, "admin and dave: {b}");
@@ -497,7 +505,8 @@ async fn no_role_above_the_callers_own() {
     .await;
     assert_eq!(s, 200, "{b}");
     let bob = |m: Method, p: &str| app.as_user(m, p, "bob", "bob-pass-1");
-    let (s, b) = send(bob(Method::DELETE, "/api/org/users/3")).await;
+    // (The /api/orgs route: the current-org one would delete dave, left without an org.)
+    let (s, b) = send(bob(Method::DELETE, "/api/orgs/1/users/3")).await;
     assert_eq!(
         (s, message(&b)),
         (200, "User removed from organization"),
@@ -523,6 +532,406 @@ async fn no_role_above_the_callers_own() {
     assert_eq!(
         (s, message(&b)),
         (403, "Cannot assign a role higher than user's role"),
+        "{b}"
+    );
+}
+
+/// Switches the admin's current org.
+async fn admin_use(app: &TestApp, org: u64) {
+    let (s, b) = send(app.admin(Method::POST, &format!("/api/user/using/{org}"))).await;
+    assert_eq!(
+        (s, message(&b)),
+        (200, "Active organization changed"),
+        "{b}"
+    );
+}
+
+async fn datasource_count(app: &TestApp) -> u64 {
+    let (s, b) = send(app.admin(Method::GET, "/api/admin/stats")).await;
+    assert_eq!(s, 200, "{b}");
+    b["datasources"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn delete_org_takes_its_content_and_keeps_its_users() {
+    let app = TestApp::spawn().await;
+    delete_org_scenario(&app).await;
+}
+
+/// The same on PostgreSQL, and a second node sees the outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_org_on_postgres() {
+    let cluster = crate::postgres::TestCluster::start();
+    let db = cluster.create_database().await;
+    let url = cluster.url(&db);
+    let overrides = [
+        ("database", "type", "postgres"),
+        ("database", "url", url.as_str()),
+        (
+            "security",
+            "secret_key",
+            "orgs-delete-shared-secret-0123456789",
+        ),
+    ];
+    let a = TestApp::spawn_with(&overrides).await;
+    let b = TestApp::spawn_with(&overrides).await;
+    delete_org_scenario(&a).await;
+    let start = std::time::Instant::now();
+    loop {
+        let (_, orgs) = send(b.admin(Method::GET, "/api/orgs")).await;
+        let (_, me) = send(b.as_user(Method::GET, "/api/user", "bob", "bob-pass-1")).await;
+        if orgs == json!([{"id": 1, "name": "Main Org."}]) && me["orgId"] == 1 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "node b: {orgs} {me}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn delete_org_scenario(app: &TestApp) {
+    let blue = create_org(app, "Blue").await;
+    let bob = app.create_user("bob", "bob-pass-1").await;
+    let carl = app.create_user("carl", "carl-pass-1").await;
+    let carol = app.create_user("carol", "carol-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::PATCH, &format!("/api/org/users/{carol}"))
+            .json(&json!({"role": "Admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    for (login, role) in [("bob", "Editor"), ("carl", "Viewer")] {
+        let (s, b) = send(
+            app.admin(Method::POST, &format!("/api/orgs/{blue}/users"))
+                .json(&json!({"loginOrEmail": login, "role": role})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+    }
+    // bob works in Blue; carl belongs to Blue only.
+    let (s, b) = send(app.as_user(
+        Method::POST,
+        &format!("/api/user/using/{blue}"),
+        "bob",
+        "bob-pass-1",
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/1/users/{carl}"))).await;
+    assert_eq!(s, 200, "{b}");
+    // A datasource with a secret in Blue.
+    admin_use(app, blue).await;
+    let (s, b) = send(app.admin(Method::POST, "/api/datasources").json(&json!({
+        "name": "Metrics", "type": "prometheus", "access": "proxy", "url": "http://prom:9090",
+        "basicAuth": true, "basicAuthUser": "u", "secureJsonData": {"basicAuthPassword": "pw"}
+    })))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/{blue}"))).await;
+    assert_eq!(
+        (s, b),
+        (
+            400,
+            json!({"message": "Can not delete org for current user"})
+        )
+    );
+    admin_use(app, 1).await;
+    assert_eq!(datasource_count(app).await, 1);
+
+    // Who may not: an Editor of the org, an org Admin of another org.
+    let (s, b) = send(app.as_user(
+        Method::DELETE,
+        &format!("/api/orgs/{blue}"),
+        "bob",
+        "bob-pass-1",
+    ))
+    .await;
+    denied(s, &b, "orgs:delete");
+    let (s, b) = send(app.as_user(
+        Method::DELETE,
+        &format!("/api/orgs/{blue}"),
+        "carol",
+        "carol-pass-1",
+    ))
+    .await;
+    denied(s, &b, "orgs:delete");
+    let (s, b) = send(app.as_user(Method::DELETE, "/api/orgs/abc", "carol", "carol-pass-1")).await;
+    assert_eq!((s, message(&b)), (403, DENIED_PREFIX), "{b}");
+
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/{blue}"))).await;
+    assert_eq!((s, b), (200, json!({"message": "Organization deleted"})));
+
+    let (s, b) = send(app.admin(Method::GET, &format!("/api/orgs/{blue}"))).await;
+    assert_eq!((s, message(&b)), (404, "Organization not found"), "{b}");
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/{blue}"))).await;
+    assert_eq!(
+        (s, b),
+        (
+            404,
+            json!({"message": "Failed to delete organization. ID not found"})
+        )
+    );
+    let (s, b) = send(app.admin(Method::DELETE, "/api/orgs/99")).await;
+    assert_eq!(s, 404, "{b}");
+    let (_, b) = send(app.admin(Method::GET, "/api/orgs")).await;
+    assert_eq!(b, json!([{"id": 1, "name": "Main Org."}]));
+    assert_eq!(datasource_count(app).await, 0, "the datasource went");
+
+    // Users stay: bob moved to his other org; carl has none and keeps the deleted one.
+    let (s, me) = send(app.as_user(Method::GET, "/api/user", "bob", "bob-pass-1")).await;
+    assert_eq!((s, me["orgId"].as_u64()), (200, Some(1)), "{me}");
+    let (s, me) = send(app.as_user(Method::GET, "/api/user", "carl", "carl-pass-1")).await;
+    assert_eq!((s, me["id"].as_u64()), (200, Some(carl)), "{me}");
+    let (s, orgs) = send(app.as_user(Method::GET, "/api/user/orgs", "carl", "carl-pass-1")).await;
+    assert_eq!((s, orgs), (200, json!([])));
+    let (s, b) = send(app.admin(Method::GET, &format!("/api/users/{bob}"))).await;
+    assert_eq!(s, 200, "{b}");
+    // carl can be added to an org again, which becomes his current one.
+    let (s, b) = send(
+        app.admin(Method::POST, "/api/org/users")
+            .json(&json!({"loginOrEmail": "carl", "role": "Viewer"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, me) = send(app.as_user(Method::GET, "/api/user", "carl", "carl-pass-1")).await;
+    assert_eq!(me["orgId"], 1, "{me}");
+}
+
+#[tokio::test]
+async fn org_address_is_stored_and_shown() {
+    let app = TestApp::spawn().await;
+    let blue = create_org(&app, "Blue").await;
+    app.create_user("bob", "bob-pass-1").await;
+    let carol = app.create_user("carol", "carol-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::PATCH, &format!("/api/org/users/{carol}"))
+            .json(&json!({"role": "Admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    let (s, b) = send(app.admin(Method::PUT, "/api/org/address").json(&json!({
+        "address1": "1 Main St", "address2": "Floor 2", "city": "Springfield",
+        "zipcode": "12345", "state": "IL", "country": "US"
+    })))
+    .await;
+    assert_eq!((s, b), (200, json!({"message": "Address updated"})));
+    let main = json!({"id": 1, "name": "Main Org.", "address": {
+        "address1": "1 Main St", "address2": "Floor 2", "city": "Springfield",
+        "zipCode": "12345", "state": "IL", "country": "US"
+    }});
+    for path in ["/api/org", "/api/orgs/1", "/api/orgs/name/Main%20Org."] {
+        let (s, b) = send(app.admin(Method::GET, path)).await;
+        assert_eq!((s, &b), (200, &main), "{path}");
+    }
+    // Any key case; every field is replaced (missing ones by "").
+    let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/orgs/{blue}/address"))
+            .json(&json!({"ZipCode": "999", "city": "Shelbyville"})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (200, "Address updated"), "{b}");
+    let (_, b) = send(app.admin(Method::GET, &format!("/api/orgs/{blue}"))).await;
+    assert_eq!(
+        b["address"],
+        json!({"address1": "", "address2": "", "city": "Shelbyville", "zipCode": "999", "state": "", "country": ""})
+    );
+    // Grafana does not check that the org exists.
+    let (s, b) = send(
+        app.admin(Method::PUT, "/api/orgs/99/address")
+            .json(&json!({"city": "Nowhere"})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (200, "Address updated"), "{b}");
+    // Bad bodies.
+    let (s, b) = send(
+        app.admin(Method::PUT, "/api/org/address")
+            .json(&json!({"city": 5})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (400, "bad request data"), "{b}");
+    let (s, b) = send(
+        app.admin(Method::PUT, "/api/org/address")
+            .header("Content-Type", "text/plain")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (400, "bad request data"), "{b}");
+
+    // RBAC: orgs:write. A Viewer may not; an org Admin may in its own org only.
+    let (s, b) = send(
+        app.as_user(Method::PUT, "/api/org/address", "bob", "bob-pass-1")
+            .json(&json!({"city": "X"})),
+    )
+    .await;
+    denied(s, &b, "orgs:write");
+    let (s, b) = send(
+        app.as_user(Method::PUT, "/api/org/address", "carol", "carol-pass-1")
+            .json(&json!({"city": "Carolton"})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (200, "Address updated"), "{b}");
+    let (s, b) = send(
+        app.as_user(
+            Method::PUT,
+            &format!("/api/orgs/{blue}/address"),
+            "carol",
+            "carol-pass-1",
+        )
+        .json(&json!({"city": "X"})),
+    )
+    .await;
+    denied(s, &b, "orgs:write");
+
+    // Durable: the address survives a restart.
+    let (dir, data) = app.stop().await;
+    let app = TestApp::spawn_in(&data, &[]).await;
+    let (_, b) = send(app.admin(Method::GET, "/api/org")).await;
+    assert_eq!(b["address"]["city"], "Carolton", "{b}");
+    drop(dir);
+}
+
+#[tokio::test]
+async fn org_users_search_and_lookup() {
+    let app = TestApp::spawn().await;
+    let blue = create_org(&app, "Blue").await;
+    let ann = app.create_user("ann", "ann-pass-1").await;
+    let bob = app.create_user("bob", "bob-pass-1").await;
+    app.create_user("bobby", "bobby-pass-1").await;
+    let carol = app.create_user("carol", "carol-pass-1").await;
+    let (s, b) = send(
+        app.admin(Method::PATCH, &format!("/api/org/users/{carol}"))
+            .json(&json!({"role": "Admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    let (s, b) = send(app.admin(
+        Method::GET,
+        "/api/org/users/search?query=BOB&perpage=1&page=1",
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["totalCount"], &b["page"], &b["perPage"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{b}"
+    );
+    assert_eq!(b["orgUsers"].as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(
+        (
+            &b["orgUsers"][0]["login"],
+            &b["orgUsers"][0]["userId"],
+            &b["orgUsers"][0]["orgId"]
+        ),
+        (&json!("bob"), &json!(bob), &json!(1)),
+        "{b}"
+    );
+    let (_, b) = send(app.admin(
+        Method::GET,
+        "/api/org/users/search?query=bob&perpage=1&page=2",
+    ))
+    .await;
+    assert_eq!(
+        b["orgUsers"][0]["login"], "bobby",
+        "pages count from 1: {b}"
+    );
+    let (_, b) = send(app.admin(
+        Method::GET,
+        "/api/org/users/search?query=bob&perpage=1&page=3",
+    ))
+    .await;
+    assert_eq!(
+        (&b["orgUsers"], &b["totalCount"]),
+        (&json!([]), &json!(2)),
+        "{b}"
+    );
+    let (_, b) = send(app.admin(Method::GET, "/api/org/users/search?page=0&perpage=0")).await;
+    assert_eq!(
+        (&b["page"], &b["perPage"], &b["totalCount"]),
+        (&json!(1), &json!(1000), &json!(5)),
+        "{b}"
+    );
+    let (s, b) = send(app.admin(Method::GET, "/api/org/users/search?page=x")).await;
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = send(app.admin(Method::GET, "/api/orgs/1/users/search?query=ann")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        (&b["totalCount"], &b["orgUsers"][0]["userId"]),
+        (&json!(1), &json!(ann)),
+        "{b}"
+    );
+    let (_, b) = send(app.admin(Method::GET, &format!("/api/orgs/{blue}/users/search"))).await;
+    assert_eq!(b["totalCount"], 1, "only the creator: {b}");
+
+    let (s, b) = send(app.admin(Method::GET, "/api/org/users/lookup?query=bo&limit=1")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b.as_array().unwrap().len(), 1, "{b}");
+    assert_eq!(
+        (&b[0]["userId"], &b[0]["login"]),
+        (&json!(bob), &json!("bob")),
+        "{b}"
+    );
+    assert!(
+        b[0]["avatarUrl"].as_str().unwrap().starts_with("/avatar/"),
+        "{b}"
+    );
+    assert!(b[0]["uid"].is_string(), "{b}");
+    let (_, b) = send(app.admin(Method::GET, "/api/org/users/lookup")).await;
+    assert_eq!(b.as_array().unwrap().len(), 5, "{b}");
+
+    // RBAC: org.users:read. A Viewer may not; an org Admin may in its own org only.
+    for path in [
+        "/api/org/users/search",
+        "/api/org/users/lookup",
+        "/api/orgs/1/users/search",
+    ] {
+        let (s, b) = send(app.as_user(Method::GET, path, "bob", "bob-pass-1")).await;
+        denied(s, &b, "org.users:read");
+        let (s, b) = send(app.as_user(Method::GET, path, "carol", "carol-pass-1")).await;
+        assert_eq!(s, 200, "{path}: {b}");
+    }
+    let (s, b) = send(app.as_user(
+        Method::GET,
+        &format!("/api/orgs/{blue}/users/search"),
+        "carol",
+        "carol-pass-1",
+    ))
+    .await;
+    denied(s, &b, "org.users:read");
+    let (s, b) = send(app.admin(Method::GET, "/api/orgs/x/users/search")).await;
+    assert_eq!((s, message(&b)), (403, DENIED_PREFIX), "{b}");
+}
+
+#[tokio::test]
+async fn removing_a_users_last_org_deletes_it_on_the_current_org_route_only() {
+    let app = TestApp::spawn().await;
+    let dave = app.create_user("dave", "dave-pass-1").await;
+    let erin = app.create_user("erin", "erin-pass-1").await;
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/org/users/{dave}"))).await;
+    assert_eq!((s, b), (200, json!({"message": "User deleted"})));
+    let (s, b) = send(app.admin(Method::GET, &format!("/api/users/{dave}"))).await;
+    assert_eq!((s, message(&b)), (404, "User not found"), "{b}");
+    let (s, _) = send(app.as_user(Method::GET, "/api/user", "dave", "dave-pass-1")).await;
+    assert_eq!(s, 401, "dave cannot sign in any more");
+
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/1/users/{erin}"))).await;
+    assert_eq!(
+        (s, b),
+        (200, json!({"message": "User removed from organization"}))
+    );
+    let (s, b) = send(app.admin(Method::GET, &format!("/api/users/{erin}"))).await;
+    assert_eq!(s, 200, "kept without an org: {b}");
+
+    let (s, b) = send(app.admin(Method::DELETE, "/api/org/users/abc")).await;
+    assert_eq!((s, message(&b)), (400, "userId is invalid"), "{b}");
+    // The last admin rule comes first.
+    let (s, b) = send(app.admin(Method::DELETE, "/api/org/users/1")).await;
+    assert_eq!(
+        (s, message(&b)),
+        (400, "Cannot remove last organization admin"),
         "{b}"
     );
 }

@@ -51,7 +51,7 @@ use crate::store::{
 /// the list against the schema, so a new table cannot be forgotten here.
 macro_rules! record_tables {
     () => {
-        "orgs, users, org_members, meta, sessions, api_keys, deks, secrets, reencrypt_cursor, \
+        "orgs, org_addresses, users, org_members, meta, sessions, api_keys, deks, secrets, reencrypt_cursor, \
          datasources, setting_overrides, license, folders, dashboards, alerts, \
          plugin_settings, notifiers, roles, role_permissions, role_assignments, \
          provisioning_runs, quotas"
@@ -152,6 +152,7 @@ pub(super) async fn export(s: &PgStore) -> StoreResult<Dump> {
     let (license, renewal) = license_rows(c).await?;
     let dump = Dump {
         orgs: all(c, concat!(select_orgs!(), " ORDER BY id"), org_from_row).await?,
+        org_addresses: super::orgs::all_org_addresses(c).await?,
         users: all(
             c,
             concat!("SELECT ", user_cols!(), " FROM users u ORDER BY u.id"),
@@ -355,6 +356,9 @@ async fn insert_users(c: &mut PgConnection, d: &Dump) -> StoreResult<()> {
         .execute(&mut *c)
         .await
         .map_err(db_err)?;
+    }
+    for (org, a) in &d.org_addresses {
+        super::orgs::put_org_address(&mut *c, *org, a).await?;
     }
     for u in &d.users {
         let (scheme, iterations, salt, hash) = password_cols(u.password.as_ref());

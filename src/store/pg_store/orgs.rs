@@ -1,6 +1,9 @@
 //! PostgreSQL: the org half of `UserStore` (create, look up, search, rename) and the narrow
 //! membership writes (add one, change one role, remove one, list an org's members).
 //!
+//! A new org's id is above every org's and every user's current org: the id of a deleted
+//! org that a user still points at is never given again.
+//!
 //! Org names are unique without a unique index (a user's own org, made by `create_user`,
 //! may share a name with an older one): every write that names an org takes the `orgs`
 //! table lock `create_user` takes (`SHARE ROW EXCLUSIVE`, which conflicts with itself and
@@ -14,7 +17,7 @@ use sqlx::postgres::PgConnection;
 use super::users::{col, id, lock_user, org_from_row, select_orgs, user_cols, user_from_row};
 use super::{db_err, PgStore};
 use crate::domain::{OrgId, OrgRole, UserId};
-use crate::store::{OrgRecord, StoreError, StoreResult, UserRecord};
+use crate::store::{OrgAddressRecord, OrgRecord, StoreError, StoreResult, UserRecord};
 
 const ADMIN: i16 = 3;
 
@@ -105,7 +108,8 @@ impl PgStore {
         }
         let row = sqlx::query(
             "INSERT INTO orgs (id, name, created, updated) \
-             SELECT greatest(coalesce(max(id), 0) + 1, 2), $1, to_timestamp($2), \
+             SELECT greatest(coalesce(max(id), 0) + 1, 2, \
+                    (SELECT coalesce(max(org_id), 0) + 1 FROM users)), $1, to_timestamp($2), \
                     to_timestamp($2) FROM orgs \
              RETURNING id, name, extract(epoch from created)::bigint AS created, \
                  extract(epoch from updated)::bigint AS updated",
@@ -318,5 +322,161 @@ impl PgStore {
                 Ok((user_from_row(row)?, role))
             })
             .collect()
+    }
+}
+
+/// An `org_addresses` row.
+fn address_from_row(row: &sqlx::postgres::PgRow) -> StoreResult<OrgAddressRecord> {
+    Ok(OrgAddressRecord {
+        address1: col(row, "address1")?,
+        address2: col(row, "address2")?,
+        city: col(row, "city")?,
+        zip_code: col(row, "zip_code")?,
+        state: col(row, "state")?,
+        country: col(row, "country")?,
+    })
+}
+
+/// Every org's address, by org id (the dump).
+pub(super) async fn all_org_addresses(
+    conn: &mut PgConnection,
+) -> StoreResult<Vec<(u64, OrgAddressRecord)>> {
+    let rows = sqlx::query("SELECT * FROM org_addresses ORDER BY org_id")
+        .fetch_all(conn)
+        .await
+        .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let org: i64 = col(row, "org_id")?;
+            Ok((org as u64, address_from_row(row)?))
+        })
+        .collect()
+}
+
+/// Writes (inserts or replaces) one org's address.
+pub(super) async fn put_org_address(
+    conn: &mut PgConnection,
+    org: u64,
+    a: &OrgAddressRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO org_addresses (org_id, address1, address2, city, zip_code, state, country) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET \
+         address1 = EXCLUDED.address1, address2 = EXCLUDED.address2, city = EXCLUDED.city, \
+         zip_code = EXCLUDED.zip_code, state = EXCLUDED.state, country = EXCLUDED.country",
+    )
+    .bind(id(org))
+    .bind(&a.address1)
+    .bind(&a.address2)
+    .bind(&a.city)
+    .bind(&a.zip_code)
+    .bind(&a.state)
+    .bind(&a.country)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+impl PgStore {
+    /// One transaction. Locks in the order the membership writes take them: first the rows
+    /// of the org's members and of the users whose current org it is (in id order, so a
+    /// concurrent membership change or org switch either committed before or waits), then
+    /// the org row (a concurrent delete waits, then finds nothing). Users whose current org
+    /// it is move to their first other membership; the
+    /// org's service accounts (their tokens, memberships and role assignments go with them)
+    /// and the owners' secrets are deleted; then the org row, whose foreign keys cascade to
+    /// memberships, API keys, datasources, folders, dashboards (alerts), plugin settings,
+    /// notifiers, roles (permissions, assignments) and the address.
+    pub(super) async fn delete_org_in(
+        &self,
+        org: OrgId,
+        secret_prefixes: &[String],
+    ) -> StoreResult<()> {
+        let org = id(org.0);
+        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        sqlx::query(
+            "SELECT id FROM users WHERE org_id = $1 \
+             OR id IN (SELECT user_id FROM org_members WHERE org_id = $1) \
+             ORDER BY id FOR UPDATE",
+        )
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1 FOR UPDATE")
+            .bind(org)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if found.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        sqlx::query(
+            "UPDATE users AS u SET org_id = x.org_id FROM ( \
+                 SELECT DISTINCT ON (m.user_id) m.user_id, m.org_id FROM org_members m \
+                 JOIN users v ON v.id = m.user_id \
+                 WHERE v.org_id = $1 AND m.org_id <> $1 \
+                 ORDER BY m.user_id, m.position) AS x \
+             WHERE u.id = x.user_id AND u.org_id = $1",
+        )
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "DELETE FROM role_assignments WHERE user_id IN \
+             (SELECT id FROM users WHERE is_service_account AND org_id = $1)",
+        )
+        .bind(org)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM users WHERE is_service_account AND org_id = $1")
+            .bind(org)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "DELETE FROM secrets s WHERE EXISTS \
+             (SELECT 1 FROM unnest($1::text[]) AS p WHERE starts_with(s.key, p))",
+        )
+        .bind(secret_prefixes)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let roles = sqlx::query("DELETE FROM roles WHERE org_id = $1")
+            .bind(org)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM orgs WHERE id = $1")
+            .bind(org)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if roles.rows_affected() > 0 {
+            super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    pub(super) async fn org_address_in(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
+        let row = sqlx::query("SELECT * FROM org_addresses WHERE org_id = $1")
+            .bind(id(org.0))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(address_from_row).transpose()
+    }
+
+    pub(super) async fn set_org_address_in(
+        &self,
+        org: OrgId,
+        address: &OrgAddressRecord,
+    ) -> StoreResult<()> {
+        // A missing org fails the foreign key: OrgNotFound.
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        put_org_address(&mut conn, org.0, address).await
     }
 }

@@ -19,8 +19,8 @@ use super::{db_err, PgStore};
 use crate::crypto::{PasswordHash, PasswordScheme};
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
-    Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgRecord,
-    ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
+    Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgAddressRecord,
+    OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
 };
 
 /// The columns of a user record, `users` aliased `u` (used in SELECT and RETURNING).
@@ -553,7 +553,8 @@ impl UserStore for PgStore {
                     .map_err(db_err)?;
                 let org: i64 = sqlx::query_scalar(
                     "INSERT INTO orgs (id, name, created, updated) \
-                     SELECT greatest(coalesce(max(id), 0) + 1, 2), $1, to_timestamp($2), \
+                     SELECT greatest(coalesce(max(id), 0) + 1, 2, \
+                    (SELECT coalesce(max(org_id), 0) + 1 FROM users)), $1, to_timestamp($2), \
                             to_timestamp($2) \
                      FROM orgs RETURNING id",
                 )
@@ -986,6 +987,22 @@ impl UserStore for PgStore {
 
     async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
         self.org_members_in(org).await
+    }
+
+    async fn delete_org(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()> {
+        let r = self.delete_org_in(org, secret_prefixes).await;
+        // Members, moved users, service accounts, their keys and tokens, the counts: this
+        // node's copies go now (other nodes follow the change log).
+        self.cache().forget_all();
+        r
+    }
+
+    async fn org_address(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
+        self.org_address_in(org).await
+    }
+
+    async fn set_org_address(&self, org: OrgId, address: &OrgAddressRecord) -> StoreResult<()> {
+        self.set_org_address_in(org, address).await
     }
 }
 

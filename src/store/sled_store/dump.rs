@@ -50,6 +50,14 @@ impl SledStore {
         }
         Ok(Dump {
             orgs: all(&self.orgs)?,
+            org_addresses: self
+                .org_addresses
+                .iter()
+                .map(|item| {
+                    let (k, v) = item?;
+                    Ok((read_u64(Some(&k)), crate::store::codec::decode(&v)?))
+                })
+                .collect::<StoreResult<_>>()?,
             users: all(&self.users)?,
             meta,
             sessions: all(&self.sessions)?,
@@ -183,6 +191,7 @@ impl SledStore {
                 .position(|x| x.name() == t.name())
                 .unwrap_or(usize::MAX)
         };
+        let i_addresses = idx(&self.org_addresses);
         let (i_users, i_login, i_email, i_uid, i_orgs, i_members, i_counters, i_meta) = (
             idx(&self.users),
             idx(&self.by_login),
@@ -239,6 +248,9 @@ impl SledStore {
             .transaction(|t| {
                 for o in &d.orgs {
                     t[i_orgs].insert(&keys::id(o.id), enc(o)?)?;
+                }
+                for (org, a) in &d.org_addresses {
+                    t[i_addresses].insert(&keys::id(*org), enc(a)?)?;
                 }
                 for u in &d.users {
                     let id = keys::id(u.id);
@@ -355,6 +367,7 @@ impl SledStore {
             self.by_uid.clone(),
             self.orgs.clone(),
             self.orgs_by_name.clone(),
+            self.org_addresses.clone(),
             self.org_members.clone(),
             self.counters.clone(),
             self.meta.clone(),

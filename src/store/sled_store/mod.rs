@@ -15,6 +15,7 @@ mod dump;
 mod license;
 mod migrate;
 mod notifiers;
+mod orgs;
 mod quotas;
 mod roles;
 mod secrets;
@@ -114,6 +115,8 @@ pub struct SledStore {
     orgs: Tree,
     /// Org name (exact) -> org id.
     orgs_by_name: Tree,
+    /// Org id -> `OrgAddressRecord` (orgs whose address was set).
+    org_addresses: Tree,
     org_members: Tree,
     counters: Tree,
     meta: Tree,
@@ -255,6 +258,7 @@ impl SledStore {
             by_uid: db.open_tree("users_by_uid")?,
             orgs: db.open_tree("orgs")?,
             orgs_by_name: db.open_tree("orgs_by_name")?,
+            org_addresses: db.open_tree("org_addresses")?,
             org_members: db.open_tree("org_members")?,
             counters: db.open_tree("counters")?,
             meta: db.open_tree("meta")?,

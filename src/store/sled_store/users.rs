@@ -13,8 +13,8 @@ use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
     activity_bucket, codec, Activity, ActivityWindows, Counts, Membership, MetaStore,
-    NewMembership, OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult, UserPage,
-    UserRecord, UserStore,
+    NewMembership, OrgAddressRecord, OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult,
+    UserPage, UserRecord, UserStore,
 };
 
 pub(crate) fn fold(s: &str) -> String {
@@ -845,6 +845,18 @@ impl UserStore for SledStore {
 
     async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
         self.blocking(move |s| s.org_members_sync(org)).await
+    }
+
+    async fn delete_org(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()> {
+        self.delete_org_all(org, secret_prefixes).await
+    }
+
+    async fn org_address(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
+        self.org_address_row(org)
+    }
+
+    async fn set_org_address(&self, org: OrgId, address: &OrgAddressRecord) -> StoreResult<()> {
+        self.set_org_address_row(org, address).await
     }
 }
 
