@@ -1587,6 +1587,9 @@ pub async fn orgs_delete(s: Arc<dyn Store>) {
         s.write_secrets(&[put(&format!("plugin\n{}/app\nk", org.0), active, b"x")])
             .await
             .unwrap();
+        s.set_quota(&quota(QuotaOwner::Org(org), "api_key", 5, 20))
+            .await
+            .unwrap();
         new_key(&s, api_key(org, "key", None, n)).await;
         let sa = s
             .create_user(
@@ -1629,6 +1632,12 @@ pub async fn orgs_delete(s: Arc<dyn Store>) {
     ));
     let prefixes = vec!["datasource\n2/".to_string(), "plugin\n2/".to_string()];
     s.delete_org(OTHER, &prefixes).await.unwrap();
+    let quotas = s.export().await.unwrap().quotas;
+    assert!(
+        quotas.iter().all(|q| q.org_id != OTHER.0),
+        "the org's quota limits went with it: {quotas:?}"
+    );
+    assert_eq!(s.quotas(QuotaOwner::Org(MAIN)).await.unwrap().len(), 1);
 
     assert!(s.org(OTHER).await.unwrap().is_none());
     assert!(s.org_by_name("Other Org.").await.unwrap().is_none());
