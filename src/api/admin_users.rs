@@ -12,6 +12,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
+use crate::api::wire::WireId;
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::users::NewUser;
@@ -144,7 +145,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<AdminUpdateUserPasswordForm>,
     ) -> Result<Json<MessageBody>, UserChangeError> {
         services
@@ -166,7 +167,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<AdminUpdateUserPermissionsForm>,
     ) -> Result<Json<MessageBody>, UserChangeError> {
         services
@@ -187,7 +188,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, DeleteUserError> {
         services.users.delete(&auth.0, &id.0).await?;
         Ok(message("User deleted"))
@@ -204,7 +205,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, UserStateError> {
         services.users.set_disabled(&auth.0, &id.0, true).await?;
         Ok(message("User disabled"))
@@ -221,7 +222,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, UserStateError> {
         services.users.set_disabled(&auth.0, &id.0, false).await?;
         Ok(message("User enabled"))

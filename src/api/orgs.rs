@@ -13,7 +13,7 @@ use crate::api::auth::Auth;
 use crate::api::body::{GfJson, BAD_REQUEST_DATA};
 use crate::api::error::{message, ErrorBody, MessageBody};
 use crate::api::users::{avatar, labels};
-use crate::api::wire::{age, rfc3339};
+use crate::api::wire::{age, rfc3339, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -419,7 +419,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = org_param(&org_id.0)?;
         let org = services.orgs.get(&auth.0, org).await?;
@@ -432,7 +432,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<MessageBody>, OrgWriteError> {
         let org = org_param(&org_id.0)?;
@@ -475,7 +475,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<Vec<OrgUser>>, OrgReadError> {
         let org = org_param(&org_id.0)?;
         Ok(Self::members(&services, &auth, org).await?)
@@ -506,7 +506,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         body: GfJson<AddOrgUserForm>,
     ) -> Result<AddedResponse, AddOrgUserError> {
         let org = org_param(&org_id.0)?;
@@ -539,8 +539,8 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
         body: GfJson<UpdateOrgUserForm>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = org_param(&org_id.0)?;
@@ -557,7 +557,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
         body: GfJson<UpdateOrgUserForm>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = auth.0.org_id;
@@ -574,8 +574,8 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = org_param(&org_id.0)?;
         Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
@@ -591,7 +591,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = auth.0.org_id;
         Ok(Self::remove(&services, &auth, org, &user_id.0).await?)
