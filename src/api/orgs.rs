@@ -101,7 +101,8 @@ impl OrgUser {
 #[derive(Object, Debug)]
 pub struct OrgNameForm {
     /// Required, not empty.
-    pub name: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub name: String,
 }
 
 /// `POST /api/orgs` reply.
@@ -117,16 +118,21 @@ pub struct OrgCreated {
 #[oai(rename_all = "camelCase")]
 pub struct AddOrgUserForm {
     /// The user's login or email.
-    pub login_or_email: Option<String>,
-    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
-    pub role: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub login_or_email: String,
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive; empty is
+    /// `Viewer`).
+    #[oai(validator(pattern = r"^([Vv]iewer|[Ee]ditor|[Aa]dmin|[Nn]one)?$"))]
+    pub role: String,
 }
 
 /// Changes a member's role.
 #[derive(Object, Debug)]
 pub struct UpdateOrgUserForm {
-    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
-    pub role: Option<String>,
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive; empty is
+    /// `Viewer`).
+    #[oai(validator(pattern = r"^([Vv]iewer|[Ee]ditor|[Aa]dmin|[Nn]one)?$"))]
+    pub role: String,
 }
 
 /// A message and the user it is about.
@@ -162,6 +168,7 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not create or change orgs.",
         409 => Conflict: "(create) The name is taken.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -172,6 +179,7 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not change this member, or grant this role.",
         404 => NotFound: "No such user.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -193,6 +201,9 @@ pub enum AddOrgUserError {
     /// "User is already member of this organization".
     #[oai(status = 409)]
     Conflict(Json<UserMessage>),
+    /// The body is too large.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Internal error; the cause is in the server log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -209,6 +220,7 @@ impl From<AppError> for AddOrgUserError {
             401 => Self::Unauthorized(body),
             403 => Self::Forbidden(body),
             404 => Self::NotFound(body),
+            413 => Self::PayloadTooLarge(body),
             503 => Self::Unavailable(body),
             _ => Self::Internal(body),
         }
@@ -228,18 +240,6 @@ pub fn parse_role(raw: &str) -> Result<OrgRole, AppError> {
         .unwrap_or_default();
     OrgRole::parse(&titled)
         .filter(|r| r.as_str() == titled)
-        .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
-}
-
-/// A role field: required, but an empty one is `Viewer` (Grafana's unmarshaller runs
-/// before the Required check).
-fn required_role(v: Option<String>) -> Result<OrgRole, AppError> {
-    parse_role(&v.ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))?)
-}
-
-/// A required, non-empty string field.
-fn required(v: Option<String>) -> Result<String, AppError> {
-    v.filter(|s| !s.is_empty())
         .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
 }
 
@@ -285,8 +285,11 @@ impl OrgsApi {
         org: OrgId,
         body: AddOrgUserForm,
     ) -> Result<AddedResponse, AddOrgUserError> {
-        let login = required(body.login_or_email)?;
-        let role = required_role(body.role)?;
+        // Required and not empty (the schema says so; the parse refused the rest). A role
+        // is required, but an empty one is `Viewer` (Grafana's unmarshaller runs before
+        // the Required check).
+        let login = body.login_or_email;
+        let role = parse_role(&body.role)?;
         match services.orgs.add(&auth.0, org, &login, role).await? {
             Added::Added(id) => Ok(AddedResponse::Ok(Json(UserMessage {
                 message: "User added to organization".into(),
@@ -306,7 +309,7 @@ impl OrgsApi {
         user: &str,
         body: UpdateOrgUserForm,
     ) -> Result<Json<MessageBody>, AppError> {
-        let role = required_role(body.role)?;
+        let role = parse_role(&body.role)?;
         let user = user_param(user)?;
         services.orgs.set_role(&auth.0, org, user, role).await?;
         Ok(message("Organization user updated"))
@@ -372,7 +375,7 @@ impl OrgsApi {
         services: Data<&Arc<Services>>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<OrgCreated>, OrgWriteError> {
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         let id = services.orgs.create(&auth.0, &name).await?;
         Ok(Json(OrgCreated {
             message: "Organization created".into(),
@@ -436,7 +439,7 @@ impl OrgsApi {
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<MessageBody>, OrgWriteError> {
         let org = org_param(&org_id.0)?;
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         services.orgs.rename(&auth.0, org, &name).await?;
         Ok(message("Organization updated"))
     }
@@ -460,7 +463,7 @@ impl OrgsApi {
         services: Data<&Arc<Services>>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<MessageBody>, OrgWriteError> {
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         services.orgs.rename(&auth.0, auth.0.org_id, &name).await?;
         Ok(message("Organization updated"))
     }

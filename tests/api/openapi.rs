@@ -160,3 +160,27 @@ async fn a_405_allows_the_documented_methods_of_its_path() {
         assert_eq!(allow, documented.join(", "), "PATCH {path}");
     }
 }
+
+/// Statuses the framework answers on its own are declared where they can happen: a body
+/// can be malformed (400) or too large (413); a typed query parameter can fail to parse
+/// (400).
+#[test]
+fn bodies_and_typed_queries_declare_their_framework_errors() {
+    let doc: serde_json::Value = serde_json::from_str(&tollgate::api::spec_json()).unwrap();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let declares = |s: &str| op["responses"].get(s).is_some();
+            if op.get("requestBody").is_some() {
+                assert!(declares("400"), "{method} {path} does not declare 400");
+                assert!(declares("413"), "{method} {path} does not declare 413");
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let typed_query = params
+                .iter()
+                .any(|p| p["in"] == "query" && p["schema"]["type"] != "string");
+            if typed_query {
+                assert!(declares("400"), "{method} {path} does not declare 400");
+            }
+        }
+    }
+}
