@@ -167,6 +167,7 @@ api_errors!(
         400 => BadRequest: "Bad body, or (rename) the name is taken.",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not create or change orgs.",
+        404 => NotFound: "(rename) No such org.",
         409 => Conflict: "(create) The name is taken.",
         413 => PayloadTooLarge: "The body is too large.",
     }
@@ -246,8 +247,9 @@ pub fn parse_role(raw: &str) -> Result<OrgRole, AppError> {
 /// `:orgId`: what is not a positive number is denied before the handler (Grafana's RBAC
 /// middleware answers it with an empty "Permissions needed").
 fn org_param(raw: &str) -> Result<OrgId, AppError> {
-    match raw.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(OrgId(n)),
+    // Read as Grafana's `strconv.ParseInt(.., 10, 64)`: past int64 is not a number.
+    match raw.parse::<i64>().map(u64::try_from) {
+        Ok(Ok(n)) if n > 0 => Ok(OrgId(n)),
         _ => Err(AppError::AccessDenied {
             action: String::new(),
             scope: String::new(),
@@ -255,10 +257,15 @@ fn org_param(raw: &str) -> Result<OrgId, AppError> {
     }
 }
 
+/// `:userId` as Grafana's `strconv.ParseInt(.., 10, 64)` reads it (400 otherwise); a
+/// negative id names no user (404, as for any id that does not exist).
 fn user_param(raw: &str) -> Result<UserId, AppError> {
-    raw.parse::<u64>()
+    let id = raw
+        .parse::<i64>()
+        .map_err(|_| AppError::bad_request("userId is invalid"))?;
+    u64::try_from(id)
         .map(UserId)
-        .map_err(|_| AppError::bad_request("userId is invalid"))
+        .map_err(|_| AppError::not_found(crate::service::users::USER_NOT_FOUND))
 }
 
 pub struct OrgsApi;
