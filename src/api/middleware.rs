@@ -189,8 +189,14 @@ mod tests {
         let table = AllowTable::from_spec(spec);
         assert_eq!(table.allowed("/api/users/7").as_deref(), Some("GET, PUT"));
         assert_eq!(table.allowed("/api/users/lookup").as_deref(), Some("GET"));
-        assert_eq!(table.allowed("/api/orgs/name/users").as_deref(), Some("GET"));
-        assert_eq!(table.allowed("/api/orgs/3/users").as_deref(), Some("GET, POST"));
+        assert_eq!(
+            table.allowed("/api/orgs/name/users").as_deref(),
+            Some("GET")
+        );
+        assert_eq!(
+            table.allowed("/api/orgs/3/users").as_deref(),
+            Some("GET, POST")
+        );
         assert_eq!(table.allowed("/api/nothing"), None);
     }
 }

@@ -167,7 +167,6 @@ api_errors!(
         400 => BadRequest: "Bad body, or (rename) the name is taken.",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not create or change orgs.",
-        404 => NotFound: "(rename) No such org.",
         409 => Conflict: "(create) The name is taken.",
         413 => PayloadTooLarge: "The body is too large.",
     }

@@ -161,10 +161,6 @@ impl OrgService {
         match self.store.rename_org(org, name, self.clock.now()).await {
             Ok(_) => Ok(()),
             Err(StoreError::Conflict(_)) => Err(AppError::bad_request(NAME_TAKEN)),
-            // Grafana's update touches no row and answers 200; a 404 tells the truth.
-            Err(StoreError::NotFound | StoreError::OrgNotFound) => {
-                Err(AppError::not_found(ORG_NOT_FOUND))
-            }
             Err(e) => Err(AppError::store("Failed to update organization")(e)),
         }
     }
@@ -254,11 +250,8 @@ impl OrgService {
             Err(StoreError::LastOrgAdmin) => Err(AppError::bad_request(
                 "Cannot change role so that there is no organization admin left",
             )),
-            // No such user, or not a member of the org: a client error, as Grafana's user
-            // resolver answers it (its store's ErrOrgUserNotFound otherwise becomes a 500).
-            Err(StoreError::NotFound | StoreError::NotMember) => {
-                Err(AppError::not_found(USER_NOT_FOUND))
-            }
+            // No such user: a client error, as Grafana's user resolver answers it.
+            Err(StoreError::NotFound) => Err(AppError::not_found(USER_NOT_FOUND)),
             Err(e) => Err(AppError::store("Failed update org user")(e)),
         }
     }

@@ -185,33 +185,17 @@ fn bodies_and_typed_queries_declare_their_framework_errors() {
     }
 }
 
-/// What the document calls schema-violating is refused, and what it calls valid never
-/// fails the server: ids past int64 are not numbers (as Go's `ParseInt` reads them), and
-/// an org or membership that does not exist is a 404, not a 500 (schemathesis found each).
+/// What the document calls schema-violating is refused: ids past int64 are not numbers,
+/// as Go's `ParseInt` reads them (schemathesis found each of these answering 200).
 #[tokio::test]
-async fn ids_past_int64_and_missing_targets_are_client_errors() {
+async fn ids_past_int64_are_not_numbers() {
     let app = TestApp::spawn().await;
     let past = "9223372036854775808";
     let (status, body) = send(app.admin(Method::GET, &format!("/api/users/{past}/orgs"))).await;
     assert_eq!((status, message(&body)), (404, "User not found"));
     let (status, _) = send(app.admin(Method::GET, &format!("/api/orgs/{past}/users"))).await;
     assert_eq!(status, 403);
-    let (status, body) = send(app.admin(Method::DELETE, &format!("/api/orgs/1/users/{past}"))).await;
+    let (status, body) =
+        send(app.admin(Method::DELETE, &format!("/api/orgs/1/users/{past}"))).await;
     assert_eq!((status, message(&body)), (400, "userId is invalid"));
-    let (status, body) = send(
-        app.admin(Method::PUT, "/api/orgs/4242")
-            .json(&serde_json::json!({"name": "Nowhere"})),
-    )
-    .await;
-    assert_eq!((status, message(&body)), (404, "Organization not found"));
-    let id = app.create_user("bob", "bob-password").await;
-    let (status, body) = send(app.admin(Method::POST, "/api/orgs").json(&serde_json::json!({"name": "Other"}))).await;
-    assert_eq!(status, 200, "{body}");
-    let org = body["orgId"].as_i64().unwrap();
-    let (status, body) = send(
-        app.admin(Method::PATCH, &format!("/api/orgs/{org}/users/{id}"))
-            .json(&serde_json::json!({"role": "Editor"})),
-    )
-    .await;
-    assert_eq!((status, message(&body)), (404, "User not found"));
 }
