@@ -12,6 +12,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
+use crate::api::wire::WireId;
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::users::NewUser;
@@ -145,7 +146,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<AdminUpdateUserPasswordForm>,
     ) -> Result<Json<MessageBody>, UserChangeError> {
         services
@@ -167,7 +168,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<AdminUpdateUserPermissionsForm>,
     ) -> Result<Json<MessageBody>, UserChangeError> {
         services
@@ -188,7 +189,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, DeleteUserError> {
         services.users.delete(&auth.0, &id.0).await?;
         Ok(message("User deleted"))
@@ -205,7 +206,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, UserStateError> {
         services.users.set_disabled(&auth.0, &id.0, true).await?;
         Ok(message("User disabled"))
@@ -222,7 +223,7 @@ impl AdminUsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, UserStateError> {
         services.users.set_disabled(&auth.0, &id.0, false).await?;
         Ok(message("User enabled"))

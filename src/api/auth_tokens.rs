@@ -12,7 +12,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::rfc3339;
+use crate::api::wire::{rfc3339, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::sessions::SessionView;
@@ -122,7 +122,7 @@ impl AuthTokensApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<Vec<UserToken>>, ListTokensError> {
         let views = services.sessions.list_for(&auth.0, &id.0).await?;
         Ok(Json(views.iter().map(UserToken::from).collect()))
@@ -139,7 +139,7 @@ impl AuthTokensApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<RevokeAuthTokenForm>,
     ) -> Result<Json<MessageBody>, RevokeTokenError> {
         services
@@ -160,7 +160,7 @@ impl AuthTokensApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, LogoutUserError> {
         services.sessions.logout_user(&auth.0, &id.0).await?;
         Ok(message("User logged out"))

@@ -35,22 +35,28 @@ impl AllowTable {
         Self { routes }
     }
 
+    /// The methods of the template the router picks for `path`: like poem's radix tree, a
+    /// static segment beats a `{param}` at the first segment where two templates differ
+    /// (`/api/users/lookup` is its own resource, not an `/api/users/{id}`).
     fn allowed(&self, path: &str) -> Option<String> {
         let parts: Vec<&str> = path.split('/').collect();
-        let mut methods: Vec<String> = Vec::new();
-        for (template, ms) in &self.routes {
-            let matches = template.len() == parts.len()
-                && template
+        let best = self
+            .routes
+            .iter()
+            .filter(|(template, _)| {
+                template.len() == parts.len()
+                    && template
+                        .iter()
+                        .zip(&parts)
+                        .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+            })
+            .max_by_key(|(template, _)| {
+                template
                     .iter()
-                    .zip(&parts)
-                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()));
-            if matches {
-                methods.extend(ms.iter().cloned());
-            }
-        }
-        methods.sort();
-        methods.dedup();
-        (!methods.is_empty()).then(|| methods.join(", "))
+                    .map(|t| !t.starts_with('{'))
+                    .collect::<Vec<bool>>()
+            })?;
+        (!best.1.is_empty()).then(|| best.1.join(", "))
     }
 }
 
@@ -225,5 +231,32 @@ impl<E: Endpoint> Endpoint for SecurityHeaders<E> {
         set(h, "referrer-policy", "same-origin");
         set(h, "x-content-type-options", "nosniff");
         Ok(resp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_lists_the_methods_of_the_most_specific_template() {
+        let spec = r#"{"paths": {
+            "/api/users/{id}": {"get": {}, "put": {}},
+            "/api/users/lookup": {"get": {}},
+            "/api/orgs/{orgId}/users": {"get": {}, "post": {}},
+            "/api/orgs/name/{orgName}": {"get": {}}
+        }}"#;
+        let table = AllowTable::from_spec(spec);
+        assert_eq!(table.allowed("/api/users/7").as_deref(), Some("GET, PUT"));
+        assert_eq!(table.allowed("/api/users/lookup").as_deref(), Some("GET"));
+        assert_eq!(
+            table.allowed("/api/orgs/name/users").as_deref(),
+            Some("GET")
+        );
+        assert_eq!(
+            table.allowed("/api/orgs/3/users").as_deref(),
+            Some("GET, POST")
+        );
+        assert_eq!(table.allowed("/api/nothing"), None);
     }
 }

@@ -106,11 +106,55 @@ pub fn service() -> OpenApiService<Apis, ()> {
     )
 }
 
-/// The OpenAPI document as committed in `openapi/tollgate.json`.
+/// The OpenAPI document as committed in `openapi/tollgate.json` and served at
+/// `/openapi.json`: poem-openapi's, with optional properties marked nullable.
 pub fn spec_json() -> String {
-    let mut s = service().spec();
+    let raw = service().spec();
+    let mut s = match serde_json::from_str::<serde_json::Value>(&raw) {
+        Ok(mut doc) => {
+            mark_optional_nullable(&mut doc);
+            serde_json::to_string_pretty(&doc).unwrap_or(raw)
+        }
+        Err(_) => raw,
+    };
     if !s.ends_with('\n') {
         s.push('\n');
     }
     s
+}
+
+/// An optional property (`Option<T>`) reads `null` as absent, as Go's `encoding/json` does
+/// for Grafana: the document says so (`nullable`), so clients and fuzzers agree with the
+/// server. A `$ref` cannot carry siblings in OpenAPI 3.0, so it is wrapped in `allOf`.
+fn mark_optional_nullable(doc: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for schema in schemas.values_mut() {
+        let required: Vec<String> = schema["required"]
+            .as_array()
+            .map(|r| {
+                r.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (name, prop) in props.iter_mut() {
+            if required.contains(name) {
+                continue;
+            }
+            if let Some(r) = prop.get("$ref").cloned() {
+                *prop = json!({ "allOf": [{ "$ref": r }], "nullable": true });
+            } else if let Some(p) = prop.as_object_mut() {
+                p.insert("nullable".into(), Value::Bool(true));
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::api::auth::Auth;
 use crate::api::body::{GfJson, BAD_REQUEST_DATA};
 use crate::api::error::{message, ErrorBody, MessageBody};
 use crate::api::users::{avatar, labels};
-use crate::api::wire::{age, rfc3339};
+use crate::api::wire::{age, rfc3339, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -157,7 +157,8 @@ impl OrgUser {
 #[derive(Object, Debug)]
 pub struct OrgNameForm {
     /// Required, not empty.
-    pub name: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub name: String,
 }
 
 /// `POST /api/orgs` reply.
@@ -173,16 +174,21 @@ pub struct OrgCreated {
 #[oai(rename_all = "camelCase")]
 pub struct AddOrgUserForm {
     /// The user's login or email.
-    pub login_or_email: Option<String>,
-    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
-    pub role: Option<String>,
+    #[oai(validator(min_length = 1))]
+    pub login_or_email: String,
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive; empty is
+    /// `Viewer`).
+    #[oai(validator(pattern = r"^([Vv]iewer|[Ee]ditor|[Aa]dmin|[Nn]one)?$"))]
+    pub role: String,
 }
 
 /// Changes a member's role.
 #[derive(Object, Debug)]
 pub struct UpdateOrgUserForm {
-    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive).
-    pub role: Option<String>,
+    /// `Viewer`, `Editor`, `Admin` or `None` (first letter case-insensitive; empty is
+    /// `Viewer`).
+    #[oai(validator(pattern = r"^([Vv]iewer|[Ee]ditor|[Aa]dmin|[Nn]one)?$"))]
+    pub role: String,
 }
 
 /// A message and the user it is about.
@@ -218,6 +224,7 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not create or change orgs.",
         409 => Conflict: "(create) The name is taken.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -228,6 +235,7 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not change this member, or grant this role.",
         404 => NotFound: "No such user.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -269,6 +277,9 @@ pub enum AddOrgUserError {
     /// "User is already member of this organization".
     #[oai(status = 409)]
     Conflict(Json<UserMessage>),
+    /// The body is too large.
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
     /// Internal error; the cause is in the server log.
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
@@ -285,6 +296,7 @@ impl From<AppError> for AddOrgUserError {
             401 => Self::Unauthorized(body),
             403 => Self::Forbidden(body),
             404 => Self::NotFound(body),
+            413 => Self::PayloadTooLarge(body),
             503 => Self::Unavailable(body),
             _ => Self::Internal(body),
         }
@@ -307,23 +319,12 @@ pub fn parse_role(raw: &str) -> Result<OrgRole, AppError> {
         .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
 }
 
-/// A role field: required, but an empty one is `Viewer` (Grafana's unmarshaller runs
-/// before the Required check).
-fn required_role(v: Option<String>) -> Result<OrgRole, AppError> {
-    parse_role(&v.ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))?)
-}
-
-/// A required, non-empty string field.
-fn required(v: Option<String>) -> Result<String, AppError> {
-    v.filter(|s| !s.is_empty())
-        .ok_or_else(|| AppError::bad_request(BAD_REQUEST_DATA))
-}
-
 /// `:orgId`: what is not a positive number is denied before the handler (Grafana's RBAC
 /// middleware answers it with an empty "Permissions needed").
 pub(crate) fn org_param(raw: &str) -> Result<OrgId, AppError> {
-    match raw.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(OrgId(n)),
+    // Read as Grafana's `strconv.ParseInt(.., 10, 64)`: past int64 is not a number.
+    match raw.parse::<i64>().map(u64::try_from) {
+        Ok(Ok(n)) if n > 0 => Ok(OrgId(n)),
         _ => Err(AppError::AccessDenied {
             action: String::new(),
             scope: String::new(),
@@ -331,10 +332,15 @@ pub(crate) fn org_param(raw: &str) -> Result<OrgId, AppError> {
     }
 }
 
+/// `:userId` as Grafana's `strconv.ParseInt(.., 10, 64)` reads it (400 otherwise); a
+/// negative id names no user (404, as for any id that does not exist).
 fn user_param(raw: &str) -> Result<UserId, AppError> {
-    raw.parse::<u64>()
+    let id = raw
+        .parse::<i64>()
+        .map_err(|_| AppError::bad_request("userId is invalid"))?;
+    u64::try_from(id)
         .map(UserId)
-        .map_err(|_| AppError::bad_request("userId is invalid"))
+        .map_err(|_| AppError::not_found(crate::service::users::USER_NOT_FOUND))
 }
 
 pub struct OrgsApi;
@@ -361,8 +367,11 @@ impl OrgsApi {
         org: OrgId,
         body: AddOrgUserForm,
     ) -> Result<AddedResponse, AddOrgUserError> {
-        let login = required(body.login_or_email)?;
-        let role = required_role(body.role)?;
+        // Required and not empty (the schema says so; the parse refused the rest). A role
+        // is required, but an empty one is `Viewer` (Grafana's unmarshaller runs before
+        // the Required check).
+        let login = body.login_or_email;
+        let role = parse_role(&body.role)?;
         match services.orgs.add(&auth.0, org, &login, role).await? {
             Added::Added(id) => Ok(AddedResponse::Ok(Json(UserMessage {
                 message: "User added to organization".into(),
@@ -382,7 +391,7 @@ impl OrgsApi {
         user: &str,
         body: UpdateOrgUserForm,
     ) -> Result<Json<MessageBody>, AppError> {
-        let role = required_role(body.role)?;
+        let role = parse_role(&body.role)?;
         let user = user_param(user)?;
         services.orgs.set_role(&auth.0, org, user, role).await?;
         Ok(message("Organization user updated"))
@@ -490,7 +499,7 @@ impl OrgsApi {
         services: Data<&Arc<Services>>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<OrgCreated>, OrgWriteError> {
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         let id = services.orgs.create(&auth.0, &name).await?;
         Ok(Json(OrgCreated {
             message: "Organization created".into(),
@@ -537,7 +546,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<OrgDetails>, OrgReadError> {
         let org = org_param(&org_id.0)?;
         let org = services.orgs.get(&auth.0, org).await?;
@@ -550,11 +559,11 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<MessageBody>, OrgWriteError> {
         let org = org_param(&org_id.0)?;
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         services.orgs.rename(&auth.0, org, &name).await?;
         Ok(message("Organization updated"))
     }
@@ -578,7 +587,7 @@ impl OrgsApi {
         services: Data<&Arc<Services>>,
         body: GfJson<OrgNameForm>,
     ) -> Result<Json<MessageBody>, OrgWriteError> {
-        let name = required(body.0.name)?;
+        let name = body.0.name;
         services.orgs.rename(&auth.0, auth.0.org_id, &name).await?;
         Ok(message("Organization updated"))
     }
@@ -593,7 +602,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<Vec<OrgUser>>, OrgReadError> {
         let org = org_param(&org_id.0)?;
         Ok(Self::members(&services, &auth, org).await?)
@@ -624,7 +633,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         body: GfJson<AddOrgUserForm>,
     ) -> Result<AddedResponse, AddOrgUserError> {
         let org = org_param(&org_id.0)?;
@@ -657,8 +666,8 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
         body: GfJson<UpdateOrgUserForm>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = org_param(&org_id.0)?;
@@ -675,7 +684,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
         body: GfJson<UpdateOrgUserForm>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = auth.0.org_id;
@@ -692,8 +701,8 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = org_param(&org_id.0)?;
         Ok(Self::remove(&services, &auth, org, &user_id.0, false).await?)
@@ -710,7 +719,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "userId")] user_id: Path<String>,
+        #[oai(name = "userId")] user_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, OrgUserError> {
         let org = auth.0.org_id;
         Ok(Self::remove(&services, &auth, org, &user_id.0, true).await?)
@@ -726,7 +735,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, OrgDeleteError> {
         let org = org_param(&org_id.0)?;
         services.orgs.delete(&auth.0, org).await?;
@@ -743,7 +752,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         body: GfJson<UpdateOrgAddressForm>,
     ) -> Result<Json<MessageBody>, OrgAddressError> {
         let org = org_param(&org_id.0)?;
@@ -780,7 +789,7 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         /// Part of a login, email or name.
         query: Query<Option<String>>,
         /// Page number, from 1.

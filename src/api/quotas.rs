@@ -12,6 +12,7 @@ use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
 use crate::api::orgs::org_param;
+use crate::api::wire::WireId;
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::quotas::QuotaUsage;
@@ -79,6 +80,7 @@ api_errors!(
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller may not change these quotas, or quotas are not enabled (`quota.disabled`).",
         404 => NotFound: "No such org or user, or no such target for it (\"Invalid quota target\").",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 
@@ -111,7 +113,7 @@ impl QuotasApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
     ) -> Result<Json<Vec<Quota>>, QuotaReadError> {
         let org = org_param(&org_id.0)?;
         Ok(list(services.orgs.quotas(&auth.0, org).await?))
@@ -127,7 +129,7 @@ impl QuotasApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        #[oai(name = "orgId")] org_id: Path<String>,
+        #[oai(name = "orgId")] org_id: Path<WireId>,
         quota_target: Path<String>,
         body: GfJson<UpdateQuotaForm>,
     ) -> Result<Json<MessageBody>, QuotaWriteError> {
@@ -151,7 +153,7 @@ impl QuotasApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<Vec<Quota>>, QuotaReadError> {
         Ok(list(services.quotas.user_quotas(&auth.0, &id.0).await?))
     }
@@ -169,7 +171,7 @@ impl QuotasApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         quota_target: Path<String>,
         body: GfJson<UpdateQuotaForm>,
     ) -> Result<Json<MessageBody>, QuotaWriteError> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::{age, rfc3339, FastJson};
+use crate::api::wire::{age, rfc3339, FastJson, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::crypto::{random, sha256};
@@ -393,7 +393,7 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
         let u = services.users.get(&auth.0, &id.0).await?;
         Ok(FastJson(UserProfile::from(&u)))
@@ -406,7 +406,7 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         body: GfJson<UpdateUserForm>,
     ) -> Result<Json<MessageBody>, UpdateUserError> {
         let f = body.0;
@@ -438,7 +438,7 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<Vec<UserOrg>>, UserListsError> {
         let orgs = services.users.orgs_of(&auth.0, &id.0).await?;
         Ok(Json(orgs.iter().map(UserOrg::from).collect()))
@@ -456,7 +456,7 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<Vec<UserTeam>>, UserListsError> {
         services.users.check_user_readable(&auth.0, &id.0).await?;
         Ok(Json(Vec::new()))
@@ -474,10 +474,10 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
-        id: Path<String>,
+        id: Path<WireId>,
         /// The org's id.
         #[oai(name = "orgId")]
-        org_id: Path<String>,
+        org_id: Path<WireId>,
     ) -> Result<Json<MessageBody>, UpdateUserActiveOrgError> {
         services.users.switch_org(&auth.0, &id.0, &org_id.0).await?;
         Ok(message("Active organization changed"))
@@ -589,7 +589,7 @@ impl UsersApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The org's id.
-        id: Path<String>,
+        id: Path<WireId>,
     ) -> Result<Json<MessageBody>, SetUsingOrgError> {
         services.users.switch_own_org(&auth.0, &id.0).await?;
         Ok(message("Active organization changed"))

@@ -31,6 +31,55 @@ pub fn age(ts: i64, now: i64) -> String {
     format!("{n}{unit}")
 }
 
+/// A numeric id in a path (`:id`, `:orgId`, `:userId`), documented as Grafana types it
+/// (`integer`, `int64`) so generated clients pass the ids the API returns. The raw segment is
+/// kept and parsed by the service, because the wire accepts more than the document says:
+/// a user's uid where a user id goes, and junk answered with Grafana's own status and
+/// message ("orgId is invalid", "id is invalid", 404 "user not found") instead of a
+/// framework 400. Derefs to the raw `&str`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireId(pub String);
+
+impl std::ops::Deref for WireId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl poem_openapi::types::Type for WireId {
+    const IS_REQUIRED: bool = true;
+
+    type RawValueType = Self;
+
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "integer_int64".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <i64 as poem_openapi::types::Type>::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl poem_openapi::types::ParseFromParameter for WireId {
+    fn parse_from_parameter(value: &str) -> poem_openapi::types::ParseResult<Self> {
+        Ok(Self(value.to_string()))
+    }
+}
+
 /// A JSON response serialized straight from the value with serde, for hot endpoints:
 /// poem-openapi's `Json` first builds a `serde_json::Value` tree, which costs an allocation
 /// per key. The document is the same as `Json<T>`'s; types used here derive both `Object`
@@ -92,6 +141,15 @@ impl<T: poem_openapi::types::Type + serde::Serialize + Send> poem_openapi::ApiRe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_id_is_documented_as_int64_and_keeps_the_raw_segment() {
+        use poem_openapi::types::{ParseFromParameter, Type};
+        assert_eq!(WireId::schema_ref(), <i64 as Type>::schema_ref());
+        let raw = |s: &str| WireId::parse_from_parameter(s).map(|id| id.0).ok();
+        assert_eq!(raw("u-1d").as_deref(), Some("u-1d"));
+        assert_eq!(raw("").as_deref(), Some(""));
+    }
 
     #[test]
     fn formats() {

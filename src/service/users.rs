@@ -84,12 +84,21 @@ pub struct ProfileUpdate {
     pub theme: Option<String>,
 }
 
+/// A path id that is a number as Grafana's `strconv.ParseInt(.., 10, 64)` reads it and
+/// can name a user (past int64 is not a number; a negative number names no one).
+fn numeric_id(raw: &str) -> Option<UserId> {
+    raw.parse::<i64>()
+        .ok()
+        .and_then(|n| u64::try_from(n).ok())
+        .map(UserId)
+}
+
 /// Resolves the `:id` of the admin routes: a numeric id or a user uid (Grafana's newest
 /// `userUIDResolver`); anything unresolvable, service accounts included, is 404.
 pub async fn resolve_user(store: &dyn UserStore, id_or_uid: &str) -> Result<UserRecord, AppError> {
-    let found = match id_or_uid.parse::<u64>() {
-        Ok(id) => store.user(UserId(id)).await?,
-        Err(_) => store.user_by_uid(id_or_uid).await?,
+    let found = match numeric_id(id_or_uid) {
+        Some(id) => store.user(id).await?,
+        None => store.user_by_uid(id_or_uid).await?,
     };
     found
         .filter(|u| !u.is_service_account)
@@ -475,9 +484,9 @@ impl UserService {
         action: Action,
     ) -> Result<UserId, AppError> {
         p.require(action, "")?;
-        let id = match id_or_uid.parse::<u64>() {
-            Ok(id) => UserId(id),
-            Err(_) => resolve_user(self.store.as_ref(), id_or_uid)
+        let id = match numeric_id(id_or_uid) {
+            Some(id) => id,
+            None => resolve_user(self.store.as_ref(), id_or_uid)
                 .await?
                 .user_id(),
         };

@@ -1,5 +1,6 @@
 """A client generated from openapi/tollgate.json by openapi-python-client creates and
-deletes a user against the running binary."""
+deletes a user against the running binary, passing the integer id the create returned
+(path ids are documented as int64)."""
 
 import base64
 import os
@@ -22,13 +23,13 @@ def main():
         body=AdminCreateUserForm(password="genpass1", login="generated", email="gen@example.org", name="Gen"),
     )
     assert created.message == "User created", created
-    fetched = get_user_by_id.sync(client=client, id=str(created.id))
+    fetched = get_user_by_id.sync(client=client, id=created.id)
     assert fetched.login == "generated", fetched
-    deleted = admin_delete_user.sync(client=client, id=str(created.id))
+    deleted = admin_delete_user.sync(client=client, id=created.id)
     assert deleted.message == "User deleted", deleted
-    missing = get_user_by_id.sync_detailed(client=client, id=str(created.id))
+    missing = get_user_by_id.sync_detailed(client=client, id=created.id)
     assert missing.status_code == 404, missing
-    anonymous = get_user_by_id.sync_detailed(client=Client(base_url=BASE), id="1")
+    anonymous = get_user_by_id.sync_detailed(client=Client(base_url=BASE), id=1)
     assert anonymous.status_code == 401, anonymous
     print("generated client: ok")
 
