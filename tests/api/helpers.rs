@@ -102,6 +102,14 @@ impl TestApp {
         if let Some(h) = self.handle.take() {
             let _ = h.await;
         }
+        // Tasks the server spawned (a connection being torn down, a last-seen update) may
+        // still hold the services for a moment: the database is released with the last one.
+        for _ in 0..500 {
+            if Arc::strong_count(&self.services) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let dir = self.dir.take();
         let data = self.data.clone();
         drop(self);
