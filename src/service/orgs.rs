@@ -268,6 +268,10 @@ impl OrgService {
         org: OrgId,
     ) -> Result<Vec<(UserRecord, OrgRole)>, AppError> {
         self.require_in(p, org, Action::OrgUsersRead, "").await?;
+        // Another org than the caller's may be gone: say so, not "no members".
+        if org != p.org_id && self.store.org(org).await?.is_none() {
+            return Err(AppError::not_found(ORG_NOT_FOUND));
+        }
         let perms = self.permissions_in(p, org).await?;
         let all =
             self.store
@@ -441,6 +445,7 @@ impl OrgService {
             }
             // No such user: a client error, as Grafana's user resolver answers it.
             Err(StoreError::NotFound) => return Err(AppError::not_found(USER_NOT_FOUND)),
+            Err(StoreError::OrgNotFound) => return Err(AppError::not_found(ORG_NOT_FOUND)),
             Err(e) => {
                 return Err(AppError::store("Failed to remove user from organization")(
                     e,
