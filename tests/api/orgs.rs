@@ -935,3 +935,23 @@ async fn removing_a_users_last_org_deletes_it_on_the_current_org_route_only() {
         "{b}"
     );
 }
+
+/// An org that does not exist (or no longer does) is a 404 for its member routes, not an
+/// empty list or a 500.
+#[tokio::test]
+async fn member_routes_of_a_missing_org_answer_404() {
+    let app = TestApp::spawn().await;
+    let gone = create_org(&app, "Gone").await;
+    let (s, b) = send(app.admin(Method::DELETE, &format!("/api/orgs/{gone}"))).await;
+    assert_eq!(s, 200, "{b}");
+    for path in [
+        format!("/api/orgs/{gone}/users"),
+        format!("/api/orgs/{gone}/users/search"),
+        "/api/orgs/627/users".to_string(),
+    ] {
+        let (s, b) = send(app.admin(Method::GET, &path)).await;
+        assert_eq!((s, message(&b)), (404, "Organization not found"), "{path}: {b}");
+    }
+    let (s, b) = send(app.admin(Method::DELETE, "/api/orgs/627/users/1")).await;
+    assert_eq!((s, message(&b)), (404, "Organization not found"), "{b}");
+}
