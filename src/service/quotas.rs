@@ -105,14 +105,15 @@ impl QuotaService {
     }
 
     async fn stored_limit(&self, owner: QuotaOwner, def: &QuotaDef) -> StoreResult<i64> {
-        Ok(self
-            .store
-            .quotas(owner)
-            .await?
-            .into_iter()
+        Ok(self.limit_of(&self.store.quotas(owner).await?, def))
+    }
+
+    /// The limit of `def`: the owner's stored one, else `[quota]`'s.
+    fn limit_of(&self, stored: &[QuotaRecord], def: &QuotaDef) -> i64 {
+        stored
+            .iter()
             .find(|q| q.target == def.target)
-            .map(|q| q.limit)
-            .unwrap_or_else(|| self.settings.quota.limit(def.key)))
+            .map_or_else(|| self.settings.quota.limit(def.key), |q| q.limit)
     }
 
     /// How much of `def` is used by `owner` (`None`: the whole server).
@@ -165,10 +166,7 @@ impl QuotaService {
         let mut counts = None;
         let mut out = Vec::new();
         for def in QUOTAS.iter().filter(|d| d.scope == scope_of(owner)) {
-            let limit = stored
-                .iter()
-                .find(|q| q.target == def.target)
-                .map_or_else(|| self.settings.quota.limit(def.key), |q| q.limit);
+            let limit = self.limit_of(&stored, def);
             let used = self
                 .used(def, Some(owner), &mut counts)
                 .await

@@ -950,7 +950,11 @@ async fn member_routes_of_a_missing_org_answer_404() {
         "/api/orgs/627/users".to_string(),
     ] {
         let (s, b) = send(app.admin(Method::GET, &path)).await;
-        assert_eq!((s, message(&b)), (404, "Organization not found"), "{path}: {b}");
+        assert_eq!(
+            (s, message(&b)),
+            (404, "Organization not found"),
+            "{path}: {b}"
+        );
     }
     let (s, b) = send(app.admin(Method::DELETE, "/api/orgs/627/users/1")).await;
     assert_eq!((s, message(&b)), (404, "Organization not found"), "{b}");
