@@ -3,7 +3,7 @@ CARGO ?= cargo
 DATA ?= data
 VENV ?= .venv
 
-.PHONY: run build test test-rust test-python test-ui lint fmt openapi bench e2e
+.PHONY: run build test deps test-rust test-python test-ui lint fmt openapi bench e2e
 
 run: ## build and start the server on ./data, port 3000
 	$(CARGO) build --release
@@ -12,16 +12,19 @@ run: ## build and start the server on ./data, port 3000
 build:
 	$(CARGO) build --release
 
-test: test-rust test-python test-ui ## every test
+test: deps test-rust test-python test-ui ## every test, after installing what they need
 
-test-rust:
+deps: ## what the tests need and is missing: Debian packages (as root), Python venvs, Node packages
+	./tests/deps.sh
+
+test-rust: deps
 	$(CARGO) test --all-targets
 
-test-python: ## real clients against the real binary: grafana-client, grafana-api-sdk, ansible, generated clients, schemathesis
+test-python: deps ## real clients against the real binary: grafana-client, grafana-api-sdk, ansible, generated clients, schemathesis
 	$(CARGO) build --release
 	./tests/python/run.sh
 
-test-ui: ## the admin UI in headless chromium (playwright-core), against the release binary
+test-ui: deps ## the admin UI in headless chromium (playwright-core), against the release binary
 	$(CARGO) build --release
 	./tests/ui/run.sh
 
