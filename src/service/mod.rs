@@ -218,7 +218,6 @@ impl Services {
             store.clone(),
             clock.clone(),
         )?;
-        useragent::warm();
         Ok(Arc::new(Self {
             settings,
             store,

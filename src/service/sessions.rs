@@ -181,14 +181,20 @@ impl SessionService {
 
     async fn views(&self, p: &Principal, user: UserId) -> Result<Vec<SessionView>, AppError> {
         let at = self.clock.now_ms();
-        let mut out: Vec<SessionView> = self
+        let live: Vec<_> = self
             .store
             .user_sessions(user)
             .await?
             .into_iter()
             .filter(|s| !self.expired(s, at))
-            .map(|s| SessionView {
-                client: useragent::parse(&s.user_agent),
+            .collect();
+        let clients =
+            useragent::parse_all(live.iter().map(|s| s.user_agent.clone()).collect()).await;
+        let mut out: Vec<SessionView> = live
+            .into_iter()
+            .zip(clients)
+            .map(|(s, client)| SessionView {
+                client,
                 is_active: p.session_id == Some(s.id),
                 record: s,
             })
