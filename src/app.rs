@@ -29,6 +29,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let spec_json = api::spec_json();
     let allow = Arc::new(AllowTable::from_spec(&spec_json));
     let swagger = api.swagger_ui();
+    let templates = api::observe::RouteTemplates::from_spec(&spec_json);
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
@@ -37,15 +38,27 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let api = Arc::new(api::middleware::session_cookies(
         api::middleware::trailing_slash(api.into_endpoint()),
     ));
+    let scrape = services.clone();
+    let metrics = poem::endpoint::make(move |req| {
+        let services = scrape.clone();
+        async move { api::observe::metrics_endpoint(&services, &req).await }
+    });
     let app = Route::new()
         .nest_no_strip("/api", api.clone())
         .at("/login", api.clone())
+        .at("/healthz", api.clone())
+        .at("/readyz", api.clone())
         .at("/logout", api)
         .at("/openapi.json", spec)
+        .at("/metrics", metrics)
         .nest("/swagger", swagger)
         .nest("/", ui::endpoint())
-        .data(services);
-    api::middleware::security_headers(api::middleware::grafana_errors(app, allow))
+        .data(services.clone());
+    api::observe::observe(
+        api::middleware::security_headers(api::middleware::grafana_errors(app, allow)),
+        services,
+        templates,
+    )
 }
 
 impl App {
@@ -70,17 +83,24 @@ impl App {
             services.provisioning.start_polling();
         }
         if services.secrets.interrupted_job().await? {
-            // A re-encryption was cut off (crash): finish it in the background.
+            // A re-encryption was cut off (crash): finish it in the background; the server
+            // is ready (`/readyz`) once it has.
             let s = services.clone();
             tokio::spawn(async move {
-                let Some(_lock) = job_lock(&s, Job::Reencryption).await else {
-                    return; // another node resumes it
-                };
-                match s.secrets.reencrypt_secrets().await {
-                    Ok(r) => tracing::info!(updated = r.updated, "resumed re-encryption finished"),
-                    Err(e) => tracing::error!(error = %e, "resumed re-encryption failed"),
-                }
+                if let Some(_lock) = job_lock(&s, Job::Reencryption).await {
+                    match s.secrets.reencrypt_secrets().await {
+                        Ok(r) => {
+                            tracing::info!(updated = r.updated, "resumed re-encryption finished")
+                        }
+                        Err(e) => tracing::error!(error = %e, "resumed re-encryption failed"),
+                    }
+                } // else another node resumes it
+                s.ready.store(true, std::sync::atomic::Ordering::Release);
             });
+        } else {
+            services
+                .ready
+                .store(true, std::sync::atomic::Ordering::Release);
         }
         let listener = TcpListener::bind(bind.as_str())
             .await
@@ -108,7 +128,7 @@ impl App {
         let limits = crate::transport::Limits {
             header_read_timeout: s.header_read_timeout,
             max_connections_per_ip: s.max_connections_per_ip,
-            shutdown_grace: Duration::from_secs(10),
+            shutdown_grace: s.shutdown_timeout,
         };
         let ep = routes(services.clone()).map_to_response().boxed();
         let result = crate::transport::serve(self.listener, ep, limits, shutdown).await;

@@ -299,6 +299,11 @@ pub struct Settings {
     pub read_timeout: Duration,
     /// `[server] max_connections_per_ip`: concurrent connections from one address.
     pub max_connections_per_ip: usize,
+    /// `[server] shutdown_timeout`: how long requests in flight may run after SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// `[log.console] format`: one JSON object per line instead of text.
+    pub log_json: bool,
+    pub metrics: MetricsSettings,
     pub admin_user: String,
     pub admin_password: Option<String>,
     pub admin_email: String,
@@ -337,6 +342,15 @@ pub struct Settings {
     pub enterprise: Enterprise,
     pub database: Database,
     pub quota: Quotas,
+}
+
+/// `[metrics]`: Grafana's keys for `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsSettings {
+    pub enabled: bool,
+    pub disable_total_stats: bool,
+    /// `basic_auth_username` and `basic_auth_password`, when both are set.
+    pub basic_auth: Option<(String, String)>,
 }
 
 /// `[security] trusted_proxies`: a comma list of IP addresses and CIDR blocks. Empty (the
@@ -731,6 +745,23 @@ impl Settings {
                 })?,
             read_timeout: r.duration("server", "read_timeout", Duration::from_secs(30))?,
             max_connections_per_ip: r.num::<usize>("server", "max_connections_per_ip")?.max(1),
+            shutdown_timeout: r.duration("server", "shutdown_timeout", Duration::from_secs(30))?,
+            log_json: match r.str("log.console", "format").as_str() {
+                "" | "text" | "console" => false,
+                "json" => true,
+                _ => return Err(r.err("log.console", "format", "must be text or json")),
+            },
+            metrics: MetricsSettings {
+                enabled: r.bool("metrics", "enabled")?,
+                disable_total_stats: r.bool("metrics", "disable_total_stats")?,
+                basic_auth: match (
+                    r.str("metrics", "basic_auth_username"),
+                    r.str("metrics", "basic_auth_password"),
+                ) {
+                    (u, p) if !u.is_empty() && !p.is_empty() => Some((u, p)),
+                    _ => None,
+                },
+            },
             admin_user: r.str("security", "admin_user"),
             admin_password: r.optional("security", "admin_password"),
             admin_email: r.str("security", "admin_email"),

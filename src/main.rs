@@ -112,12 +112,20 @@ fn init_logging(settings: Option<&Settings>) {
         .unwrap_or_else(|| "info".into());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("tollgate={level},warn")));
-    let _ = tracing_subscriber::fmt()
+    // stdout carries command output (tokens, keys); logs go to stderr.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        // stdout carries command output (tokens, keys); logs go to stderr.
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if settings.is_some_and(|s| s.log_json) {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn load(config: Option<&PathBuf>) -> Result<Settings, ExitCode> {

@@ -10,12 +10,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use crate::api::ApiTags;
 use crate::service::Services;
 
-/// The Grafana version tollgate's API corresponds to; clients gate features on it.
-pub const GRAFANA_COMPAT_VERSION: &str = "11.3.0";
-pub const COMMIT: &str = match option_env!("TOLLGATE_COMMIT") {
-    Some(c) => c,
-    None => "unknown",
-};
+pub use crate::domain::version::{COMMIT, GRAFANA_COMPAT_VERSION};
 
 /// Health as Grafana reports it.
 #[derive(Object, Debug)]
@@ -63,6 +58,25 @@ pub struct FrontendSettings {
     pub anonymous_enabled: bool,
 }
 
+/// `/healthz` and `/readyz`.
+#[derive(Object, Debug)]
+pub struct Probe {
+    /// "alive", "ready" or "not ready".
+    pub status: String,
+    /// Why the server is not ready.
+    #[oai(skip_serializing_if_is_none)]
+    pub reason: Option<String>,
+}
+
+#[derive(ApiResponse, Debug)]
+pub enum ProbeResponse {
+    #[oai(status = 200)]
+    Ok(Json<Probe>),
+    /// Not ready: start-up work still runs, or the database takes no writes.
+    #[oai(status = 503)]
+    Unavailable(Json<Probe>),
+}
+
 pub struct HealthApi;
 
 #[OpenApi(tag = "ApiTags::Health")]
@@ -80,6 +94,31 @@ impl HealthApi {
             HealthResponse::Ok(body)
         } else {
             HealthResponse::Unavailable(body)
+        }
+    }
+
+    /// Liveness: the process serves HTTP (no database access).
+    #[oai(path = "/healthz", method = "get", operation_id = "getHealthz")]
+    async fn healthz(&self) -> Json<Probe> {
+        Json(Probe {
+            status: "alive".into(),
+            reason: None,
+        })
+    }
+
+    /// Readiness: start-up work finished (migrations, provisioning, a resumed
+    /// re-encryption) and the database takes a write.
+    #[oai(path = "/readyz", method = "get", operation_id = "getReadyz")]
+    async fn readyz(&self, services: Data<&Arc<Services>>) -> ProbeResponse {
+        match services.readiness().await {
+            Ok(()) => ProbeResponse::Ok(Json(Probe {
+                status: "ready".into(),
+                reason: None,
+            })),
+            Err(reason) => ProbeResponse::Unavailable(Json(Probe {
+                status: "not ready".into(),
+                reason: Some(reason),
+            })),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod health;
 pub mod ldap;
 pub mod licensing;
 pub mod middleware;
+pub mod observe;
 pub mod orgs;
 pub mod provisioning;
 pub mod quotas;

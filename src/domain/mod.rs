@@ -8,6 +8,7 @@ pub mod license;
 pub mod quota;
 pub mod time;
 mod user;
+pub mod version;
 
 pub use access::{
     canonical_action, scope_covers, Action, Permission, PermissionSet, ACTION_ALIASES,

@@ -134,6 +134,8 @@ pub struct LoginGuard {
     clock: Arc<dyn Clock>,
     pairs: FailureLog<(Account, String)>,
     sources: FailureLog<String>,
+    /// Attempts refused because the account or address was blocked (`/metrics`).
+    blocks: std::sync::atomic::AtomicU64,
 }
 
 impl LoginGuard {
@@ -143,6 +145,7 @@ impl LoginGuard {
             clock,
             pairs: FailureLog::new(settings.brute_force_max_attempts),
             sources: FailureLog::new(settings.brute_force_max_attempts_per_ip),
+            blocks: Default::default(),
         }
     }
 
@@ -151,7 +154,18 @@ impl LoginGuard {
             return false;
         }
         let (source, now) = (source_of(client_ip), self.clock.now_ms());
-        self.sources.blocked(&source, now) || self.pairs.blocked(&(account.clone(), source), now)
+        let blocked = self.sources.blocked(&source, now)
+            || self.pairs.blocked(&(account.clone(), source), now);
+        if blocked {
+            self.blocks
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        blocked
+    }
+
+    /// How many attempts were refused as blocked since start.
+    pub fn blocks(&self) -> u64 {
+        self.blocks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn failed(&self, account: &Account, client_ip: &str) {
@@ -227,6 +241,11 @@ impl AuthService {
             dummy,
             clock,
         }
+    }
+
+    /// Sign-in attempts refused by brute-force protection since start.
+    pub fn blocked_sign_ins(&self) -> u64 {
+        self.guard.blocks()
     }
 
     /// Password check with brute-force protection for this client address. A blocked

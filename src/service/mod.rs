@@ -11,6 +11,7 @@ pub mod dashboards;
 pub mod datasources;
 pub mod ldap;
 pub mod licensing;
+pub mod metrics;
 pub mod notifiers;
 pub mod orgs;
 pub mod plugins;
@@ -59,6 +60,10 @@ pub struct Services {
     pub ldap: Arc<ldap::LdapService>,
     pub roles: Arc<roles::RoleService>,
     pub service_accounts: Arc<service_accounts::ServiceAccountService>,
+    /// Request counts and latencies for `/metrics`.
+    pub requests: metrics::RequestMetrics,
+    /// Set once start-up work (provisioning, a resumed re-encryption) is done: `/readyz`.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 /// The per-install key of the token HMACs (sessions, API keys), created on first start.
@@ -70,6 +75,18 @@ async fn token_key(store: &dyn MetaStore) -> Result<KeyedHasher, AppError> {
 }
 
 impl Services {
+    /// `/readyz`: start-up work is done and the store takes a write.
+    pub async fn readiness(&self) -> Result<(), String> {
+        if !self.ready.load(std::sync::atomic::Ordering::Acquire) {
+            return Err("start-up jobs are still running".into());
+        }
+        let now = self.clock.now_ms().to_be_bytes();
+        self.store
+            .set_meta("readiness_probe", &now)
+            .await
+            .map_err(|e| format!("the database takes no writes: {e}"))
+    }
+
     /// Opens the data folder and builds the services (no network yet). Refuses a
     /// `secret_key` that cannot open the stored key canary.
     pub async fn open(settings: Settings) -> Result<Arc<Self>, AppError> {
@@ -242,6 +259,8 @@ impl Services {
             roles,
             service_accounts,
             secrets,
+            requests: metrics::RequestMetrics::default(),
+            ready: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 }

@@ -22,7 +22,7 @@ fn now() -> i64 {
     tollgate::domain::time::system_now()
 }
 
-fn claims(lid: &str) -> LicenseClaims {
+pub(crate) fn claims(lid: &str) -> LicenseClaims {
     let t = now();
     LicenseClaims {
         jti: format!("jti-{lid}"),
@@ -43,13 +43,13 @@ fn claims(lid: &str) -> LicenseClaims {
     }
 }
 
-fn sign(key: &SigningKey, c: &LicenseClaims) -> String {
+pub(crate) fn sign(key: &SigningKey, c: &LicenseClaims) -> String {
     key.sign(&serde_json::to_vec(c).unwrap())
 }
 
-struct Licensed {
-    app: TestApp,
-    key: SigningKey,
+pub(crate) struct Licensed {
+    pub app: TestApp,
+    pub key: SigningKey,
 }
 
 /// A server that trusts `key`, with `root_url` = [`ROOT`].
@@ -66,11 +66,11 @@ async fn licensed_with(key: SigningKey, extra: &[(&str, &str, &str)]) -> License
     }
 }
 
-async fn licensed() -> Licensed {
+pub(crate) async fn licensed() -> Licensed {
     licensed_with(SigningKey::generate().unwrap(), &[]).await
 }
 
-async fn upload(app: &TestApp, token: &str) -> (u16, Value) {
+pub(crate) async fn upload(app: &TestApp, token: &str) -> (u16, Value) {
     send(
         app.admin(Method::POST, "/api/licensing/token")
             .json(&json!({ "token": token })),

@@ -19,6 +19,7 @@ mod licensing;
 mod migrate;
 mod multinode;
 mod openapi;
+mod operations;
 mod orgs;
 mod orgs_isolation;
 mod postgres;
