@@ -22,6 +22,8 @@ query history, correlations, preferences, SSO settings, short URLs, plugins):
   reset_basic_roles_to_their_default (teams are not served).
 """
 
+import base64
+import json
 import logging
 import os
 import socket
@@ -40,6 +42,8 @@ from grafana_api.other_http import OtherHTTP
 from grafana_api.rbac import RBAC
 from grafana_api.service_account import ServiceAccount
 from grafana_api.user import CurrentUser, User
+
+from expected import FIXED_ROLES, SA_TOKEN
 
 URL = os.environ["TOLLGATE_URL"]
 PASSWORD = os.environ["TOLLGATE_ADMIN_PASSWORD"]
@@ -158,10 +162,13 @@ def admin_and_users(admin_model):
         admin.reload_access_controls_provisioning_configuration,
     ):
         reload()  # each checks its own "... config reloaded" message
-    keys_before = raw().get("/api/admin/encryption/status").json()
+    def data_keys():
+        status = raw().get("/api/admin/encryption/status").json()
+        return status["activeDataKeyId"], [(k["id"], k["state"]) for k in status["dataKeys"]]
+
+    assert data_keys() == (1, [(1, "active")])
     admin.rotate_data_encryption_keys()  # checks the 204
-    keys_after = raw().get("/api/admin/encryption/status").json()
-    assert keys_before != keys_after, (keys_before, keys_after)
+    assert data_keys() == (2, [(1, "retired"), (2, "active")])
     # LDAP is off in this server: Grafana answers 400 "LDAP is not enabled" (pkg/services/ldap/api).
     sdk_raises(Exception, 400, {"message": "LDAP is not enabled"}, admin.reload_ldap_configuration)
 
@@ -311,7 +318,7 @@ def service_accounts_and_roles(admin_model, user_id):
     assert sa.get_service_account_by_id(sa_id)["role"] == "Editor"
     assert sa.get_service_account_tokens_by_id(sa_id) == []
     token = sa.create_service_account_token_by_id(sa_id, "sdk-token", "Viewer")
-    assert token["name"] == "sdk-token" and token["key"].startswith("glsa_"), token
+    assert token["name"] == "sdk-token" and SA_TOKEN.fullmatch(token["key"]), token
     assert [(t["id"], t["name"]) for t in sa.get_service_account_tokens_by_id(sa_id)] == [(token["id"], "sdk-token")]
 
     rbac = RBAC(admin_model)
@@ -329,8 +336,8 @@ def service_accounts_and_roles(admin_model, user_id):
     )
     assert (role["uid"], role["name"], role["version"], role["global"], role["status"]) == (
         "sdk-users-reader", "custom:sdk:users-reader", 1, True, 200), role
-    custom = [r["name"] for r in rbac.get_all_roles() if r["name"].startswith("custom:")]
-    assert custom == ["custom:sdk:users-reader"], custom
+    names = [r["name"] for r in rbac.get_all_roles()]
+    assert names == sorted(FIXED_ROLES + ["custom:sdk:users-reader"]), names
     fetched = rbac.get_role("sdk-users-reader")
     assert (fetched["displayName"], fetched["description"], fetched["group"]) == (
         "SDK users reader", "reads users", "SDK"), fetched
@@ -401,7 +408,10 @@ def api_keys_and_health(admin_model):
     assert keys.get_api_tokens() == []
     key = keys.create_api_token("sdk-key", "Viewer", seconds_to_live=3600)
     # API keys and service-account tokens share one table (Grafana's api_key): sdk-token was 1.
-    assert (key["id"], key["name"]) == (2, "sdk-key") and key["key"], key
+    assert (key["id"], key["name"]) == (2, "sdk-key"), key
+    # Grafana's apikeygen format: base64 of {"k": <32 alphanumerics>, "n": <name>, "id": <org>}.
+    decoded = json.loads(base64.b64decode(key["key"]))
+    assert (len(decoded["k"]), decoded["k"].isalnum(), decoded["n"], decoded["id"]) == (32, True, "sdk-key", 1), decoded
     listed = keys.get_api_tokens()
     assert [(k["id"], k["name"], k["role"]) for k in listed] == [(2, "sdk-key", "Viewer")], listed
     assert Organisation(model(token=key["key"], user=None, password=None)).get_current_organization()["id"] == 1

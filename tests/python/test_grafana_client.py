@@ -15,6 +15,8 @@ from grafana_client.client import (
     GrafanaUnauthorizedError,
 )
 
+from expected import FIXED_ROLES, SA_TOKEN
+
 HOST = os.environ["TOLLGATE_HOST"]
 PORT = int(os.environ["TOLLGATE_PORT"])
 PASSWORD = os.environ["TOLLGATE_ADMIN_PASSWORD"]
@@ -107,7 +109,7 @@ def service_accounts_and_roles(admin):
     assert (sa_id, sa["name"], sa["login"], sa["role"], sa["orgId"], sa["isDisabled"], sa["tokens"]) == (
         3, "py-automation", "sa-py-automation", "Viewer", 1, False, 0), sa
     token = admin.serviceaccount.create_token(sa_id, {"name": "py-token", "secondsToLive": 0})
-    assert token["name"] == "py-token" and token["key"].startswith("glsa_"), token
+    assert token["name"] == "py-token" and SA_TOKEN.fullmatch(token["key"]), token
     pages = admin.serviceaccount.search(query="py-")
     # grafana-client asks for pages until one is empty, and returns them all.
     assert [(p["page"], p["perPage"], p["totalCount"], len(p["serviceAccounts"])) for p in pages] == [
@@ -128,10 +130,7 @@ def service_accounts_and_roles(admin):
         "py-users-reader", "custom:py:users-reader", 1, True), role
     assert [(p["action"], p["scope"]) for p in role["permissions"]] == [("users:read", "global.users:*")], role
     roles = admin.rbac.get_rbac_roles_all()
-    # The only custom role is this one; the fixed roles are Grafana's catalogue.
-    assert [r["name"] for r in roles if not r["name"].startswith(("fixed:", "basic:"))] == [
-        "custom:py:users-reader"], roles
-    assert "fixed:users:writer" in [r["name"] for r in roles], roles
+    assert [r["name"] for r in roles] == sorted(FIXED_ROLES + ["custom:py:users-reader"]), roles
 
     # The token does what its roles grant: nothing admin before, user reads after.
     bot = GrafanaApi(auth=token["key"], host=HOST, port=PORT, protocol="http")
