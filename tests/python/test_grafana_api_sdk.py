@@ -126,6 +126,8 @@ def admin_and_users(admin_model):
     preview = admin.get_preview_report()
     health = raw().get("/api/health").json()
     assert preview["version"] == health["version"].replace(".", "_"), (preview, health)
+    metrics = {k: preview["metrics"][k] for k in ("stats.users.count", "stats.orgs.count", "stats.datasources.count")}
+    assert metrics == {"stats.users.count": 1, "stats.orgs.count": 1, "stats.datasources.count": 0}, preview
 
     user_id = admin.create_global_user(
         GlobalUser(name="Sdk User", email="sdk@example.org", login="sdkuser", password="sdkpass1", org_id=1)
@@ -197,8 +199,6 @@ def admin_and_users(admin_model):
     assert [(o["orgId"], o["name"], o["role"]) for o in users.get_user_organizations(user_id)] == [
         (1, "Main Org.", "Viewer")]
     assert users.get_user_teams(user_id) == []
-    users.switch_specific_user_context(user_id, 1)
-    assert users.get_user_by_id(user_id)["orgId"] == 1
 
     # the signed-in user
     me = CurrentUser(model("sdkuser", "sdkpass2"))
@@ -206,8 +206,6 @@ def admin_and_users(admin_model):
     assert (signed_in["id"], signed_in["login"], signed_in["email"]) == (user_id, "sdkuser", "sdk2@example.org")
     assert [(o["orgId"], o["name"], o["role"]) for o in me.get_user_organizations()] == [(1, "Main Org.", "Viewer")]
     assert me.get_user_teams() == []
-    me.switch_current_user_context(1)
-    assert me.get_user()["orgId"] == 1
     me.update_password("sdkpass2", "sdkpass3", "sdkpass3")
     old = raw("sdkuser", "sdkpass2").get("/api/user")
     assert (old.status_code, old.json()["message"]) == (401, "invalid username or password"), old.text
@@ -243,6 +241,13 @@ def orgs(admin_model, user_id):
     assert keep.json() == {"message": "Organization created", "orgId": 2}, keep.text
     added = raw().post("/api/orgs/2/users", json={"loginOrEmail": "sdkuser", "role": "Viewer"})
     assert added.json() == {"message": "User added to organization", "userId": user_id}, added.text
+    # Switching orgs, now that sdkuser has two: the admin's call, then the user's own.
+    users = User(admin_model)
+    users.switch_specific_user_context(user_id, 2)
+    assert users.get_user_by_id(user_id)["orgId"] == 2
+    me = CurrentUser(model("sdkuser", "sdkpass3"))
+    me.switch_current_user_context(1)
+    assert me.get_user()["orgId"] == 1
     org.delete_organization_user_by_user_id(user_id)
     assert logins(org.get_all_users_by_the_current_organization()) == ["admin"]
     assert org.add_new_user_to_current_organization("sdkuser", "Viewer") == user_id
@@ -420,8 +425,8 @@ def api_keys_and_health(admin_model):
 
     other = OtherHTTP(admin_model)
     health = other.get_health_status()
-    assert health["database"] == "ok" and health["commit"], health
-    assert other.get_frontend_settings()["buildInfo"]["version"] == health["version"]
+    build = other.get_frontend_settings()["buildInfo"]
+    assert health == {"commit": build["commit"], "database": "ok", "version": build["version"]}, (health, build)
 
 
 def licensing(admin_model):
