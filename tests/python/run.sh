@@ -2,6 +2,9 @@
 # Real clients against the real release binary: grafana-client, grafana-api-sdk, Ansible's
 # community.grafana, clients generated from openapi/tollgate.json (openapi-python-client and
 # openapi-generator), and schemathesis over every operation (venvs: setup.sh).
+# Each test gets a server of its own on an empty data folder (only the admin and the main
+# org), so it can expect exact counts. `run.sh [test...]` runs only the named tests
+# (gc browser jwt sdk ansible gen ogen st).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -27,62 +30,81 @@ export TOLLGATE_ISSUER_KID=${issuer_keys%%:*}
 # Brute-force protection off: schemathesis' auth checks send wrong credentials from the
 # admin's own address, and after 50 failures the address would be blocked for the admin too
 # (every later case a 401 that tests nothing). It is tested in tests/api/brute_force.rs.
-GF_PATHS_DATA="$work/data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
-  GF_SERVER_ROOT_URL="$TOLLGATE_URL/" GF_ENTERPRISE_LICENSE_ISSUER_KEYS="$issuer_keys" \
-  GF_ENTERPRISE_LICENSE_URL="http://127.0.0.1:$TOLLGATE_LICENSE_ISSUER_PORT/api/licenses/renew" \
-  GF_SECURITY_ADMIN_PASSWORD=$TOLLGATE_ADMIN_PASSWORD GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
-  GF_SECURITY_DISABLE_BRUTE_FORCE_LOGIN_PROTECTION=true \
-  "$bin" server >"$work/server.log" 2>&1 &
-server=$!
-cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$work"; }
+server=
+serve() { # a fresh server on a new, empty data folder
+  local data
+  data=$(mktemp -d "$work/data-XXXXXX")
+  GF_PATHS_DATA="$data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT=$port \
+    GF_SERVER_ROOT_URL="$TOLLGATE_URL/" GF_ENTERPRISE_LICENSE_ISSUER_KEYS="$issuer_keys" \
+    GF_ENTERPRISE_LICENSE_URL="http://127.0.0.1:$TOLLGATE_LICENSE_ISSUER_PORT/api/licenses/renew" \
+    GF_SECURITY_ADMIN_PASSWORD=$TOLLGATE_ADMIN_PASSWORD GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
+    GF_SECURITY_DISABLE_BRUTE_FORCE_LOGIN_PROTECTION=true \
+    "$bin" server >"$data.log" 2>&1 &
+  server=$!
+  for _ in $(seq 100); do
+    curl -fsS "$TOLLGATE_URL/api/health" >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  curl -fsS "$TOLLGATE_URL/api/health" >/dev/null
+}
+stop() {
+  [ -n "$server" ] || return 0
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  server=
+}
+cleanup() { stop; rm -rf "$work"; }
 trap cleanup EXIT
-for _ in $(seq 100); do
-  curl -fsS "$TOLLGATE_URL/api/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$TOLLGATE_URL/api/health" >/dev/null
+tests=("$@")
+# run NAME TITLE COMMAND...: the test on a fresh server, unless other tests were named.
+run() {
+  local name=$1 title=$2; shift 2
+  [ ${#tests[@]} -eq 0 ] || [[ " ${tests[*]} " == *" $name "* ]] || return 0
+  echo "== $title"
+  serve
+  "$@"
+  stop
+}
 
-echo "== grafana-client"
-"$venvs/gc/bin/python" tests/python/test_grafana_client.py
+generated_client() {
+  "$venvs/gen/bin/openapi-python-client" generate --path openapi/tollgate.json \
+    --output-path "$work/pkgs/tollgate_client" --meta none >/dev/null
+  PYTHONPATH="$work/pkgs" "$venvs/gen/bin/python" tests/python/test_generated_client.py
+}
 
-echo "== browser-style flow (requests)"
-"$venvs/st/bin/python" tests/python/test_browser_flow.py
+openapi_generator_client() {
+  "$venvs/ogen/bin/openapi-generator-cli" generate -i openapi/tollgate.json -g python \
+    -o "$work/ogen" --package-name tollgate_ogen >/dev/null
+  # Installed into its venv (its dependencies are there already: setup.sh).
+  "$venvs/ogen/bin/pip" install -q --disable-pip-version-check --no-deps --no-index \
+    --no-build-isolation --force-reinstall "$work/ogen"
+  "$venvs/ogen/bin/python" tests/python/test_openapi_generator_client.py
+}
 
-echo "== license tokens and PyJWT"
-"$venvs/jwt/bin/python" tests/python/test_license_pyjwt.py
+schemathesis() {
+  # Some users to act on, so per-user operations reach their logic and not only 404.
+  for i in 1 2 3 4 5 6; do
+    curl -fsS -u "admin:$TOLLGATE_ADMIN_PASSWORD" -H 'content-type: application/json' \
+      -d "{\"login\":\"fuzz$i\",\"password\":\"fuzzpass$i\"}" "$TOLLGATE_URL/api/admin/users" >/dev/null
+  done
+  TOLLGATE_ADMIN_UID=$(curl -fsS -u "admin:$TOLLGATE_ADMIN_PASSWORD" "$TOLLGATE_URL/api/user" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["uid"])')
+  export TOLLGATE_ADMIN_UID
+  # Every check; the few widened ones, per operation and with the reason, are in
+  # tests/python/schemathesis.toml.
+  PYTHONPATH=tests/python SCHEMATHESIS_HOOKS=st_hooks "$venvs/st/bin/schemathesis" \
+    --config-file tests/python/schemathesis.toml run openapi/tollgate.json \
+    --url "$TOLLGATE_URL" -a "admin:$TOLLGATE_ADMIN_PASSWORD" \
+    --max-time "${SCHEMATHESIS_SECONDS:-90}" --seed 1 \
+    --checks all \
+    --report junit --report-dir "$work/st-report"
+}
 
-echo "== grafana-api-sdk"
-"$venvs/sdk/bin/python" tests/python/test_grafana_api_sdk.py
-
-echo "== ansible community.grafana"
-"$venvs/ansible/bin/python" tests/python/test_ansible_grafana.py
-
-echo "== openapi-python-client"
-"$venvs/gen/bin/openapi-python-client" generate --path openapi/tollgate.json \
-  --output-path "$work/pkgs/tollgate_client" --meta none >/dev/null
-PYTHONPATH="$work/pkgs" "$venvs/gen/bin/python" tests/python/test_generated_client.py
-
-echo "== openapi-generator (python)"
-"$venvs/ogen/bin/openapi-generator-cli" generate -i openapi/tollgate.json -g python \
-  -o "$work/ogen" --package-name tollgate_ogen >/dev/null
-# Installed into its venv (its dependencies are there already: setup.sh).
-"$venvs/ogen/bin/pip" install -q --disable-pip-version-check --no-deps --no-index \
-  --no-build-isolation --force-reinstall "$work/ogen"
-"$venvs/ogen/bin/python" tests/python/test_openapi_generator_client.py
-
-echo "== schemathesis"
-# Some users to act on, so per-user operations reach their logic and not only 404.
-for i in 1 2 3 4 5 6; do
-  curl -fsS -u "admin:$TOLLGATE_ADMIN_PASSWORD" -H 'content-type: application/json' \
-    -d "{\"login\":\"fuzz$i\",\"password\":\"fuzzpass$i\"}" "$TOLLGATE_URL/api/admin/users" >/dev/null
-done
-export TOLLGATE_ADMIN_UID=$(curl -fsS -u "admin:$TOLLGATE_ADMIN_PASSWORD" "$TOLLGATE_URL/api/user" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["uid"])')
-# Every check; the few widened ones, per operation and with the reason, are in
-# tests/python/schemathesis.toml.
-PYTHONPATH=tests/python SCHEMATHESIS_HOOKS=st_hooks "$venvs/st/bin/schemathesis" \
-  --config-file tests/python/schemathesis.toml run openapi/tollgate.json \
-  --url "$TOLLGATE_URL" -a "admin:$TOLLGATE_ADMIN_PASSWORD" \
-  --max-time "${SCHEMATHESIS_SECONDS:-90}" --seed 1 \
-  --checks all \
-  --report junit --report-dir "$work/st-report"
+run gc "grafana-client" "$venvs/gc/bin/python" tests/python/test_grafana_client.py
+run browser "browser-style flow (requests)" "$venvs/st/bin/python" tests/python/test_browser_flow.py
+run jwt "license tokens and PyJWT" "$venvs/jwt/bin/python" tests/python/test_license_pyjwt.py
+run sdk "grafana-api-sdk" "$venvs/sdk/bin/python" tests/python/test_grafana_api_sdk.py
+run ansible "ansible community.grafana" "$venvs/ansible/bin/python" tests/python/test_ansible_grafana.py
+run gen "openapi-python-client" generated_client
+run ogen "openapi-generator (python)" openapi_generator_client
+run st "schemathesis" schemathesis
 echo "python compatibility tests: ok"

@@ -3,6 +3,7 @@ deletes a user against the running binary, passing the integer id the create ret
 (path ids are documented as int64)."""
 
 import base64
+import json
 import os
 import sys
 
@@ -22,15 +23,17 @@ def main():
         client=client,
         body=AdminCreateUserForm(password="genpass1", login="generated", email="gen@example.org", name="Gen"),
     )
-    assert created.message == "User created", created
+    # The server is fresh (run.sh): the admin is user 1, this one 2.
+    assert (created.id, created.message) == (2, "User created"), created
     fetched = get_user_by_id.sync(client=client, id=created.id)
-    assert fetched.login == "generated", fetched
+    assert (fetched.id, fetched.login, fetched.email, fetched.name, fetched.is_grafana_admin) == (
+        2, "generated", "gen@example.org", "Gen", False), fetched
     deleted = admin_delete_user.sync(client=client, id=created.id)
     assert deleted.message == "User deleted", deleted
     missing = get_user_by_id.sync_detailed(client=client, id=created.id)
-    assert missing.status_code == 404, missing
+    assert (missing.status_code, json.loads(missing.content)["message"]) == (404, "User not found"), missing
     anonymous = get_user_by_id.sync_detailed(client=Client(base_url=BASE), id=1)
-    assert anonymous.status_code == 401, anonymous
+    assert (anonymous.status_code, json.loads(anonymous.content)["message"]) == (401, "Unauthorized"), anonymous
     print("generated client: ok")
 
 
