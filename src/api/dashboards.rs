@@ -174,6 +174,12 @@ impl DashboardsApi {
         /// Dashboards in these folders (0 = General).
         #[oai(name = "folderIds")]
         folder_ids: Query<Vec<i64>>,
+        /// Only the dashboards with these ids.
+        #[oai(name = "dashboardIds")]
+        dashboard_ids: Query<Vec<i64>>,
+        /// Only the dashboards with these uids.
+        #[oai(name = "dashboardUIDs")]
+        dashboard_uids: Query<Vec<String>>,
         limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<SearchHitDto>>, DashboardReadError> {
         let q = SearchQuery {
@@ -185,6 +191,13 @@ impl DashboardsApi {
                 .into_iter()
                 .filter_map(|v| u64::try_from(v).ok())
                 .collect(),
+            // A negative id names no dashboard (not "no filter").
+            dashboard_ids: dashboard_ids
+                .0
+                .into_iter()
+                .map(|v| u64::try_from(v).unwrap_or(u64::MAX))
+                .collect(),
+            dashboard_uids: dashboard_uids.0,
             limit: limit
                 .0
                 .and_then(|v| usize::try_from(v).ok())

@@ -20,7 +20,19 @@ pub struct SearchQuery {
     /// "dash-db", "dash-folder" or "" for both.
     pub kind: String,
     pub folder_ids: Vec<u64>,
+    /// Only these dashboards (and folders), by id or by uid (Grafana's `dashboardIds`,
+    /// `dashboardUIDs`); empty: no such filter.
+    pub dashboard_ids: Vec<u64>,
+    pub dashboard_uids: Vec<String>,
     pub limit: usize,
+}
+
+impl SearchQuery {
+    /// Whether the id and uid filters let an object through.
+    fn names(&self, id: u64, uid: &str) -> bool {
+        (self.dashboard_ids.is_empty() || self.dashboard_ids.contains(&id))
+            && (self.dashboard_uids.is_empty() || self.dashboard_uids.iter().any(|u| u == uid))
+    }
 }
 
 pub enum SearchHit {
@@ -83,14 +95,14 @@ impl DashboardService {
         let want = |t: &str| q.kind.is_empty() || q.kind == t;
         if want("dash-folder") && q.tags.is_empty() && q.folder_ids.is_empty() {
             for f in &folders {
-                if f.title.to_lowercase().contains(&needle) {
+                if f.title.to_lowercase().contains(&needle) && q.names(f.id, &f.uid) {
                     hits.push(SearchHit::Folder(f.clone()));
                 }
             }
         }
         if want("dash-db") {
             for d in self.store.dashboards(p.org_id).await? {
-                if !d.title.to_lowercase().contains(&needle) {
+                if !d.title.to_lowercase().contains(&needle) || !q.names(d.id, &d.uid) {
                     continue;
                 }
                 if !q.tags.iter().all(|t| d.tags.contains(t)) {

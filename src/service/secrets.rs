@@ -276,10 +276,11 @@ impl SecretsService {
     }
 
     /// Counts one encryption against the active DEK, reserving (and persisting) another
-    /// block when needed; `true` when the DEK reached its cap and must rotate.
+    /// block when needed; `true` when the DEK already sealed its cap (this encryption would
+    /// be one too many) and must rotate.
     async fn count_use(&self, active: &Active) -> Result<bool, AppError> {
         let n = active.used.fetch_add(1, Ordering::SeqCst) + 1;
-        if n >= self.cap {
+        if n > self.cap {
             return Ok(true);
         }
         let reserved = active.reserved.load(Ordering::SeqCst);

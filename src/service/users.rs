@@ -30,6 +30,11 @@ pub const ONLY_FOR_USERS: &str = "Endpoint only available for users";
 pub const NOT_A_VALID_ORG: &str = "Not a valid organization";
 /// Refusal to change a directory (LDAP) user's profile or password (Grafana newest).
 pub const EXTERNAL_USER: &str = "Cannot update external User";
+/// A profile update whose login or email another user holds (in any case): Grafana's
+/// `case_insensitive_login` conflict, for `PUT /api/user` and `PUT /api/users/:id` alike.
+const LOGIN_CONFLICT: &str = "Update would result in user login conflict";
+/// A profile update with an e-mail address that does not parse (Grafana's message).
+const INVALID_EMAIL: &str = "Invalid email address";
 
 /// The signed-in user's changes to their own profile (`PUT /api/user`, Grafana's
 /// `UpdateUserCommand`): an empty field keeps its value, except that an empty login takes
@@ -407,7 +412,7 @@ impl UserService {
         if let Some(email) = update.email.filter(|e| !e.trim().is_empty()) {
             change.email = Some(
                 Email::parse(&email)
-                    .map_err(AppError::BadRequest)?
+                    .map_err(|_| AppError::bad_request(INVALID_EMAIL))?
                     .into_inner(),
             );
         }
@@ -417,9 +422,7 @@ impl UserService {
             .update_profile(user.user_id(), &change, self.clock.now())
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    AppError::Conflict("Login or email already taken".into())
-                }
+                StoreError::Conflict(_) => AppError::Conflict(LOGIN_CONFLICT.into()),
                 other => AppError::internal("Failed to update user", other),
             })?;
         Ok(())
@@ -616,7 +619,7 @@ impl UserService {
             } else {
                 Some(
                     Email::parse(email)
-                        .map_err(AppError::BadRequest)?
+                        .map_err(|_| AppError::bad_request(INVALID_EMAIL))?
                         .into_inner(),
                 )
             },
@@ -628,9 +631,7 @@ impl UserService {
             .update_profile(id, &change, self.clock.now())
             .await
             .map_err(|e| match e {
-                StoreError::Conflict(_) => {
-                    AppError::Conflict("Update would result in user login conflict".into())
-                }
+                StoreError::Conflict(_) => AppError::Conflict(LOGIN_CONFLICT.into()),
                 other => AppError::store("Failed to update user")(other),
             })?;
         // Cached Basic credentials are keyed by the login or email the caller typed: the

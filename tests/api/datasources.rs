@@ -185,7 +185,7 @@ async fn viewers_may_not_read_or_write_datasources() {
 }
 
 /// Creates a datasource through the API; returns (id, uid).
-async fn add(app: &TestApp, name: &str) -> (i64, String) {
+pub async fn add(app: &TestApp, name: &str) -> (i64, String) {
     let (s, b) = send(
         app.admin(Method::POST, "/api/datasources")
             .json(&ds_body(name, "pw")),
@@ -218,7 +218,7 @@ async fn add_read_only(app: &TestApp, name: &str) -> String {
 }
 
 /// A global custom role with these permissions, assigned to `user`.
-async fn grant(app: &TestApp, user: u64, uid: &str, permissions: Value) {
+pub async fn grant(app: &TestApp, user: u64, uid: &str, permissions: Value) {
     let (s, v) = send(app.admin(Method::POST, "/api/access-control/roles").json(
         &json!({"uid": uid, "name": format!("custom:{uid}"), "global": true,
                           "permissions": permissions}),
@@ -254,7 +254,7 @@ async fn none_role_token(app: &TestApp) -> (u64, String) {
     (sa, v["key"].as_str().unwrap().to_string())
 }
 
-fn denied(v: &Value, action: &str) -> bool {
+pub fn denied(v: &Value, action: &str) -> bool {
     message(v)
         == format!(
             "You'll need additional permissions to perform this action. Permissions needed: {action}"

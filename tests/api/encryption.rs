@@ -161,18 +161,56 @@ async fn encryption_endpoints_are_for_grafana_admins_only() {
     }
 }
 
+/// A data key seals at most `data_key_max_encryptions` secrets: with a cap of 5, ten
+/// secrets (five datasources, two secure fields each) fill exactly two keys, the first
+/// retired with its five, the second active with the other five; an eleventh secret
+/// makes a third key.
 #[tokio::test]
 async fn usage_cap_rotates_automatically() {
     let app =
         TestApp::spawn_with(&[("security.encryption", "data_key_max_encryptions", "5")]).await;
-    for i in 0..4 {
+    let keys = |st: &serde_json::Value| -> Vec<(String, i64)> {
+        st["dataKeys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["state"].as_str().unwrap().to_string(),
+                    k["references"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    for i in 0..5 {
         add_ds(&app, &format!("cap{i}"), "pw").await;
     }
     let (_, st) = send(app.admin(Method::GET, "/api/admin/encryption/status")).await;
-    let keys = st["dataKeys"].as_array().unwrap();
-    assert!(keys.len() >= 2, "8 encryptions with a cap of 5: {st}");
-    assert_eq!(keys.iter().filter(|k| k["state"] == "active").count(), 1);
-    assert_eq!(all_secrets(&app).await.len(), 8);
+    assert_eq!(
+        keys(&st),
+        [("retired".to_string(), 5), ("active".to_string(), 5)],
+        "10 encryptions with a cap of 5: {st}"
+    );
+    assert_eq!(st["activeDataKeyId"], st["dataKeys"][1]["id"]);
+    assert_eq!(all_secrets(&app).await.len(), 10);
+    // One more secret (a datasource with one secure field) needs a third key.
+    let (s, b) = send(app.admin(Method::POST, "/api/datasources").json(&json!({
+        "name": "cap-extra", "type": "prometheus", "access": "proxy", "url": "http://p:9090",
+        "secureJsonData": {"httpHeaderValue1": "Bearer x"}
+    })))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (_, st) = send(app.admin(Method::GET, "/api/admin/encryption/status")).await;
+    assert_eq!(
+        keys(&st),
+        [
+            ("retired".to_string(), 5),
+            ("retired".to_string(), 5),
+            ("active".to_string(), 1)
+        ],
+        "{st}"
+    );
+    assert_eq!(all_secrets(&app).await.len(), 11);
 }
 
 pub fn files_contain(dir: &Path, needle: &[u8]) -> Vec<String> {
@@ -329,16 +367,64 @@ async fn sigkill_during_reencryption_then_resume() {
     let server = ServerProcess::start(&data, &[("GF_SECURITY_SECRET_KEY", secret.2)]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/api/admin/encryption/reencrypt-secrets", server.base);
-    let job = tokio::spawn(async move {
-        client
-            .post(url)
-            .basic_auth(ADMIN, Some(ADMIN_PW))
-            .send()
-            .await
+    let job = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .basic_auth(ADMIN, Some(ADMIN_PW))
+                .send()
+                .await
+        }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    // SIGKILL as soon as the status shows a first batch committed (and not the last), so
+    // the kill lands between batches, not before the job starts or after it ends.
+    let status = format!("{}/api/admin/encryption/status", server.base);
+    let mut seen = None;
+    for _ in 0..2000 {
+        let (_, st) = send(client.get(&status).basic_auth(ADMIN, Some(ADMIN_PW))).await;
+        let r = &st["reencryption"];
+        let processed = r["processed"].as_u64().unwrap_or(0);
+        if processed > 0 {
+            seen = Some((processed, r["total"].as_u64()));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     server.kill();
     let _ = job.await;
+    let (processed, total) = seen.expect("the job committed a first batch");
+    assert_eq!(total, Some(3000));
+    assert!(processed < 3000, "killed before the end: {processed}");
+
+    // The kill interrupted the job mid-way: its cursor is stored, and the retired key
+    // still seals some secrets but no longer all of them. Read before any restart, which
+    // would resume the job.
+    {
+        let services = tollgate::service::Services::open(settings_for(&data, &[secret]))
+            .await
+            .unwrap();
+        assert!(
+            services.secrets.interrupted_job().await.unwrap(),
+            "a re-encryption cursor is stored"
+        );
+        let (deks, active, _) = services.secrets.status().await.unwrap();
+        let on_active: u64 = deks
+            .iter()
+            .filter(|d| d.id == active)
+            .map(|d| d.references)
+            .sum();
+        let on_retired: u64 = deks
+            .iter()
+            .filter(|d| d.id != active)
+            .map(|d| d.references)
+            .sum();
+        assert_eq!(on_active + on_retired, 3000);
+        assert!(
+            on_active > 0 && on_retired > 0,
+            "interrupted mid-way: {on_active} re-encrypted, {on_retired} not yet"
+        );
+    }
 
     // Restart: an interrupted job resumes on its own; run it again to be sure it finishes.
     let app = TestApp::spawn_in(&data, &[secret]).await;
@@ -358,6 +444,9 @@ async fn sigkill_during_reencryption_then_resume() {
     for k in st["dataKeys"].as_array().unwrap() {
         if k["id"] != active {
             assert_eq!(k["references"], 0, "{st}");
+        } else {
+            assert_eq!(k["references"], 3000, "{st}");
         }
     }
+    assert!(!app.services.secrets.interrupted_job().await.unwrap());
 }

@@ -28,6 +28,7 @@ mod quotas;
 mod races;
 mod rbac_seed;
 mod roles;
+mod scopes;
 mod security;
 mod service_accounts;
 mod sessions;

@@ -16,7 +16,7 @@
 use std::path::Path;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::helpers::{message, send, TestApp, ADMIN, ADMIN_PW};
 
@@ -357,4 +357,184 @@ async fn the_org_header_selects_the_org_of_one_request() {
         (400, "Invalid X-Grafana-Org-Id header"),
         "{b}"
     );
+}
+
+const EDITOR_DATASOURCES: &str = "apiVersion: 1
+datasources:
+  - name: One DS
+    type: prometheus
+    uid: org-one-ds
+    access: proxy
+    orgId: 1
+    url: http://org-one:9090
+  - name: Two DS
+    type: prometheus
+    uid: org-two-ds
+    access: proxy
+    orgId: 2
+    url: http://org-two:9090
+";
+
+fn board_with_uid(uid: &str, title: &str) -> String {
+    format!(
+        r#"{{"uid": "{uid}", "title": "{title}", "tags": [], "panels": [], "schemaVersion": 39}}"#
+    )
+}
+
+/// An Editor of org 2 (and of no other org) reads its own org's datasource and dashboard,
+/// and none of org 1's: by id, uid or name Grafana answers 404 "Data source not found" /
+/// "Dashboard not found" (the lookups are keyed by the caller's org, after the
+/// permission check, which the Editor passes), searches by id or uid find nothing, and
+/// naming org 1 in `X-Grafana-Org-Id` gives the Editor no role there: 403.
+#[tokio::test]
+async fn an_org_two_editor_reads_nothing_of_org_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("provisioning");
+    write(&root, "datasources/ds.yaml", EDITOR_DATASOURCES);
+    write(&root, "dashboards/providers.yaml", DASHBOARD_PROVIDERS);
+    write(
+        &root,
+        "dash-one/board.json",
+        &board_with_uid("org-one-board", "One board"),
+    );
+    write(
+        &root,
+        "dash-two/board.json",
+        &board_with_uid("org-two-board", "Two board"),
+    );
+    let p = root.to_string_lossy().to_string();
+    let app = TestApp::spawn_with(&[("paths", "provisioning", p.as_str())]).await;
+    let admin = |method: Method, path: &str| app.admin(method, path);
+
+    // Org 2, and an Editor who belongs to it only.
+    let (s, v) = send(admin(Method::POST, "/api/orgs").json(&json!({"name": "Second"}))).await;
+    assert_eq!((s, v["orgId"].as_u64()), (200, Some(2)), "{v}");
+    let ed = app.create_user("ed2", "ed2-pass-1").await;
+    let (s, v) = send(
+        admin(Method::POST, "/api/orgs/2/users")
+            .json(&json!({"loginOrEmail": "ed2", "role": "Editor"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(admin(Method::POST, &format!("/api/users/{ed}/using/2"))).await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = send(admin(Method::DELETE, &format!("/api/orgs/1/users/{ed}"))).await;
+    assert_eq!(s, 200, "{v}");
+    let get = |path: &str| send(app.as_user(Method::GET, path, "ed2", "ed2-pass-1"));
+    let (_, orgs) = get("/api/user/orgs").await;
+    assert_eq!(
+        orgs,
+        json!([{"orgId": 2, "name": "Second", "role": "Editor"}])
+    );
+
+    // Both orgs' objects, now that org 2 exists.
+    for (kind, done) in [
+        ("datasources", "Datasources config reloaded"),
+        ("dashboards", "Dashboards config reloaded"),
+    ] {
+        let (s, v) = send(admin(
+            Method::POST,
+            &format!("/api/admin/provisioning/{kind}/reload"),
+        ))
+        .await;
+        assert_eq!((s, message(&v)), (200, done), "{kind}");
+    }
+    let (s, one_ds) = send(admin(Method::GET, "/api/datasources/uid/org-one-ds")).await;
+    assert_eq!(s, 200, "{one_ds}");
+    let one_ds_id = one_ds["id"].as_i64().unwrap();
+    let (s, one_hits) = send(admin(
+        Method::GET,
+        "/api/search?dashboardUIDs=org-one-board",
+    ))
+    .await;
+    assert_eq!((s, titles(&one_hits)), (200, vec!["One board".to_string()]));
+    let one_board_id = one_hits[0]["id"].as_i64().unwrap();
+
+    // The Editor reads its own org's objects (so the 404s below are not a missing permission).
+    let (s, two_ds) = get("/api/datasources/uid/org-two-ds").await;
+    assert_eq!((s, two_ds["orgId"].as_i64()), (200, Some(2)), "{two_ds}");
+    let two_ds_id = two_ds["id"].as_i64().unwrap();
+    assert_ne!(one_ds_id, two_ds_id);
+    for path in [
+        format!("/api/datasources/{two_ds_id}"),
+        "/api/datasources/name/Two%20DS".to_string(),
+    ] {
+        let (s, v) = get(&path).await;
+        assert_eq!(
+            (s, v["uid"].as_str()),
+            (200, Some("org-two-ds")),
+            "{path}: {v}"
+        );
+    }
+    let (s, d) = get("/api/dashboards/uid/org-two-board").await;
+    assert_eq!(
+        (s, d["dashboard"]["title"].as_str()),
+        (200, Some("Two board")),
+        "{d}"
+    );
+    let two_board_id = d["dashboard"]["id"].as_i64().unwrap();
+    assert_ne!(
+        one_board_id, two_board_id,
+        "dashboard ids are unique across orgs"
+    );
+    let (s, hits) = get(&format!("/api/search?dashboardIds={two_board_id}")).await;
+    assert_eq!((s, titles(&hits)), (200, vec!["Two board".to_string()]));
+
+    // Nothing of org 1, by id, uid or name.
+    for path in [
+        format!("/api/datasources/{one_ds_id}"),
+        "/api/datasources/uid/org-one-ds".to_string(),
+        "/api/datasources/name/One%20DS".to_string(),
+        "/api/datasources/id/One%20DS".to_string(),
+    ] {
+        let (s, v) = get(&path).await;
+        assert_eq!(
+            (s, message(&v)),
+            (404, "Data source not found"),
+            "{path}: {v}"
+        );
+    }
+    let (s, v) = get("/api/dashboards/uid/org-one-board").await;
+    assert_eq!((s, message(&v)), (404, "Dashboard not found"), "{v}");
+    for path in [
+        format!("/api/search?dashboardIds={one_board_id}"),
+        "/api/search?dashboardUIDs=org-one-board".to_string(),
+        "/api/search?query=One".to_string(),
+    ] {
+        let (s, v) = get(&path).await;
+        assert_eq!((s, v), (200, json!([])), "{path}");
+    }
+    let (s, list) = get("/api/datasources").await;
+    let uids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["uid"].as_str())
+        .collect();
+    assert_eq!((s, uids), (200, vec!["org-two-ds"]), "{list}");
+    let (s, hits) = get("/api/search").await;
+    assert_eq!((s, titles(&hits)), (200, vec!["Two board".to_string()]));
+
+    // Naming org 1 in the header: no role there.
+    for (path, action) in [
+        (format!("/api/datasources/{one_ds_id}"), "datasources:read"),
+        (
+            "/api/datasources/uid/org-one-ds".to_string(),
+            "datasources:read",
+        ),
+        (
+            "/api/dashboards/uid/org-one-board".to_string(),
+            "dashboards:read",
+        ),
+    ] {
+        let (s, v) = send(
+            app.as_user(Method::GET, &path, "ed2", "ed2-pass-1")
+                .header("X-Grafana-Org-Id", "1"),
+        )
+        .await;
+        assert!(
+            s == 403 && crate::datasources::denied(&v, action),
+            "{path} in org 1: {s} {v}"
+        );
+    }
 }

@@ -57,6 +57,28 @@ impl Provisioned {
         .await
     }
 
+    /// A reload that must work: Grafana's status and message for the kind.
+    async fn reloaded(&self, kind: &str) {
+        let want = match kind {
+            "dashboards" => (200, "Dashboards config reloaded"),
+            "datasources" => (200, "Datasources config reloaded"),
+            "plugins" => (200, "Plugins config reloaded"),
+            "notifications" => (200, "Notifications config reloaded"),
+            _ => (202, "Accesscontrol config reloaded"),
+        };
+        let (s, v) = self.reload(kind).await;
+        assert_eq!((s, message(&v)), want, "{kind} reload: {v}");
+    }
+
+    /// A reload that must fail: 500 naming the file (and the problem).
+    async fn refused(&self, kind: &str, needle: &str) -> String {
+        let (s, v) = self.reload(kind).await;
+        assert_eq!(s, 500, "{kind} reload: {v}");
+        let m = message(&v).to_string();
+        assert!(m.contains(needle), "{kind} reload: {m} (want {needle:?})");
+        m
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         send(self.app.admin(Method::GET, path)).await
     }
@@ -173,8 +195,7 @@ async fn reloads_apply_changes_and_deletions() {
         "http://prometheus:9090",
         "http://prom2:9090",
     );
-    let (s, v) = p.reload("datasources").await;
-    assert_eq!((s, message(&v)), (200, "Datasources config reloaded"));
+    p.reloaded("datasources").await;
     assert_eq!(
         p.get("/api/datasources/name/Prometheus").await.1["url"],
         "http://prom2:9090"
@@ -193,15 +214,13 @@ async fn reloads_apply_changes_and_deletions() {
             .replace("uid: prometheus-main", "uid: prometheus-two"),
     )
     .unwrap();
-    let (s, v) = p.reload("datasources").await;
-    assert_eq!(s, 200, "{v}");
+    p.reloaded("datasources").await;
     assert_eq!(p.get("/api/datasources/name/Prometheus").await.0, 404);
     assert_eq!(p.get("/api/datasources/name/Prometheus%202").await.0, 200);
     assert_eq!(p.get("/api/datasources/name/Postgres").await.0, 200);
 
     p.edit("plugins/apps.yaml", "stackId: 5", "stackId: 6");
-    let (s, v) = p.reload("plugins").await;
-    assert_eq!((s, message(&v)), (200, "Plugins config reloaded"));
+    p.reloaded("plugins").await;
     assert_eq!(
         p.get("/api/plugins/grafana-oncall-app/settings").await.1["jsonData"]["stackId"],
         6
@@ -212,8 +231,7 @@ async fn reloads_apply_changes_and_deletions() {
         "ops@example.com",
         "oncall@example.com",
     );
-    let (s, _) = p.reload("notifications").await;
-    assert_eq!(s, 200);
+    p.reloaded("notifications").await;
     let (_, channels) = p.get("/api/alert-notifications").await;
     assert_eq!(channels[0]["settings"]["addresses"], "oncall@example.com");
     std::fs::write(
@@ -221,18 +239,17 @@ async fn reloads_apply_changes_and_deletions() {
         "apiVersion: 1\ndelete_notifiers:\n  - name: Ops Slack\n    org_id: 1\n",
     )
     .unwrap();
-    let (s, v) = p.reload("notifications").await;
-    assert_eq!((s, message(&v)), (200, "Notifications config reloaded"));
+    p.reloaded("notifications").await;
     let (_, channels) = p.get("/api/alert-notifications").await;
     assert_eq!(channels.as_array().unwrap().len(), 1, "{channels}");
+    assert_eq!(channels[0]["name"], "Ops email", "{channels}");
 
     std::fs::write(
         p.file("access-control/roles.yaml"),
         "apiVersion: 1\ndeleteRoles:\n  - uid: custom-users-reader\n",
     )
     .unwrap();
-    let (s, _) = p.reload("access-control").await;
-    assert_eq!(s, 202);
+    p.reloaded("access-control").await;
     assert_eq!(
         p.get("/api/access-control/roles/custom-users-reader")
             .await
@@ -317,18 +334,34 @@ async fn a_broken_file_changes_nothing_and_names_file_and_line() {
         "http://changed:1",
         "http://prometheus:9090",
     );
-    // Fixed: the reload works again.
+    // Fixed: the reload works again, and applies the pending change.
     std::fs::remove_file(p.file("datasources/zz-broken.yaml")).unwrap();
-    assert_eq!(p.reload("datasources").await.0, 200);
+    p.edit(
+        "datasources/datasources.yaml",
+        "http://prometheus:9090",
+        "http://fixed:9090",
+    );
+    p.reloaded("datasources").await;
+    assert_eq!(
+        p.get("/api/datasources/name/Prometheus").await.1["url"],
+        "http://fixed:9090"
+    );
+    let (_, status) = p.get("/api/admin/provisioning/status").await;
+    assert_eq!(
+        (
+            status["datasources"]["ok"].as_bool(),
+            status["datasources"]["error"].as_str()
+        ),
+        (Some(true), Some("")),
+        "{status}"
+    );
     // Bad dashboard JSON names its line too.
     std::fs::write(
         p.file("dashboards-json/broken.json"),
         "{\n  \"title\": \"x\",\n  oops\n}",
     )
     .unwrap();
-    let (s, v) = p.reload("dashboards").await;
-    assert_eq!(s, 500);
-    assert!(message(&v).contains("broken.json:3"), "{v}");
+    p.refused("dashboards", "broken.json:3").await;
     assert_eq!(p.get("/api/dashboards/uid/api-latency").await.0, 200);
 }
 
@@ -351,7 +384,20 @@ async fn dashboards_are_polled_reloaded_safely_and_pruned() {
         eventually(&p, "/api/dashboards/uid/polled", 200).await,
         "a new file appears within updateIntervalSeconds without a reload"
     );
-    // Concurrent reloads while the poller runs.
+    // Concurrent reloads while the poller runs: each one works, and together they leave
+    // exactly what one reload leaves (no duplicate, no new id, no version bump).
+    let before = dashboards_state(&p).await;
+    assert_eq!(
+        before
+            .iter()
+            .map(|(uid, title, _, _)| (uid.as_str(), title.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("api-latency", "API latency"),
+            ("node-overview", "Node overview"),
+            ("polled", "Polled")
+        ]
+    );
     let (a, b, c) = tokio::join!(
         p.reload("dashboards"),
         p.reload("dashboards"),
@@ -360,22 +406,58 @@ async fn dashboards_are_polled_reloaded_safely_and_pruned() {
     for (s, v) in [a, b, c] {
         assert_eq!((s, message(&v)), (200, "Dashboards config reloaded"));
     }
+    assert_eq!(
+        dashboards_state(&p).await,
+        before,
+        "after concurrent reloads"
+    );
+    let (_, stats) = p.get("/api/admin/stats").await;
+    assert_eq!(stats["dashboards"], 3);
+    let (_, folders) = p.get("/api/folders").await;
+    assert_eq!(folders.as_array().map(Vec::len), Some(1), "{folders}");
+    let (_, status) = p.get("/api/admin/provisioning/status").await;
+    let run = &status["dashboards"];
+    assert_eq!(
+        (run["ok"].as_bool(), run["error"].as_str()),
+        (Some(true), Some("")),
+        "{status}"
+    );
     // Without prune, a deleted file's dashboard stays (Grafana's behaviour) ...
     std::fs::remove_file(p.file("dashboards-json/polled.json")).unwrap();
-    p.reload("dashboards").await;
+    p.reloaded("dashboards").await;
     assert_eq!(p.get("/api/dashboards/uid/polled").await.0, 200);
+    assert_eq!(dashboards_state(&p).await, before);
     // ... with `prune: true` it goes.
     p.edit(
         "dashboards/dashboards.yaml",
         "allowUiUpdates: false",
         "allowUiUpdates: false\n    prune: true",
     );
-    let (s, v) = p.reload("dashboards").await;
-    assert_eq!(s, 200, "{v}");
+    p.reloaded("dashboards").await;
     assert_eq!(p.get("/api/dashboards/uid/polled").await.0, 404);
     assert_eq!(p.get("/api/dashboards/uid/api-latency").await.0, 200);
+    assert_eq!(dashboards_state(&p).await, before[..2]);
     let (_, stats) = p.get("/api/admin/stats").await;
     assert_eq!(stats["dashboards"], 2);
+}
+
+/// Every dashboard of org 1 as (uid, title, id, version), by title.
+async fn dashboards_state(p: &Provisioned) -> Vec<(String, String, i64, i64)> {
+    let (s, hits) = p.get("/api/search?type=dash-db").await;
+    assert_eq!(s, 200, "{hits}");
+    let mut out = Vec::new();
+    for h in hits.as_array().unwrap() {
+        let uid = h["uid"].as_str().unwrap().to_string();
+        let (s, d) = p.get(&format!("/api/dashboards/uid/{uid}")).await;
+        assert_eq!(s, 200, "{d}");
+        out.push((
+            uid,
+            h["title"].as_str().unwrap().to_string(),
+            h["id"].as_i64().unwrap(),
+            d["meta"]["version"].as_i64().unwrap(),
+        ));
+    }
+    out
 }
 
 #[tokio::test]
@@ -405,8 +487,7 @@ async fn a_provisioned_role_takes_effect_at_once() {
         "version: 2\n    global: true\n    permissions:\n      - action: \"settings:read\"",
     );
     // The message grafana-api-sdk checks (Grafana Enterprise's body is not public).
-    let (s, v) = p.reload("access-control").await;
-    assert_eq!((s, message(&v)), (202, "Accesscontrol config reloaded"));
+    p.reloaded("access-control").await;
     let (s, _) = send(p.app.as_user(
         Method::GET,
         "/api/admin/settings",
@@ -417,7 +498,7 @@ async fn a_provisioned_role_takes_effect_at_once() {
     assert_eq!(s, 403);
     // A role assigned to a user by login.
     p.app.create_user("auditor", "auditor-pw-1").await;
-    p.reload("access-control").await;
+    p.reloaded("access-control").await;
     let (s, _) = send(
         p.app
             .as_user(Method::GET, "/api/users", "auditor", "auditor-pw-1"),
@@ -430,12 +511,8 @@ async fn a_provisioned_role_takes_effect_at_once() {
         "version: 1\n    global: true\n    permissions:\n      - action: \"users:read\"",
         "version: 2\n    global: true\n    permissions:\n      - action: \"users:reed\"",
     );
-    let (s, v) = p.reload("access-control").await;
-    assert_eq!(s, 500, "{v}");
-    assert!(
-        message(&v).contains("roles.yaml:") && message(&v).contains("users:reed"),
-        "{v}"
-    );
+    let m = p.refused("access-control", "roles.yaml:").await;
+    assert!(m.contains("users:reed"), "{m}");
     let (s, _) = send(
         p.app
             .as_user(Method::GET, "/api/users", "auditor", "auditor-pw-1"),
@@ -494,7 +571,7 @@ async fn legacy_alerts_pause_all_and_survive_reload() {
         "\"API latency\"",
         "\"API latency v2\"",
     );
-    assert_eq!(p.reload("dashboards").await.0, 200);
+    p.reloaded("dashboards").await;
     assert_eq!(
         p.get("/api/dashboards/uid/api-latency").await.1["dashboard"]["title"],
         "API latency v2"

@@ -406,6 +406,10 @@ async fn logout_user_everywhere() {
     assert_eq!(list, json!([]));
 }
 
+/// Each of the three revokes the user's sessions (Grafana's `RevokeAllUserTokens`), not
+/// merely makes them unusable for now: the old cookie answers "Token revoked" and stays
+/// dead after the user is enabled again, and after a user with the same login is created
+/// again; the revoked session is no longer listed.
 #[tokio::test]
 async fn password_change_disable_and_delete_end_sessions() {
     let app = TestApp::spawn().await;
@@ -413,17 +417,64 @@ async fn password_change_disable_and_delete_end_sessions() {
         let login = format!("w{i}");
         let id = app.create_user(&login, "wpass1").await;
         let token = app.login(&login, "wpass1").await;
-        let req = match *action {
-            "password" => app
-                .admin(Method::PUT, &format!("/api/admin/users/{id}/password"))
-                .json(&json!({"password": "wpass2"})),
-            "disable" => app.admin(Method::POST, &format!("/api/admin/users/{id}/disable")),
-            _ => app.admin(Method::DELETE, &format!("/api/admin/users/{id}")),
-        };
-        let (s, _) = send(req).await;
-        assert_eq!(s, 200, "{action}");
         let (s, _) = send(app.with_session(Method::GET, "/api/user", &token)).await;
-        assert_eq!(s, 401, "session after {action}");
+        assert_eq!(s, 200, "{action}: the session works before");
+        let (req, done) = match *action {
+            "password" => (
+                app.admin(Method::PUT, &format!("/api/admin/users/{id}/password"))
+                    .json(&json!({"password": "wpass2"})),
+                "User password updated",
+            ),
+            "disable" => (
+                app.admin(Method::POST, &format!("/api/admin/users/{id}/disable")),
+                "User disabled",
+            ),
+            _ => (
+                app.admin(Method::DELETE, &format!("/api/admin/users/{id}")),
+                "User deleted",
+            ),
+        };
+        let (s, b) = send(req).await;
+        assert_eq!((s, message(&b)), (200, done), "{action}");
+        let (s, b) = send(app.with_session(Method::GET, "/api/user", &token)).await;
+        assert_eq!(
+            (s, message(&b)),
+            (401, "Token revoked"),
+            "session after {action}"
+        );
+        // Undo what made the session unusable: the session itself must stay revoked.
+        let user = match *action {
+            "disable" => {
+                let (s, b) =
+                    send(app.admin(Method::POST, &format!("/api/admin/users/{id}/enable"))).await;
+                assert_eq!((s, message(&b)), (200, "User enabled"));
+                id
+            }
+            "delete" => {
+                let again = app.create_user(&login, "wpass1").await;
+                assert_ne!(again, id, "a new user, not the deleted row");
+                again
+            }
+            _ => id,
+        };
+        let (s, b) = send(app.with_session(Method::GET, "/api/user", &token)).await;
+        assert_eq!(
+            (s, message(&b)),
+            (401, "Token revoked"),
+            "the old cookie after {action} and undoing it"
+        );
+        let (s, list) =
+            send(app.admin(Method::GET, &format!("/api/admin/users/{user}/auth-tokens"))).await;
+        assert_eq!((s, list), (200, json!([])), "{action}: nothing listed");
+        // The user (or the new one) signs in again with a fresh session.
+        let password = if *action == "password" {
+            "wpass2"
+        } else {
+            "wpass1"
+        };
+        let fresh = app.login(&login, password).await;
+        let (s, me) = send(app.with_session(Method::GET, "/api/user", &fresh)).await;
+        assert_eq!((s, me["id"].as_u64()), (200, Some(user)), "{action}");
     }
 }
 

@@ -168,13 +168,17 @@ async fn update_own_profile() {
     assert_eq!(me(&app, login, "kimpw1").await["login"], login, "unchanged");
 
     // Bad input.
-    let (s, _) = send(put(
+    let (s, b) = send(put(
         login,
         "kimpw1",
         json!({"login": "kimk", "email": "bad"}),
     ))
     .await;
-    assert_eq!(s, 400, "an invalid email");
+    assert_eq!(
+        (s, message(&b)),
+        (400, "Invalid email address"),
+        "an invalid email"
+    );
     let (s, b) = send(
         app.as_user(Method::PUT, "/api/user", login, "kimpw1")
             .body("{\"login\": \"x\"}"),
