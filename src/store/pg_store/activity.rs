@@ -6,6 +6,7 @@ use sqlx::postgres::PgRow;
 use sqlx::PgConnection;
 
 use super::secrets::{col, db_i64, u64_col};
+use super::users::id;
 use super::{db_err, PgStore};
 use crate::domain::UserId;
 use crate::store::{SeriesBucket, SeriesCounts, SeriesSpan, StoreError, StoreResult};
@@ -96,7 +97,7 @@ impl PgStore {
              ON CONFLICT (span, start) DO UPDATE SET \
                  active_users = activity_series.active_users + 1",
         )
-        .bind(user.0 as i64)
+        .bind(id(user.0))
         .bind(at)
         .bind(SeriesSpan::Hour.start_of(at))
         .bind(SeriesSpan::Day.start_of(at))

@@ -6,7 +6,7 @@
 //!
 //! Files: users and orgs (`users.rs`), sessions, API keys, secrets and DEKs, datasources,
 //! settings, license, dashboards and alerts, plugins and notifiers, roles, provisioning runs,
-//! and the layout upgrades that run at open (`migrate.rs`). Key layouts live in `keys`.
+//! the activity series (`activity.rs`), and the layout upgrades that run at open (`migrate.rs`). Key layouts live in `keys`.
 
 mod activity;
 mod api_keys;
