@@ -19,8 +19,9 @@
 //!
 //! Files: the pool and errors here; users and orgs, stats and meta (`users.rs`), sessions,
 //! API keys, secrets, datasources, settings and license, dashboards and alerts, plugins and
-//! notifiers and provisioning runs, roles. The schema is `migrations/`.
+//! notifiers and provisioning runs, roles, the activity series. The schema is `migrations/`.
 
+mod activity;
 mod api_keys;
 mod cache;
 #[cfg(test)]
