@@ -97,7 +97,9 @@ export function showDenied(error, fallbackPermission) {
 
 // Several sections each report their own failure; the first 403 turns the page into the
 // "missing permission" message.
-export function failed(r, el, fallbackPermission) {
-  if (showDenied(r.error, fallbackPermission)) return;
+// `clear` names sections to empty (their skeletons) when the page stays.
+export function failed(r, el, fallbackPermission, ...clear) {
+  if ($('[data-testid="access-denied"]') || showDenied(r.error, fallbackPermission)) return;
+  clear.forEach((sel) => { const c = $(sel); if (c) c.innerHTML = ''; });
   setStatus(el || $('#page-status'), 'err', r.error.message);
 }

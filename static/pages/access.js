@@ -54,7 +54,7 @@ export default async function render({ page }) {
   const loadRoles = async () => {
     const r = await load(() => tryGet('/api/access-control/roles'));
     if (!r) return;
-    if (!r.ok) { $('#roles-body').innerHTML = ''; failed(r, st, page.permission); return; }
+    if (!r.ok) { failed(r, st, page.permission, '#roles-body'); return; }
     $('#roles-body').innerHTML = r.data.map((x) => `<tr data-testid="role-row-${esc(x.uid)}"><td><a href="#/roles/${encodeURIComponent(x.uid)}" data-testid="role-link-${esc(x.uid)}">${esc(x.displayName || x.name)}</a><br><span class="muted">${esc(x.name)}</span></td><td><code>${esc(x.uid)}</code></td><td>${esc(x.group || '')}</td><td>${yesNo(x.global)}</td>
       <td data-perms="${esc(x.uid)}"><span class="muted">Loading…</span></td></tr>`).join('');
     $('#assign-role-uid').innerHTML = r.data.map((x) => `<option value="${esc(x.uid)}">${esc(x.displayName || x.name)}</option>`).join('');
@@ -68,7 +68,7 @@ export default async function render({ page }) {
   const loadSA = async () => {
     const r = await load(() => tryGet('/api/serviceaccounts/search?perpage=100&page=1'));
     if (!r) return;
-    if (!r.ok) { $('#sa-body').innerHTML = ''; failed(r, st, 'serviceaccounts:read'); return; }
+    if (!r.ok) { failed(r, st, 'serviceaccounts:read', '#sa-body'); return; }
     const list = r.data.serviceAccounts || [];
     $('#sa-body').innerHTML = list.map((a) => `<tr data-testid="sa-row-${esc(a.name)}"><td>${a.id}</td><td>${esc(a.name)}</td><td>${esc(a.role)}</td><td>${esc(a.tokens)}</td></tr>`).join('') || '<tr><td colspan="4" class="muted">No service accounts.</td></tr>';
     $('#sa-token-account').innerHTML = list.map((a) => `<option value="${a.id}">${esc(a.name)}</option>`).join('') || '<option value="">(create one first)</option>';
@@ -107,5 +107,6 @@ export default async function render({ page }) {
       loadSA();
     }
   });
-  await Promise.all([loadRoles(), loadSA()]);
+  await loadRoles();
+  if ($('#sa-body')) await loadSA(); // not when the page turned into "missing permission"
 }

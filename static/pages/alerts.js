@@ -13,7 +13,7 @@ export default async function render({ page }) {
   const refresh = async () => {
     const r = await load(() => tryGet('/api/alerts'));
     if (!r) return;
-    if (!r.ok) { $('#alerts-body').innerHTML = ''; failed(r, st, page.permission); return; }
+    if (!r.ok) { failed(r, st, page.permission, '#alerts-body'); return; }
     $('#alerts-body').innerHTML = r.data.map((a) => `<tr data-testid="alert-row-${a.id}"><td>${a.id}</td><td>${esc(a.name)}</td><td><span class="badge ${a.state === 'alerting' ? 'err' : a.state === 'ok' ? 'ok' : ''}">${esc(a.state)}</span></td>
       <td>${fmtDate(a.newStateDate)}</td><td>${esc(a.dashboardUid)} / panel ${esc(a.panelId)}</td>
       <td><button type="button" class="btn-small secondary" data-alert="${a.id}" data-paused="${a.state === 'paused'}">${a.state === 'paused' ? 'Resume' : 'Pause'}</button></td></tr>`).join('') ||

@@ -33,7 +33,7 @@ export default async function render({ page }) {
   const refresh = async () => {
     const s = await load(() => tryGet('/api/licensing/status'));
     if (!s) return;
-    if (!s.ok) { $('#lic-status').innerHTML = ''; failed(s, st, page.permission); return; }
+    if (!s.ok) { failed(s, st, page.permission, '#lic-status'); return; }
     // The token's claims only when there is a token (no 404 to ask for).
     const t = hasToken(s.data) ? await load(() => tryGet('/api/licensing/token')) : { ok: false, none: true };
     if (!t) return;

@@ -18,7 +18,7 @@ export default async function render({ page }) {
   const refresh = async () => {
     const r = await load(() => tryGet('/api/admin/provisioning/status'));
     if (!r) return;
-    if (!r.ok) { $('#prov-body').innerHTML = ''; failed(r, st, page.permission); return; }
+    if (!r.ok) { failed(r, st, page.permission, '#prov-body'); return; }
     $('#prov-body').innerHTML = Object.entries(r.data).map(([k, v]) => `<tr data-testid="prov-${esc(k)}"><td>${esc(k)}</td><td>${fmtDate(v.at)}</td>
       <td>${v.ok ? '<span class="badge ok">ok</span>' : `<span class="badge err">failed</span> ${esc(v.error)}`}</td><td class="num">${esc(v.applied)}</td><td class="num">${esc(v.removed)}</td>
       <td>${(v.files || []).length ? `<ul>${v.files.map((f) => `<li>${f.ok ? '✓' : '✗'} ${esc(f.file)}${f.message ? ' — ' + esc(f.message) : ''}</li>`).join('')}</ul>` : '<span class="muted">none</span>'}</td></tr>`).join('');
@@ -30,7 +30,9 @@ export default async function render({ page }) {
     return r && r.ok && String((r.data['auth.ldap'] || {}).enabled).toLowerCase() === 'true';
   };
   const ldap = async () => {
-    if (!(await ldapEnabled())) {
+    const on = await ldapEnabled();
+    if (!$('#ldap-status')) return;
+    if (!on) {
       $('#ldap-status').innerHTML = '<p class="muted" data-testid="ldap-status-msg">LDAP is not enabled (<code>[auth.ldap] enabled</code> is false).</p>';
       return;
     }
@@ -50,5 +52,6 @@ export default async function render({ page }) {
   $('#ldap-reload').addEventListener('click', async (e) => {
     if (await act(e.target, $('#ldap-status-line'), 'Reloading LDAP…', () => api('POST', '/api/admin/ldap/reload'), 'LDAP config reloaded')) ldap();
   });
-  await Promise.all([refresh(), ldap()]);
+  await refresh();
+  if ($('#ldap-status')) await ldap(); // not when the page turned into "missing permission"
 }

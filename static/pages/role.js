@@ -24,7 +24,7 @@ export default async function render({ params, page }) {
   const loadRole = async () => {
     const r = await load(() => tryGet(`/api/access-control/roles/${encodeURIComponent(uid)}`));
     if (!r) return false;
-    if (!r.ok) { failed(r, st, page.permission); $('#role-info').innerHTML = ''; return false; }
+    if (!r.ok) { failed(r, st, page.permission, '#role-info'); return false; }
     const x = r.data;
     $('#page-title').textContent = `Role ${x.displayName || x.name}`;
     document.title = `Role ${x.displayName || x.name} · tollgate admin`;
@@ -36,7 +36,7 @@ export default async function render({ params, page }) {
   const loadHolders = async () => {
     const r = await load(() => tryGet(`/api/access-control/roles/${encodeURIComponent(uid)}/assignments`));
     if (!r) return;
-    if (!r.ok) { $('#holders-body').innerHTML = ''; failed(r, st, 'users.roles:read'); return; }
+    if (!r.ok) { failed(r, st, 'users.roles:read', '#holders-body'); return; }
     const a = r.data;
     const [users, sas] = await Promise.all([
       Promise.all((a.users || []).map((id) => tryGet(`/api/users/${id}`).then((u) => ({ id, u })))),

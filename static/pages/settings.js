@@ -23,7 +23,7 @@ export default async function render({ page }) {
   const render = async () => {
     const r = await load(() => tryGet('/api/admin/settings-verbose'));
     if (!r) return;
-    if (!r.ok) { $('#saml-body').innerHTML = ''; $('#all-settings').innerHTML = ''; failed(r, st, page.permission); return; }
+    if (!r.ok) { failed(r, st, page.permission, '#saml-body', '#all-settings'); return; }
     const saml = r.data['auth.saml'] || {};
     original = Object.fromEntries(Object.entries(saml).map(([k, v]) => [k, v.value]));
     $('#saml-body').innerHTML = Object.keys(saml).sort().map((k, i) => `<tr data-key="${esc(k)}">

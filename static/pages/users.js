@@ -37,7 +37,7 @@ export default async function render({ page }) {
     const q = new URLSearchParams({ perpage: usersState.perPage, page: usersState.page, query: usersState.query });
     const r = await load(() => tryGet('/api/users/search?' + q));
     if (!r) return;
-    if (!r.ok) { $('#users-body').innerHTML = ''; failed(r, null, page.permission); return; }
+    if (!r.ok) { failed(r, null, page.permission, '#users-body'); return; }
     const d = r.data;
     $('#users-body').innerHTML = d.users.map((u) => `<tr data-testid="user-row-${esc(u.login)}">
       <td><a href="#/users/${u.id}" data-testid="user-link-${esc(u.login)}">${esc(u.login)}</a></td><td>${esc(u.name)}</td><td>${esc(u.email)}</td>
