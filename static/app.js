@@ -88,7 +88,7 @@ async function route({ focus = true } = {}) {
   const path = location.hash.replace(/^#\/?/, '') || home(session.me);
   // "overview" is the admins' start page; everyone else lands on their account.
   const found = match(path === 'overview' && !session.me.isGrafanaAdmin ? 'account' : path);
-  const top = found ? found.page.path.split('/')[0] : '';
+  const top = found ? found.page.under || found.page.path.split('/')[0] : '';
   $$('#nav a[data-page]').forEach((a) => (a.getAttribute('data-page') === top ? a.setAttribute('aria-current', 'page') : a.removeAttribute('aria-current')));
   $('#nav').classList.remove('open');
   $('#nav-toggle').setAttribute('aria-expanded', 'false');

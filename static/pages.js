@@ -2,7 +2,7 @@
 // module under pages/ and one row here.
 //   path:  the hash route; ":name" segments become params (e.g. users/:id)
 //   title: the document title and, unless nav is false, the navigation label
-//   nav:   shown in the navigation (false for detail pages)
+//   nav:   shown in the navigation (false for detail pages; `under` names the entry they belong to)
 //   admin: only Grafana Admins see it in the navigation; anyone may still open it, and the
 //          page names the missing permission when the server answers 403
 //   permission: what the page's first read needs, named when the server does not say
@@ -19,7 +19,7 @@ export const PAGES = [
   { path: 'provisioning', title: 'Provisioning', nav: true, admin: true, permission: 'provisioning:reload', load: () => import('./pages/provisioning.js') },
   { path: 'alerts', title: 'Alerts', nav: true, admin: true, permission: 'alert.rules:read', load: () => import('./pages/alerts.js') },
   { path: 'access', title: 'Roles & service accounts', nav: true, admin: true, permission: 'roles:read', load: () => import('./pages/access.js') },
-  { path: 'roles/:uid', title: 'Role', nav: false, admin: true, permission: 'roles:read', load: () => import('./pages/role.js') },
+  { path: 'roles/:uid', title: 'Role', nav: false, under: 'access', admin: true, permission: 'roles:read', load: () => import('./pages/role.js') },
 ];
 
 // The landing page: the overview for Grafana Admins, "My account" for everyone else.

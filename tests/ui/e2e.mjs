@@ -298,7 +298,21 @@ await step('user picker: find the user by email, assign the role; the role page 
     (await admin.locator('[data-testid="role-permissions"] .perm').allInnerTexts()).map((c) => c.replace(/\s+/g, ' ').trim()),
     ['users:read global.users:*', 'users:write global.users:*'],
   );
+  assert.equal(await admin.getAttribute('#nav a[aria-current="page"]', 'data-page'), 'access');
   await clean(admin, 'the role page');
+  // revoke it there, then grant it again picking the user by name
+  await admin.click(`[data-testid="holder-user-${login}"] button[data-revoke-user]`);
+  await expectStatus(admin, '#page-status', 'Role removed from user.');
+  await admin.locator('[data-testid="no-holders"]').waitFor({ timeout: T });
+  assert.deepEqual((await apiGet(admin, `/api/access-control/roles/${roleUid}/assignments`)).users, []);
+  await admin.fill('#role-user-input', 'E2E User');
+  await admin.locator(`[data-testid="role-user-option-${login}"]`).click({ timeout: T });
+  assert.equal(await admin.locator('[data-testid="role-user-chosen"]').getAttribute('data-user-id'), String(userId));
+  await admin.click('#role-grant-submit');
+  await expectStatus(admin, '#page-status', 'Role added to the user.');
+  await admin.locator(`[data-testid="holder-user-${login}"]`).waitFor({ timeout: T });
+  assert.deepEqual((await apiGet(admin, `/api/access-control/roles/${roleUid}/assignments`)).users, [userId]);
+  await clean(admin, 'revoking and granting on the role page');
 });
 
 await step('service accounts: create one and a token', async () => {
