@@ -39,6 +39,8 @@ let failures = 0;
 // Runs one step; a failure is reported and counted, and the next step still runs.
 async function step(name, fn) {
   const t0 = Date.now();
+  watched.forEach((p) => p.events.splice(0)); // what an earlier (failed) step left is not this step's
+
   try {
     await fn();
     results.push(`ok   ${name} (${Date.now() - t0} ms)`);
@@ -55,8 +57,10 @@ async function step(name, fn) {
 // Records every answer >= 400, every network failure and every console error of a page.
 // Chromium logs "Failed to load resource: ... status of N" for each failed fetch; the
 // response itself is recorded, so that line is not counted twice.
+const watched = [];
 function watch(page) {
   const events = [];
+  watched.push(page);
   page.on('response', (r) => {
     if (r.status() >= 400) { const u = new URL(r.url()); events.push(`${r.request().method()} ${u.pathname} ${r.status()}`); }
   });
