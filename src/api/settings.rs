@@ -1,5 +1,5 @@
-//! `/api/admin/settings`, `/api/admin/settings-verbose`, `/api/admin/stats` and
-//! `/api/admin/usage-report-preview`.
+//! `/api/admin/settings`, `/api/admin/settings-verbose`, `/api/admin/stats`,
+//! `/api/admin/usage-report-preview`, and tollgate's own `/api/admin/stats/activity`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,11 +11,12 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::int;
+use crate::api::wire::{int, rfc3339};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::settings::SettingsUpdate;
 use crate::service::Services;
+use crate::store::SeriesCounts;
 
 /// A value and the layer it comes from: default, file, env or database.
 #[derive(Object, Debug)]
@@ -61,6 +62,32 @@ pub struct AdminStats {
     pub daily_active_sessions: i64,
     pub monthly_active_users: i64,
     pub active_devices: i64,
+}
+
+/// The counts of one UTC hour or day of the activity series.
+#[derive(Object, Debug)]
+#[oai(rename_all = "camelCase")]
+pub struct ActivityBucket {
+    /// The start of the hour or day (RFC 3339, UTC).
+    pub start: String,
+    /// Successful password sign-ins: every `POST /login`, and Basic requests whose password
+    /// was verified (not answered by the credential cache). API keys and sessions are not
+    /// sign-ins.
+    pub sign_ins: i64,
+    /// Refused password sign-ins: wrong password, unknown login, or blocked by brute-force
+    /// protection.
+    pub failed_sign_ins: i64,
+    /// Distinct users (not service accounts) seen in the hour or day.
+    pub active_users: i64,
+}
+
+/// Sign-ins and active users over the last 24 hours and 30 days (tollgate's own route).
+#[derive(Object, Debug)]
+pub struct ActivityStats {
+    /// 24 entries, oldest first; the last is the current hour.
+    pub hourly: Vec<ActivityBucket>,
+    /// 30 entries, oldest first; the last is today (UTC).
+    pub daily: Vec<ActivityBucket>,
 }
 
 /// The usage report tollgate would send (it never sends it).
@@ -213,6 +240,35 @@ impl SettingsApi {
             daily_active_sessions: int(s.daily_active_sessions),
             monthly_active_users: int(s.monthly_active_users),
             active_devices: int(s.active_devices),
+        }))
+    }
+
+    /// Sign-ins and active users per hour (last 24) and per day (last 30), UTC
+    /// (`server.stats:read`). tollgate's own route: Grafana has none.
+    #[oai(
+        path = "/api/admin/stats/activity",
+        method = "get",
+        operation_id = "adminGetStatsActivity"
+    )]
+    async fn activity(
+        &self,
+        auth: Auth,
+        services: Data<&Arc<Services>>,
+    ) -> Result<Json<ActivityStats>, AdminReadError> {
+        let s = services.stats.activity_series(&auth.0).await?;
+        let wire = |list: Vec<(i64, SeriesCounts)>| {
+            list.into_iter()
+                .map(|(start, c)| ActivityBucket {
+                    start: rfc3339(start),
+                    sign_ins: int(c.sign_ins),
+                    failed_sign_ins: int(c.failed_sign_ins),
+                    active_users: int(c.active_users),
+                })
+                .collect()
+        };
+        Ok(Json(ActivityStats {
+            hourly: wire(s.hourly),
+            daily: wire(s.daily),
         }))
     }
 

@@ -22,6 +22,12 @@
 //! account could reset it). A blocked attempt answers exactly like a wrong password and is
 //! not counted.
 //!
+//! Every password check counts in the activity series (`StatsStore::record_sign_in`): a
+//! refused one (wrong password, unknown login, blocked) as a failed sign-in; a successful
+//! one as a sign-in when a password was actually verified, that is every `POST /login`
+//! and a Basic request the credential cache did not answer (LDAP credentials are checked
+//! against the directory on every request). API keys and sessions are no sign-ins.
+//!
 //! No timing oracle: a wrong password, an unknown login and a blocked attempt each cost at
 //! least one password verification at the configured `password_hash_iterations` (a stored
 //! hash made at a lower cost is padded up; unknown logins and blocked attempts verify a
@@ -44,7 +50,7 @@ use crate::service::access::RoleCatalog;
 use crate::service::api_keys::ApiKeyService;
 use crate::service::credentials::CredentialCache;
 use crate::service::sessions::SessionService;
-use crate::store::{UserRecord, UserStore};
+use crate::store::{SeriesSpan, StatsStore, UserRecord, UserStore};
 
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
 /// The `/login` spelling of the same answer.
@@ -180,6 +186,7 @@ pub struct AuthService {
     sessions: Arc<SessionService>,
     api_keys: Arc<ApiKeyService>,
     ldap: Arc<LdapService>,
+    series: Arc<dyn StatsStore>,
     dummy: PasswordHash,
     clock: Arc<dyn Clock>,
 }
@@ -212,6 +219,7 @@ impl AuthService {
         sessions: Arc<SessionService>,
         api_keys: Arc<ApiKeyService>,
         ldap: Arc<LdapService>,
+        series: Arc<dyn StatsStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
@@ -224,19 +232,22 @@ impl AuthService {
             sessions,
             api_keys,
             ldap,
+            series,
             dummy,
             clock,
         }
     }
 
     /// Password check with brute-force protection for this client address. A blocked
-    /// attempt answers exactly like a wrong password, after as long, without checking it.
-    pub async fn check_password(
+    /// attempt answers exactly like a wrong password, after as long, without checking it,
+    /// and counts as a failed sign-in, as a wrong password does. The user, and whether a
+    /// password was verified (false when the credential cache answered).
+    async fn check_password(
         &self,
         login: &str,
         password: &str,
         client_ip: &str,
-    ) -> Result<UserRecord, AppError> {
+    ) -> Result<(UserRecord, bool), AppError> {
         let cached = self.cached(login, password).await?;
         let user = match &cached {
             Some(u) => Some(u.clone()),
@@ -250,8 +261,10 @@ impl AuthService {
                 client_ip,
                 "sign-in blocked by brute-force protection"
             );
+            self.count_sign_in(false).await;
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
         }
+        let verified = cached.is_none();
         let result = match cached {
             Some(user) => self.usable(user),
             None => self.verify_password(user, login, password).await,
@@ -271,14 +284,22 @@ impl AuthService {
                 self.guard.succeeded(&account, client_ip);
                 self.guard
                     .succeeded(&Account::of(Some(&user), login), client_ip);
-                Ok(user)
+                Ok((user, verified))
             }
             Err(e) => {
                 if matches!(&e, AppError::Unauthorized(m) if m == INVALID_CREDENTIALS) {
                     self.guard.failed(&account, client_ip);
+                    self.count_sign_in(false).await;
                 }
                 Err(e)
             }
+        }
+    }
+
+    /// Best effort: a lost count is no reason to refuse or fail a sign-in.
+    async fn count_sign_in(&self, ok: bool) {
+        if let Err(e) = self.series.record_sign_in(self.clock.now(), ok).await {
+            tracing::debug!(error = %e, "could not count the sign-in");
         }
     }
 
@@ -293,7 +314,7 @@ impl AuthService {
         if self.settings.disable_login_form {
             return Err(AppError::Unauthorized("Login is disabled".into()));
         }
-        let user = self
+        let (user, _) = self
             .check_password(login, password, client_ip)
             .await
             .map_err(|e| match e {
@@ -319,6 +340,7 @@ impl AuthService {
         {
             tracing::debug!(error = %e, "could not record last_seen_at");
         }
+        self.count_sign_in(true).await;
         tracing::info!(user = user.id, client_ip, "signed in");
         Ok((token, user))
     }
@@ -457,7 +479,10 @@ impl AuthService {
         if !self.settings.basic_auth_enabled {
             return Err(AppError::Unauthorized("Basic auth is disabled".into()));
         }
-        let user = self.check_password(login, password, client_ip).await?;
+        let (user, verified) = self.check_password(login, password, client_ip).await?;
+        if verified {
+            self.count_sign_in(true).await;
+        }
         Ok(Authenticated {
             principal: self.principal_for(&user, AuthKind::Basic, None).await,
             user: Some(user),
@@ -500,10 +525,11 @@ impl AuthService {
     ) -> Principal {
         let org_role = user.role_in(org).unwrap_or(crate::domain::OrgRole::None);
         let ts = self.clock.now();
-        if user
-            .last_seen_at
-            .is_none_or(|seen| ts - seen > LAST_SEEN_INTERVAL)
-        {
+        // Also at the first request of a new hour, which the activity series counts.
+        let hour = SeriesSpan::Hour;
+        if user.last_seen_at.is_none_or(|seen| {
+            ts - seen > LAST_SEEN_INTERVAL || hour.start_of(seen) != hour.start_of(ts)
+        }) {
             if let Err(e) = self.store.touch_last_seen(user.user_id(), ts).await {
                 tracing::debug!(error = %e, "could not record last_seen_at");
             }

@@ -631,7 +631,6 @@ impl LdapService {
                     at,
                 );
                 record.auth_module = "ldap".into();
-                record.last_seen_at = Some(at);
                 self.users
                     .create_user(record, NewMembership::Existing(org, role))
                     .await

@@ -147,6 +147,7 @@ impl Services {
             sessions.clone(),
             api_keys.clone(),
             ldap.clone(),
+            store.clone(),
             clock.clone(),
         );
         let users = Arc::new(users::UserService::new(

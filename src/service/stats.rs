@@ -1,6 +1,8 @@
 //! Server stats and the usage report. Every request is O(1): totals are counters kept in
 //! the same transactions as the writes; time windows (active in 30 days, in 24 hours, this
-//! month) come from a snapshot a periodic job computes.
+//! month) come from a snapshot a periodic job computes. The activity series (sign-ins and
+//! active users per hour and per day) is counted by the store as they happen and read
+//! here, a few dozen rows.
 
 use std::sync::Arc;
 
@@ -10,7 +12,24 @@ use crate::domain::time::{month_start, Clock};
 use crate::domain::Action;
 use crate::domain::Principal;
 use crate::error::AppError;
-use crate::store::{Activity, ActivityWindows, MetaStore, SessionStore, StatsStore};
+use crate::store::{
+    Activity, ActivityWindows, MetaStore, SeriesCounts, SeriesSpan, SessionStore, StatsStore,
+};
+
+/// The activity series shows the last 24 hours and the last 30 days (UTC, the current
+/// hour and day included), and keeps 48 hours and 62 days.
+const SERIES_HOURS: i64 = 24;
+const SERIES_DAYS: i64 = 30;
+const KEEP_HOURS: i64 = 48;
+const KEEP_DAYS: i64 = 62;
+
+/// `GET /api/admin/stats/activity`: one entry per hour and per day, oldest first, zero
+/// when nothing happened; `(start, counts)` with `start` in Unix seconds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActivitySeries {
+    pub hourly: Vec<(i64, SeriesCounts)>,
+    pub daily: Vec<(i64, SeriesCounts)>,
+}
 
 /// Grafana's `AdminStats`, in its field order.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +111,41 @@ impl StatsService {
             })
             .await?;
         *self.activity.write() = a;
+        // Cheap: the store deletes at most the few buckets that aged out since last time.
+        self.counts
+            .prune_activity_series(
+                SeriesSpan::Hour.start_of(at) - KEEP_HOURS * 3_600,
+                SeriesSpan::Day.start_of(at) - KEEP_DAYS * 86_400,
+            )
+            .await?;
         Ok(())
+    }
+
+    /// `GET /api/admin/stats/activity` (`server.stats:read`).
+    pub async fn activity_series(&self, p: &Principal) -> Result<ActivitySeries, AppError> {
+        p.require(Action::ServerStatsRead, "")?;
+        let now = self.clock.now();
+        let first = |span: SeriesSpan, n: i64| span.start_of(now) - (n - 1) * span.seconds();
+        let hours_from = first(SeriesSpan::Hour, SERIES_HOURS);
+        let days_from = first(SeriesSpan::Day, SERIES_DAYS);
+        let stored = self.counts.activity_series(hours_from, days_from).await?;
+        let fill = |span: SeriesSpan, from: i64, n: i64| {
+            (0..n)
+                .map(|i| {
+                    let start = from + i * span.seconds();
+                    let counts = stored
+                        .iter()
+                        .find(|b| b.span == span && b.start == start)
+                        .map(|b| b.counts)
+                        .unwrap_or_default();
+                    (start, counts)
+                })
+                .collect()
+        };
+        Ok(ActivitySeries {
+            hourly: fill(SeriesSpan::Hour, hours_from, SERIES_HOURS),
+            daily: fill(SeriesSpan::Day, days_from, SERIES_DAYS),
+        })
     }
 
     /// `GET /api/admin/stats`.

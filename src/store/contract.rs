@@ -59,6 +59,8 @@ where
     // Stats.
     stats_counts(fresh().await).await;
     stats_activity(fresh().await).await;
+    stats_activity_series_sign_ins(fresh().await).await;
+    stats_activity_series_active_users(fresh().await).await;
     // Meta.
     meta_get_set(fresh().await).await;
     meta_init_once(fresh().await).await;
@@ -1250,6 +1252,170 @@ pub async fn users_touch_last_seen(s: Arc<dyn Store>) {
         ("alice", false),
         "nothing else changed"
     );
+}
+
+/// A day (UTC) of the activity-series tests: 2026-12-01T00:00:00Z.
+const DAY: i64 = 1_796_083_200;
+const HOUR: i64 = 3_600;
+
+/// The series' buckets from `DAY` on, as (span, start offset from `DAY`, counts), sorted.
+async fn series(s: &Arc<dyn Store>) -> Vec<(SeriesSpan, i64, [u64; 3])> {
+    let mut v: Vec<_> = s
+        .activity_series(DAY, DAY)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| {
+            let c = b.counts;
+            (
+                b.span,
+                b.start - DAY,
+                [c.sign_ins, c.failed_sign_ins, c.active_users],
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+pub async fn stats_activity_series_sign_ins(s: Arc<dyn Store>) {
+    use SeriesSpan::{Day, Hour};
+    assert!(s.activity_series(0, 0).await.unwrap().is_empty(), "empty");
+    let at = DAY + 5 * HOUR;
+    s.record_sign_in(at + 1, true).await.unwrap();
+    s.record_sign_in(at + HOUR - 1, true).await.unwrap();
+    s.record_sign_in(at + 10, false).await.unwrap();
+    assert_eq!(
+        series(&s).await,
+        [(Hour, 5 * HOUR, [2, 1, 0]), (Day, 0, [2, 1, 0])],
+        "the hour and the day of each sign-in (UTC boundaries)"
+    );
+
+    // Concurrent sign-ins lose no count.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_sign_in(at + 6 * HOUR + i, i % 4 != 0).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    // The last second of the day, and the first of the next.
+    s.record_sign_in(DAY + 24 * HOUR - 1, true).await.unwrap();
+    s.record_sign_in(DAY + 24 * HOUR, false).await.unwrap();
+    assert_eq!(
+        series(&s).await,
+        [
+            (Hour, 5 * HOUR, [2, 1, 0]),
+            (Hour, 11 * HOUR, [15, 5, 0]),
+            (Hour, 23 * HOUR, [1, 0, 0]),
+            (Hour, 24 * HOUR, [0, 1, 0]),
+            (Day, 0, [18, 6, 0]),
+            (Day, 24 * HOUR, [0, 1, 0]),
+        ]
+    );
+
+    // Windows: hours and days from their own bounds.
+    let mut got: Vec<_> = s
+        .activity_series(DAY + 11 * HOUR, DAY + 24 * HOUR)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| (b.span, b.start - DAY))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (Hour, 11 * HOUR),
+            (Hour, 23 * HOUR),
+            (Hour, 24 * HOUR),
+            (Day, 24 * HOUR)
+        ]
+    );
+
+    // Pruning: hours before their bound, days before theirs.
+    s.prune_activity_series(DAY + 23 * HOUR, DAY + 24 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(
+        series(&s).await,
+        [
+            (Hour, 23 * HOUR, [1, 0, 0]),
+            (Hour, 24 * HOUR, [0, 1, 0]),
+            (Day, 24 * HOUR, [0, 1, 0]),
+        ]
+    );
+}
+
+/// Active users: `touch_last_seen` counts a user once per hour and once per day, from its
+/// previous last-seen time, in the same unit.
+pub async fn stats_activity_series_active_users(s: Arc<dyn Store>) {
+    use SeriesSpan::{Day, Hour};
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let bob = add(&s, user("bob"), OrgRole::Editor).await;
+    let bot = add(&s, service_account("bot"), OrgRole::Viewer).await;
+    let at = DAY + 22 * HOUR;
+
+    s.touch_last_seen(alice.user_id(), at + 10).await.unwrap();
+    s.touch_last_seen(alice.user_id(), at + 20).await.unwrap();
+    s.touch_last_seen(alice.user_id(), at + 5).await.unwrap(); // backwards: nothing
+    s.touch_last_seen(bot.user_id(), at + 10).await.unwrap();
+    assert_eq!(
+        series(&s).await,
+        [(Hour, 22 * HOUR, [0, 0, 1]), (Day, 0, [0, 0, 1])],
+        "twice in one hour counts once; service accounts are not users"
+    );
+    assert_eq!(reload(&s, &alice).await.last_seen_at, Some(at + 20));
+
+    // The next hour counts her again, the same day does not; bob is new in both.
+    s.touch_last_seen(alice.user_id(), at + HOUR).await.unwrap();
+    s.touch_last_seen(bob.user_id(), at + HOUR + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        series(&s).await,
+        [
+            (Hour, 22 * HOUR, [0, 0, 1]),
+            (Hour, 23 * HOUR, [0, 0, 2]),
+            (Day, 0, [0, 0, 2]),
+        ]
+    );
+
+    // Concurrent touches of the same user in a new hour and day count one.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (s, id) = (s.clone(), alice.user_id());
+        tasks.push(tokio::spawn(async move {
+            s.touch_last_seen(id, at + 2 * HOUR + i % 3).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        series(&s).await,
+        [
+            (Hour, 22 * HOUR, [0, 0, 1]),
+            (Hour, 23 * HOUR, [0, 0, 2]),
+            (Hour, 24 * HOUR, [0, 0, 1]),
+            (Day, 0, [0, 0, 2]),
+            (Day, 24 * HOUR, [0, 0, 1]),
+        ]
+    );
+    assert_eq!(
+        reload(&s, &alice).await.last_seen_at,
+        Some(at + 2 * HOUR + 2)
+    );
+    // A user that is gone counts nothing.
+    s.delete_user(bob.user_id()).await.unwrap();
+    s.touch_last_seen(bob.user_id(), at + 3 * HOUR)
+        .await
+        .unwrap();
+    assert_eq!(series(&s).await.len(), 5);
 }
 
 pub async fn orgs_create_and_names(s: Arc<dyn Store>) {
@@ -4172,6 +4338,8 @@ async fn fill_every_kind(s: &Arc<dyn Store>) {
     .await
     .unwrap();
     s.touch_last_seen(ed.user_id(), 40).await.unwrap();
+    s.record_sign_in(7_200, true).await.unwrap();
+    s.record_sign_in(7_300, false).await.unwrap();
     let off = add(s, user("off"), OrgRole::Viewer).await;
     s.set_disabled(off.user_id(), true, 50).await.unwrap();
     s.create_user(

@@ -34,6 +34,8 @@ pub struct Dump {
     pub roles: Vec<RoleRecord>,
     pub provisioning_runs: Vec<ProvisioningRun>,
     pub quotas: Vec<QuotaRecord>,
+    /// The activity series' buckets (history no other record can rebuild).
+    pub activity_series: Vec<SeriesBucket>,
 }
 
 /// Records a dump holds for users it does not hold: sessions and service-account tokens of
@@ -103,6 +105,7 @@ impl Dump {
             ("roles", self.roles.len()),
             ("provisioning_runs", self.provisioning_runs.len()),
             ("quotas", self.quotas.len()),
+            ("activity_series", self.activity_series.len()),
         ]
     }
 
@@ -135,6 +138,7 @@ impl Dump {
         self.quotas.sort_by(|a, b| {
             (a.org_id, a.user_id, &a.target).cmp(&(b.org_id, b.user_id, &b.target))
         });
+        self.activity_series.sort_by_key(|b| (b.span, b.start));
         self
     }
 }

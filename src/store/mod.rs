@@ -138,7 +138,10 @@ pub trait UserStore: Send + Sync {
         limit: u64,
         service_accounts: bool,
     ) -> StoreResult<UserPage>;
-    /// Best effort: the last time the user was seen (never moves backwards).
+    /// Best effort: the last time the user was seen (never moves backwards). In the same
+    /// unit, a user (not a service account) whose previous last-seen time is before the
+    /// start of the hour (of the day) of `at` counts one more active user in that hour's
+    /// (day's) bucket of the activity series: distinct users, without keeping who.
     async fn touch_last_seen(&self, id: UserId, at: i64) -> StoreResult<()>;
     async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>>;
     /// Creates the org with this id if it does not exist.
@@ -223,6 +226,20 @@ pub trait StatsStore: Send + Sync {
     async fn counts(&self) -> StoreResult<Counts>;
     /// A scan: periodic jobs only, never on a request.
     async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity>;
+    /// Counts a password sign-in, successful (`ok`) or failed, in the hour and the day
+    /// (UTC) of `at` of the activity series. One unit; best effort (a crash may lose the
+    /// last few seconds).
+    async fn record_sign_in(&self, at: i64, ok: bool) -> StoreResult<()>;
+    /// The buckets of the activity series that hold a count: hours starting at or after
+    /// `hours_from`, days starting at or after `days_from`, in no particular order.
+    async fn activity_series(
+        &self,
+        hours_from: i64,
+        days_from: i64,
+    ) -> StoreResult<Vec<SeriesBucket>>;
+    /// Deletes the hours starting before `hours_before` and the days starting before
+    /// `days_before`.
+    async fn prune_activity_series(&self, hours_before: i64, days_before: i64) -> StoreResult<()>;
 }
 
 /// Small key-value facts about the install (usage id, salts, flags, canary).

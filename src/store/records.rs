@@ -188,6 +188,71 @@ pub fn activity_bucket(role: Option<OrgRole>) -> usize {
     }
 }
 
+/// The length of a bucket of the activity series: a UTC hour or a UTC day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SeriesSpan {
+    Hour,
+    Day,
+}
+
+impl SeriesSpan {
+    pub const EACH: [SeriesSpan; 2] = [SeriesSpan::Hour, SeriesSpan::Day];
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            SeriesSpan::Hour => 3_600,
+            SeriesSpan::Day => 86_400,
+        }
+    }
+
+    /// The start of the bucket that holds `at` (Unix seconds; UTC days have no leap
+    /// seconds in Unix time).
+    pub fn start_of(self, at: i64) -> i64 {
+        at - at.rem_euclid(self.seconds())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SeriesSpan::Hour => "hour",
+            SeriesSpan::Day => "day",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SeriesSpan> {
+        Self::EACH.into_iter().find(|span| span.as_str() == s)
+    }
+}
+
+/// The counters of one bucket of the activity series.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeriesCounts {
+    /// Successful password sign-ins.
+    pub sign_ins: u64,
+    /// Refused password sign-ins: wrong password, unknown login, blocked attempt.
+    pub failed_sign_ins: u64,
+    /// Distinct users (not service accounts) seen in the bucket.
+    pub active_users: u64,
+}
+
+impl SeriesCounts {
+    pub fn plus(self, o: SeriesCounts) -> SeriesCounts {
+        SeriesCounts {
+            sign_ins: self.sign_ins.saturating_add(o.sign_ins),
+            failed_sign_ins: self.failed_sign_ins.saturating_add(o.failed_sign_ins),
+            active_users: self.active_users.saturating_add(o.active_users),
+        }
+    }
+}
+
+/// One bucket of the activity series: the counts of `[start, start + span)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesBucket {
+    pub span: SeriesSpan,
+    /// Unix seconds, on the span's boundary.
+    pub start: i64,
+    pub counts: SeriesCounts,
+}
+
 /// A sign-in session. Only keyed hashes of its tokens are stored. After a rotation the
 /// previous token stays valid until `prev_valid_until_ms`, so requests already in flight
 /// with it do not sign the user out. Times are Unix milliseconds: rotation and grace

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod access_control;
+mod activity;
 mod admin_users;
 mod api_keys;
 mod basic_auth;

@@ -27,6 +27,7 @@
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::types::Json;
 
+use super::activity::{insert_series, select_series, series_row};
 use super::api_keys::{key_cols, key_from_row};
 use super::dashboards::{
     alert_row, dashboard_row, folder_row, select_alerts, select_dashboards, select_folders,
@@ -54,7 +55,7 @@ macro_rules! record_tables {
         "orgs, org_addresses, users, org_members, meta, sessions, api_keys, deks, secrets, reencrypt_cursor, \
          datasources, setting_overrides, license, folders, dashboards, alerts, \
          plugin_settings, notifiers, roles, role_permissions, role_assignments, \
-         provisioning_runs, quotas"
+         provisioning_runs, quotas, activity_series"
     };
 }
 
@@ -255,6 +256,12 @@ pub(super) async fn export(s: &PgStore) -> StoreResult<Dump> {
             quota_row,
         )
         .await?,
+        activity_series: all(
+            c,
+            concat!(select_series!(), " ORDER BY span, start"),
+            series_row,
+        )
+        .await?,
     };
     tx.commit().await.map_err(db_err)?;
     Ok(dump)
@@ -298,6 +305,7 @@ pub(super) async fn import(s: &PgStore, d: &Dump, replace: bool) -> StoreResult<
     insert_roles(c, d).await?;
     insert_provisioning_runs(c, d).await?;
     insert_quotas(c, d).await?;
+    insert_series(c, &d.activity_series).await?;
 
     for sql in SEQUENCES {
         sqlx::query(sql).execute(&mut *c).await.map_err(db_err)?;

@@ -21,6 +21,7 @@
 //! API keys, secrets, datasources, settings and license, dashboards and alerts, plugins and
 //! notifiers and provisioning runs, roles. The schema is `migrations/`.
 
+mod activity;
 mod api_keys;
 mod cache;
 #[cfg(test)]

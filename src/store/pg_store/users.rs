@@ -20,7 +20,8 @@ use crate::crypto::{PasswordHash, PasswordScheme};
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
     Activity, ActivityWindows, Counts, Membership, MetaStore, NewMembership, OrgAddressRecord,
-    OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult, UserPage, UserRecord, UserStore,
+    OrgRecord, ProfileChange, SeriesBucket, StatsStore, StoreError, StoreResult, UserPage,
+    UserRecord, UserStore,
 };
 
 /// The columns of a user record, `users` aliased `u` (used in SELECT and RETURNING).
@@ -879,18 +880,10 @@ impl UserStore for PgStore {
     }
 
     async fn touch_last_seen(&self, user: UserId, at: i64) -> StoreResult<()> {
-        // Best effort, one statement; never moves backwards.
-        let r = sqlx::query(
-            "UPDATE users SET last_seen_at = to_timestamp($2) \
-             WHERE id = $1 AND (last_seen_at IS NULL OR last_seen_at < to_timestamp($2))",
-        )
-        .bind(id(user.0))
-        .bind(at)
-        .execute(self.pool())
-        .await;
+        // Best effort, one statement with the active-user counts; never moves backwards.
+        let r = self.touch_last_seen_row(user, at).await;
         self.cache().forget_user(user.0);
-        r.map_err(db_err)?;
-        Ok(())
+        r
     }
 
     async fn org(&self, org: OrgId) -> StoreResult<Option<OrgRecord>> {
@@ -1020,6 +1013,23 @@ impl StatsStore for PgStore {
 
     async fn activity(&self, w: ActivityWindows) -> StoreResult<Activity> {
         self.activity_uncached(w).await
+    }
+
+    async fn record_sign_in(&self, at: i64, ok: bool) -> StoreResult<()> {
+        self.record_sign_in_row(at, ok).await
+    }
+
+    async fn activity_series(
+        &self,
+        hours_from: i64,
+        days_from: i64,
+    ) -> StoreResult<Vec<SeriesBucket>> {
+        self.activity_series_rows(hours_from, days_from).await
+    }
+
+    async fn prune_activity_series(&self, hours_before: i64, days_before: i64) -> StoreResult<()> {
+        self.prune_activity_series_rows(hours_before, days_before)
+            .await
     }
 }
 

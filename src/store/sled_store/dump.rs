@@ -8,8 +8,10 @@ use std::collections::HashMap;
 use sled::Transactional;
 
 use super::dashboards::panel_key;
+use super::{
+    activity, api_keys, counter, datasources, keys, notifiers, roles, secrets, settings, users,
+};
 use super::{all, enc, get, license, migrate, read_u64, tx_err, SledStore};
-use super::{api_keys, counter, datasources, keys, notifiers, roles, secrets, settings, users};
 use crate::store::{Dump, QuotaRecord, SealedSecret, StoreError, StoreResult};
 
 /// Meta keys that are the backend's own bookkeeping, not facts about the install.
@@ -89,6 +91,14 @@ impl SledStore {
                     Ok(true) => Some(Ok(q)),
                     Ok(false) => None,
                     Err(e) => Some(Err(e)),
+                })
+                .collect::<StoreResult<_>>()?,
+            activity_series: self
+                .activity_series
+                .iter()
+                .map(|item| {
+                    let (k, v) = item?;
+                    activity::bucket(&k, &v)
                 })
                 .collect::<StoreResult<_>>()?,
         })
@@ -231,6 +241,7 @@ impl SledStore {
             i_role_names,
             i_runs,
             i_quotas,
+            i_series,
         ) = (
             idx(&self.folders),
             idx(&self.dashboards),
@@ -242,6 +253,7 @@ impl SledStore {
             idx(&self.roles_by_name),
             idx(&self.provisioning_runs),
             idx(&self.quotas),
+            idx(&self.activity_series),
         );
         tree_refs
             .as_slice()
@@ -348,6 +360,12 @@ impl SledStore {
                 for q in &d.quotas {
                     t[i_quotas].insert(super::quotas::quota_key(q), enc(q)?)?;
                 }
+                for b in &d.activity_series {
+                    t[i_series].insert(
+                        &activity::key(b.span, b.start),
+                        &activity::counts_bytes(&b.counts),
+                    )?;
+                }
                 for (name, n) in &counts {
                     t[i_counters].insert(name.as_bytes(), &(*n.max(&0) as u64).to_be_bytes())?;
                 }
@@ -395,6 +413,7 @@ impl SledStore {
             self.roles_by_name.clone(),
             self.provisioning_runs.clone(),
             self.quotas.clone(),
+            self.activity_series.clone(),
         ]
     }
 }

@@ -8,6 +8,7 @@
 //! settings, license, dashboards and alerts, plugins and notifiers, roles, provisioning runs,
 //! and the layout upgrades that run at open (`migrate.rs`). Key layouts live in `keys`.
 
+mod activity;
 mod api_keys;
 mod dashboards;
 mod datasources;
@@ -145,6 +146,8 @@ pub struct SledStore {
     provisioning_runs: Tree,
     /// `o`/`u`, owner id, target -> a quota limit.
     quotas: Tree,
+    /// Span tag and bucket start -> the counters of the activity series (`activity.rs`).
+    activity_series: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -286,6 +289,7 @@ impl SledStore {
             roles_by_name: db.open_tree("roles_by_name")?,
             provisioning_runs: db.open_tree("provisioning_runs")?,
             quotas: db.open_tree("quotas")?,
+            activity_series: db.open_tree("activity_series")?,
             db,
         })
     }

@@ -13,8 +13,8 @@ use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
     activity_bucket, codec, Activity, ActivityWindows, Counts, Membership, MetaStore,
-    NewMembership, OrgAddressRecord, OrgRecord, ProfileChange, StatsStore, StoreError, StoreResult,
-    UserPage, UserRecord, UserStore,
+    NewMembership, OrgAddressRecord, OrgRecord, ProfileChange, SeriesBucket, StatsStore,
+    StoreError, StoreResult, UserPage, UserRecord, UserStore,
 };
 
 pub(crate) fn fold(s: &str) -> String {
@@ -632,26 +632,7 @@ impl UserStore for SledStore {
     }
 
     async fn touch_last_seen(&self, id: UserId, at: i64) -> StoreResult<()> {
-        // A compare-and-swap loop: never overwrite a concurrent update of the row.
-        for _ in 0..4 {
-            let Some(old) = self.users.get(id.key())? else {
-                return Ok(());
-            };
-            let mut row: UserRecord = codec::decode(&old)?;
-            if row.last_seen_at.is_some_and(|t| t >= at) {
-                return Ok(());
-            }
-            row.last_seen_at = Some(at);
-            let new = codec::encode(&row)?;
-            match self
-                .users
-                .compare_and_swap(id.key(), Some(old), Some(new))?
-            {
-                Ok(()) => return Ok(()),
-                Err(_) => continue,
-            }
-        }
-        Ok(())
+        self.touch_last_seen_row(id, at)
     }
 
     async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
@@ -883,6 +864,22 @@ impl StatsStore for SledStore {
 
     async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity> {
         self.blocking(move |s| s.activity_sync(windows)).await
+    }
+
+    async fn record_sign_in(&self, at: i64, ok: bool) -> StoreResult<()> {
+        self.record_sign_in_row(at, ok)
+    }
+
+    async fn activity_series(
+        &self,
+        hours_from: i64,
+        days_from: i64,
+    ) -> StoreResult<Vec<SeriesBucket>> {
+        self.activity_series_rows(hours_from, days_from)
+    }
+
+    async fn prune_activity_series(&self, hours_before: i64, days_before: i64) -> StoreResult<()> {
+        self.prune_activity_series_rows(hours_before, days_before)
     }
 }
 
