@@ -3,7 +3,7 @@ CARGO ?= cargo
 DATA ?= data
 VENV ?= .venv
 
-.PHONY: run build test deps test-rust test-python test-ui lint fmt openapi bench e2e
+.PHONY: run build test deps test-rust test-python test-ui ui-screenshots lint fmt openapi bench e2e
 
 run: ## build and start the server on ./data, port 3000
 	$(CARGO) build --release
@@ -29,6 +29,10 @@ test-ui: deps ## the admin UI in headless chromium (playwright-core), against th
 	./tests/ui/run.sh
 
 e2e: test-ui ## alias: the browser tests
+
+ui-screenshots: test-ui ## refresh the README's UI pictures from the UI test's screenshots
+	mkdir -p docs/screenshots
+	cp target/ui-screenshots/overview-1280.png target/ui-screenshots/license-1280.png docs/screenshots/
 
 lint:
 	$(CARGO) clippy --all-targets -- -D warnings

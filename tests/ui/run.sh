@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# End-to-end test of the embedded admin UI. Run from the repo root after `cargo build --release`.
+# End-to-end test of the embedded admin UI. Run from the repo root after `cargo build --release`
+# (TOLLGATE_BIN=path/to/tollgate runs another build). Screenshots of every page at 1280 px and
+# 390 px go to target/ui-screenshots/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
-BIN="$ROOT/target/release/tollgate"
+BIN="${TOLLGATE_BIN:-$ROOT/target/release/tollgate}"
 [[ -x "$BIN" ]] || { echo "missing $BIN: run 'cargo build --release' first" >&2; exit 2; }
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 [[ -x "$CHROMIUM" ]] || { echo "missing chromium at $CHROMIUM" >&2; exit 2; }
@@ -29,6 +31,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# A real provisioning folder: a datasource the test edits and reloads, and two dashboards
+# whose panels carry legacy alerts (so pause-all has something to pause).
+PROV="$DATA/provisioning"
+mkdir -p "$PROV/datasources" "$PROV/dashboards"
+cp -r tests/fixtures/provisioning/dashboards-json "$PROV/"
+cp tests/fixtures/provisioning/dashboards/dashboards.yaml "$PROV/dashboards/"
+cat >"$PROV/datasources/ui.yaml" <<'YAML'
+apiVersion: 1
+datasources:
+  - name: UI Prometheus
+    type: prometheus
+    uid: ui-prometheus
+    access: proxy
+    orgId: 1
+    url: http://prometheus:9090
+YAML
+
 # A license issuer key and a valid token for this instance (the UI uploads it).
 ISSUER_KEYS="$("$BIN" license keygen --out "$DATA/issuer.key" | sed -n 's/^license_issuer_keys = //p')"
 LICENSE_TOKEN="$("$BIN" license issue --key "$DATA/issuer.key" --sub "$URL/" --company "UI Test" \
@@ -37,7 +56,7 @@ LICENSE_TOKEN="$("$BIN" license issue --key "$DATA/issuer.key" --sub "$URL/" --c
 GF_PATHS_DATA="$DATA" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$PORT" \
 GF_SERVER_ROOT_URL="$URL/" GF_SECURITY_ADMIN_PASSWORD="$ADMIN_PW" \
 GF_ENTERPRISE_LICENSE_ISSUER_KEYS="$ISSUER_KEYS" \
-GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
+GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 GF_PATHS_PROVISIONING="$PROV" \
   "$BIN" server >"$LOG" 2>&1 &
 SERVER_PID=$!
 
@@ -51,7 +70,8 @@ curl -fsS "$URL/api/health" >/dev/null || { echo "server not healthy at $URL" >&
 echo "tollgate at $URL (data $DATA)"
 status=0
 TOLLGATE_URL="$URL" TOLLGATE_ROOT_URL="$URL/" TOLLGATE_ADMIN_PASSWORD="$ADMIN_PW" CHROMIUM="$CHROMIUM" \
-TOLLGATE_LICENSE_TOKEN="$LICENSE_TOKEN" \
+TOLLGATE_LICENSE_TOKEN="$LICENSE_TOKEN" TOLLGATE_PROVISIONING="$PROV" \
+UI_SCREENSHOTS="${UI_SCREENSHOTS:-$ROOT/target/ui-screenshots}" \
   node tests/ui/e2e.mjs || status=$?
 if [[ $status -ne 0 ]]; then
   echo "--- server log (tail) ---" >&2
