@@ -261,3 +261,88 @@ async fn json_log_lines_carry_the_request_id() {
     // No credential in any field.
     assert!(!line.to_string().contains(ADMIN_PW));
 }
+
+/// SIGTERM while 8 clients create users: the server exits 0, no response is cut after it
+/// began, and every acknowledged user is there after a restart. Three rounds.
+#[tokio::test]
+async fn sigterm_during_a_burst_of_writes() {
+    for round in 0..3 {
+        let data = tempfile::tempdir().unwrap();
+        let server = crate::helpers::ServerProcess::start(data.path(), &[]).await;
+        let base = server.base.clone();
+        let client = reqwest::Client::new();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..8 {
+            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
+            writers.push(tokio::spawn(async move {
+                let (mut acked, mut cut) = (Vec::new(), Vec::new());
+                for i in 0.. {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let login = format!("r{round}w{w}n{i}");
+                    let sent = client
+                        .post(format!("{base}/api/admin/users"))
+                        .basic_auth("admin", Some(ADMIN_PW))
+                        .json(&serde_json::json!({"login": login, "password": "burst-password"}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(resp) => {
+                            let status = resp.status();
+                            match resp.bytes().await {
+                                Ok(_) if status.is_success() => acked.push(login),
+                                Ok(_) => {} // refused (e.g. 503 while stopping): not acknowledged
+                                Err(e) => cut.push(format!("{login}: {e}")),
+                            }
+                        }
+                        // Refused or reset before a response: not acknowledged.
+                        Err(_) => break,
+                    }
+                }
+                (acked, cut)
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let pid = server.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let status = tokio::task::spawn_blocking(move || {
+            let mut server = server;
+            let s = server.child.wait().unwrap();
+            (s, server)
+        })
+        .await
+        .unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(status.0.code(), Some(0), "round {round}: exit status");
+        drop(status.1);
+        let (mut acked, mut cut) = (Vec::new(), Vec::new());
+        for w in writers {
+            let (a, c) = w.await.unwrap();
+            acked.extend(a);
+            cut.extend(c);
+        }
+        assert!(cut.is_empty(), "round {round}: responses cut: {cut:?}");
+        assert!(acked.len() > 8, "round {round}: the burst made progress");
+        let restarted = crate::helpers::ServerProcess::start(data.path(), &[]).await;
+        for login in &acked {
+            let resp = client
+                .get(format!(
+                    "{}/api/users/lookup?loginOrEmail={login}",
+                    restarted.base
+                ))
+                .basic_auth("admin", Some(ADMIN_PW))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status(),
+                200,
+                "round {round}: acknowledged {login} is lost"
+            );
+        }
+        restarted.kill();
+    }
+}
