@@ -202,6 +202,21 @@ async fn healthz_and_readyz() {
     assert_eq!((s, v), (200, serde_json::json!({"status": "ready"})));
     let (s, v) = send(app.req(Method::GET, "/api/health")).await;
     assert_eq!((s, &v["database"]), (200, &Value::from("ok")));
+    // What start-up does while its jobs run (App::build clears the flag at first).
+    app.services
+        .ready
+        .store(false, std::sync::atomic::Ordering::Release);
+    let (s, v) = send(app.req(Method::GET, "/readyz")).await;
+    assert_eq!(
+        (s, v),
+        (
+            503,
+            serde_json::json!({"status": "not ready", "reason": "start-up jobs are still running"})
+        )
+    );
+    // Alive all the same.
+    let (s, _) = send(app.req(Method::GET, "/healthz")).await;
+    assert_eq!(s, 200);
     app.stop().await;
 }
 
