@@ -467,6 +467,8 @@ pub enum SslMode {
 #[derive(Clone)]
 pub struct Database {
     pub kind: DatabaseType,
+    /// sled's page cache, in MiB (`cache_mb`; tollgate's key, sled only).
+    pub cache_mb: u64,
     /// `host:port`, or a Unix socket folder (a path starting with `/`).
     pub host: String,
     pub name: String,
@@ -694,6 +696,7 @@ impl Settings {
                 .map(PathBuf::from),
             client_key_path: r.optional("database", "client_key_path").map(PathBuf::from),
             max_open_conn: r.num("database", "max_open_conn")?,
+            cache_mb: r.num::<u64>("database", "cache_mb")?.max(1),
             max_idle_conn: r.num("database", "max_idle_conn")?,
             conn_max_lifetime: Duration::from_secs(r.num("database", "conn_max_lifetime")?),
         };

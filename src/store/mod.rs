@@ -648,7 +648,7 @@ pub async fn open(data_path: &Path, db: &crate::config::Database) -> StoreResult
                     dir.display()
                 ))),
             })?;
-            let store = sled_store::SledStore::open(&dir)?;
+            let store = sled_store::SledStore::open_with_cache(&dir, db.cache_mb * 1024 * 1024)?;
             Ok(Arc::new(store))
         }
         crate::config::DatabaseType::Postgres => {

@@ -227,10 +227,19 @@ pub(crate) fn get<T: serde::de::DeserializeOwned>(
     tree.get(key)?.map(|v| codec::decode(&v)).transpose()
 }
 
+/// sled's page cache when the configuration says nothing: `[database] cache_mb` = 64.
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 impl SledStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
+    }
+
+    /// `cache_bytes` bounds sled's page cache (`[database] cache_mb`).
+    pub fn open_with_cache(path: &Path, cache_bytes: u64) -> StoreResult<Self> {
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| match e {
