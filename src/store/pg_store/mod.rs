@@ -424,6 +424,7 @@ pub(super) mod tests {
         let name = cluster.create_database().await;
         let db = |mode: SslMode, ca: Option<std::path::PathBuf>| Database {
             kind: DatabaseType::Postgres,
+            cache_mb: 64,
             host: format!("localhost:{}", cluster.port),
             name: name.clone(),
             user: "postgres".into(),
