@@ -151,7 +151,8 @@ impl App {
             shutdown_grace: s.shutdown_timeout,
         };
         let ep = routes(services.clone()).map_to_response().boxed();
-        let result = crate::transport::serve(self.listener, ep, limits, self.certificates, shutdown).await;
+        let result =
+            crate::transport::serve(self.listener, ep, limits, self.certificates, shutdown).await;
         // Wait for the background tasks to end, so that they release the services (and
         // with them the store: sled's folder lock) before `run` returns.
         janitor.abort();

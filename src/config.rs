@@ -970,7 +970,12 @@ mod tests {
                 "auto_assign_org_role",
             ),
             ("GF_AUTH_BASIC_ENABLED", "maybe", "auth.basic", "enabled"),
-            ("GF_SERVER_MIN_TLS_VERSION", "TLS1.0", "server", "min_tls_version"),
+            (
+                "GF_SERVER_MIN_TLS_VERSION",
+                "TLS1.0",
+                "server",
+                "min_tls_version",
+            ),
             (
                 "GF_SECURITY_TRUSTED_PROXIES",
                 "10.0.0.1, proxy.local",
@@ -996,7 +1001,10 @@ mod tests {
     fn https_needs_a_certificate_and_key() {
         let raw = RawConfig::load_with_env(None, &env(&[("GF_SERVER_PROTOCOL", "https")])).unwrap();
         let err = Settings::from_raw(raw).unwrap_err();
-        assert_eq!((err.section.as_str(), err.key.as_str()), ("server", "cert_file"));
+        assert_eq!(
+            (err.section.as_str(), err.key.as_str()),
+            ("server", "cert_file")
+        );
         let raw = RawConfig::load_with_env(
             None,
             &env(&[
@@ -1007,7 +1015,10 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(raw.get("server", "root_url"), Some("https://localhost:3000/"));
+        assert_eq!(
+            raw.get("server", "root_url"),
+            Some("https://localhost:3000/")
+        );
         let tls = Settings::from_raw(raw).unwrap().tls.unwrap();
         assert_eq!(tls.cert_key, PathBuf::from("/etc/tollgate/key.pem"));
         assert_eq!(tls.min_version, MinTlsVersion::Tls13);

@@ -184,14 +184,16 @@ impl Conn {
         } = self;
         let local = LocalAddr(poem::Addr::SocketAddr(local));
         let remote = RemoteAddr(poem::Addr::SocketAddr(peer));
-        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let (ep, local, remote, scheme) = (ep.clone(), local.clone(), remote.clone(), scheme.clone());
-            async move {
-                let req = poem::Request::from((req, local, remote, scheme));
-                let resp = ep.get_response(req).await;
-                Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
-            }
-        });
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (ep, local, remote, scheme) =
+                    (ep.clone(), local.clone(), remote.clone(), scheme.clone());
+                async move {
+                    let req = poem::Request::from((req, local, remote, scheme));
+                    let resp = ep.get_response(req).await;
+                    Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
+                }
+            });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

@@ -48,8 +48,7 @@ impl TestCa {
     fn issue(&self, cn: &str, serial: u64) -> ServerCert {
         let key = KeyPair::generate().unwrap();
         let mut params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         params.serial_number = Some(SerialNumber::from(serial));
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -65,7 +64,9 @@ impl TestCa {
         Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(self.cert.pem().as_bytes()).unwrap())
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(self.cert.pem().as_bytes()).unwrap(),
+            )
             .tls_info(true)
     }
 }
@@ -178,7 +179,7 @@ async fn https_requests_verify_against_the_test_ca_and_plain_http_is_refused() {
 
     let client = ca.client().build().unwrap();
     assert_eq!(health(&client, &app.base).await, one.der);
-    // With the admin's credentials too (the scheme reaches the handlers as https).
+    // An authenticated request.
     let resp = client
         .get(format!("{}/api/user", app.base))
         .basic_auth(ADMIN, Some(ADMIN_PW))
@@ -201,7 +202,10 @@ async fn https_requests_verify_against_the_test_ca_and_plain_http_is_refused() {
 
     // Plain HTTP on the HTTPS port gets no HTTP answer.
     let plain = app.base.replace("https://", "http://");
-    let r = Client::new().get(format!("{plain}/api/health")).send().await;
+    let r = Client::new()
+        .get(format!("{plain}/api/health"))
+        .send()
+        .await;
     assert!(
         r.as_ref().map_or(true, |r| !r.status().is_success()),
         "plain HTTP was served: {r:?}"
@@ -266,7 +270,10 @@ async fn a_changed_certificate_is_served_while_open_connections_keep_theirs() {
         if health(&fresh, &app.base).await == two.der {
             break;
         }
-        assert!(Instant::now() < deadline, "the new certificate was not served");
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate was not served"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The connection opened before still works, with the certificate it started with.
@@ -276,7 +283,10 @@ async fn a_changed_certificate_is_served_while_open_connections_keep_theirs() {
     let three = ca.issue("tollgate three", 3);
     files.write(&three);
     app.certificates.reload().unwrap();
-    assert_eq!(health(&ca.client().build().unwrap(), &app.base).await, three.der);
+    assert_eq!(
+        health(&ca.client().build().unwrap(), &app.base).await,
+        three.der
+    );
     assert_eq!(health(&kept, &app.base).await, one.der);
     app.stop().await;
 }
@@ -364,7 +374,10 @@ async fn sighup_reloads_the_certificate_while_a_keep_alive_connection_keeps_work
         if health(&ca.client().build().unwrap(), &base).await == two.der {
             break;
         }
-        assert!(Instant::now() < deadline, "SIGHUP did not reload the certificate");
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The connection opened before the swap still answers, with its first certificate.
