@@ -254,6 +254,12 @@ async fn a_changed_certificate_is_served_while_open_connections_keep_theirs() {
     let kept = ca.client().build().unwrap();
     assert_eq!(health(&kept, &app.base).await, one.der);
 
+    // Half a swap (a new certificate, the old key) is refused, naming both files.
+    let other = ca.issue("tollgate other", 9);
+    std::fs::write(&files.cert, &other.chain_pem).unwrap();
+    let err = app.certificates.reload().unwrap_err();
+    assert!(err.contains(&*files.cert.to_string_lossy()), "{err}");
+    assert!(err.contains(&*files.key.to_string_lossy()), "{err}");
     // A reload that cannot read the key names the file and keeps the old certificate.
     std::fs::write(&files.key, "not a key").unwrap();
     let err = app.certificates.reload().unwrap_err();
@@ -301,10 +307,14 @@ fn padded(pem: &str) -> String {
 }
 
 fn write_keeping_mtime(path: &Path, content: &str) {
+    // Written aside and renamed over: the watcher never sees the new content with a new time.
     let before = std::fs::metadata(path).unwrap().modified().unwrap();
-    std::fs::write(path, content).unwrap();
-    let f = std::fs::File::options().write(true).open(path).unwrap();
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, content).unwrap();
+    let f = std::fs::File::options().write(true).open(&aside).unwrap();
     f.set_modified(before).unwrap();
+    drop(f);
+    std::fs::rename(&aside, path).unwrap();
 }
 
 struct Server(Child);
