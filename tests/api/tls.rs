@@ -447,3 +447,25 @@ async fn a_missing_or_unreadable_certificate_stops_start_up_naming_the_file() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_stalling_in_the_handshake_is_dropped_at_the_header_read_deadline() {
+    use tokio::io::AsyncReadExt;
+    let ca = TestCa::new();
+    let certs = tempfile::tempdir().unwrap();
+    let files = CertFiles::in_dir(certs.path());
+    files.write(&ca.issue("tollgate", 1));
+    let app = HttpsApp::spawn(&files, &[("server", "header_read_timeout", "1s")]).await;
+    let addr = app.base.trim_start_matches("https://").to_string();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut buf)).await;
+    // Closed by the server (end of stream or a reset), not left open.
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "still open: {read:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    app.stop().await;
+}
