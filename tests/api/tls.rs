@@ -99,6 +99,17 @@ impl CertFiles {
     }
 }
 
+/// A test CA, a folder with a first certificate it issued (`tollgate one`, serial 1)
+/// written in it, and that certificate.
+fn ca_with_files() -> (TestCa, tempfile::TempDir, CertFiles, ServerCert) {
+    let ca = TestCa::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = CertFiles::in_dir(dir.path());
+    let one = ca.issue("tollgate one", 1);
+    files.write(&one);
+    (ca, dir, files, one)
+}
+
 /// The leaf certificate the server presented for this response (DER).
 fn served(resp: &reqwest::Response) -> Vec<u8> {
     resp.extensions()
@@ -170,11 +181,7 @@ impl HttpsApp {
 
 #[tokio::test]
 async fn https_requests_verify_against_the_test_ca_and_plain_http_is_refused() {
-    let ca = TestCa::new();
-    let certs = tempfile::tempdir().unwrap();
-    let files = CertFiles::in_dir(certs.path());
-    let one = ca.issue("tollgate one", 1);
-    files.write(&one);
+    let (ca, _certs, files, one) = ca_with_files();
     let app = HttpsApp::spawn(&files, &[]).await;
 
     let client = ca.client().build().unwrap();
@@ -215,10 +222,7 @@ async fn https_requests_verify_against_the_test_ca_and_plain_http_is_refused() {
 
 #[tokio::test]
 async fn min_tls_version_13_refuses_a_tls12_client() {
-    let ca = TestCa::new();
-    let certs = tempfile::tempdir().unwrap();
-    let files = CertFiles::in_dir(certs.path());
-    files.write(&ca.issue("tollgate", 1));
+    let (ca, _certs, files, _) = ca_with_files();
     let tls12_only = ca
         .client()
         .max_tls_version(reqwest::tls::Version::TLS_1_2)
@@ -243,11 +247,7 @@ async fn min_tls_version_13_refuses_a_tls12_client() {
 
 #[tokio::test]
 async fn a_changed_certificate_is_served_while_open_connections_keep_theirs() {
-    let ca = TestCa::new();
-    let certs = tempfile::tempdir().unwrap();
-    let files = CertFiles::in_dir(certs.path());
-    let one = ca.issue("tollgate one", 1);
-    files.write(&one);
+    let (ca, _certs, files, one) = ca_with_files();
     let app = HttpsApp::spawn(&files, &[]).await;
 
     // A keep-alive connection opened before the change.
@@ -451,10 +451,7 @@ async fn a_missing_or_unreadable_certificate_stops_start_up_naming_the_file() {
 #[tokio::test]
 async fn a_client_stalling_in_the_handshake_is_dropped_at_the_header_read_deadline() {
     use tokio::io::AsyncReadExt;
-    let ca = TestCa::new();
-    let certs = tempfile::tempdir().unwrap();
-    let files = CertFiles::in_dir(certs.path());
-    files.write(&ca.issue("tollgate", 1));
+    let (_ca, _certs, files, _) = ca_with_files();
     let app = HttpsApp::spawn(&files, &[("server", "header_read_timeout", "1s")]).await;
     let addr = app.base.trim_start_matches("https://").to_string();
     let mut stalled = tokio::net::TcpStream::connect(&addr).await.unwrap();
