@@ -15,12 +15,15 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::service::{bootstrap, Services};
 use crate::store::{Job, JobLock, Topic};
+use crate::tls::Certificates;
 use crate::ui;
 
 pub struct App {
     pub services: Arc<Services>,
     listener: TcpListener,
     addr: SocketAddr,
+    /// `protocol = https`: the certificate served, reloadable.
+    certificates: Option<Arc<Certificates>>,
 }
 
 /// Every route of the server, wrapped in the Grafana error mapping.
@@ -72,6 +75,13 @@ impl App {
         clock: Arc<dyn crate::domain::time::Clock>,
     ) -> Result<Self, AppError> {
         let bind = settings.bind_addr();
+        // A certificate that cannot be used stops start-up before anything is opened.
+        let certificates = match &settings.tls {
+            Some(tls) => Some(
+                Certificates::load(tls).map_err(|e| AppError::internal("cannot serve HTTPS", e))?,
+            ),
+            None => None,
+        };
         let services = Services::open_with_clock(settings, clock).await?;
         bootstrap::first_start(&services).await?;
         // Provisioned objects exist before the first request (failures are logged and
@@ -112,6 +122,7 @@ impl App {
             services,
             listener,
             addr,
+            certificates,
         })
     }
 
@@ -119,11 +130,20 @@ impl App {
         self.addr
     }
 
+    /// The HTTPS certificate (`protocol = https`): `reload` it on SIGHUP.
+    pub fn certificates(&self) -> Option<Arc<Certificates>> {
+        self.certificates.clone()
+    }
+
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let services = self.services.clone();
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
         let janitor = tokio::spawn(housekeeping(services.clone()));
         let follower = tokio::spawn(follow_changes(services.clone()));
+        let cert_watch = self
+            .certificates
+            .clone()
+            .map(|c| tokio::spawn(c.watch(crate::tls::WATCH_EVERY)));
         let s = &services.settings;
         let limits = crate::transport::Limits {
             header_read_timeout: s.header_read_timeout,
@@ -131,11 +151,15 @@ impl App {
             shutdown_grace: s.shutdown_timeout,
         };
         let ep = routes(services.clone()).map_to_response().boxed();
-        let result = crate::transport::serve(self.listener, ep, limits, shutdown).await;
+        let result =
+            crate::transport::serve(self.listener, ep, limits, self.certificates, shutdown).await;
         // Wait for the background tasks to end, so that they release the services (and
         // with them the store: sled's folder lock) before `run` returns.
         janitor.abort();
         follower.abort();
+        if let Some(w) = cert_watch {
+            w.abort();
+        }
         let _ = janitor.await;
         let _ = follower.await;
         services.provisioning.stop_polling();

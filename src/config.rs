@@ -278,6 +278,21 @@ fn expand_vars(value: &str, env: &BTreeMap<String, String>) -> Result<String, St
     Ok(out)
 }
 
+/// `[server] min_tls_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MinTlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// `[server] cert_file`, `cert_key` and `min_tls_version`, when `protocol = https`.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_file: PathBuf,
+    pub cert_key: PathBuf,
+    pub min_version: MinTlsVersion,
+}
+
 /// The typed configuration the server runs on.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -290,6 +305,8 @@ pub struct Settings {
     pub http_port: u16,
     pub domain: String,
     pub root_url: String,
+    /// `[server] protocol = https`: the certificate, key and minimum version to serve with.
+    pub tls: Option<TlsSettings>,
     pub max_request_body_bytes: usize,
     /// `[server] header_read_timeout`: a request head must arrive whole within it; idle
     /// keep-alive connections close after it.
@@ -614,6 +631,31 @@ impl Settings {
             return Err(r.err("server", "protocol", "expected http or https"));
         }
         let http_port: u16 = r.num("server", "http_port")?;
+        let min_version = match r.str("server", "min_tls_version").as_str() {
+            "" | "TLS1.2" => MinTlsVersion::Tls12,
+            "TLS1.3" => MinTlsVersion::Tls13,
+            _ => {
+                return Err(r.err(
+                    "server",
+                    "min_tls_version",
+                    "expected TLS1.2 or TLS1.3 (older versions are not offered)",
+                ))
+            }
+        };
+        let tls = if protocol == "https" {
+            let file = |key: &str| {
+                r.optional("server", key)
+                    .map(PathBuf::from)
+                    .ok_or_else(|| r.err("server", key, "required when protocol = https"))
+            };
+            Some(TlsSettings {
+                cert_file: file("cert_file")?,
+                cert_key: file("cert_key")?,
+                min_version,
+            })
+        } else {
+            None
+        };
         let mut root_url = r.str("server", "root_url");
         if !root_url.ends_with('/') {
             root_url.push('/');
@@ -736,6 +778,7 @@ impl Settings {
             http_port,
             domain: r.str("server", "domain"),
             root_url,
+            tls,
             max_request_body_bytes: max_body,
             header_read_timeout: r
                 .duration("server", "header_read_timeout", Duration::from_secs(10))
@@ -931,6 +974,12 @@ mod tests {
             ),
             ("GF_AUTH_BASIC_ENABLED", "maybe", "auth.basic", "enabled"),
             (
+                "GF_SERVER_MIN_TLS_VERSION",
+                "TLS1.0",
+                "server",
+                "min_tls_version",
+            ),
+            (
                 "GF_SECURITY_TRUSTED_PROXIES",
                 "10.0.0.1, proxy.local",
                 "security",
@@ -949,6 +998,35 @@ mod tests {
             assert_eq!(err.value, v);
             assert!(err.to_string().contains(v));
         }
+    }
+
+    #[test]
+    fn https_needs_a_certificate_and_key() {
+        let raw = RawConfig::load_with_env(None, &env(&[("GF_SERVER_PROTOCOL", "https")])).unwrap();
+        let err = Settings::from_raw(raw).unwrap_err();
+        assert_eq!(
+            (err.section.as_str(), err.key.as_str()),
+            ("server", "cert_file")
+        );
+        let raw = RawConfig::load_with_env(
+            None,
+            &env(&[
+                ("GF_SERVER_PROTOCOL", "https"),
+                ("GF_SERVER_CERT_FILE", "/etc/tollgate/cert.pem"),
+                ("GF_SERVER_CERT_KEY", "/etc/tollgate/key.pem"),
+                ("GF_SERVER_MIN_TLS_VERSION", "TLS1.3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            raw.get("server", "root_url"),
+            Some("https://localhost:3000/")
+        );
+        let tls = Settings::from_raw(raw).unwrap().tls.unwrap();
+        assert_eq!(tls.cert_key, PathBuf::from("/etc/tollgate/key.pem"));
+        assert_eq!(tls.min_version, MinTlsVersion::Tls13);
+        let plain = Settings::from_raw(RawConfig::load_with_env(None, &env(&[])).unwrap());
+        assert!(plain.unwrap().tls.is_none());
     }
 
     #[test]

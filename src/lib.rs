@@ -16,5 +16,6 @@ pub mod issuer;
 pub mod provisioning;
 pub mod service;
 pub mod store;
+pub mod tls;
 pub mod transport;
 pub mod ui;

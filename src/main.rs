@@ -158,6 +158,24 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// SIGHUP reads the HTTPS certificate and key again (a failure is logged; the old ones
+/// stay).
+#[cfg(unix)]
+async fn reload_on_hangup(certificates: std::sync::Arc<tollgate::tls::Certificates>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP: the certificate reloads on file changes only");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the TLS certificate");
+        let _ = certificates.reload();
+    }
+}
+
 async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Openapi => {
@@ -178,6 +196,10 @@ async fn run(cli: Cli) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            #[cfg(unix)]
+            if let Some(certificates) = app.certificates() {
+                tokio::spawn(reload_on_hangup(certificates));
+            }
             match app.run(shutdown_signal()).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -6,7 +6,10 @@
 //! - a cap on concurrent connections per client address (`[server]
 //!   max_connections_per_ip`): more are closed at once;
 //! - graceful shutdown: stop accepting, let requests in flight finish (up to a grace
-//!   period), then close.
+//!   period), then close;
+//! - HTTPS (`[server] protocol = https`): the TLS handshake, after the per-address check
+//!   and within the header-read deadline, with the certificate current at that moment
+//!   ([`crate::tls::Certificates`]); the TLS stream is then served like a plain one.
 //!
 //! The request-body deadline (`[server] read_timeout`) is a middleware
 //! ([`crate::api::middleware::body_deadline`]): it needs the request, not the socket.
@@ -28,7 +31,11 @@ use poem::{Endpoint, Response};
 
 /// The body type poem's responses convert to for hyper.
 type HyperBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::tls::Certificates;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -79,11 +86,13 @@ impl Drop for Slot {
     }
 }
 
-/// Serves `ep` on `listener` until `shutdown` resolves, then drains.
+/// Serves `ep` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
+/// then drains.
 pub async fn serve(
     listener: TcpListener,
     ep: BoxEndpoint<'static, Response>,
     limits: Limits,
+    tls: Option<Arc<Certificates>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let ep = Arc::new(ep);
@@ -110,7 +119,11 @@ pub async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                conns.spawn(connection(stream, local, peer, ep.clone(), limits, stop_rx.clone(), slot));
+                let conn = Conn { local, peer, ep: ep.clone(), limits, stop: stop_rx.clone(), _slot: slot };
+                match &tls {
+                    None => conns.spawn(conn.serve(stream, Scheme::HTTP)),
+                    Some(certs) => conns.spawn(conn.handshake(stream, certs.acceptor())),
+                };
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
             () = &mut shutdown => break,
@@ -129,40 +142,74 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(
-    stream: tokio::net::TcpStream,
+/// One accepted connection, with what serving it needs.
+struct Conn {
     local: SocketAddr,
     peer: SocketAddr,
     ep: Arc<BoxEndpoint<'static, Response>>,
     limits: Limits,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    /// Held until the connection ends.
     _slot: Slot,
-) {
-    let local = LocalAddr(poem::Addr::SocketAddr(local));
-    let remote = RemoteAddr(poem::Addr::SocketAddr(peer));
-    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
-        async move {
-            let req = poem::Request::from((req, local, remote, Scheme::HTTP));
-            let resp = ep.get_response(req).await;
-            Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
+}
+
+impl Conn {
+    /// The TLS handshake, within the header-read deadline (a client that stalls in it is
+    /// dropped like one that stalls in a request head), then serving.
+    async fn handshake(mut self, stream: TcpStream, acceptor: TlsAcceptor) {
+        let deadline = self.limits.header_read_timeout;
+        let handshake = tokio::time::timeout(deadline, acceptor.accept(stream));
+        let tls = tokio::select! {
+            r = handshake => r,
+            _ = self.stop.wait_for(|s| *s) => return,
+        };
+        match tls {
+            Ok(Ok(tls)) => self.serve(tls, Scheme::HTTPS).await,
+            Ok(Err(e)) => tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %self.peer, "TLS handshake timed out"),
         }
-    });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(limits.header_read_timeout));
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = stop.wait_for(|s| *s) => {}
     }
-    conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+
+    async fn serve<S>(self, stream: S, scheme: Scheme)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            local,
+            peer,
+            ep,
+            limits,
+            mut stop,
+            _slot,
+        } = self;
+        let local = LocalAddr(poem::Addr::SocketAddr(local));
+        let remote = RemoteAddr(poem::Addr::SocketAddr(peer));
+        let service =
+            hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (ep, local, remote, scheme) =
+                    (ep.clone(), local.clone(), remote.clone(), scheme.clone());
+                async move {
+                    let req = poem::Request::from((req, local, remote, scheme));
+                    let resp = ep.get_response(req).await;
+                    Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
+                }
+            });
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(limits.header_read_timeout));
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.wait_for(|s| *s) => {}
+        }
+        conn.as_mut().graceful_shutdown();
+        let _ = conn.await;
+    }
 }

@@ -37,6 +37,7 @@ mod settings;
 mod signed_in_user;
 mod slapd;
 mod timing;
+mod tls;
 mod transport;
 mod upgrade;
 mod users;
