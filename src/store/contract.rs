@@ -65,6 +65,7 @@ where
     meta_get_set(fresh().await).await;
     meta_init_once(fresh().await).await;
     coordination(fresh().await).await;
+    export_is_one_point_in_time(fresh().await).await;
     // Sessions.
     sessions_create_and_lookup(fresh().await).await;
     sessions_rotate(fresh().await).await;
@@ -4551,6 +4552,51 @@ async fn fill_every_kind(s: &Arc<dyn Store>) {
 
 fn highest<I: IntoIterator<Item = u64>>(ids: I) -> u64 {
     ids.into_iter().max().unwrap_or(0)
+}
+
+/// An export taken while writers run sees one point in time: an org created with its
+/// creator's membership (one write) is in a dump with that membership or in neither, and
+/// a dump never holds fewer users than one taken before it.
+async fn export_is_one_point_in_time(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 0..60 {
+                s.create_org(&format!("org-{i}"), 1, alice.user_id())
+                    .await
+                    .unwrap();
+                add(&s, user(&format!("w{i}")), OrgRole::Viewer).await;
+            }
+        })
+    };
+    let mut last_users = 0;
+    while !writer.is_finished() {
+        let d = s.export().await.unwrap();
+        let orgs: std::collections::HashSet<u64> = d.orgs.iter().map(|o| o.id).collect();
+        for u in &d.users {
+            for m in &u.memberships {
+                assert!(
+                    orgs.contains(&m.org_id),
+                    "{} is a member of org {} that the dump lacks",
+                    u.login,
+                    m.org_id
+                );
+            }
+        }
+        let users = d.users.len();
+        assert!(users >= last_users, "a later dump lost users");
+        // The writer makes an org, then a user: at any one point there are as many orgs
+        // as users, or one more.
+        assert!(
+            d.orgs.len() == users || d.orgs.len() == users + 1,
+            "{} orgs and {users} users are not one point in time",
+            d.orgs.len()
+        );
+        last_users = users;
+    }
+    writer.await.unwrap();
 }
 
 /// `export` then `import` into a second, empty store gives the same records (ids, times,

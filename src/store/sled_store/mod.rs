@@ -25,6 +25,7 @@ mod settings;
 mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sled::transaction::{
@@ -109,6 +110,10 @@ pub(crate) use keys::read_u64;
 pub struct SledStore {
     db: sled::Db,
     durability: Durability,
+    /// Every mutating method holds a read guard while it writes; the export holds the
+    /// write guard for its whole scan, so it sees one point in time (sled has no
+    /// snapshots and its transactions cannot scan). Writers wait at most one export.
+    writes: Arc<tokio::sync::RwLock<()>>,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -252,6 +257,7 @@ impl SledStore {
     fn from_db(db: sled::Db) -> StoreResult<Self> {
         let flusher = db.clone();
         Ok(Self {
+            writes: Arc::new(tokio::sync::RwLock::new(())),
             durability: Durability::new(move || {
                 flusher.flush().map(|_| ()).map_err(StoreError::from)
             }),
@@ -300,6 +306,12 @@ impl SledStore {
         let value = result?;
         self.durability.wait().await?;
         Ok(value)
+    }
+
+    /// Held by every mutating method while it writes (see `writes`). Not re-entrant: a
+    /// method that holds it calls no other method that takes it.
+    pub(crate) async fn write_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.writes.read().await
     }
 
     /// Runs a scan on the blocking pool (sled iterates synchronously).
@@ -352,11 +364,14 @@ impl Store for SledStore {
     }
 
     async fn export(&self) -> StoreResult<super::Dump> {
+        // Writers pause for the scan (one consistent point in time); readers do not.
+        let _pause = self.writes.write().await;
         self.blocking(|s| s.export_sync()).await
     }
 
     async fn import(&self, dump: &super::Dump, replace: bool) -> StoreResult<()> {
         let dump = dump.clone();
+        let _pause = self.writes.write().await;
         self.blocking(move |s| s.import_sync(&dump, replace)).await
     }
 }
