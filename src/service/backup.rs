@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::domain::Action;
 use crate::domain::time::Clock;
+use crate::domain::Action;
 use crate::domain::Principal;
 use crate::error::AppError;
 use crate::store::backup::{self as file, Header};

@@ -164,7 +164,10 @@ mod tests {
         let mid = bad.len() / 2;
         bad[mid] ^= 1;
         assert_eq!(decode(&bad), Err(BackupError::Corrupted));
-        assert_eq!(decode(&bytes[..bytes.len() - 1]), Err(BackupError::Corrupted));
+        assert_eq!(
+            decode(&bytes[..bytes.len() - 1]),
+            Err(BackupError::Corrupted)
+        );
         assert_eq!(decode(b"{\"not\": 1}"), Err(BackupError::NotABackup));
     }
 }

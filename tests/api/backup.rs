@@ -132,7 +132,11 @@ async fn secrets_open(app: &TestApp) {
 }
 
 async fn fill(app: &TestApp) {
-    let (s, b) = send(app.admin(Method::POST, "/api/orgs").json(&json!({"name": "Blue"}))).await;
+    let (s, b) = send(
+        app.admin(Method::POST, "/api/orgs")
+            .json(&json!({"name": "Blue"})),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     let mut ds = ds_body("Backup Prom", "backup-s3cret");
     ds["uid"] = json!("backup-prom");
@@ -281,15 +285,21 @@ async fn bad_files_wrong_keys_and_full_folders_are_refused() {
 async fn only_grafana_admins_take_backups() {
     let app = TestApp::spawn_with(&overrides()).await;
     app.create_user("viewer", "viewer-pw-1").await;
-    let (s, b) = send(app.as_user(Method::POST, "/api/admin/backup", "viewer", "viewer-pw-1")).await;
+    let (s, b) =
+        send(app.as_user(Method::POST, "/api/admin/backup", "viewer", "viewer-pw-1")).await;
     assert_eq!(s, 403, "{b}");
     assert!(message(&b).contains("server.backup:create"), "{b}");
     let (s, _) = send(app.req(Method::POST, "/api/admin/backup")).await;
     assert_eq!(s, 401);
     // An org admin is no Grafana Admin.
-    let (s, b) = send(app.admin(Method::PATCH, "/api/org/users/2").json(&json!({"role": "Admin"}))).await;
+    let (s, b) = send(
+        app.admin(Method::PATCH, "/api/org/users/2")
+            .json(&json!({"role": "Admin"})),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
-    let (s, _) = send(app.as_user(Method::POST, "/api/admin/backup", "viewer", "viewer-pw-1")).await;
+    let (s, _) =
+        send(app.as_user(Method::POST, "/api/admin/backup", "viewer", "viewer-pw-1")).await;
     assert_eq!(s, 403);
 }
 
@@ -328,7 +338,10 @@ async fn cli_backup_against_a_running_server() {
         text(&out)
     );
     let out2 = run(ADMIN);
-    assert!(!out2.status.success(), "an existing file is never overwritten");
+    assert!(
+        !out2.status.success(),
+        "an existing file is never overwritten"
+    );
 
     let bytes = std::fs::read(&out_file).unwrap();
     let copy = restored(dir.path(), "from-cli", &bytes).await;

@@ -402,6 +402,38 @@ mod tests {
     }
 
     /// Export from one sled store, import into another.
+    /// Every mutating method waits at the write gate while an export holds it (what
+    /// makes the export one point in time), and goes on once it is released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_wait_while_an_export_holds_the_gate() {
+        use crate::store::{MetaStore, UserStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SledStore::open(&dir.path().join("db")).unwrap();
+        let held = store.writes.clone().write_owned().await;
+        let writes = [
+            tokio::spawn({
+                let s = store.clone();
+                async move { s.set_meta("k", b"v").await }
+            }),
+            tokio::spawn({
+                let s = store.clone();
+                async move { s.ensure_org(crate::domain::OrgId(1), "Main Org.", 0).await }
+            }),
+        ];
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(writes.iter().all(|w| !w.is_finished()), "writes wait");
+        assert_eq!(
+            store.get_meta("k").await.unwrap(),
+            None,
+            "nothing written yet"
+        );
+        drop(held);
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(store.get_meta("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sled_dump_round_trip() {
         let dir = tempfile::tempdir().unwrap();
