@@ -149,3 +149,147 @@ pub async fn run_issuer(
         .await
         .map_err(|e| format!("license issuer on {listen}: {e}"))
 }
+
+/// `tollgate backup --out FILE`: where the backup comes from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the backup file (never overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The running server (default: the one `--config` describes, else
+    /// http://127.0.0.1:3000).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A Grafana Admin's login (Basic auth); or set TOLLGATE_BACKUP_TOKEN to a
+    /// service-account token with `server.backup:create`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A file holding that user's password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// With the server stopped, the backup is read from this config's data folder directly.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// The environment variable that carries a service-account token for `tollgate backup`.
+pub const BACKUP_TOKEN_ENV: &str = "TOLLGATE_BACKUP_TOKEN";
+
+/// `POST /api/admin/backup` on a running server.
+async fn backup_over_http(a: &BackupArgs, url: &str) -> Result<Vec<u8>, String> {
+    let endpoint = format!("{}/api/admin/backup", url.trim_end_matches('/'));
+    let client = reqwest::Client::new();
+    let request = match (std::env::var(BACKUP_TOKEN_ENV).ok(), &a.user) {
+        (Some(token), _) if !token.is_empty() => client.post(&endpoint).bearer_auth(token),
+        (_, Some(user)) => {
+            let file = a
+                .password_file
+                .as_ref()
+                .ok_or("--user needs --password-file")?;
+            let password = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            client
+                .post(&endpoint)
+                .basic_auth(user, Some(password.trim_end_matches(['\r', '\n'])))
+        }
+        _ => {
+            return Err(format!(
+                "give --user and --password-file, or set {BACKUP_TOKEN_ENV} to a \
+                 service-account token"
+            ))
+        }
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        return Err(format!("{endpoint} answered {status}: {message}"));
+    }
+    Ok(body.to_vec())
+}
+
+/// The local address of the server a config describes.
+fn local_url(settings: &Settings) -> String {
+    let host = match settings.http_addr.as_str() {
+        "" | "0.0.0.0" | "::" => "127.0.0.1",
+        other => other,
+    };
+    format!("http://{host}:{}", settings.http_port)
+}
+
+/// `tollgate backup`: over HTTP from a running server, or (`--config`, server stopped)
+/// from the data folder. The file is checked before it is written.
+pub async fn backup(a: &BackupArgs) -> Result<String, String> {
+    if a.out.exists() {
+        return Err(format!("{} exists: choose a new file", a.out.display()));
+    }
+    let bytes = match (&a.url, &a.config) {
+        (Some(url), _) => backup_over_http(a, url).await?,
+        (None, Some(config)) => {
+            let settings = Settings::load(Some(config.as_path())).map_err(|e| e.to_string())?;
+            match crate::service::backup::backup_offline(&settings).await {
+                Ok(bytes) => bytes,
+                // sled locks a running server's folder: ask that server instead.
+                Err(offline) => backup_over_http(a, &local_url(&settings))
+                    .await
+                    .map_err(|e| format!("{offline}; and over HTTP: {e}"))?,
+            }
+        }
+        (None, None) => backup_over_http(a, "http://127.0.0.1:3000").await?,
+    };
+    let (header, _) = crate::store::backup::decode(&bytes)
+        .map_err(|e| format!("the server sent a bad backup: {e}"))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&a.out)
+        .map_err(|e| format!("cannot create {}: {e}", a.out.display()))?;
+    std::io::Write::write_all(&mut file, &bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", a.out.display()))?;
+    Ok(format!(
+        "wrote {} ({} bytes, {} backend, {})\n",
+        a.out.display(),
+        bytes.len(),
+        header.backend,
+        summary(&header.counts)
+    ))
+}
+
+fn summary(counts: &serde_json::Map<String, serde_json::Value>) -> String {
+    counts
+        .iter()
+        .filter(|(_, n)| n.as_u64().is_some_and(|n| n > 0))
+        .map(|(k, n)| format!("{k}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `tollgate restore --in FILE`: into the configured, empty data folder or database.
+pub async fn restore(input: &Path, settings: &Settings) -> Result<String, String> {
+    let bytes =
+        std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    let restored = crate::service::backup::restore(settings, &bytes)
+        .await
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut out = format!(
+        "restored {} (taken at {} from {})\n",
+        input.display(),
+        restored.header.created_at,
+        restored.header.backend
+    );
+    for (kind, n) in restored.counts {
+        out.push_str(&format!("{kind}: {n}\n"));
+    }
+    Ok(out)
+}

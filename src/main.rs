@@ -54,6 +54,18 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write a backup file: from a running server over HTTP (POST /api/admin/backup), or
+    /// with the server stopped from the data folder `--config` names.
+    Backup(tollgate::cli::BackupArgs),
+    /// Restore a backup file into an empty data folder (or empty database).
+    Restore {
+        /// The backup file.
+        #[arg(long = "in")]
+        input: PathBuf,
+        /// The ini file with `[paths] data` and `[security] secret_key`.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Run the license issuer service (renews tokens over HTTP).
     LicenseIssuer {
         /// The issuer's private key (from `tollgate license keygen`).
@@ -248,6 +260,18 @@ async fn run(cli: Cli) -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Backup(args) => {
+            init_logging(None);
+            print_result(tollgate::cli::backup(&args).await)
+        }
+        Command::Restore { input, config } => {
+            let settings = match load(config.as_ref()) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            init_logging(Some(&settings));
+            print_result(tollgate::cli::restore(&input, &settings).await)
         }
         Command::LicenseIssuer {
             key,

@@ -6,6 +6,7 @@ pub mod admin_users;
 pub mod api_keys;
 pub mod auth;
 pub mod auth_tokens;
+pub mod backup;
 pub mod body;
 pub mod dashboards;
 pub mod datasources;
@@ -96,6 +97,7 @@ apis!(
     service_accounts::ServiceAccountsApi,
     orgs::OrgsApi,
     quotas::QuotasApi,
+    backup::BackupApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

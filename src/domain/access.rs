@@ -40,6 +40,8 @@ actions! {
     SettingsWrite => "settings:write",
     ServerStatsRead => "server.stats:read",
     ServerUsageStatsReportRead => "server.usagestats.report:read",
+    /// tollgate's own: take a backup of every record (`POST /api/admin/backup`).
+    ServerBackupCreate => "server.backup:create",
     UsersRead => "users:read",
     UsersCreate => "users:create",
     UsersWrite => "users:write",

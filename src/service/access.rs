@@ -64,6 +64,12 @@ pub fn fixed_roles() -> Vec<Role> {
             &[(Action::ServerStatsRead, "")],
         ),
         role(
+            "fixed:backup:creator",
+            "Backup creator",
+            "Backup",
+            &[(Action::ServerBackupCreate, "")],
+        ),
+        role(
             "fixed:usagestats:reader",
             "Usage report reader",
             "Statistics",
@@ -323,6 +329,7 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
             vec![
                 "fixed:settings:writer",
                 "fixed:stats:reader",
+                "fixed:backup:creator",
                 "fixed:usagestats:reader",
                 "fixed:users:writer",
                 "fixed:ldap:writer",

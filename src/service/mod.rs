@@ -5,6 +5,7 @@ pub mod access;
 pub mod alerts;
 pub mod api_keys;
 pub mod auth;
+pub mod backup;
 pub mod bootstrap;
 pub mod credentials;
 pub mod dashboards;
@@ -51,6 +52,7 @@ pub struct Services {
     pub datasources: Arc<datasources::DataSourceService>,
     pub settings_admin: settings::SettingsService,
     pub stats: Arc<stats::StatsService>,
+    pub backup: backup::BackupService,
     pub licensing: licensing::LicensingService,
     pub dashboards: Arc<dashboards::DashboardService>,
     pub alerts: alerts::AlertService,
@@ -236,8 +238,10 @@ impl Services {
             store.clone(),
             clock.clone(),
         )?;
+        let backup = backup::BackupService::new(store.clone(), clock.clone());
         Ok(Arc::new(Self {
             settings,
+            backup,
             store,
             clock,
             catalog,

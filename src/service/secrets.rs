@@ -117,6 +117,46 @@ async fn salt(meta: &dyn MetaStore) -> Result<Vec<u8>, AppError> {
     Ok(meta.init_meta(KEY, &random::bytes::<16>()).await?)
 }
 
+/// Whether `secret` (or one of `previous`) opens a dump's key canary and every data key
+/// that is not destroyed (a restore checks it before writing anything).
+pub fn keys_open(
+    secret: &str,
+    previous: &[String],
+    dump: &crate::store::Dump,
+) -> Result<(), String> {
+    let meta = |key: &str| {
+        dump.meta
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    };
+    let salt = meta("kek_salt").ok_or("the backup holds no key salt")?;
+    let mut keks = HashMap::new();
+    for s in std::iter::once(secret).chain(previous.iter().map(String::as_str)) {
+        if s.is_empty() {
+            continue;
+        }
+        let k = Kek::derive(s.as_bytes(), salt).map_err(|e| e.to_string())?;
+        keks.insert(k.id().to_string(), k);
+    }
+    const WRONG: &str = "the configured [security] secret_key does not open the data keys in \
+                         this backup: set it to the secret_key of the server that made the backup";
+    if let Some(canary) = meta("kek_canary") {
+        if !keks.values().any(|k| k.opens_canary(canary)) {
+            return Err(WRONG.into());
+        }
+    }
+    for rec in dump.deks.iter().filter(|d| d.state != DekState::Destroyed) {
+        let opened = keks
+            .get(&rec.kek_id)
+            .is_some_and(|k| k.unwrap(rec.id, &rec.wrapped).is_ok());
+        if !opened {
+            return Err(format!("{WRONG} (data key {} does not open)", rec.id));
+        }
+    }
+    Ok(())
+}
+
 impl SecretsService {
     /// Derives the KEKs, checks the canary, and makes sure an active DEK exists.
     pub async fn open(

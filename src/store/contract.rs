@@ -65,6 +65,7 @@ where
     meta_get_set(fresh().await).await;
     meta_init_once(fresh().await).await;
     coordination(fresh().await).await;
+    export_is_one_point_in_time(fresh().await).await;
     // Sessions.
     sessions_create_and_lookup(fresh().await).await;
     sessions_rotate(fresh().await).await;
@@ -4551,6 +4552,75 @@ async fn fill_every_kind(s: &Arc<dyn Store>) {
 
 fn highest<I: IntoIterator<Item = u64>>(ids: I) -> u64 {
     ids.into_iter().max().unwrap_or(0)
+}
+
+/// An export taken while writers run sees one point in time: an org created with its
+/// creator's membership (one write) is in a dump with that membership or in neither; a
+/// user and the session created after it are in a dump together, or the user alone; and
+/// a dump never holds fewer users than one taken before it.
+async fn export_is_one_point_in_time(s: Arc<dyn Store>) {
+    fn hash(n: u32, tag: u8) -> [u8; 32] {
+        let mut h = [tag; 32];
+        h[..4].copy_from_slice(&n.to_be_bytes());
+        h
+    }
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Admin).await;
+    let writer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            for i in 0..40 {
+                s.create_org(&format!("org-{i}"), 1, alice.user_id())
+                    .await
+                    .unwrap();
+                let u = add(&s, user(&format!("w{i}")), OrgRole::Viewer).await;
+                new_session(
+                    &s,
+                    SessionRecord {
+                        token_hash: hash(i, 0xb2),
+                        ..session(&u, 0, 1_000, 1_000)
+                    },
+                )
+                .await;
+            }
+        })
+    };
+    let mut last_users = 0;
+    let mut dumps = 0;
+    while !writer.is_finished() || dumps == 0 {
+        let d = s.export().await.unwrap();
+        dumps += 1;
+        let orgs: std::collections::HashSet<u64> = d.orgs.iter().map(|o| o.id).collect();
+        let users = d.user_ids();
+        for u in &d.users {
+            for m in &u.memberships {
+                assert!(
+                    orgs.contains(&m.org_id),
+                    "{} is a member of org {} that the dump lacks",
+                    u.login,
+                    m.org_id
+                );
+            }
+        }
+        for x in &d.sessions {
+            assert!(
+                users.contains(&x.user_id),
+                "a session of user {} that the dump lacks",
+                x.user_id
+            );
+        }
+        assert!(d.users.len() >= last_users, "a later dump lost users");
+        // The writer makes an org, then a user: at any one point there are as many orgs
+        // as users, or one more.
+        assert!(
+            d.orgs.len() == d.users.len() || d.orgs.len() == d.users.len() + 1,
+            "{} orgs and {} users are not one point in time",
+            d.orgs.len(),
+            d.users.len()
+        );
+        last_users = d.users.len();
+    }
+    writer.await.unwrap();
 }
 
 /// `export` then `import` into a second, empty store gives the same records (ids, times,

@@ -1,5 +1,5 @@
 //! Every record of a store, backend-neutral: what `tollgate migrate` copies from a sled data
-//! folder into PostgreSQL (and what a backup will hold). Ids, times and ciphertexts are kept
+//! folder into PostgreSQL, and what a backup holds (`store::backup`). Ids, times and ciphertexts are kept
 //! as they are: secrets stay sealed by the envelope service, so the secret key must match.
 
 use std::collections::HashSet;
@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use super::records::*;
 
 /// The whole content of a store.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Dump {
     pub orgs: Vec<OrgRecord>,
     /// Org addresses by org id (orgs without one have none).

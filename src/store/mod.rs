@@ -23,6 +23,7 @@
 //! - Time comes from the caller (`at` parameters), never from the backend's clock.
 //! - Org-owned records are read and keyed by org.
 
+pub mod backup;
 pub mod codec;
 #[cfg(test)]
 pub mod contract;
@@ -627,7 +628,10 @@ pub trait Store:
     /// Takes the job's lock if no node holds it; held until the returned lock is dropped
     /// or the node dies.
     async fn try_job_lock(&self, job: Job) -> StoreResult<Option<JobLock>>;
-    /// Every record (moving data between backends). A scan: never on a request.
+    /// Every record, as of one point in time (moving data between backends, backups):
+    /// writes made while it runs are either wholly in it or not at all. A scan: only on
+    /// the backup request, never on an ordinary one. sled pauses writers for the scan;
+    /// PostgreSQL reads in one REPEATABLE READ transaction and pauses nobody.
     async fn export(&self) -> StoreResult<Dump>;
     /// Writes a dump in one unit, keeping ids, times and ciphertexts; `replace` empties
     /// the store first (otherwise the store must be empty). Sequences continue after the

@@ -189,7 +189,7 @@ pub fn activity_bucket(role: Option<OrgRole>) -> usize {
 }
 
 /// The length of a bucket of the activity series: a UTC hour or a UTC day.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SeriesSpan {
     Hour,
     Day,
@@ -224,7 +224,7 @@ impl SeriesSpan {
 }
 
 /// The counters of one bucket of the activity series.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesCounts {
     /// Successful password sign-ins.
     pub sign_ins: u64,
@@ -245,7 +245,7 @@ impl SeriesCounts {
 }
 
 /// One bucket of the activity series: the counts of `[start, start + span)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeriesBucket {
     pub span: SeriesSpan,
     /// Unix seconds, on the span's boundary.
@@ -340,7 +340,7 @@ pub struct DekRecord {
 
 /// A ciphertext and the DEK that sealed it. The store keeps per-DEK reference counts from
 /// `dek_id`; it never reads the ciphertext.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSecret {
     pub dek_id: u32,
     pub ciphertext: Vec<u8>,

@@ -37,6 +37,7 @@ impl SledStore {
 #[async_trait]
 impl ApiKeyStore for SledStore {
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord> {
+        let _paused = self.write_gate().await;
         let by_name_key = name_key(key.org_id, key.service_account_id, &key.name);
         let r = (
             &self.api_keys,
@@ -82,6 +83,7 @@ impl ApiKeyStore for SledStore {
     }
 
     async fn delete_api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.api_keys,
             &self.api_keys_by_hash,
@@ -103,6 +105,7 @@ impl ApiKeyStore for SledStore {
     }
 
     async fn delete_service_account(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let _paused = self.write_gate().await;
         let Some(sa) = get::<UserRecord>(&self.users, id.key())? else {
             return Ok(None);
         };

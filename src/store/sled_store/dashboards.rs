@@ -68,6 +68,7 @@ impl DashboardStore for SledStore {
     }
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.dashboards,
             &self.folders,
@@ -167,6 +168,7 @@ impl AlertStore for SledStore {
         paused: bool,
         at: i64,
     ) -> StoreResult<u64> {
+        let _paused = self.write_gate().await;
         let targets: Vec<[u8; 16]> = match (org, ids) {
             (Some(org), Some(ids)) => ids.iter().map(|id| keys::pair(org.0, *id)).collect(),
             (None, Some(_)) => Vec::new(),

@@ -35,6 +35,7 @@ impl DataSourceStore for SledStore {
         ds: DataSourceRecord,
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
+        let _paused = self.write_gate().await;
         let uid_key = scoped(ds.org_id, &ds.uid);
         let name_k = name_key(ds.org_id, &ds.name);
         let r = (
@@ -76,6 +77,7 @@ impl DataSourceStore for SledStore {
         expected_version: u64,
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
+        let _paused = self.write_gate().await;
         let id = ds.id.to_be_bytes();
         let r = (
             &self.datasources,
@@ -139,6 +141,7 @@ impl DataSourceStore for SledStore {
         id: u64,
         secrets: &[SecretWrite],
     ) -> StoreResult<Option<DataSourceRecord>> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.datasources,
             &self.ds_by_uid,

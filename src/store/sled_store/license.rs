@@ -15,12 +15,14 @@ impl LicenseStore for SledStore {
     }
 
     async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = codec::encode(license)
             .and_then(|v| self.license.insert(TOKEN, v).map_err(StoreError::from));
         self.durable(r).await.map(|_| ())
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let r = self
             .license
             .remove(TOKEN)
@@ -34,6 +36,7 @@ impl LicenseStore for SledStore {
     }
 
     async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = codec::encode(record)
             .and_then(|v| self.license.insert(RENEWAL, v).map_err(StoreError::from));
         self.durable(r).await.map(|_| ())

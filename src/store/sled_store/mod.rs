@@ -25,6 +25,7 @@ mod settings;
 mod users;
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sled::transaction::{
@@ -109,6 +110,10 @@ pub(crate) use keys::read_u64;
 pub struct SledStore {
     db: sled::Db,
     durability: Durability,
+    /// Every mutating method holds a read guard while it writes; the export holds the
+    /// write guard for its whole scan, so it sees one point in time (sled has no
+    /// snapshots and its transactions cannot scan). Writers wait at most one export.
+    writes: Arc<tokio::sync::RwLock<()>>,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -261,6 +266,7 @@ impl SledStore {
     fn from_db(db: sled::Db) -> StoreResult<Self> {
         let flusher = db.clone();
         Ok(Self {
+            writes: Arc::new(tokio::sync::RwLock::new(())),
             durability: Durability::new(move || {
                 flusher.flush().map(|_| ()).map_err(StoreError::from)
             }),
@@ -309,6 +315,12 @@ impl SledStore {
         let value = result?;
         self.durability.wait().await?;
         Ok(value)
+    }
+
+    /// Held by every mutating method while it writes (see `writes`). Not re-entrant: a
+    /// method that holds it calls no other method that takes it.
+    pub(crate) async fn write_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.writes.read().await
     }
 
     /// Runs a scan on the blocking pool (sled iterates synchronously).
@@ -361,11 +373,14 @@ impl Store for SledStore {
     }
 
     async fn export(&self) -> StoreResult<super::Dump> {
+        // Writers pause for the scan (one consistent point in time); readers do not.
+        let _pause = self.writes.write().await;
         self.blocking(|s| s.export_sync()).await
     }
 
     async fn import(&self, dump: &super::Dump, replace: bool) -> StoreResult<()> {
         let dump = dump.clone();
+        let _pause = self.writes.write().await;
         self.blocking(move |s| s.import_sync(&dump, replace)).await
     }
 }
@@ -396,6 +411,38 @@ mod tests {
     }
 
     /// Export from one sled store, import into another.
+    /// Every mutating method waits at the write gate while an export holds it (what
+    /// makes the export one point in time), and goes on once it is released.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_wait_while_an_export_holds_the_gate() {
+        use crate::store::{MetaStore, UserStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SledStore::open(&dir.path().join("db")).unwrap();
+        let held = store.writes.clone().write_owned().await;
+        let writes = [
+            tokio::spawn({
+                let s = store.clone();
+                async move { s.set_meta("k", b"v").await }
+            }),
+            tokio::spawn({
+                let s = store.clone();
+                async move { s.ensure_org(crate::domain::OrgId(1), "Main Org.", 0).await }
+            }),
+        ];
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(writes.iter().all(|w| !w.is_finished()), "writes wait");
+        assert_eq!(
+            store.get_meta("k").await.unwrap(),
+            None,
+            "nothing written yet"
+        );
+        drop(held);
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        assert_eq!(store.get_meta("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sled_dump_round_trip() {
         let dir = tempfile::tempdir().unwrap();

@@ -28,6 +28,7 @@ impl PluginSettingStore for SledStore {
         set: &[PluginSettingRecord],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.plugin_settings,
             &self.secrets,
@@ -61,6 +62,7 @@ impl NotifierStore for SledStore {
         delete: &[(OrgId, String)],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.notifiers,
             &self.secrets,
@@ -99,6 +101,7 @@ impl ProvisioningRunStore for SledStore {
     }
 
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = codec::encode(run).and_then(|v| {
             self.provisioning_runs
                 .insert(run.kind.as_bytes(), v)

@@ -22,6 +22,7 @@ impl SledStore {
         org: OrgId,
         secret_prefixes: &[String],
     ) -> StoreResult<()> {
+        // Each step below takes the write gate itself (it is not re-entrant).
         if get::<OrgRecord>(&self.orgs, org.key())?.is_none() {
             return Err(StoreError::NotFound);
         }
@@ -68,12 +69,14 @@ impl SledStore {
         if !roles.is_empty() {
             self.apply_roles(&[], &roles).await?;
         }
+        let _paused = self.write_gate().await;
         let r = self.delete_org_rows(org);
         self.durable(r).await
     }
 
     /// Deletes every secret under the prefixes, with their DEK references.
     async fn delete_secrets_with_prefixes(&self, prefixes: &[String]) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let mut writes = Vec::new();
         for p in prefixes {
             for item in self.secrets.scan_prefix(p.as_bytes()) {
@@ -178,6 +181,7 @@ impl SledStore {
         org: OrgId,
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.orgs, &self.org_addresses)
             .transaction(|(orgs, addresses)| {
                 if orgs.get(org.key())?.is_none() {

@@ -43,6 +43,7 @@ impl QuotaStore for SledStore {
     }
 
     async fn set_quota(&self, quota: &QuotaRecord) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let (owners, owner_key) = match quota.owner() {
             QuotaOwner::Org(o) => (&self.orgs, keys::id(o.0)),
             QuotaOwner::User(u) => (&self.users, keys::id(u.0)),

@@ -66,6 +66,7 @@ impl RoleStore for SledStore {
     }
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.roles, &self.roles_by_name)
             .transaction(|(rows, by_name)| {
                 if rows.get(keys::org_named(role.org_id, &role.uid))?.is_some() {
@@ -78,6 +79,7 @@ impl RoleStore for SledStore {
     }
 
     async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.roles, &self.roles_by_name)
             .transaction(|(rows, by_name)| {
                 let Some(old) = rows.get(keys::org_named(role.org_id, &role.uid))? else {
@@ -98,6 +100,7 @@ impl RoleStore for SledStore {
     }
 
     async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>> {
+        let _paused = self.write_gate().await;
         let r = (&self.roles, &self.roles_by_name)
             .transaction(|(rows, by_name)| {
                 let Some(old) = rows.remove(keys::org_named(org.0, uid))? else {
@@ -112,6 +115,7 @@ impl RoleStore for SledStore {
     }
 
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.roles, &self.roles_by_name)
             .transaction(|(rows, by_name)| {
                 for (org, uid) in delete {
@@ -138,6 +142,7 @@ impl RoleStore for SledStore {
     }
 
     async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let r = self
             .roles
             .transaction(|rows| {
@@ -160,6 +165,7 @@ impl RoleStore for SledStore {
         user: UserId,
         login: &str,
     ) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let r = self
             .roles
             .transaction(|rows| {
@@ -181,6 +187,7 @@ impl RoleStore for SledStore {
         basic: &str,
         granted: bool,
     ) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let r = self
             .roles
             .transaction(|rows| {

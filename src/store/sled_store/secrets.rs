@@ -72,6 +72,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn allocate_dek_id(&self) -> StoreResult<u32> {
+        let _paused = self.write_gate().await;
         let r = self
             .meta
             .transaction(|meta| Ok(next_id(meta, "next_dek_id")? as u32))
@@ -80,6 +81,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.deks, &self.meta)
             .transaction(|(deks, meta)| {
                 if let Some(active) = meta.get(ACTIVE_DEK)? {
@@ -103,6 +105,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn reserve_dek_uses(&self, id: u32, reserved: u64) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = self
             .deks
             .transaction(|deks| {
@@ -121,6 +124,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = self
             .deks
             .transaction(|deks| {
@@ -138,6 +142,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let refs = counter::dek_refs(id);
         let r = (&self.deks, &self.counters)
             .transaction(|(deks, counters)| {
@@ -171,6 +176,7 @@ impl EncryptionStore for SledStore {
     }
 
     async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.secrets, &self.secret_deks, &self.counters)
             .transaction(|(secrets, secret_deks, counters)| {
                 apply_secret_writes(secrets, secret_deks, counters, writes)
@@ -208,6 +214,7 @@ impl EncryptionStore for SledStore {
         batch: &[Reencrypted],
         cursor: Option<&str>,
     ) -> StoreResult<usize> {
+        let _paused = self.write_gate().await;
         let r = (&self.secrets, &self.secret_deks, &self.counters, &self.meta)
             .transaction(|(secrets, secret_deks, counters, meta)| {
                 let mut written = 0;

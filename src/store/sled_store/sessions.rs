@@ -70,6 +70,7 @@ impl SledStore {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.sessions,
             &self.sessions_by_hash,
@@ -110,6 +111,7 @@ impl SessionStore for SledStore {
         prev_valid_until_ms: i64,
         at: i64,
     ) -> StoreResult<Option<SessionRecord>> {
+        let _paused = self.write_gate().await;
         let r = (&self.sessions, &self.sessions_by_hash)
             .transaction(|(rows, by_hash)| {
                 let Some(old) = rows.get(id.to_be_bytes())? else {
@@ -156,11 +158,13 @@ impl SessionStore for SledStore {
     }
 
     async fn revoke_session(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
+        let _paused = self.write_gate().await;
         let r = self.revoke_sync(id, at);
         self.durable(r).await
     }
 
     async fn revoke_user_sessions(&self, user: UserId, at: i64) -> StoreResult<usize> {
+        let _paused = self.write_gate().await;
         let mut n = 0;
         let mut r = Ok(());
         for item in self.sessions_by_user.scan_prefix(user.key()) {
@@ -198,6 +202,7 @@ impl SessionStore for SledStore {
     }
 
     async fn purge_sessions(&self, bounds: SessionPurge) -> StoreResult<usize> {
+        let _paused = self.write_gate().await;
         let r = self.blocking(move |s| s.purge_sync(bounds)).await;
         self.durable(r).await
     }

@@ -24,6 +24,7 @@ impl SettingsStore for SledStore {
         remove: &[(String, String)],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.settings,
             &self.secrets,

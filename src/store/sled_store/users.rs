@@ -333,6 +333,7 @@ impl UserStore for SledStore {
         user: UserRecord,
         membership: NewMembership,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let login_key = fold(&user.login);
         let email_key = fold(&user.email);
         let r = (
@@ -418,6 +419,7 @@ impl UserStore for SledStore {
     }
 
     async fn set_password(&self, id: UserId, hash: PasswordHash, at: i64) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = self.change_user(id, |row| {
             row.password = Some(hash.clone());
             row.updated = at;
@@ -432,6 +434,7 @@ impl UserStore for SledStore {
         expected: &PasswordHash,
         new: PasswordHash,
     ) -> StoreResult<bool> {
+        let _paused = self.write_gate().await;
         let r = self
             .users
             .transaction(|users| {
@@ -451,6 +454,7 @@ impl UserStore for SledStore {
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let r = (&self.users, &self.counters)
             .transaction(|(users, counters)| {
                 let Some(old) = users.get(id.key())? else {
@@ -485,6 +489,7 @@ impl UserStore for SledStore {
         change: &ProfileChange,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let r = (&self.users, &self.by_login, &self.by_email)
             .transaction(|(users, by_login, by_email)| {
                 let Some(old) = users.get(id.key())? else {
@@ -536,6 +541,7 @@ impl UserStore for SledStore {
         memberships: &[(OrgId, OrgRole)],
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let r = (&self.users, &self.orgs, &self.org_members, &self.counters)
             .transaction(|(users, orgs, members, counters)| {
                 let Some(old) = users.get(id.key())? else {
@@ -575,6 +581,7 @@ impl UserStore for SledStore {
     }
 
     async fn set_grafana_admin(&self, id: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let r = (&self.users, &self.counters)
             .transaction(|(users, counters)| {
                 let Some(old) = users.get(id.key())? else {
@@ -604,6 +611,7 @@ impl UserStore for SledStore {
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.users,
             &self.by_login,
@@ -640,6 +648,7 @@ impl UserStore for SledStore {
     }
 
     async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = (&self.orgs, &self.counters, &self.meta, &self.orgs_by_name)
             .transaction(|(orgs, counters, meta, by_name)| {
                 if orgs.get(id.key())?.is_some() {
@@ -664,6 +673,7 @@ impl UserStore for SledStore {
     }
 
     async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         // The memberships live in the row: the check and the write are one transaction.
         let r = self.change_user(id, |row| {
             if !row.memberships.iter().any(|m| m.org_id == org.0) {
@@ -679,6 +689,7 @@ impl UserStore for SledStore {
     }
 
     async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
+        let _paused = self.write_gate().await;
         let r = (
             &self.users,
             &self.orgs,
@@ -744,6 +755,7 @@ impl UserStore for SledStore {
     }
 
     async fn rename_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord> {
+        let _paused = self.write_gate().await;
         let r = (&self.orgs, &self.orgs_by_name)
             .transaction(|(orgs, by_name)| {
                 let Some(old) = orgs.get(id.key())? else {
@@ -775,6 +787,7 @@ impl UserStore for SledStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let r = self.change_membership(user, org, &[], at, |ms| {
             if ms.iter().any(|m| m.org_id == org.0) {
                 return abort(StoreError::AlreadyMember);
@@ -795,6 +808,7 @@ impl UserStore for SledStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let candidates = self.other_org_admins(org, user)?;
         let r = self.change_membership(user, org, &candidates, at, |ms| {
             let Some(m) = ms.iter_mut().find(|m| m.org_id == org.0) else {
@@ -812,6 +826,7 @@ impl UserStore for SledStore {
         org: OrgId,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let _paused = self.write_gate().await;
         let candidates = self.other_org_admins(org, user)?;
         let r = self.change_membership(user, org, &candidates, at, |ms| {
             let before = ms.len();
@@ -890,6 +905,7 @@ impl MetaStore for SledStore {
     }
 
     async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
+        let _paused = self.write_gate().await;
         let r = match self
             .meta
             .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
@@ -901,6 +917,7 @@ impl MetaStore for SledStore {
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
+        let _paused = self.write_gate().await;
         let r = self
             .meta
             .insert(key, value)
