@@ -11,22 +11,13 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::datasources::ds_body;
-use crate::helpers::{binary, message, send, TestApp, ADMIN, ADMIN_PW};
+use crate::helpers::{binary, message, output_text as text, send, TestApp, ADMIN, ADMIN_PW};
 use crate::upgrade::{get, normalize};
 
 const KEY: &str = "backup-test-secret-key-0123456789abcdef";
 
 fn overrides() -> [(&'static str, &'static str, &'static str); 1] {
     [("security", "secret_key", KEY)]
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// `tollgate restore --in FILE` with a config naming `data` and `key`.

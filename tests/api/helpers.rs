@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,6 +158,16 @@ pub async fn parse(resp: Response) -> (u16, Value) {
 
 pub fn message(v: &Value) -> &str {
     v["message"].as_str().unwrap_or("")
+}
+
+/// A finished command's exit status and output, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// The release or debug binary built for the integration tests.

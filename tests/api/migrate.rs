@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 
-use crate::helpers::{binary, TestApp};
+use crate::helpers::{binary, output_text as text, TestApp};
 use crate::postgres::TestCluster;
 use crate::upgrade::{
     api_key_and_token_work, get, normalize, passwords_work, secrets_decrypt, session_works,
@@ -26,15 +26,6 @@ fn migrate(config: &Path, force: bool) -> Output {
         cmd.arg("--force");
     }
     cmd.output().expect("tollgate migrate runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// GET on both servers, volatile fields aside; `path#section` compares one section.
