@@ -321,6 +321,7 @@ pub struct Settings {
     /// `[log.console] format`: one JSON object per line instead of text.
     pub log_json: bool,
     pub metrics: MetricsSettings,
+    pub auditing: AuditingSettings,
     pub admin_user: String,
     pub admin_password: Option<String>,
     pub admin_email: String,
@@ -368,6 +369,26 @@ pub struct MetricsSettings {
     pub disable_total_stats: bool,
     /// `basic_auth_username` and `basic_auth_password`, when both are set.
     pub basic_auth: Option<(String, String)>,
+}
+
+/// `[auditing]` and `[auditing.logs.file]` (Grafana Enterprise's keys) plus the retention
+/// keys `max_days` and `max_events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditingSettings {
+    /// Record events in the store with each change (and export them to the loggers).
+    pub enabled: bool,
+    /// Where events are also written as JSON lines, as they commit.
+    pub file: bool,
+    pub console: bool,
+    /// `[auditing.logs.file] path`: a folder (Grafana's meaning) for `audit.log` and its
+    /// rotated files; "" means `<data>/log`.
+    pub file_path: PathBuf,
+    pub max_files: usize,
+    pub max_file_size_mb: u64,
+    /// Events older than this many days are pruned (0: kept).
+    pub max_days: u64,
+    /// At most this many events are kept (0: no cap).
+    pub max_events: u64,
 }
 
 /// `[security] trusted_proxies`: a comma list of IP addresses and CIDR blocks. Empty (the
@@ -807,6 +828,36 @@ impl Settings {
                     (u, p) if !u.is_empty() && !p.is_empty() => Some((u, p)),
                     _ => None,
                 },
+            },
+            auditing: {
+                let loggers: Vec<String> = r
+                    .str("auditing", "loggers")
+                    .split([',', ' '])
+                    .map(|l| l.trim().to_ascii_lowercase())
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                if let Some(bad) = loggers
+                    .iter()
+                    .find(|l| !matches!(l.as_str(), "file" | "console"))
+                {
+                    return Err(r.err(
+                        "auditing",
+                        "loggers",
+                        format!("unknown logger {bad:?}: expected file or console"),
+                    ));
+                }
+                AuditingSettings {
+                    enabled: r.bool("auditing", "enabled")?,
+                    file: loggers.iter().any(|l| l == "file"),
+                    console: loggers.iter().any(|l| l == "console"),
+                    file_path: PathBuf::from(r.str("auditing.logs.file", "path")),
+                    max_files: r.num::<usize>("auditing.logs.file", "max_files")?.max(1),
+                    max_file_size_mb: r
+                        .num::<u64>("auditing.logs.file", "max_file_size_mb")?
+                        .max(1),
+                    max_days: r.num("auditing", "max_days")?,
+                    max_events: r.num("auditing", "max_events")?,
+                }
             },
             admin_user: r.str("security", "admin_user"),
             admin_password: r.optional("security", "admin_password"),

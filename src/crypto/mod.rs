@@ -60,6 +60,20 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// SHA-256 over the parts, each length-prefixed (as [`KeyedHasher::digest`]), so that
+/// moving bytes from one part to the next changes the digest (the audit chain).
+pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
+    let d = ctx.finish();
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// CRC-32 (IEEE), as Go's `crc32.ChecksumIEEE`: the checksum in service-account tokens.
 pub fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;

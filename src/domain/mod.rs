@@ -2,6 +2,7 @@
 //! permissions and the authenticated [`Principal`].
 
 mod access;
+pub mod audit;
 pub mod dashboard;
 mod ids;
 pub mod license;

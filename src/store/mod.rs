@@ -23,6 +23,7 @@
 //! - Time comes from the caller (`at` parameters), never from the backend's clock.
 //! - Org-owned records are read and keyed by org.
 
+pub mod audit;
 pub mod backup;
 pub mod codec;
 #[cfg(test)]
@@ -42,6 +43,7 @@ use async_trait::async_trait;
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 
+pub use audit::{AuditQuery, AuditStore};
 pub use dump::{Dump, Orphans};
 pub use durability::Durability;
 pub use records::*;
@@ -606,6 +608,7 @@ pub trait Store:
     + RoleStore
     + ProvisioningRunStore
     + QuotaStore
+    + AuditStore
 {
     /// A read and a write round trip (health checks).
     async fn healthy(&self) -> bool;

@@ -23,6 +23,7 @@
 
 mod activity;
 mod api_keys;
+mod audit;
 mod cache;
 #[cfg(test)]
 mod cache_tests;

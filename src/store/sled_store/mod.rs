@@ -10,6 +10,7 @@
 
 mod activity;
 mod api_keys;
+mod audit;
 mod dashboards;
 mod datasources;
 mod dump;

@@ -1,0 +1,348 @@
+//! The audit log's records and their hash chain: pure data and arithmetic, no I/O.
+//!
+//! Each [`AuditEvent`] carries `hash = SHA-256(seq, prev_hash, canonical content)` and the
+//! hash of the event before it, so that editing, removing or reordering a stored event
+//! breaks the chain at that event. [`AuditChain`] is what a backend keeps beside the events
+//! (the head it appends after, and the anchor where verification starts once old events
+//! were pruned); [`Verifier`] walks stored events and names the first break.
+
+use serde::{Deserialize, Serialize};
+
+/// The `prev_hash` of the very first event.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+/// Who made the request. Never a secret: a failed sign-in's login is an HMAC
+/// (`hmac-sha256:<hex>`), never the name tried in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditActor {
+    pub user_id: Option<u64>,
+    pub login: String,
+    /// The API key or service-account token used.
+    pub token_id: Option<u64>,
+    /// The service account the token belongs to.
+    pub service_account_id: Option<u64>,
+    /// `basic`, `session`, `api_key`, `service_account`, `form`, `ldap`, `system`, or ""
+    /// (not authenticated).
+    pub auth_method: String,
+}
+
+/// What an event says, before it is chained.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Milliseconds since the epoch.
+    pub at: i64,
+    pub actor: AuditActor,
+    /// The client's address (no port).
+    pub client: String,
+    pub user_agent: String,
+    pub request_id: String,
+    pub method: String,
+    /// The route template (`/api/admin/users/:id`), never the raw URL.
+    pub route: String,
+    /// The RBAC action the route requires (`users:write`), or what happened for a request
+    /// without one (`auth:login`, `audit:prune`).
+    pub action: String,
+    /// What the change is about: `user`, `org`, `datasource`, ... ("" when none).
+    pub target_kind: String,
+    pub target_id: String,
+    /// The HTTP status of the answer (200 for a change that committed).
+    pub status: u16,
+    /// The names (never the values) of the fields the request set.
+    pub fields: Vec<String>,
+}
+
+/// An event as stored: numbered and chained.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// 1, 2, 3, ... in commit order, without gaps.
+    pub seq: u64,
+    pub prev_hash: [u8; 32],
+    pub hash: [u8; 32],
+    pub entry: AuditEntry,
+}
+
+impl AuditEvent {
+    /// The hash the event must carry: over its number, the previous hash and every field
+    /// of its entry (each length-prefixed, in a fixed order).
+    pub fn expected_hash(&self) -> [u8; 32] {
+        content_hash(self.seq, &self.prev_hash, &self.entry)
+    }
+
+    /// The hash as lowercase hex (the API and the file logger show it so).
+    pub fn hash_hex(&self) -> String {
+        hex(&self.hash)
+    }
+}
+
+fn content_hash(seq: u64, prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
+    let opt = |v: Option<u64>| v.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default();
+    let (user, token, sa) = (
+        opt(e.actor.user_id),
+        opt(e.actor.token_id),
+        opt(e.actor.service_account_id),
+    );
+    let fields = e.fields.join("\n");
+    crate::crypto::sha256_parts(&[
+        b"tollgate-audit-v1",
+        &seq.to_be_bytes(),
+        prev,
+        &e.at.to_be_bytes(),
+        &user,
+        e.actor.login.as_bytes(),
+        &token,
+        &sa,
+        e.actor.auth_method.as_bytes(),
+        e.client.as_bytes(),
+        e.user_agent.as_bytes(),
+        e.request_id.as_bytes(),
+        e.method.as_bytes(),
+        e.route.as_bytes(),
+        e.action.as_bytes(),
+        e.target_kind.as_bytes(),
+        e.target_id.as_bytes(),
+        &e.status.to_be_bytes(),
+        fields.as_bytes(),
+    ])
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The chain's state, kept by a backend beside its events and changed in the same
+/// transaction as them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditChain {
+    /// The oldest event kept (1 until something is pruned).
+    pub first_seq: u64,
+    /// The `prev_hash` that event carries (`GENESIS` until something is pruned): where
+    /// verification starts.
+    pub first_prev: [u8; 32],
+    /// The newest event (0 when there is none).
+    pub head_seq: u64,
+    pub head_hash: [u8; 32],
+}
+
+impl Default for AuditChain {
+    fn default() -> Self {
+        Self {
+            first_seq: 1,
+            first_prev: GENESIS,
+            head_seq: 0,
+            head_hash: GENESIS,
+        }
+    }
+}
+
+impl AuditChain {
+    /// Numbers and chains `entry` after the head, and moves the head to it.
+    pub fn append(&mut self, entry: AuditEntry) -> AuditEvent {
+        let seq = self.head_seq + 1;
+        let prev_hash = self.head_hash;
+        let hash = content_hash(seq, &prev_hash, &entry);
+        self.head_seq = seq;
+        self.head_hash = hash;
+        AuditEvent {
+            seq,
+            prev_hash,
+            hash,
+            entry,
+        }
+    }
+
+    /// Moves the anchor to `first` (the oldest event kept after pruning every event
+    /// before it).
+    pub fn anchor_at(&mut self, first: &AuditEvent) {
+        self.first_seq = first.seq;
+        self.first_prev = first.prev_hash;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.head_seq < self.first_seq
+    }
+}
+
+/// The first place the stored events stop matching their chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Break {
+    /// The event's content no longer matches its hash, or an event was replaced by one
+    /// with a recomputed hash (the next event does not follow it).
+    Modified(u64),
+    /// The event is missing (a gap, or the newest events cut off).
+    Removed(u64),
+    /// The event is stored out of its place.
+    Reordered(u64),
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Break::Modified(n) => write!(f, "audit event {n} was modified"),
+            Break::Removed(n) => write!(f, "audit event {n} was removed"),
+            Break::Reordered(n) => write!(f, "audit event {n} is out of order"),
+        }
+    }
+}
+
+/// Walks stored events in storage order (feed them one by one, then `finish`).
+pub struct Verifier {
+    chain: AuditChain,
+    expected_seq: u64,
+    expected_prev: [u8; 32],
+    /// A gap seen at the previous event: `Reordered` if the missing event comes next,
+    /// `Removed` otherwise.
+    gap: Option<u64>,
+    checked: u64,
+}
+
+impl Verifier {
+    pub fn new(chain: AuditChain) -> Self {
+        Self {
+            chain,
+            expected_seq: chain.first_seq,
+            expected_prev: chain.first_prev,
+            gap: None,
+            checked: 0,
+        }
+    }
+
+    pub fn feed(&mut self, e: &AuditEvent) -> Result<(), Break> {
+        if let Some(missing) = self.gap {
+            return Err(if e.seq == missing {
+                Break::Reordered(missing)
+            } else {
+                Break::Removed(missing)
+            });
+        }
+        if e.expected_hash() != e.hash {
+            return Err(Break::Modified(e.seq));
+        }
+        if e.seq < self.expected_seq {
+            return Err(Break::Reordered(e.seq));
+        }
+        if e.seq > self.expected_seq {
+            self.gap = Some(self.expected_seq);
+            return Ok(());
+        }
+        if e.prev_hash != self.expected_prev {
+            // The content matches its own hash, so the one before it was swapped for an
+            // event with a recomputed hash (or this is the first and the anchor moved).
+            return Err(Break::Modified(
+                e.seq.saturating_sub(1).max(self.chain.first_seq),
+            ));
+        }
+        self.expected_seq = e.seq + 1;
+        self.expected_prev = e.hash;
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// How many events were checked, once every stored event was fed.
+    pub fn finish(self) -> Result<u64, Break> {
+        if let Some(missing) = self.gap {
+            return Err(Break::Removed(missing));
+        }
+        if self.chain.head_seq + 1 > self.expected_seq {
+            // The newest events are gone.
+            return Err(Break::Removed(self.expected_seq));
+        }
+        if self.checked > 0 && self.expected_prev != self.chain.head_hash {
+            return Err(Break::Modified(self.chain.head_seq));
+        }
+        Ok(self.checked)
+    }
+}
+
+/// Verifies a whole chain held in memory.
+pub fn verify<'a>(
+    chain: AuditChain,
+    events: impl IntoIterator<Item = &'a AuditEvent>,
+) -> Result<u64, Break> {
+    let mut v = Verifier::new(chain);
+    for e in events {
+        v.feed(e)?;
+    }
+    v.finish()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn entry(n: i64) -> AuditEntry {
+        AuditEntry {
+            at: n,
+            action: "users:write".into(),
+            target_kind: "user".into(),
+            target_id: n.to_string(),
+            status: 200,
+            fields: vec!["name".into()],
+            ..AuditEntry::default()
+        }
+    }
+
+    fn chain_of(n: i64) -> (AuditChain, Vec<AuditEvent>) {
+        let mut c = AuditChain::default();
+        let events = (1..=n).map(|i| c.append(entry(i))).collect();
+        (c, events)
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        let (c, events) = chain_of(5);
+        assert_eq!(verify(c, &events), Ok(5));
+        assert_eq!(verify(AuditChain::default(), &[]), Ok(0));
+    }
+
+    #[test]
+    fn an_edited_event_is_named() {
+        let (c, mut events) = chain_of(5);
+        events[2].entry.target_id = "99".into();
+        assert_eq!(verify(c, &events), Err(Break::Modified(3)));
+    }
+
+    #[test]
+    fn an_edited_event_with_a_recomputed_hash_is_named() {
+        let (c, mut events) = chain_of(5);
+        events[2].entry.actor.login = "someone-else".into();
+        events[2].hash = events[2].expected_hash();
+        assert_eq!(verify(c, &events), Err(Break::Modified(3)));
+        // The newest one: the head no longer matches.
+        let (c, mut events) = chain_of(5);
+        events[4].entry.status = 403;
+        events[4].hash = events[4].expected_hash();
+        assert_eq!(verify(c, &events), Err(Break::Modified(5)));
+    }
+
+    #[test]
+    fn a_removed_event_is_named() {
+        let (c, mut events) = chain_of(5);
+        events.remove(1);
+        assert_eq!(verify(c, &events), Err(Break::Removed(2)));
+        let (c, mut events) = chain_of(5);
+        events.pop();
+        assert_eq!(verify(c, &events), Err(Break::Removed(5)));
+    }
+
+    #[test]
+    fn a_reordered_event_is_named() {
+        let (c, mut events) = chain_of(5);
+        events.swap(1, 2);
+        assert_eq!(verify(c, &events), Err(Break::Reordered(2)));
+    }
+
+    #[test]
+    fn a_pruned_chain_verifies_from_its_anchor() {
+        let (mut c, events) = chain_of(6);
+        c.anchor_at(&events[3]);
+        assert_eq!(verify(c, &events[3..]), Ok(3));
+        // Pruning without moving the anchor shows as removal.
+        let (c, events) = chain_of(6);
+        assert_eq!(verify(c, &events[3..]), Err(Break::Removed(1)));
+    }
+}
