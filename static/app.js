@@ -85,7 +85,12 @@ function notFound(path) {
 async function route({ focus = true } = {}) {
   if (!session.me) return;
   const seq = ++session.seq;
-  const path = location.hash.replace(/^#\/?/, '') || home(session.me);
+  const hash = location.hash.replace(/^#\/?/, '') || home(session.me);
+  // "audit?action=users:*": the part after "?" is the page's own state (its filters), so a
+  // link can open the page in that state.
+  const q = hash.indexOf('?');
+  const path = q < 0 ? hash : hash.slice(0, q);
+  const query = new URLSearchParams(q < 0 ? '' : hash.slice(q + 1));
   // "overview" is the admins' start page; everyone else lands on their account.
   const found = match(path === 'overview' && !session.me.isGrafanaAdmin ? 'account' : path);
   const top = found ? found.page.under || found.page.path.split('/')[0] : '';
@@ -93,13 +98,13 @@ async function route({ focus = true } = {}) {
   $('#nav').classList.remove('open');
   $('#nav-toggle').setAttribute('aria-expanded', 'false');
   view.setAttribute('aria-busy', 'true');
-  view.dataset.route = path; // which page is (being) shown: tests wait for it with aria-busy
+  view.dataset.route = hash; // which page is (being) shown: tests wait for it with aria-busy
   try {
     if (!found) { notFound(path); return; }
     document.title = `${found.page.title} · ${TITLE}`;
     const mod = await found.page.load();
     if (seq !== session.seq) return;
-    const done = mod.default({ params: found.params, page: found.page });
+    const done = mod.default({ params: found.params, page: found.page, query });
     if (focus) { const h = $('#page-title'); if (h) h.focus({ preventScroll: false }); }
     await done;
   } catch (e) {

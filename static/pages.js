@@ -7,7 +7,9 @@
 //          page names the missing permission when the server answers 403
 //   permission: what the page's first read needs, named when the server does not say
 //   load:  the page's module; its default export renders into #view and resolves once the
-//          page's data is shown (the router sets aria-busy until then)
+//          page's data is shown (the router sets aria-busy until then). It gets { params,
+//          page, query }: query is the URLSearchParams after "?" in the hash
+//          (#/audit?action=users:*), the page's state that a link can carry.
 export const PAGES = [
   { path: 'overview', title: 'Overview', nav: true, admin: true, permission: 'server.stats:read', load: () => import('./pages/overview.js') },
   { path: 'account', title: 'My account', nav: true, admin: false, load: () => import('./pages/account.js') },
@@ -19,6 +21,7 @@ export const PAGES = [
   { path: 'provisioning', title: 'Provisioning', nav: true, admin: true, permission: 'provisioning:reload', load: () => import('./pages/provisioning.js') },
   { path: 'alerts', title: 'Alerts', nav: true, admin: true, permission: 'alert.rules:read', load: () => import('./pages/alerts.js') },
   { path: 'access', title: 'Roles & service accounts', nav: true, admin: true, permission: 'roles:read', load: () => import('./pages/access.js') },
+  { path: 'audit', title: 'Audit log', nav: true, admin: true, permission: 'audit:read', load: () => import('./pages/audit.js') },
   { path: 'roles/:uid', title: 'Role', nav: false, under: 'access', admin: true, permission: 'roles:read', load: () => import('./pages/role.js') },
 ];
 

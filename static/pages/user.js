@@ -1,9 +1,11 @@
-// One user: profile, password, Grafana Admin flag, roles, sessions.
+// One user: profile, password, Grafana Admin flag, roles, sessions, and a link to the audit
+// log of what the user did.
 
 import { $, esc, fmtDate, yesNo, heading, statusLine, skeletonRows, load, tryGet, failed, act, api, setStatus } from '../lib.js';
 
 export default async function render({ params, page }) {
-  const id = Number(params.id);  $('#view').innerHTML = `<p><a href="#/users">← Users</a></p>${heading(`User #${id}`)}${statusLine()}
+  const id = Number(params.id);
+  $('#view').innerHTML = `<p><a href="#/users">← Users</a> · <a href="#/audit?userId=${id}" data-testid="user-activity-link">Activity of this user</a></p>${heading(`User #${id}`)}${statusLine()}
   <div class="grid2">
     <section class="panel" style="min-height:16rem"><h2>Profile</h2>
       <form id="profile-form">

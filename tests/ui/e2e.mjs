@@ -232,6 +232,7 @@ await step('a user without access is told which permission is missing', async ()
     ['encryption', 'encryption:admin', 'GET /api/admin/encryption/status 403'],
     ['provisioning', 'provisioning:reload', 'GET /api/admin/provisioning/status 403'],
     ['access', 'roles:read', 'GET /api/access-control/roles 403'],
+    ['audit', 'audit:read', 'GET /api/admin/audit 403'],
   ]) {
     await userPage.goto(`${BASE}/#/${route}`);
     await loaded(userPage, route);
@@ -487,6 +488,99 @@ await step('settings: the auth.saml diff editor adds, changes and removes a key'
   await clean(admin, 'editing auth.saml');
 });
 
+// The audit log: what the steps above did is there, as the API answers it.
+// A row as the page draws it, and an event as the API answers it, in the same shape.
+const auditRows = (page) => page.$$eval('[data-testid^="audit-row-"]', (rows) => rows.map((r) => ({ seq: Number(r.dataset.seq), action: r.dataset.action, userId: r.dataset.userId, status: Number(r.dataset.status) })));
+const auditShape = (events) => events.map((e) => ({ seq: e.seq, action: e.action, userId: e.actor.userId == null ? '' : String(e.actor.userId), status: e.status }));
+const auditRoute = (filters) => `audit${Object.keys(filters).length ? `?${new URLSearchParams(filters)}` : ''}`;
+async function expectAuditRows(page, filters) {
+  const want = await apiGet(page, `/api/admin/audit?${new URLSearchParams(filters)}`);
+  assert.deepEqual(await auditRows(page), auditShape(want.events), `rows of #/${auditRoute(filters)}`);
+  return want;
+}
+
+await step('audit: the user created earlier is in the log; filter by action; page by cursor', async () => {
+  await visit(admin, 'audit');
+  assert.equal(await admin.title(), `Audit log · ${TITLE}`);
+  assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), 'All events');
+  const all = await expectAuditRows(admin, {});
+  const created = all.events.find((e) => e.action === 'users:create' && e.target && e.target.kind === 'user' && e.target.id === String(userId));
+  assert.ok(created, `the newest page holds the creation of user ${userId}: ${JSON.stringify(all.events.map((e) => [e.seq, e.action]))}`);
+  const row = admin.locator(`[data-testid="audit-row-${created.seq}"]`);
+  assert.equal((await row.locator('[data-testid="audit-action"]').innerText()).trim(), 'users:create');
+  assert.equal((await row.locator('[data-testid="audit-target"]').innerText()).trim(), `user ${userId}`);
+  assert.equal((await row.locator('[data-testid="audit-actor"]').innerText()).trim(), 'admin');
+  // the action filter: the form puts it in the page URL, the table shows only those
+  await admin.fill('#audit-action', 'users:create');
+  await admin.click('#audit-apply');
+  await loaded(admin, auditRoute({ action: 'users:create' }));
+  assert.equal(admin.url(), `${BASE}/#/${auditRoute({ action: 'users:create' })}`);
+  const byAction = await expectAuditRows(admin, { action: 'users:create' });
+  assert.ok(byAction.events.some((e) => e.seq === created.seq), 'the creation is among the filtered events');
+  assert.deepEqual([...new Set(byAction.events.map((e) => e.action))], ['users:create']);
+  assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), 'Events where action users:create');
+  // a prefix, opened from a link
+  await visit(admin, auditRoute({ action: 'users:*' }));
+  assert.equal(await admin.inputValue('#audit-action'), 'users:*');
+  const byPrefix = await expectAuditRows(admin, { action: 'users:*' });
+  assert.ok(byPrefix.events.some((e) => e.seq === created.seq), 'users:* matches users:create');
+  assert.deepEqual(byPrefix.events.filter((e) => !e.action.startsWith('users:')), []);
+  await clean(admin, 'filtering the audit log');
+  // two events a page: Older follows the cursor, Newest goes back
+  await visit(admin, auditRoute({ limit: '2' }));
+  const first = await expectAuditRows(admin, { limit: '2' });
+  assert.equal(first.events.length, 2);
+  assert.equal(typeof first.nextCursor, 'number');
+  assert.equal(await admin.locator('#audit-newest').isDisabled(), true);
+  await admin.click('#audit-older');
+  await loaded(admin, auditRoute({ limit: '2', before: String(first.nextCursor) }));
+  const second = await expectAuditRows(admin, { limit: '2', before: String(first.nextCursor) });
+  assert.equal(second.events.length, 2);
+  assert.ok(second.events[0].seq < first.events[1].seq, 'the older page starts below the newer one');
+  await admin.click('#audit-newest');
+  await loaded(admin, auditRoute({ limit: '2' }));
+  assert.deepEqual(await auditRows(admin), auditShape(first.events));
+  await clean(admin, 'paging the audit log');
+});
+
+await step('audit: the user page links to the user\'s activity; only their events', async () => {
+  await visit(admin, `users/${userId}`);
+  await admin.click('[data-testid="user-activity-link"]');
+  await loaded(admin, auditRoute({ userId: String(userId) }));
+  assert.equal(await admin.inputValue('#audit-userId'), String(userId));
+  assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), `Events where actor user id ${userId}`);
+  const mine = await expectAuditRows(admin, { userId: String(userId) });
+  assert.ok(mine.events.length > 0, 'the user signed in earlier');
+  assert.deepEqual([...new Set((await auditRows(admin)).map((r) => r.userId))], [String(userId)]);
+  await clean(admin, 'the user\'s activity');
+});
+
+await step('audit: the failed sign-in box finds the wrong password tried for the user', async () => {
+  await visit(admin, 'audit');
+  const h = await admin.request.post(BASE + '/api/admin/audit/hmac', { data: { value: login }, headers: { Origin: BASE } });
+  assert.equal(h.status(), 200, await h.text());
+  const { hmac } = await h.json();
+  assert.match(hmac, /^hmac-sha256:[0-9a-f]{64}$/);
+  await admin.fill('#audit-hmac-value', login);
+  await admin.click('#audit-hmac-submit');
+  await loaded(admin, auditRoute({ login: hmac }));
+  assert.equal(await admin.inputValue('#audit-login'), hmac);
+  const failedSignIns = await expectAuditRows(admin, { login: hmac });
+  // the old password, tried once before the user signed in with the new one
+  assert.deepEqual(failedSignIns.events.map((e) => e.status), [401]);
+  assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), `Events where actor login: a failed sign-in name (HMAC ${hmac.slice(12, 24)}…)`);
+  await clean(admin, 'searching a failed sign-in');
+});
+
+await step('audit: "Verify chain" reports the chain intact', async () => {
+  await visit(admin, 'audit');
+  await admin.click('#audit-verify');
+  const v = await apiGet(admin, '/api/admin/audit/verify');
+  assert.equal(v.ok, true, JSON.stringify(v));
+  await expectStatus(admin, '#audit-verify-status', `Chain intact: ${v.checked} events checked.`);
+  await clean(admin, 'verifying the chain');
+});
+
 // Every page: its title, aria-busy, the focus on its heading after navigating from the menu,
 // labelled controls, no failed request, a screenshot at 1280 px and 390 px.
 // [route, title, screenshot name]
@@ -494,7 +588,7 @@ const PAGES = [
   ['overview', 'Overview', 'overview'], ['account', 'My account', 'account'], ['users', 'Users', 'users'],
   [() => `users/${userId}`, () => `User ${login}`, 'user'], ['settings', 'Settings', 'settings'], ['license', 'License', 'license'],
   ['encryption', 'Encryption', 'encryption'], ['provisioning', 'Provisioning', 'provisioning'], ['alerts', 'Alerts', 'alerts'],
-  ['access', 'Roles & service accounts', 'access'], [`roles/${roleUid}`, `Role ${roleName}`, 'role'],
+  ['access', 'Roles & service accounts', 'access'], [`roles/${roleUid}`, `Role ${roleName}`, 'role'], ['audit', 'Audit log', 'audit'],
 ];
 await step('every page: title, heading focus, labels, no failed request', async () => {
   await admin.setViewportSize({ width: 1280, height: 900 });
