@@ -281,6 +281,8 @@ await step('roles: the table shows each role\'s permissions; create a role', asy
   await admin.fill('#role-permissions', 'users:read global.users:*\nusers:write global.users:*');
   await admin.click('#role-submit');
   await expectStatus(admin, '#page-status', `Role created (${roleUid})`);
+  // the table reloads after the status: each role's permissions arrive with its own answer
+  await admin.locator(`[data-testid="role-row-${roleUid}"] .perm`).first().waitFor({ timeout: T });
   const perms = await admin.locator(`[data-testid="role-row-${roleUid}"] .perm`).allInnerTexts();
   assert.deepEqual(perms.map((c) => c.replace(/\s+/g, ' ').trim()), ['users:read global.users:*', 'users:write global.users:*']);
   await clean(admin, 'creating a role');
