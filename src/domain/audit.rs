@@ -419,7 +419,6 @@ mod tests {
         assert_eq!(verify(c, &events), Err(Break::Reordered(2)));
     }
 
-    #[test]
     #[tokio::test]
     async fn the_first_permission_check_names_the_action_and_target() {
         let seen = scope(AuditEntry::default(), true, async {
