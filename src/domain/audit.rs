@@ -54,6 +54,24 @@ pub struct AuditEntry {
     pub fields: Vec<String>,
 }
 
+impl AuditEntry {
+    /// The entry of work the server does on its own (retention, a scheduled renewal, a
+    /// resumed re-encryption).
+    pub fn system(action: &str, at: i64) -> Self {
+        Self {
+            at,
+            actor: AuditActor {
+                login: "system".into(),
+                auth_method: "system".into(),
+                ..AuditActor::default()
+            },
+            action: action.into(),
+            status: 200,
+            ..Self::default()
+        }
+    }
+}
+
 /// An event as stored: numbered and chained.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
