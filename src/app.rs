@@ -98,7 +98,13 @@ impl App {
             let s = services.clone();
             tokio::spawn(async move {
                 if let Some(_lock) = job_lock(&s, Job::Reencryption).await {
-                    match s.secrets.reencrypt_secrets().await {
+                    let entry = crate::domain::audit::AuditEntry::system(
+                        "encryption:reencrypt",
+                        s.clock.now_ms(),
+                    );
+                    let resumed =
+                        crate::domain::audit::scope(entry, true, s.secrets.reencrypt_secrets());
+                    match resumed.await {
                         Ok(r) => {
                             tracing::info!(updated = r.updated, "resumed re-encryption finished")
                         }
@@ -138,6 +144,8 @@ impl App {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> std::io::Result<()> {
         let services = self.services.clone();
         tracing::info!(addr = %self.addr, url = %services.settings.root_url, "tollgate is serving");
+        let (stop_audit, audit_stopped) = tokio::sync::watch::channel(false);
+        let audit_tasks = services.audit.start(audit_stopped);
         let janitor = tokio::spawn(housekeeping(services.clone()));
         let follower = tokio::spawn(follow_changes(services.clone()));
         let cert_watch = self
@@ -162,6 +170,10 @@ impl App {
         }
         let _ = janitor.await;
         let _ = follower.await;
+        let _ = stop_audit.send(true);
+        for t in audit_tasks {
+            let _ = t.await;
+        }
         services.provisioning.stop_polling();
         if let Err(e) = services.store.flush().await {
             tracing::error!(error = %e, "final flush failed");
@@ -179,8 +191,14 @@ async fn housekeeping(services: Arc<Services>) {
         tick.tick().await;
         let purge = round % 10 == 9;
         round += 1;
-        // Takes its run-once job lock itself.
-        services.licensing.auto_renew_tick().await;
+        // Takes its run-once job lock itself; a renewal it makes is the server's own
+        // change, recorded as such.
+        crate::domain::audit::scope(
+            crate::domain::audit::AuditEntry::system("licensing:renew", services.clock.now_ms()),
+            true,
+            services.licensing.auto_renew_tick(),
+        )
+        .await;
         // The store runs its scans on the blocking pool.
         if let Err(e) = services.stats.refresh().await {
             tracing::warn!(error = %e, "stats refresh failed");

@@ -9,6 +9,7 @@ use crate::crypto::random;
 use crate::domain::license::{LicenseClaims, RenewRequest};
 use crate::domain::Principal;
 use crate::issuer::{self, Issuer};
+use crate::service::audit::VerifyReport;
 
 /// The terms of a new license (`tollgate license issue`).
 #[derive(Debug, Clone, clap::Args)]
@@ -175,27 +176,35 @@ pub struct BackupArgs {
 /// The environment variable that carries a service-account token for `tollgate backup`.
 pub const BACKUP_TOKEN_ENV: &str = "TOLLGATE_BACKUP_TOKEN";
 
-/// `POST /api/admin/backup` on a running server.
-async fn backup_over_http(a: &BackupArgs, url: &str) -> Result<Vec<u8>, String> {
-    let endpoint = format!("{}/api/admin/backup", url.trim_end_matches('/'));
+/// How a CLI command signs in to a running server: a token from an environment variable,
+/// else a Grafana Admin's login and a file holding the password.
+struct ServerCredentials<'a> {
+    token_env: &'static str,
+    user: Option<&'a String>,
+    password_file: Option<&'a PathBuf>,
+}
+
+/// One request to a running server; the body of a 2xx answer, else a sentence with the
+/// status and Grafana's message.
+async fn call_server(
+    method: reqwest::Method,
+    endpoint: &str,
+    creds: &ServerCredentials<'_>,
+) -> Result<Vec<u8>, String> {
     let client = reqwest::Client::new();
-    let request = match (std::env::var(BACKUP_TOKEN_ENV).ok(), &a.user) {
-        (Some(token), _) if !token.is_empty() => client.post(&endpoint).bearer_auth(token),
+    let request = client.request(method, endpoint);
+    let request = match (std::env::var(creds.token_env).ok(), creds.user) {
+        (Some(token), _) if !token.is_empty() => request.bearer_auth(token),
         (_, Some(user)) => {
-            let file = a
-                .password_file
-                .as_ref()
-                .ok_or("--user needs --password-file")?;
+            let file = creds.password_file.ok_or("--user needs --password-file")?;
             let password = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            client
-                .post(&endpoint)
-                .basic_auth(user, Some(password.trim_end_matches(['\r', '\n'])))
+            request.basic_auth(user, Some(password.trim_end_matches(['\r', '\n'])))
         }
         _ => {
             return Err(format!(
-                "give --user and --password-file, or set {BACKUP_TOKEN_ENV} to a \
-                 service-account token"
+                "give --user and --password-file, or set {} to a service-account token",
+                creds.token_env
             ))
         }
     };
@@ -216,6 +225,96 @@ async fn backup_over_http(a: &BackupArgs, url: &str) -> Result<Vec<u8>, String> 
         return Err(format!("{endpoint} answered {status}: {message}"));
     }
     Ok(body.to_vec())
+}
+
+/// `POST /api/admin/backup` on a running server.
+async fn backup_over_http(a: &BackupArgs, url: &str) -> Result<Vec<u8>, String> {
+    let endpoint = format!("{}/api/admin/backup", url.trim_end_matches('/'));
+    let creds = ServerCredentials {
+        token_env: BACKUP_TOKEN_ENV,
+        user: a.user.as_ref(),
+        password_file: a.password_file.as_ref(),
+    };
+    call_server(reqwest::Method::POST, &endpoint, &creds).await
+}
+
+/// `tollgate audit verify`: where the chain is read.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditVerifyArgs {
+    /// The running server (default: the one `--config` describes, else
+    /// http://127.0.0.1:3000).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A Grafana Admin's login (Basic auth); or set TOLLGATE_AUDIT_TOKEN to a
+    /// service-account token with `audit:read`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A file holding that user's password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// With the server stopped, the chain is read from this config's store directly.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// The environment variable that carries a service-account token for `tollgate audit`.
+pub const AUDIT_TOKEN_ENV: &str = "TOLLGATE_AUDIT_TOKEN";
+
+/// `GET /api/admin/audit/verify` on a running server: (checked, the first break).
+async fn verify_over_http(a: &AuditVerifyArgs, url: &str) -> Result<VerifyReport, String> {
+    let endpoint = format!("{}/api/admin/audit/verify", url.trim_end_matches('/'));
+    let creds = ServerCredentials {
+        token_env: AUDIT_TOKEN_ENV,
+        user: a.user.as_ref(),
+        password_file: a.password_file.as_ref(),
+    };
+    let body = call_server(reqwest::Method::GET, &endpoint, &creds).await?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("{endpoint}: {e}"))?;
+    Ok(VerifyReport {
+        checked: v["checked"].as_u64().unwrap_or(0),
+        broken: v["seq"]
+            .as_u64()
+            .map(|seq| (seq, v["message"].as_str().unwrap_or("").to_string())),
+    })
+}
+
+/// `tollgate audit verify`: walks the chain (from the stopped server's store with
+/// `--config`, else over HTTP) and names the first event modified, removed or reordered.
+/// `Err` when the chain is broken.
+pub async fn audit_verify(a: &AuditVerifyArgs) -> Result<String, String> {
+    let report = match (&a.url, &a.config) {
+        (Some(url), _) => verify_over_http(a, url).await?,
+        (None, Some(config)) => {
+            let settings = Settings::load(Some(config.as_path())).map_err(|e| e.to_string())?;
+            let offline = async {
+                let store = crate::store::open(&settings.data_path, &settings.database)
+                    .await
+                    .map_err(|e| format!("cannot open the data folder: {e}"))?;
+                crate::service::audit::verify_store(store.as_ref())
+                    .await
+                    .map_err(|e| e.to_string())
+            };
+            match offline.await {
+                Ok(r) => r,
+                // sled locks a running server's folder: ask that server instead.
+                Err(offline) => verify_over_http(a, &local_url(&settings))
+                    .await
+                    .map_err(|e| format!("{offline}; and over HTTP: {e}"))?,
+            }
+        }
+        (None, None) => verify_over_http(a, "http://127.0.0.1:3000").await?,
+    };
+    match report.broken {
+        None => Ok(format!(
+            "audit chain intact: {} events verified\n",
+            report.checked
+        )),
+        Some((_, message)) => Err(format!(
+            "audit chain broken: {message} ({} events verified before it)",
+            report.checked
+        )),
+    }
 }
 
 /// The local address of the server a config describes.

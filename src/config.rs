@@ -764,6 +764,7 @@ impl Settings {
             conn_max_lifetime: Duration::from_secs(r.num("database", "conn_max_lifetime")?),
         };
         let data_path = PathBuf::from(r.str("paths", "data"));
+        let settings_data_path = data_path.clone();
         let enterprise = Enterprise {
             license_path: match r.str("enterprise", "license_path") {
                 p if p.is_empty() => data_path.join("license.jwt"),
@@ -850,7 +851,10 @@ impl Settings {
                     enabled: r.bool("auditing", "enabled")?,
                     file: loggers.iter().any(|l| l == "file"),
                     console: loggers.iter().any(|l| l == "console"),
-                    file_path: PathBuf::from(r.str("auditing.logs.file", "path")),
+                    file_path: match r.str("auditing.logs.file", "path") {
+                        p if p.is_empty() => settings_data_path.join("log"),
+                        p => PathBuf::from(p),
+                    },
                     max_files: r.num::<usize>("auditing.logs.file", "max_files")?.max(1),
                     max_file_size_mb: r
                         .num::<u64>("auditing.logs.file", "max_file_size_mb")?

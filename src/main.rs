@@ -66,6 +66,11 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Run the license issuer service (renews tokens over HTTP).
     LicenseIssuer {
         /// The issuer's private key (from `tollgate license keygen`).
@@ -78,6 +83,14 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain and name the first event that was modified, removed or
+    /// reordered (exit 1 then): from a running server, or with the server stopped from
+    /// the store `--config` names.
+    Verify(tollgate::cli::AuditVerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -264,6 +277,12 @@ async fn run(cli: Cli) -> ExitCode {
         Command::Backup(args) => {
             init_logging(None);
             print_result(tollgate::cli::backup(&args).await)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+        } => {
+            init_logging(None);
+            print_result(tollgate::cli::audit_verify(&args).await)
         }
         Command::Restore { input, config } => {
             let settings = match load(config.as_ref()) {

@@ -304,11 +304,68 @@ impl<'a> ApiExtractor<'a> for Auth {
         _body: &mut poem::RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        authenticate(req)
-            .await
-            .map(|a| Auth(a.principal, a.user))
-            .map_err(into_poem)
+        match authenticate(req).await {
+            Ok(a) => {
+                note_actor(&a.principal);
+                Ok(Auth(a.principal, a.user))
+            }
+            Err(e) => {
+                note_failed_credentials(req);
+                Err(into_poem(e))
+            }
+        }
     }
+}
+
+/// The audit event's actor: who authenticated, and how (the token's id was noted by the
+/// service that checked it).
+fn note_actor(p: &Principal) {
+    crate::domain::audit::update(|e| {
+        e.actor.user_id = p.user_id.map(|u| u.0);
+        e.actor.login.clone_from(&p.login);
+        e.actor.auth_method = auth_method(p.kind).into();
+    });
+}
+
+pub fn auth_method(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::Basic => "basic",
+        AuthKind::Session => "session",
+        AuthKind::ApiKey => "api_key",
+        AuthKind::ServiceAccount => "service_account",
+        AuthKind::System => "system",
+    }
+}
+
+/// A refused credential: the audit event names the method, and the login tried only as its
+/// HMAC (it may be a password typed in the wrong box).
+fn note_failed_credentials(req: &Request) {
+    let Some(value) = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return;
+    };
+    let (kind, value) = value.split_once(' ').unwrap_or((value, ""));
+    let login = if kind.eq_ignore_ascii_case("basic") {
+        decode_basic(value.trim()).map(|(login, _)| login)
+    } else {
+        None
+    };
+    let identifier = match (&login, services(req)) {
+        (Some(l), Ok(s)) if l != "api_key" => s.audit.identifier(l),
+        _ => String::new(),
+    };
+    let method = match (kind.to_ascii_lowercase().as_str(), login.as_deref()) {
+        ("basic", Some("api_key")) | ("bearer", _) => "token",
+        ("basic", _) => "basic",
+        _ => "",
+    };
+    crate::domain::audit::update(|e| {
+        e.actor.login = identifier;
+        e.actor.auth_method = method.into();
+    });
 }
 
 /// `Set-Cookie` for a session token, per `[auth]` and `[security]` settings.

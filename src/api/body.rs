@@ -175,9 +175,23 @@ impl<T: ParseFromJSON + 'static> ParsePayload for GfJson<T> {
         if !types_match(&value, &props) {
             return Err(bad_request());
         }
+        note_fields(&value, &props);
         T::parse_from_json(Some(value))
             .map(GfJson)
             .map_err(|_| bad_request())
+    }
+}
+
+/// The audit event names the fields the body set (the schema's names; never a value).
+fn note_fields(value: &Value, props: &[(&'static str, Option<&'static str>)]) {
+    if let Value::Object(map) = value {
+        let mut fields: Vec<String> = props
+            .iter()
+            .filter(|(name, _)| map.contains_key(*name))
+            .map(|(name, _)| (*name).to_string())
+            .collect();
+        fields.sort_unstable();
+        crate::domain::audit::update(|e| e.fields = fields);
     }
 }
 

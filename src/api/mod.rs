@@ -4,6 +4,7 @@
 pub mod access_control;
 pub mod admin_users;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod auth_tokens;
 pub mod backup;
@@ -98,6 +99,7 @@ apis!(
     orgs::OrgsApi,
     quotas::QuotasApi,
     backup::BackupApi,
+    audit::AuditApi,
 );
 
 /// The OpenAPI service: routes and document come from the same code.

@@ -10,6 +10,7 @@ use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
+use crate::domain::audit::AuditEntry;
 use crate::service::metrics::{self, HttpLabels};
 use crate::service::Services;
 
@@ -37,11 +38,17 @@ pub fn observe<E: Endpoint>(
 /// `/api/users/:param0`; the label is the document's template with its names,
 /// `/api/users/:id`. One hash lookup per request.
 #[derive(Default)]
-pub struct RouteTemplates(std::collections::HashMap<String, Arc<str>>);
+pub struct RouteTemplates {
+    by_pattern: std::collections::HashMap<String, Arc<str>>,
+    /// Every template split in segments (`None` for a parameter), to name the route of a
+    /// request before it is routed (the audit entry needs it inside the handler).
+    segments: Vec<(Vec<Option<String>>, Arc<str>)>,
+}
 
 impl RouteTemplates {
     pub fn from_spec(spec_json: &str) -> Self {
         let mut map = std::collections::HashMap::new();
+        let mut segments = Vec::new();
         let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
         for path in doc
             .get("paths")
@@ -66,6 +73,13 @@ impl RouteTemplates {
                 }
             }
             let label: Arc<str> = label.into();
+            segments.push((
+                path.split('/')
+                    .skip(1)
+                    .map(|seg| (!seg.starts_with('{')).then(|| seg.to_string()))
+                    .collect(),
+                label.clone(),
+            ));
             // Routes mounted with `Route::at` outside `/api` (`/login`, `/healthz`) see the
             // mount point prefixed to the inner pattern.
             if !path.starts_with("/api/") {
@@ -73,13 +87,49 @@ impl RouteTemplates {
             }
             map.insert(poem, label);
         }
-        Self(map)
+        Self {
+            by_pattern: map,
+            segments,
+        }
+    }
+
+    /// The template a path matches (the one with the most fixed segments), and the target
+    /// its last parameter names: (`/api/admin/users/:id`, `user`, `7`) for
+    /// `/api/admin/users/7/password`.
+    pub fn match_path(&self, path: &str) -> Option<(Arc<str>, String, String)> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+        let (segs, label) = self
+            .segments
+            .iter()
+            .filter(|(segs, _)| {
+                segs.len() == parts.len()
+                    && segs
+                        .iter()
+                        .zip(&parts)
+                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+            })
+            .max_by_key(|(segs, _)| segs.iter().filter(|s| s.is_some()).count())?;
+        let last_param = segs.iter().rposition(Option::is_none);
+        let (kind, id) = match last_param {
+            Some(i) => {
+                let kind = i
+                    .checked_sub(1)
+                    .and_then(|k| segs[k].as_deref())
+                    .unwrap_or("");
+                (
+                    kind.strip_suffix('s').unwrap_or(kind).to_string(),
+                    parts[i].to_string(),
+                )
+            }
+            None => (String::new(), String::new()),
+        };
+        Some((label.clone(), kind, id))
     }
 
     fn label(&self, resp: &Response) -> String {
         match resp.data::<PathPattern>() {
             Some(p) => self
-                .0
+                .by_pattern
                 .get(p.0.as_ref())
                 .map_or_else(|| p.0.to_string(), |l| l.to_string()),
             None => "unknown".to_string(),
@@ -107,9 +157,28 @@ impl<E: Endpoint> Endpoint for Observe<E> {
         let _in_flight = self.services.requests.start();
         let id = request_id(&req);
         let method = req.method().to_string();
-        let mut resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+        let (mut resp, audited) = if self.services.audit.enabled() {
+            let armed = changes_state(&req);
+            let entry = self.audit_entry(&req, &id, &method, armed);
+            let inner = &self.inner;
+            crate::domain::audit::scope(entry, armed, async move {
+                let resp = match inner.call(req).await {
+                    Ok(r) => r.into_response(),
+                    Err(e) => e.into_response(),
+                };
+                let written = crate::domain::audit::written();
+                (
+                    resp,
+                    Some((armed, written, crate::domain::audit::current())),
+                )
+            })
+            .await
+        } else {
+            let resp = match self.inner.call(req).await {
+                Ok(r) => r.into_response(),
+                Err(e) => e.into_response(),
+            };
+            (resp, None)
         };
         let elapsed = started.elapsed();
         let labels = HttpLabels {
@@ -117,6 +186,9 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             status_code: resp.status().as_u16(),
             method,
         };
+        if let Some((armed, written, Some(entry))) = audited {
+            self.finish_audit(armed, written, entry, &labels).await;
+        }
         self.services
             .requests
             .observe(&labels, elapsed.as_secs_f64());
@@ -133,6 +205,75 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             resp.headers_mut().insert(REQUEST_ID, v);
         }
         Ok(resp)
+    }
+}
+
+/// Whether a request changes state: every method but GET, HEAD and OPTIONS, and
+/// Grafana's `GET /logout` (it revokes the session).
+fn changes_state(req: &Request) -> bool {
+    use poem::http::Method;
+    !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        || req.uri().path() == "/logout"
+}
+
+impl<E> Observe<E> {
+    /// What the request's audit event says before the handler runs; auth, the permission
+    /// check and the body reader add the actor, the action and the field names.
+    /// A read's route is named after routing, and only if it is denied.
+    fn audit_entry(
+        &self,
+        req: &Request,
+        request_id: &str,
+        method: &str,
+        armed: bool,
+    ) -> AuditEntry {
+        let (route, target_kind, target_id) = armed
+            .then(|| self.templates.match_path(req.uri().path()))
+            .flatten()
+            .map(|(r, k, i)| (r.to_string(), k, i))
+            .unwrap_or_default();
+        AuditEntry {
+            at: self.services.clock.now_ms(),
+            client: crate::api::auth::client_ip(req),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|ua| ua.chars().take(256).collect())
+                .unwrap_or_default(),
+            request_id: request_id.to_string(),
+            method: method.to_string(),
+            route,
+            target_kind,
+            target_id,
+            status: 200,
+            ..AuditEntry::default()
+        }
+    }
+
+    /// After the answer: a denial (401, 403) and a change that wrote nothing to the store
+    /// get an event of their own; a change that committed already has one.
+    async fn finish_audit(
+        &self,
+        armed: bool,
+        written: bool,
+        mut entry: AuditEntry,
+        labels: &HttpLabels,
+    ) {
+        let status = labels.status_code;
+        let denied = status == 401 || status == 403;
+        let unrecorded_change = armed && !written && (200..300).contains(&status);
+        if written {
+            self.services.audit.changed();
+        }
+        if !(denied || unrecorded_change) {
+            return;
+        }
+        entry.status = status;
+        if entry.route.is_empty() {
+            entry.route.clone_from(&labels.handler);
+        }
+        self.services.audit.record(entry).await;
     }
 }
 

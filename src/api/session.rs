@@ -89,7 +89,15 @@ impl SessionApi {
         let (token, _user) = services
             .auth
             .sign_in(&body.0.user, &body.0.password, &client_ip(req), ua)
-            .await?;
+            .await
+            .inspect_err(|_| {
+                let tried = services.audit.identifier(&body.0.user);
+                crate::domain::audit::update(|e| {
+                    e.actor.login = tried;
+                    e.actor.auth_method = "form".into();
+                    e.action = crate::service::auth::SIGN_IN_ACTION.into();
+                });
+            })?;
         Ok(LoginOk::Ok(
             Json(LoginResponse {
                 message: "Logged in".into(),

@@ -42,6 +42,8 @@ actions! {
     ServerUsageStatsReportRead => "server.usagestats.report:read",
     /// tollgate's own: take a backup of every record (`POST /api/admin/backup`).
     ServerBackupCreate => "server.backup:create",
+    /// tollgate's own: read the audit log (`GET /api/admin/audit`).
+    AuditRead => "audit:read",
     UsersRead => "users:read",
     UsersCreate => "users:create",
     UsersWrite => "users:write",

@@ -6,6 +6,9 @@
 //! (the head it appends after, and the anchor where verification starts once old events
 //! were pruned); [`Verifier`] walks stored events and names the first break.
 
+use std::cell::RefCell;
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 
 /// The `prev_hash` of the very first event.
@@ -49,6 +52,24 @@ pub struct AuditEntry {
     pub status: u16,
     /// The names (never the values) of the fields the request set.
     pub fields: Vec<String>,
+}
+
+impl AuditEntry {
+    /// The entry of work the server does on its own (retention, a scheduled renewal, a
+    /// resumed re-encryption).
+    pub fn system(action: &str, at: i64) -> Self {
+        Self {
+            at,
+            actor: AuditActor {
+                login: "system".into(),
+                auth_method: "system".into(),
+                ..AuditActor::default()
+            },
+            action: action.into(),
+            status: 200,
+            ..Self::default()
+        }
+    }
 }
 
 /// An event as stored: numbered and chained.
@@ -269,6 +290,86 @@ pub fn verify<'a>(
     v.finish()
 }
 
+// The entry that rides along with a request (see `store::audit` for how backends use it).
+
+struct Recording {
+    entry: AuditEntry,
+    /// A change made in this scope records the entry (false for reads).
+    armed: bool,
+    written: bool,
+}
+
+tokio::task_local! {
+    static CURRENT: RefCell<Recording>;
+}
+
+/// Runs `f` with `entry` as the event its first committed change records (`armed`), or
+/// only as the context of a denial (`!armed`, reads).
+pub async fn scope<F: Future>(entry: AuditEntry, armed: bool, f: F) -> F::Output {
+    CURRENT
+        .scope(
+            RefCell::new(Recording {
+                entry,
+                armed,
+                written: false,
+            }),
+            f,
+        )
+        .await
+}
+
+/// Changes the entry of the current scope (no-op outside one).
+pub fn update(f: impl FnOnce(&mut AuditEntry)) {
+    let _ = CURRENT.try_with(|r| f(&mut r.borrow_mut().entry));
+}
+
+/// For a backend's mutating method: the entry its transaction must append, if any.
+pub fn pending() -> Option<AuditEntry> {
+    CURRENT
+        .try_with(|r| {
+            let r = r.borrow();
+            (r.armed && !r.written).then(|| r.entry.clone())
+        })
+        .ok()
+        .flatten()
+}
+
+/// For a backend, after the transaction that appended [`pending`]'s entry committed.
+pub fn mark_written() {
+    let _ = CURRENT.try_with(|r| r.borrow_mut().written = true);
+}
+
+/// Whether a change of this scope already recorded the event.
+pub fn written() -> bool {
+    CURRENT.try_with(|r| r.borrow().written).unwrap_or(false)
+}
+
+/// The current scope's entry (the API layer, to record a denial or a change that wrote
+/// nothing to the store).
+pub fn current() -> Option<AuditEntry> {
+    CURRENT.try_with(|r| r.borrow().entry.clone()).ok()
+}
+
+/// Notes the permission a request needed (the first check that ran): its action, and the
+/// target its scope names (`global.users:id:5` is user 5, `datasources:uid:x` datasource
+/// `x`). Later checks of the same request do not overwrite it.
+pub fn note_permission(action: &str, scope: &str) {
+    update(|e| {
+        if !e.action.is_empty() {
+            return;
+        }
+        e.action = action.to_string();
+        let mut parts = scope.rsplitn(3, ':');
+        if let (Some(id), Some(_attr), Some(kind)) = (parts.next(), parts.next(), parts.next()) {
+            if id != "*" && !id.is_empty() {
+                let kind = kind.rsplit('.').next().unwrap_or(kind);
+                e.target_kind = kind.strip_suffix('s').unwrap_or(kind).to_string();
+                e.target_id = id.to_string();
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -334,6 +435,38 @@ mod tests {
         let (c, mut events) = chain_of(5);
         events.swap(1, 2);
         assert_eq!(verify(c, &events), Err(Break::Reordered(2)));
+    }
+
+    #[tokio::test]
+    async fn the_first_permission_check_names_the_action_and_target() {
+        let seen = scope(AuditEntry::default(), true, async {
+            note_permission("users:write", "global.users:id:5");
+            note_permission("users.permissions:write", "global.users:id:6");
+            current()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (
+                seen.action.as_str(),
+                seen.target_kind.as_str(),
+                seen.target_id.as_str()
+            ),
+            ("users:write", "user", "5")
+        );
+        let seen = scope(AuditEntry::default(), true, async {
+            note_permission("datasources:create", "");
+            pending()
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (seen.action.as_str(), seen.target_id.as_str()),
+            ("datasources:create", "")
+        );
+        // Outside a scope nothing is kept and nothing fails.
+        note_permission("users:write", "global.users:id:5");
+        assert_eq!(current(), None);
     }
 
     #[test]

@@ -40,11 +40,94 @@ pub fn rfc3339(ts: i64) -> String {
     out
 }
 
+/// RFC 3339 with milliseconds, UTC: `2026-12-02T02:00:00.123Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let mut out = rfc3339(ms.div_euclid(1000));
+    out.pop();
+    out.push_str(&format!(".{:03}Z", ms.rem_euclid(1000)));
+    out
+}
+
+/// Parses `2026-12-02T02:00:00Z` or with fractional seconds and an offset (`+01:00`) to
+/// Unix milliseconds.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut ms = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let padded = format!("{:0<3}", &frac[..digits.min(3)]);
+        ms = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+            let oh: i64 = o.get(1..3)?.parse().ok()?;
+            let om: i64 = o.get(4..6)?.parse().ok()?;
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 3600 + om * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm, the inverse of civil_from_days).
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset) * 1000 + ms)
+}
+
 fn push2(out: &mut String, n: i64, sep: Option<char>) {
     out.push(char::from(b'0' + (n / 10 % 10) as u8));
     out.push(char::from(b'0' + (n % 10) as u8));
     if let Some(c) = sep {
         out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod rfc3339_tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_round_trip() {
+        for ms in [0, 1_764_640_800_123, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_rfc3339_ms(&rfc3339_ms(ms)), Some(ms), "{ms}");
+        }
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-02T03:00:00+01:00"),
+            parse_rfc3339_ms("2026-12-02T02:00:00Z")
+        );
+        for bad in [
+            "",
+            "2026-12-02",
+            "2026-13-01T00:00:00Z",
+            "2026-12-02T00:00:00",
+            "x026-12-02T00:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339_ms(bad), None, "{bad}");
+        }
     }
 }
 

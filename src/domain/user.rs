@@ -207,6 +207,7 @@ impl Principal {
     /// The permission check every service runs: `action` on `scope` (empty for unscoped
     /// actions), else an RBAC denial naming the missing permission (its canonical spelling).
     pub fn require(&self, action: Action, scope: &str) -> Result<(), crate::error::AppError> {
+        super::audit::note_permission(action.as_str(), scope);
         if self.permissions.has(action, scope) {
             Ok(())
         } else {
@@ -219,6 +220,7 @@ impl Principal {
 
     /// Grafana's `reqGrafanaAdmin`: 403 "Permission denied" for anyone else.
     pub fn require_grafana_admin(&self) -> Result<(), crate::error::AppError> {
+        super::audit::note_permission(GRAFANA_ADMIN_ACTION, "");
         if self.is_grafana_admin {
             Ok(())
         } else {
@@ -226,6 +228,10 @@ impl Principal {
         }
     }
 }
+
+/// The action an audit event names for a route that only Grafana Admins may use (Grafana's
+/// `reqGrafanaAdmin`, which has no RBAC action).
+pub const GRAFANA_ADMIN_ACTION: &str = "grafana_admin";
 
 /// `global.users:id:<id>`, the scope of per-user admin actions.
 pub fn user_scope(id: UserId) -> String {

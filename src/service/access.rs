@@ -70,6 +70,12 @@ pub fn fixed_roles() -> Vec<Role> {
             &[(Action::ServerBackupCreate, "")],
         ),
         role(
+            "fixed:audit:reader",
+            "Audit log reader",
+            "Audit",
+            &[(Action::AuditRead, "")],
+        ),
+        role(
             "fixed:usagestats:reader",
             "Usage report reader",
             "Statistics",
@@ -330,6 +336,7 @@ pub fn default_grants() -> Vec<(&'static str, Vec<&'static str>)> {
                 "fixed:settings:writer",
                 "fixed:stats:reader",
                 "fixed:backup:creator",
+                "fixed:audit:reader",
                 "fixed:usagestats:reader",
                 "fixed:users:writer",
                 "fixed:ldap:writer",

@@ -55,6 +55,8 @@ use crate::store::{SeriesSpan, StatsStore, UserRecord, UserStore};
 pub const INVALID_CREDENTIALS: &str = "invalid username or password";
 /// The `/login` spelling of the same answer.
 pub const INVALID_LOGIN: &str = "Invalid username or password";
+/// The action of a sign-in's audit event (a sign-in has no RBAC action).
+pub const SIGN_IN_ACTION: &str = "auth:login";
 /// The brute-force window, in milliseconds of the service clock.
 const BRUTE_FORCE_WINDOW_MS: i64 = 300_000;
 const GUARD_CAPACITY: usize = 100_000;
@@ -342,6 +344,19 @@ impl AuthService {
                 }
                 other => other,
             })?;
+        crate::domain::audit::update(|e| {
+            e.actor.user_id = Some(user.id);
+            e.actor.login.clone_from(&user.login);
+            e.actor.auth_method = if user.auth_module == "ldap" {
+                "ldap"
+            } else {
+                "form"
+            }
+            .into();
+            e.action = SIGN_IN_ACTION.into();
+            e.target_kind = "user".into();
+            e.target_id = user.id.to_string();
+        });
         let (token, _) = self.sessions.create(&user, client_ip, user_agent).await?;
         // A password reset or disable that landed while the password was being checked
         // has already revoked the user's sessions, but not this one, created after it: the
@@ -379,6 +394,7 @@ impl AuthService {
     /// A legacy API key's principal: its org role, never Grafana Admin.
     pub async fn api_key(&self, key: &str) -> Result<Principal, AppError> {
         let k = self.api_keys.authenticate(key).await?;
+        crate::domain::audit::update(|e| e.actor.token_id = Some(k.id));
         let role = OrgRole::from_byte(k.role).unwrap_or(OrgRole::None);
         Ok(Principal {
             user_id: None,

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod alerts;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod backup;
 pub mod bootstrap;
@@ -53,6 +54,7 @@ pub struct Services {
     pub settings_admin: settings::SettingsService,
     pub stats: Arc<stats::StatsService>,
     pub backup: backup::BackupService,
+    pub audit: Arc<audit::AuditService>,
     pub licensing: licensing::LicensingService,
     pub dashboards: Arc<dashboards::DashboardService>,
     pub alerts: alerts::AlertService,
@@ -239,9 +241,20 @@ impl Services {
             clock.clone(),
         )?;
         let backup = backup::BackupService::new(store.clone(), clock.clone());
+        let audit = Arc::new(
+            audit::AuditService::open(
+                store.clone(),
+                store.as_ref(),
+                clock.clone(),
+                &settings,
+                &secret,
+            )
+            .await?,
+        );
         Ok(Arc::new(Self {
             settings,
             backup,
+            audit,
             store,
             clock,
             catalog,

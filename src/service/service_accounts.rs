@@ -344,6 +344,10 @@ impl ServiceAccountService {
             .await?
             .filter(|u| u.is_service_account)
             .ok_or_else(invalid)?;
+        crate::domain::audit::update(|e| {
+            e.actor.token_id = Some(key.id);
+            e.actor.service_account_id = Some(account);
+        });
         if user.is_disabled {
             return Err(AppError::Unauthorized("service account is disabled".into()));
         }

@@ -13,72 +13,14 @@
 //! Sign-in failures and denials change nothing, so the API layer appends them on their own
 //! ([`AuditStore::append_audit`]).
 
-use std::cell::RefCell;
-use std::future::Future;
-
 use async_trait::async_trait;
 
-pub use crate::domain::audit::{AuditActor, AuditChain, AuditEntry, AuditEvent};
+pub use crate::domain::audit::{
+    current, mark_written, pending, scope, update, written, AuditActor, AuditChain, AuditEntry,
+    AuditEvent,
+};
 
 use super::StoreResult;
-
-struct Recording {
-    entry: AuditEntry,
-    /// A change made in this scope records the entry (false for reads).
-    armed: bool,
-    written: bool,
-}
-
-tokio::task_local! {
-    static CURRENT: RefCell<Recording>;
-}
-
-/// Runs `f` with `entry` as the event its first committed change records (`armed`), or
-/// only as the context of a denial (`!armed`, reads).
-pub async fn scope<F: Future>(entry: AuditEntry, armed: bool, f: F) -> F::Output {
-    CURRENT
-        .scope(
-            RefCell::new(Recording {
-                entry,
-                armed,
-                written: false,
-            }),
-            f,
-        )
-        .await
-}
-
-/// Changes the entry of the current scope (no-op outside one).
-pub fn update(f: impl FnOnce(&mut AuditEntry)) {
-    let _ = CURRENT.try_with(|r| f(&mut r.borrow_mut().entry));
-}
-
-/// For a backend's mutating method: the entry its transaction must append, if any.
-pub fn pending() -> Option<AuditEntry> {
-    CURRENT
-        .try_with(|r| {
-            let r = r.borrow();
-            (r.armed && !r.written).then(|| r.entry.clone())
-        })
-        .ok()
-        .flatten()
-}
-
-/// For a backend, after the transaction that appended [`pending`]'s entry committed.
-pub fn mark_written() {
-    let _ = CURRENT.try_with(|r| r.borrow_mut().written = true);
-}
-
-/// Whether a change of this scope already recorded the event.
-pub fn written() -> bool {
-    CURRENT.try_with(|r| r.borrow().written).unwrap_or(false)
-}
-
-/// The current scope's entry (the API layer, to record a denial or a change that wrote
-/// nothing to the store).
-pub fn current() -> Option<AuditEntry> {
-    CURRENT.try_with(|r| r.borrow().entry.clone()).ok()
-}
 
 /// What to list: every filter that is set must match; newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
