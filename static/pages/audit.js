@@ -66,9 +66,9 @@ function actorCell(a) {
 }
 
 function targetCell(t) {
-  if (!t || !t.kind) return '<span class="muted">—</span>';
-  const id = t.id ? (t.kind === 'user' && /^\d+$/.test(t.id) ? ` <a href="#/users/${t.id}">${esc(t.id)}</a>` : ` ${esc(t.id)}`) : '';
-  return `${esc(t.kind)}${id}`;
+  if (!t || (!t.kind && !t.id)) return '<span class="muted">—</span>';
+  const id = t.kind === 'user' && /^\d+$/.test(t.id) ? `<a href="#/users/${t.id}">${esc(t.id)}</a>` : esc(t.id);
+  return [esc(t.kind), id].filter(Boolean).join(' ');
 }
 
 const eventRow = (e) => `<tr data-testid="audit-row-${esc(e.seq)}" data-seq="${esc(e.seq)}" data-user-id="${esc(e.actor && e.actor.userId)}" data-action="${esc(e.action)}" data-status="${esc(e.status)}">
@@ -76,11 +76,11 @@ const eventRow = (e) => `<tr data-testid="audit-row-${esc(e.seq)}" data-seq="${e
   <td><time datetime="${esc(e.time)}">${esc(fmtDate(e.time))}</time></td>
   <td>${actorCell(e.actor || {})}</td>
   <td data-testid="audit-action"><code>${esc(e.action)}</code></td>
-  <td>${esc(e.method)} <code>${esc(e.route)}</code></td>
-  <td data-testid="audit-target">${targetCell(e.target)}</td>
+  <td class="wrap">${esc(e.method)} <code>${esc(e.route)}</code></td>
+  <td class="wrap" data-testid="audit-target">${targetCell(e.target)}</td>
   <td><span class="badge ${e.status < 400 ? 'ok' : 'err'}">${esc(e.status)}</span></td>
   <td title="${esc(e.userAgent)}">${esc(e.client)}</td>
-  <td>${(e.fields || []).length ? esc(e.fields.join(', ')) : '<span class="muted">—</span>'}</td></tr>`;
+  <td class="wrap">${(e.fields || []).length ? esc(e.fields.join(', ')) : '<span class="muted">—</span>'}</td></tr>`;
 
 const verdict = (d) => (d.ok
   ? `Chain intact: ${d.checked} ${d.checked === 1 ? 'event' : 'events'} checked.`
