@@ -501,26 +501,34 @@ async function expectAuditRows(page, filters) {
   return want;
 }
 
-await step('audit: the user created earlier is in the log; filter by action; page by cursor', async () => {
+await step('audit: the changes made above are in the log; filter by action; page by cursor', async () => {
   await visit(admin, 'audit');
   assert.equal(await admin.title(), `Audit log · ${TITLE}`);
   assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), 'All events');
   const all = await expectAuditRows(admin, {});
-  const created = all.events.find((e) => e.action === 'users:create' && e.target && e.target.kind === 'user' && e.target.id === String(userId));
-  assert.ok(created, `the newest page holds the creation of user ${userId}: ${JSON.stringify(all.events.map((e) => [e.seq, e.action]))}`);
-  const row = admin.locator(`[data-testid="audit-row-${created.seq}"]`);
-  assert.equal((await row.locator('[data-testid="audit-action"]').innerText()).trim(), 'users:create');
-  assert.equal((await row.locator('[data-testid="audit-target"]').innerText()).trim(), `user ${userId}`);
-  assert.equal((await row.locator('[data-testid="audit-actor"]').innerText()).trim(), 'admin');
+  // newest first: the last change was the auth.saml key removed by the settings step
+  const last = all.events[0];
+  assert.equal(last.action, 'settings:write', JSON.stringify(last));
+  const lastRow = admin.locator('[data-testid^="audit-row-"]').first();
+  assert.equal(await lastRow.getAttribute('data-seq'), String(last.seq));
+  assert.equal((await lastRow.locator('[data-testid="audit-action"]').innerText()).trim(), 'settings:write');
+  assert.equal((await lastRow.locator('[data-testid="audit-actor"]').innerText()).trim(), 'admin');
   // the action filter: the form puts it in the page URL, the table shows only those
   await admin.fill('#audit-action', 'users:create');
   await admin.click('#audit-apply');
   await loaded(admin, auditRoute({ action: 'users:create' }));
   assert.equal(admin.url(), `${BASE}/#/${auditRoute({ action: 'users:create' })}`);
-  const byAction = await expectAuditRows(admin, { action: 'users:create' });
-  assert.ok(byAction.events.some((e) => e.seq === created.seq), 'the creation is among the filtered events');
-  assert.deepEqual([...new Set(byAction.events.map((e) => e.action))], ['users:create']);
   assert.equal((await admin.locator('[data-testid="audit-summary"]').innerText()).trim(), 'Events where action users:create');
+  const byAction = await expectAuditRows(admin, { action: 'users:create' });
+  assert.deepEqual([...new Set(byAction.events.map((e) => e.action))], ['users:create']);
+  // the user the Users page created, by the admin
+  const created = byAction.events.find((e) => e.target && e.target.id === String(userId));
+  assert.ok(created, `the creation of user ${userId}: ${JSON.stringify(byAction.events)}`);
+  assert.deepEqual(created.target, { kind: 'user', id: String(userId) });
+  const row = admin.locator(`[data-testid="audit-row-${created.seq}"]`);
+  assert.equal((await row.locator('[data-testid="audit-action"]').innerText()).trim(), 'users:create');
+  assert.equal((await row.locator('[data-testid="audit-target"]').innerText()).trim(), `user ${userId}`);
+  assert.equal((await row.locator('[data-testid="audit-actor"]').innerText()).trim(), 'admin');
   // a prefix, opened from a link
   await visit(admin, auditRoute({ action: 'users:*' }));
   assert.equal(await admin.inputValue('#audit-action'), 'users:*');
