@@ -589,6 +589,13 @@ await step('audit: "Verify chain" reports the chain intact', async () => {
   assert.equal(v.ok, true, JSON.stringify(v));
   await expectStatus(admin, '#audit-verify-status', `Chain intact: ${v.checked} events checked.`);
   await clean(admin, 'verifying the chain');
+  // a broken chain (the server's answer stood in for: the test cannot edit the store under
+  // a running server) is an error line naming the event
+  await admin.route('**/api/admin/audit/verify', (r) => r.fulfill({ json: { ok: false, checked: 2, seq: 3, message: 'audit event 3 was modified' } }));
+  await admin.click('#audit-verify');
+  await expectStatus(admin, '#audit-verify-status', 'Chain broken at event 3: audit event 3 was modified (2 checked before it).', 'err');
+  await admin.unroute('**/api/admin/audit/verify');
+  await clean(admin, 'a broken chain');
 });
 
 // Every page: its title, aria-busy, the focus on its heading after navigating from the menu,
