@@ -143,10 +143,17 @@ fn request_id(req: &Request) -> String {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || crate::crypto::random::hex(&crate::crypto::random::bytes::<8>()),
-            str::to_string,
-        )
+        .map_or_else(new_request_id, str::to_string)
+}
+
+/// A fresh request id: a random per-process prefix and a counter (unique, and no system
+/// call per request; it correlates log lines and events, it guards nothing).
+fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let prefix = *PREFIX.get_or_init(|| u32::from_be_bytes(crate::crypto::random::bytes::<4>()));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix:08x}{n:08x}")
 }
 
 impl<E: Endpoint> Endpoint for Observe<E> {

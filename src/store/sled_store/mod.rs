@@ -355,6 +355,10 @@ impl Store for SledStore {
         self.durability.flush_count()
     }
 
+    fn latency(&self) -> Option<crate::store::durability::StoreLatency> {
+        Some(self.durability.latency())
+    }
+
     // One node owns a sled folder (sled locks it), so there is nothing to follow and every
     // job lock is granted.
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Topic>>> {
