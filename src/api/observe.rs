@@ -40,15 +40,15 @@ pub fn observe<E: Endpoint>(
 #[derive(Default)]
 pub struct RouteTemplates {
     by_pattern: std::collections::HashMap<String, Arc<str>>,
-    /// Every template split in segments (`None` for a parameter), to name the route of a
-    /// request before it is routed (the audit entry needs it inside the handler).
-    segments: Vec<(Vec<Option<String>>, Arc<str>)>,
+    /// Every template split in segments (`None` for a parameter), by segment count, to
+    /// name the route of a change before it is routed (its audit entry needs it).
+    segments: std::collections::HashMap<usize, Vec<(Vec<Option<String>>, Arc<str>)>>,
 }
 
 impl RouteTemplates {
     pub fn from_spec(spec_json: &str) -> Self {
         let mut map = std::collections::HashMap::new();
-        let mut segments = Vec::new();
+        let mut segments: std::collections::HashMap<usize, Vec<_>> = Default::default();
         let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
         for path in doc
             .get("paths")
@@ -73,13 +73,15 @@ impl RouteTemplates {
                 }
             }
             let label: Arc<str> = label.into();
-            segments.push((
-                path.split('/')
-                    .skip(1)
-                    .map(|seg| (!seg.starts_with('{')).then(|| seg.to_string()))
-                    .collect(),
-                label.clone(),
-            ));
+            let segs: Vec<Option<String>> = path
+                .split('/')
+                .skip(1)
+                .map(|seg| (!seg.starts_with('{')).then(|| seg.to_string()))
+                .collect();
+            segments
+                .entry(segs.len())
+                .or_default()
+                .push((segs, label.clone()));
             // Routes mounted with `Route::at` outside `/api` (`/login`, `/healthz`) see the
             // mount point prefixed to the inner pattern.
             if !path.starts_with("/api/") {
@@ -100,13 +102,12 @@ impl RouteTemplates {
         let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
         let (segs, label) = self
             .segments
+            .get(&parts.len())?
             .iter()
             .filter(|(segs, _)| {
-                segs.len() == parts.len()
-                    && segs
-                        .iter()
-                        .zip(&parts)
-                        .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
+                segs.iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
             })
             .max_by_key(|(segs, _)| segs.iter().filter(|s| s.is_some()).count())?;
         let last_param = segs.iter().rposition(Option::is_none);
@@ -143,10 +144,17 @@ fn request_id(req: &Request) -> String {
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(
-            || crate::crypto::random::hex(&crate::crypto::random::bytes::<8>()),
-            str::to_string,
-        )
+        .map_or_else(new_request_id, str::to_string)
+}
+
+/// A fresh request id: a random per-process prefix and a counter (unique, and no system
+/// call per request; it correlates log lines and events, it guards nothing).
+fn new_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let prefix = *PREFIX.get_or_init(|| u32::from_be_bytes(crate::crypto::random::bytes::<4>()));
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix:08x}{n:08x}")
 }
 
 impl<E: Endpoint> Endpoint for Observe<E> {
@@ -312,5 +320,42 @@ pub async fn metrics_endpoint(services: &Services, req: &Request) -> Response {
             tracing::error!(error = %e, "metrics scrape failed");
             error_response(500, &ErrorBody::message("Internal Server Error"))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::RouteTemplates;
+
+    const SPEC: &str = r#"{"paths": {
+        "/api/users/{id}": {}, "/api/users/search": {}, "/login": {},
+        "/api/admin/users/{id}/password": {}, "/api/orgs/{org_id}/users/{user_id}": {}
+    }}"#;
+
+    fn matched(path: &str) -> Option<(String, String, String)> {
+        RouteTemplates::from_spec(SPEC)
+            .match_path(path)
+            .map(|(r, k, i)| (r.to_string(), k, i))
+    }
+
+    #[test]
+    fn a_path_names_its_template_and_target() {
+        let m = |r: &str, k: &str, i: &str| Some((r.to_string(), k.to_string(), i.to_string()));
+        assert_eq!(matched("/api/users/7"), m("/api/users/:id", "user", "7"));
+        // A fixed segment wins over a parameter.
+        assert_eq!(matched("/api/users/search"), m("/api/users/search", "", ""));
+        assert_eq!(
+            matched("/api/admin/users/3/password"),
+            m("/api/admin/users/:id/password", "user", "3")
+        );
+        // The last parameter is the target.
+        assert_eq!(
+            matched("/api/orgs/2/users/9"),
+            m("/api/orgs/:org_id/users/:user_id", "user", "9")
+        );
+        assert_eq!(matched("/login"), m("/login", "", ""));
+        assert_eq!(matched("/api/users/7/"), m("/api/users/:id", "user", "7"));
+        assert_eq!(matched("/api/nothing/here"), None);
     }
 }

@@ -148,7 +148,9 @@ impl AuditService {
         Ok(verify_store(self.store.as_ref()).await?)
     }
 
-    /// Applies `max_days` and `max_events` once; the count removed.
+    /// Applies `max_days` and `max_events` once; the count removed. Past `max_events`, it
+    /// prunes down to 90% of it (the pruning's own event included), so that a full log is
+    /// not pruned again at every run.
     pub async fn prune(&self) -> Result<u64, AppError> {
         let s = &self.settings;
         if !s.enabled || (s.max_days == 0 && s.max_events == 0) {
@@ -156,9 +158,19 @@ impl AuditService {
         }
         let now = self.clock.now_ms();
         let before = (s.max_days > 0).then(|| now - (s.max_days as i64) * 86_400_000);
+        let chain = self.store.audit_chain().await?;
+        let stored = (chain.head_seq + 1).saturating_sub(chain.first_seq);
+        let keep = if s.max_events > 0 && stored > s.max_events {
+            s.max_events.saturating_sub(1 + s.max_events / 10).max(1)
+        } else {
+            0
+        };
+        if before.is_none() && keep == 0 {
+            return Ok(0);
+        }
         let mut entry = AuditEntry::system("audit:prune", now);
         entry.target_kind = "audit".into();
-        let n = self.store.prune_audit(before, s.max_events, entry).await?;
+        let n = self.store.prune_audit(before, keep, entry).await?;
         if n > 0 {
             tracing::info!(removed = n, "audit retention pruned events");
             self.changed();

@@ -123,6 +123,28 @@ struct BuildLabels {
     tollgate_version: String,
 }
 
+/// A histogram read at scrape time from counts kept elsewhere (the store's).
+#[derive(Debug)]
+struct SnapshotHistogram(crate::store::durability::LatencySnapshot);
+
+impl prometheus_client::encoding::EncodeMetric for SnapshotHistogram {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.0.sum,
+            self.0.count,
+            &self.0.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -319,6 +341,38 @@ pub async fn scrape(services: &Services) -> Result<String, AppError> {
         "tollgate_brute_force_blocks",
         "Sign-in attempts refused by brute-force protection since start.",
         blocks,
+    );
+    if let Some(l) = services.store.latency() {
+        r.register(
+            "tollgate_store_write_seconds",
+            "From the end of a store write to its being on disk (the group-commit wait).",
+            SnapshotHistogram(l.write),
+        );
+        r.register(
+            "tollgate_store_flush_seconds",
+            "One physical flush of the embedded store.",
+            SnapshotHistogram(l.flush),
+        );
+    }
+    let (exported, behind, errors) = services.audit.export_progress();
+    gauge(
+        &mut r,
+        "tollgate_audit_exported_events",
+        "The last audit event written by the file or console logger.",
+        count(exported),
+    );
+    gauge(
+        &mut r,
+        "tollgate_audit_export_lag_events",
+        "Audit events committed but not yet written by the loggers.",
+        count(behind),
+    );
+    let export_errors = prometheus_client::metrics::counter::Counter::<u64>::default();
+    export_errors.inc_by(errors);
+    r.register(
+        "tollgate_audit_export_errors",
+        "Failed attempts to write audit events to the loggers (retried).",
+        export_errors,
     );
     let mut out = String::with_capacity(8 * 1024);
     let fmt = |e: std::fmt::Error| AppError::internal("cannot encode metrics", e.to_string());

@@ -619,6 +619,9 @@ pub trait Store:
     /// Physical flushes so far (shows group commit: many writes, fewer flushes); 0 for a
     /// backend that does not flush itself.
     fn flush_count(&self) -> u64;
+    /// Write and flush latencies (`None`: the backend's commits are the database's, timed
+    /// by the database).
+    fn latency(&self) -> Option<durability::StoreLatency>;
     /// Changes made by any node, as they commit (the writes of roles, settings overrides,
     /// data keys and the license announce their topic inside their own transaction), and
     /// `Topic::All` whenever the stream was interrupted. `None`: a single-node backend.

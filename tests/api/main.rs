@@ -9,6 +9,7 @@ mod access_control;
 mod activity;
 mod admin_users;
 mod api_keys;
+mod audit;
 mod backup;
 mod basic_auth;
 mod brute_force;

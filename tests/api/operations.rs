@@ -167,6 +167,27 @@ async fn data_key_and_license_gauges_follow_the_state() {
 }
 
 #[tokio::test]
+async fn store_write_and_flush_latency_histograms_count_each_write() {
+    let app = TestApp::spawn().await;
+    let before = scrape(&app).await;
+    let writes = sample(&before, "tollgate_store_write_seconds_count").unwrap();
+    let flushes = sample(&before, "tollgate_store_flush_seconds_count").unwrap();
+    for i in 0..3 {
+        app.create_user(&format!("lat{i}"), "latency-pw-1").await;
+    }
+    let after = scrape(&app).await;
+    let writes_after = sample(&after, "tollgate_store_write_seconds_count").unwrap();
+    assert!(writes_after >= writes + 3.0, "{writes} -> {writes_after}");
+    assert!(sample(&after, "tollgate_store_flush_seconds_count").unwrap() > flushes);
+    // Cumulative buckets end at +Inf = the count.
+    assert_eq!(
+        sample(&after, r#"tollgate_store_write_seconds_bucket{le="+Inf"}"#),
+        Some(writes_after)
+    );
+    assert!(sample(&after, "tollgate_store_write_seconds_sum").unwrap() > 0.0);
+}
+
+#[tokio::test]
 async fn request_id_is_kept_or_made() {
     let app = TestApp::spawn().await;
     let resp = app

@@ -209,6 +209,10 @@ impl Store for PgStore {
         0
     }
 
+    fn latency(&self) -> Option<crate::store::durability::StoreLatency> {
+        None
+    }
+
     async fn subscribe(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<Topic>>> {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
             .await
