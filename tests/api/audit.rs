@@ -112,7 +112,9 @@ async fn each_kind_of_change_is_recorded_with_actor_action_target_and_fields() {
         )
     );
     assert_eq!(fields(&e), ["email", "login", "name", "password"]);
-    let steps: Vec<(Method, String, Option<Value>, &str, &str, Vec<&str>)> = vec![
+    // (method, path, body, action, route, field names)
+    type Step<'a> = (Method, String, Option<Value>, &'a str, &'a str, Vec<&'a str>);
+    let steps: Vec<Step> = vec![
         (
             Method::PUT,
             format!("/api/admin/users/{id}/password"),
