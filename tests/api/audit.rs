@@ -113,7 +113,14 @@ async fn each_kind_of_change_is_recorded_with_actor_action_target_and_fields() {
     );
     assert_eq!(fields(&e), ["email", "login", "name", "password"]);
     // (method, path, body, action, route, field names)
-    type Step<'a> = (Method, String, Option<Value>, &'a str, &'a str, Vec<&'a str>);
+    type Step<'a> = (
+        Method,
+        String,
+        Option<Value>,
+        &'a str,
+        &'a str,
+        Vec<&'a str>,
+    );
     let steps: Vec<Step> = vec![
         (
             Method::PUT,
@@ -217,7 +224,10 @@ async fn each_kind_of_change_is_recorded_with_actor_action_target_and_fields() {
     )
     .await;
     assert_eq!(e["action"], "serviceaccounts:write");
-    assert_eq!(e["route"], "/api/serviceaccounts/:service_account_id/tokens");
+    assert_eq!(
+        e["route"],
+        "/api/serviceaccounts/:service_account_id/tokens"
+    );
     let (_, e) = change_and_event(
         &app,
         Method::POST,
@@ -724,7 +734,10 @@ async fn verify_names_the_first_modified_removed_or_reordered_event() {
     let (dir, data) = app.stop().await;
     let _keep = dir;
     let (ok, text) = verify_offline(&data);
-    assert!(ok && text.contains("audit chain intact: 5 events verified"), "{text}");
+    assert!(
+        ok && text.contains("audit chain intact: 5 events verified"),
+        "{text}"
+    );
     let original = {
         let db = sled::open(data.join("tollgate.db")).unwrap();
         let t = db.open_tree("audit").unwrap();
