@@ -235,6 +235,17 @@ run_stats "$url" ""
 measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, 1,000 users, durable)" \
   "poem /api/health" ceiling_health run_writes "$url" "$write_first"
 
+# Issue 21: the same durable writes with the audit log on (each write appends its chained
+# event in its own transaction) as a ratio to the same server with `[auditing] enabled =
+# false`, both on fresh folders seeded alike.
+start_tollgate sled-audit-off GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 GF_AUDITING_ENABLED=false
+audit_off=$url
+seed_users "$audit_off" 1200
+start_tollgate sled-audit-on GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000
+seed_users "$url" 1200
+measure "PUT /api/admin/users/:id/permissions (Basic, $writers clients, durable), auditing on" \
+  "the same, auditing off" "run_writes $audit_off $write_first" run_writes "$url" "$write_first"
+
 # --- PostgreSQL: the same scenarios on a second pair of servers ---
 start_postgres
 start_tollgate pg GF_DATABASE_TYPE=postgres GF_DATABASE_URL="$(pg_url tollgate)"

@@ -37,18 +37,21 @@ pub fn observe<E: Endpoint>(
 /// Grafana's `handler` label for poem's matched pattern: poem-openapi registers
 /// `/api/users/:param0`; the label is the document's template with its names,
 /// `/api/users/:id`. One hash lookup per request.
+/// A template's segments (`None` for a parameter) and its label.
+type Template = (Vec<Option<String>>, Arc<str>);
+
 #[derive(Default)]
 pub struct RouteTemplates {
     by_pattern: std::collections::HashMap<String, Arc<str>>,
     /// Every template split in segments (`None` for a parameter), by segment count, to
     /// name the route of a change before it is routed (its audit entry needs it).
-    segments: std::collections::HashMap<usize, Vec<(Vec<Option<String>>, Arc<str>)>>,
+    segments: std::collections::HashMap<usize, Vec<Template>>,
 }
 
 impl RouteTemplates {
     pub fn from_spec(spec_json: &str) -> Self {
         let mut map = std::collections::HashMap::new();
-        let mut segments: std::collections::HashMap<usize, Vec<_>> = Default::default();
+        let mut segments: std::collections::HashMap<usize, Vec<Template>> = Default::default();
         let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
         for path in doc
             .get("paths")

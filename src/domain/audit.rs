@@ -362,12 +362,22 @@ pub fn note_permission(action: &str, scope: &str) {
         let mut parts = scope.rsplitn(3, ':');
         if let (Some(id), Some(_attr), Some(kind)) = (parts.next(), parts.next(), parts.next()) {
             if id != "*" && !id.is_empty() {
-                let kind = kind.rsplit('.').next().unwrap_or(kind);
-                e.target_kind = kind.strip_suffix('s').unwrap_or(kind).to_string();
+                e.target_kind = singular(kind.rsplit('.').next().unwrap_or(kind));
                 e.target_id = id.to_string();
             }
         }
+        if e.target_kind.is_empty() {
+            // `users:create`, `users.password:write`: the kind the action is about.
+            let prefix = action.split([':', '.']).next().unwrap_or("");
+            if prefix != action {
+                e.target_kind = singular(prefix);
+            }
+        }
     });
+}
+
+fn singular(kind: &str) -> String {
+    kind.strip_suffix('s').unwrap_or(kind).to_string()
 }
 
 #[cfg(test)]

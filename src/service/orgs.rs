@@ -162,6 +162,7 @@ impl OrgService {
     /// `[users] allow_org_create` is set. The caller becomes the org's Admin.
     pub async fn create(&self, p: &Principal, name: &str) -> Result<OrgId, AppError> {
         let signed_in_user = matches!(p.kind, AuthKind::Basic | AuthKind::Session);
+        crate::domain::audit::note_permission(Action::OrgsCreate.as_str(), "");
         if !(p.permissions.has(Action::OrgsCreate, "")
             || (self.settings.allow_org_create && signed_in_user))
         {

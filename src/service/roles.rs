@@ -106,6 +106,7 @@ impl RoleService {
     /// Grafana's role-management check: `action` on the delegate scope (Grafana's grant),
     /// or on `scope` (tollgate's older per-resource grant). A denial names the action.
     fn require_delegate(p: &Principal, action: Action, scope: &str) -> Result<(), AppError> {
+        crate::domain::audit::note_permission(action.as_str(), scope);
         if p.permissions.has(action, DELEGATE_SCOPE) {
             return Ok(());
         }

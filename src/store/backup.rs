@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! "TOLLGATE-BACKUP\n"            16 bytes, the magic
-//! format version                 u32, big-endian (1)
+//! format version                 u32, big-endian (2: with the audit log; 1 before it)
 //! header length, header          u32 big-endian, then JSON: format, createdAt (Unix
 //!                                seconds), backend, tollgateVersion, counts per kind
 //! body length, body              u64 big-endian, then the dump in the store codec
@@ -19,7 +19,9 @@ use super::{codec, Dump};
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8; 16] = b"TOLLGATE-BACKUP\n";
 /// The layout this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2 since the dump carries the audit log (a format-1 file, written before it, is refused
+/// with a message that says so: its records are laid out without the log).
+pub const FORMAT_VERSION: u32 = 2;
 const DIGEST_LEN: usize = 32;
 
 /// What the header says about the backup (readable without decoding the body).
@@ -61,6 +63,11 @@ pub enum BackupError {
     Corrupted,
     #[error("backup format {0} is newer than this tollgate reads ({FORMAT_VERSION})")]
     UnknownFormat(u32),
+    #[error(
+        "backup format {0} was written by a tollgate without the audit log: restore it with \
+         that version, then upgrade (this one reads format {FORMAT_VERSION})"
+    )]
+    OlderFormat(u32),
     #[error("the backup file is malformed: {0}")]
     Malformed(String),
 }
@@ -113,6 +120,9 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Dump), BackupError> {
         return Err(BackupError::NotABackup);
     }
     let format = u32::from_be_bytes(be(&mut rest)?);
+    if format < FORMAT_VERSION {
+        return Err(BackupError::OlderFormat(format));
+    }
     if format != FORMAT_VERSION {
         return Err(BackupError::UnknownFormat(format));
     }
@@ -169,5 +179,24 @@ mod tests {
             Err(BackupError::Corrupted)
         );
         assert_eq!(decode(b"{\"not\": 1}"), Err(BackupError::NotABackup));
+    }
+
+    /// A file of another format, with a valid checksum, is refused by its version.
+    #[test]
+    fn other_formats_are_refused_by_name() {
+        let (header, dump) = sample();
+        let bytes = encode(&header, &dump).unwrap();
+        let with_format = |v: u32| {
+            let mut b = bytes[..bytes.len() - DIGEST_LEN].to_vec();
+            b[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&v.to_be_bytes());
+            let sum = crate::crypto::sha256(&b);
+            b.extend_from_slice(&sum);
+            b
+        };
+        assert_eq!(decode(&with_format(1)), Err(BackupError::OlderFormat(1)));
+        assert_eq!(decode(&with_format(3)), Err(BackupError::UnknownFormat(3)));
+        assert!(BackupError::OlderFormat(1)
+            .to_string()
+            .contains("without the audit log"));
     }
 }

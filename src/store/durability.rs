@@ -168,7 +168,11 @@ mod tests {
         assert_eq!(l.flush.count, d.flush_count(), "every flush is timed");
         // Each flush slept 20 ms: none lands at or below 10 ms, all at or below 25 ms.
         let le = |s: &LatencySnapshot, bound: f64| {
-            s.buckets.iter().find(|(b, _)| *b == bound).map(|(_, n)| *n).unwrap()
+            s.buckets
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map(|(_, n)| *n)
+                .unwrap()
         };
         assert_eq!(le(&l.flush, 0.01), 0);
         assert_eq!(le(&l.flush, 0.025), l.flush.count);
