@@ -345,6 +345,12 @@ fn note_failed_credentials(req: &Request) {
         .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
+        let cookie = services(req)
+            .ok()
+            .and_then(|s| cookie_value(req, &s.settings.login_cookie_name));
+        if cookie.is_some() {
+            crate::domain::audit::update(|e| e.actor.auth_method = "session".into());
+        }
         return;
     };
     let (kind, value) = value.split_once(' ').unwrap_or((value, ""));

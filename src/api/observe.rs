@@ -272,7 +272,10 @@ impl<E> Observe<E> {
         labels: &HttpLabels,
     ) {
         let status = labels.status_code;
-        let denied = status == 401 || status == 403;
+        // A 401 to a request that carried no credentials at all is "sign in first", not a
+        // refused identity: not recorded (every signed-out page load would be one).
+        let anonymous = status == 401 && entry.actor.auth_method.is_empty();
+        let denied = (status == 401 && !anonymous) || status == 403;
         let unrecorded_change = armed && !written && (200..300).contains(&status);
         if written {
             self.services.audit.changed();

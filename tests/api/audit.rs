@@ -411,9 +411,21 @@ async fn sign_ins_failures_and_denials_are_recorded_and_failed_writes_are_not() 
         assert!(s >= 400 && s != 401 && s != 403, "{method} {path}: {s} {v}");
     }
     assert_eq!(count(&app).await, before, "failed writes left no event");
+    // A request with no credentials at all is asked to sign in, not refused: no event. A
+    // dead session cookie is a refused credential: an event.
+    let (s, _) = send(app.req(Method::GET, "/api/org")).await;
+    assert_eq!(s, 401);
+    assert_eq!(count(&app).await, before, "an anonymous 401 left no event");
+    let (s, _) = send(app.with_session(Method::GET, "/api/org", "not-a-session")).await;
+    assert_eq!(s, 401);
+    let e = newest(&app).await;
+    assert_eq!(
+        (e["actor"]["authMethod"].as_str(), e["status"].as_u64()),
+        (Some("session"), Some(401))
+    );
     // Failure filter.
     let failures = events(&app, "result=failure").await;
-    assert_eq!(failures.len(), 3, "{failures:?}");
+    assert_eq!(failures.len(), 4, "{failures:?}");
     assert!(failures
         .iter()
         .all(|e| e["status"].as_u64().unwrap() >= 400));
