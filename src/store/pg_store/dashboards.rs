@@ -14,6 +14,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
+use super::audit::Audit;
 use super::secrets::{col, db_i64, u64_col};
 use super::{db_err, PgStore};
 use crate::domain::OrgId;
@@ -150,6 +151,7 @@ impl DashboardStore for PgStore {
     }
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         for f in &batch.folders {
             sqlx::query(
@@ -234,9 +236,14 @@ impl DashboardStore for PgStore {
                 .map_err(db_err)?;
             }
         }
+        if !(batch.folders.is_empty() && batch.deletes.is_empty() && batch.upserts.is_empty()) {
+            audit.append(&mut tx).await?;
+        }
         let r = tx.commit().await.map_err(db_err);
         self.cache().forget_counts();
-        r
+        r?;
+        audit.committed();
+        Ok(())
     }
 }
 
@@ -307,7 +314,6 @@ impl AlertStore for PgStore {
             // Ids without an org name no org's alerts.
             (None, Some(_)) => return Ok(0),
         };
-        let done = query.execute(self.pool()).await.map_err(db_err)?;
-        Ok(done.rows_affected())
+        self.write_counted(query).await
     }
 }

@@ -14,6 +14,7 @@
 
 use sqlx::postgres::PgConnection;
 
+use super::audit::{Audit, Unit};
 use super::users::{col, id, lock_user, org_from_row, select_orgs, user_cols, user_from_row};
 use super::{db_err, PgStore};
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -100,6 +101,7 @@ impl PgStore {
         at: i64,
         creator: UserId,
     ) -> StoreResult<OrgRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, 0).await?;
@@ -131,7 +133,9 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        audit.append_created(&mut tx, org.id).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(org)
     }
 
@@ -175,6 +179,7 @@ impl PgStore {
         name: &str,
         at: i64,
     ) -> StoreResult<OrgRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, id(org.0)).await?;
@@ -191,7 +196,9 @@ impl PgStore {
         .map_err(db_err)?
         .ok_or(StoreError::NotFound)?;
         let record = org_from_row(&row)?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -202,6 +209,7 @@ impl PgStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         if lock_user(&mut tx, id(user.0)).await?.is_none() {
             return Err(StoreError::NotFound);
@@ -222,7 +230,9 @@ impl PgStore {
             return Err(StoreError::AlreadyMember);
         }
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -233,6 +243,7 @@ impl PgStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
@@ -255,7 +266,9 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -265,6 +278,7 @@ impl PgStore {
         org: OrgId,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
@@ -284,7 +298,9 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -394,6 +410,7 @@ impl PgStore {
         secret_prefixes: &[String],
     ) -> StoreResult<()> {
         let org = id(org.0);
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         sqlx::query(
             "SELECT id FROM users WHERE org_id = $1 \
@@ -458,7 +475,10 @@ impl PgStore {
         if roles.rows_affected() > 0 {
             super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         }
-        tx.commit().await.map_err(db_err)
+        audit.append(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     pub(super) async fn org_address_in(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
@@ -476,7 +496,12 @@ impl PgStore {
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
         // A missing org fails the foreign key: OrgNotFound.
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
-        put_org_address(&mut conn, org.0, address).await
+        let mut audit = Audit::pending();
+        let mut unit = Unit::begin(self.pool(), &audit).await?;
+        put_org_address(&mut unit, org.0, address).await?;
+        audit.append(&mut unit).await?;
+        unit.commit().await?;
+        audit.committed();
+        Ok(())
     }
 }
