@@ -111,6 +111,14 @@ where
     provisioning_runs(fresh().await).await;
     quotas_per_owner(fresh().await).await;
     store_health(fresh().await).await;
+    // Audit log.
+    audit_append_numbers_and_chains(fresh().await).await;
+    audit_change_records_its_event(fresh().await).await;
+    audit_failed_change_records_nothing(fresh().await).await;
+    audit_unscoped_and_best_effort_record_nothing(fresh().await).await;
+    audit_concurrent_writes_chain(fresh().await).await;
+    audit_events_query(fresh().await).await;
+    audit_prune(fresh().await).await;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -4298,15 +4306,31 @@ pub async fn store_health(s: Arc<dyn Store>) {
 async fn fill_every_kind(s: &Arc<dyn Store>) {
     main_org(s).await;
     other_org(s).await;
-    s.set_org_address(
-        OTHER,
-        &OrgAddressRecord {
-            city: "Springfield".into(),
-            ..OrgAddressRecord::default()
-        },
-    )
-    .await
-    .unwrap();
+    // An audited change (event 1), three standalone events (2 to 4), and a pruning that
+    // keeps the newest two and appends its own (5): the anchor moved to 3.
+    audit_scope::scope(audit_entry(5, "orgs:write", "org"), true, async {
+        s.set_org_address(
+            OTHER,
+            &OrgAddressRecord {
+                city: "Springfield".into(),
+                ..OrgAddressRecord::default()
+            },
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+    for at in 6..9 {
+        s.append_audit(audit_entry(at, "auth:login", "user"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        s.prune_audit(None, 2, audit_entry(9, "audit:prune", "audit"))
+            .await
+            .unwrap(),
+        2
+    );
     let root = add(s, grafana_admin("root"), OrgRole::Admin).await;
     let ed = add(
         s,
@@ -4645,6 +4669,16 @@ pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         "the copy holds exactly the exported records"
     );
 
+    // The audit log came along with its anchor, verifies, and appends after its head.
+    assert_eq!(dump.audit_chain.first_seq, 3, "{:?}", dump.audit_chain);
+    assert_eq!(seqs(&dump.audit_events), [3, 4, 5]);
+    assert_eq!(
+        b.audit_chain().await.unwrap(),
+        a.audit_chain().await.unwrap()
+    );
+    assert_eq!(audit_all(&b).await, audit_all(&a).await);
+    assert_eq!(audit_verifies(&b).await, 3);
+
     // Indexes, counters and reference counts came along.
     assert_eq!(counts(&b).await, counts(&a).await);
     for k in &dump.deks {
@@ -4721,6 +4755,14 @@ pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         b.export().await.unwrap().normalized(),
         dump.clone().normalized()
     );
+    assert_eq!(audit_verifies(&b).await, 3);
+    let next = b
+        .append_audit(audit_entry(10, "auth:login", "user"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 6);
+    assert_eq!(next.prev_hash, dump.audit_chain.head_hash);
+    assert_eq!(audit_verifies(&b).await, 4);
 
     // New records get ids after the imported ones.
     let fresh = add(&b, user("after-import"), OrgRole::Viewer).await;
@@ -4857,4 +4899,457 @@ pub async fn quotas_per_owner(s: Arc<dyn Store>) {
         "a deleted user's limits are not exported: {exported:?}"
     );
     assert_eq!(exported.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Audit log
+// ---------------------------------------------------------------------------------------
+
+use super::audit::{self as audit_scope, AuditActor, AuditChain, AuditEntry, AuditEvent};
+
+/// An entry as the API layer would open it: `action` on `target_kind`, with no target id
+/// (a creation fills it in).
+fn audit_entry(at: i64, action: &str, target_kind: &str) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: AuditActor {
+            user_id: Some(1),
+            login: "admin".into(),
+            auth_method: "basic".into(),
+            ..AuditActor::default()
+        },
+        client: "192.0.2.1".into(),
+        user_agent: "contract".into(),
+        request_id: format!("req-{at}"),
+        method: "POST".into(),
+        route: "/api/contract".into(),
+        action: action.into(),
+        target_kind: target_kind.into(),
+        target_id: String::new(),
+        status: 200,
+        fields: vec!["name".into()],
+    }
+}
+
+/// Every stored event, in storage order.
+async fn audit_all(s: &Arc<dyn Store>) -> Vec<AuditEvent> {
+    s.audit_page(0, 100_000).await.expect("audit page")
+}
+
+/// The stored events verify against the stored chain; how many there are.
+async fn audit_verifies(s: &Arc<dyn Store>) -> u64 {
+    let chain = s.audit_chain().await.expect("audit chain");
+    let events = audit_all(s).await;
+    crate::domain::audit::verify(chain, &events)
+        .unwrap_or_else(|b| panic!("the audit chain does not verify: {b} (chain {chain:?})"))
+}
+
+fn seqs(events: &[AuditEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// `append_audit` numbers events 1, 2, 3, each chained to the one before, durable on
+/// return; the chain's head follows; `audit_page` pages in storage order.
+pub async fn audit_append_numbers_and_chains(s: Arc<dyn Store>) {
+    assert_eq!(s.audit_chain().await.unwrap(), AuditChain::default());
+    assert!(audit_all(&s).await.is_empty());
+    assert_eq!(audit_verifies(&s).await, 0);
+
+    let mut got = Vec::new();
+    for i in 1..=3 {
+        let e = s
+            .append_audit(audit_entry(i, "auth:login", "user"))
+            .await
+            .unwrap();
+        assert_eq!(e.seq, i as u64);
+        assert_eq!(e.entry, audit_entry(i, "auth:login", "user"));
+        assert_eq!(e.hash, e.expected_hash());
+        got.push(e);
+    }
+    assert_eq!(got[0].prev_hash, crate::domain::audit::GENESIS);
+    assert_eq!(got[1].prev_hash, got[0].hash);
+    assert_eq!(got[2].prev_hash, got[1].hash);
+    let chain = s.audit_chain().await.unwrap();
+    assert_eq!((chain.first_seq, chain.head_seq), (1, 3));
+    assert_eq!(chain.head_hash, got[2].hash);
+    assert_eq!(audit_all(&s).await, got);
+    assert_eq!(audit_verifies(&s).await, 3);
+    assert_eq!(seqs(&s.audit_page(1, 1).await.unwrap()), [2]);
+    assert_eq!(seqs(&s.audit_page(1, 10).await.unwrap()), [2, 3]);
+    assert!(s.audit_page(3, 10).await.unwrap().is_empty());
+}
+
+/// A change made in an armed scope records the scope's entry in its own unit: a creation
+/// fills in the new record's id, a given target id is kept, `written()` says so, and a
+/// second write of the same scope records nothing more.
+pub async fn audit_change_records_its_event(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let entry = audit_entry(100, "users:create", "user");
+    let created = audit_scope::scope(entry.clone(), true, async {
+        assert!(!audit_scope::written(), "nothing written yet");
+        let u = s.create_user(user("alice"), in_main(OrgRole::Viewer)).await;
+        assert!(audit_scope::written(), "the create recorded the event");
+        let second = s
+            .create_user(user("bob"), in_main(OrgRole::Viewer))
+            .await
+            .unwrap();
+        s.set_password(second.user_id(), PasswordHash::new("pw", 1000), 110)
+            .await
+            .unwrap();
+        u
+    })
+    .await
+    .unwrap();
+    let events = audit_all(&s).await;
+    assert_eq!(events.len(), 1, "one event per scope: {events:?}");
+    assert_eq!(events[0].seq, 1);
+    assert_eq!(
+        events[0].entry,
+        AuditEntry {
+            target_id: created.id.to_string(),
+            ..entry
+        },
+        "the creation filled in the new user's id"
+    );
+    assert_eq!(audit_verifies(&s).await, 1);
+
+    // A target id the request named is kept.
+    let named = AuditEntry {
+        target_id: created.id.to_string(),
+        ..audit_entry(120, "users.password:write", "user")
+    };
+    audit_scope::scope(named.clone(), true, async {
+        s.set_password(created.user_id(), PasswordHash::new("pw2", 1000), 120)
+            .await
+            .unwrap();
+        assert!(audit_scope::written());
+    })
+    .await;
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), [1, 2]);
+    assert_eq!(events[1].entry, named);
+    assert_eq!(events[1].prev_hash, events[0].hash);
+
+    // An org, a datasource and a session are creations too.
+    let org = audit_scope::scope(audit_entry(130, "orgs:create", "org"), true, async {
+        s.create_org("Audited", 130, created.user_id()).await
+    })
+    .await
+    .unwrap();
+    let ds = audit_scope::scope(
+        audit_entry(131, "datasources:create", "datasource"),
+        true,
+        async {
+            s.create_datasource(datasource(MAIN, "audited", "aud"), &[])
+                .await
+        },
+    )
+    .await
+    .unwrap();
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), [1, 2, 3, 4]);
+    assert_eq!(events[2].entry.target_id, org.id.to_string());
+    assert_eq!(events[3].entry.target_id, ds.id.to_string());
+    assert_eq!(audit_verifies(&s).await, 4);
+}
+
+/// A change that fails or finds nothing to do records nothing, and leaves the scope
+/// unwritten: a taken login (`Conflict`), a delete of a missing row, a lost CAS.
+pub async fn audit_failed_change_records_nothing(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let pw = PasswordHash::new("pw", 1000);
+    s.set_password(alice.user_id(), pw.clone(), 20)
+        .await
+        .unwrap();
+    audit_scope::scope(audit_entry(100, "users:create", "user"), true, async {
+        let e = err(s.create_user(user("ALICE"), in_main(OrgRole::Viewer)).await);
+        assert!(matches!(e, StoreError::Conflict("login")), "{e:?}");
+        assert!(!audit_scope::written());
+        assert_eq!(s.delete_user(UserId(9_999)).await.unwrap(), None);
+        assert_eq!(s.delete_datasource(MAIN, 9_999, &[]).await.unwrap(), None);
+        assert_eq!(s.delete_api_key(9_999).await.unwrap(), None);
+        assert_eq!(s.revoke_session(9_999, 100).await.unwrap(), None);
+        let stale = PasswordHash::new("not-the-stored-one", 1000);
+        assert!(!s
+            .upgrade_password(alice.user_id(), &stale, PasswordHash::new("x", 1000))
+            .await
+            .unwrap());
+        assert!(!audit_scope::written(), "nothing was written");
+    })
+    .await;
+    assert!(audit_all(&s).await.is_empty(), "{:?}", audit_all(&s).await);
+    assert_eq!(s.audit_chain().await.unwrap(), AuditChain::default());
+
+    // The scope is still armed after the failures: its first real change records.
+    audit_scope::scope(audit_entry(110, "users:delete", "user"), true, async {
+        assert!(s.delete_user(UserId(9_999)).await.unwrap().is_none());
+        assert!(s.delete_user(alice.user_id()).await.unwrap().is_some());
+        assert!(audit_scope::written());
+    })
+    .await;
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), [1]);
+    assert_eq!(events[0].entry.action, "users:delete");
+}
+
+/// Writes outside any scope, in an unarmed scope (a read request), and best-effort writes
+/// record nothing.
+pub async fn audit_unscoped_and_best_effort_record_nothing(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    s.set_meta("outside", b"1").await.unwrap();
+    audit_scope::scope(audit_entry(100, "users:read", "user"), false, async {
+        s.create_user(user("bob"), in_main(OrgRole::Viewer))
+            .await
+            .unwrap();
+        s.set_meta("unarmed", b"1").await.unwrap();
+        assert!(!audit_scope::written());
+    })
+    .await;
+    audit_scope::scope(audit_entry(110, "users:write", "user"), true, async {
+        s.touch_last_seen(alice.user_id(), 110).await.unwrap();
+        s.record_sign_in(110, true).await.unwrap();
+        assert!(
+            !audit_scope::written(),
+            "a best-effort write records nothing"
+        );
+    })
+    .await;
+    assert!(audit_all(&s).await.is_empty(), "{:?}", audit_all(&s).await);
+    assert_eq!(s.audit_chain().await.unwrap(), AuditChain::default());
+}
+
+/// Audited writes from many tasks at once get consecutive numbers, each chained to the one
+/// before it: the chain never forks.
+pub async fn audit_concurrent_writes_chain(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let mut total = 0u64;
+    for round in 0..4 {
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let s = s.clone();
+                let login = format!("r{round}-u{i}");
+                let entry = audit_entry(i64::from(round * 100 + i), "users:create", "user");
+                tokio::spawn(audit_scope::scope(entry, true, async move {
+                    match i % 3 {
+                        0 => {
+                            s.create_user(user(&login), in_main(OrgRole::Viewer))
+                                .await
+                                .unwrap();
+                        }
+                        1 => {
+                            s.set_meta(&login, b"v").await.unwrap();
+                        }
+                        _ => {
+                            s.append_audit(audit_entry(0, "auth:login", "user"))
+                                .await
+                                .unwrap();
+                        }
+                    }
+                }))
+            })
+            .collect();
+        // A writer outside any scope runs alongside and records nothing.
+        s.set_password(alice.user_id(), PasswordHash::new("pw", 1000), 1)
+            .await
+            .unwrap();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        total += 12;
+        let events = audit_all(&s).await;
+        assert_eq!(seqs(&events), (1..=total).collect::<Vec<_>>());
+        assert_eq!(audit_verifies(&s).await, total);
+        assert_eq!(s.audit_chain().await.unwrap().head_seq, total);
+    }
+}
+
+/// `audit_events`: newest first, every filter, the `before_seq` cursor, the limit.
+pub async fn audit_events_query(s: Arc<dyn Store>) {
+    let mk =
+        |at: i64, uid: u64, login: &str, action: &str, kind: &str, id: &str, st: u16| AuditEntry {
+            at,
+            actor: AuditActor {
+                user_id: Some(uid),
+                login: login.into(),
+                ..AuditActor::default()
+            },
+            action: action.into(),
+            target_kind: kind.into(),
+            target_id: id.into(),
+            status: st,
+            ..AuditEntry::default()
+        };
+    let entries = [
+        mk(10, 1, "admin", "users:create", "user", "5", 200),
+        mk(20, 2, "bob", "auth:login", "user", "", 401),
+        mk(30, 1, "admin", "users:delete", "user", "5", 200),
+        mk(40, 3, "carol", "orgs:create", "org", "7", 200),
+        mk(50, 2, "bob", "users:write", "user", "6", 403),
+        mk(60, 1, "admin", "datasources:create", "datasource", "9", 200),
+    ];
+    for e in &entries {
+        s.append_audit(e.clone()).await.unwrap();
+    }
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        f(&mut q);
+        q
+    };
+    let get = |q: AuditQuery| {
+        let s = s.clone();
+        async move { seqs(&s.audit_events(&q).await.unwrap()) }
+    };
+    assert_eq!(get(q(|_| {})).await, [6, 5, 4, 3, 2, 1], "newest first");
+    let all = s.audit_events(&q(|_| {})).await.unwrap();
+    assert_eq!(all[0].entry, entries[5], "events come with their entries");
+    assert_eq!(get(q(|q| q.actor_user_id = Some(1))).await, [6, 3, 1]);
+    assert_eq!(get(q(|q| q.actor_login = Some("bob".into()))).await, [5, 2]);
+    assert!(get(q(|q| q.actor_login = Some("BOB".into())))
+        .await
+        .is_empty());
+    assert_eq!(
+        get(q(|q| q.action = Some("users:*".into()))).await,
+        [5, 3, 1]
+    );
+    assert_eq!(
+        get(q(|q| q.action = Some("users:delete".into()))).await,
+        [3]
+    );
+    assert!(get(q(|q| q.action = Some("users".into()))).await.is_empty());
+    assert_eq!(
+        get(q(|q| q.target_kind = Some("user".into()))).await,
+        [5, 3, 2, 1]
+    );
+    assert_eq!(get(q(|q| q.target_id = Some("5".into()))).await, [3, 1]);
+    assert_eq!(get(q(|q| q.success = Some(true))).await, [6, 4, 3, 1]);
+    assert_eq!(get(q(|q| q.success = Some(false))).await, [5, 2]);
+    assert_eq!(get(q(|q| q.status = Some(403))).await, [5]);
+    assert_eq!(get(q(|q| q.from = Some(30))).await, [6, 5, 4, 3]);
+    assert_eq!(get(q(|q| q.to = Some(30))).await, [3, 2, 1]);
+    assert_eq!(
+        get(q(|q| {
+            q.from = Some(20);
+            q.to = Some(50);
+            q.actor_user_id = Some(2);
+        }))
+        .await,
+        [5, 2],
+        "every filter that is set must match"
+    );
+    assert_eq!(get(q(|q| q.before_seq = Some(4))).await, [3, 2, 1]);
+    assert!(get(q(|q| q.before_seq = Some(1))).await.is_empty());
+    assert_eq!(get(q(|q| q.limit = 2)).await, [6, 5]);
+
+    // Paging with the cursor walks every event exactly once, also under a filter.
+    for (filter, want) in [(None, vec![6, 5, 4, 3, 2, 1]), (Some(1), vec![6, 3, 1])] {
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = s
+                .audit_events(&AuditQuery {
+                    actor_user_id: filter,
+                    before_seq: before,
+                    limit: 2,
+                    ..AuditQuery::default()
+                })
+                .await
+                .unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            before = Some(last.seq);
+            seen.extend(seqs(&page));
+        }
+        assert_eq!(seen, want);
+    }
+}
+
+/// `prune_audit` by age and by count: returns how many it removed, the rest verifies from
+/// the moved anchor, the pruning's own event is appended (its target id is the count), and
+/// nothing happens when nothing qualifies.
+pub async fn audit_prune(s: Arc<dyn Store>) {
+    for at in 1..=10 {
+        s.append_audit(audit_entry(at, "users:write", "user"))
+            .await
+            .unwrap();
+    }
+    let prune = |at: i64| audit_entry(at, "audit:prune", "audit");
+
+    // Nothing qualifies: nothing removed, nothing appended.
+    let before = s.audit_chain().await.unwrap();
+    assert_eq!(s.prune_audit(Some(1), 0, prune(100)).await.unwrap(), 0);
+    assert_eq!(s.prune_audit(None, 10, prune(100)).await.unwrap(), 0);
+    assert_eq!(s.prune_audit(None, 0, prune(100)).await.unwrap(), 0);
+    assert_eq!(s.audit_chain().await.unwrap(), before);
+    assert_eq!(audit_all(&s).await.len(), 10);
+
+    // By age: the events before `at` 4 go.
+    assert_eq!(s.prune_audit(Some(4), 0, prune(101)).await.unwrap(), 3);
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), (4..=11).collect::<Vec<_>>());
+    let chain = s.audit_chain().await.unwrap();
+    assert_eq!((chain.first_seq, chain.head_seq), (4, 11));
+    assert_eq!(chain.first_prev, events[0].prev_hash);
+    assert_eq!(
+        events[7].entry,
+        AuditEntry {
+            target_id: "3".into(),
+            ..prune(101)
+        },
+        "the pruning's own event says how many went"
+    );
+    assert_eq!(events[7].prev_hash, events[6].hash);
+    assert_eq!(audit_verifies(&s).await, 8);
+    assert_eq!(
+        seqs(
+            &s.audit_events(&AuditQuery {
+                limit: 100,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap()
+        ),
+        (4..=11).rev().collect::<Vec<_>>()
+    );
+
+    // By count: the newest 5 stay, then the pruning's event.
+    assert_eq!(s.prune_audit(None, 5, prune(102)).await.unwrap(), 3);
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), (7..=12).collect::<Vec<_>>());
+    assert_eq!(events[5].entry.target_id, "3");
+    assert_eq!(s.audit_chain().await.unwrap().first_seq, 7);
+    assert_eq!(audit_verifies(&s).await, 6);
+
+    // Both at once: whichever removes more.
+    assert_eq!(s.prune_audit(Some(9), 4, prune(103)).await.unwrap(), 2);
+    assert_eq!(seqs(&audit_all(&s).await), (9..=13).collect::<Vec<_>>());
+    assert_eq!(s.prune_audit(Some(10), 1, prune(104)).await.unwrap(), 4);
+    assert_eq!(seqs(&audit_all(&s).await), [13, 14]);
+    assert_eq!(audit_verifies(&s).await, 2);
+
+    // Everything: only the pruning's event is left, anchored after the old head.
+    let head = s.audit_chain().await.unwrap();
+    assert_eq!(
+        s.prune_audit(Some(i64::MAX), 0, prune(105)).await.unwrap(),
+        2
+    );
+    let events = audit_all(&s).await;
+    assert_eq!(seqs(&events), [15]);
+    assert_eq!(events[0].prev_hash, head.head_hash);
+    let chain = s.audit_chain().await.unwrap();
+    assert_eq!((chain.first_seq, chain.head_seq), (15, 15));
+    assert_eq!(audit_verifies(&s).await, 1);
+
+    // Appending goes on after the pruned chain.
+    let next = s
+        .append_audit(audit_entry(106, "auth:login", "user"))
+        .await
+        .unwrap();
+    assert_eq!(next.seq, 16);
+    assert_eq!(audit_verifies(&s).await, 2);
 }

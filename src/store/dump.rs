@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use super::audit::{AuditChain, AuditEvent};
 use super::records::*;
 
 /// The whole content of a store.
@@ -36,6 +37,10 @@ pub struct Dump {
     pub quotas: Vec<QuotaRecord>,
     /// The activity series' buckets (history no other record can rebuild).
     pub activity_series: Vec<SeriesBucket>,
+    /// The audit log's events, oldest first, and its chain (anchor and head), so that a
+    /// restored or migrated log still verifies and appends after the same head.
+    pub audit_events: Vec<AuditEvent>,
+    pub audit_chain: AuditChain,
 }
 
 /// Records a dump holds for users it does not hold: sessions and service-account tokens of
@@ -106,6 +111,7 @@ impl Dump {
             ("provisioning_runs", self.provisioning_runs.len()),
             ("quotas", self.quotas.len()),
             ("activity_series", self.activity_series.len()),
+            ("audit_events", self.audit_events.len()),
         ]
     }
 
@@ -139,6 +145,7 @@ impl Dump {
             (a.org_id, a.user_id, &a.target).cmp(&(b.org_id, b.user_id, &b.target))
         });
         self.activity_series.sort_by_key(|b| (b.span, b.start));
+        self.audit_events.sort_by_key(|e| e.seq);
         self
     }
 }

@@ -262,6 +262,9 @@ pub(super) async fn export(s: &PgStore) -> StoreResult<Dump> {
             series_row,
         )
         .await?,
+        // The audit log: not yet stored by this backend (the PostgreSQL helper fills
+        // these in).
+        ..Dump::default()
     };
     tx.commit().await.map_err(db_err)?;
     Ok(dump)

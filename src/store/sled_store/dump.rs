@@ -101,6 +101,8 @@ impl SledStore {
                     activity::bucket(&k, &v)
                 })
                 .collect::<StoreResult<_>>()?,
+            audit_events: Vec::new(),
+            audit_chain: Default::default(),
         })
     }
 
