@@ -132,7 +132,9 @@ impl ApiKeyStore for PgStore {
             "DELETE FROM api_keys AS k WHERE k.id = $1 RETURNING ",
             key_cols!()
         );
-        let row = self.write_returning(sqlx::query(SQL).bind(id(key)), None).await;
+        let row = self
+            .write_returning(sqlx::query(SQL).bind(id(key)), None)
+            .await;
         self.cache().forget_key(key);
         optional(row?)
     }

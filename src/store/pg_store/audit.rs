@@ -17,9 +17,8 @@
 //! change epochs). Writes outside a request scope never touch the row. A write that is a
 //! single statement runs on a plain connection unless it is audited ([`Unit`]).
 //!
-//! **Times.** `at` is `timestamptz` as every time of the schema, converted exactly (the
-//! event's hash covers the milliseconds): `'epoch' + ms * 1 ms` in, `extract(epoch) * 1000`
-//! out.
+//! **Times.** `at` is the entry's milliseconds as a `bigint` (see the migration): stored
+//! and compared as they are.
 
 use std::fmt::Display;
 
@@ -35,17 +34,10 @@ use crate::store::audit::{
 };
 use crate::store::{StoreError, StoreResult};
 
-/// Milliseconds (the bind that follows) as a `timestamptz`, exactly.
-macro_rules! ms {
-    () => {
-        "timestamptz 'epoch' + interval '1 millisecond' * "
-    };
-}
-
 /// `SELECT` of an event's columns.
 macro_rules! select_events {
     () => {
-        "SELECT seq, floor(extract(epoch from at) * 1000)::bigint AS at_ms, \
+        "SELECT seq, at, \
          actor_user_id, actor_login, token_id, service_account_id, auth_method, client, \
          user_agent, request_id, method, route, action, target_kind, target_id, status, \
          fields, prev_hash, hash FROM audit_events"
@@ -84,7 +76,7 @@ pub(super) fn event_from_row(row: &PgRow) -> StoreResult<AuditEvent> {
         prev_hash: hash_col(row, "prev_hash")?,
         hash: hash_col(row, "hash")?,
         entry: AuditEntry {
-            at: col(row, "at_ms")?,
+            at: col(row, "at")?,
             actor: AuditActor {
                 user_id: opt_id(row, "actor_user_id")?,
                 login: col(row, "actor_login")?,
@@ -123,8 +115,8 @@ pub(super) async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> Sto
         "INSERT INTO audit_events (seq, at, actor_user_id, actor_login, token_id, \
              service_account_id, auth_method, client, user_agent, request_id, method, route, \
              action, target_kind, target_id, status, fields, prev_hash, hash) \
-         VALUES ($1, timestamptz 'epoch' + interval '1 millisecond' * $2, $3, $4, $5, $6, $7, \
-             $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             $18, $19)",
     )
     .bind(id(e.seq))
     .bind(x.at)
@@ -388,10 +380,10 @@ fn events_query(q: &AuditQuery) -> QueryBuilder<Postgres> {
         b.push(" AND status = ").push_bind(i32::from(s));
     }
     if let Some(f) = q.from {
-        b.push(" AND at >= ").push(ms!()).push_bind(f);
+        b.push(" AND at >= ").push_bind(f);
     }
     if let Some(t) = q.to {
-        b.push(" AND at <= ").push(ms!()).push_bind(t);
+        b.push(" AND at <= ").push_bind(t);
     }
     if let Some(s) = q.before_seq {
         // Above i64::MAX: every stored seq is below it.
@@ -458,15 +450,12 @@ impl AuditStore for PgStore {
         // `max_events`.
         let mut cut = 0u64;
         if let Some(t) = before_at {
-            let first_new: Option<i64> = sqlx::query_scalar(concat!(
-                "SELECT min(seq) FROM audit_events WHERE at >= ",
-                ms!(),
-                "$1"
-            ))
-            .bind(t)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            let first_new: Option<i64> =
+                sqlx::query_scalar("SELECT min(seq) FROM audit_events WHERE at >= $1")
+                    .bind(t)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
             cut = match first_new {
                 Some(s) => u64::try_from(s).unwrap_or(0).saturating_sub(1),
                 None => chain.head_seq,
@@ -485,9 +474,9 @@ impl AuditStore for PgStore {
             return Ok(0);
         }
         let kept = sqlx::query(concat!(select_events!(), " ORDER BY seq LIMIT 1"))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
         match kept.as_ref().map(event_from_row).transpose()? {
             Some(first) => chain.anchor_at(&first),
             // Nothing kept: the pruning's own event starts the chain.

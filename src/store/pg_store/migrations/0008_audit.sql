@@ -3,12 +3,13 @@
 -- chain row (`SELECT ... FOR UPDATE`) inside its transaction, numbers and hashes the event
 -- after the head, inserts it and moves the head: concurrent appends from any node wait for
 -- each other's commit, so `seq` is 1, 2, 3, ... in commit order without gaps or forks.
--- `at` is the entry's milliseconds (exactly: `'epoch' + ms * 1 ms` in, `extract(epoch)` *
--- 1000 out), the hashed content must read back as it was written.
+-- `at` is the entry's milliseconds since the epoch as a bigint, not a timestamptz as the
+-- other tables' times: the hash covers the exact i64, and an append (which commits or fails
+-- with the change it records) must take any value, where timestamptz has a narrower range.
 
 CREATE TABLE audit_events (
     seq                bigint PRIMARY KEY CHECK (seq > 0),
-    at                 timestamptz NOT NULL,
+    at                 bigint NOT NULL,
     actor_user_id      bigint,
     actor_login        text NOT NULL,
     token_id           bigint,
