@@ -493,3 +493,150 @@ impl AuditStore for PgStore {
         Ok(removed)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::super::test_cluster::TestCluster;
+    use super::super::tests::{fresh_store, main_admin, store_on, user_named};
+    use super::super::PgStore;
+    use crate::domain::audit::verify;
+    use crate::domain::{OrgId, UserId};
+    use crate::store::audit::{self, AuditEntry, AuditStore};
+    use crate::store::{MetaStore, ProfileChange, UserStore};
+
+    /// Two nodes: two pools on one database.
+    async fn two_nodes(cluster: &TestCluster) -> (Arc<PgStore>, Arc<PgStore>) {
+        let a = fresh_store(cluster).await;
+        let name: String = sqlx::query_scalar("SELECT current_database()::text")
+            .fetch_one(a.pool())
+            .await
+            .unwrap();
+        a.ensure_org(OrgId(1), "Main Org.", 0).await.unwrap();
+        let b = store_on(cluster, &name).await;
+        (Arc::new(a), Arc::new(b))
+    }
+
+    fn entry(n: u64) -> AuditEntry {
+        AuditEntry {
+            at: n as i64,
+            action: "users:write".into(),
+            target_kind: "user".into(),
+            status: 200,
+            ..AuditEntry::default()
+        }
+    }
+
+    /// Audited writes on two nodes at once (creations and profile updates in their own
+    /// transactions, meta writes that are one statement made a transaction, standalone
+    /// appends): one chain, numbered without gaps, that verifies and that both nodes see.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_append_to_one_chain() {
+        let cluster = TestCluster::start();
+        let (a, b) = two_nodes(&cluster).await;
+        let shared = a
+            .create_user(user_named("shared"), main_admin())
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..48u64)
+            .map(|i| {
+                let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let user = UserId(shared.id);
+                tokio::spawn(audit::scope(entry(i), true, async move {
+                    match i % 4 {
+                        0 => {
+                            let login = format!("n{i}");
+                            node.create_user(user_named(&login), main_admin())
+                                .await
+                                .unwrap();
+                        }
+                        1 => {
+                            let change = ProfileChange {
+                                name: Some(format!("name {i}")),
+                                ..ProfileChange::default()
+                            };
+                            node.update_profile(user, &change, 1).await.unwrap();
+                        }
+                        2 => node.set_meta(&format!("k{i}"), b"v").await.unwrap(),
+                        _ => {
+                            node.append_audit(entry(i)).await.unwrap();
+                        }
+                    }
+                    assert!(
+                        i % 4 == 3 || audit::written(),
+                        "write {i} recorded its event"
+                    );
+                }))
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let events = a.audit_page(0, 1000).await.unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (1..=48).collect::<Vec<_>>());
+        let chain = b.audit_chain().await.unwrap();
+        assert_eq!(chain, a.audit_chain().await.unwrap());
+        assert_eq!(verify(chain, &events), Ok(48));
+        assert_eq!(b.audit_page(0, 1000).await.unwrap(), events);
+    }
+
+    /// What auditing costs a write (run by hand: `cargo test --lib audit_cost -- --ignored
+    /// --nocapture`): profile updates on a cluster that flushes its WAL, one writer and 16
+    /// writers over two nodes, without a scope and audited.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "a measurement, prints writes per second"]
+    async fn audit_cost() {
+        let cluster = TestCluster::start_durable();
+        let (a, b) = two_nodes(&cluster).await;
+        let mut users = Vec::new();
+        for i in 0..16 {
+            let u = a
+                .create_user(user_named(&format!("w{i}")), main_admin())
+                .await
+                .unwrap();
+            users.push(UserId(u.id));
+        }
+        const PER_WRITER: u64 = 100;
+        for writers in [1usize, 16] {
+            for audited in [false, true] {
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..writers)
+                    .map(|w| {
+                        let node = if w % 2 == 0 { a.clone() } else { b.clone() };
+                        let user = users[w];
+                        tokio::spawn(async move {
+                            for n in 0..PER_WRITER {
+                                let change = ProfileChange {
+                                    name: Some(format!("{w}-{n}")),
+                                    ..ProfileChange::default()
+                                };
+                                let write = node.update_profile(user, &change, 1);
+                                if audited {
+                                    audit::scope(entry(n), true, write).await.unwrap();
+                                } else {
+                                    write.await.unwrap();
+                                }
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.unwrap();
+                }
+                let secs = start.elapsed().as_secs_f64();
+                let n = writers as f64 * PER_WRITER as f64;
+                eprintln!(
+                    "{writers:>2} writer(s), audited {audited:<5}: {:>7.0} writes/s ({:.2} ms each)",
+                    n / secs,
+                    secs * 1000.0 / n * writers as f64
+                );
+            }
+        }
+        let events = a.audit_page(0, 100_000).await.unwrap();
+        assert_eq!(verify(a.audit_chain().await.unwrap(), &events), Ok(1700));
+    }
+}
