@@ -5051,6 +5051,30 @@ pub async fn audit_change_records_its_event(s: Arc<dyn Store>) {
     assert_eq!(events[2].entry.target_id, org.id.to_string());
     assert_eq!(events[3].entry.target_id, ds.id.to_string());
     assert_eq!(audit_verifies(&s).await, 4);
+
+    // One method that changes several rows records one event too.
+    for token in [7, 8, 9] {
+        new_session(&s, session(&created, token, 140, 140)).await;
+    }
+    let sign_out = AuditEntry {
+        target_id: created.id.to_string(),
+        ..audit_entry(150, "users.authtoken:delete", "user")
+    };
+    let n = audit_scope::scope(sign_out.clone(), true, async {
+        s.revoke_user_sessions(created.user_id(), 150)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert_eq!(n, 3);
+    let events = audit_all(&s).await;
+    assert_eq!(
+        seqs(&events),
+        [1, 2, 3, 4, 5],
+        "one event for three revocations"
+    );
+    assert_eq!(events[4].entry, sign_out);
+    assert_eq!(audit_verifies(&s).await, 5);
 }
 
 /// A change that fails or finds nothing to do records nothing, and leaves the scope

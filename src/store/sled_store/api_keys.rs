@@ -5,6 +5,7 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::users::remove_user_row;
 use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
 use crate::domain::{OrgId, UserId};
@@ -39,14 +40,16 @@ impl ApiKeyStore for SledStore {
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord> {
         let _paused = self.write_gate().await;
         let by_name_key = name_key(key.org_id, key.service_account_id, &key.name);
+        let pending = Pending::take();
         let r = (
             &self.api_keys,
             &self.api_keys_by_hash,
             &self.api_keys_by_name,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
-            .transaction(|(rows, by_hash, by_name, counters, meta)| {
+            .transaction(|(rows, by_hash, by_name, counters, meta, log)| {
                 if by_name.get(by_name_key.as_slice())?.is_some() {
                     return abort(StoreError::Conflict("name"));
                 }
@@ -57,9 +60,11 @@ impl ApiKeyStore for SledStore {
                 by_hash.insert(&row.hash, &id.to_be_bytes())?;
                 by_name.insert(by_name_key.as_slice(), &id.to_be_bytes())?;
                 bump(counters, counter::API_KEYS, 1)?;
+                pending.record_created(log, id)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -84,13 +89,15 @@ impl ApiKeyStore for SledStore {
 
     async fn delete_api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.api_keys,
             &self.api_keys_by_hash,
             &self.api_keys_by_name,
             &self.counters,
+            &self.audit,
         )
-            .transaction(|(rows, by_hash, by_name, counters)| {
+            .transaction(|(rows, by_hash, by_name, counters, log)| {
                 let Some(old) = rows.remove(&id.to_be_bytes())? else {
                     return Ok(None);
                 };
@@ -98,9 +105,11 @@ impl ApiKeyStore for SledStore {
                 by_hash.remove(&row.hash)?;
                 by_name.remove(name_key(row.org_id, row.service_account_id, &row.name))?;
                 bump(counters, counter::API_KEYS, -1)?;
+                pending.record(log)?;
                 Ok(Some(row))
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -113,6 +122,7 @@ impl ApiKeyStore for SledStore {
             return Ok(None);
         }
         let tokens = self.keys_of(OrgId(sa.org_id), Some(sa.id))?;
+        let pending = Pending::take();
         let r = (
             &self.users,
             &self.by_login,
@@ -123,9 +133,21 @@ impl ApiKeyStore for SledStore {
             &self.api_keys,
             &self.api_keys_by_hash,
             &self.api_keys_by_name,
+            &self.audit,
         )
             .transaction(
-                |(users, by_login, by_email, by_uid, members, counters, rows, by_hash, by_name)| {
+                |(
+                    users,
+                    by_login,
+                    by_email,
+                    by_uid,
+                    members,
+                    counters,
+                    rows,
+                    by_hash,
+                    by_name,
+                    log,
+                )| {
                     for t in &tokens {
                         if rows.remove(&t.id.to_be_bytes())?.is_some() {
                             by_hash.remove(&t.hash)?;
@@ -133,10 +155,16 @@ impl ApiKeyStore for SledStore {
                             bump(counters, counter::API_KEYS, -1)?;
                         }
                     }
-                    remove_user_row(users, by_login, by_email, by_uid, members, counters, id)
+                    let row =
+                        remove_user_row(users, by_login, by_email, by_uid, members, counters, id)?;
+                    if row.is_some() {
+                        pending.record(log)?;
+                    }
+                    Ok(row)
                 },
             )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 

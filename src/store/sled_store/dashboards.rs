@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::{
     all_with_prefix, bump, counter, dec, enc, get, keys, next_id, tx_err, SledStore, TxResult,
 };
@@ -69,6 +70,7 @@ impl DashboardStore for SledStore {
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.dashboards,
             &self.folders,
@@ -76,81 +78,90 @@ impl DashboardStore for SledStore {
             &self.alerts_by_panel,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
-            .transaction(|(dashboards, folders, alerts, by_panel, counters, meta)| {
-                for f in &batch.folders {
-                    let mut f = f.clone();
-                    let key = keys::org_named(f.org_id, &f.uid);
-                    match folders.get(key.as_slice())? {
-                        Some(old) => {
-                            let old: FolderRecord = dec(&old)?;
-                            f.id = old.id;
-                            f.created = old.created;
-                        }
-                        None => {
-                            f.id = next_id(meta, "seq.folders")?;
-                            bump(counters, counter::FOLDERS, 1)?;
-                        }
-                    }
-                    folders.insert(key, enc(&f)?)?;
-                }
-                for (org, uid) in &batch.deletes {
-                    if let Some(old) = dashboards.remove(keys::org_named(*org, uid))? {
-                        let old: DashboardRecord = dec(&old)?;
-                        let gone = take_alerts(alerts, by_panel, &old)?;
-                        bump(counters, counter::ALERTS, -(gone.len() as i64))?;
-                        bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
-                        bump(counters, counter::DASHBOARDS, -1)?;
-                    }
-                }
-                for (d, new_alerts) in &batch.upserts {
-                    let mut d = d.clone();
-                    let key = keys::org_named(d.org_id, &d.uid);
-                    let mut previous = HashMap::new();
-                    match dashboards.get(key.as_slice())? {
-                        Some(old) => {
-                            let old: DashboardRecord = dec(&old)?;
-                            d.id = old.id;
-                            d.created = old.created;
-                            d.version = old.version + 1;
-                            previous = take_alerts(alerts, by_panel, &old)?;
-                            bump(counters, counter::ALERTS, -(previous.len() as i64))?;
-                            bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
-                        }
-                        None => {
-                            d.id = next_id(meta, "seq.dashboards")?;
-                            d.version = 1;
-                            bump(counters, counter::DASHBOARDS, 1)?;
-                        }
-                    }
-                    bump(counters, counter::TAGS, d.tags.len() as i64)?;
-                    d.alert_panels = new_alerts.iter().map(|a| a.panel_id).collect();
-                    for a in new_alerts {
-                        let mut a = a.clone();
-                        a.org_id = d.org_id;
-                        a.dashboard_uid = d.uid.clone();
-                        a.dashboard_id = d.id;
-                        match previous.get(&a.panel_id) {
+            .transaction(
+                |(dashboards, folders, alerts, by_panel, counters, meta, log)| {
+                    let mut changed = !(batch.folders.is_empty() && batch.upserts.is_empty());
+                    for f in &batch.folders {
+                        let mut f = f.clone();
+                        let key = keys::org_named(f.org_id, &f.uid);
+                        match folders.get(key.as_slice())? {
                             Some(old) => {
-                                a.id = old.id;
-                                a.paused = old.paused;
-                                a.state = old.state.clone();
-                                a.new_state_date = old.new_state_date;
+                                let old: FolderRecord = dec(&old)?;
+                                f.id = old.id;
+                                f.created = old.created;
                             }
-                            None => a.id = next_id(meta, "seq.alerts")?,
+                            None => {
+                                f.id = next_id(meta, "seq.folders")?;
+                                bump(counters, counter::FOLDERS, 1)?;
+                            }
                         }
-                        alerts.insert(&keys::pair(a.org_id, a.id), enc(&a)?)?;
-                        by_panel.insert(
-                            panel_key(a.org_id, &a.dashboard_uid, a.panel_id),
-                            &a.id.to_be_bytes(),
-                        )?;
-                        bump(counters, counter::ALERTS, 1)?;
+                        folders.insert(key, enc(&f)?)?;
                     }
-                    dashboards.insert(key, enc(&d)?)?;
-                }
-                Ok(())
-            })
+                    for (org, uid) in &batch.deletes {
+                        if let Some(old) = dashboards.remove(keys::org_named(*org, uid))? {
+                            changed = true;
+                            let old: DashboardRecord = dec(&old)?;
+                            let gone = take_alerts(alerts, by_panel, &old)?;
+                            bump(counters, counter::ALERTS, -(gone.len() as i64))?;
+                            bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
+                            bump(counters, counter::DASHBOARDS, -1)?;
+                        }
+                    }
+                    for (d, new_alerts) in &batch.upserts {
+                        let mut d = d.clone();
+                        let key = keys::org_named(d.org_id, &d.uid);
+                        let mut previous = HashMap::new();
+                        match dashboards.get(key.as_slice())? {
+                            Some(old) => {
+                                let old: DashboardRecord = dec(&old)?;
+                                d.id = old.id;
+                                d.created = old.created;
+                                d.version = old.version + 1;
+                                previous = take_alerts(alerts, by_panel, &old)?;
+                                bump(counters, counter::ALERTS, -(previous.len() as i64))?;
+                                bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
+                            }
+                            None => {
+                                d.id = next_id(meta, "seq.dashboards")?;
+                                d.version = 1;
+                                bump(counters, counter::DASHBOARDS, 1)?;
+                            }
+                        }
+                        bump(counters, counter::TAGS, d.tags.len() as i64)?;
+                        d.alert_panels = new_alerts.iter().map(|a| a.panel_id).collect();
+                        for a in new_alerts {
+                            let mut a = a.clone();
+                            a.org_id = d.org_id;
+                            a.dashboard_uid = d.uid.clone();
+                            a.dashboard_id = d.id;
+                            match previous.get(&a.panel_id) {
+                                Some(old) => {
+                                    a.id = old.id;
+                                    a.paused = old.paused;
+                                    a.state = old.state.clone();
+                                    a.new_state_date = old.new_state_date;
+                                }
+                                None => a.id = next_id(meta, "seq.alerts")?,
+                            }
+                            alerts.insert(&keys::pair(a.org_id, a.id), enc(&a)?)?;
+                            by_panel.insert(
+                                panel_key(a.org_id, &a.dashboard_uid, a.panel_id),
+                                &a.id.to_be_bytes(),
+                            )?;
+                            bump(counters, counter::ALERTS, 1)?;
+                        }
+                        dashboards.insert(key, enc(&d)?)?;
+                    }
+                    if changed {
+                        pending.record(log)?;
+                    }
+                    Ok(())
+                },
+            )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }
@@ -186,10 +197,11 @@ impl AlertStore for SledStore {
             }
         };
         let state = if paused { "paused" } else { "pending" };
-        let r = self
-            .alerts
-            .transaction(|alerts| {
+        let pending = Pending::take();
+        let r = (&self.alerts, &self.audit)
+            .transaction(|(alerts, log)| {
                 let mut changed = 0u64;
+                let mut wrote = false;
                 for key in &targets {
                     let Some(row) = alerts.get(key)? else {
                         continue;
@@ -200,13 +212,18 @@ impl AlertStore for SledStore {
                         a.state = state.into();
                         a.new_state_date = at;
                         alerts.insert(key, enc(&a)?)?;
+                        wrote = true;
                     }
                     // Grafana counts the rows the update touched, changed or not.
                     changed += 1;
                 }
+                if wrote {
+                    pending.record(log)?;
+                }
                 Ok(changed)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::secrets::apply_secret_writes;
 use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, SledStore};
 use crate::domain::OrgId;
@@ -38,6 +39,7 @@ impl DataSourceStore for SledStore {
         let _paused = self.write_gate().await;
         let uid_key = scoped(ds.org_id, &ds.uid);
         let name_k = name_key(ds.org_id, &ds.name);
+        let pending = Pending::take();
         let r = (
             &self.datasources,
             &self.ds_by_uid,
@@ -46,9 +48,10 @@ impl DataSourceStore for SledStore {
             &self.secret_deks,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
             .transaction(
-                |(rows, by_uid, by_name, secrets_t, secret_deks, counters, meta)| {
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters, meta, log)| {
                     if by_name.get(name_k.as_slice())?.is_some() {
                         return abort(StoreError::Conflict("name"));
                     }
@@ -64,10 +67,12 @@ impl DataSourceStore for SledStore {
                     by_name.insert(name_k.as_slice(), &id.to_be_bytes())?;
                     apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
                     bump(counters, counter::DATASOURCES, 1)?;
+                    pending.record_created(log, id)?;
                     Ok(row)
                 },
             )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -79,6 +84,7 @@ impl DataSourceStore for SledStore {
     ) -> StoreResult<DataSourceRecord> {
         let _paused = self.write_gate().await;
         let id = ds.id.to_be_bytes();
+        let pending = Pending::take();
         let r = (
             &self.datasources,
             &self.ds_by_uid,
@@ -86,9 +92,10 @@ impl DataSourceStore for SledStore {
             &self.secrets,
             &self.secret_deks,
             &self.counters,
+            &self.audit,
         )
             .transaction(
-                |(rows, by_uid, by_name, secrets_t, secret_deks, counters)| {
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters, log)| {
                     let Some(old) = rows.get(id)? else {
                         return abort(StoreError::NotFound);
                     };
@@ -128,10 +135,12 @@ impl DataSourceStore for SledStore {
                     row.created = old.created;
                     rows.insert(&id, enc(&row)?)?;
                     apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                    pending.record(log)?;
                     Ok(row)
                 },
             )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -142,6 +151,7 @@ impl DataSourceStore for SledStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<Option<DataSourceRecord>> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.datasources,
             &self.ds_by_uid,
@@ -149,9 +159,10 @@ impl DataSourceStore for SledStore {
             &self.secrets,
             &self.secret_deks,
             &self.counters,
+            &self.audit,
         )
             .transaction(
-                |(rows, by_uid, by_name, secrets_t, secret_deks, counters)| {
+                |(rows, by_uid, by_name, secrets_t, secret_deks, counters, log)| {
                     let Some(old) = rows.get(id.to_be_bytes())? else {
                         return Ok(None);
                     };
@@ -164,10 +175,12 @@ impl DataSourceStore for SledStore {
                     by_name.remove(name_key(old.org_id, &old.name))?;
                     apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
                     bump(counters, counter::DATASOURCES, -1)?;
+                    pending.record(log)?;
                     Ok(Some(old))
                 },
             )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 

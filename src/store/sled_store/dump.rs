@@ -9,9 +9,11 @@ use sled::Transactional;
 
 use super::dashboards::panel_key;
 use super::{
-    activity, api_keys, counter, datasources, keys, notifiers, roles, secrets, settings, users,
+    activity, api_keys, audit, counter, datasources, keys, notifiers, roles, secrets, settings,
+    users,
 };
 use super::{all, enc, get, license, migrate, read_u64, tx_err, SledStore};
+use crate::store::audit::AuditChain;
 use crate::store::{Dump, QuotaRecord, SealedSecret, StoreError, StoreResult};
 
 /// Meta keys that are the backend's own bookkeeping, not facts about the install.
@@ -25,6 +27,7 @@ fn internal_meta(key: &str) -> bool {
 
 impl SledStore {
     pub(crate) fn export_sync(&self) -> StoreResult<Dump> {
+        let (audit_events, audit_chain) = self.audit_events_all()?;
         let mut meta = Vec::new();
         for item in self.meta.iter() {
             let (k, v) = item?;
@@ -101,8 +104,8 @@ impl SledStore {
                     activity::bucket(&k, &v)
                 })
                 .collect::<StoreResult<_>>()?,
-            audit_events: Vec::new(),
-            audit_chain: Default::default(),
+            audit_events,
+            audit_chain,
         })
     }
 
@@ -244,6 +247,7 @@ impl SledStore {
             i_runs,
             i_quotas,
             i_series,
+            i_audit,
         ) = (
             idx(&self.folders),
             idx(&self.dashboards),
@@ -256,6 +260,7 @@ impl SledStore {
             idx(&self.provisioning_runs),
             idx(&self.quotas),
             idx(&self.activity_series),
+            idx(&self.audit),
         );
         tree_refs
             .as_slice()
@@ -368,6 +373,12 @@ impl SledStore {
                         &activity::counts_bytes(&b.counts),
                     )?;
                 }
+                for e in &d.audit_events {
+                    t[i_audit].insert(&audit::event_key(e.seq), enc(e)?)?;
+                }
+                if d.audit_chain != AuditChain::default() {
+                    t[i_audit].insert(audit::CHAIN, enc(&d.audit_chain)?)?;
+                }
                 for (name, n) in &counts {
                     t[i_counters].insert(name.as_bytes(), &(*n.max(&0) as u64).to_be_bytes())?;
                 }
@@ -416,6 +427,7 @@ impl SledStore {
             self.provisioning_runs.clone(),
             self.quotas.clone(),
             self.activity_series.clone(),
+            self.audit.clone(),
         ]
     }
 }

@@ -2,8 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::{get, SledStore};
-use crate::store::{codec, LicenseStore, RenewalRecord, StoreError, StoreResult, StoredLicense};
+use sled::Transactional;
+
+use super::audit::Pending;
+use super::{enc, get, tx_err, SledStore};
+use crate::store::{LicenseStore, RenewalRecord, StoreResult, StoredLicense};
 
 pub(crate) const TOKEN: &[u8] = b"token";
 pub(crate) const RENEWAL: &[u8] = b"renewal";
@@ -15,19 +18,22 @@ impl LicenseStore for SledStore {
     }
 
     async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let r = codec::encode(license)
-            .and_then(|v| self.license.insert(TOKEN, v).map_err(StoreError::from));
-        self.durable(r).await.map(|_| ())
+        self.put_license_row(TOKEN, license).await
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
         let _paused = self.write_gate().await;
-        let r = self
-            .license
-            .remove(TOKEN)
-            .map(|old| old.is_some())
-            .map_err(StoreError::from);
+        let pending = Pending::take();
+        let r = (&self.license, &self.audit)
+            .transaction(|(rows, log)| {
+                let gone = rows.remove(TOKEN)?.is_some();
+                if gone {
+                    pending.record(log)?;
+                }
+                Ok(gone)
+            })
+            .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -36,9 +42,26 @@ impl LicenseStore for SledStore {
     }
 
     async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()> {
+        self.put_license_row(RENEWAL, record).await
+    }
+}
+
+impl SledStore {
+    /// Writes the token or the renewal record, with the request's audit event.
+    async fn put_license_row<T: serde::Serialize + Sync>(
+        &self,
+        key: &[u8],
+        row: &T,
+    ) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = codec::encode(record)
-            .and_then(|v| self.license.insert(RENEWAL, v).map_err(StoreError::from));
-        self.durable(r).await.map(|_| ())
+        let pending = Pending::take();
+        let r = (&self.license, &self.audit)
+            .transaction(|(rows, log)| {
+                rows.insert(key, enc(row)?)?;
+                pending.record(log)
+            })
+            .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
+        self.durable(r).await
     }
 }

@@ -154,6 +154,8 @@ pub struct SledStore {
     quotas: Tree,
     /// Span tag and bucket start -> the counters of the activity series (`activity.rs`).
     activity_series: Tree,
+    /// The audit log: `e` + number -> event, `chain` -> the chain (`audit.rs`).
+    audit: Tree,
 }
 
 impl From<sled::Error> for StoreError {
@@ -306,6 +308,7 @@ impl SledStore {
             provisioning_runs: db.open_tree("provisioning_runs")?,
             quotas: db.open_tree("quotas")?,
             activity_series: db.open_tree("activity_series")?,
+            audit: db.open_tree("audit")?,
             db,
         })
     }

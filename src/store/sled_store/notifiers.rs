@@ -5,12 +5,13 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::secrets::apply_secret_writes;
 use super::{all, all_with_prefix, dec, enc, next_id, tx_err, SledStore};
 use crate::domain::OrgId;
 use crate::store::{
-    codec, NotifierRecord, NotifierStore, PluginSettingRecord, PluginSettingStore, ProvisioningRun,
-    ProvisioningRunStore, SecretWrite, StoreError, StoreResult,
+    NotifierRecord, NotifierStore, PluginSettingRecord, PluginSettingStore, ProvisioningRun,
+    ProvisioningRunStore, SecretWrite, StoreResult,
 };
 
 pub(crate) fn org_key(org: u64, name: &str) -> String {
@@ -29,19 +30,26 @@ impl PluginSettingStore for SledStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.plugin_settings,
             &self.secrets,
             &self.secret_deks,
             &self.counters,
+            &self.audit,
         )
-            .transaction(|(rows, secrets_t, secret_deks, counters)| {
+            .transaction(|(rows, secrets_t, secret_deks, counters, log)| {
                 for p in set {
                     rows.insert(org_key(p.org_id, &p.plugin_id).as_bytes(), enc(p)?)?;
                 }
-                apply_secret_writes(secrets_t, secret_deks, counters, secrets)
+                apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                if !(set.is_empty() && secrets.is_empty()) {
+                    pending.record(log)?;
+                }
+                Ok(())
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }
@@ -63,16 +71,19 @@ impl NotifierStore for SledStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.notifiers,
             &self.secrets,
             &self.secret_deks,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
-            .transaction(|(rows, secrets_t, secret_deks, counters, meta)| {
+            .transaction(|(rows, secrets_t, secret_deks, counters, meta, log)| {
+                let mut changed = !(set.is_empty() && secrets.is_empty());
                 for (org, uid) in delete {
-                    rows.remove(org_key(org.0, uid).as_bytes())?;
+                    changed |= rows.remove(org_key(org.0, uid).as_bytes())?.is_some();
                 }
                 for n in set {
                     let key = org_key(n.org_id, &n.uid);
@@ -87,9 +98,14 @@ impl NotifierStore for SledStore {
                     }
                     rows.insert(key.as_bytes(), enc(&n)?)?;
                 }
-                apply_secret_writes(secrets_t, secret_deks, counters, secrets)
+                apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                if changed {
+                    pending.record(log)?;
+                }
+                Ok(())
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }
@@ -102,11 +118,14 @@ impl ProvisioningRunStore for SledStore {
 
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = codec::encode(run).and_then(|v| {
-            self.provisioning_runs
-                .insert(run.kind.as_bytes(), v)
-                .map_err(StoreError::from)
-        });
-        self.durable(r).await.map(|_| ())
+        let pending = Pending::take();
+        let r = (&self.provisioning_runs, &self.audit)
+            .transaction(|(runs, log)| {
+                runs.insert(run.kind.as_bytes(), enc(run)?)?;
+                pending.record(log)
+            })
+            .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
+        self.durable(r).await
     }
 }

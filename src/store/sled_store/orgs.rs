@@ -7,6 +7,7 @@
 
 use sled::Transactional;
 
+use super::audit::{quietly, Pending};
 use super::secrets::apply_secret_writes;
 use super::users::count_user;
 use super::{abort, bump, counter, dec, enc, get, keys, notifiers, tx_err, SledStore};
@@ -22,10 +23,19 @@ impl SledStore {
         org: OrgId,
         secret_prefixes: &[String],
     ) -> StoreResult<()> {
-        // Each step below takes the write gate itself (it is not re-entrant).
+        // Each step below takes the write gate itself (it is not re-entrant). The steps
+        // record no audit event: the removal of the org row does, once everything is gone.
         if get::<OrgRecord>(&self.orgs, org.key())?.is_none() {
             return Err(StoreError::NotFound);
         }
+        quietly(self.delete_org_owned(org, secret_prefixes)).await?;
+        let _paused = self.write_gate().await;
+        let r = self.delete_org_rows(org);
+        self.durable(r).await
+    }
+
+    /// Everything the org owns but its folders, plugin settings and memberships.
+    async fn delete_org_owned(&self, org: OrgId, secret_prefixes: &[String]) -> StoreResult<()> {
         for ds in self.datasources(org).await? {
             self.delete_datasource(org, ds.id, &[]).await?;
         }
@@ -69,9 +79,7 @@ impl SledStore {
         if !roles.is_empty() {
             self.apply_roles(&[], &roles).await?;
         }
-        let _paused = self.write_gate().await;
-        let r = self.delete_org_rows(org);
-        self.durable(r).await
+        Ok(())
     }
 
     /// Deletes every secret under the prefixes, with their DEK references.
@@ -99,8 +107,10 @@ impl SledStore {
     }
 
     /// Folders, plugin settings, memberships (one transaction per member: its current org
-    /// moves to its first remaining membership), then the org row, its name and address.
+    /// moves to its first remaining membership), then the org row, its name and address,
+    /// with the request's audit event.
     fn delete_org_rows(&self, org: OrgId) -> StoreResult<()> {
+        let pending = Pending::take();
         let folders: Vec<sled::IVec> = self
             .folders
             .scan_prefix(org.key())
@@ -133,13 +143,14 @@ impl SledStore {
         for user in members {
             self.leave_deleted_org(user, org)?;
         }
-        (
+        let r = (
             &self.orgs,
             &self.orgs_by_name,
             &self.org_addresses,
             &self.counters,
+            &self.audit,
         )
-            .transaction(|(orgs, by_name, addresses, counters)| {
+            .transaction(|(orgs, by_name, addresses, counters, log)| {
                 let Some(old) = orgs.remove(&org.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -148,9 +159,11 @@ impl SledStore {
                     by_name.remove(old.name.as_bytes())?;
                 }
                 addresses.remove(&org.key())?;
-                bump(counters, counter::ORGS, -1)
+                bump(counters, counter::ORGS, -1)?;
+                pending.record(log)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        pending.settle(&self.audit, r)
     }
 
     /// Removes one membership of a deleted org (no last-admin rule: the org goes).
@@ -182,15 +195,17 @@ impl SledStore {
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.orgs, &self.org_addresses)
-            .transaction(|(orgs, addresses)| {
+        let pending = Pending::take();
+        let r = (&self.orgs, &self.org_addresses, &self.audit)
+            .transaction(|(orgs, addresses, log)| {
                 if orgs.get(org.key())?.is_none() {
                     return abort(StoreError::OrgNotFound);
                 }
                 addresses.insert(&org.key(), enc(address)?)?;
-                Ok(())
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 

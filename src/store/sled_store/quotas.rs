@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::{abort, all_with_prefix, enc, keys, tx_err, SledStore};
 use crate::domain::OrgId;
 use crate::store::{QuotaOwner, QuotaRecord, QuotaStore, StoreError, StoreResult};
@@ -49,15 +50,17 @@ impl QuotaStore for SledStore {
             QuotaOwner::User(u) => (&self.users, keys::id(u.0)),
         };
         let key = quota_key(quota);
-        let r = (owners, &self.quotas)
-            .transaction(|(owners, quotas)| {
+        let pending = Pending::take();
+        let r = (owners, &self.quotas, &self.audit)
+            .transaction(|(owners, quotas, log)| {
                 if owners.get(owner_key)?.is_none() {
                     return abort(StoreError::NotFound);
                 }
                 quotas.insert(key.as_slice(), enc(quota)?)?;
-                Ok(())
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 

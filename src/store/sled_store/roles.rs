@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::{abort, all, dec, enc, get, keys, tx_err, SledStore, TxResult};
 use crate::domain::{OrgId, UserId};
 use crate::store::{RoleRecord, RoleStore, StoreError, StoreResult};
@@ -15,9 +16,12 @@ pub(crate) fn name_key(org: u64, name: &str) -> Vec<u8> {
     keys::org_named(org, &name.to_lowercase())
 }
 
-/// Changes one role row inside a transaction; `NotFound` when it does not exist.
+/// Changes one role row inside a transaction (recording the request's event when `f`
+/// changed it); `NotFound` when it does not exist.
 fn change_role(
     rows: &TransactionalTree,
+    log: &TransactionalTree,
+    pending: &Pending,
     org: OrgId,
     uid: &str,
     f: impl Fn(&mut RoleRecord) -> bool,
@@ -31,6 +35,7 @@ fn change_role(
         return Ok(false);
     }
     rows.insert(key, enc(&row)?)?;
+    pending.record(log)?;
     Ok(true)
 }
 
@@ -67,21 +72,25 @@ impl RoleStore for SledStore {
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.roles, &self.roles_by_name)
-            .transaction(|(rows, by_name)| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.roles_by_name, &self.audit)
+            .transaction(|(rows, by_name, log)| {
                 if rows.get(keys::org_named(role.org_id, &role.uid))?.is_some() {
                     return abort(StoreError::Conflict("uid"));
                 }
-                put_role(rows, by_name, role, None)
+                put_role(rows, by_name, role, None)?;
+                pending.record_created(log, &role.uid)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.roles, &self.roles_by_name)
-            .transaction(|(rows, by_name)| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.roles_by_name, &self.audit)
+            .transaction(|(rows, by_name, log)| {
                 let Some(old) = rows.get(keys::org_named(role.org_id, &role.uid))? else {
                     return abort(StoreError::NotFound);
                 };
@@ -93,35 +102,43 @@ impl RoleStore for SledStore {
                 row.user_ids = old.user_ids.clone();
                 row.users = old.users.clone();
                 row.basic_roles = old.basic_roles.clone();
-                put_role(rows, by_name, &row, Some(&old))
+                put_role(rows, by_name, &row, Some(&old))?;
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>> {
         let _paused = self.write_gate().await;
-        let r = (&self.roles, &self.roles_by_name)
-            .transaction(|(rows, by_name)| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.roles_by_name, &self.audit)
+            .transaction(|(rows, by_name, log)| {
                 let Some(old) = rows.remove(keys::org_named(org.0, uid))? else {
                     return Ok(None);
                 };
                 let old: RoleRecord = dec(&old)?;
                 by_name.remove(name_key(old.org_id, &old.name))?;
+                pending.record(log)?;
                 Ok(Some(old))
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.roles, &self.roles_by_name)
-            .transaction(|(rows, by_name)| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.roles_by_name, &self.audit)
+            .transaction(|(rows, by_name, log)| {
+                let mut changed = !set.is_empty();
                 for (org, uid) in delete {
                     if let Some(old) = rows.remove(keys::org_named(org.0, uid))? {
                         let old: RoleRecord = dec(&old)?;
                         by_name.remove(name_key(old.org_id, &old.name))?;
+                        changed = true;
                     }
                 }
                 for role in set {
@@ -135,18 +152,22 @@ impl RoleStore for SledStore {
                     }
                     put_role(rows, by_name, &row, old.as_ref())?;
                 }
+                if changed {
+                    pending.record(log)?;
+                }
                 Ok(())
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool> {
         let _paused = self.write_gate().await;
-        let r = self
-            .roles
-            .transaction(|rows| {
-                change_role(rows, org, uid, |row| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.audit)
+            .transaction(|(rows, log)| {
+                change_role(rows, log, &pending, org, uid, |row| {
                     if row.user_ids.contains(&user.0) {
                         return false;
                     }
@@ -155,6 +176,7 @@ impl RoleStore for SledStore {
                 })
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -166,10 +188,10 @@ impl RoleStore for SledStore {
         login: &str,
     ) -> StoreResult<bool> {
         let _paused = self.write_gate().await;
-        let r = self
-            .roles
-            .transaction(|rows| {
-                change_role(rows, org, uid, |row| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.audit)
+            .transaction(|(rows, log)| {
+                change_role(rows, log, &pending, org, uid, |row| {
                     let before = row.user_ids.len() + row.users.len();
                     row.user_ids.retain(|u| *u != user.0);
                     row.users.retain(|l| !l.eq_ignore_ascii_case(login));
@@ -177,6 +199,7 @@ impl RoleStore for SledStore {
                 })
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -188,10 +211,10 @@ impl RoleStore for SledStore {
         granted: bool,
     ) -> StoreResult<bool> {
         let _paused = self.write_gate().await;
-        let r = self
-            .roles
-            .transaction(|rows| {
-                change_role(rows, org, uid, |row| {
+        let pending = Pending::take();
+        let r = (&self.roles, &self.audit)
+            .transaction(|(rows, log)| {
+                change_role(rows, log, &pending, org, uid, |row| {
                     let has = row
                         .basic_roles
                         .iter()
@@ -205,6 +228,7 @@ impl RoleStore for SledStore {
                 })
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, SledStore, TxResult};
 use crate::store::{
     DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError, StoreResult,
@@ -82,8 +83,9 @@ impl EncryptionStore for SledStore {
 
     async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.deks, &self.meta)
-            .transaction(|(deks, meta)| {
+        let pending = Pending::take();
+        let r = (&self.deks, &self.meta, &self.audit)
+            .transaction(|(deks, meta, log)| {
                 if let Some(active) = meta.get(ACTIVE_DEK)? {
                     let key = dek_key(read_u64(Some(&active)) as u32);
                     if let Some(old) = deks.get(key)? {
@@ -98,9 +100,10 @@ impl EncryptionStore for SledStore {
                 row.retired = None;
                 deks.insert(&dek_key(row.id), enc(&row)?)?;
                 meta.insert(ACTIVE_DEK, &u64::from(row.id).to_be_bytes())?;
-                Ok(())
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -125,9 +128,9 @@ impl EncryptionStore for SledStore {
 
     async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = self
-            .deks
-            .transaction(|deks| {
+        let pending = Pending::take();
+        let r = (&self.deks, &self.audit)
+            .transaction(|(deks, log)| {
                 let Some(old) = deks.get(dek_key(id))? else {
                     return abort(StoreError::NotFound);
                 };
@@ -135,17 +138,19 @@ impl EncryptionStore for SledStore {
                 row.kek_id = kek_id.to_string();
                 row.wrapped = wrapped.clone();
                 deks.insert(&dek_key(id), enc(&row)?)?;
-                Ok(())
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
         let _paused = self.write_gate().await;
         let refs = counter::dek_refs(id);
-        let r = (&self.deks, &self.counters)
-            .transaction(|(deks, counters)| {
+        let pending = Pending::take();
+        let r = (&self.deks, &self.counters, &self.audit)
+            .transaction(|(deks, counters, log)| {
                 let Some(old) = deks.get(dek_key(id))? else {
                     return Ok(false);
                 };
@@ -159,9 +164,11 @@ impl EncryptionStore for SledStore {
                 zeroize::Zeroize::zeroize(&mut row.wrapped);
                 row.wrapped.clear();
                 deks.insert(&dek_key(id), enc(&row)?)?;
+                pending.record(log)?;
                 Ok(true)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -177,11 +184,22 @@ impl EncryptionStore for SledStore {
 
     async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.secrets, &self.secret_deks, &self.counters)
-            .transaction(|(secrets, secret_deks, counters)| {
-                apply_secret_writes(secrets, secret_deks, counters, writes)
+        let pending = Pending::take();
+        let r = (
+            &self.secrets,
+            &self.secret_deks,
+            &self.counters,
+            &self.audit,
+        )
+            .transaction(|(secrets, secret_deks, counters, log)| {
+                apply_secret_writes(secrets, secret_deks, counters, writes)?;
+                if !writes.is_empty() {
+                    pending.record(log)?;
+                }
+                Ok(())
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -215,8 +233,15 @@ impl EncryptionStore for SledStore {
         cursor: Option<&str>,
     ) -> StoreResult<usize> {
         let _paused = self.write_gate().await;
-        let r = (&self.secrets, &self.secret_deks, &self.counters, &self.meta)
-            .transaction(|(secrets, secret_deks, counters, meta)| {
+        let pending = Pending::take();
+        let r = (
+            &self.secrets,
+            &self.secret_deks,
+            &self.counters,
+            &self.meta,
+            &self.audit,
+        )
+            .transaction(|(secrets, secret_deks, counters, meta, log)| {
                 let mut written = 0;
                 for item in batch {
                     let current = secrets.get(item.key.as_bytes())?;
@@ -238,9 +263,11 @@ impl EncryptionStore for SledStore {
                     Some(c) => meta.insert(REENCRYPT_CURSOR, c.as_bytes())?,
                     None => meta.remove(REENCRYPT_CURSOR)?,
                 };
+                pending.record(log)?;
                 Ok(written)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 

@@ -4,14 +4,20 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::{bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
 use crate::domain::UserId;
 use crate::store::{codec, SessionPurge, SessionRecord, SessionStore, StoreResult};
 
 impl SledStore {
-    fn revoke_sync(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
-        (&self.sessions, &self.counters)
-            .transaction(|(rows, counters)| {
+    fn revoke_sync(
+        &self,
+        id: u64,
+        at: i64,
+        pending: &Pending,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let r = (&self.sessions, &self.counters, &self.audit)
+            .transaction(|(rows, counters, log)| {
                 let Some(old) = rows.get(id.to_be_bytes())? else {
                     return Ok(None);
                 };
@@ -22,9 +28,11 @@ impl SledStore {
                 row.revoked_ms = Some(at);
                 rows.insert(&id.to_be_bytes(), enc(&row)?)?;
                 bump(counters, counter::SESSIONS, -1)?;
+                pending.record(log)?;
                 Ok(Some(row))
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        pending.settle(&self.audit, r)
     }
 
     fn purge_sync(&self, bounds: SessionPurge) -> StoreResult<usize> {
@@ -71,14 +79,16 @@ impl SledStore {
 impl SessionStore for SledStore {
     async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.sessions,
             &self.sessions_by_hash,
             &self.sessions_by_user,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
-            .transaction(|(rows, by_hash, by_user, counters, meta)| {
+            .transaction(|(rows, by_hash, by_user, counters, meta, log)| {
                 let id = next_id(meta, "next_session_id")?;
                 let mut row = session.clone();
                 row.id = id;
@@ -86,9 +96,11 @@ impl SessionStore for SledStore {
                 by_hash.insert(&row.token_hash, &id.to_be_bytes())?;
                 by_user.insert(&keys::pair(row.user_id, id), &[])?;
                 bump(counters, counter::SESSIONS, 1)?;
+                pending.record_created(log, id)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -159,12 +171,14 @@ impl SessionStore for SledStore {
 
     async fn revoke_session(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
         let _paused = self.write_gate().await;
-        let r = self.revoke_sync(id, at);
+        let r = self.revoke_sync(id, at, &Pending::take());
         self.durable(r).await
     }
 
     async fn revoke_user_sessions(&self, user: UserId, at: i64) -> StoreResult<usize> {
         let _paused = self.write_gate().await;
+        // The first revocation records the request's event.
+        let pending = Pending::take();
         let mut n = 0;
         let mut r = Ok(());
         for item in self.sessions_by_user.scan_prefix(user.key()) {
@@ -175,7 +189,7 @@ impl SessionStore for SledStore {
                     break;
                 }
             };
-            match self.revoke_sync(id, at) {
+            match self.revoke_sync(id, at, &pending) {
                 Ok(Some(_)) => n += 1,
                 Ok(None) => {}
                 Err(e) => {

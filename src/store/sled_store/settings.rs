@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
+use super::audit::Pending;
 use super::secrets::apply_secret_writes;
 use super::{enc, tx_err, SledStore};
 use crate::store::{SecretWrite, SettingOverride, SettingsStore, StoreResult};
@@ -25,22 +26,30 @@ impl SettingsStore for SledStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
+        let changes = !(set.is_empty() && remove.is_empty() && secrets.is_empty());
         let r = (
             &self.settings,
             &self.secrets,
             &self.secret_deks,
             &self.counters,
+            &self.audit,
         )
-            .transaction(|(rows, secrets_t, secret_deks, counters)| {
+            .transaction(|(rows, secrets_t, secret_deks, counters, log)| {
                 for o in set {
                     rows.insert(key(&o.section, &o.key).as_bytes(), enc(o)?)?;
                 }
                 for (s, k) in remove {
                     rows.remove(key(s, k).as_bytes())?;
                 }
-                apply_secret_writes(secrets_t, secret_deks, counters, secrets)
+                apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+                if changes {
+                    pending.record(log)?;
+                }
+                Ok(())
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::{Transactional, Tree};
 
+use super::audit::Pending;
 use super::{abort, bump, counter, dec, enc, get, keys, read_u64, tx_err, SledStore, TxResult};
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -84,25 +85,28 @@ impl SledStore {
         get(&self.users, id.key())
     }
 
-    /// Changes one user row in a transaction on `users` alone: `change` edits the decoded
-    /// row and returns whether anything changed.
+    /// Changes one user row in a transaction on `users` (and the audit log): `change`
+    /// edits the decoded row and returns whether anything changed.
     fn change_user(
         &self,
         id: UserId,
         change: impl Fn(&mut UserRecord) -> TxResult<bool>,
     ) -> StoreResult<UserRecord> {
-        self.users
-            .transaction(|users| {
+        let pending = Pending::take();
+        let r = (&self.users, &self.audit)
+            .transaction(|(users, log)| {
                 let Some(old) = users.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
                 let mut row: UserRecord = dec(&old)?;
                 if change(&mut row)? {
                     users.insert(&id.key(), enc(&row)?)?;
+                    pending.record(log)?;
                 }
                 Ok(row)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        pending.settle(&self.audit, r)
     }
 
     /// Users or service accounts ordered by login, matching `query` (a scan).
@@ -219,8 +223,15 @@ impl SledStore {
         change: impl Fn(&mut Vec<Membership>) -> TxResult<()>,
     ) -> StoreResult<UserRecord> {
         let admin = OrgRole::Admin.to_byte();
-        (&self.users, &self.orgs, &self.org_members, &self.counters)
-            .transaction(|(users, orgs, members, counters)| {
+        let pending = Pending::take();
+        let r = (
+            &self.users,
+            &self.orgs,
+            &self.org_members,
+            &self.counters,
+            &self.audit,
+        )
+            .transaction(|(users, orgs, members, counters, log)| {
                 let Some(old) = users.get(user.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -260,9 +271,11 @@ impl SledStore {
                 count_user(counters, &old, -1)?;
                 count_user(counters, &row, 1)?;
                 users.insert(&user.key(), enc(&row)?)?;
+                pending.record(log)?;
                 Ok(row)
             })
-            .map_err(tx_err)
+            .map_err(tx_err);
+        pending.settle(&self.audit, r)
     }
 
     fn org_members_sync(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
@@ -336,6 +349,7 @@ impl UserStore for SledStore {
         let _paused = self.write_gate().await;
         let login_key = fold(&user.login);
         let email_key = fold(&user.email);
+        let pending = Pending::take();
         let r = (
             &self.users,
             &self.by_login,
@@ -346,9 +360,21 @@ impl UserStore for SledStore {
             &self.counters,
             &self.meta,
             &self.orgs_by_name,
+            &self.audit,
         )
             .transaction(
-                |(users, by_login, by_email, by_uid, orgs, members, counters, meta, by_name)| {
+                |(
+                    users,
+                    by_login,
+                    by_email,
+                    by_uid,
+                    orgs,
+                    members,
+                    counters,
+                    meta,
+                    by_name,
+                    log,
+                )| {
                     if by_login.get(login_key.as_bytes())?.is_some() {
                         return abort(StoreError::Conflict("login"));
                     }
@@ -395,10 +421,12 @@ impl UserStore for SledStore {
                     by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
                     members.insert(&keys::pair(org_id, id), &[role.to_byte()])?;
                     count_user(counters, &row, 1)?;
+                    pending.record_created(log, id)?;
                     Ok(row)
                 },
             )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -455,8 +483,9 @@ impl UserStore for SledStore {
 
     async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
         let _paused = self.write_gate().await;
-        let r = (&self.users, &self.counters)
-            .transaction(|(users, counters)| {
+        let pending = Pending::take();
+        let r = (&self.users, &self.counters, &self.audit)
+            .transaction(|(users, counters, log)| {
                 let Some(old) = users.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -477,9 +506,11 @@ impl UserStore for SledStore {
                 row.is_disabled = disabled;
                 row.updated = at;
                 users.insert(&id.key(), enc(&row)?)?;
+                pending.record(log)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -490,8 +521,9 @@ impl UserStore for SledStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let _paused = self.write_gate().await;
-        let r = (&self.users, &self.by_login, &self.by_email)
-            .transaction(|(users, by_login, by_email)| {
+        let pending = Pending::take();
+        let r = (&self.users, &self.by_login, &self.by_email, &self.audit)
+            .transaction(|(users, by_login, by_email, log)| {
                 let Some(old) = users.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -529,9 +561,11 @@ impl UserStore for SledStore {
                 }
                 row.updated = at;
                 users.insert(&id.key(), enc(&row)?)?;
+                pending.record(log)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -542,8 +576,15 @@ impl UserStore for SledStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let _paused = self.write_gate().await;
-        let r = (&self.users, &self.orgs, &self.org_members, &self.counters)
-            .transaction(|(users, orgs, members, counters)| {
+        let pending = Pending::take();
+        let r = (
+            &self.users,
+            &self.orgs,
+            &self.org_members,
+            &self.counters,
+            &self.audit,
+        )
+            .transaction(|(users, orgs, members, counters, log)| {
                 let Some(old) = users.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -574,16 +615,19 @@ impl UserStore for SledStore {
                 count_user(counters, &old, -1)?;
                 count_user(counters, &row, 1)?;
                 users.insert(&id.key(), enc(&row)?)?;
+                pending.record(log)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn set_grafana_admin(&self, id: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
         let _paused = self.write_gate().await;
-        let r = (&self.users, &self.counters)
-            .transaction(|(users, counters)| {
+        let pending = Pending::take();
+        let r = (&self.users, &self.counters, &self.audit)
+            .transaction(|(users, counters, log)| {
                 let Some(old) = users.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -604,14 +648,17 @@ impl UserStore for SledStore {
                         bump(counters, counter::ENABLED_ADMINS, delta)?;
                     }
                 }
+                pending.record(log)?;
                 Ok(row)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.users,
             &self.by_login,
@@ -619,11 +666,20 @@ impl UserStore for SledStore {
             &self.by_uid,
             &self.org_members,
             &self.counters,
+            &self.audit,
         )
-            .transaction(|(users, by_login, by_email, by_uid, members, counters)| {
-                remove_user_row(users, by_login, by_email, by_uid, members, counters, id)
-            })
+            .transaction(
+                |(users, by_login, by_email, by_uid, members, counters, log)| {
+                    let row =
+                        remove_user_row(users, by_login, by_email, by_uid, members, counters, id)?;
+                    if row.is_some() {
+                        pending.record(log)?;
+                    }
+                    Ok(row)
+                },
+            )
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -649,8 +705,15 @@ impl UserStore for SledStore {
 
     async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = (&self.orgs, &self.counters, &self.meta, &self.orgs_by_name)
-            .transaction(|(orgs, counters, meta, by_name)| {
+        let pending = Pending::take();
+        let r = (
+            &self.orgs,
+            &self.counters,
+            &self.meta,
+            &self.orgs_by_name,
+            &self.audit,
+        )
+            .transaction(|(orgs, counters, meta, by_name, log)| {
                 if orgs.get(id.key())?.is_some() {
                     return Ok(());
                 }
@@ -666,9 +729,11 @@ impl UserStore for SledStore {
                 orgs.insert(&id.key(), enc(&org)?)?;
                 let next = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
                 meta.insert("next_org_id", &next.max(id.0 + 1).to_be_bytes())?;
-                bump(counters, counter::ORGS, 1)
+                bump(counters, counter::ORGS, 1)?;
+                pending.record(log)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -690,6 +755,7 @@ impl UserStore for SledStore {
 
     async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
         let _paused = self.write_gate().await;
+        let pending = Pending::take();
         let r = (
             &self.users,
             &self.orgs,
@@ -697,8 +763,9 @@ impl UserStore for SledStore {
             &self.org_members,
             &self.counters,
             &self.meta,
+            &self.audit,
         )
-            .transaction(|(users, orgs, by_name, members, counters, meta)| {
+            .transaction(|(users, orgs, by_name, members, counters, meta, log)| {
                 if by_name.get(name.as_bytes())?.is_some() {
                     return abort(StoreError::Conflict("name"));
                 }
@@ -727,9 +794,11 @@ impl UserStore for SledStore {
                 count_user(counters, &old, -1)?;
                 count_user(counters, &row, 1)?;
                 users.insert(&creator.key(), enc(&row)?)?;
+                pending.record_created(log, org_id)?;
                 Ok(org)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -756,8 +825,9 @@ impl UserStore for SledStore {
 
     async fn rename_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord> {
         let _paused = self.write_gate().await;
-        let r = (&self.orgs, &self.orgs_by_name)
-            .transaction(|(orgs, by_name)| {
+        let pending = Pending::take();
+        let r = (&self.orgs, &self.orgs_by_name, &self.audit)
+            .transaction(|(orgs, by_name, log)| {
                 let Some(old) = orgs.get(id.key())? else {
                     return abort(StoreError::NotFound);
                 };
@@ -774,9 +844,11 @@ impl UserStore for SledStore {
                 org.name = name.to_string();
                 org.updated = at;
                 orgs.insert(&id.key(), enc(&org)?)?;
+                pending.record(log)?;
                 Ok(org)
             })
             .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
@@ -906,23 +978,31 @@ impl MetaStore for SledStore {
 
     async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
         let _paused = self.write_gate().await;
-        let r = match self
-            .meta
-            .compare_and_swap(key, None as Option<&[u8]>, Some(value))?
-        {
-            Ok(()) => Ok(value.to_vec()),
-            Err(current) => Ok(current.current.map(|v| v.to_vec()).unwrap_or_default()),
-        };
+        let pending = Pending::take();
+        let r = (&self.meta, &self.audit)
+            .transaction(|(meta, log)| {
+                if let Some(current) = meta.get(key)? {
+                    return Ok(current.to_vec());
+                }
+                meta.insert(key, value)?;
+                pending.record(log)?;
+                Ok(value.to_vec())
+            })
+            .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
         let _paused = self.write_gate().await;
-        let r = self
-            .meta
-            .insert(key, value)
-            .map(|_| ())
-            .map_err(StoreError::from);
+        let pending = Pending::take();
+        let r = (&self.meta, &self.audit)
+            .transaction(|(meta, log)| {
+                meta.insert(key, value)?;
+                pending.record(log)
+            })
+            .map_err(tx_err);
+        let r = pending.settle(&self.audit, r);
         self.durable(r).await
     }
 }
