@@ -108,38 +108,48 @@ pub(super) fn chain_from_row(row: &PgRow) -> StoreResult<AuditChain> {
     })
 }
 
-/// Inserts one chained event (the dump's import too).
-pub(super) async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
-    let x = &e.entry;
-    sqlx::query(
+/// The INSERT of one chained event; `$1` is its seq and `$19` its hash.
+macro_rules! insert_event {
+    () => {
         "INSERT INTO audit_events (seq, at, actor_user_id, actor_login, token_id, \
              service_account_id, auth_method, client, user_agent, request_id, method, route, \
              action, target_kind, target_id, status, fields, prev_hash, hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             $18, $19)",
-    )
-    .bind(id(e.seq))
-    .bind(x.at)
-    .bind(x.actor.user_id.map(id))
-    .bind(&x.actor.login)
-    .bind(x.actor.token_id.map(id))
-    .bind(x.actor.service_account_id.map(id))
-    .bind(&x.actor.auth_method)
-    .bind(&x.client)
-    .bind(&x.user_agent)
-    .bind(&x.request_id)
-    .bind(&x.method)
-    .bind(&x.route)
-    .bind(&x.action)
-    .bind(&x.target_kind)
-    .bind(&x.target_id)
-    .bind(i32::from(x.status))
-    .bind(&x.fields)
-    .bind(&e.prev_hash[..])
-    .bind(&e.hash[..])
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
+             $18, $19)"
+    };
+}
+
+/// `sql` (built on [`insert_event!`]) with the event's values bound.
+fn bind_event<'q>(sql: &'static str, e: &'q AuditEvent) -> Statement<'q> {
+    let x = &e.entry;
+    sqlx::query(sql)
+        .bind(id(e.seq))
+        .bind(x.at)
+        .bind(x.actor.user_id.map(id))
+        .bind(&x.actor.login)
+        .bind(x.actor.token_id.map(id))
+        .bind(x.actor.service_account_id.map(id))
+        .bind(&x.actor.auth_method)
+        .bind(&x.client)
+        .bind(&x.user_agent)
+        .bind(&x.request_id)
+        .bind(&x.method)
+        .bind(&x.route)
+        .bind(&x.action)
+        .bind(&x.target_kind)
+        .bind(&x.target_id)
+        .bind(i32::from(x.status))
+        .bind(&x.fields)
+        .bind(&e.prev_hash[..])
+        .bind(&e.hash[..])
+}
+
+/// Inserts one chained event (pruning's own, the dump's import).
+pub(super) async fn insert_event(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<()> {
+    bind_event(insert_event!(), e)
+        .execute(conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -178,12 +188,14 @@ pub(crate) async fn append_in(
     conn: &mut PgConnection,
     entry: AuditEntry,
 ) -> StoreResult<AuditEvent> {
-    let mut chain = lock_chain(&mut *conn).await?;
-    let event = chain.append(entry);
-    insert_event(&mut *conn, &event).await?;
-    sqlx::query("UPDATE audit_chain SET head_seq = $1, head_hash = $2")
-        .bind(id(chain.head_seq))
-        .bind(&chain.head_hash[..])
+    let event = lock_chain(&mut *conn).await?.append(entry);
+    // One round trip while the chain row is locked: the event, and the head moved to it.
+    const SQL: &str = concat!(
+        "WITH e AS (",
+        insert_event!(),
+        ") UPDATE audit_chain SET head_seq = $1, head_hash = $19"
+    );
+    bind_event(SQL, &event)
         .execute(conn)
         .await
         .map_err(db_err)?;
