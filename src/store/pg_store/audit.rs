@@ -513,22 +513,16 @@ mod tests {
     use std::time::Instant;
 
     use super::super::test_cluster::TestCluster;
-    use super::super::tests::{fresh_store, main_admin, store_on, user_named};
+    use super::super::tests::{main_admin, user_named};
     use super::super::PgStore;
     use crate::domain::audit::verify;
-    use crate::domain::{OrgId, UserId};
+    use crate::domain::UserId;
     use crate::store::audit::{self, AuditEntry, AuditStore};
     use crate::store::{MetaStore, ProfileChange, UserStore};
 
     /// Two nodes: two pools on one database.
     async fn two_nodes(cluster: &TestCluster) -> (Arc<PgStore>, Arc<PgStore>) {
-        let a = fresh_store(cluster).await;
-        let name: String = sqlx::query_scalar("SELECT current_database()::text")
-            .fetch_one(a.pool())
-            .await
-            .unwrap();
-        a.ensure_org(OrgId(1), "Main Org.", 0).await.unwrap();
-        let b = store_on(cluster, &name).await;
+        let (a, b) = super::super::cache_tests::two_nodes(cluster).await;
         (Arc::new(a), Arc::new(b))
     }
 
