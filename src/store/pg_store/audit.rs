@@ -15,7 +15,8 @@
 //! write's last statement, after its own row locks, which also keeps the lock order the
 //! same everywhere (the chain row last: no deadlock with the writes' row locks or the
 //! change epochs). Writes outside a request scope never touch the row. A write that is a
-//! single statement runs on a plain connection unless it is audited ([`Unit`]).
+//! single statement runs alone, as before, unless it is audited
+//! ([`PgStore::write_returning`], [`PgStore::write_counted`]).
 //!
 //! **Times.** `at` is the entry's milliseconds as a `bigint` (see the migration): stored
 //! and compared as they are.
@@ -23,9 +24,8 @@
 use std::fmt::Display;
 
 use async_trait::async_trait;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
-use sqlx::{Postgres, QueryBuilder, Transaction};
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
+use sqlx::{Postgres, QueryBuilder};
 
 use super::users::{col, id};
 use super::{db_err, PgStore};
@@ -252,50 +252,6 @@ impl Audit {
     pub(super) fn committed(self) {
         if self.appended {
             audit::mark_written();
-        }
-    }
-}
-
-/// The connection of a write that is one statement: a transaction when it is audited (the
-/// event commits with it), a plain pooled connection otherwise (no BEGIN/COMMIT round
-/// trips).
-pub(super) enum Unit {
-    One(PoolConnection<Postgres>),
-    Tx(Transaction<'static, Postgres>),
-}
-
-impl Unit {
-    pub(super) async fn begin(pool: &PgPool, audit: &Audit) -> StoreResult<Self> {
-        Ok(if audit.is_on() {
-            Unit::Tx(pool.begin().await.map_err(db_err)?)
-        } else {
-            Unit::One(pool.acquire().await.map_err(db_err)?)
-        })
-    }
-
-    pub(super) async fn commit(self) -> StoreResult<()> {
-        match self {
-            Unit::One(_) => Ok(()),
-            Unit::Tx(tx) => tx.commit().await.map_err(db_err),
-        }
-    }
-}
-
-impl std::ops::Deref for Unit {
-    type Target = PgConnection;
-    fn deref(&self) -> &PgConnection {
-        match self {
-            Unit::One(c) => c,
-            Unit::Tx(t) => t,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Unit {
-    fn deref_mut(&mut self) -> &mut PgConnection {
-        match self {
-            Unit::One(c) => c,
-            Unit::Tx(t) => t,
         }
     }
 }

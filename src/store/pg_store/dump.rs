@@ -393,7 +393,10 @@ async fn insert_users(c: &mut PgConnection, d: &Dump) -> StoreResult<()> {
         .map_err(db_err)?;
     }
     for (org, a) in &d.org_addresses {
-        super::orgs::put_org_address(&mut *c, *org, a).await?;
+        super::orgs::put_org_address(*org, a)
+            .execute(&mut *c)
+            .await
+            .map_err(db_err)?;
     }
     for u in &d.users {
         let (scheme, iterations, salt, hash) = password_cols(u.password.as_ref());

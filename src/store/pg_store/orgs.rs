@@ -14,7 +14,7 @@
 
 use sqlx::postgres::PgConnection;
 
-use super::audit::{Audit, Unit};
+use super::audit::{Audit, Statement};
 use super::users::{col, id, lock_user, org_from_row, select_orgs, user_cols, user_from_row};
 use super::{db_err, PgStore};
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -369,12 +369,8 @@ pub(super) async fn all_org_addresses(
         .collect()
 }
 
-/// Writes (inserts or replaces) one org's address.
-pub(super) async fn put_org_address(
-    conn: &mut PgConnection,
-    org: u64,
-    a: &OrgAddressRecord,
-) -> StoreResult<()> {
+/// The statement that writes (inserts or replaces) one org's address.
+pub(super) fn put_org_address(org: u64, a: &OrgAddressRecord) -> Statement<'_> {
     sqlx::query(
         "INSERT INTO org_addresses (org_id, address1, address2, city, zip_code, state, country) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET \
@@ -388,10 +384,6 @@ pub(super) async fn put_org_address(
     .bind(&a.zip_code)
     .bind(&a.state)
     .bind(&a.country)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
 }
 
 impl PgStore {
@@ -496,12 +488,7 @@ impl PgStore {
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
         // A missing org fails the foreign key: OrgNotFound.
-        let mut audit = Audit::pending();
-        let mut unit = Unit::begin(self.pool(), &audit).await?;
-        put_org_address(&mut unit, org.0, address).await?;
-        audit.append(&mut unit).await?;
-        unit.commit().await?;
-        audit.committed();
+        self.write_counted(put_org_address(org.0, address)).await?;
         Ok(())
     }
 }
