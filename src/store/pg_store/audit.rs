@@ -269,13 +269,28 @@ impl PgStore {
         q: Statement<'_>,
         created: Option<&str>,
     ) -> StoreResult<Option<PgRow>> {
+        self.write_row(q, created, |_| Ok(true)).await
+    }
+
+    /// [`Self::write_returning`] where `changed` tells whether the row it returned says
+    /// that something changed.
+    pub(super) async fn write_row(
+        &self,
+        q: Statement<'_>,
+        created: Option<&str>,
+        changed: impl Fn(&PgRow) -> StoreResult<bool> + Send,
+    ) -> StoreResult<Option<PgRow>> {
         let mut audit = Audit::pending();
         if !audit.is_on() {
             return q.fetch_optional(self.pool()).await.map_err(db_err);
         }
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = q.fetch_optional(&mut *tx).await.map_err(db_err)?;
-        if let Some(r) = &row {
+        let is_change = match &row {
+            Some(r) => changed(r)?,
+            None => false,
+        };
+        if let Some(r) = row.as_ref().filter(|_| is_change) {
             match created {
                 Some(c) => audit.append_created(&mut tx, col::<i64>(r, c)?).await?,
                 None => audit.append(&mut tx).await?,

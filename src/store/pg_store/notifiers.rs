@@ -177,13 +177,16 @@ impl NotifierStore for PgStore {
     ) -> StoreResult<()> {
         let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Channels and secrets written are a change; a delete only if it found one.
+        let mut changed = !(set.is_empty() && secrets.is_empty());
         for (org, uid) in delete {
-            sqlx::query("DELETE FROM notifiers WHERE org_id = $1 AND uid = $2")
+            let done = sqlx::query("DELETE FROM notifiers WHERE org_id = $1 AND uid = $2")
                 .bind(db_i64(org.0)?)
                 .bind(uid.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         for n in set {
             sqlx::query(
@@ -215,7 +218,7 @@ impl NotifierStore for PgStore {
             .map_err(db_err)?;
         }
         apply_secret_writes(&mut tx, secrets).await?;
-        if !(set.is_empty() && delete.is_empty() && secrets.is_empty()) {
+        if changed {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;

@@ -290,13 +290,16 @@ impl RoleStore for PgStore {
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
         let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Roles written are a change; a delete only if it found one.
+        let mut changed = !set.is_empty();
         for (org, uid) in delete {
-            sqlx::query(concat!("DELETE FROM roles r WHERE ", role_key!()))
+            let done = sqlx::query(concat!("DELETE FROM roles r WHERE ", role_key!()))
                 .bind(db_i64(org.0)?)
                 .bind(uid.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         for role in set {
             // An upsert by (org, uid): the row (and so its API assignments) is kept; the
@@ -336,7 +339,7 @@ impl RoleStore for PgStore {
             }
         }
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
-        if !(set.is_empty() && delete.is_empty()) {
+        if changed {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;

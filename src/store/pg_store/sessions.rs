@@ -150,10 +150,12 @@ impl SessionStore for PgStore {
             .bind(&expected_hash[..])
             .bind(&new_hash[..])
             .bind(prev_valid_until_ms)
-            .bind(at_ms);
-        let row = self.write_returning(row, None).await;
+            .bind(at_ms)
+            .fetch_optional(self.pool())
+            .await;
         self.cache().forget_session(session);
-        optional(row?)
+        // Bookkeeping of an authenticated request: not audited.
+        optional(row.map_err(db_err)?)
     }
 
     async fn touch_session(&self, session: u64, at_ms: i64) -> StoreResult<()> {

@@ -58,17 +58,20 @@ impl SettingsStore for PgStore {
             .await
             .map_err(db_err)?;
         }
+        // Overrides and secrets written are a change; a removal only if it found one.
+        let mut changed = !(set.is_empty() && secrets.is_empty());
         for (section, key) in remove {
-            sqlx::query("DELETE FROM setting_overrides WHERE section = $1 AND key = $2")
+            let done = sqlx::query("DELETE FROM setting_overrides WHERE section = $1 AND key = $2")
                 .bind(section.as_str())
                 .bind(key.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         apply_secret_writes(&mut tx, secrets).await?;
         super::announce_in(&mut tx, crate::store::Topic::Settings).await?;
-        if !(set.is_empty() && remove.is_empty() && secrets.is_empty()) {
+        if changed {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;

@@ -365,15 +365,12 @@ impl PgStore {
         );
         let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                .bind(id(user.0))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
+            .bind(id(user.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or(StoreError::NotFound)?;
         let row = sqlx::query(SQL)
             .bind(id(user.0))
             .bind(id(org.0))
@@ -382,7 +379,9 @@ impl PgStore {
             .map_err(db_err)?
             .ok_or(StoreError::NotMember)?;
         let record = user_from_row(&row)?;
-        audit.append(&mut tx).await?;
+        if current != id(org.0) {
+            audit.append(&mut tx).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         audit.committed();
         Ok(record)
@@ -716,10 +715,12 @@ impl UserStore for PgStore {
         .bind(old_scheme)
         .bind(old_iterations)
         .bind(old_salt)
-        .bind(old_hash);
-        let r = self.write_counted(r).await;
+        .bind(old_hash)
+        .execute(self.pool())
+        .await;
         self.cache().forget_user(user.0);
-        Ok(r? == 1)
+        // Bookkeeping of the sign-in (a stronger hash of the same password): not audited.
+        Ok(r.map_err(db_err)?.rows_affected() == 1)
     }
 
     async fn set_disabled(&self, user: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
