@@ -221,6 +221,17 @@ pub(super) fn check_not_last_admin(target: &UserRecord, admins: &[i64]) -> Store
     Ok(())
 }
 
+/// Locks the user row for the rest of the transaction; its current org (`NotFound` for a
+/// missing user).
+async fn lock_current_org(conn: &mut PgConnection, user: UserId) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id(user.0))
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)
+}
+
 /// Clears the Grafana Admin flag inside a transaction whose checks passed.
 async fn revoke_in(conn: &mut PgConnection, user: UserId, at: i64) -> StoreResult<UserRecord> {
     const SQL: &str = concat!(
@@ -300,12 +311,7 @@ impl PgStore {
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id(user.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or(StoreError::NotFound)?;
+        let current = lock_current_org(&mut tx, user).await?;
         sqlx::query("DELETE FROM org_members WHERE user_id = $1")
             .bind(id(user.0))
             .execute(&mut *tx)
@@ -365,12 +371,7 @@ impl PgStore {
         );
         let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id(user.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or(StoreError::NotFound)?;
+        let current = lock_current_org(&mut tx, user).await?;
         let row = sqlx::query(SQL)
             .bind(id(user.0))
             .bind(id(org.0))
