@@ -507,6 +507,40 @@ mod tests {
         }
     }
 
+    /// A prefix's own `%`, `_` and `\` match only themselves.
+    #[test]
+    fn like_prefix_escapes_the_wildcards() {
+        assert_eq!(super::like_prefix("users:"), "users:%");
+        assert_eq!(super::like_prefix("a_b%c\\"), "a\\_b\\%c\\\\%");
+    }
+
+    /// In the database too: `users_*` is a prefix, not a pattern.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_action_prefix_matches_literally() {
+        let cluster = TestCluster::start();
+        let (a, _) = two_nodes(&cluster).await;
+        for action in ["users_x:write", "usersAx:write", "users%:write"] {
+            a.append_audit(AuditEntry {
+                action: action.into(),
+                ..entry(1)
+            })
+            .await
+            .unwrap();
+        }
+        let found = |action: &str| {
+            let a = a.clone();
+            let q = crate::store::audit::AuditQuery {
+                action: Some(action.into()),
+                limit: 10,
+                ..Default::default()
+            };
+            async move { a.audit_events(&q).await.unwrap().len() }
+        };
+        assert_eq!(found("users_*").await, 1);
+        assert_eq!(found("users%*").await, 1);
+        assert_eq!(found("users*").await, 3);
+    }
+
     /// Audited writes on two nodes at once (creations and profile updates in their own
     /// transactions, meta writes that are one statement made a transaction, standalone
     /// appends): one chain, numbered without gaps, that verifies and that both nodes see.
