@@ -117,6 +117,7 @@ where
     audit_failed_change_records_nothing(fresh().await).await;
     audit_unscoped_and_best_effort_record_nothing(fresh().await).await;
     audit_concurrent_writes_chain(fresh().await).await;
+    audit_each_change_records(fresh().await).await;
     audit_events_query(fresh().await).await;
     audit_prune(fresh().await).await;
 }
@@ -5376,4 +5377,457 @@ pub async fn audit_prune(s: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(next.seq, 16);
     assert_eq!(audit_verifies(&s).await, 2);
+}
+
+/// Runs `$call` in an armed scope whose action is `$label` and checks what it recorded:
+/// `recorded` one event (this one, with the scope written), `silent` none.
+macro_rules! audited {
+    ($s:expr, recorded, $label:expr, $call:expr) => {
+        audited!(@run $s, true, $label, $call)
+    };
+    ($s:expr, silent, $label:expr, $call:expr) => {
+        audited!(@run $s, false, $label, $call)
+    };
+    (@run $s:expr, $records:expr, $label:expr, $call:expr) => {{
+        let before = $s.audit_chain().await.unwrap().head_seq;
+        let (out, written) =
+            audit_scope::scope(audit_entry(1, $label, "test"), true, async {
+                let out = $call;
+                (out, audit_scope::written())
+            })
+            .await;
+        let after = $s.audit_chain().await.unwrap().head_seq;
+        let want = before + u64::from($records);
+        assert_eq!(
+            (after, written),
+            (want, $records),
+            "{}: events {before} -> {after}, scope written {written}",
+            $label
+        );
+        if $records {
+            let last = audit_all(&$s).await.pop().unwrap();
+            assert_eq!(last.entry.action, $label);
+        }
+        out
+    }};
+}
+
+/// Every mutating method through which a request changes state records the request's
+/// event when it changes something; the best-effort and bookkeeping ones (last-seen and
+/// last-used times, the activity series, purging expired sessions, the sign-in's hash
+/// upgrade and token rotation, DEK id allocation and use reservations) and the calls that
+/// find nothing to do record nothing.
+pub async fn audit_each_change_records(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    other_org(&s).await;
+    let root = add(&s, grafana_admin("root"), OrgRole::Admin).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let a = alice.user_id();
+    let pw = PasswordHash::new("pw", 1000);
+
+    // Users.
+    audited!(
+        s,
+        recorded,
+        "set_password",
+        s.set_password(a, pw.clone(), 2).await.unwrap()
+    );
+    audited!(s, silent, "upgrade_password", {
+        let new = PasswordHash::new("pw", 2000);
+        assert!(s.upgrade_password(a, &pw, new).await.unwrap());
+    });
+    let change = ProfileChange {
+        name: Some("Alice".into()),
+        ..ProfileChange::default()
+    };
+    audited!(
+        s,
+        recorded,
+        "update_profile",
+        s.update_profile(a, &change, 3).await.unwrap()
+    );
+    audited!(s, recorded, "set_memberships", {
+        s.set_memberships(a, &[(MAIN, OrgRole::Viewer), (OTHER, OrgRole::Viewer)], 4)
+            .await
+            .unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "set_current_org",
+        s.set_current_org(a, OTHER).await.unwrap()
+    );
+    audited!(
+        s,
+        silent,
+        "set_current_org again",
+        s.set_current_org(a, OTHER).await.unwrap()
+    );
+    audited!(s, recorded, "remove_membership", {
+        s.remove_membership(a, OTHER, 5).await.unwrap()
+    });
+    audited!(s, recorded, "add_membership", {
+        s.add_membership(a, OTHER, OrgRole::Editor, 6)
+            .await
+            .unwrap()
+    });
+    audited!(s, recorded, "set_membership_role", {
+        s.set_membership_role(a, OTHER, OrgRole::Admin, 7)
+            .await
+            .unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "set_grafana_admin",
+        s.set_grafana_admin(a, true, 8).await.unwrap()
+    );
+    audited!(s, silent, "set_grafana_admin again", {
+        s.set_grafana_admin(a, true, 8).await.unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "set_disabled",
+        s.set_disabled(a, true, 9).await.unwrap()
+    );
+    audited!(
+        s,
+        silent,
+        "set_disabled again",
+        s.set_disabled(a, true, 9).await.unwrap()
+    );
+    audited!(
+        s,
+        silent,
+        "touch_last_seen",
+        s.touch_last_seen(a, 10).await.unwrap()
+    );
+
+    // Orgs and meta.
+    let org = audited!(s, recorded, "create_org", {
+        s.create_org("Third", 11, root.user_id()).await.unwrap()
+    });
+    let third = OrgId(org.id);
+    audited!(
+        s,
+        recorded,
+        "rename_org",
+        s.rename_org(third, "3rd", 12).await.unwrap()
+    );
+    audited!(s, recorded, "set_org_address", {
+        s.set_org_address(third, &OrgAddressRecord::default())
+            .await
+            .unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "ensure_org",
+        s.ensure_org(OrgId(50), "Fifty", 13).await.unwrap()
+    );
+    audited!(s, silent, "ensure_org again", {
+        s.ensure_org(OrgId(50), "Fifty", 13).await.unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "set_meta",
+        s.set_meta("k", b"v").await.unwrap()
+    );
+    audited!(
+        s,
+        recorded,
+        "init_meta",
+        s.init_meta("once", b"1").await.unwrap()
+    );
+    audited!(
+        s,
+        silent,
+        "init_meta again",
+        s.init_meta("once", b"2").await.unwrap()
+    );
+    audited!(
+        s,
+        silent,
+        "record_sign_in",
+        s.record_sign_in(14, true).await.unwrap()
+    );
+    audited!(s, silent, "prune_activity_series", {
+        s.prune_activity_series(0, 0).await.unwrap()
+    });
+    audited!(s, recorded, "set_quota", {
+        s.set_quota(&quota(QuotaOwner::Org(MAIN), "api_key", 3, 15))
+            .await
+            .unwrap()
+    });
+    audited!(s, recorded, "put_provisioning_run", {
+        s.put_provisioning_run(&ProvisioningRun {
+            kind: "dashboards".into(),
+            at: 16,
+            ok: true,
+            error: String::new(),
+            files: Vec::new(),
+            applied: 0,
+            removed: 0,
+        })
+        .await
+        .unwrap()
+    });
+
+    // Sessions and keys.
+    let sess = audited!(s, recorded, "create_session", {
+        s.create_session(session(&root, 1, 20, 20)).await.unwrap()
+    });
+    audited!(
+        s,
+        silent,
+        "touch_session",
+        s.touch_session(sess.id, 21).await.unwrap()
+    );
+    audited!(s, silent, "rotate_session", {
+        s.rotate_session(sess.id, &[1; 32], [2; 32], 30, 22)
+            .await
+            .unwrap()
+            .expect("rotated")
+    });
+    audited!(s, recorded, "revoke_session", {
+        s.revoke_session(sess.id, 23)
+            .await
+            .unwrap()
+            .expect("revoked")
+    });
+    audited!(
+        s,
+        silent,
+        "revoke_session again",
+        s.revoke_session(sess.id, 23).await.unwrap()
+    );
+    audited!(s, silent, "revoke_user_sessions of none", {
+        s.revoke_user_sessions(root.user_id(), 24).await.unwrap()
+    });
+    audited!(s, silent, "purge_sessions", {
+        s.purge_sessions(SessionPurge {
+            created_before_ms: 100,
+            idle_before_ms: 100,
+        })
+        .await
+        .unwrap()
+    });
+    let key = audited!(s, recorded, "create_api_key", {
+        s.create_api_key(api_key(MAIN, "k", None, 40))
+            .await
+            .unwrap()
+    });
+    audited!(
+        s,
+        silent,
+        "touch_api_key",
+        s.touch_api_key(key.id, 41).await.unwrap()
+    );
+    audited!(
+        s,
+        recorded,
+        "delete_api_key",
+        s.delete_api_key(key.id).await.unwrap()
+    );
+    let bot = add(&s, service_account("bot"), OrgRole::Viewer).await;
+    audited!(s, recorded, "delete_service_account", {
+        s.delete_service_account(bot.user_id())
+            .await
+            .unwrap()
+            .expect("deleted")
+    });
+
+    // Data keys and secrets.
+    let first = audited!(
+        s,
+        silent,
+        "allocate_dek_id",
+        s.allocate_dek_id().await.unwrap()
+    );
+    audited!(s, recorded, "install_active_dek", {
+        s.install_active_dek(dek(first, 50)).await.unwrap()
+    });
+    audited!(
+        s,
+        silent,
+        "reserve_dek_uses",
+        s.reserve_dek_uses(first, 100).await.unwrap()
+    );
+    audited!(s, recorded, "rewrap_dek", {
+        s.rewrap_dek(first, "kek-2", vec![1; 16]).await.unwrap()
+    });
+    audited!(s, recorded, "write_secrets", {
+        s.write_secrets(&[put("s1", first, b"x")]).await.unwrap()
+    });
+    audited!(s, recorded, "commit_reencrypt", {
+        s.commit_reencrypt(&[], Some("s1")).await.unwrap()
+    });
+    let second = s.allocate_dek_id().await.unwrap();
+    s.install_active_dek(dek(second, 60)).await.unwrap();
+    audited!(s, silent, "destroy_dek of a referenced one", {
+        assert!(!s.destroy_dek(first).await.unwrap())
+    });
+    s.write_secrets(&[del("s1")]).await.unwrap();
+    audited!(
+        s,
+        recorded,
+        "destroy_dek",
+        assert!(s.destroy_dek(first).await.unwrap())
+    );
+
+    // Datasources, settings, license.
+    let ds = audited!(s, recorded, "create_datasource", {
+        s.create_datasource(datasource(MAIN, "d", "d"), &[])
+            .await
+            .unwrap()
+    });
+    audited!(s, recorded, "update_datasource", {
+        s.update_datasource(&ds, ds.version, &[]).await.unwrap()
+    });
+    audited!(s, recorded, "delete_datasource", {
+        s.delete_datasource(MAIN, ds.id, &[])
+            .await
+            .unwrap()
+            .expect("deleted")
+    });
+    audited!(s, recorded, "apply_setting_overrides", {
+        s.apply_setting_overrides(&[setting("a", "b", Some("c"), false)], &[], &[])
+            .await
+            .unwrap()
+    });
+    let license = StoredLicense {
+        token: "t".into(),
+        stored_at: 70,
+    };
+    audited!(
+        s,
+        recorded,
+        "put_license",
+        s.put_license(&license).await.unwrap()
+    );
+    audited!(
+        s,
+        recorded,
+        "delete_license",
+        assert!(s.delete_license().await.unwrap())
+    );
+    audited!(s, silent, "delete_license again", {
+        assert!(!s.delete_license().await.unwrap())
+    });
+    audited!(s, recorded, "put_renewal", {
+        s.put_renewal(&RenewalRecord {
+            at: 71,
+            trigger: "manual".into(),
+            ok: true,
+            error: String::new(),
+        })
+        .await
+        .unwrap()
+    });
+
+    // Dashboards, alerts, plugins, notifiers.
+    audited!(s, recorded, "apply_dashboards", {
+        s.apply_dashboards(&DashboardBatch {
+            folders: Vec::new(),
+            upserts: vec![(dashboard(MAIN, "dash", &[]), vec![alert(MAIN, "dash", 1)])],
+            deletes: Vec::new(),
+        })
+        .await
+        .unwrap()
+    });
+    audited!(s, recorded, "set_alerts_paused", {
+        s.set_alerts_paused(Some(MAIN), None, true, 80)
+            .await
+            .unwrap()
+    });
+    audited!(s, silent, "set_alerts_paused again", {
+        s.set_alerts_paused(Some(MAIN), None, true, 80)
+            .await
+            .unwrap()
+    });
+    audited!(s, silent, "apply_dashboards deleting nothing", {
+        s.apply_dashboards(&delete_dashboard(MAIN, "missing"))
+            .await
+            .unwrap()
+    });
+    audited!(s, recorded, "apply_plugin_settings", {
+        s.apply_plugin_settings(&[plugin(MAIN, "app", true)], &[])
+            .await
+            .unwrap()
+    });
+    audited!(s, recorded, "apply_notifiers", {
+        s.apply_notifiers(&[notifier(MAIN, "n", "N")], &[], &[])
+            .await
+            .unwrap()
+    });
+
+    // Roles.
+    let r = role(MAIN, "r", "custom:r");
+    audited!(s, recorded, "create_role", s.create_role(&r).await.unwrap());
+    audited!(
+        s,
+        recorded,
+        "update_role",
+        s.update_role(&r, r.version).await.unwrap()
+    );
+    audited!(s, recorded, "assign_role", {
+        assert!(s.assign_role(MAIN, "r", root.user_id()).await.unwrap())
+    });
+    audited!(s, silent, "assign_role again", {
+        assert!(!s.assign_role(MAIN, "r", root.user_id()).await.unwrap())
+    });
+    audited!(s, recorded, "unassign_role", {
+        assert!(s
+            .unassign_role(MAIN, "r", root.user_id(), "root")
+            .await
+            .unwrap())
+    });
+    audited!(s, recorded, "set_basic_grant", {
+        assert!(s.set_basic_grant(MAIN, "r", "Viewer", true).await.unwrap())
+    });
+    audited!(s, recorded, "apply_roles", {
+        s.apply_roles(&[role(MAIN, "r2", "custom:r2")], &[])
+            .await
+            .unwrap()
+    });
+    audited!(
+        s,
+        recorded,
+        "delete_role",
+        s.delete_role(MAIN, "r").await.unwrap().expect("gone")
+    );
+
+    // Deletes (the org with a datasource and a key of its own).
+    new_ds(&s, datasource(OTHER, "o", "o")).await;
+    new_key(&s, api_key(OTHER, "o", None, 42)).await;
+    audited!(
+        s,
+        recorded,
+        "delete_user",
+        s.delete_user(a).await.unwrap().expect("deleted")
+    );
+    audited!(
+        s,
+        recorded,
+        "delete_org",
+        s.delete_org(OTHER, &[]).await.unwrap()
+    );
+    assert_eq!(
+        audit_all(&s)
+            .await
+            .iter()
+            .filter(|e| e.entry.action == "delete_org")
+            .count(),
+        1,
+        "deleting an org with its records records one event"
+    );
+    audited!(s, silent, "delete_org of a missing org", {
+        assert!(matches!(
+            s.delete_org(OTHER, &[]).await,
+            Err(StoreError::NotFound)
+        ))
+    });
+    audit_verifies(&s).await;
 }

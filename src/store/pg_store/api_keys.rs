@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
+use super::audit::Audit;
 use super::db_err;
 use super::users::{col, col_u64, delete_user_in, id};
 use super::PgStore;
@@ -71,11 +72,10 @@ impl ApiKeyStore for PgStore {
             .bind(key.expires)
             .bind(key.created)
             .bind(key.last_used)
-            .bind(key.service_account_id.map(id))
-            .fetch_one(self.pool())
-            .await;
+            .bind(key.service_account_id.map(id));
+        let row = self.write_returning(row, Some("id")).await;
         self.cache().forget_counts();
-        key_from_row(&row.map_err(db_err)?)
+        key_from_row(&row?.ok_or_else(|| StoreError::Io("INSERT returned no row".into()))?)
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
@@ -132,12 +132,11 @@ impl ApiKeyStore for PgStore {
             "DELETE FROM api_keys AS k WHERE k.id = $1 RETURNING ",
             key_cols!()
         );
-        let row = sqlx::query(SQL)
-            .bind(id(key))
-            .fetch_optional(self.pool())
+        let row = self
+            .write_returning(sqlx::query(SQL).bind(id(key)), None)
             .await;
         self.cache().forget_key(key);
-        optional(row.map_err(db_err)?)
+        optional(row?)
     }
 
     async fn touch_api_key(&self, key: u64, at: i64) -> StoreResult<()> {
@@ -158,14 +157,20 @@ impl ApiKeyStore for PgStore {
     async fn delete_service_account(&self, account: UserId) -> StoreResult<Option<UserRecord>> {
         // Every token of the account (in any org) and its row, in one transaction; a user
         // that is not a service account is left alone (None).
-        let r = async {
+        let mut audit = Audit::pending();
+        let r: StoreResult<_> = async {
             let mut tx = self.pool().begin().await.map_err(db_err)?;
             let gone = delete_user_in(&mut tx, account, true).await?;
+            if gone.is_some() {
+                audit.append(&mut tx).await?;
+            }
             tx.commit().await.map_err(db_err)?;
             Ok(gone)
         }
         .await;
         self.cache().forget_user_rows(account.0);
-        r
+        let gone = r?;
+        audit.committed();
+        Ok(gone)
     }
 }

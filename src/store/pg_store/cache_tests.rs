@@ -21,7 +21,8 @@ use crate::store::{
 /// loaded CI machine, far below any time-based expiry.
 const BOUND: Duration = Duration::from_secs(2);
 
-async fn two_nodes(cluster: &TestCluster) -> (PgStore, PgStore) {
+/// Two nodes (two pools) on one new database, both reading the change log.
+pub(super) async fn two_nodes(cluster: &TestCluster) -> (PgStore, PgStore) {
     let a = fresh_store(cluster).await;
     let name: String = sqlx::query_scalar("SELECT current_database()::text")
         .fetch_one(a.pool())

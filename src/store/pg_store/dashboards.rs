@@ -14,6 +14,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
+use super::audit::Audit;
 use super::secrets::{col, db_i64, u64_col};
 use super::{db_err, PgStore};
 use crate::domain::OrgId;
@@ -150,6 +151,7 @@ impl DashboardStore for PgStore {
     }
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         for f in &batch.folders {
             sqlx::query(
@@ -167,14 +169,17 @@ impl DashboardStore for PgStore {
             .await
             .map_err(db_err)?;
         }
+        // Folders and dashboards written are a change; a delete only if it found one.
+        let mut changed = !(batch.folders.is_empty() && batch.upserts.is_empty());
         for (org, uid) in &batch.deletes {
             // Its alerts go with it (ON DELETE CASCADE).
-            sqlx::query("DELETE FROM dashboards WHERE org_id = $1 AND uid = $2")
+            let done = sqlx::query("DELETE FROM dashboards WHERE org_id = $1 AND uid = $2")
                 .bind(db_i64(*org)?)
                 .bind(uid.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         for (d, alerts) in &batch.upserts {
             let org = db_i64(d.org_id)?;
@@ -234,9 +239,14 @@ impl DashboardStore for PgStore {
                 .map_err(db_err)?;
             }
         }
+        if changed {
+            audit.append(&mut tx).await?;
+        }
         let r = tx.commit().await.map_err(db_err);
         self.cache().forget_counts();
-        r
+        r?;
+        audit.committed();
+        Ok(())
     }
 }
 
@@ -262,52 +272,41 @@ impl AlertStore for PgStore {
         at: i64,
     ) -> StoreResult<u64> {
         // Every selected row is touched (Grafana counts them, changed or not); only those
-        // whose pause changes get the new state and its date. The right-hand sides read the
-        // row before the update.
+        // whose pause changes get the new state and its date (the right-hand sides read
+        // the row before the update), and only those make it a change for the audit log.
+        // No org means every org's; ids without an org name no org's alerts.
+        const SQL: &str = "WITH sel AS ( \
+                 SELECT id, paused AS was FROM alerts \
+                 WHERE ($4::bigint IS NULL OR org_id = $4) \
+                   AND ($5::bigint[] IS NULL OR id = ANY($5)) FOR UPDATE), \
+             upd AS ( \
+                 UPDATE alerts a SET state = CASE WHEN a.paused = $1 THEN a.state ELSE $2 END, \
+                     new_state_date = CASE WHEN a.paused = $1 THEN a.new_state_date \
+                         ELSE to_timestamp($3) END, \
+                     paused = $1 \
+                 FROM sel WHERE a.id = sel.id RETURNING sel.was) \
+             SELECT count(*) AS touched, count(*) FILTER (WHERE was <> $1) AS changed FROM upd";
+        if org.is_none() && ids.is_some() {
+            return Ok(0);
+        }
         let state = if paused { "paused" } else { "pending" };
-        let query = match (org, ids) {
-            (Some(org), Some(ids)) => {
-                let ids = ids
-                    .iter()
+        let ids = ids
+            .map(|ids| {
+                ids.iter()
                     .map(|id| db_i64(*id))
-                    .collect::<StoreResult<Vec<i64>>>()?;
-                sqlx::query(concat!(
-                    "UPDATE alerts SET ",
-                    "state = CASE WHEN paused = $1 THEN state ELSE $2 END, ",
-                    "new_state_date = CASE WHEN paused = $1 THEN new_state_date ",
-                    "ELSE to_timestamp($3) END, paused = $1 ",
-                    "WHERE org_id = $4 AND id = ANY($5)"
-                ))
-                .bind(paused)
-                .bind(state)
-                .bind(at)
-                .bind(db_i64(org.0)?)
-                .bind(ids)
-            }
-            (Some(org), None) => sqlx::query(concat!(
-                "UPDATE alerts SET ",
-                "state = CASE WHEN paused = $1 THEN state ELSE $2 END, ",
-                "new_state_date = CASE WHEN paused = $1 THEN new_state_date ",
-                "ELSE to_timestamp($3) END, paused = $1 ",
-                "WHERE org_id = $4"
-            ))
+                    .collect::<StoreResult<Vec<i64>>>()
+            })
+            .transpose()?;
+        let q = sqlx::query(SQL)
             .bind(paused)
             .bind(state)
             .bind(at)
-            .bind(db_i64(org.0)?),
-            (None, None) => sqlx::query(concat!(
-                "UPDATE alerts SET ",
-                "state = CASE WHEN paused = $1 THEN state ELSE $2 END, ",
-                "new_state_date = CASE WHEN paused = $1 THEN new_state_date ",
-                "ELSE to_timestamp($3) END, paused = $1"
-            ))
-            .bind(paused)
-            .bind(state)
-            .bind(at),
-            // Ids without an org name no org's alerts.
-            (None, Some(_)) => return Ok(0),
-        };
-        let done = query.execute(self.pool()).await.map_err(db_err)?;
-        Ok(done.rows_affected())
+            .bind(org.map(|o| db_i64(o.0)).transpose()?)
+            .bind(ids);
+        let changed = |row: &PgRow| Ok(u64_col(row, "changed")? > 0);
+        match self.write_row(q, None, changed).await? {
+            Some(row) => u64_col(&row, "touched"),
+            None => Ok(0),
+        }
     }
 }

@@ -13,6 +13,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
+use super::audit::Audit;
 use super::secrets::{apply_secret_writes, col, db_i64, u64_col};
 use super::{db_err, PgStore};
 use crate::domain::OrgId;
@@ -83,6 +84,7 @@ impl DataSourceStore for PgStore {
         ds: DataSourceRecord,
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(concat!(
             "INSERT INTO datasources (org_id, uid, name, type, access, url, \"user\", ",
@@ -115,7 +117,9 @@ impl DataSourceStore for PgStore {
         .map_err(db_err)?;
         let created = ds_row(&row)?;
         apply_secret_writes(&mut tx, secrets).await?;
+        audit.append_created(&mut tx, created.id).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         self.cache().forget_counts();
         Ok(created)
     }
@@ -126,6 +130,7 @@ impl DataSourceStore for PgStore {
         expected_version: u64,
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(concat!(
             "UPDATE datasources SET uid = $4, name = $5, type = $6, access = $7, url = $8, ",
@@ -173,7 +178,9 @@ impl DataSourceStore for PgStore {
         };
         let updated = ds_row(&row)?;
         apply_secret_writes(&mut tx, secrets).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(updated)
     }
 
@@ -183,6 +190,7 @@ impl DataSourceStore for PgStore {
         id: u64,
         secrets: &[SecretWrite],
     ) -> StoreResult<Option<DataSourceRecord>> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let row = sqlx::query(concat!(
             "DELETE FROM datasources WHERE id = $1 AND org_id = $2 RETURNING ",
@@ -199,7 +207,9 @@ impl DataSourceStore for PgStore {
         };
         let gone = ds_row(&row)?;
         apply_secret_writes(&mut tx, secrets).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         self.cache().forget_counts();
         Ok(Some(gone))
     }

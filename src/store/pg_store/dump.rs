@@ -9,7 +9,9 @@
 //! wait for it), refuses a store that holds anything unless `replace` (`Conflict("store")`),
 //! empties the tables (`TRUNCATE ... RESTART IDENTITY CASCADE`, and `dek_ids` restarts),
 //! writes every row with its ids, times and ciphertexts, moves each sequence to just after
-//! the highest imported id and announces every cached topic. The restarts give the
+//! the highest imported id and announces every cached topic. The audit log's events keep
+//! their numbers and hashes and the chain row becomes the dump's (anchor and head), so the
+//! log verifies after the import and the next append follows the same head. The restarts give the
 //! sequences new storage inside the transaction, so even `setval` (otherwise never rolled
 //! back) is undone with it: a failed import leaves the store as it was.
 //!
@@ -29,6 +31,9 @@ use sqlx::types::Json;
 
 use super::activity::{insert_series, select_series, series_row};
 use super::api_keys::{key_cols, key_from_row};
+use super::audit::{
+    chain_from_row, event_from_row, insert_event, put_chain, select_chain, select_events,
+};
 use super::dashboards::{
     alert_row, dashboard_row, folder_row, select_alerts, select_dashboards, select_folders,
 };
@@ -55,7 +60,7 @@ macro_rules! record_tables {
         "orgs, org_addresses, users, org_members, meta, sessions, api_keys, deks, secrets, reencrypt_cursor, \
          datasources, setting_overrides, license, folders, dashboards, alerts, \
          plugin_settings, notifiers, roles, role_permissions, role_assignments, \
-         provisioning_runs, quotas, activity_series"
+         provisioning_runs, quotas, activity_series, audit_events, audit_chain"
     };
 }
 
@@ -262,9 +267,22 @@ pub(super) async fn export(s: &PgStore) -> StoreResult<Dump> {
             series_row,
         )
         .await?,
-        // The audit log: not yet stored by this backend (the PostgreSQL helper fills
-        // these in).
-        ..Dump::default()
+        audit_events: all(
+            c,
+            concat!(select_events!(), " ORDER BY seq"),
+            event_from_row,
+        )
+        .await?,
+        audit_chain: {
+            let row = sqlx::query(select_chain!())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(db_err)?;
+            row.as_ref()
+                .map(chain_from_row)
+                .transpose()?
+                .unwrap_or_default()
+        },
     };
     tx.commit().await.map_err(db_err)?;
     Ok(dump)
@@ -309,6 +327,10 @@ pub(super) async fn import(s: &PgStore, d: &Dump, replace: bool) -> StoreResult<
     insert_provisioning_runs(c, d).await?;
     insert_quotas(c, d).await?;
     insert_series(c, &d.activity_series).await?;
+    for e in &d.audit_events {
+        insert_event(&mut *c, e).await?;
+    }
+    put_chain(&mut *c, &d.audit_chain).await?;
 
     for sql in SEQUENCES {
         sqlx::query(sql).execute(&mut *c).await.map_err(db_err)?;
@@ -321,11 +343,13 @@ pub(super) async fn import(s: &PgStore, d: &Dump, replace: bool) -> StoreResult<
     r
 }
 
-/// Whether any record table holds a row.
+/// Whether any record table holds a row (the audit chain's one row always there).
 async fn holds_records(c: &mut PgConnection) -> StoreResult<bool> {
     let any = RECORD_TABLES
         .split(',')
-        .map(|t| format!("EXISTS (SELECT 1 FROM {})", t.trim()))
+        .map(str::trim)
+        .filter(|t| *t != "audit_chain")
+        .map(|t| format!("EXISTS (SELECT 1 FROM {t})"))
         .collect::<Vec<_>>()
         .join(" OR ");
     // The table names are the constant above, not input.
@@ -369,7 +393,10 @@ async fn insert_users(c: &mut PgConnection, d: &Dump) -> StoreResult<()> {
         .map_err(db_err)?;
     }
     for (org, a) in &d.org_addresses {
-        super::orgs::put_org_address(&mut *c, *org, a).await?;
+        super::orgs::put_org_address(*org, a)
+            .execute(&mut *c)
+            .await
+            .map_err(db_err)?;
     }
     for u in &d.users {
         let (scheme, iterations, salt, hash) = password_cols(u.password.as_ref());

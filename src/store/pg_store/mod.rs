@@ -19,7 +19,9 @@
 //!
 //! Files: the pool and errors here; users and orgs, stats and meta (`users.rs`), sessions,
 //! API keys, secrets, datasources, settings and license, dashboards and alerts, plugins and
-//! notifiers and provisioning runs, roles, the activity series. The schema is `migrations/`.
+//! notifiers and provisioning runs, roles, the activity series, the audit log (`audit.rs`:
+//! every audited write appends its event in its own transaction, the one chain row locked
+//! `FOR UPDATE`). The schema is `migrations/`.
 
 mod activity;
 mod api_keys;

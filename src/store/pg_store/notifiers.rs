@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::types::Json;
 
+use super::audit::Audit;
 use super::secrets::{apply_secret_writes, col, db_i64, u64_col};
 use super::{db_err, PgStore};
 use crate::domain::OrgId;
@@ -112,6 +113,7 @@ impl PluginSettingStore for PgStore {
         set: &[PluginSettingRecord],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         for p in set {
             sqlx::query(
@@ -136,7 +138,12 @@ impl PluginSettingStore for PgStore {
             .map_err(db_err)?;
         }
         apply_secret_writes(&mut tx, secrets).await?;
-        tx.commit().await.map_err(db_err)
+        if !(set.is_empty() && secrets.is_empty()) {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 }
 
@@ -168,14 +175,18 @@ impl NotifierStore for PgStore {
         delete: &[(OrgId, String)],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Channels and secrets written are a change; a delete only if it found one.
+        let mut changed = !(set.is_empty() && secrets.is_empty());
         for (org, uid) in delete {
-            sqlx::query("DELETE FROM notifiers WHERE org_id = $1 AND uid = $2")
+            let done = sqlx::query("DELETE FROM notifiers WHERE org_id = $1 AND uid = $2")
                 .bind(db_i64(org.0)?)
                 .bind(uid.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         for n in set {
             sqlx::query(
@@ -207,7 +218,12 @@ impl NotifierStore for PgStore {
             .map_err(db_err)?;
         }
         apply_secret_writes(&mut tx, secrets).await?;
-        tx.commit().await.map_err(db_err)
+        if changed {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 }
 
@@ -222,7 +238,7 @@ impl ProvisioningRunStore for PgStore {
     }
 
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO provisioning_runs (kind, at, ok, error, files, applied, removed) \
              VALUES ($1, to_timestamp($2), $3, $4, $5, $6, $7) \
              ON CONFLICT (kind) DO UPDATE SET at = excluded.at, ok = excluded.ok, \
@@ -235,10 +251,8 @@ impl ProvisioningRunStore for PgStore {
         .bind(run.error.as_str())
         .bind(Json(&run.files))
         .bind(db_i64(run.applied)?)
-        .bind(db_i64(run.removed)?)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .bind(db_i64(run.removed)?);
+        self.write_counted(q).await?;
         Ok(())
     }
 }

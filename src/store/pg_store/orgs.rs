@@ -14,6 +14,7 @@
 
 use sqlx::postgres::PgConnection;
 
+use super::audit::{Audit, Statement};
 use super::users::{col, id, lock_user, org_from_row, select_orgs, user_cols, user_from_row};
 use super::{db_err, PgStore};
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -100,6 +101,7 @@ impl PgStore {
         at: i64,
         creator: UserId,
     ) -> StoreResult<OrgRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, 0).await?;
@@ -131,7 +133,9 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        audit.append_created(&mut tx, org.id).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(org)
     }
 
@@ -175,6 +179,7 @@ impl PgStore {
         name: &str,
         at: i64,
     ) -> StoreResult<OrgRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, id(org.0)).await?;
@@ -191,7 +196,9 @@ impl PgStore {
         .map_err(db_err)?
         .ok_or(StoreError::NotFound)?;
         let record = org_from_row(&row)?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -202,6 +209,7 @@ impl PgStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         if lock_user(&mut tx, id(user.0)).await?.is_none() {
             return Err(StoreError::NotFound);
@@ -222,7 +230,9 @@ impl PgStore {
             return Err(StoreError::AlreadyMember);
         }
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -233,6 +243,7 @@ impl PgStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
@@ -255,7 +266,9 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -265,6 +278,7 @@ impl PgStore {
         org: OrgId,
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
@@ -284,7 +298,9 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -353,12 +369,8 @@ pub(super) async fn all_org_addresses(
         .collect()
 }
 
-/// Writes (inserts or replaces) one org's address.
-pub(super) async fn put_org_address(
-    conn: &mut PgConnection,
-    org: u64,
-    a: &OrgAddressRecord,
-) -> StoreResult<()> {
+/// The statement that writes (inserts or replaces) one org's address.
+pub(super) fn put_org_address(org: u64, a: &OrgAddressRecord) -> Statement<'_> {
     sqlx::query(
         "INSERT INTO org_addresses (org_id, address1, address2, city, zip_code, state, country) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (org_id) DO UPDATE SET \
@@ -372,10 +384,6 @@ pub(super) async fn put_org_address(
     .bind(&a.zip_code)
     .bind(&a.state)
     .bind(&a.country)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
 }
 
 impl PgStore {
@@ -394,6 +402,7 @@ impl PgStore {
         secret_prefixes: &[String],
     ) -> StoreResult<()> {
         let org = id(org.0);
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         sqlx::query(
             "SELECT id FROM users WHERE org_id = $1 \
@@ -458,7 +467,10 @@ impl PgStore {
         if roles.rows_affected() > 0 {
             super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         }
-        tx.commit().await.map_err(db_err)
+        audit.append(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     pub(super) async fn org_address_in(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {
@@ -476,7 +488,7 @@ impl PgStore {
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
         // A missing org fails the foreign key: OrgNotFound.
-        let mut conn = self.pool().acquire().await.map_err(db_err)?;
-        put_org_address(&mut conn, org.0, address).await
+        self.write_counted(put_org_address(org.0, address)).await?;
+        Ok(())
     }
 }

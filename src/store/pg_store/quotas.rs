@@ -74,16 +74,13 @@ impl QuotaStore for PgStore {
             }
         };
         let (org, user) = owner_params(quota)?;
-        let done = sqlx::query(sql)
+        let q = sqlx::query(sql)
             .bind(org)
             .bind(user)
             .bind(quota.target.as_str())
             .bind(quota.limit)
-            .bind(quota.updated)
-            .execute(self.pool())
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
+            .bind(quota.updated);
+        if self.write_counted(q).await? == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())

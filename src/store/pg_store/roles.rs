@@ -20,6 +20,7 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Transaction};
 
+use super::audit::Audit;
 use super::secrets::{col, db_i64, u64_col};
 use super::{db_err, PgStore};
 use crate::domain::{OrgId, UserId};
@@ -175,6 +176,7 @@ impl RoleStore for PgStore {
     }
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO roles (org_id, uid, name, display_name, description, \"group\", \
@@ -200,10 +202,14 @@ impl RoleStore for PgStore {
         put_permissions(&mut tx, id, role).await?;
         put_assignments(&mut tx, id, role).await?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
-        tx.commit().await.map_err(db_err)
+        audit.append_created(&mut tx, &role.uid).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let id: Option<i64> = sqlx::query_scalar(concat!(
             "UPDATE roles r SET name = $4, display_name = $5, description = $6, ",
@@ -242,10 +248,14 @@ impl RoleStore for PgStore {
         };
         put_permissions(&mut tx, id, role).await?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
-        tx.commit().await.map_err(db_err)
+        audit.append(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         // Locked first, so the row returned holds every assignment the delete removes.
         let row = sqlx::query(concat!(
@@ -271,19 +281,25 @@ impl RoleStore for PgStore {
             .await
             .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(Some(gone))
     }
 
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
+        // Roles written are a change; a delete only if it found one.
+        let mut changed = !set.is_empty();
         for (org, uid) in delete {
-            sqlx::query(concat!("DELETE FROM roles r WHERE ", role_key!()))
+            let done = sqlx::query(concat!("DELETE FROM roles r WHERE ", role_key!()))
                 .bind(db_i64(org.0)?)
                 .bind(uid.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         for role in set {
             // An upsert by (org, uid): the row (and so its API assignments) is kept; the
@@ -323,10 +339,16 @@ impl RoleStore for PgStore {
             }
         }
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
-        tx.commit().await.map_err(db_err)
+        if changed {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
@@ -349,7 +371,11 @@ impl RoleStore for PgStore {
         .await
         .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
+        if done.rows_affected() > 0 {
+            audit.append(&mut tx).await?;
+        }
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(done.rows_affected() > 0)
     }
 
@@ -360,6 +386,7 @@ impl RoleStore for PgStore {
         user: UserId,
         login: &str,
     ) -> StoreResult<bool> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
@@ -390,8 +417,13 @@ impl RoleStore for PgStore {
         .await
         .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
+        let changed = by_id.rows_affected() + by_login.rows_affected() > 0;
+        if changed {
+            audit.append(&mut tx).await?;
+        }
         tx.commit().await.map_err(db_err)?;
-        Ok(by_id.rows_affected() + by_login.rows_affected() > 0)
+        audit.committed();
+        Ok(changed)
     }
 
     async fn set_basic_grant(
@@ -401,6 +433,7 @@ impl RoleStore for PgStore {
         basic: &str,
         granted: bool,
     ) -> StoreResult<bool> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let role_id = lock_role(
             &mut tx,
@@ -429,7 +462,11 @@ impl RoleStore for PgStore {
             .await
             .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
+        if done.rows_affected() > 0 {
+            audit.append(&mut tx).await?;
+        }
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(done.rows_affected() > 0)
     }
 }

@@ -17,6 +17,8 @@ use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
+use super::audit::Audit;
+
 use super::{db_err, PgStore};
 use crate::store::{
     DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError, StoreResult,
@@ -153,6 +155,7 @@ impl EncryptionStore for PgStore {
     }
 
     async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         // Two nodes rotating at once take turns, so the second retires the first's key
         // instead of colliding on the one-active index.
@@ -186,7 +189,10 @@ impl EncryptionStore for PgStore {
         .await
         .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
-        tx.commit().await.map_err(db_err)
+        audit.append(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn reserve_dek_uses(&self, id: u32, reserved: u64) -> StoreResult<()> {
@@ -203,6 +209,7 @@ impl EncryptionStore for PgStore {
     }
 
     async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         // A destroyed DEK keeps no key material: a re-wrap racing destroy_dek (another
         // node) must not bring the wrapped bytes back.
@@ -226,10 +233,16 @@ impl EncryptionStore for PgStore {
             }
         }
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
-        tx.commit().await.map_err(db_err)
+        if done.rows_affected() > 0 {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM deks WHERE id = $1 FOR UPDATE")
@@ -256,7 +269,9 @@ impl EncryptionStore for PgStore {
             .await
             .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(true)
     }
 
@@ -278,9 +293,15 @@ impl EncryptionStore for PgStore {
     }
 
     async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         apply_secret_writes(&mut tx, writes).await?;
-        tx.commit().await.map_err(db_err)
+        if !writes.is_empty() {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn secrets_after(
@@ -325,6 +346,7 @@ impl EncryptionStore for PgStore {
         batch: &[Reencrypted],
         cursor: Option<&str>,
     ) -> StoreResult<usize> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let mut written = 0;
         for item in batch {
@@ -362,7 +384,10 @@ impl EncryptionStore for PgStore {
             }
         }
         .map_err(db_err)?;
+        // The cursor moved: a change even when every secret changed meanwhile.
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(written)
     }
 

@@ -81,11 +81,10 @@ impl SessionStore for PgStore {
             .bind(session.created_ms)
             .bind(session.seen_ms)
             .bind(session.rotated_ms)
-            .bind(session.revoked_ms)
-            .fetch_one(self.pool())
-            .await;
+            .bind(session.revoked_ms);
+        let row = self.write_returning(row, Some("id")).await;
         self.cache().forget_counts();
-        session_from_row(&row.map_err(db_err)?)
+        session_from_row(&row?.ok_or_else(|| StoreError::Io("INSERT returned no row".into()))?)
     }
 
     async fn session(&self, session: u64) -> StoreResult<Option<SessionRecord>> {
@@ -155,6 +154,7 @@ impl SessionStore for PgStore {
             .fetch_optional(self.pool())
             .await;
         self.cache().forget_session(session);
+        // Bookkeeping of an authenticated request: not audited.
         optional(row.map_err(db_err)?)
     }
 
@@ -179,27 +179,22 @@ impl SessionStore for PgStore {
              WHERE s.id = $1 AND s.revoked_at IS NULL RETURNING ",
             session_cols!()
         );
-        let row = sqlx::query(SQL)
-            .bind(id(session))
-            .bind(at_ms)
-            .fetch_optional(self.pool())
-            .await;
+        let q = sqlx::query(SQL).bind(id(session)).bind(at_ms);
+        let row = self.write_returning(q, None).await;
         self.cache().forget_session(session);
-        optional(row.map_err(db_err)?)
+        optional(row?)
     }
 
     async fn revoke_user_sessions(&self, user: UserId, at_ms: i64) -> StoreResult<usize> {
-        let r = sqlx::query(
+        let q = sqlx::query(
             "UPDATE sessions SET revoked_at = to_timestamp($2::float8 / 1000) \
              WHERE user_id = $1 AND revoked_at IS NULL",
         )
         .bind(id(user.0))
-        .bind(at_ms)
-        .execute(self.pool())
-        .await;
+        .bind(at_ms);
+        let r = self.write_counted(q).await;
         self.cache().forget_user_sessions(user.0);
-        let r = r.map_err(db_err)?;
-        Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
+        Ok(usize::try_from(r?).unwrap_or(usize::MAX))
     }
 
     async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
+use super::audit::Audit;
 use super::secrets::{apply_secret_writes, col};
 use super::{db_err, PgStore};
 use crate::store::{
@@ -41,6 +42,7 @@ impl SettingsStore for PgStore {
         remove: &[(String, String)],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         for o in set {
             sqlx::query(
@@ -56,17 +58,25 @@ impl SettingsStore for PgStore {
             .await
             .map_err(db_err)?;
         }
+        // Overrides and secrets written are a change; a removal only if it found one.
+        let mut changed = !(set.is_empty() && secrets.is_empty());
         for (section, key) in remove {
-            sqlx::query("DELETE FROM setting_overrides WHERE section = $1 AND key = $2")
+            let done = sqlx::query("DELETE FROM setting_overrides WHERE section = $1 AND key = $2")
                 .bind(section.as_str())
                 .bind(key.as_str())
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            changed |= done.rows_affected() > 0;
         }
         apply_secret_writes(&mut tx, secrets).await?;
         super::announce_in(&mut tx, crate::store::Topic::Settings).await?;
-        tx.commit().await.map_err(db_err)
+        if changed {
+            audit.append(&mut tx).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 }
 
@@ -90,6 +100,7 @@ impl LicenseStore for PgStore {
     }
 
     async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO license (singleton, token, stored_at) \
@@ -102,10 +113,14 @@ impl LicenseStore for PgStore {
         .await
         .map_err(db_err)?;
         super::announce_in(&mut tx, crate::store::Topic::License).await?;
-        tx.commit().await.map_err(db_err)
+        audit.append(&mut tx).await?;
+        tx.commit().await.map_err(db_err)?;
+        audit.committed();
+        Ok(())
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let done = sqlx::query(
             "UPDATE license SET token = NULL, stored_at = NULL WHERE token IS NOT NULL",
@@ -115,8 +130,10 @@ impl LicenseStore for PgStore {
         .map_err(db_err)?;
         if done.rows_affected() > 0 {
             super::announce_in(&mut tx, crate::store::Topic::License).await?;
+            audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(done.rows_affected() > 0)
     }
 
@@ -140,7 +157,7 @@ impl LicenseStore for PgStore {
     }
 
     async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO license (singleton, renewal_at, renewal_trigger, renewal_ok, \
              renewal_error) VALUES (true, to_timestamp($1), $2, $3, $4) \
              ON CONFLICT (singleton) DO UPDATE SET renewal_at = excluded.renewal_at, \
@@ -150,10 +167,8 @@ impl LicenseStore for PgStore {
         .bind(record.at)
         .bind(record.trigger.as_str())
         .bind(record.ok)
-        .bind(record.error.as_str())
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .bind(record.error.as_str());
+        self.write_counted(q).await?;
         Ok(())
     }
 }

@@ -100,6 +100,12 @@ impl TestCluster {
         Self::start_with("tls")
     }
 
+    /// A cluster that flushes its WAL at commit (the others run with `fsync=off`): for
+    /// measuring what a write costs.
+    pub fn start_durable() -> Self {
+        Self::start_with("durable")
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
@@ -128,8 +134,10 @@ impl TestCluster {
         );
         let port = free_port();
         let sock = dir.path().to_string_lossy().to_string();
+        let fsync = if mode == "durable" { "on" } else { "off" };
         let mut opts = format!(
-            "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+            "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync={fsync} \
+             -c max_connections=200"
         );
         if mode == "tls" {
             make_certs(dir.path(), "");

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
 
+use super::audit::Audit;
 use super::{db_err, PgStore};
 use crate::crypto::{PasswordHash, PasswordScheme};
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -220,6 +221,17 @@ pub(super) fn check_not_last_admin(target: &UserRecord, admins: &[i64]) -> Store
     Ok(())
 }
 
+/// Locks the user row for the rest of the transaction; its current org (`NotFound` for a
+/// missing user).
+async fn lock_current_org(conn: &mut PgConnection, user: UserId) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
+        .bind(id(user.0))
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .ok_or(StoreError::NotFound)
+}
+
 /// Clears the Grafana Admin flag inside a transaction whose checks passed.
 async fn revoke_in(conn: &mut PgConnection, user: UserId, at: i64) -> StoreResult<UserRecord> {
     const SQL: &str = concat!(
@@ -297,13 +309,9 @@ impl PgStore {
         roles: &[i16],
         at: i64,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let current: i64 = sqlx::query_scalar("SELECT org_id FROM users WHERE id = $1 FOR UPDATE")
-            .bind(id(user.0))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .ok_or(StoreError::NotFound)?;
+        let current = lock_current_org(&mut tx, user).await?;
         sqlx::query("DELETE FROM org_members WHERE user_id = $1")
             .bind(id(user.0))
             .execute(&mut *tx)
@@ -341,7 +349,9 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         let record = user_from_row(&row)?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -359,16 +369,9 @@ impl PgStore {
              RETURNING ",
             user_cols!()
         );
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR UPDATE")
-                .bind(id(user.0))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if found.is_none() {
-            return Err(StoreError::NotFound);
-        }
+        let current = lock_current_org(&mut tx, user).await?;
         let row = sqlx::query(SQL)
             .bind(id(user.0))
             .bind(id(org.0))
@@ -377,7 +380,11 @@ impl PgStore {
             .map_err(db_err)?
             .ok_or(StoreError::NotMember)?;
         let record = user_from_row(&row)?;
+        if current != id(org.0) {
+            audit.append(&mut tx).await?;
+        }
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -389,12 +396,8 @@ impl PgStore {
              WHERE u.id = $1 AND NOT u.is_admin RETURNING ",
             user_cols!()
         );
-        let changed = sqlx::query(SQL)
-            .bind(id(user.0))
-            .bind(at)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
+        let q = sqlx::query(SQL).bind(id(user.0)).bind(at);
+        let changed = self.write_returning(q, None).await?;
         match changed {
             Some(row) => user_from_row(&row),
             // Already a Grafana Admin (left alone, as sled does), or missing.
@@ -415,6 +418,7 @@ impl PgStore {
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let admins = lock_grafana_admins(&mut tx).await?;
         let row = lock_user(&mut tx, id(user.0))
@@ -425,7 +429,9 @@ impl PgStore {
         }
         check_not_last_admin(&row, &admins)?;
         let record = revoke_in(&mut tx, user, at).await?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         Ok(record)
     }
 
@@ -449,12 +455,8 @@ impl PgStore {
              RETURNING ",
             user_cols!()
         );
-        let changed = sqlx::query(SQL)
-            .bind(id(user.0))
-            .bind(at)
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db_err)?;
+        let q = sqlx::query(SQL).bind(id(user.0)).bind(at);
+        let changed = self.write_returning(q, None).await?;
         if let Some(row) = changed {
             return user_from_row(&row).map(Some);
         }
@@ -489,6 +491,7 @@ impl PgStore {
              WHERE u.id = $1 RETURNING ",
             user_cols!()
         );
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let admins = lock_grafana_admins(&mut tx).await?;
         let row = lock_user(&mut tx, id(user.0))
@@ -504,7 +507,9 @@ impl PgStore {
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
+        audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         user_from_row(&done)
     }
 
@@ -542,6 +547,7 @@ impl UserStore for PgStore {
         user: UserRecord,
         membership: NewMembership,
     ) -> StoreResult<UserRecord> {
+        let mut audit = Audit::pending();
         let mut tx = self.pool().begin().await.map_err(db_err)?;
         let (org_id, role) = match &membership {
             NewMembership::Existing(org, role) => (id(org.0), *role),
@@ -610,7 +616,9 @@ impl UserStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        audit.append_created(&mut tx, new_id).await?;
         tx.commit().await.map_err(db_err)?;
+        audit.committed();
         self.cache().forget_counts();
         Ok(UserRecord {
             id: new_id as u64,
@@ -676,12 +684,10 @@ impl UserStore for PgStore {
         .bind(iterations)
         .bind(salt)
         .bind(digest)
-        .bind(at)
-        .execute(self.pool())
-        .await;
+        .bind(at);
+        let r = self.write_counted(r).await;
         self.cache().forget_user(user.0);
-        let r = r.map_err(db_err)?;
-        if r.rows_affected() == 0 {
+        if r? == 0 {
             return Err(StoreError::NotFound);
         }
         Ok(())
@@ -714,6 +720,7 @@ impl UserStore for PgStore {
         .execute(self.pool())
         .await;
         self.cache().forget_user(user.0);
+        // Bookkeeping of the sign-in (a stronger hash of the same password): not audited.
         Ok(r.map_err(db_err)?.rows_affected() == 1)
     }
 
@@ -726,14 +733,10 @@ impl UserStore for PgStore {
                AND NOT ($2 AND u.is_admin AND NOT u.is_service_account) RETURNING ",
             user_cols!()
         );
-        let changed = sqlx::query(SQL)
-            .bind(id(user.0))
-            .bind(disabled)
-            .bind(at)
-            .fetch_optional(self.pool())
-            .await;
+        let q = sqlx::query(SQL).bind(id(user.0)).bind(disabled).bind(at);
+        let changed = self.write_returning(q, None).await;
         self.cache().forget_user(user.0);
-        if let Some(row) = changed.map_err(db_err)? {
+        if let Some(row) = changed? {
             return user_from_row(&row);
         }
         // Already so (the row is left alone, as sled does), missing, or an admin.
@@ -775,11 +778,10 @@ impl UserStore for PgStore {
             .bind(change.name.as_deref())
             .bind(change.theme.as_deref())
             .bind(change.auth_module.as_deref())
-            .bind(at)
-            .fetch_optional(self.pool())
-            .await;
+            .bind(at);
+        let row = self.write_returning(row, None).await;
         self.cache().forget_user(user.0);
-        let row = row.map_err(db_err)?.ok_or(StoreError::NotFound)?;
+        let row = row?.ok_or(StoreError::NotFound)?;
         user_from_row(&row)
     }
 
@@ -819,15 +821,21 @@ impl UserStore for PgStore {
     }
 
     async fn delete_user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
-        let r = async {
+        let mut audit = Audit::pending();
+        let r: StoreResult<_> = async {
             let mut tx = self.pool().begin().await.map_err(db_err)?;
             let gone = delete_user_in(&mut tx, user, false).await?;
+            if gone.is_some() {
+                audit.append(&mut tx).await?;
+            }
             tx.commit().await.map_err(db_err)?;
             Ok(gone)
         }
         .await;
         self.cache().forget_user_rows(user.0);
-        r
+        let gone = r?;
+        audit.committed();
+        Ok(gone)
     }
 
     async fn search_users(
@@ -898,17 +906,17 @@ impl UserStore for PgStore {
     async fn ensure_org(&self, org: OrgId, name: &str, at: i64) -> StoreResult<()> {
         // The INSERT waits for a user's new org being created (LOCK TABLE in create_user),
         // then leaves an existing org alone.
-        let r = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO orgs (id, name, created, updated) \
-             VALUES ($1, $2, to_timestamp($3), to_timestamp($3)) ON CONFLICT (id) DO NOTHING",
+             VALUES ($1, $2, to_timestamp($3), to_timestamp($3)) ON CONFLICT (id) DO NOTHING \
+             RETURNING id",
         )
         .bind(id(org.0))
         .bind(name)
-        .bind(at)
-        .execute(self.pool())
-        .await;
+        .bind(at);
+        let r = self.write_returning(q, Some("id")).await;
         self.cache().forget_counts();
-        r.map_err(db_err)?;
+        r?;
         Ok(())
     }
 
@@ -1137,28 +1145,30 @@ impl MetaStore for PgStore {
     }
 
     async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        // The no-op update makes RETURNING give the row that won.
-        sqlx::query_scalar(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = meta.value RETURNING value",
+        // A second node inserting at once waits for the first one's commit, then inserts
+        // nothing and reads the value that won.
+        let q = sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING \
+             RETURNING value",
         )
         .bind(key)
-        .bind(value)
-        .fetch_one(self.pool())
-        .await
-        .map_err(db_err)
+        .bind(value);
+        if let Some(row) = self.write_returning(q, None).await? {
+            return col(&row, "value");
+        }
+        self.get_meta(key)
+            .await?
+            .ok_or_else(|| StoreError::Io(format!("meta {key} vanished")))
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO meta (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
         )
         .bind(key)
-        .bind(value)
-        .execute(self.pool())
-        .await
-        .map_err(db_err)?;
+        .bind(value);
+        self.write_counted(q).await?;
         Ok(())
     }
 }

@@ -6,7 +6,9 @@
 //!
 //! Files: users and orgs (`users.rs`), sessions, API keys, secrets and DEKs, datasources,
 //! settings, license, dashboards and alerts, plugins and notifiers, roles, provisioning runs,
-//! the activity series (`activity.rs`), and the layout upgrades that run at open (`migrate.rs`). Key layouts live in `keys`.
+//! the activity series (`activity.rs`), the audit log (`audit.rs`: every audited mutating
+//! method adds the `audit` tree to its transaction), and the layout upgrades that run at
+//! open (`migrate.rs`). Key layouts live in `keys`.
 
 mod activity;
 mod api_keys;
