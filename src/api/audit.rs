@@ -160,6 +160,7 @@ api_errors!(
         400 => BadRequest: "A filter is not understood (the message names it).",
         401 => Unauthorized: "No or invalid credentials.",
         403 => Forbidden: "The caller lacks `audit:read`, or the request is cross-origin.",
+        413 => PayloadTooLarge: "The body is too large.",
     }
 );
 

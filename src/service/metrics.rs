@@ -132,10 +132,24 @@ impl prometheus_client::encoding::EncodeMetric for SnapshotHistogram {
         &self,
         mut encoder: prometheus_client::encoding::MetricEncoder,
     ) -> Result<(), std::fmt::Error> {
+        // The encoder takes per-bucket counts (it sums them itself) and the last bucket is
+        // +Inf, as in prometheus-client's own histograms.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = self
+            .0
+            .buckets
+            .iter()
+            .map(|(bound, cumulative)| {
+                let n = cumulative - below;
+                below = *cumulative;
+                (*bound, n)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, self.0.count.saturating_sub(below)));
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
             self.0.sum,
             self.0.count,
-            &self.0.buckets,
+            &buckets,
             None,
         )
     }
@@ -345,12 +359,12 @@ pub async fn scrape(services: &Services) -> Result<String, AppError> {
     if let Some(l) = services.store.latency() {
         r.register(
             "tollgate_store_write_seconds",
-            "From the end of a store write to its being on disk (the group-commit wait).",
+            "From the end of a store write to its being on disk (the group-commit wait)",
             SnapshotHistogram(l.write),
         );
         r.register(
             "tollgate_store_flush_seconds",
-            "One physical flush of the embedded store.",
+            "One physical flush of the embedded store",
             SnapshotHistogram(l.flush),
         );
     }
@@ -358,20 +372,20 @@ pub async fn scrape(services: &Services) -> Result<String, AppError> {
     gauge(
         &mut r,
         "tollgate_audit_exported_events",
-        "The last audit event written by the file or console logger.",
+        "The last audit event written by the file or console logger",
         count(exported),
     );
     gauge(
         &mut r,
         "tollgate_audit_export_lag_events",
-        "Audit events committed but not yet written by the loggers.",
+        "Audit events committed but not yet written by the loggers",
         count(behind),
     );
     let export_errors = prometheus_client::metrics::counter::Counter::<u64>::default();
     export_errors.inc_by(errors);
     r.register(
         "tollgate_audit_export_errors",
-        "Failed attempts to write audit events to the loggers (retried).",
+        "Failed attempts to write audit events to the loggers (retried)",
         export_errors,
     );
     let mut out = String::with_capacity(8 * 1024);

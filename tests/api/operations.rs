@@ -185,6 +185,14 @@ async fn store_write_and_flush_latency_histograms_count_each_write() {
         Some(writes_after)
     );
     assert!(sample(&after, "tollgate_store_write_seconds_sum").unwrap() > 0.0);
+    // Each bucket counts what is at or below its bound, so they never decrease.
+    let buckets: Vec<f64> = after
+        .lines()
+        .filter(|l| l.starts_with("tollgate_store_write_seconds_bucket"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 11, "ten bounds and +Inf");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
 }
 
 #[tokio::test]
