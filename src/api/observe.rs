@@ -46,18 +46,22 @@ pub struct RouteTemplates {
     /// Every template split in segments (`None` for a parameter), by segment count, to
     /// name the route of a change before it is routed (its audit entry needs it).
     segments: std::collections::HashMap<usize, Vec<Template>>,
+    /// The success status each operation documents (`DELETE /api/licensing/token`: 202):
+    /// what the audit event of a committed change says, written before the answer exists.
+    success: std::collections::HashMap<(String, Arc<str>), u16>,
 }
 
 impl RouteTemplates {
     pub fn from_spec(spec_json: &str) -> Self {
         let mut map = std::collections::HashMap::new();
         let mut segments: std::collections::HashMap<usize, Vec<Template>> = Default::default();
+        let mut success = std::collections::HashMap::new();
         let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
-        for path in doc
+        for (path, ops) in doc
             .get("paths")
             .and_then(|p| p.as_object())
             .into_iter()
-            .flat_map(|p| p.keys())
+            .flat_map(|p| p.iter())
         {
             let (mut poem, mut label, mut n) = (String::new(), String::new(), 0);
             for seg in path.split('/').skip(1) {
@@ -76,6 +80,19 @@ impl RouteTemplates {
                 }
             }
             let label: Arc<str> = label.into();
+            for (method, op) in ops.as_object().into_iter().flatten() {
+                let ok = op
+                    .get("responses")
+                    .and_then(|r| r.as_object())
+                    .into_iter()
+                    .flat_map(|r| r.keys())
+                    .filter_map(|code| code.parse::<u16>().ok())
+                    .filter(|code| (200..300).contains(code))
+                    .min();
+                if let Some(code) = ok {
+                    success.insert((method.to_ascii_uppercase(), label.clone()), code);
+                }
+            }
             let segs: Vec<Option<String>> = path
                 .split('/')
                 .skip(1)
@@ -95,7 +112,16 @@ impl RouteTemplates {
         Self {
             by_pattern: map,
             segments,
+            success,
         }
+    }
+
+    /// The success status `method` on `route` documents (200 when it documents none).
+    pub fn success_status(&self, method: &str, route: &str) -> u16 {
+        self.success
+            .get(&(method.to_string(), Arc::from(route)))
+            .copied()
+            .unwrap_or(200)
     }
 
     /// The template a path matches (the one with the most fixed segments), and the target
@@ -254,10 +280,10 @@ impl<E> Observe<E> {
                 .unwrap_or_default(),
             request_id: request_id.to_string(),
             method: method.to_string(),
+            status: self.templates.success_status(method, &route),
             route,
             target_kind,
             target_id,
-            status: 200,
             ..AuditEntry::default()
         }
     }

@@ -22,6 +22,9 @@ use crate::store::{SessionPurge, SessionRecord, SessionStore, UserRecord, UserSt
 /// `seen` is written at most this often per session (ms).
 const SEEN_INTERVAL_MS: i64 = 60_000;
 
+/// The action of a sign-out's audit event (a sign-out has no RBAC action).
+pub const SIGN_OUT_ACTION: &str = "auth:logout";
+
 pub struct SessionService {
     store: Arc<dyn SessionStore>,
     users: Arc<dyn UserStore>,
@@ -174,6 +177,21 @@ impl SessionService {
     /// `GET /logout`: revokes the session of this token, if any.
     pub async fn sign_out(&self, token: &str) -> Result<(), AppError> {
         if let Some(s) = self.store.session_by_hash(&self.hash(token)).await? {
+            // The sign-out's audit event names who signed out.
+            let login = self
+                .users
+                .user(UserId(s.user_id))
+                .await?
+                .map(|u| u.login)
+                .unwrap_or_default();
+            crate::domain::audit::update(|e| {
+                e.actor.user_id = Some(s.user_id);
+                e.actor.login = login;
+                e.actor.auth_method = "session".into();
+                e.action = SIGN_OUT_ACTION.into();
+                e.target_kind = "user".into();
+                e.target_id = s.user_id.to_string();
+            });
             self.store.revoke_session(s.id, self.clock.now_ms()).await?;
         }
         Ok(())

@@ -889,3 +889,75 @@ async fn sigkill_during_writes_keeps_changes_and_events_together() {
         app.stop().await;
     }
 }
+
+/// License upload and removal, a user's sign-out, and a session revoked by an admin: each
+/// one event with its actor, action and route; a removal with nothing to remove records the
+/// request (it answered 2xx) but no store change.
+#[tokio::test]
+async fn license_changes_and_sign_outs_are_recorded() {
+    use crate::licensing::{claims, licensed, sign, upload};
+    let l = licensed().await;
+    let app = &l.app;
+    let (s, v) = upload(app, &sign(&l.key, &claims("1"))).await;
+    assert_eq!(s, 200, "{v}");
+    let e = newest(app).await;
+    assert_eq!(
+        (
+            e["route"].as_str(),
+            e["method"].as_str(),
+            e["status"].as_u64()
+        ),
+        (Some("/api/licensing/token"), Some("POST"), Some(200))
+    );
+    assert!(
+        e["action"].as_str().unwrap().starts_with("licensing"),
+        "{e}"
+    );
+    assert_eq!(fields(&e), ["token"]);
+    let before = count(app).await;
+    let (s, _) = send(
+        app.admin(Method::DELETE, "/api/licensing/token")
+            .json(&json!({"instance": "http://tollgate.test/"})),
+    )
+    .await;
+    assert_eq!(s, 202);
+    assert_eq!(count(app).await, before + 1);
+    let e = newest(app).await;
+    assert_eq!(
+        (
+            e["route"].as_str(),
+            e["method"].as_str(),
+            e["status"].as_u64()
+        ),
+        (Some("/api/licensing/token"), Some("DELETE"), Some(202))
+    );
+    // A sign-out (GET /logout revokes the session): recorded as the user's.
+    app.create_user("leaver", "leaver-password").await;
+    let token = app.login("leaver", "leaver-password").await;
+    let before = count(app).await;
+    let resp = app
+        .with_session(Method::GET, "/logout", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    assert_eq!(count(app).await, before + 1);
+    let e = newest(app).await;
+    assert_eq!(
+        (
+            e["route"].as_str(),
+            e["method"].as_str(),
+            e["actor"]["login"].as_str(),
+            e["action"].as_str(),
+            e["target"]["kind"].as_str()
+        ),
+        (
+            Some("/logout"),
+            Some("GET"),
+            Some("leaver"),
+            Some("auth:logout"),
+            Some("user")
+        ),
+        "{e}"
+    );
+}
