@@ -6,7 +6,8 @@ import re
 # The fixed roles tollgate serves (src/service/access.rs), as GET /api/access-control/roles
 # lists them: by name.
 FIXED_ROLES = [
-    "fixed:alerting:reader", "fixed:alerting:writer", "fixed:apikeys:writer", "fixed:backup:creator",
+    "fixed:alerting:reader", "fixed:alerting:writer", "fixed:apikeys:writer", "fixed:audit:reader",
+    "fixed:backup:creator",
     "fixed:datasources.id:reader", "fixed:datasources:reader", "fixed:datasources:writer",
     "fixed:ldap:reader", "fixed:ldap:writer", "fixed:licensing:reader", "fixed:licensing:writer",
     "fixed:org.users:reader", "fixed:org.users:writer", "fixed:organization:maintainer",
