@@ -164,16 +164,6 @@ api_errors!(
     }
 );
 
-fn number<T: std::str::FromStr>(name: &str, v: Option<String>) -> Result<Option<T>, AppError> {
-    v.filter(|s| !s.trim().is_empty())
-        .map(|s| {
-            s.trim()
-                .parse::<T>()
-                .map_err(|_| AppError::bad_request(format!("{name} must be a number")))
-        })
-        .transpose()
-}
-
 /// RFC 3339 or Unix milliseconds.
 fn time(name: &str, v: Option<String>) -> Result<Option<i64>, AppError> {
     v.filter(|s| !s.trim().is_empty())
@@ -213,7 +203,7 @@ impl AuditApi {
         services: Data<&Arc<Services>>,
         /// The actor's user id.
         #[oai(name = "userId")]
-        user_id: Query<Option<String>>,
+        user_id: Query<Option<u64>>,
         /// The actor's login (exact), or `hmac-sha256:<hex>` for a failed sign-in's.
         login: Query<Option<String>>,
         /// An RBAC action (`users:write`), or a prefix ending in `*` (`users:*`).
@@ -223,20 +213,27 @@ impl AuditApi {
         target_kind: Query<Option<String>>,
         #[oai(name = "targetId")] target_id: Query<Option<String>>,
         /// `success` (status below 400) or `failure`.
+        #[oai(validator(pattern = r"^(success|failure)$"))]
         result: Query<Option<String>>,
         /// An exact HTTP status.
-        status: Query<Option<String>>,
-        /// From this time on (RFC 3339 or Unix milliseconds).
+        status: Query<Option<u16>>,
+        /// From this time on: RFC 3339 (`2026-12-02T02:00:00Z`) or Unix milliseconds.
+        #[oai(validator(
+            pattern = r"^([0-9]{1,15}|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$"
+        ))]
         from: Query<Option<String>>,
-        /// Up to this time.
+        /// Up to this time (as `from`).
+        #[oai(validator(
+            pattern = r"^([0-9]{1,15}|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))$"
+        ))]
         to: Query<Option<String>>,
         /// The cursor: events older than this `seq`.
-        before: Query<Option<String>>,
+        before: Query<Option<u64>>,
         /// At most this many events (default 50, at most 1000).
-        limit: Query<Option<String>>,
+        limit: Query<Option<u32>>,
     ) -> Result<AuditPageResponse, AuditError> {
         let query = AuditQuery {
-            actor_user_id: number("userId", user_id.0)?,
+            actor_user_id: user_id.0,
             actor_login: text(login.0),
             action: text(action.0),
             target_kind: text(target_kind.0),
@@ -249,11 +246,11 @@ impl AuditApi {
                     return Err(AppError::bad_request("result must be success or failure").into())
                 }
             },
-            status: number("status", status.0)?,
+            status: status.0,
             from: time("from", from.0)?,
             to: time("to", to.0)?,
-            before_seq: number("before", before.0)?,
-            limit: number::<usize>("limit", limit.0)?.unwrap_or(0),
+            before_seq: before.0,
+            limit: limit.0.map_or(0, |n| n as usize),
         };
         let (events, next) = services.audit.events(&auth.0, query).await?;
         Ok(AuditPageResponse::Ok(Json(AuditPage {

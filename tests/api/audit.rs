@@ -478,18 +478,17 @@ async fn paging_and_filters() {
         .await
         .is_empty());
     assert!(events(&app, "to=0").await.is_empty());
-    // Bad filters: 400 naming the filter.
-    for (q, want) in [
-        ("userId=x", "userId must be a number"),
-        ("result=maybe", "result must be success or failure"),
-        (
-            "from=yesterday",
-            "from must be an RFC 3339 time or Unix milliseconds",
-        ),
-        ("limit=-1", "limit must be a number"),
+    // Bad filters: 400 (the document types and patterns every filter, so a client knows
+    // before it asks).
+    for q in [
+        "userId=x",
+        "result=maybe",
+        "from=yesterday",
+        "to=2026-13-01T00:00:00Z",
+        "limit=-1",
     ] {
         let (s, v) = send(app.admin(Method::GET, &format!("/api/admin/audit?{q}"))).await;
-        assert_eq!((s, message(&v)), (400, want), "{q}");
+        assert_eq!((s, message(&v)), (400, "bad request data"), "{q}");
     }
 }
 
