@@ -202,7 +202,10 @@ impl AuditApi {
         auth: Auth,
         services: Data<&Arc<Services>>,
         /// The actor's user id.
-        #[oai(name = "userId")]
+        #[oai(
+            name = "userId",
+            validator(minimum(value = "0"), maximum(value = "9007199254740991"))
+        )]
         user_id: Query<Option<u64>>,
         /// The actor's login (exact), or `hmac-sha256:<hex>` for a failed sign-in's.
         login: Query<Option<String>>,
@@ -216,6 +219,7 @@ impl AuditApi {
         #[oai(validator(pattern = r"^(success|failure)$"))]
         result: Query<Option<String>>,
         /// An exact HTTP status.
+        #[oai(validator(minimum(value = "0"), maximum(value = "999")))]
         status: Query<Option<u16>>,
         /// From this time on: RFC 3339 (`2026-12-02T02:00:00Z`) or Unix milliseconds.
         #[oai(validator(
@@ -228,8 +232,10 @@ impl AuditApi {
         ))]
         to: Query<Option<String>>,
         /// The cursor: events older than this `seq`.
+        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
         before: Query<Option<u64>>,
         /// At most this many events (default 50, at most 1000).
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
     ) -> Result<AuditPageResponse, AuditError> {
         let query = AuditQuery {
