@@ -204,7 +204,7 @@ impl AuditApi {
         /// The actor's user id.
         #[oai(
             name = "userId",
-            validator(minimum(value = "0"), maximum(value = "9007199254740991"))
+            validator(minimum(value = "0"), maximum(value = "1000000000000000"))
         )]
         user_id: Query<Option<u64>>,
         /// The actor's login (exact), or `hmac-sha256:<hex>` for a failed sign-in's.
@@ -232,7 +232,7 @@ impl AuditApi {
         ))]
         to: Query<Option<String>>,
         /// The cursor: events older than this `seq`.
-        #[oai(validator(minimum(value = "0"), maximum(value = "9007199254740991")))]
+        #[oai(validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
         before: Query<Option<u64>>,
         /// At most this many events (default 50, at most 1000).
         #[oai(validator(minimum(value = "0"), maximum(value = "1000")))]
