@@ -56,7 +56,8 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
         .at("/metrics", metrics)
         .nest("/swagger", swagger)
         .nest("/", ui::endpoint())
-        .data(services.clone());
+        .data(services.clone())
+        .data(Arc::new(api::settings::RenderedSettings::default()));
     api::observe::observe(
         api::middleware::security_headers(api::middleware::grafana_errors(app, allow)),
         services,

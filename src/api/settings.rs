@@ -11,12 +11,52 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::{int, rfc3339};
+use crate::api::wire::{int, rfc3339, RenderedJson};
 use crate::api::ApiTags;
 use crate::api_errors;
-use crate::service::settings::SettingsUpdate;
+use crate::service::settings::{SettingsUpdate, SettingsView};
 use crate::service::Services;
 use crate::store::SeriesCounts;
+
+type ValuesBySection = BTreeMap<String, BTreeMap<String, String>>;
+
+/// `GET /api/admin/settings`'s body for the full view, rendered once per view: the service
+/// hands out the same `Arc` until the settings change, so the bytes are reused while it is
+/// the one cached here (holding it keeps its address from being reused).
+#[derive(Default)]
+pub struct RenderedSettings {
+    last: parking_lot::Mutex<Option<(Arc<SettingsView>, bytes::Bytes)>>,
+}
+
+impl RenderedSettings {
+    fn body(&self, view: Arc<SettingsView>) -> Result<bytes::Bytes, crate::error::AppError> {
+        if let Some((cached, body)) = self.last.lock().as_ref() {
+            if Arc::ptr_eq(cached, &view) {
+                return Ok(body.clone());
+            }
+        }
+        let body = serde_json::to_vec(&ValuesOnly(&view))
+            .map_err(|e| crate::error::AppError::internal("Failed to read settings", e))?;
+        let body = bytes::Bytes::from(body);
+        *self.last.lock() = Some((view, body.clone()));
+        Ok(body)
+    }
+}
+
+/// The view as `{section: {key: value}}` (the sources left out), serialized in place.
+struct ValuesOnly<'a>(&'a SettingsView);
+
+impl serde::Serialize for ValuesOnly<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Section<'a>(&'a BTreeMap<String, crate::service::settings::SourcedValue>);
+        impl serde::Serialize for Section<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_map(self.0.iter().map(|(k, v)| (k, &v.value)))
+            }
+        }
+        s.collect_map(self.0.iter().map(|(name, kv)| (name, Section(kv))))
+    }
+}
 
 /// A value and the layer it comes from: default, file, env or database.
 #[derive(Object, Debug)]
@@ -136,13 +176,10 @@ impl SettingsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-    ) -> Result<Json<BTreeMap<String, BTreeMap<String, String>>>, AdminReadError> {
+        rendered: Data<&Arc<RenderedSettings>>,
+    ) -> Result<RenderedJson<ValuesBySection>, AdminReadError> {
         let view = services.settings_admin.read(&auth.0)?;
-        Ok(Json(
-            view.into_iter()
-                .map(|(s, kv)| (s, kv.into_iter().map(|(k, v)| (k, v.value)).collect()))
-                .collect(),
-        ))
+        Ok(RenderedJson::new(rendered.body(view)?))
     }
 
     /// Change `auth.saml` settings at runtime; all or nothing.
@@ -183,21 +220,21 @@ impl SettingsApi {
     ) -> Result<Json<BTreeMap<String, BTreeMap<String, SettingValue>>>, AdminReadError> {
         let view = services.settings_admin.read(&auth.0)?;
         Ok(Json(
-            view.into_iter()
+            view.iter()
                 .map(|(s, kv)| {
                     let kv = kv
-                        .into_iter()
+                        .iter()
                         .map(|(k, v)| {
                             (
-                                k,
+                                k.clone(),
                                 SettingValue {
-                                    value: v.value,
+                                    value: v.value.clone(),
                                     source: v.source.as_str().into(),
                                 },
                             )
                         })
                         .collect();
-                    (s, kv)
+                    (s.clone(), kv)
                 })
                 .collect(),
         ))

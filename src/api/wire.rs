@@ -118,19 +118,68 @@ impl<T: poem_openapi::types::Type + serde::Serialize + Send> poem_openapi::ApiRe
     for FastJson<T>
 {
     fn meta() -> poem_openapi::registry::MetaResponses {
-        use poem_openapi::payload::Payload;
-        poem_openapi::registry::MetaResponses {
-            responses: vec![poem_openapi::registry::MetaResponse {
-                description: "",
-                status: Some(200),
-                status_range: None,
-                content: vec![poem_openapi::registry::MetaMediaType {
-                    content_type: Self::CONTENT_TYPE,
-                    schema: Self::schema_ref(),
-                }],
-                headers: vec![],
+        ok_meta::<Self>()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+/// The document's one response of a JSON payload answered with 200.
+fn ok_meta<P: poem_openapi::payload::Payload>() -> poem_openapi::registry::MetaResponses {
+    poem_openapi::registry::MetaResponses {
+        responses: vec![poem_openapi::registry::MetaResponse {
+            description: "",
+            status: Some(200),
+            status_range: None,
+            content: vec![poem_openapi::registry::MetaMediaType {
+                content_type: P::CONTENT_TYPE,
+                schema: P::schema_ref(),
             }],
+            headers: vec![],
+        }],
+    }
+}
+
+/// A JSON response rendered earlier (a cached body), documented as `T`.
+pub struct RenderedJson<T> {
+    body: bytes::Bytes,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> RenderedJson<T> {
+    pub fn new(body: bytes::Bytes) -> Self {
+        Self {
+            body,
+            _type: std::marker::PhantomData,
         }
+    }
+}
+
+impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for RenderedJson<T> {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        T::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        T::register(registry);
+    }
+}
+
+impl<T: Send> poem::IntoResponse for RenderedJson<T> {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(self.body)
+    }
+}
+
+impl<T: poem_openapi::types::Type + Send> poem_openapi::ApiResponse for RenderedJson<T> {
+    fn meta() -> poem_openapi::registry::MetaResponses {
+        ok_meta::<Self>()
     }
 
     fn register(registry: &mut poem_openapi::registry::Registry) {

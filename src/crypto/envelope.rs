@@ -196,28 +196,30 @@ impl Dek {
 
     /// Encrypts a secret for its context.
     pub fn seal(&self, ctx: &SecretContext<'_>, plaintext: &[u8]) -> Vec<u8> {
-        let nonce = random::bytes::<NONCE_LEN>();
+        let nonce = next_nonce();
+        // One buffer: the header, then the plaintext sealed in place, then the tag.
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         out.push(FORMAT_V1);
         out.push(ALG_AES_256_GCM);
         out.extend_from_slice(&self.id.to_be_bytes());
         out.extend_from_slice(&nonce);
-        let aad = ctx.aad(&out[..HEADER_LEN]);
-        let mut buf = plaintext.to_vec();
-        if self
-            .key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&aad),
-                &mut buf,
-            )
-            .is_err()
-        {
-            zeroize::Zeroize::zeroize(&mut buf);
-            return Vec::new();
+        out.extend_from_slice(plaintext);
+        let (header, body) = out.split_at_mut(HEADER_LEN);
+        let tag = ctx.with_aad(header, |aad| {
+            self.key
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), aad, body)
+        });
+        match tag {
+            Ok(tag) => {
+                out.extend_from_slice(tag.as_ref());
+                out
+            }
+            // Sealing cannot fail for in-range lengths; never return the plaintext if it did.
+            Err(_) => {
+                zeroize::Zeroize::zeroize(&mut out);
+                Vec::new()
+            }
         }
-        out.extend_from_slice(&buf);
-        out
     }
 
     /// Decrypts a secret sealed for the same context.
@@ -233,11 +235,9 @@ impl Dek {
         let (header, rest) = ciphertext.split_at(HEADER_LEN);
         let nonce =
             Nonce::try_assume_unique_for_key(&header[6..]).map_err(|_| CryptoError::Malformed)?;
-        let aad = ctx.aad(header);
         let mut buf = Zeroizing::new(rest.to_vec());
-        let len = self
-            .key
-            .open_in_place(nonce, Aad::from(&aad), &mut buf)
+        let len = ctx
+            .with_aad(header, |aad| self.key.open_in_place(nonce, aad, &mut buf))
             .map_err(|_| CryptoError::Open)?
             .len();
         buf.truncate(len);
@@ -271,14 +271,31 @@ pub struct SecretContext<'a> {
 }
 
 impl SecretContext<'_> {
-    fn aad(&self, header: &[u8]) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(header.len() + 64);
-        aad.extend_from_slice(header);
-        for part in [self.purpose, self.owner, self.field] {
-            aad.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            aad.extend_from_slice(part.as_bytes());
+    /// Calls `f` with the AAD: `header` then each of purpose, owner and field, length-prefixed.
+    /// Built on the stack when it fits (every context the server makes does).
+    fn with_aad<R>(&self, header: &[u8], f: impl FnOnce(Aad<&[u8]>) -> R) -> R {
+        const STACK: usize = 256;
+        let parts = [self.purpose, self.owner, self.field];
+        let len = header.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>();
+        let fill = |aad: &mut [u8]| {
+            aad[..header.len()].copy_from_slice(header);
+            let mut at = header.len();
+            for part in parts {
+                aad[at..at + 4].copy_from_slice(&(part.len() as u32).to_be_bytes());
+                at += 4;
+                aad[at..at + part.len()].copy_from_slice(part.as_bytes());
+                at += part.len();
+            }
+        };
+        if len <= STACK {
+            let mut buf = [0u8; STACK];
+            fill(&mut buf[..len]);
+            f(Aad::from(&buf[..len]))
+        } else {
+            let mut buf = vec![0u8; len];
+            fill(&mut buf);
+            f(Aad::from(&buf[..]))
         }
-        aad
     }
 }
 
@@ -309,6 +326,33 @@ mod tests {
         assert_eq!(nonces.len(), 1000);
         let empty = d.seal(&CTX, b"");
         assert_eq!(&*d.open(&CTX, &empty).unwrap(), b"");
+    }
+
+    #[test]
+    fn aad_layout_is_stable_on_the_stack_and_on_the_heap() {
+        let aad = |ctx: &SecretContext<'_>| ctx.with_aad(b"HDR", |a| a.as_ref().to_vec());
+        // header | len(purpose) purpose | len(owner) owner | len(field) field, lengths u32 BE:
+        // stored ciphertexts depend on it.
+        let mut want = b"HDR".to_vec();
+        for part in ["datasource", "ds-1", "password"] {
+            want.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            want.extend_from_slice(part.as_bytes());
+        }
+        assert_eq!(aad(&CTX), want);
+        let long_owner = "o".repeat(300);
+        let long = SecretContext {
+            owner: &long_owner,
+            ..CTX
+        };
+        let got = aad(&long);
+        assert_eq!(got.len(), 3 + 12 + 10 + 300 + 8);
+        assert!(got.ends_with(b"\0\0\0\x08password"));
+        let d = dek(9);
+        assert_eq!(
+            &*d.open(&long, &d.seal(&long, b"s3cret")).unwrap(),
+            b"s3cret"
+        );
+        assert!(d.open(&CTX, &d.seal(&long, b"s3cret")).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! - Re-encryption runs in batches; each batch's compare-and-swap writes, reference counts
 //!   and cursor commit together, so it resumes after a crash and a concurrent update wins.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -59,6 +59,9 @@ fn context_of(key: &str) -> Option<SecretContext<'_>> {
 
 struct Active {
     id: u32,
+    /// The key itself (none only before the service is open), so that encryption needs no
+    /// cache lookup.
+    dek: Option<Arc<Dek>>,
     reserved: AtomicU64,
     used: AtomicU64,
 }
@@ -103,7 +106,8 @@ pub struct SecretsService {
     clock: Arc<dyn Clock>,
     keks: HashMap<String, Kek>,
     current_kek: String,
-    cache: RwLock<HashMap<u32, Arc<Dek>>>,
+    /// Unwrapped keys by id (a handful; a B-tree finds one without hashing).
+    cache: RwLock<BTreeMap<u32, Arc<Dek>>>,
     active: RwLock<Arc<Active>>,
     cap: u64,
     /// Serializes rotations and re-wraps.
@@ -204,9 +208,10 @@ impl SecretsService {
             clock,
             keks,
             current_kek,
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(BTreeMap::new()),
             active: RwLock::new(Arc::new(Active {
                 id: 0,
+                dek: None,
                 reserved: AtomicU64::new(0),
                 used: AtomicU64::new(0),
             })),
@@ -220,8 +225,10 @@ impl SecretsService {
                 let rec = svc.store.dek(id).await?.ok_or_else(|| {
                     AppError::internal("encryption", "the active data key is missing")
                 })?;
+                let dek = svc.dek(id).await?;
                 svc.active = RwLock::new(Arc::new(Active {
                     id,
+                    dek: Some(dek),
                     reserved: AtomicU64::new(rec.reserved),
                     // Everything reserved before a restart counts as used.
                     used: AtomicU64::new(rec.reserved),
@@ -305,9 +312,10 @@ impl SecretsService {
             Dek::from_bytes(rec.id, &*raw)
                 .map_err(|e| AppError::internal("Failed to rotate data keys", e))?,
         );
-        self.cache.write().insert(rec.id, dek);
+        self.cache.write().insert(rec.id, dek.clone());
         *self.active.write() = Arc::new(Active {
             id: rec.id,
+            dek: Some(dek),
             reserved: AtomicU64::new(rec.reserved),
             used: AtomicU64::new(0),
         });
@@ -348,9 +356,13 @@ impl SecretsService {
                 }
                 continue;
             }
+            let ciphertext = match &active.dek {
+                Some(dek) => dek.seal(ctx, plaintext),
+                None => self.dek(active.id).await?.seal(ctx, plaintext),
+            };
             return Ok(SealedSecret {
                 dek_id: active.id,
-                ciphertext: self.dek(active.id).await?.seal(ctx, plaintext),
+                ciphertext,
             });
         }
     }
@@ -362,10 +374,18 @@ impl SecretsService {
     ) -> Result<Zeroizing<Vec<u8>>, AppError> {
         let id =
             header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
-        self.dek(id)
-            .await?
-            .open(ctx, ciphertext)
-            .map_err(|e| AppError::internal("decryption failed", e))
+        // A cached key opens the secret under the cache's read lock (no reference count
+        // traffic on the hot path); a key not cached yet is loaded first.
+        let cached = self
+            .cache
+            .read()
+            .get(&id)
+            .map(|dek| dek.open(ctx, ciphertext));
+        let opened = match cached {
+            Some(opened) => opened,
+            None => self.dek(id).await?.open(ctx, ciphertext),
+        };
+        opened.map_err(|e| AppError::internal("decryption failed", e))
     }
 
     /// A secret write (for a consumer's transaction) of `plaintext` encrypted for `ctx`.
@@ -509,8 +529,10 @@ impl SecretsService {
                 let rec = self.store.dek(id).await?.ok_or_else(|| {
                     AppError::internal("encryption", "the active data key is missing")
                 })?;
+                let dek = self.dek(id).await?;
                 *self.active.write() = Arc::new(Active {
                     id,
+                    dek: Some(dek),
                     reserved: AtomicU64::new(rec.reserved),
                     used: AtomicU64::new(rec.reserved),
                 });

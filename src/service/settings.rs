@@ -129,6 +129,10 @@ pub struct SettingsService {
     store: Arc<dyn SettingsStore>,
     secrets: Arc<SecretsService>,
     overrides: RwLock<BTreeMap<(String, String), String>>,
+    /// The redacted view of every setting, rendered on first read after each change of the
+    /// overrides. Lock order: `overrides`, then `full`; a writer of `overrides` clears it
+    /// before releasing its lock, so a view rendered under a read lock is never stale.
+    full: RwLock<Option<Arc<SettingsView>>>,
 }
 
 fn ctx<'a>(section: &'a str, key: &'a str) -> SecretContext<'a> {
@@ -152,6 +156,7 @@ impl SettingsService {
             store,
             secrets,
             overrides: RwLock::new(overrides),
+            full: RwLock::new(None),
         })
     }
 
@@ -178,45 +183,76 @@ impl SettingsService {
     /// Re-reads the overrides (another node changed them).
     pub async fn reload(&self) -> Result<(), AppError> {
         let fresh = Self::load(self.store.as_ref(), &self.secrets).await?;
-        *self.overrides.write() = fresh;
+        let mut live = self.overrides.write();
+        *live = fresh;
+        *self.full.write() = None;
         Ok(())
     }
 
     /// The effective configuration, unredacted (server-internal use only).
     pub fn effective(&self) -> RawConfig {
+        self.effective_with(&self.overrides.read())
+    }
+
+    fn effective_with(&self, overrides: &BTreeMap<(String, String), String>) -> RawConfig {
         let mut raw = self.base.raw.clone();
-        for ((section, key), value) in self.overrides.read().iter() {
+        for ((section, key), value) in overrides {
             raw.set(section, key, value, Source::Database);
         }
         raw
     }
 
-    /// The redacted view the caller may see: sections with nothing allowed are left out.
-    pub fn read(&self, p: &Principal) -> Result<SettingsView, AppError> {
-        p.require(Action::SettingsRead, "")?;
-        let all = p.permissions.has(Action::SettingsRead, "settings:*");
+    /// Every setting, redacted (rendered once per change of the overrides).
+    fn full_view(&self) -> Arc<SettingsView> {
+        let overrides = self.overrides.read();
+        if let Some(view) = self.full.read().as_ref() {
+            return view.clone();
+        }
         let mut out = SettingsView::new();
-        for (section, entries) in self.effective().sections() {
-            let mut visible = BTreeMap::new();
-            for (key, entry) in entries {
-                if all
-                    || p.permissions
-                        .has(Action::SettingsRead, &format!("settings:{section}:{key}"))
-                {
-                    visible.insert(
-                        key.clone(),
-                        SourcedValue {
-                            value: redact(section, key, &entry.value),
-                            source: entry.source,
-                        },
-                    );
-                }
-            }
+        for (section, entries) in self.effective_with(&overrides).sections() {
+            let visible: BTreeMap<String, SourcedValue> = entries
+                .iter()
+                .map(|(key, entry)| {
+                    let value = SourcedValue {
+                        value: redact(section, key, &entry.value),
+                        source: entry.source,
+                    };
+                    (key.clone(), value)
+                })
+                .collect();
             if !visible.is_empty() {
                 out.insert(section.clone(), visible);
             }
         }
-        Ok(out)
+        let view = Arc::new(out);
+        *self.full.write() = Some(view.clone());
+        view
+    }
+
+    /// The redacted view the caller may see: sections with nothing allowed are left out.
+    /// A caller allowed every setting gets the shared full view (the same `Arc` until the
+    /// overrides change).
+    pub fn read(&self, p: &Principal) -> Result<Arc<SettingsView>, AppError> {
+        p.require(Action::SettingsRead, "")?;
+        let full = self.full_view();
+        if p.permissions.has(Action::SettingsRead, "settings:*") {
+            return Ok(full);
+        }
+        let mut out = SettingsView::new();
+        for (section, entries) in full.iter() {
+            let visible: BTreeMap<String, SourcedValue> = entries
+                .iter()
+                .filter(|(key, _)| {
+                    p.permissions
+                        .has(Action::SettingsRead, &format!("settings:{section}:{key}"))
+                })
+                .map(|(key, v)| (key.clone(), v.clone()))
+                .collect();
+            if !visible.is_empty() {
+                out.insert(section.clone(), visible);
+            }
+        }
+        Ok(Arc::new(out))
     }
 
     /// Applies runtime overrides: all or nothing.
@@ -288,6 +324,7 @@ impl SettingsService {
                 live.insert((section.clone(), key), value);
             }
         }
+        *self.full.write() = None;
         Ok(())
     }
 }

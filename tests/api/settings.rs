@@ -1,7 +1,7 @@
 //! Settings (redaction, RBAC filtering, runtime updates), stats and the usage report.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use tollgate::domain::Action;
 
 use crate::helpers::*;
@@ -114,11 +114,32 @@ async fn runtime_updates_override_and_fall_back() {
     let data = dir.path().join("data");
     let file_layer = [("auth.saml", "single_logout", "true")];
     let app = TestApp::spawn_in(&data, &file_layer).await;
+    // The full view is rendered once and reused: a read before each change must not be
+    // what a read after it sees.
+    let saml = |app: &TestApp| {
+        let req = app.admin(Method::GET, "/api/admin/settings");
+        async move {
+            let (s, v): (u16, Value) = send(req).await;
+            assert_eq!(s, 200);
+            v["auth.saml"].clone()
+        }
+    };
+    assert_eq!(saml(&app).await["single_logout"], "true");
+    assert_eq!(saml(&app).await["enabled"], "false");
     let body = json!({
         "updates": {"auth.saml": {"enabled": "true", "single_logout": "false", "private_key": "-----BEGIN PRIVATE KEY-----SamlKey123"}},
     });
     let (s, b) = send(app.admin(Method::PUT, "/api/admin/settings").json(&body)).await;
     assert_eq!((s, message(&b)), (200, "Settings updated"));
+    let after = saml(&app).await;
+    assert_eq!(
+        (
+            &after["enabled"],
+            &after["single_logout"],
+            &after["private_key"]
+        ),
+        (&json!("true"), &json!("false"), &json!("*********"))
+    );
     let (_, v) = send(app.admin(Method::GET, "/api/admin/settings-verbose")).await;
     assert_eq!(
         v["auth.saml"]["enabled"],
@@ -139,6 +160,11 @@ async fn runtime_updates_override_and_fall_back() {
     )
     .await;
     assert_eq!(s, 200);
+    let after = saml(&app).await;
+    assert_eq!(
+        (&after["enabled"], &after["single_logout"]),
+        (&json!("false"), &json!("true"))
+    );
     let (_, v) = send(app.admin(Method::GET, "/api/admin/settings-verbose")).await;
     assert_eq!(
         v["auth.saml"]["single_logout"],
