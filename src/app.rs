@@ -30,7 +30,7 @@ pub struct App {
 pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let api = api::service();
     let spec_json = api::spec_json();
-    let allow = Arc::new(AllowTable::from_spec(&spec_json));
+    let allow = AllowTable::from_spec(&spec_json);
     let swagger = api.swagger_ui();
     let templates = api::observe::RouteTemplates::from_spec(&spec_json);
     let spec = poem::endpoint::make_sync(move |_| {
@@ -38,8 +38,9 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
             .content_type("application/json")
             .body(spec_json.clone())
     });
-    let api = Arc::new(api::middleware::session_cookies(
-        api::middleware::trailing_slash(api.into_endpoint()),
+    let api = Arc::new(api::middleware::api_requests(
+        api.into_endpoint(),
+        services.clone(),
     ));
     let scrape = services.clone();
     let metrics = poem::endpoint::make(move |req| {
@@ -58,11 +59,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
         .nest("/", ui::endpoint())
         .data(services.clone())
         .data(Arc::new(api::settings::RenderedSettings::default()));
-    api::observe::observe(
-        api::middleware::security_headers(api::middleware::grafana_errors(app, allow)),
-        services,
-        templates,
-    )
+    api::observe::observe(app, services, templates, allow)
 }
 
 impl App {

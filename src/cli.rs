@@ -151,26 +151,46 @@ pub async fn run_issuer(
         .map_err(|e| format!("license issuer on {listen}: {e}"))
 }
 
+/// How a command that reads a server's data reaches it: its data folder (`--config`, the
+/// server stopped), or the running server over HTTP (`--url`, default the one `--config`
+/// describes, else http://127.0.0.1:3000).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// The running server (default: the one `--config` describes, else
+    /// http://127.0.0.1:3000).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A Grafana Admin's login (Basic auth); or set the command's token variable
+    /// (TOLLGATE_BACKUP_TOKEN, TOLLGATE_AUDIT_TOKEN) to a service-account token with its
+    /// permission (`server.backup:create`, `audit:read`).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A file holding that user's password.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// With the server stopped, the data is read from this config's data folder directly.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn credentials(&self, token_env: &'static str) -> ServerCredentials<'_> {
+        ServerCredentials {
+            token_env,
+            user: self.user.as_ref(),
+            password_file: self.password_file.as_ref(),
+        }
+    }
+}
+
 /// `tollgate backup --out FILE`: where the backup comes from.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackupArgs {
     /// Where to write the backup file (never overwritten).
     #[arg(long)]
     pub out: PathBuf,
-    /// The running server (default: the one `--config` describes, else
-    /// http://127.0.0.1:3000).
-    #[arg(long)]
-    pub url: Option<String>,
-    /// A Grafana Admin's login (Basic auth); or set TOLLGATE_BACKUP_TOKEN to a
-    /// service-account token with `server.backup:create`.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// A file holding that user's password.
-    #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    /// With the server stopped, the backup is read from this config's data folder directly.
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The environment variable that carries a service-account token for `tollgate backup`.
@@ -230,31 +250,15 @@ async fn call_server(
 /// `POST /api/admin/backup` on a running server.
 async fn backup_over_http(a: &BackupArgs, url: &str) -> Result<Vec<u8>, String> {
     let endpoint = format!("{}/api/admin/backup", url.trim_end_matches('/'));
-    let creds = ServerCredentials {
-        token_env: BACKUP_TOKEN_ENV,
-        user: a.user.as_ref(),
-        password_file: a.password_file.as_ref(),
-    };
+    let creds = a.server.credentials(BACKUP_TOKEN_ENV);
     call_server(reqwest::Method::POST, &endpoint, &creds).await
 }
 
 /// `tollgate audit verify`: where the chain is read.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AuditVerifyArgs {
-    /// The running server (default: the one `--config` describes, else
-    /// http://127.0.0.1:3000).
-    #[arg(long)]
-    pub url: Option<String>,
-    /// A Grafana Admin's login (Basic auth); or set TOLLGATE_AUDIT_TOKEN to a
-    /// service-account token with `audit:read`.
-    #[arg(long)]
-    pub user: Option<String>,
-    /// A file holding that user's password.
-    #[arg(long)]
-    pub password_file: Option<PathBuf>,
-    /// With the server stopped, the chain is read from this config's store directly.
-    #[arg(long, short)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 /// The environment variable that carries a service-account token for `tollgate audit`.
@@ -263,11 +267,7 @@ pub const AUDIT_TOKEN_ENV: &str = "TOLLGATE_AUDIT_TOKEN";
 /// `GET /api/admin/audit/verify` on a running server: (checked, the first break).
 async fn verify_over_http(a: &AuditVerifyArgs, url: &str) -> Result<VerifyReport, String> {
     let endpoint = format!("{}/api/admin/audit/verify", url.trim_end_matches('/'));
-    let creds = ServerCredentials {
-        token_env: AUDIT_TOKEN_ENV,
-        user: a.user.as_ref(),
-        password_file: a.password_file.as_ref(),
-    };
+    let creds = a.server.credentials(AUDIT_TOKEN_ENV);
     let body = call_server(reqwest::Method::GET, &endpoint, &creds).await?;
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|e| format!("{endpoint}: {e}"))?;
@@ -283,7 +283,7 @@ async fn verify_over_http(a: &AuditVerifyArgs, url: &str) -> Result<VerifyReport
 /// `--config`, else over HTTP) and names the first event modified, removed or reordered.
 /// `Err` when the chain is broken.
 pub async fn audit_verify(a: &AuditVerifyArgs) -> Result<String, String> {
-    let report = match (&a.url, &a.config) {
+    let report = match (&a.server.url, &a.server.config) {
         (Some(url), _) => verify_over_http(a, url).await?,
         (None, Some(config)) => {
             let settings = Settings::load(Some(config.as_path())).map_err(|e| e.to_string())?;
@@ -332,7 +332,7 @@ pub async fn backup(a: &BackupArgs) -> Result<String, String> {
     if a.out.exists() {
         return Err(format!("{} exists: choose a new file", a.out.display()));
     }
-    let bytes = match (&a.url, &a.config) {
+    let bytes = match (&a.server.url, &a.server.config) {
         (Some(url), _) => backup_over_http(a, url).await?,
         (None, Some(config)) => {
             let settings = Settings::load(Some(config.as_path())).map_err(|e| e.to_string())?;

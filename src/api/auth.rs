@@ -63,17 +63,24 @@ pub fn services(req: &Request) -> Result<&Arc<Services>, AppError> {
 /// is the client. Entries a client wrote further left are never reached, so a client cannot
 /// choose its own address. Empty when the peer is not an IP socket.
 pub fn client_ip(req: &Request) -> String {
-    let Some(peer) = req.remote_addr().as_socket_addr().map(|a| a.ip()) else {
-        return String::new();
-    };
     let trusted = req
         .data::<Arc<Services>>()
         .map(|s| &s.settings.trusted_proxies);
+    client_addr(req, trusted).map_or_else(String::new, |ip| ip.to_string())
+}
+
+/// [`client_ip`] as an address, with the trusted proxies given (for layers outside the one
+/// that attaches the services to the request).
+pub fn client_addr(
+    req: &Request,
+    trusted: Option<&crate::config::TrustedProxies>,
+) -> Option<std::net::IpAddr> {
+    let peer = req.remote_addr().as_socket_addr().map(|a| a.ip())?;
     let client = match trusted {
         Some(trusted) if !trusted.is_empty() => forwarded_client(req, peer, trusted),
         _ => peer,
     };
-    crate::config::canonical_ip(client).to_string()
+    Some(crate::config::canonical_ip(client))
 }
 
 /// The client behind trusted proxies, per `X-Forwarded-For` (every header line, in order).

@@ -1,10 +1,12 @@
-//! The outermost layer: every error the framework produces on its own (unknown route, wrong
-//! method, unparsable path or query, missing credentials) becomes Grafana's JSON body, and
-//! a 405 carries the `Allow` header listing the methods the path does support.
+//! What every response gets on its way out (applied by the outermost layer,
+//! [`Observe`](crate::api::observe::Observe)): every error the framework produces on its own
+//! (unknown route, wrong method, unparsable path or query, missing credentials) becomes
+//! Grafana's JSON body, a 405 carries the `Allow` header listing the methods the path does
+//! support, and the security headers are set. Also the `/api` layer ([`ApiRequests`]).
 
 use std::sync::Arc;
 
-use poem::http::{header, Method, StatusCode};
+use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
@@ -73,92 +75,51 @@ fn canonical(status: StatusCode) -> (u16, &'static str) {
     }
 }
 
-/// Wraps the app: framework errors become Grafana-shaped JSON.
-pub struct GrafanaErrors<E> {
-    inner: E,
-    allow: Arc<AllowTable>,
-}
-
-pub fn grafana_errors<E: Endpoint>(inner: E, allow: Arc<AllowTable>) -> GrafanaErrors<E> {
-    GrafanaErrors { inner, allow }
-}
-
-impl<E: Endpoint> Endpoint for GrafanaErrors<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Response> {
-        let path = req.uri().path().to_string();
-        let is_head = req.method() == Method::HEAD;
-        let err = match self.inner.call(req).await {
-            Ok(resp) => return Ok(resp.into_response()),
-            Err(err) => err,
-        };
-        if err.is_from_response() {
-            return Ok(err.into_response());
-        }
-        let method_not_allowed = err.is::<poem::error::MethodNotAllowedError>();
-        let (status, msg) = canonical(err.status());
-        if status >= 500 {
-            tracing::error!(error = %err, path, "unhandled error");
-        }
-        let mut resp = error_response(status, &ErrorBody::message(msg));
-        if method_not_allowed {
-            if let Some(allow) = self.allow.allowed(&path) {
-                if let Ok(v) = allow.parse() {
-                    resp.headers_mut().insert(header::ALLOW, v);
-                }
+/// A framework error (unknown route, wrong method, unparsable path or query, missing
+/// credentials) as Grafana's JSON body; a 405 carries `Allow`. `path` is the request's.
+pub fn grafana_error(err: poem::Error, path: &str, is_head: bool, allow: &AllowTable) -> Response {
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let method_not_allowed = err.is::<poem::error::MethodNotAllowedError>();
+    let (status, msg) = canonical(err.status());
+    if status >= 500 {
+        tracing::error!(error = %err, path, "unhandled error");
+    }
+    let mut resp = error_response(status, &ErrorBody::message(msg));
+    if method_not_allowed {
+        if let Some(allow) = allow.allowed(path) {
+            if let Ok(v) = allow.parse() {
+                resp.headers_mut().insert(header::ALLOW, v);
             }
         }
-        if is_head {
-            resp.set_body(());
-        }
-        Ok(resp)
     }
+    if is_head {
+        resp.set_body(());
+    }
+    resp
 }
 
-/// Hands a rotated session token back as `Set-Cookie`: the auth extractor fills the
-/// [`SessionRenewal`] slot this layer puts in each request.
-pub struct SessionCookies<E> {
+/// The `/api` layer: accepts paths with one trailing slash, as Grafana's router does
+/// (grafana-client creates service accounts with `POST /api/serviceaccounts/`), and hands a
+/// rotated session token back as `Set-Cookie` (the auth extractor fills the
+/// [`SessionRenewal`](crate::api::auth::SessionRenewal) slot put in each request).
+pub struct ApiRequests<E> {
     inner: E,
+    services: Arc<crate::service::Services>,
 }
 
-pub fn session_cookies<E: Endpoint>(inner: E) -> SessionCookies<E> {
-    SessionCookies { inner }
+pub fn api_requests<E: Endpoint>(
+    inner: E,
+    services: Arc<crate::service::Services>,
+) -> ApiRequests<E> {
+    ApiRequests { inner, services }
 }
 
-impl<E: Endpoint> Endpoint for SessionCookies<E> {
+impl<E: Endpoint> Endpoint for ApiRequests<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let slot = crate::api::auth::SessionRenewal::default();
-        req.extensions_mut().insert(slot.clone());
-        let services = req.data::<Arc<crate::service::Services>>().cloned();
-        let mut resp = self.inner.call(req).await?.into_response();
-        let renewed = slot.0.lock().take();
-        if let (Some(token), Some(services)) = (renewed, services) {
-            let cookie = crate::api::auth::session_cookie(&services.settings, &token);
-            if let Ok(v) = cookie.parse() {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
-        }
-        Ok(resp)
-    }
-}
-
-/// Accepts `/api/...` paths with one trailing slash, as Grafana's router does (grafana-client
-/// creates service accounts with `POST /api/serviceaccounts/`).
-pub struct TrailingSlash<E> {
-    inner: E,
-}
-
-pub fn trailing_slash<E: Endpoint>(inner: E) -> TrailingSlash<E> {
-    TrailingSlash { inner }
-}
-
-impl<E: Endpoint> Endpoint for TrailingSlash<E> {
-    type Output = E::Output;
-
-    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
         let path = req.uri().path();
         if path.len() > "/api/".len() && path.ends_with('/') {
             let trimmed = path.trim_end_matches('/').to_string();
@@ -170,7 +131,17 @@ impl<E: Endpoint> Endpoint for TrailingSlash<E> {
                 *req.uri_mut() = uri;
             }
         }
-        self.inner.call(req).await
+        let slot = crate::api::auth::SessionRenewal::default();
+        req.extensions_mut().insert(slot.clone());
+        let mut resp = self.inner.call(req).await?.into_response();
+        let renewed = slot.0.lock().take();
+        if let Some(token) = renewed {
+            let cookie = crate::api::auth::session_cookie(&self.services.settings, &token);
+            if let Ok(v) = cookie.parse() {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(resp)
     }
 }
 
@@ -186,18 +157,22 @@ const SWAGGER_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'
 /// API answers are data, never documents to render.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
-/// The security headers of every response: a Content-Security-Policy per kind of page,
-/// `X-Frame-Options: DENY`, `Referrer-Policy: same-origin`, `X-Content-Type-Options:
-/// nosniff`. Set outermost, so errors carry them too.
-pub struct SecurityHeaders<E> {
-    inner: E,
+/// The security headers of every response: a Content-Security-Policy per kind of page
+/// ([`csp_for`] the request's path), `X-Frame-Options: DENY`, `Referrer-Policy:
+/// same-origin`, `X-Content-Type-Options: nosniff`. Set by the outermost layer, so errors
+/// carry them too.
+pub fn security_headers(resp: &mut Response, csp: &'static str) {
+    let h = resp.headers_mut();
+    let set = |h: &mut poem::http::HeaderMap, name: &'static str, value: &'static str| {
+        h.insert(name, poem::http::HeaderValue::from_static(value));
+    };
+    set(h, "content-security-policy", csp);
+    set(h, "x-frame-options", "DENY");
+    set(h, "referrer-policy", "same-origin");
+    set(h, "x-content-type-options", "nosniff");
 }
 
-pub fn security_headers<E: Endpoint>(inner: E) -> SecurityHeaders<E> {
-    SecurityHeaders { inner }
-}
-
-fn csp_for(path: &str) -> &'static str {
+pub fn csp_for(path: &str) -> &'static str {
     let under = |prefix: &str| {
         path == prefix
             || path
@@ -210,27 +185,6 @@ fn csp_for(path: &str) -> &'static str {
         API_CSP
     } else {
         UI_CSP
-    }
-}
-
-impl<E: Endpoint> Endpoint for SecurityHeaders<E> {
-    type Output = poem::Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
-        let csp = csp_for(req.uri().path());
-        let mut resp = match self.inner.call(req).await {
-            Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
-        };
-        let h = resp.headers_mut();
-        let set = |h: &mut poem::http::HeaderMap, name: &'static str, value: &'static str| {
-            h.insert(name, poem::http::HeaderValue::from_static(value));
-        };
-        set(h, "content-security-policy", csp);
-        set(h, "x-frame-options", "DENY");
-        set(h, "referrer-policy", "same-origin");
-        set(h, "x-content-type-options", "nosniff");
-        Ok(resp)
     }
 }
 

@@ -5,11 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{header, HeaderValue, StatusCode};
+use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
+use crate::api::middleware::{self, AllowTable};
 use crate::domain::audit::AuditEntry;
 use crate::service::metrics::{self, HttpLabels};
 use crate::service::Services;
@@ -20,17 +21,23 @@ pub struct Observe<E> {
     inner: E,
     services: Arc<Services>,
     templates: RouteTemplates,
+    allow: AllowTable,
 }
 
+/// The outermost layer, one for everything a response gets on its way out (fewer nested
+/// layers, less moving of request futures): the request id, the audit scope, Grafana's
+/// error bodies, the security headers, the metrics and the log line.
 pub fn observe<E: Endpoint>(
     inner: E,
     services: Arc<Services>,
     templates: RouteTemplates,
+    allow: AllowTable,
 ) -> Observe<E> {
     Observe {
         inner,
         services,
         templates,
+        allow,
     }
 }
 
@@ -48,7 +55,8 @@ pub struct RouteTemplates {
     segments: std::collections::HashMap<usize, Vec<Template>>,
     /// The success status each operation documents (`DELETE /api/licensing/token`: 202):
     /// what the audit event of a committed change says, written before the answer exists.
-    success: std::collections::HashMap<(String, Arc<str>), u16>,
+    /// By route, then method.
+    success: std::collections::HashMap<Arc<str>, Vec<(String, u16)>>,
 }
 
 impl RouteTemplates {
@@ -90,7 +98,10 @@ impl RouteTemplates {
                     .filter(|code| (200..300).contains(code))
                     .min();
                 if let Some(code) = ok {
-                    success.insert((method.to_ascii_uppercase(), label.clone()), code);
+                    success
+                        .entry(label.clone())
+                        .or_insert_with(Vec::new)
+                        .push((method.to_ascii_uppercase(), code));
                 }
             }
             let segs: Vec<Option<String>> = path
@@ -119,9 +130,9 @@ impl RouteTemplates {
     /// The success status `method` on `route` documents (200 when it documents none).
     pub fn success_status(&self, method: &str, route: &str) -> u16 {
         self.success
-            .get(&(method.to_string(), Arc::from(route)))
-            .copied()
-            .unwrap_or(200)
+            .get(route)
+            .and_then(|by_method| by_method.iter().find(|(m, _)| m == method))
+            .map_or(200, |(_, code)| *code)
     }
 
     /// The template a path matches (the one with the most fixed segments), and the target
@@ -193,37 +204,40 @@ impl<E: Endpoint> Endpoint for Observe<E> {
         let started = Instant::now();
         let _in_flight = self.services.requests.start();
         let id = request_id(&req);
-        let method = req.method().to_string();
-        let (mut resp, audited) = if self.services.audit.enabled() {
+        let method = req.method().clone();
+        let csp = middleware::csp_for(req.uri().path());
+        // For the `Allow` header of a 405 and the log of a 500 (a shared-bytes clone).
+        let uri = req.uri().clone();
+        let (result, audited) = if self.services.audit.enabled() {
             let armed = changes_state(&req);
-            let entry = self.audit_entry(&req, &id, &method, armed);
+            let (entry, client) = self.audit_entry(&req, &id, method.as_str(), armed);
             let inner = &self.inner;
             crate::domain::audit::scope(entry, armed, async move {
-                let resp = match inner.call(req).await {
-                    Ok(r) => r.into_response(),
-                    Err(e) => e.into_response(),
-                };
+                let result = inner.call(req).await.map(IntoResponse::into_response);
                 let written = crate::domain::audit::written();
-                (
-                    resp,
-                    Some((armed, written, crate::domain::audit::current())),
-                )
+                let entry = crate::domain::audit::current();
+                (result, Some((armed, written, entry, client)))
             })
             .await
         } else {
-            let resp = match self.inner.call(req).await {
-                Ok(r) => r.into_response(),
-                Err(e) => e.into_response(),
-            };
-            (resp, None)
+            let result = self.inner.call(req).await.map(IntoResponse::into_response);
+            (result, None)
         };
+        let mut resp = result.unwrap_or_else(|e| {
+            middleware::grafana_error(e, uri.path(), method == Method::HEAD, &self.allow)
+        });
+        middleware::security_headers(&mut resp, csp);
         let elapsed = started.elapsed();
         let labels = HttpLabels {
             handler: self.templates.label(&resp),
             status_code: resp.status().as_u16(),
-            method,
+            method: method.as_str().to_string(),
         };
-        if let Some((armed, written, Some(entry))) = audited {
+        if let Some((armed, written, Some(mut entry), client)) = audited {
+            if !armed {
+                // A read's entry is completed only now, if it is recorded at all.
+                client.fill(&mut entry, &id, method.as_str());
+            }
             self.finish_audit(armed, written, entry, &labels).await;
         }
         self.services
@@ -245,6 +259,34 @@ impl<E: Endpoint> Endpoint for Observe<E> {
     }
 }
 
+/// Who sent a request, kept cheaply (an address, a shared header value) until an audit
+/// entry needs it as text.
+struct Client {
+    addr: Option<std::net::IpAddr>,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Client {
+    fn of(req: &Request, services: &Services) -> Self {
+        Self {
+            addr: crate::api::auth::client_addr(req, Some(&services.settings.trusted_proxies)),
+            user_agent: req.headers().get(header::USER_AGENT).cloned(),
+        }
+    }
+
+    fn fill(&self, entry: &mut AuditEntry, request_id: &str, method: &str) {
+        entry.client = self.addr.map(|a| a.to_string()).unwrap_or_default();
+        entry.user_agent = self
+            .user_agent
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect())
+            .unwrap_or_default();
+        request_id.clone_into(&mut entry.request_id);
+        method.clone_into(&mut entry.method);
+    }
+}
+
 /// Whether a request changes state: every method but GET, HEAD and OPTIONS, and
 /// Grafana's `GET /logout` (it revokes the session).
 fn changes_state(req: &Request) -> bool {
@@ -255,37 +297,33 @@ fn changes_state(req: &Request) -> bool {
 
 impl<E> Observe<E> {
     /// What the request's audit event says before the handler runs; auth, the permission
-    /// check and the body reader add the actor, the action and the field names.
-    /// A read's route is named after routing, and only if it is denied.
+    /// check and the body reader add the actor, the action and the field names. A change's
+    /// entry is complete here (the store writes it with the change); a read's is completed
+    /// from the [`Client`] after routing, and only if it is denied.
     fn audit_entry(
         &self,
         req: &Request,
         request_id: &str,
         method: &str,
         armed: bool,
-    ) -> AuditEntry {
-        let (route, target_kind, target_id) = armed
-            .then(|| self.templates.match_path(req.uri().path()))
-            .flatten()
-            .map(|(r, k, i)| (r.to_string(), k, i))
-            .unwrap_or_default();
-        AuditEntry {
+    ) -> (AuditEntry, Client) {
+        let client = Client::of(req, &self.services);
+        let mut entry = AuditEntry {
             at: self.services.clock.now_ms(),
-            client: crate::api::auth::client_ip(req),
-            user_agent: req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .map(|ua| ua.chars().take(256).collect())
-                .unwrap_or_default(),
-            request_id: request_id.to_string(),
-            method: method.to_string(),
-            status: self.templates.success_status(method, &route),
-            route,
-            target_kind,
-            target_id,
             ..AuditEntry::default()
+        };
+        if armed {
+            if let Some((route, kind, id)) = self.templates.match_path(req.uri().path()) {
+                entry.status = self.templates.success_status(method, &route);
+                entry.route = route.to_string();
+                entry.target_kind = kind;
+                entry.target_id = id;
+            } else {
+                entry.status = 200;
+            }
+            client.fill(&mut entry, request_id, method);
         }
+        (entry, client)
     }
 
     /// After the answer: a denial (401, 403) and a change that wrote nothing to the store

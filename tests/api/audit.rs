@@ -960,3 +960,64 @@ async fn license_changes_and_sign_outs_are_recorded() {
         "{e}"
     );
 }
+
+/// The event's client is the address auth decides on: behind a trusted proxy, the one the
+/// proxy appended to `X-Forwarded-For`, for a change (written with it) as for a denied read
+/// (completed after routing); any other peer is its own client.
+#[tokio::test]
+async fn events_name_the_client_behind_a_trusted_proxy() {
+    let app = TestApp::spawn_with(&[("security", "trusted_proxies", "127.0.0.51")]).await;
+    app.create_user("fred", "fred-password").await;
+    let id = app.create_user("gina", "gina-password").await;
+    let proxy = app.client_from("127.0.0.51");
+    let (s, _) = send(
+        proxy
+            .put(app.url(&format!("/api/admin/users/{id}/permissions")))
+            .basic_auth(ADMIN, Some(ADMIN_PW))
+            .header("x-forwarded-for", "203.0.113.5")
+            .header("user-agent", "proxy-test/1")
+            .json(&json!({"isGrafanaAdmin": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let e = newest(&app).await;
+    assert_eq!(
+        (&e["route"], &e["client"], &e["userAgent"]),
+        (
+            &json!("/api/admin/users/:id/permissions"),
+            &json!("203.0.113.5"),
+            &json!("proxy-test/1")
+        ),
+        "{e}"
+    );
+    let (s, _) = send(
+        proxy
+            .get(app.url("/api/admin/users/1/auth-tokens"))
+            .basic_auth("fred", Some("fred-password"))
+            .header("x-forwarded-for", "203.0.113.6")
+            .header("x-request-id", "denied-read"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let e = newest(&app).await;
+    assert_eq!(
+        (&e["status"], &e["client"], &e["requestId"], &e["method"]),
+        (
+            &json!(403),
+            &json!("203.0.113.6"),
+            &json!("denied-read"),
+            &json!("GET")
+        ),
+        "{e}"
+    );
+    let other = app.client_from("127.0.0.52");
+    let (s, _) = send(
+        other
+            .get(app.url("/api/admin/users/1/auth-tokens"))
+            .basic_auth("fred", Some("fred-password"))
+            .header("x-forwarded-for", "203.0.113.7"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    assert_eq!(newest(&app).await["client"], "127.0.0.52");
+}
