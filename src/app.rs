@@ -10,7 +10,7 @@ use std::time::Duration;
 use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use tokio::net::TcpListener;
 
-use crate::api::{self, middleware::AllowTable};
+use crate::api::{self, routes::RouteTable};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::service::{bootstrap, Services};
@@ -30,9 +30,8 @@ pub struct App {
 pub fn routes(services: Arc<Services>) -> impl Endpoint {
     let api = api::service();
     let spec_json = api::spec_json();
-    let allow = AllowTable::from_spec(&spec_json);
     let swagger = api.swagger_ui();
-    let templates = api::observe::RouteTemplates::from_spec(&spec_json);
+    let routes = RouteTable::from_spec(&spec_json);
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
@@ -59,7 +58,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
         .nest("/", ui::endpoint())
         .data(services.clone())
         .data(Arc::new(api::settings::RenderedSettings::default()));
-    api::observe::observe(app, services, templates, allow)
+    api::observe::observe(app, services, routes)
 }
 
 impl App {

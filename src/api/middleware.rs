@@ -10,57 +10,7 @@ use poem::http::{header, StatusCode};
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
-
-/// Path templates of the OpenAPI document with their methods, for `Allow`.
-#[derive(Debug, Default)]
-pub struct AllowTable {
-    routes: Vec<(Vec<String>, Vec<String>)>,
-}
-
-impl AllowTable {
-    pub fn from_spec(spec_json: &str) -> Self {
-        let mut routes = Vec::new();
-        let Ok(doc) = serde_json::from_str::<serde_json::Value>(spec_json) else {
-            return Self::default();
-        };
-        if let Some(paths) = doc.get("paths").and_then(|p| p.as_object()) {
-            for (path, ops) in paths {
-                let segments = path.split('/').map(str::to_string).collect();
-                let mut methods: Vec<String> = ops
-                    .as_object()
-                    .map(|o| o.keys().map(|m| m.to_uppercase()).collect())
-                    .unwrap_or_default();
-                methods.sort();
-                routes.push((segments, methods));
-            }
-        }
-        Self { routes }
-    }
-
-    /// The methods of the template the router picks for `path`: like poem's radix tree, a
-    /// static segment beats a `{param}` at the first segment where two templates differ
-    /// (`/api/users/lookup` is its own resource, not an `/api/users/{id}`).
-    fn allowed(&self, path: &str) -> Option<String> {
-        let parts: Vec<&str> = path.split('/').collect();
-        let best = self
-            .routes
-            .iter()
-            .filter(|(template, _)| {
-                template.len() == parts.len()
-                    && template
-                        .iter()
-                        .zip(&parts)
-                        .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
-            })
-            .max_by_key(|(template, _)| {
-                template
-                    .iter()
-                    .map(|t| !t.starts_with('{'))
-                    .collect::<Vec<bool>>()
-            })?;
-        (!best.1.is_empty()).then(|| best.1.join(", "))
-    }
-}
+use crate::api::routes::RouteTable;
 
 fn canonical(status: StatusCode) -> (u16, &'static str) {
     match status.as_u16() {
@@ -77,7 +27,7 @@ fn canonical(status: StatusCode) -> (u16, &'static str) {
 
 /// A framework error (unknown route, wrong method, unparsable path or query, missing
 /// credentials) as Grafana's JSON body; a 405 carries `Allow`. `path` is the request's.
-pub fn grafana_error(err: poem::Error, path: &str, is_head: bool, allow: &AllowTable) -> Response {
+pub fn grafana_error(err: poem::Error, path: &str, is_head: bool, routes: &RouteTable) -> Response {
     if err.is_from_response() {
         return err.into_response();
     }
@@ -88,7 +38,7 @@ pub fn grafana_error(err: poem::Error, path: &str, is_head: bool, allow: &AllowT
     }
     let mut resp = error_response(status, &ErrorBody::message(msg));
     if method_not_allowed {
-        if let Some(allow) = allow.allowed(path) {
+        if let Some(allow) = routes.allowed(path) {
             if let Ok(v) = allow.parse() {
                 resp.headers_mut().insert(header::ALLOW, v);
             }
@@ -185,32 +135,5 @@ pub fn csp_for(path: &str) -> &'static str {
         API_CSP
     } else {
         UI_CSP
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn allow_lists_the_methods_of_the_most_specific_template() {
-        let spec = r#"{"paths": {
-            "/api/users/{id}": {"get": {}, "put": {}},
-            "/api/users/lookup": {"get": {}},
-            "/api/orgs/{orgId}/users": {"get": {}, "post": {}},
-            "/api/orgs/name/{orgName}": {"get": {}}
-        }}"#;
-        let table = AllowTable::from_spec(spec);
-        assert_eq!(table.allowed("/api/users/7").as_deref(), Some("GET, PUT"));
-        assert_eq!(table.allowed("/api/users/lookup").as_deref(), Some("GET"));
-        assert_eq!(
-            table.allowed("/api/orgs/name/users").as_deref(),
-            Some("GET")
-        );
-        assert_eq!(
-            table.allowed("/api/orgs/3/users").as_deref(),
-            Some("GET, POST")
-        );
-        assert_eq!(table.allowed("/api/nothing"), None);
     }
 }

@@ -21,6 +21,7 @@ pub mod observe;
 pub mod orgs;
 pub mod provisioning;
 pub mod quotas;
+pub mod routes;
 pub mod service_accounts;
 pub mod session;
 pub mod settings;

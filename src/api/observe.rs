@@ -10,7 +10,8 @@ use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
-use crate::api::middleware::{self, AllowTable};
+use crate::api::middleware;
+use crate::api::routes::RouteTable;
 use crate::domain::audit::AuditEntry;
 use crate::service::metrics::{self, HttpLabels};
 use crate::service::Services;
@@ -20,161 +21,17 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct Observe<E> {
     inner: E,
     services: Arc<Services>,
-    templates: RouteTemplates,
-    allow: AllowTable,
+    routes: RouteTable,
 }
 
 /// The outermost layer, one for everything a response gets on its way out (fewer nested
 /// layers, less moving of request futures): the request id, the audit scope, Grafana's
 /// error bodies, the security headers, the metrics and the log line.
-pub fn observe<E: Endpoint>(
-    inner: E,
-    services: Arc<Services>,
-    templates: RouteTemplates,
-    allow: AllowTable,
-) -> Observe<E> {
+pub fn observe<E: Endpoint>(inner: E, services: Arc<Services>, routes: RouteTable) -> Observe<E> {
     Observe {
         inner,
         services,
-        templates,
-        allow,
-    }
-}
-
-/// Grafana's `handler` label for poem's matched pattern: poem-openapi registers
-/// `/api/users/:param0`; the label is the document's template with its names,
-/// `/api/users/:id`. One hash lookup per request.
-/// A template's segments (`None` for a parameter) and its label.
-type Template = (Vec<Option<String>>, Arc<str>);
-
-#[derive(Default)]
-pub struct RouteTemplates {
-    by_pattern: std::collections::HashMap<String, Arc<str>>,
-    /// Every template split in segments (`None` for a parameter), by segment count, to
-    /// name the route of a change before it is routed (its audit entry needs it).
-    segments: std::collections::HashMap<usize, Vec<Template>>,
-    /// The success status each operation documents (`DELETE /api/licensing/token`: 202):
-    /// what the audit event of a committed change says, written before the answer exists.
-    /// By route, then method.
-    success: std::collections::HashMap<Arc<str>, Vec<(String, u16)>>,
-}
-
-impl RouteTemplates {
-    pub fn from_spec(spec_json: &str) -> Self {
-        let mut map = std::collections::HashMap::new();
-        let mut segments: std::collections::HashMap<usize, Vec<Template>> = Default::default();
-        let mut success = std::collections::HashMap::new();
-        let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
-        for (path, ops) in doc
-            .get("paths")
-            .and_then(|p| p.as_object())
-            .into_iter()
-            .flat_map(|p| p.iter())
-        {
-            let (mut poem, mut label, mut n) = (String::new(), String::new(), 0);
-            for seg in path.split('/').skip(1) {
-                match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => {
-                        poem.push_str(&format!("/:param{n}"));
-                        label.push_str(&format!("/:{name}"));
-                        n += 1;
-                    }
-                    None => {
-                        poem.push('/');
-                        poem.push_str(seg);
-                        label.push('/');
-                        label.push_str(seg);
-                    }
-                }
-            }
-            let label: Arc<str> = label.into();
-            for (method, op) in ops.as_object().into_iter().flatten() {
-                let ok = op
-                    .get("responses")
-                    .and_then(|r| r.as_object())
-                    .into_iter()
-                    .flat_map(|r| r.keys())
-                    .filter_map(|code| code.parse::<u16>().ok())
-                    .filter(|code| (200..300).contains(code))
-                    .min();
-                if let Some(code) = ok {
-                    success
-                        .entry(label.clone())
-                        .or_insert_with(Vec::new)
-                        .push((method.to_ascii_uppercase(), code));
-                }
-            }
-            let segs: Vec<Option<String>> = path
-                .split('/')
-                .skip(1)
-                .map(|seg| (!seg.starts_with('{')).then(|| seg.to_string()))
-                .collect();
-            segments
-                .entry(segs.len())
-                .or_default()
-                .push((segs, label.clone()));
-            // Routes mounted with `Route::at` outside `/api` (`/login`, `/healthz`) see the
-            // mount point prefixed to the inner pattern.
-            if !path.starts_with("/api/") {
-                map.insert(format!("{poem}{poem}"), label.clone());
-            }
-            map.insert(poem, label);
-        }
-        Self {
-            by_pattern: map,
-            segments,
-            success,
-        }
-    }
-
-    /// The success status `method` on `route` documents (200 when it documents none).
-    pub fn success_status(&self, method: &str, route: &str) -> u16 {
-        self.success
-            .get(route)
-            .and_then(|by_method| by_method.iter().find(|(m, _)| m == method))
-            .map_or(200, |(_, code)| *code)
-    }
-
-    /// The template a path matches (the one with the most fixed segments), and the target
-    /// its last parameter names: (`/api/admin/users/:id`, `user`, `7`) for
-    /// `/api/admin/users/7/password`.
-    pub fn match_path(&self, path: &str) -> Option<(Arc<str>, String, String)> {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-        let (segs, label) = self
-            .segments
-            .get(&parts.len())?
-            .iter()
-            .filter(|(segs, _)| {
-                segs.iter()
-                    .zip(&parts)
-                    .all(|(s, p)| s.as_deref().is_none_or(|s| s == *p))
-            })
-            .max_by_key(|(segs, _)| segs.iter().filter(|s| s.is_some()).count())?;
-        let last_param = segs.iter().rposition(Option::is_none);
-        let (kind, id) = match last_param {
-            Some(i) => {
-                let kind = i
-                    .checked_sub(1)
-                    .and_then(|k| segs[k].as_deref())
-                    .unwrap_or("");
-                (
-                    kind.strip_suffix('s').unwrap_or(kind).to_string(),
-                    parts[i].to_string(),
-                )
-            }
-            None => (String::new(), String::new()),
-        };
-        Some((label.clone(), kind, id))
-    }
-
-    fn label(&self, resp: &Response) -> String {
-        match resp.data::<PathPattern>() {
-            Some(p) => self
-                .by_pattern
-                .get(p.0.as_ref())
-                .map_or_else(|| p.0.to_string(), |l| l.to_string()),
-            None => "unknown".to_string(),
-        }
+        routes,
     }
 }
 
@@ -224,12 +81,15 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             (result, None)
         };
         let mut resp = result.unwrap_or_else(|e| {
-            middleware::grafana_error(e, uri.path(), method == Method::HEAD, &self.allow)
+            middleware::grafana_error(e, uri.path(), method == Method::HEAD, &self.routes)
         });
         middleware::security_headers(&mut resp, csp);
         let elapsed = started.elapsed();
         let labels = HttpLabels {
-            handler: self.templates.label(&resp),
+            handler: resp.data::<PathPattern>().map_or_else(
+                || "unknown".to_string(),
+                |p| self.routes.label(&p.0).to_string(),
+            ),
             status_code: resp.status().as_u16(),
             method: method.as_str().to_string(),
         };
@@ -313,11 +173,11 @@ impl<E> Observe<E> {
             ..AuditEntry::default()
         };
         if armed {
-            if let Some((route, kind, id)) = self.templates.match_path(req.uri().path()) {
-                entry.status = self.templates.success_status(method, &route);
-                entry.route = route.to_string();
-                entry.target_kind = kind;
-                entry.target_id = id;
+            if let Some(m) = self.routes.match_path(method, req.uri().path()) {
+                entry.status = m.success;
+                entry.route = m.route.to_string();
+                entry.target_kind = m.target_kind;
+                entry.target_id = m.target_id;
             } else {
                 entry.status = 200;
             }
@@ -390,42 +250,5 @@ pub async fn metrics_endpoint(services: &Services, req: &Request) -> Response {
             tracing::error!(error = %e, "metrics scrape failed");
             error_response(500, &ErrorBody::message("Internal Server Error"))
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::RouteTemplates;
-
-    const SPEC: &str = r#"{"paths": {
-        "/api/users/{id}": {}, "/api/users/search": {}, "/login": {},
-        "/api/admin/users/{id}/password": {}, "/api/orgs/{org_id}/users/{user_id}": {}
-    }}"#;
-
-    fn matched(path: &str) -> Option<(String, String, String)> {
-        RouteTemplates::from_spec(SPEC)
-            .match_path(path)
-            .map(|(r, k, i)| (r.to_string(), k, i))
-    }
-
-    #[test]
-    fn a_path_names_its_template_and_target() {
-        let m = |r: &str, k: &str, i: &str| Some((r.to_string(), k.to_string(), i.to_string()));
-        assert_eq!(matched("/api/users/7"), m("/api/users/:id", "user", "7"));
-        // A fixed segment wins over a parameter.
-        assert_eq!(matched("/api/users/search"), m("/api/users/search", "", ""));
-        assert_eq!(
-            matched("/api/admin/users/3/password"),
-            m("/api/admin/users/:id/password", "user", "3")
-        );
-        // The last parameter is the target.
-        assert_eq!(
-            matched("/api/orgs/2/users/9"),
-            m("/api/orgs/:org_id/users/:user_id", "user", "9")
-        );
-        assert_eq!(matched("/login"), m("/login", "", ""));
-        assert_eq!(matched("/api/users/7/"), m("/api/users/:id", "user", "7"));
-        assert_eq!(matched("/api/nothing/here"), None);
     }
 }
