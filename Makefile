@@ -46,4 +46,7 @@ openapi: ## rewrite the committed OpenAPI document
 
 bench: ## wrk against the release binary next to a bare poem server; divan for encryption
 	./bench/run.sh
-	$(CARGO) bench --bench encryption
+	$(CARGO) bench --bench encryption --no-run
+	# Pinned to one core, many samples: single runs on this VM drift by 30% otherwise.
+	taskset -c 1 $(CARGO) bench --bench encryption -- --sample-count 3000 --sample-size 50 service raw
+	$(CARGO) bench --bench encryption -- reencrypt

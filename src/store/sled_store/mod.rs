@@ -237,8 +237,8 @@ pub(crate) fn get<T: serde::de::DeserializeOwned>(
     tree.get(key)?.map(|v| codec::decode(&v)).transpose()
 }
 
-/// sled's page cache when the configuration says nothing: `[database] cache_mb` = 64.
-pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache when the configuration says nothing: `[database] cache_mb` = 8.
+pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 impl SledStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
