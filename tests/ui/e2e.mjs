@@ -407,6 +407,8 @@ await step('license: a bad token shows the 400 message; a valid one is drawn fro
   await clean(admin, 'uploading a license');
   await admin.click('#license-remove');
   await expectStatus(admin, '#page-status', 'License removed (HTTP 202)');
+  // The page re-reads the status after the answer: wait for it, then check it.
+  await admin.locator('[data-testid="license-state"]', { hasText: 'missing' }).waitFor({ timeout: T });
   assert.equal((await admin.locator('[data-testid="license-state"]').innerText()).trim(), 'missing');
   // upload / renew controls stay visible and clickable (no overlay)
   assert.ok(await admin.locator('#license-upload').isVisible());
