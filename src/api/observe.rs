@@ -93,12 +93,10 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             status_code: resp.status().as_u16(),
             method: method.as_str().to_string(),
         };
-        if let Some((armed, written, Some(mut entry), client)) = audited {
-            if !armed {
-                // A read's entry is completed only now, if it is recorded at all.
-                client.fill(&mut entry, &id, method.as_str());
-            }
-            self.finish_audit(armed, written, entry, &labels).await;
+        if let Some((armed, written, Some(entry), client)) = audited {
+            let fill = (!armed).then_some((&client, id.as_str()));
+            self.finish_audit(armed, written, entry, fill, &labels)
+                .await;
         }
         self.services
             .requests
@@ -187,12 +185,14 @@ impl<E> Observe<E> {
     }
 
     /// After the answer: a denial (401, 403) and a change that wrote nothing to the store
-    /// get an event of their own; a change that committed already has one.
+    /// get an event of their own; a change that committed already has one. `unfilled`: a
+    /// read's client and request id, written into its entry only if it is recorded.
     async fn finish_audit(
         &self,
         armed: bool,
         written: bool,
         mut entry: AuditEntry,
+        unfilled: Option<(&Client, &str)>,
         labels: &HttpLabels,
     ) {
         let status = labels.status_code;
@@ -206,6 +206,10 @@ impl<E> Observe<E> {
         }
         if !(denied || unrecorded_change) {
             return;
+        }
+        // A read's entry is completed only now that it is recorded.
+        if let Some((client, request_id)) = unfilled {
+            client.fill(&mut entry, request_id, &labels.method);
         }
         entry.status = status;
         if entry.route.is_empty() {
