@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, IntoEndpoint, Route};
 use tokio::net::TcpListener;
 
 use crate::api::{self, routes::RouteTable};
@@ -27,7 +27,7 @@ pub struct App {
 }
 
 /// Every route of the server, wrapped in the Grafana error mapping.
-pub fn routes(services: Arc<Services>) -> impl Endpoint {
+pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response> {
     let api = api::service();
     let spec_json = api::spec_json();
     let swagger = api.swagger_ui();
@@ -55,9 +55,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint {
         .at("/openapi.json", spec)
         .at("/metrics", metrics)
         .nest("/swagger", swagger)
-        .nest("/", ui::endpoint())
-        .data(services.clone())
-        .data(Arc::new(api::settings::RenderedSettings::default()));
+        .nest("/", ui::endpoint());
     api::observe::observe(app, services, routes)
 }
 
@@ -155,7 +153,7 @@ impl App {
             max_connections_per_ip: s.max_connections_per_ip,
             shutdown_grace: s.shutdown_timeout,
         };
-        let ep = routes(services.clone()).map_to_response().boxed();
+        let ep = routes(services.clone());
         let result =
             crate::transport::serve(self.listener, ep, limits, self.certificates, shutdown).await;
         // Wait for the background tasks to end, so that they release the services (and

@@ -2,6 +2,7 @@
 //! a sane one, else a new one) on every response, one log line per request, and Grafana's
 //! request metrics labelled by route template. Also `GET /metrics` itself.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,6 +36,16 @@ pub fn observe<E: Endpoint>(inner: E, services: Arc<Services>, routes: RouteTabl
     }
 }
 
+/// A request method as a metric label, borrowed for the standard methods.
+fn method_label(method: &Method) -> Cow<'static, str> {
+    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    let m = method.as_str();
+    KNOWN
+        .iter()
+        .find(|k| **k == m)
+        .map_or_else(|| Cow::Owned(m.to_string()), |k| Cow::Borrowed(*k))
+}
+
 /// A client's request id is kept when it is 1 to 128 visible ASCII characters.
 fn request_id(req: &Request) -> String {
     req.headers()
@@ -57,9 +68,11 @@ fn new_request_id() -> String {
 impl<E: Endpoint> Endpoint for Observe<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
         let _in_flight = self.services.requests.start();
+        // What every handler and the auth extractor read the services from.
+        req.extensions_mut().insert(self.services.clone());
         let id = request_id(&req);
         let method = req.method().clone();
         let csp = middleware::csp_for(req.uri().path());
@@ -86,17 +99,18 @@ impl<E: Endpoint> Endpoint for Observe<E> {
         middleware::security_headers(&mut resp, csp);
         let elapsed = started.elapsed();
         let labels = HttpLabels {
-            handler: resp.data::<PathPattern>().map_or_else(
-                || "unknown".to_string(),
-                |p| self.routes.label(&p.0).to_string(),
-            ),
+            handler: resp
+                .data::<PathPattern>()
+                .map_or(Cow::Borrowed("unknown"), |p| self.routes.label(&p.0)),
             status_code: resp.status().as_u16(),
-            method: method.as_str().to_string(),
+            method: method_label(&method),
         };
         if let Some((armed, written, Some(entry), client)) = audited {
             let fill = (!armed).then_some((&client, id.as_str()));
-            self.finish_audit(armed, written, entry, fill, &labels)
-                .await;
+            if let Some(event) = self.finish_audit(armed, written, entry, fill, &labels) {
+                // Boxed: rare, and the request's future stays small without it.
+                Box::pin(self.services.audit.record(event)).await;
+            }
         }
         self.services
             .requests
@@ -173,7 +187,7 @@ impl<E> Observe<E> {
         if armed {
             if let Some(m) = self.routes.match_path(method, req.uri().path()) {
                 entry.status = m.success;
-                entry.route = m.route.to_string();
+                m.route.clone_into(&mut entry.route);
                 entry.target_kind = m.target_kind;
                 entry.target_id = m.target_id;
             } else {
@@ -185,16 +199,17 @@ impl<E> Observe<E> {
     }
 
     /// After the answer: a denial (401, 403) and a change that wrote nothing to the store
-    /// get an event of their own; a change that committed already has one. `unfilled`: a
-    /// read's client and request id, written into its entry only if it is recorded.
-    async fn finish_audit(
+    /// get an event of their own (returned, to be recorded); a change that committed
+    /// already has one. `unfilled`: a read's client and request id, written into its entry
+    /// only if it is recorded.
+    fn finish_audit(
         &self,
         armed: bool,
         written: bool,
         mut entry: AuditEntry,
         unfilled: Option<(&Client, &str)>,
         labels: &HttpLabels,
-    ) {
+    ) -> Option<AuditEntry> {
         let status = labels.status_code;
         // A 401 to a request that carried no credentials at all is "sign in first", not a
         // refused identity: not recorded (every signed-out page load would be one).
@@ -205,7 +220,7 @@ impl<E> Observe<E> {
             self.services.audit.changed();
         }
         if !(denied || unrecorded_change) {
-            return;
+            return None;
         }
         // A read's entry is completed only now that it is recorded.
         if let Some((client, request_id)) = unfilled {
@@ -213,9 +228,9 @@ impl<E> Observe<E> {
         }
         entry.status = status;
         if entry.route.is_empty() {
-            entry.route.clone_from(&labels.handler);
+            labels.handler.as_ref().clone_into(&mut entry.route);
         }
-        self.services.audit.record(entry).await;
+        Some(entry)
     }
 }
 

@@ -4,15 +4,32 @@
 //! and target, written before the handler runs), the success status an operation documents,
 //! and the methods a path allows (the `Allow` header of a 405).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use parking_lot::Mutex;
+
+/// A template's label, kept for the life of the process: metric labels borrow it on every
+/// request instead of copying it. Interned, so building the table again (a test server
+/// each) adds nothing after the first time.
+fn intern(label: String) -> &'static str {
+    static LABELS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut labels = LABELS.get_or_init(Default::default).lock();
+    if let Some(known) = labels.get(label.as_str()) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(label.into_boxed_str());
+    labels.insert(leaked);
+    leaked
+}
 
 /// One path template of the document.
 struct Template {
     /// Its segments after the leading `/`; `None` for a parameter.
     segments: Vec<Option<String>>,
     /// Grafana's form, `/api/users/:id`.
-    label: Arc<str>,
+    label: &'static str,
     /// Each documented method (upper case, sorted) with the lowest 2xx status it documents
     /// (200 when none): `DELETE /api/licensing/token` answers 202.
     methods: Vec<(String, u16)>,
@@ -22,7 +39,7 @@ struct Template {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteMatch {
     /// `/api/admin/users/:id/password` for `/api/admin/users/7/password`.
-    pub route: Arc<str>,
+    pub route: &'static str,
     /// The segment before the last parameter, singular (`user`); "" without parameters.
     pub target_kind: String,
     /// The last parameter's value (`7`).
@@ -34,7 +51,7 @@ pub struct RouteMatch {
 #[derive(Default)]
 pub struct RouteTable {
     /// poem-openapi's registered pattern (`/api/users/:param0`) to the label.
-    by_pattern: HashMap<String, Arc<str>>,
+    by_pattern: HashMap<String, &'static str>,
     /// Templates by segment count.
     by_len: HashMap<usize, Vec<Template>>,
 }
@@ -64,7 +81,7 @@ impl RouteTable {
                     }
                 }
             }
-            let label: Arc<str> = label.into();
+            let label = intern(label);
             let mut methods: Vec<(String, u16)> = ops
                 .as_object()
                 .into_iter()
@@ -87,9 +104,9 @@ impl RouteTable {
             if !path.starts_with("/api/") {
                 table
                     .by_pattern
-                    .insert(format!("{pattern}{pattern}"), label.clone());
+                    .insert(format!("{pattern}{pattern}"), label);
             }
-            table.by_pattern.insert(pattern, label.clone());
+            table.by_pattern.insert(pattern, label);
             table
                 .by_len
                 .entry(segments.len())
@@ -104,11 +121,11 @@ impl RouteTable {
     }
 
     /// The label of poem's matched pattern (the pattern itself when the document lacks it).
-    pub fn label(&self, pattern: &str) -> Arc<str> {
-        self.by_pattern
-            .get(pattern)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(pattern))
+    pub fn label(&self, pattern: &str) -> Cow<'static, str> {
+        match self.by_pattern.get(pattern) {
+            Some(label) => Cow::Borrowed(label),
+            None => Cow::Owned(pattern.to_string()),
+        }
     }
 
     /// The template the router picks for `path` (one trailing slash ignored), with the
@@ -163,7 +180,7 @@ impl RouteTable {
             .find(|(m, _)| m == method)
             .map_or(200, |(_, code)| *code);
         Some(RouteMatch {
-            route: t.label.clone(),
+            route: t.label,
             target_kind,
             target_id,
             success,

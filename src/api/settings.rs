@@ -11,7 +11,7 @@ use poem_openapi::{Object, OpenApi};
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::{int, rfc3339, RenderedJson};
+use crate::api::wire::{int, rfc3339, FastJson, RenderedJson};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::service::settings::{SettingsUpdate, SettingsView};
@@ -23,10 +23,15 @@ type ValuesBySection = BTreeMap<String, BTreeMap<String, String>>;
 /// `GET /api/admin/settings`'s body for the full view, rendered once per view: the service
 /// hands out the same `Arc` until the settings change, so the bytes are reused while it is
 /// the one cached here (holding it keeps its address from being reused).
-#[derive(Default)]
-pub struct RenderedSettings {
+/// The views are compared by identity, so one cache serves every server of the process
+/// (tests run several): another server's view is simply a miss.
+struct RenderedSettings {
     last: parking_lot::Mutex<Option<(Arc<SettingsView>, bytes::Bytes)>>,
 }
+
+static RENDERED: RenderedSettings = RenderedSettings {
+    last: parking_lot::Mutex::new(None),
+};
 
 impl RenderedSettings {
     fn body(&self, view: Arc<SettingsView>) -> Result<bytes::Bytes, crate::error::AppError> {
@@ -75,8 +80,9 @@ pub struct UpdateSettingsForm {
 }
 
 /// Grafana's `AdminStats`, in its order.
-#[derive(Object, Debug)]
+#[derive(Object, Debug, serde::Serialize)]
 #[oai(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase")]
 pub struct AdminStats {
     pub orgs: i64,
     pub dashboards: i64,
@@ -176,10 +182,9 @@ impl SettingsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-        rendered: Data<&Arc<RenderedSettings>>,
     ) -> Result<RenderedJson<ValuesBySection>, AdminReadError> {
         let view = services.settings_admin.read(&auth.0)?;
-        Ok(RenderedJson::new(rendered.body(view)?))
+        Ok(RenderedJson::new(RENDERED.body(view)?))
     }
 
     /// Change `auth.saml` settings at runtime; all or nothing.
@@ -250,9 +255,9 @@ impl SettingsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-    ) -> Result<Json<AdminStats>, AdminReadError> {
+    ) -> Result<FastJson<AdminStats>, AdminReadError> {
         let s = services.stats.stats(&auth.0).await?;
-        Ok(Json(AdminStats {
+        Ok(FastJson(AdminStats {
             orgs: int(s.orgs),
             dashboards: int(s.dashboards),
             snapshots: int(s.snapshots),
@@ -338,5 +343,49 @@ impl SettingsApi {
             packaging: r.packaging,
             usage_stats_id: r.usage_stats_id,
         }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use poem_openapi::types::ToJSON;
+
+    #[test]
+    fn admin_stats_serialize_as_documented() {
+        // A different value in every field: a field renamed on one side only shows.
+        let s = AdminStats {
+            orgs: 1,
+            dashboards: 2,
+            snapshots: 3,
+            tags: 4,
+            datasources: 5,
+            playlists: 6,
+            stars: 7,
+            alerts: 8,
+            users: 9,
+            admins: 10,
+            editors: 11,
+            viewers: 12,
+            active_users: 13,
+            active_admins: 14,
+            active_editors: 15,
+            active_viewers: 16,
+            active_sessions: 17,
+            daily_active_users: 18,
+            daily_active_admins: 19,
+            daily_active_editors: 20,
+            daily_active_viewers: 21,
+            daily_active_sessions: 22,
+            monthly_active_users: 23,
+            active_devices: 24,
+        };
+        let (serde, documented) = (serde_json::to_value(&s).unwrap(), s.to_json().unwrap());
+        assert_eq!(serde, documented);
+        // Grafana's order, as the document lists it.
+        let keys =
+            |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(keys(&serde), keys(&documented));
     }
 }

@@ -84,6 +84,7 @@ impl poem_openapi::types::ParseFromParameter for WireId {
 /// poem-openapi's `Json` first builds a `serde_json::Value` tree, which costs an allocation
 /// per key. The document is the same as `Json<T>`'s; types used here derive both `Object`
 /// and `Serialize` with the same renaming, and a test checks both produce the same JSON.
+#[derive(Debug)]
 pub struct FastJson<T>(pub T);
 
 impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for FastJson<T> {

@@ -305,17 +305,17 @@ tokio::task_local! {
 
 /// Runs `f` with `entry` as the event its first committed change records (`armed`), or
 /// only as the context of a denial (`!armed`, reads).
-pub async fn scope<F: Future>(entry: AuditEntry, armed: bool, f: F) -> F::Output {
-    CURRENT
-        .scope(
-            RefCell::new(Recording {
-                entry,
-                armed,
-                written: false,
-            }),
-            f,
-        )
-        .await
+/// (A plain function returning the scoped future: an `async fn` wrapper would hold `f`
+/// twice in its state, and a request's future is moved as a whole several times.)
+pub fn scope<F: Future>(entry: AuditEntry, armed: bool, f: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(
+        RefCell::new(Recording {
+            entry,
+            armed,
+            written: false,
+        }),
+        f,
+    )
 }
 
 /// Changes the entry of the current scope (no-op outside one).

@@ -108,6 +108,11 @@ impl<K: Eq + Hash> FailureLog<K> {
         }
     }
 
+    /// No failure on record (the usual case: the checks below need no key then).
+    fn is_empty(&self) -> bool {
+        self.failures.lock().is_empty()
+    }
+
     fn blocked(&self, key: &K, now: i64) -> bool {
         self.failures.lock().get(key).is_some_and(|v| {
             v.iter()
@@ -158,7 +163,7 @@ impl LoginGuard {
     }
 
     pub fn blocked(&self, account: &Account, client_ip: &str) -> bool {
-        if !self.enabled {
+        if !self.enabled || (self.sources.is_empty() && self.pairs.is_empty()) {
             return false;
         }
         let (source, now) = (source_of(client_ip), self.clock.now_ms());
@@ -187,7 +192,7 @@ impl LoginGuard {
 
     /// A success clears the pair, not the source (see the module docs).
     pub fn succeeded(&self, account: &Account, client_ip: &str) {
-        if self.enabled {
+        if self.enabled && !self.pairs.is_empty() {
             self.pairs.clear(&(account.clone(), source_of(client_ip)));
         }
     }

@@ -6,6 +6,8 @@
 //! scrape into a registry made for that scrape, so a gauge is never stale and no background
 //! task keeps them current.
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
@@ -23,10 +25,11 @@ const HTTP_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    /// The route template (`/api/admin/users/:id`), never the raw path.
-    pub handler: String,
+    /// The route template (`/api/admin/users/:id`), never the raw path. Borrowed from the
+    /// route table for every route the document knows (no copy per request).
+    pub handler: Cow<'static, str>,
     pub status_code: u16,
-    pub method: String,
+    pub method: Cow<'static, str>,
 }
 
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;

@@ -333,10 +333,6 @@ impl SledStore {
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .collect())
     }
-
-    fn counter(&self, name: &str) -> StoreResult<u64> {
-        Ok(read_u64(self.counters.get(name)?.as_deref()))
-    }
 }
 
 #[async_trait]
@@ -931,22 +927,30 @@ impl UserStore for SledStore {
 #[async_trait]
 impl StatsStore for SledStore {
     async fn counts(&self) -> StoreResult<Counts> {
-        Ok(Counts {
-            users: self.counter(counter::USERS)?,
-            grafana_admins: self.counter(counter::GRAFANA_ADMINS)?,
-            orgs: self.counter(counter::ORGS)?,
-            admins: self.counter(counter::ROLE_ADMIN)?,
-            editors: self.counter(counter::ROLE_EDITOR)?,
-            viewers: self.counter(counter::ROLE_VIEWER)?,
-            no_role: self.counter(counter::ROLE_NONE)?,
-            service_accounts: self.counter(counter::SERVICE_ACCOUNTS)?,
-            api_keys: self.counter(counter::API_KEYS)?,
-            datasources: self.counter(counter::DATASOURCES)?,
-            dashboards: self.counter(counter::DASHBOARDS)?,
-            folders: self.counter(counter::FOLDERS)?,
-            tags: self.counter(counter::TAGS)?,
-            alerts: self.counter(counter::ALERTS)?,
-        })
+        // One pass over the counters tree (a few dozen keys) instead of a lookup each.
+        let mut c = Counts::default();
+        for row in self.counters.iter() {
+            let (name, value) = row?;
+            let slot = match std::str::from_utf8(&name).unwrap_or("") {
+                counter::USERS => &mut c.users,
+                counter::GRAFANA_ADMINS => &mut c.grafana_admins,
+                counter::ORGS => &mut c.orgs,
+                counter::ROLE_ADMIN => &mut c.admins,
+                counter::ROLE_EDITOR => &mut c.editors,
+                counter::ROLE_VIEWER => &mut c.viewers,
+                counter::ROLE_NONE => &mut c.no_role,
+                counter::SERVICE_ACCOUNTS => &mut c.service_accounts,
+                counter::API_KEYS => &mut c.api_keys,
+                counter::DATASOURCES => &mut c.datasources,
+                counter::DASHBOARDS => &mut c.dashboards,
+                counter::FOLDERS => &mut c.folders,
+                counter::TAGS => &mut c.tags,
+                counter::ALERTS => &mut c.alerts,
+                _ => continue,
+            };
+            *slot = read_u64(Some(&value));
+        }
+        Ok(c)
     }
 
     async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity> {
