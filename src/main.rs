@@ -213,6 +213,7 @@ async fn run(cli: Cli) -> ExitCode {
                 Err(code) => return code,
             };
             init_logging(Some(&settings));
+            let (data_path, database) = (settings.data_path.clone(), settings.database.clone());
             let app = match tollgate::app::App::build(settings).await {
                 Ok(app) => app,
                 Err(e) => {
@@ -226,7 +227,20 @@ async fn run(cli: Cli) -> ExitCode {
                 tokio::spawn(reload_on_hangup(certificates));
             }
             match app.run(shutdown_signal()).await {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => {
+                    // Best effort: the next start replays more log without it.
+                    let started = std::time::Instant::now();
+                    let wait = std::time::Duration::from_secs(2);
+                    match tollgate::store::checkpoint(&data_path, &database, wait).await {
+                        Ok(true) => tracing::info!(
+                            ms = started.elapsed().as_millis() as u64,
+                            "database checkpointed for the next start"
+                        ),
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "shutdown checkpoint failed"),
+                    }
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("tollgate: {e}");
                     ExitCode::FAILURE

@@ -667,6 +667,32 @@ pub async fn open(data_path: &Path, db: &crate::config::Database) -> StoreResult
     }
 }
 
+/// At a clean stop of the server: the embedded store's shutdown checkpoint
+/// ([`sled_store::checkpoint`]), once the server's own handle is released (tried for up to
+/// `wait`). `Ok(false)` when nothing was done (PostgreSQL needs none; or the handle was
+/// still held).
+pub async fn checkpoint(
+    data_path: &Path,
+    db: &crate::config::Database,
+    wait: std::time::Duration,
+) -> StoreResult<bool> {
+    if db.kind != crate::config::DatabaseType::Sled {
+        return Ok(false);
+    }
+    let dir = data_path.join("tollgate.db");
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let d = dir.clone();
+        let done = tokio::task::spawn_blocking(move || sled_store::checkpoint(&d))
+            .await
+            .map_err(|e| StoreError::Io(format!("checkpoint task failed: {e}")))??;
+        if done || std::time::Instant::now() >= deadline {
+            return Ok(done);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// The embedded store in a data folder, whatever the configuration says (migration from
 /// sled to PostgreSQL, tools).
 pub async fn open_sled(data_path: &Path) -> StoreResult<Arc<dyn Store>> {

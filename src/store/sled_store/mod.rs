@@ -240,6 +240,44 @@ pub(crate) fn get<T: serde::de::DeserializeOwned>(
 /// sled's page cache when the configuration says nothing: `[database] cache_mb` = 8.
 pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The error of opening a database another handle holds.
+const IN_USE: &str = "is in use by another tollgate process";
+
+fn open_db(path: &Path, cache_bytes: u64) -> StoreResult<sled::Db> {
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .map_err(|e| match e {
+            // sled reports its file lock held as `Other`, naming the lock.
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().starts_with("could not acquire lock") =>
+            {
+                StoreError::Io(format!("the database in {} {IN_USE}", path.display()))
+            }
+            other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
+        })
+}
+
+/// A shutdown checkpoint. sled 0.34 writes its snapshot (where each page lives) only while
+/// it opens a database, and every open replays the log written since the last snapshot:
+/// after a busy day, the next start reads it all (over 300 ms with 100,000 users after a
+/// minute of writes). Opening the database once more as a clean stop ends moves that
+/// replay to the stop, where nobody waits for it, as PostgreSQL's shutdown checkpoint
+/// does. `Ok(false)`: another handle still holds the database (nothing done).
+pub fn checkpoint(path: &Path) -> StoreResult<bool> {
+    match open_db(path, 1024 * 1024) {
+        Ok(db) => {
+            db.flush()?;
+            Ok(true)
+        }
+        Err(StoreError::Io(m)) if m.ends_with(IN_USE) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl SledStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         Self::open_with_cache(path, DEFAULT_CACHE_BYTES)
@@ -247,21 +285,7 @@ impl SledStore {
 
     /// `cache_bytes` bounds sled's page cache (`[database] cache_mb`).
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> StoreResult<Self> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                    StoreError::Io(format!(
-                        "the database in {} is in use by another tollgate process",
-                        path.display()
-                    ))
-                }
-                other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
-            })?;
-        let store = Self::from_db(db)?;
+        let store = Self::from_db(open_db(path, cache_bytes)?)?;
         migrate::upgrade(&store)?;
         store.count_enabled_admins()?;
         store.index_org_names()?;
@@ -400,7 +424,36 @@ impl Store for SledStore {
 mod tests {
     use std::sync::Arc;
 
-    use crate::store::Store;
+    use crate::store::{MetaStore, Store};
+
+    /// The checkpoint leaves an open database alone, and loses nothing of a closed one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn checkpoint_waits_for_the_handle_and_keeps_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let store = super::SledStore::open(&path).unwrap();
+        store.set_meta("k", b"v").await.unwrap();
+        store.flush().await.unwrap();
+        assert!(
+            !super::checkpoint(&path).unwrap(),
+            "the store is still open"
+        );
+        drop(store);
+        let mut done = false;
+        for _ in 0..100 {
+            done = super::checkpoint(&path).unwrap();
+            if done {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(done, "the closed database was checkpointed");
+        let store = super::SledStore::open(&path).unwrap();
+        assert_eq!(
+            store.get_meta("k").await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+    }
 
     /// The store contract suite against sled: every test gets its own empty database.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
