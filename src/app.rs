@@ -28,17 +28,15 @@ pub struct App {
 
 /// Every route of the server, wrapped in the Grafana error mapping.
 pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response> {
-    let api = api::service();
-    let spec_json = api::spec_json();
-    let swagger = api.swagger_ui();
-    let routes = RouteTable::from_spec(&spec_json);
+    let spec_json = api::spec_document();
+    let routes = RouteTable::from_spec(spec_json);
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
-            .body(spec_json.clone())
+            .body(spec_json)
     });
     let api = Arc::new(api::middleware::api_requests(
-        api.into_endpoint(),
+        api::service().into_endpoint(),
         services.clone(),
     ));
     let scrape = services.clone();
@@ -54,7 +52,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response>
         .at("/logout", api)
         .at("/openapi.json", spec)
         .at("/metrics", metrics)
-        .nest("/swagger", swagger)
+        .nest("/swagger", api::swagger_ui())
         .nest("/", ui::endpoint());
     api::observe::observe(app, services, routes)
 }

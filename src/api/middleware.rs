@@ -112,14 +112,17 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 /// same-origin`, `X-Content-Type-Options: nosniff`. Set by the outermost layer, so errors
 /// carry them too.
 pub fn security_headers(resp: &mut Response, csp: &'static str) {
+    use poem::http::{HeaderName, HeaderValue};
+    // Names made once (a `&str` name is parsed again on every insert).
+    const CSP: HeaderName = HeaderName::from_static("content-security-policy");
+    const FRAME: HeaderName = HeaderName::from_static("x-frame-options");
+    const REFERRER: HeaderName = HeaderName::from_static("referrer-policy");
+    const NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
     let h = resp.headers_mut();
-    let set = |h: &mut poem::http::HeaderMap, name: &'static str, value: &'static str| {
-        h.insert(name, poem::http::HeaderValue::from_static(value));
-    };
-    set(h, "content-security-policy", csp);
-    set(h, "x-frame-options", "DENY");
-    set(h, "referrer-policy", "same-origin");
-    set(h, "x-content-type-options", "nosniff");
+    h.insert(CSP, HeaderValue::from_static(csp));
+    h.insert(FRAME, HeaderValue::from_static("DENY"));
+    h.insert(REFERRER, HeaderValue::from_static("same-origin"));
+    h.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
 }
 
 pub fn csp_for(path: &str) -> &'static str {

@@ -112,6 +112,26 @@ pub fn service() -> OpenApiService<Apis, ()> {
     )
 }
 
+/// [`spec_json`] made once per process and kept (every server of a test process shares
+/// it; `/openapi.json` serves it without a copy).
+pub fn spec_document() -> &'static str {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(spec_json)
+}
+
+/// Swagger UI at `/swagger/`. Its page embeds Swagger's script bundle and the document
+/// (about 2 MB), so it is rendered on the first visit, not at start-up: an idle server
+/// holds none of it. (poem-openapi's own endpoint renders it when the routes are built.)
+pub fn swagger_ui() -> impl poem::Endpoint {
+    static PAGE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    poem::Route::new().at(
+        "/",
+        poem::endpoint::make_sync(|_| {
+            poem::web::Html(PAGE.get_or_init(|| service().swagger_ui_html()).as_str())
+        }),
+    )
+}
+
 /// The OpenAPI document as committed in `openapi/tollgate.json` and served at
 /// `/openapi.json`: poem-openapi's, with optional properties marked nullable.
 pub fn spec_json() -> String {

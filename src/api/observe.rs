@@ -125,7 +125,8 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             "request"
         );
         if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert(REQUEST_ID, v);
+            const NAME: poem::http::HeaderName = poem::http::HeaderName::from_static(REQUEST_ID);
+            resp.headers_mut().insert(NAME, v);
         }
         Ok(resp)
     }
