@@ -29,7 +29,6 @@ pub struct App {
 /// Every route of the server, wrapped in the Grafana error mapping.
 pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response> {
     let spec_json = api::spec_document();
-    let routes = RouteTable::from_spec(spec_json);
     let spec = poem::endpoint::make_sync(move |_| {
         poem::Response::builder()
             .content_type("application/json")
@@ -54,7 +53,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response>
         .at("/metrics", metrics)
         .nest("/swagger", api::swagger_ui())
         .nest("/", ui::endpoint());
-    api::observe::observe(app, services, routes)
+    api::observe::observe(app, services, RouteTable::document())
 }
 
 impl App {

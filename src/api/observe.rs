@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{header, HeaderValue, Method, StatusCode};
+use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use poem::PathPattern;
 use poem::{Endpoint, IntoResponse, Request, Response};
 
@@ -18,17 +18,22 @@ use crate::service::metrics::{self, HttpLabels};
 use crate::service::Services;
 
 pub const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
 
 pub struct Observe<E> {
     inner: E,
     services: Arc<Services>,
-    routes: RouteTable,
+    routes: &'static RouteTable,
 }
 
 /// The outermost layer, one for everything a response gets on its way out (fewer nested
 /// layers, less moving of request futures): the request id, the audit scope, Grafana's
 /// error bodies, the security headers, the metrics and the log line.
-pub fn observe<E: Endpoint>(inner: E, services: Arc<Services>, routes: RouteTable) -> Observe<E> {
+pub fn observe<E: Endpoint>(
+    inner: E,
+    services: Arc<Services>,
+    routes: &'static RouteTable,
+) -> Observe<E> {
     Observe {
         inner,
         services,
@@ -94,7 +99,7 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             (result, None)
         };
         let mut resp = result.unwrap_or_else(|e| {
-            middleware::grafana_error(e, uri.path(), method == Method::HEAD, &self.routes)
+            middleware::grafana_error(e, uri.path(), method == Method::HEAD, self.routes)
         });
         middleware::security_headers(&mut resp, csp);
         let elapsed = started.elapsed();
@@ -125,8 +130,7 @@ impl<E: Endpoint> Endpoint for Observe<E> {
             "request"
         );
         if let Ok(v) = HeaderValue::from_str(&id) {
-            const NAME: poem::http::HeaderName = poem::http::HeaderName::from_static(REQUEST_ID);
-            resp.headers_mut().insert(NAME, v);
+            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
         }
         Ok(resp)
     }

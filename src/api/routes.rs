@@ -5,31 +5,15 @@
 //! and the methods a path allows (the `Allow` header of a 405).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::sync::OnceLock;
-
-use parking_lot::Mutex;
-
-/// A template's label, kept for the life of the process: metric labels borrow it on every
-/// request instead of copying it. Interned, so building the table again (a test server
-/// each) adds nothing after the first time.
-fn intern(label: String) -> &'static str {
-    static LABELS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut labels = LABELS.get_or_init(Default::default).lock();
-    if let Some(known) = labels.get(label.as_str()) {
-        return known;
-    }
-    let leaked: &'static str = Box::leak(label.into_boxed_str());
-    labels.insert(leaked);
-    leaked
-}
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 /// One path template of the document.
 struct Template {
     /// Its segments after the leading `/`; `None` for a parameter.
     segments: Vec<Option<String>>,
     /// Grafana's form, `/api/users/:id`.
-    label: &'static str,
+    label: Arc<str>,
     /// Each documented method (upper case, sorted) with the lowest 2xx status it documents
     /// (200 when none): `DELETE /api/licensing/token` answers 202.
     methods: Vec<(String, u16)>,
@@ -37,9 +21,9 @@ struct Template {
 
 /// A raw path's template and the target its last parameter names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteMatch {
+pub struct RouteMatch<'t> {
     /// `/api/admin/users/:id/password` for `/api/admin/users/7/password`.
-    pub route: &'static str,
+    pub route: &'t str,
     /// The segment before the last parameter, singular (`user`); "" without parameters.
     pub target_kind: String,
     /// The last parameter's value (`7`).
@@ -51,12 +35,19 @@ pub struct RouteMatch {
 #[derive(Default)]
 pub struct RouteTable {
     /// poem-openapi's registered pattern (`/api/users/:param0`) to the label.
-    by_pattern: HashMap<String, &'static str>,
+    by_pattern: HashMap<String, Arc<str>>,
     /// Templates by segment count.
     by_len: HashMap<usize, Vec<Template>>,
 }
 
 impl RouteTable {
+    /// The table of the server's own document, made once per process (every server of a
+    /// test process shares it): metric labels borrow from it on every request.
+    pub fn document() -> &'static Self {
+        static TABLE: OnceLock<RouteTable> = OnceLock::new();
+        TABLE.get_or_init(|| Self::from_spec(crate::api::spec_document()))
+    }
+
     pub fn from_spec(spec_json: &str) -> Self {
         let mut table = Self::default();
         let doc: serde_json::Value = serde_json::from_str(spec_json).unwrap_or_default();
@@ -81,7 +72,7 @@ impl RouteTable {
                     }
                 }
             }
-            let label = intern(label);
+            let label: Arc<str> = label.into();
             let mut methods: Vec<(String, u16)> = ops
                 .as_object()
                 .into_iter()
@@ -104,9 +95,9 @@ impl RouteTable {
             if !path.starts_with("/api/") {
                 table
                     .by_pattern
-                    .insert(format!("{pattern}{pattern}"), label);
+                    .insert(format!("{pattern}{pattern}"), label.clone());
             }
-            table.by_pattern.insert(pattern, label);
+            table.by_pattern.insert(pattern, label.clone());
             table
                 .by_len
                 .entry(segments.len())
@@ -121,7 +112,7 @@ impl RouteTable {
     }
 
     /// The label of poem's matched pattern (the pattern itself when the document lacks it).
-    pub fn label(&self, pattern: &str) -> Cow<'static, str> {
+    pub fn label(&self, pattern: &str) -> Cow<'_, str> {
         match self.by_pattern.get(pattern) {
             Some(label) => Cow::Borrowed(label),
             None => Cow::Owned(pattern.to_string()),
@@ -159,7 +150,7 @@ impl RouteTable {
     /// The template a `method` request to `path` matches and the target its last
     /// parameter names: (`/api/admin/users/:id`, `user`, `7`) for
     /// `/api/admin/users/7/password`.
-    pub fn match_path(&self, method: &str, path: &str) -> Option<RouteMatch> {
+    pub fn match_path(&self, method: &str, path: &str) -> Option<RouteMatch<'_>> {
         let (t, parts) = self.find(path)?;
         let (target_kind, target_id) = match t.segments.iter().rposition(Option::is_none) {
             Some(i) => {
@@ -180,7 +171,7 @@ impl RouteTable {
             .find(|(m, _)| m == method)
             .map_or(200, |(_, code)| *code);
         Some(RouteMatch {
-            route: t.label,
+            route: &t.label,
             target_kind,
             target_id,
             success,

@@ -240,25 +240,31 @@ pub(crate) fn get<T: serde::de::DeserializeOwned>(
 /// sled's page cache when the configuration says nothing: `[database] cache_mb` = 8.
 pub const DEFAULT_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The error of opening a database another handle holds.
-const IN_USE: &str = "is in use by another tollgate process";
-
-fn open_db(path: &Path, cache_bytes: u64) -> StoreResult<sled::Db> {
+fn open_raw(path: &Path, cache_bytes: u64) -> sled::Result<sled::Db> {
     sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes)
         .mode(sled::Mode::HighThroughput)
         .open()
-        .map_err(|e| match e {
-            // sled reports its file lock held as `Other`, naming the lock.
-            sled::Error::Io(io)
-                if io.kind() == std::io::ErrorKind::WouldBlock
-                    || io.to_string().starts_with("could not acquire lock") =>
-            {
-                StoreError::Io(format!("the database in {} {IN_USE}", path.display()))
-            }
-            other => StoreError::Io(format!("cannot open {}: {other}", path.display())),
-        })
+}
+
+/// Whether an open failed because another handle holds the database's file lock (sled
+/// reports it as `Other`, naming the lock).
+fn held_by_another(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io)
+        if io.kind() == std::io::ErrorKind::WouldBlock
+            || io.to_string().starts_with("could not acquire lock"))
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    if held_by_another(&e) {
+        StoreError::Io(format!(
+            "the database in {} is in use by another tollgate process",
+            path.display()
+        ))
+    } else {
+        StoreError::Io(format!("cannot open {}: {e}", path.display()))
+    }
 }
 
 /// A shutdown checkpoint. sled 0.34 writes its snapshot (where each page lives) only while
@@ -268,13 +274,13 @@ fn open_db(path: &Path, cache_bytes: u64) -> StoreResult<sled::Db> {
 /// replay to the stop, where nobody waits for it, as PostgreSQL's shutdown checkpoint
 /// does. `Ok(false)`: another handle still holds the database (nothing done).
 pub fn checkpoint(path: &Path) -> StoreResult<bool> {
-    match open_db(path, 1024 * 1024) {
+    match open_raw(path, 1024 * 1024) {
         Ok(db) => {
             db.flush()?;
             Ok(true)
         }
-        Err(StoreError::Io(m)) if m.ends_with(IN_USE) => Ok(false),
-        Err(e) => Err(e),
+        Err(e) if held_by_another(&e) => Ok(false),
+        Err(e) => Err(open_error(path, e)),
     }
 }
 
@@ -285,7 +291,8 @@ impl SledStore {
 
     /// `cache_bytes` bounds sled's page cache (`[database] cache_mb`).
     pub fn open_with_cache(path: &Path, cache_bytes: u64) -> StoreResult<Self> {
-        let store = Self::from_db(open_db(path, cache_bytes)?)?;
+        let db = open_raw(path, cache_bytes).map_err(|e| open_error(path, e))?;
+        let store = Self::from_db(db)?;
         migrate::upgrade(&store)?;
         store.count_enabled_admins()?;
         store.index_org_names()?;
