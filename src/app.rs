@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::{Endpoint, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
 use tokio::net::TcpListener;
 
 use crate::api::{self, routes::RouteTable};
@@ -34,26 +34,23 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response>
             .content_type("application/json")
             .body(spec_json)
     });
-    let api = Arc::new(api::middleware::api_requests(
-        api::service().into_endpoint(),
-        services.clone(),
-    ));
+
     let scrape = services.clone();
     let metrics = poem::endpoint::make(move |req| {
         let services = scrape.clone();
         async move { api::observe::metrics_endpoint(&services, &req).await }
     });
-    let app = Route::new()
-        .nest_no_strip("/api", api.clone())
-        .at("/login", api.clone())
-        .at("/healthz", api.clone())
-        .at("/readyz", api.clone())
-        .at("/logout", api)
+    let other = Route::new()
         .at("/openapi.json", spec)
         .at("/metrics", metrics)
         .nest("/swagger", api::swagger_ui())
         .nest("/", ui::endpoint());
-    api::observe::observe(app, services, RouteTable::document())
+    let front = api::middleware::Front::new(
+        api::service().into_endpoint(),
+        other.boxed(),
+        services.clone(),
+    );
+    api::observe::observe(front, services, RouteTable::document())
 }
 
 impl App {

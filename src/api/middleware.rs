@@ -2,12 +2,16 @@
 //! [`Observe`](crate::api::observe::Observe)): every error the framework produces on its own
 //! (unknown route, wrong method, unparsable path or query, missing credentials) becomes
 //! Grafana's JSON body, a 405 carries the `Allow` header listing the methods the path does
-//! support, and the security headers are set. Also the `/api` layer ([`ApiRequests`]).
+//! support, and the security headers are set. Also the first split of every request
+//! ([`Front`]).
 
 use std::sync::Arc;
 
+use poem::endpoint::{BoxEndpoint, DynEndpoint};
 use poem::http::{header, StatusCode};
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Request, Response};
+
+use crate::api::auth::SessionRenewal;
 
 use crate::api::error::{error_response, ErrorBody};
 use crate::api::routes::RouteTable;
@@ -50,26 +54,54 @@ pub fn grafana_error(err: poem::Error, path: &str, is_head: bool, routes: &Route
     resp
 }
 
-/// The `/api` layer: accepts paths with one trailing slash, as Grafana's router does
-/// (grafana-client creates service accounts with `POST /api/serviceaccounts/`), and hands a
-/// rotated session token back as `Set-Cookie` (the auth extractor fills the
-/// [`SessionRenewal`](crate::api::auth::SessionRenewal) slot put in each request).
-pub struct ApiRequests<E> {
-    inner: E,
+/// A handler's future, boxed once: the outermost layer's own future then holds a pointer
+/// rather than every level's state (hyper moves that future whole on every request).
+pub type Handling<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = poem::Result<Response>> + Send + 'a>>;
+
+/// The first split of every request, and what API requests get on their way in and out:
+/// - API paths (`/api` and below, and the top-level `/login`, `/logout`, `/healthz`,
+///   `/readyz`) go straight to the API endpoint, the rest (the document, metrics, Swagger
+///   UI, the admin UI) through `other`, a router. A prefix test instead of a router level
+///   in front of the API spares each API request that level's URI rewrite, pattern
+///   bookkeeping and boxed future.
+/// - An API path may end in one slash, as Grafana's router allows (grafana-client creates
+///   service accounts with `POST /api/serviceaccounts/`).
+/// - A rotated session token goes back as `Set-Cookie`: a request with cookies gets a
+///   [`SessionRenewal`] slot that the auth extractor fills.
+pub struct Front {
+    api: BoxEndpoint<'static>,
+    other: BoxEndpoint<'static>,
     services: Arc<crate::service::Services>,
 }
 
-pub fn api_requests<E: Endpoint>(
-    inner: E,
-    services: Arc<crate::service::Services>,
-) -> ApiRequests<E> {
-    ApiRequests { inner, services }
+/// A request on its way to its handler (see [`Front::route`]).
+pub struct Routed<'a> {
+    pub handling: Handling<'a>,
+    pub renewal: Option<SessionRenewal>,
 }
 
-impl<E: Endpoint> Endpoint for ApiRequests<E> {
-    type Output = Response;
+impl Front {
+    pub fn new(
+        api: BoxEndpoint<'static>,
+        other: BoxEndpoint<'static>,
+        services: Arc<crate::service::Services>,
+    ) -> Self {
+        Self {
+            api,
+            other,
+            services,
+        }
+    }
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+    /// Picks the endpoint and starts its handling; [`Front::finish`] completes the answer.
+    pub fn route(&self, mut req: Request) -> Routed<'_> {
+        if !is_api_path(req.uri().path()) {
+            return Routed {
+                handling: DynEndpoint::call(&*self.other, req),
+                renewal: None,
+            };
+        }
         let path = req.uri().path();
         if path.len() > "/api/".len() && path.ends_with('/') {
             let trimmed = path.trim_end_matches('/').to_string();
@@ -81,18 +113,35 @@ impl<E: Endpoint> Endpoint for ApiRequests<E> {
                 *req.uri_mut() = uri;
             }
         }
-        let slot = crate::api::auth::SessionRenewal::default();
-        req.extensions_mut().insert(slot.clone());
-        let mut resp = self.inner.call(req).await?.into_response();
-        let renewed = slot.0.lock().take();
-        if let Some(token) = renewed {
-            let cookie = crate::api::auth::session_cookie(&self.services.settings, &token);
-            if let Ok(v) = cookie.parse() {
-                resp.headers_mut().append(header::SET_COOKIE, v);
-            }
+        // Only a session cookie can be renewed: requests without cookies get no slot.
+        let renewal = req.headers().contains_key(header::COOKIE).then(|| {
+            let slot = SessionRenewal::default();
+            req.extensions_mut().insert(slot.clone());
+            slot
+        });
+        Routed {
+            handling: DynEndpoint::call(&*self.api, req),
+            renewal,
         }
-        Ok(resp)
     }
+
+    /// A renewed session's cookie on the answer.
+    pub fn finish(&self, resp: &mut Response, renewal: Option<SessionRenewal>) {
+        let Some(token) = renewal.and_then(|s| s.0.lock().take()) else {
+            return;
+        };
+        let cookie = crate::api::auth::session_cookie(&self.services.settings, &token);
+        if let Ok(v) = cookie.parse() {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Whether `path` is served by the API endpoint (see [`Front`]).
+pub fn is_api_path(path: &str) -> bool {
+    path.strip_prefix("/api")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        || matches!(path, "/login" | "/logout" | "/healthz" | "/readyz")
 }
 
 /// The UI's policy: scripts and styles from the server only (style attributes allowed: the
@@ -138,5 +187,38 @@ pub fn csp_for(path: &str) -> &'static str {
         API_CSP
     } else {
         UI_CSP
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_api_path;
+
+    #[test]
+    fn api_paths_are_api_and_its_top_level_routes_only() {
+        for p in [
+            "/api",
+            "/api/",
+            "/api/health",
+            "/api/users/1",
+            "/login",
+            "/logout",
+        ] {
+            assert!(is_api_path(p), "{p}");
+        }
+        for p in ["/healthz", "/readyz"] {
+            assert!(is_api_path(p), "{p}");
+        }
+        for p in [
+            "/",
+            "/apis",
+            "/apix/health",
+            "/login/x",
+            "/metrics",
+            "/openapi.json",
+        ] {
+            assert!(!is_api_path(p), "{p}");
+        }
+        assert!(!is_api_path("/swagger/"));
     }
 }

@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use poem::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use poem::PathPattern;
-use poem::{Endpoint, IntoResponse, Request, Response};
+use poem::{Endpoint, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
-use crate::api::middleware;
+use crate::api::middleware::{self, Front};
 use crate::api::routes::RouteTable;
 use crate::domain::audit::AuditEntry;
 use crate::service::metrics::{self, HttpLabels};
@@ -20,8 +20,8 @@ use crate::service::Services;
 pub const REQUEST_ID: &str = "x-request-id";
 const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(REQUEST_ID);
 
-pub struct Observe<E> {
-    inner: E,
+pub struct Observe {
+    front: Front,
     services: Arc<Services>,
     routes: &'static RouteTable,
 }
@@ -29,13 +29,9 @@ pub struct Observe<E> {
 /// The outermost layer, one for everything a response gets on its way out (fewer nested
 /// layers, less moving of request futures): the request id, the audit scope, Grafana's
 /// error bodies, the security headers, the metrics and the log line.
-pub fn observe<E: Endpoint>(
-    inner: E,
-    services: Arc<Services>,
-    routes: &'static RouteTable,
-) -> Observe<E> {
+pub fn observe(front: Front, services: Arc<Services>, routes: &'static RouteTable) -> Observe {
     Observe {
-        inner,
+        front,
         services,
         routes,
     }
@@ -54,7 +50,7 @@ fn method_label(method: &Method) -> Cow<'static, str> {
 /// A client's request id is kept when it is 1 to 128 visible ASCII characters.
 fn request_id(req: &Request) -> String {
     req.headers()
-        .get(REQUEST_ID)
+        .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map_or_else(new_request_id, str::to_string)
@@ -67,10 +63,20 @@ fn new_request_id() -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let prefix = *PREFIX.get_or_init(|| u32::from_be_bytes(crate::crypto::random::bytes::<4>()));
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{prefix:08x}{n:08x}")
+    hex16((u64::from(prefix) << 32) | u64::from(n))
 }
 
-impl<E: Endpoint> Endpoint for Observe<E> {
+/// `v` as 16 lowercase hex digits (`format!` costs more than the rest of the id).
+fn hex16(v: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
+    }
+    out
+}
+
+impl Endpoint for Observe {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
@@ -83,21 +89,30 @@ impl<E: Endpoint> Endpoint for Observe<E> {
         let csp = middleware::csp_for(req.uri().path());
         // For the `Allow` header of a 405 and the log of a 500 (a shared-bytes clone).
         let uri = req.uri().clone();
+        // Routing starts the handler's (boxed) future; it runs when polled, inside the
+        // audit scope.
         let (result, audited) = if self.services.audit.enabled() {
             let armed = changes_state(&req);
             let (entry, client) = self.audit_entry(&req, &id, method.as_str(), armed);
-            let inner = &self.inner;
+            let routed = self.front.route(req);
             crate::domain::audit::scope(entry, armed, async move {
-                let result = inner.call(req).await.map(IntoResponse::into_response);
+                let result = routed.handling.await;
                 let written = crate::domain::audit::written();
                 let entry = crate::domain::audit::current();
-                (result, Some((armed, written, entry, client)))
+                (
+                    result.map(|r| (r, routed.renewal)),
+                    Some((armed, written, entry, client)),
+                )
             })
             .await
         } else {
-            let result = self.inner.call(req).await.map(IntoResponse::into_response);
-            (result, None)
+            let routed = self.front.route(req);
+            (routed.handling.await.map(|r| (r, routed.renewal)), None)
         };
+        let result = result.map(|(mut resp, renewal)| {
+            self.front.finish(&mut resp, renewal);
+            resp
+        });
         let mut resp = result.unwrap_or_else(|e| {
             middleware::grafana_error(e, uri.path(), method == Method::HEAD, self.routes)
         });
@@ -172,7 +187,7 @@ fn changes_state(req: &Request) -> bool {
         || req.uri().path() == "/logout"
 }
 
-impl<E> Observe<E> {
+impl Observe {
     /// What the request's audit event says before the handler runs; auth, the permission
     /// check and the body reader add the actor, the action and the field names. A change's
     /// entry is complete here (the store writes it with the change); a read's is completed
@@ -274,5 +289,18 @@ pub async fn metrics_endpoint(services: &Services, req: &Request) -> Response {
             tracing::error!(error = %e, "metrics scrape failed");
             error_response(500, &ErrorBody::message("Internal Server Error"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_sixteen_hex_digits() {
+        for v in [0, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(super::hex16(v), format!("{v:016x}"));
+        }
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
     }
 }

@@ -99,11 +99,16 @@ impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for FastJson<T
     }
 }
 
+/// The JSON content type, made once (a `&str` value is checked byte by byte per response).
+fn json_content_type() -> poem::http::HeaderValue {
+    poem::http::HeaderValue::from_static("application/json; charset=utf-8")
+}
+
 impl<T: serde::Serialize + Send> poem::IntoResponse for FastJson<T> {
     fn into_response(self) -> poem::Response {
         match serde_json::to_vec(&self.0) {
             Ok(body) => poem::Response::builder()
-                .content_type("application/json; charset=utf-8")
+                .header(poem::http::header::CONTENT_TYPE, json_content_type())
                 .body(body),
             Err(e) => {
                 tracing::error!(error = %e, "response serialization failed");
@@ -173,7 +178,7 @@ impl<T: poem_openapi::types::Type> poem_openapi::payload::Payload for RenderedJs
 impl<T: Send> poem::IntoResponse for RenderedJson<T> {
     fn into_response(self) -> poem::Response {
         poem::Response::builder()
-            .content_type("application/json; charset=utf-8")
+            .header(poem::http::header::CONTENT_TYPE, json_content_type())
             .body(self.body)
     }
 }
