@@ -68,12 +68,7 @@ fn new_request_id() -> String {
 
 /// `v` as 16 lowercase hex digits (`format!` costs more than the rest of the id).
 fn hex16(v: u64) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(16);
-    for shift in (0..16).rev() {
-        out.push(char::from(DIGITS[((v >> (shift * 4)) & 0xf) as usize]));
-    }
-    out
+    crate::crypto::random::hex(&v.to_be_bytes())
 }
 
 impl Endpoint for Observe {
