@@ -274,14 +274,19 @@ impl AuthService {
         password: &str,
         client_ip: &str,
     ) -> Result<(UserRecord, bool), AppError> {
+        // Every request with Basic credentials comes here, and almost all of them are
+        // answered from the credential cache. The other paths (a lookup, a hash check, the
+        // directory) are boxed: awaited in place, the largest of them (LDAP's connection,
+        // about 5 KB) would size this future, every handler future that authenticates, and
+        // the copy poem makes of it into the heap on every request.
         let cached = self.cached(login, password).await?;
         let user = match &cached {
             Some(u) => Some(u.clone()),
-            None => self.lookup(login).await?,
+            None => Box::pin(self.lookup(login)).await?,
         };
         let account = Account::of(user.as_ref(), login);
         if self.guard.blocked(&account, client_ip) {
-            self.hash_check(self.dummy.clone(), password).await?;
+            Box::pin(self.hash_check(self.dummy.clone(), password)).await?;
             tracing::warn!(
                 login,
                 client_ip,
@@ -293,12 +298,12 @@ impl AuthService {
         let verified = cached.is_none();
         let result = match cached {
             Some(user) => self.usable(user),
-            None => self.verify_password(user, login, password).await,
+            None => Box::pin(self.verify_password(user, login, password)).await,
         };
         // Local users first (a local admin signs in while the directory is down), then LDAP.
         let result = match result {
             Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
-                match self.ldap.authenticate(login, password).await? {
+                match Box::pin(self.ldap.authenticate(login, password)).await? {
                     Some(user) => self.usable(user),
                     None => Err(AppError::Unauthorized(m)),
                 }
