@@ -74,9 +74,17 @@ fn hex16(v: u64) -> String {
 impl Endpoint for Observe {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+    // Not an `async fn`: everything that reads the request runs here, before the future
+    // exists, and the request moves on into the handler's (boxed) future. The returned
+    // future, which hyper moves into its connection state per request, so holds no copy of
+    // the 472-byte `Request` (an `async fn` holds two: its argument and the local it is
+    // moved into).
+    fn call(
+        &self,
+        mut req: Request,
+    ) -> impl std::future::Future<Output = poem::Result<Response>> + Send {
         let started = Instant::now();
-        let _in_flight = self.services.requests.start();
+        let in_flight = self.services.requests.start();
         // What every handler and the auth extractor read the services from.
         req.extensions_mut().insert(self.services.clone());
         let id = request_id(&req);
@@ -84,65 +92,71 @@ impl Endpoint for Observe {
         let csp = middleware::csp_for(req.uri().path());
         // For the `Allow` header of a 405 and the log of a 500 (a shared-bytes clone).
         let uri = req.uri().clone();
-        // Routing starts the handler's (boxed) future; it runs when polled, inside the
-        // audit scope.
-        let (result, audited) = if self.services.audit.enabled() {
+        let audit = self.services.audit.enabled().then(|| {
             let armed = changes_state(&req);
             let (entry, client) = self.audit_entry(&req, &id, method.as_str(), armed);
-            let routed = self.front.route(req);
-            crate::domain::audit::scope(entry, armed, async move {
-                let result = routed.handling.await;
-                let written = crate::domain::audit::written();
-                let entry = crate::domain::audit::current();
-                (
-                    result.map(|r| (r, routed.renewal)),
-                    Some((armed, written, entry, client)),
-                )
-            })
-            .await
-        } else {
-            let routed = self.front.route(req);
-            (routed.handling.await.map(|r| (r, routed.renewal)), None)
-        };
-        let result = result.map(|(mut resp, renewal)| {
-            self.front.finish(&mut resp, renewal);
-            resp
+            (armed, entry, client)
         });
-        let mut resp = result.unwrap_or_else(|e| {
-            middleware::grafana_error(e, uri.path(), method == Method::HEAD, self.routes)
-        });
-        middleware::security_headers(&mut resp, csp);
-        let elapsed = started.elapsed();
-        let labels = HttpLabels {
-            handler: resp
-                .data::<PathPattern>()
-                .map_or(Cow::Borrowed("unknown"), |p| self.routes.label(&p.0)),
-            status_code: resp.status().as_u16(),
-            method: method_label(&method),
-        };
-        if let Some((armed, written, Some(entry), client)) = audited {
-            let fill = (!armed).then_some((&client, id.as_str()));
-            if let Some(event) = self.finish_audit(armed, written, entry, fill, &labels) {
-                // Boxed: rare, and the request's future stays small without it.
-                Box::pin(self.services.audit.record(event)).await;
+        // Routing starts the handler's (boxed) future; it runs when polled, inside the
+        // audit scope.
+        let routed = self.front.route(req);
+        async move {
+            let _in_flight = in_flight;
+            let (result, audited) = match audit {
+                Some((armed, entry, client)) => {
+                    crate::domain::audit::scope(entry, armed, async move {
+                        let result = routed.handling.await;
+                        let written = crate::domain::audit::written();
+                        let entry = crate::domain::audit::current();
+                        (
+                            result.map(|r| (r, routed.renewal)),
+                            Some((armed, written, entry, client)),
+                        )
+                    })
+                    .await
+                }
+                None => (routed.handling.await.map(|r| (r, routed.renewal)), None),
+            };
+            let result = result.map(|(mut resp, renewal)| {
+                self.front.finish(&mut resp, renewal);
+                resp
+            });
+            let mut resp = result.unwrap_or_else(|e| {
+                middleware::grafana_error(e, uri.path(), method == Method::HEAD, self.routes)
+            });
+            middleware::security_headers(&mut resp, csp);
+            let elapsed = started.elapsed();
+            let labels = HttpLabels {
+                handler: resp
+                    .data::<PathPattern>()
+                    .map_or(Cow::Borrowed("unknown"), |p| self.routes.label(&p.0)),
+                status_code: resp.status().as_u16(),
+                method: method_label(&method),
+            };
+            if let Some((armed, written, Some(entry), client)) = audited {
+                let fill = (!armed).then_some((&client, id.as_str()));
+                if let Some(event) = self.finish_audit(armed, written, entry, fill, &labels) {
+                    // Boxed: rare, and the request's future stays small without it.
+                    Box::pin(self.services.audit.record(event)).await;
+                }
             }
+            self.services
+                .requests
+                .observe(&labels, elapsed.as_secs_f64());
+            tracing::info!(
+                target: "tollgate::request",
+                method = %labels.method,
+                handler = %labels.handler,
+                status = labels.status_code,
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                request_id = %id,
+                "request"
+            );
+            if let Ok(v) = HeaderValue::from_str(&id) {
+                resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+            }
+            Ok(resp)
         }
-        self.services
-            .requests
-            .observe(&labels, elapsed.as_secs_f64());
-        tracing::info!(
-            target: "tollgate::request",
-            method = %labels.method,
-            handler = %labels.handler,
-            status = labels.status_code,
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            request_id = %id,
-            "request"
-        );
-        if let Ok(v) = HeaderValue::from_str(&id) {
-            resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-        }
-        Ok(resp)
     }
 }
 
