@@ -11,7 +11,7 @@ use poem::PathPattern;
 use poem::{Endpoint, Request, Response};
 
 use crate::api::error::{error_response, ErrorBody};
-use crate::api::middleware::{self, Front};
+use crate::api::middleware::{self, Front, Routed};
 use crate::api::routes::RouteTable;
 use crate::domain::audit::AuditEntry;
 use crate::service::metrics::{self, HttpLabels};
@@ -99,25 +99,22 @@ impl Endpoint for Observe {
         });
         // Routing starts the handler's (boxed) future; it runs when polled, inside the
         // audit scope.
-        let routed = self.front.route(req);
+        let Routed { handling, renewal } = self.front.route(req);
         async move {
             let _in_flight = in_flight;
             let (result, audited) = match audit {
                 Some((armed, entry, client)) => {
                     crate::domain::audit::scope(entry, armed, async move {
-                        let result = routed.handling.await;
+                        let result = handling.await;
                         let written = crate::domain::audit::written();
                         let entry = crate::domain::audit::current();
-                        (
-                            result.map(|r| (r, routed.renewal)),
-                            Some((armed, written, entry, client)),
-                        )
+                        (result, Some((armed, written, entry, client)))
                     })
                     .await
                 }
-                None => (routed.handling.await.map(|r| (r, routed.renewal)), None),
+                None => (handling.await, None),
             };
-            let result = result.map(|(mut resp, renewal)| {
+            let result = result.map(|mut resp| {
                 self.front.finish(&mut resp, renewal);
                 resp
             });

@@ -30,6 +30,7 @@ pub mod codec;
 pub mod contract;
 pub mod dump;
 pub mod durability;
+mod lease;
 pub mod pg_store;
 pub mod records;
 mod sled_store;

@@ -32,13 +32,15 @@
 //! transaction with `synchronous_commit = off`; losing one only delays a node to its poll.
 
 use std::collections::HashMap;
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::RwLock;
 use sqlx::postgres::{PgListener, PgPool};
 
+use crate::store::lease::Lease;
 use crate::store::{ApiKeyRecord, Counts, SessionRecord, UserRecord};
 
 /// The channel of the wake-ups a writing node sends after its commit.
@@ -122,10 +124,8 @@ pub(super) struct Ticket(Option<u64>);
 
 pub(super) struct RowCache {
     maps: RwLock<Maps>,
-    /// When the cache was made; the times below count milliseconds from it.
-    epoch: Instant,
-    /// Milliseconds (since `epoch`) until which entries may be served; 0: not live.
-    live_until_ms: AtomicU64,
+    /// Entries may be served while it holds: renewed by each read of the log.
+    live: Lease,
     /// Reads served from memory (tests only: no shared counter on the read path).
     #[cfg(test)]
     hits: AtomicU64,
@@ -140,8 +140,7 @@ impl RowCache {
     pub(super) fn new() -> Self {
         Self {
             maps: RwLock::new(Maps::default()),
-            epoch: Instant::now(),
-            live_until_ms: AtomicU64::new(0),
+            live: Lease::new(),
             #[cfg(test)]
             hits: AtomicU64::new(0),
             wake: Arc::new(tokio::sync::Notify::new()),
@@ -149,13 +148,9 @@ impl RowCache {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// Whether entries may be served now (the log was read recently).
     pub(super) fn live(&self) -> bool {
-        self.now_ms() < self.live_until_ms.load(Ordering::Acquire)
+        self.live.live()
     }
 
     /// Reads served from the cache so far.
@@ -403,8 +398,7 @@ impl RowCache {
         if !self.live() {
             self.maps.write().clear();
         }
-        let until = self.now_ms() + u64::try_from(LIVE_FOR.as_millis()).unwrap_or(0);
-        self.live_until_ms.store(until, Ordering::Release);
+        self.live.renew(LIVE_FOR);
     }
 }
 

@@ -37,6 +37,7 @@ use sled::transaction::{
 };
 use sled::Tree;
 
+use super::lease::Lease;
 use super::{codec, Durability, Job, JobLock, Store, StoreError, StoreResult, Topic};
 
 pub(crate) type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
@@ -112,8 +113,8 @@ pub(crate) use keys::read_u64;
 #[derive(Clone)]
 pub struct SledStore {
     db: sled::Db,
-    /// When the health read last succeeded (see [`HealthMemo`]).
-    health: Arc<HealthMemo>,
+    /// Renewed by each successful health read, for [`HEALTH_KEPT`].
+    health: Arc<Lease>,
     durability: Durability,
     /// Every mutating method holds a read guard while it writes; the export holds the
     /// write guard for its whole scan, so it sees one point in time (sled has no
@@ -304,7 +305,7 @@ impl SledStore {
     fn from_db(db: sled::Db) -> StoreResult<Self> {
         let flusher = db.clone();
         Ok(Self {
-            health: Arc::new(HealthMemo::new()),
+            health: Arc::new(Lease::new()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
             durability: Durability::new(move || {
                 flusher.flush().map(|_| ()).map_err(StoreError::from)
@@ -379,46 +380,17 @@ impl SledStore {
 /// A successful health read is good for a second (Grafana keeps its database check for
 /// five; the PostgreSQL backend counts a change-log read within 1.5 s): `/api/health`
 /// polled hard costs one tree read a second, not one a request. A failure is never kept.
-struct HealthMemo {
-    epoch: std::time::Instant,
-    /// Milliseconds after `epoch` of the last success, plus one (0: never).
-    last_ok: std::sync::atomic::AtomicU64,
-}
-
-impl HealthMemo {
-    const FOR_MS: u64 = 1_000;
-
-    fn new() -> Self {
-        Self {
-            epoch: std::time::Instant::now(),
-            last_ok: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
-    }
-
-    fn fresh(&self) -> bool {
-        let last = self.last_ok.load(std::sync::atomic::Ordering::Relaxed);
-        last != 0 && self.now().saturating_sub(last) < Self::FOR_MS
-    }
-
-    fn succeeded(&self) {
-        self.last_ok
-            .store(self.now(), std::sync::atomic::Ordering::Relaxed);
-    }
-}
+const HEALTH_KEPT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[async_trait]
 impl Store for SledStore {
     async fn healthy(&self) -> bool {
-        if self.health.fresh() {
+        if self.health.live() {
             return true;
         }
         let ok = self.meta.get(b"__health").is_ok();
         if ok {
-            self.health.succeeded();
+            self.health.renew(HEALTH_KEPT);
         }
         ok
     }
@@ -476,24 +448,6 @@ mod tests {
     use std::sync::Arc;
 
     use crate::store::{MetaStore, Store};
-
-    #[test]
-    fn a_health_success_is_kept_for_a_second_and_nothing_else() {
-        let memo = super::HealthMemo::new();
-        assert!(!memo.fresh(), "no check yet");
-        memo.succeeded();
-        assert!(memo.fresh());
-        // A success older than the window is not: one 5 s ago.
-        let memo = super::HealthMemo {
-            epoch: std::time::Instant::now()
-                .checked_sub(std::time::Duration::from_secs(5))
-                .unwrap(),
-            last_ok: std::sync::atomic::AtomicU64::new(1),
-        };
-        assert!(!memo.fresh());
-        memo.succeeded();
-        assert!(memo.fresh());
-    }
 
     /// The checkpoint leaves an open database alone, and loses nothing of a closed one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
