@@ -61,12 +61,12 @@ pub fn services(req: &Request) -> Result<&Arc<Services>, AppError> {
 /// one of `[security] trusted_proxies`; then `X-Forwarded-For` is read from the right (the
 /// hop the trusted proxy appended) and the first address that is not itself a trusted proxy
 /// is the client. Entries a client wrote further left are never reached, so a client cannot
-/// choose its own address. Empty when the peer is not an IP socket.
-pub fn client_ip(req: &Request) -> String {
+/// choose its own address. None when the peer is not an IP socket.
+pub fn client_ip(req: &Request) -> Option<std::net::IpAddr> {
     let trusted = req
         .data::<Arc<Services>>()
         .map(|s| &s.settings.trusted_proxies);
-    client_addr(req, trusted).map_or_else(String::new, |ip| ip.to_string())
+    client_addr(req, trusted)
 }
 
 /// [`client_ip`] as an address, with the trusted proxies given (for layers outside the one
@@ -232,10 +232,8 @@ async fn authenticate_credentials(req: &Request) -> Result<Authenticated, AppErr
             if login == "api_key" && password.starts_with("glsa_") {
                 return service_account(services, &password).await;
             }
-            return services
-                .auth
-                .basic(&login, &password, &client_ip(req))
-                .await;
+            let client = client_addr(req, Some(&services.settings.trusted_proxies));
+            return services.auth.basic(&login, &password, client).await;
         }
         return Err(AppError::Unauthorized("Unauthorized".into()));
     }

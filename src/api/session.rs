@@ -88,7 +88,7 @@ impl SessionApi {
             .unwrap_or("");
         let (token, _user) = services
             .auth
-            .sign_in(&body.0.user, &body.0.password, &client_ip(req), ua)
+            .sign_in(&body.0.user, &body.0.password, client_ip(req), ua)
             .await
             .inspect_err(|_| {
                 let tried = services.audit.identifier(&body.0.user);

@@ -140,13 +140,38 @@ pub fn labels(u: &UserRecord) -> Vec<String> {
 
 impl From<&UserRecord> for UserProfile {
     fn from(u: &UserRecord) -> Self {
+        let text = [&u.uid, &u.email, &u.name, &u.login, &u.theme].map(String::clone);
+        Self::of(u, text)
+    }
+}
+
+/// A row the caller no longer needs gives its text up instead of copying it.
+impl From<UserRecord> for UserProfile {
+    fn from(mut u: UserRecord) -> Self {
+        let text = [
+            &mut u.uid,
+            &mut u.email,
+            &mut u.name,
+            &mut u.login,
+            &mut u.theme,
+        ]
+        .map(std::mem::take);
+        Self::of(&u, text)
+    }
+}
+
+impl UserProfile {
+    /// `text`: the row's uid, email, name, login and theme.
+    fn of(u: &UserRecord, text: [String; 5]) -> Self {
+        let [uid, email, name, login, theme] = text;
         Self {
             id: u.id as i64,
-            uid: u.uid.clone(),
-            email: u.email.clone(),
-            name: u.name.clone(),
-            login: u.login.clone(),
-            theme: u.theme.clone(),
+            avatar_url: avatar(&email),
+            uid,
+            email,
+            name,
+            login,
+            theme,
             org_id: u.org_id as i64,
             is_grafana_admin: u.is_admin,
             is_disabled: u.is_disabled,
@@ -156,7 +181,6 @@ impl From<&UserRecord> for UserProfile {
             auth_labels: labels(u),
             updated_at: rfc3339(u.updated),
             created_at: rfc3339(u.created),
-            avatar_url: avatar(&u.email),
             is_provisioned: false,
         }
     }
@@ -383,7 +407,7 @@ impl UsersApi {
         login_or_email: Query<String>,
     ) -> Result<FastJson<UserProfile>, LookupError> {
         let u = services.users.lookup(&auth.0, &login_or_email.0).await?;
-        Ok(FastJson(UserProfile::from(&u)))
+        Ok(FastJson(UserProfile::from(u)))
     }
 
     /// Get a user by id (or uid).
@@ -395,8 +419,8 @@ impl UsersApi {
         /// The user's numeric id or uid.
         id: Path<WireId>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = services.users.get(&auth.0, &id.0).await?;
-        Ok(FastJson(UserProfile::from(&u)))
+        let u = services.users.get(&auth.0, &id.0, auth.1).await?;
+        Ok(FastJson(UserProfile::from(u)))
     }
 
     /// Update a user's name, email, login or theme.
@@ -494,7 +518,7 @@ impl UsersApi {
             Some(user) => user,
             None => services.users.current(&auth.0).await?,
         };
-        let mut profile = UserProfile::from(&u);
+        let mut profile = UserProfile::from(u);
         profile.org_id = auth.0.org_id.0 as i64;
         Ok(FastJson(profile))
     }
@@ -624,6 +648,11 @@ mod tests {
         };
         let p = UserProfile::from(&u);
         assert_eq!(serde_json::to_value(&p).unwrap(), p.to_json().unwrap());
+        // The owned conversion answers exactly as the borrowing one.
+        assert_eq!(
+            serde_json::to_value(UserProfile::from(u.clone())).unwrap(),
+            serde_json::to_value(&p).unwrap()
+        );
         let h = UserSearchHit::from_record(&u, 100);
         assert_eq!(serde_json::to_value(&h).unwrap(), h.to_json().unwrap());
         let page = UserSearchPage {

@@ -81,17 +81,22 @@ impl Account {
     }
 }
 
-/// The source a client address counts as: the IP itself, an IPv6 address's /64, or the
-/// text as given when it is not an IP.
-fn source_of(client_ip: &str) -> String {
-    match client_ip.parse::<IpAddr>().map(crate::config::canonical_ip) {
-        Ok(IpAddr::V6(v6)) => {
+/// The source a client address counts as: the IP itself, an IPv6 address's /64, or ""
+/// when the client has no IP address (a Unix socket peer).
+fn source_of(client: Option<IpAddr>) -> String {
+    match client.map(crate::config::canonical_ip) {
+        Some(IpAddr::V6(v6)) => {
             let s = v6.segments();
             format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
         }
-        Ok(v4) => v4.to_string(),
-        Err(_) => client_ip.to_string(),
+        Some(v4) => v4.to_string(),
+        None => String::new(),
     }
+}
+
+/// A client address as text, for logs and session records ("" without one).
+fn ip_text(client: Option<IpAddr>) -> String {
+    client.map_or_else(String::new, |ip| ip.to_string())
 }
 
 /// Failure times per key, at most `limit` kept per key (more would not change the answer).
@@ -162,7 +167,7 @@ impl LoginGuard {
         }
     }
 
-    pub fn blocked(&self, account: &Account, client_ip: &str) -> bool {
+    pub fn blocked(&self, account: &Account, client_ip: Option<IpAddr>) -> bool {
         if !self.enabled || (self.sources.is_empty() && self.pairs.is_empty()) {
             return false;
         }
@@ -181,7 +186,7 @@ impl LoginGuard {
         self.blocks.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn failed(&self, account: &Account, client_ip: &str) {
+    pub fn failed(&self, account: &Account, client_ip: Option<IpAddr>) {
         if !self.enabled {
             return;
         }
@@ -191,7 +196,7 @@ impl LoginGuard {
     }
 
     /// A success clears the pair, not the source (see the module docs).
-    pub fn succeeded(&self, account: &Account, client_ip: &str) {
+    pub fn succeeded(&self, account: &Account, client_ip: Option<IpAddr>) {
         if self.enabled && !self.pairs.is_empty() {
             self.pairs.clear(&(account.clone(), source_of(client_ip)));
         }
@@ -272,33 +277,32 @@ impl AuthService {
         &self,
         login: &str,
         password: &str,
-        client_ip: &str,
+        client_ip: Option<IpAddr>,
     ) -> Result<(UserRecord, bool), AppError> {
         // Every request with Basic credentials comes here, and almost all of them are
         // answered from the credential cache. The other paths (a lookup, a hash check, the
         // directory) are boxed: awaited in place, the largest of them (LDAP's connection,
         // about 5 KB) would size this future, every handler future that authenticates, and
         // the copy poem makes of it into the heap on every request.
-        let cached = self.cached(login, password).await?;
-        let user = match &cached {
-            Some(u) => Some(u.clone()),
-            None => Box::pin(self.lookup(login)).await?,
+        let (user, cached) = match self.cached(login, password).await? {
+            Some(u) => (Some(u), true),
+            None => (Box::pin(self.lookup(login)).await?, false),
         };
         let account = Account::of(user.as_ref(), login);
         if self.guard.blocked(&account, client_ip) {
             Box::pin(self.hash_check(self.dummy.clone(), password)).await?;
             tracing::warn!(
                 login,
-                client_ip,
+                client_ip = ip_text(client_ip),
                 "sign-in blocked by brute-force protection"
             );
             self.count_sign_in(false).await;
             return Err(AppError::Unauthorized(INVALID_CREDENTIALS.into()));
         }
-        let verified = cached.is_none();
-        let result = match cached {
-            Some(user) => self.usable(user),
-            None => Box::pin(self.verify_password(user, login, password)).await,
+        let verified = !cached;
+        let result = match user {
+            Some(user) if cached => self.usable(user),
+            user => Box::pin(self.verify_password(user, login, password)).await,
         };
         // Local users first (a local admin signs in while the directory is down), then LDAP.
         let result = match result {
@@ -339,7 +343,7 @@ impl AuthService {
         &self,
         login: &str,
         password: &str,
-        client_ip: &str,
+        client_ip: Option<IpAddr>,
         user_agent: &str,
     ) -> Result<(String, UserRecord), AppError> {
         if self.settings.disable_login_form {
@@ -367,7 +371,10 @@ impl AuthService {
             e.target_kind = "user".into();
             e.target_id = user.id.to_string();
         });
-        let (token, _) = self.sessions.create(&user, client_ip, user_agent).await?;
+        let (token, _) = self
+            .sessions
+            .create(&user, &ip_text(client_ip), user_agent)
+            .await?;
         // A password reset or disable that landed while the password was being checked
         // has already revoked the user's sessions, but not this one, created after it: the
         // sign-in then counts as coming after the change, and is refused.
@@ -385,7 +392,7 @@ impl AuthService {
             tracing::debug!(error = %e, "could not record last_seen_at");
         }
         self.count_sign_in(true).await;
-        tracing::info!(user = user.id, client_ip, "signed in");
+        tracing::info!(user = user.id, client_ip = ip_text(client_ip), "signed in");
         Ok((token, user))
     }
 
@@ -516,7 +523,7 @@ impl AuthService {
         &self,
         login: &str,
         password: &str,
-        client_ip: &str,
+        client_ip: Option<IpAddr>,
     ) -> Result<Authenticated, AppError> {
         if login == "api_key" {
             return self.api_key(password).await.map(Authenticated::from);
@@ -600,14 +607,15 @@ mod tests {
 
     #[test]
     fn sources_group_ipv6_by_its_64_and_unmap_ipv4() {
+        let source = |ip: &str| source_of(ip.parse().ok());
         assert_eq!(
-            source_of("2001:db8:1:2:aaaa::1"),
-            source_of("2001:db8:1:2:bbbb::2")
+            source("2001:db8:1:2:aaaa::1"),
+            source("2001:db8:1:2:bbbb::2")
         );
-        assert_ne!(source_of("2001:db8:1:2::1"), source_of("2001:db8:1:3::1"));
-        assert_eq!(source_of("::ffff:10.0.0.1"), "10.0.0.1");
-        assert_eq!(source_of("10.0.0.1"), "10.0.0.1");
-        assert_eq!(source_of(""), "");
+        assert_ne!(source("2001:db8:1:2::1"), source("2001:db8:1:3::1"));
+        assert_eq!(source("::ffff:10.0.0.1"), "10.0.0.1");
+        assert_eq!(source("10.0.0.1"), "10.0.0.1");
+        assert_eq!(source_of(None), "");
     }
 
     #[test]

@@ -38,8 +38,17 @@ impl CredentialCache {
     }
 
     pub(crate) fn key(&self, login: &str, password: &str) -> [u8; 32] {
-        self.hasher
-            .digest(&[login.to_lowercase().as_bytes(), password.as_bytes()])
+        // Logins are case-insensitive. Most are lower-case ASCII already, which
+        // `to_lowercase` returns unchanged: no copy then.
+        let login = if login
+            .bytes()
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+        {
+            std::borrow::Cow::Borrowed(login)
+        } else {
+            std::borrow::Cow::Owned(login.to_lowercase())
+        };
+        self.hasher.digest(&[login.as_bytes(), password.as_bytes()])
     }
 
     pub(crate) fn get(&self, key: &[u8; 32]) -> Option<CachedCredential> {
@@ -79,5 +88,21 @@ impl CredentialCache {
     /// Drops every cached credential of this user.
     pub fn forget_user(&self, user: UserId) {
         self.entries.lock().retain(|_, c| c.user != user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_ignore_the_logins_case_and_not_the_passwords() {
+        let c = CredentialCache::new(Duration::from_secs(1));
+        assert_eq!(c.key("Admin", "pw"), c.key("admin", "pw"));
+        assert_eq!(c.key("ÄDMIN", "pw"), c.key("ädmin", "pw"));
+        assert_ne!(c.key("admin", "pw"), c.key("admin", "PW"));
+        assert_ne!(c.key("admin", "pw"), c.key("admin2", "pw"));
+        // Parts are length-prefixed: moving the boundary changes the key.
+        assert_ne!(c.key("ab", "c"), c.key("a", "bc"));
     }
 }

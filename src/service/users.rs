@@ -437,9 +437,27 @@ impl UserService {
         resolve_checked(self.store.as_ref(), p, id_or_uid, action).await
     }
 
-    /// `GET /api/users/:id`.
-    pub async fn get(&self, p: &Principal, id_or_uid: &str) -> Result<UserRecord, AppError> {
-        self.resolve_checked(p, id_or_uid, Action::UsersRead).await
+    /// `GET /api/users/:id`. `caller`: the caller's own row, as authentication read it in
+    /// this request; when `:id` names the caller it is the answer, with the same checks,
+    /// instead of a second read of the same row.
+    pub async fn get(
+        &self,
+        p: &Principal,
+        id_or_uid: &str,
+        caller: Option<UserRecord>,
+    ) -> Result<UserRecord, AppError> {
+        let named = |u: &UserRecord| match numeric_id(id_or_uid) {
+            Some(id) => u.user_id() == id,
+            None => u.uid == id_or_uid,
+        };
+        match caller.filter(|u| named(u) && !u.is_service_account) {
+            Some(user) => {
+                p.require(Action::UsersRead, "")?;
+                p.require(Action::UsersRead, &user_scope(user.user_id()))?;
+                Ok(user)
+            }
+            None => self.resolve_checked(p, id_or_uid, Action::UsersRead).await,
+        }
     }
 
     /// `GET /api/users/lookup?loginOrEmail=`.
