@@ -107,7 +107,7 @@ impl Endpoint for Observe {
                     crate::domain::audit::scope(entry, armed, async move {
                         let result = handling.await;
                         let written = crate::domain::audit::written();
-                        let entry = crate::domain::audit::current();
+                        let entry = crate::domain::audit::take_entry();
                         (result, Some((armed, written, entry, client)))
                     })
                     .await

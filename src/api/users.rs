@@ -123,11 +123,29 @@ pub struct UserTeam {
     pub access_control: Option<std::collections::BTreeMap<String, bool>>,
 }
 
+/// The avatar path of an email: `/avatar/` and 32 hex digits of a digest of the trimmed,
+/// lower-case address (Grafana's shape, an MD5's length).
 pub fn avatar(email: &str) -> String {
-    format!(
+    /// Paths already made, by email: every profile, search hit and member carries one, and
+    /// the digest costs more than the rest of a profile. Bounded: emptied when full.
+    static MADE: std::sync::OnceLock<
+        parking_lot::Mutex<std::collections::HashMap<String, String>>,
+    > = std::sync::OnceLock::new();
+    const MAX_MADE: usize = 10_000;
+    let made = MADE.get_or_init(Default::default);
+    if let Some(path) = made.lock().get(email) {
+        return path.clone();
+    }
+    let path = format!(
         "/avatar/{}",
         random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16])
-    )
+    );
+    let mut made = made.lock();
+    if made.len() >= MAX_MADE {
+        made.clear();
+    }
+    made.insert(email.to_string(), path.clone());
+    path
 }
 
 pub fn labels(u: &UserRecord) -> Vec<String> {
@@ -625,6 +643,22 @@ impl UsersApi {
 mod tests {
     use super::*;
     use poem_openapi::types::ToJSON;
+
+    #[test]
+    fn avatars_are_a_digest_of_the_folded_email_made_once() {
+        let expected = format!(
+            "/avatar/{}",
+            random::hex(&sha256(b"someone@example.com")[..16])
+        );
+        for email in [
+            "someone@example.com",
+            " Someone@Example.COM ",
+            "someone@example.com",
+        ] {
+            assert_eq!(avatar(email), expected, "{email}");
+        }
+        assert_ne!(avatar("other@example.com"), expected);
+    }
 
     #[test]
     fn fast_json_matches_poem_openapi_json() {

@@ -344,10 +344,17 @@ pub fn written() -> bool {
     CURRENT.try_with(|r| r.borrow().written).unwrap_or(false)
 }
 
-/// The current scope's entry (the API layer, to record a denial or a change that wrote
-/// nothing to the store).
+/// The current scope's entry (a step of a bigger change runs in a scope of its own).
 pub fn current() -> Option<AuditEntry> {
     CURRENT.try_with(|r| r.borrow().entry.clone()).ok()
+}
+
+/// The current scope's entry, taken out as the scope ends (the API layer, to record a
+/// denial or a change that wrote nothing to the store): no copy of it.
+pub fn take_entry() -> Option<AuditEntry> {
+    CURRENT
+        .try_with(|r| std::mem::take(&mut r.borrow_mut().entry))
+        .ok()
 }
 
 /// Notes the permission a request needed (the first check that ran): its action, and the
