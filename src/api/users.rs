@@ -127,11 +127,13 @@ pub struct UserTeam {
 /// lower-case address (Grafana's shape, an MD5's length).
 pub fn avatar(email: &str) -> String {
     /// Paths already made, by email: every profile, search hit and member carries one, and
-    /// the digest costs more than the rest of a profile. Bounded: emptied when full.
+    /// the digest costs more than the rest of a profile. Bounded (about 150 bytes an
+    /// entry, so at most about 150 KB): emptied when full. A walk over more users than
+    /// that (100,000 reads in `make bench`'s memory scenario) pays the digest each time.
     static MADE: std::sync::OnceLock<
         parking_lot::Mutex<std::collections::HashMap<String, String>>,
     > = std::sync::OnceLock::new();
-    const MAX_MADE: usize = 10_000;
+    const MAX_MADE: usize = 1_000;
     let made = MADE.get_or_init(Default::default);
     if let Some(path) = made.lock().get(email) {
         return path.clone();
