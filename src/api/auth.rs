@@ -232,8 +232,7 @@ async fn authenticate_credentials(req: &Request) -> Result<Authenticated, AppErr
             if login == "api_key" && password.starts_with("glsa_") {
                 return service_account(services, &password).await;
             }
-            let client = client_addr(req, Some(&services.settings.trusted_proxies));
-            return services.auth.basic(&login, &password, client).await;
+            return services.auth.basic(&login, &password, client_ip(req)).await;
         }
         return Err(AppError::Unauthorized("Unauthorized".into()));
     }
