@@ -22,6 +22,9 @@ pub struct TestCluster {
     server_opts: String,
 }
 
+/// Ports tried before giving up on starting a cluster.
+const START_ATTEMPTS: usize = 5;
+
 fn pg_bin() -> PathBuf {
     let root = Path::new("/usr/lib/postgresql");
     let mut versions: Vec<PathBuf> = std::fs::read_dir(root)
@@ -44,8 +47,9 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Runs a PostgreSQL tool as the `postgres` user when we are root, else as ourselves.
-fn run(bin: &Path, args: &[&str]) {
+/// Runs a PostgreSQL tool as the `postgres` user when we are root, else as ourselves;
+/// whether it succeeded.
+fn try_run(bin: &Path, args: &[&str]) -> bool {
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -59,9 +63,12 @@ fn run(bin: &Path, args: &[&str]) {
             .status()
     } else {
         Command::new(bin).args(args).status()
-    }
-    .expect("PostgreSQL tool runs");
-    assert!(status.success(), "{} {args:?} failed", bin.display());
+    };
+    status.map(|s| s.success()).unwrap_or(false)
+}
+
+fn run(bin: &Path, args: &[&str]) {
+    assert!(try_run(bin, args), "{} {args:?} failed", bin.display());
 }
 
 /// Makes a CA and a server certificate it signs (for `localhost` and 127.0.0.1) in `dir`
@@ -132,38 +139,75 @@ impl TestCluster {
             &bin.join("initdb"),
             &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
-        let port = free_port();
         let sock = dir.path().to_string_lossy().to_string();
         let fsync = if mode == "durable" { "on" } else { "off" };
-        let mut opts = format!(
-            "-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync={fsync} \
-             -c max_connections=200"
-        );
+        let mut extra = String::new();
         if mode == "tls" {
             make_certs(dir.path(), "");
             make_certs(dir.path(), "other");
-            opts.push_str(&format!(
+            extra = format!(
                 " -c ssl=on -c ssl_cert_file={sock}/server.crt -c ssl_key_file={sock}/server.key"
-            ));
+            );
         }
-        let c = Self {
+        let mut c = Self {
             dir,
             bin,
-            port,
+            port: 0,
             next_db: AtomicU32::new(0),
-            server_opts: opts,
+            server_opts: String::new(),
         };
-        c.start_server();
-        c
+        // The port is free when picked but not held: a cluster that another test starts at
+        // the same moment can take it, and then `pg_ctl start` fails. Pick again.
+        for _ in 0..START_ATTEMPTS {
+            c.port = free_port();
+            c.server_opts = format!(
+                "-p {} -k {sock} -c listen_addresses=127.0.0.1 -c fsync={fsync} \
+                 -c max_connections=200{extra}",
+                c.port
+            );
+            if c.try_start_server() {
+                return c;
+            }
+            c.stop_quietly();
+        }
+        panic!("PostgreSQL did not start: {}", c.log_tail());
+    }
+
+    fn try_start_server(&self) -> bool {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        let log = self.dir.path().join("pg.log").to_string_lossy().to_string();
+        try_run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-o", &self.server_opts, "-l", &log, "-w", "start"],
+        )
+    }
+
+    /// The end of the server's log, for a failure message.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(10)..].join("\n")
     }
 
     /// Starts the server (again, after `stop_server`), on the same port and data.
     pub fn start_server(&self) {
+        for _ in 0..START_ATTEMPTS {
+            if self.try_start_server() {
+                return;
+            }
+            self.stop_quietly();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("PostgreSQL did not restart: {}", self.log_tail());
+    }
+
+    /// Stops the server if it runs, ignoring failures (also from `Drop`, where a panic
+    /// would abort the whole test binary).
+    fn stop_quietly(&self) {
         let d = self.dir.path().join("data").to_string_lossy().to_string();
-        let log = self.dir.path().join("pg.log").to_string_lossy().to_string();
-        run(
+        let _ = try_run(
             &self.bin.join("pg_ctl"),
-            &["-D", &d, "-o", &self.server_opts, "-l", &log, "-w", "start"],
+            &["-D", &d, "-m", "immediate", "-w", "stop"],
         );
     }
 
@@ -209,10 +253,6 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        let d = self.dir.path().join("data").to_string_lossy().to_string();
-        run(
-            &self.bin.join("pg_ctl"),
-            &["-D", &d, "-m", "immediate", "stop"],
-        );
+        self.stop_quietly();
     }
 }
