@@ -198,33 +198,64 @@ pub struct ServerProcess {
     pub base: String,
 }
 
+/// Ports tried before a server start gives up.
+const START_ATTEMPTS: usize = 5;
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 impl ServerProcess {
+    /// Starts the server on a free port and waits until it is healthy. The port is free
+    /// when picked but not held: if something takes it first, the server cannot bind and
+    /// exits, and it starts again on another port.
     pub async fn start(data: &Path, envs: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let mut cmd = Command::new(binary());
-        cmd.arg("server")
-            .env("GF_PATHS_DATA", data)
-            .env("GF_SERVER_HTTP_ADDR", "127.0.0.1")
-            .env("GF_SERVER_HTTP_PORT", port.to_string())
-            .env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PW)
-            .env("GF_SECURITY_PASSWORD_HASH_ITERATIONS", TEST_ITERATIONS)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in envs {
-            cmd.env(k, v);
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            let mut cmd = Command::new(binary());
+            cmd.arg("server")
+                .env("GF_PATHS_DATA", data)
+                .env("GF_SERVER_HTTP_ADDR", "127.0.0.1")
+                .env("GF_SERVER_HTTP_PORT", port.to_string())
+                .env("GF_SECURITY_ADMIN_PASSWORD", ADMIN_PW)
+                .env("GF_SECURITY_PASSWORD_HASH_ITERATIONS", TEST_ITERATIONS)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for (k, v) in envs {
+                cmd.env(k, v);
+            }
+            // Owned by `Self` at once, so Drop reaps it on every path.
+            let mut server = Self {
+                child: cmd.spawn().expect("server starts"),
+                base: format!("http://127.0.0.1:{port}"),
+            };
+            if server.wait_healthy_or_exit().await {
+                return server;
+            }
         }
-        // Owned by `Self` at once, so Drop reaps it on every path.
-        let server = Self {
-            child: cmd.spawn().expect("server starts"),
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        wait_healthy(&server.base).await;
-        server
+        panic!("the server did not start after {START_ATTEMPTS} attempts");
+    }
+
+    /// Waits until the server answers `/api/health` (true) or exits (false).
+    async fn wait_healthy_or_exit(&mut self) -> bool {
+        let client = Client::new();
+        for _ in 0..200 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return false;
+            }
+            if client
+                .get(format!("{}/api/health", self.base))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                // A server that could not bind exits: look once more that ours still runs.
+                return self.child.try_wait().ok().flatten().is_none();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{} did not become healthy", self.base);
     }
 
     /// SIGKILL: no graceful shutdown, no final flush.
