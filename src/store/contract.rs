@@ -132,7 +132,7 @@ const OTHER: OrgId = OrgId(2);
 const GLOBAL: OrgId = OrgId(0);
 
 /// A local user with defaults: email `<login>@example.org`, name `User <login>`.
-fn user(login: &str) -> UserRecord {
+pub(crate) fn user(login: &str) -> UserRecord {
     UserRecord {
         id: 0,
         uid: format!("uid-{login}"),
@@ -2301,6 +2301,28 @@ pub async fn stats_activity(s: Arc<dyn Store>) {
         },
         "users by highest role (no role counts as viewer), sessions by last use"
     );
+
+    // Seen again: counted once, in its new windows; an earlier time changes nothing.
+    s.touch_last_seen(by_login["vi"].user_id(), 6_500)
+        .await
+        .unwrap();
+    s.touch_last_seen(by_login["old"].user_id(), 400)
+        .await
+        .unwrap();
+    let a = s.activity(windows).await.unwrap();
+    assert_eq!(
+        (a.active, a.daily, a.monthly_active_users),
+        ([2, 2, 2], [2, 0, 2], 6),
+        "a user seen again moves, not doubles"
+    );
+    // A deleted user is not counted.
+    s.delete_user(by_login["adm"].user_id()).await.unwrap();
+    let a = s.activity(windows).await.unwrap();
+    assert_eq!(
+        (a.active, a.daily, a.monthly_active_users),
+        ([1, 2, 2], [1, 0, 2], 5),
+        "a deleted user is gone from every window"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -4345,6 +4367,7 @@ async fn fill_every_kind(s: &Arc<dyn Store>) {
     s.set_password(ed.user_id(), PasswordHash::new("editor-pw", 1000), 20)
         .await
         .unwrap();
+    s.touch_last_seen(ed.user_id(), 25).await.unwrap();
     // Memberships in an order that is not the orgs' order (it is kept).
     s.set_memberships(
         ed.user_id(),
@@ -4682,6 +4705,15 @@ pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 
     // Indexes, counters and reference counts came along.
     assert_eq!(counts(&b).await, counts(&a).await);
+    let since_start = ActivityWindows {
+        active_after: 0,
+        daily_after: 0,
+        month_start: 0,
+        sessions_after_ms: 0,
+    };
+    let activity = a.activity(since_start).await.unwrap();
+    assert!(activity.monthly_active_users > 0, "{activity:?}");
+    assert_eq!(b.activity(since_start).await.unwrap(), activity);
     for k in &dump.deks {
         assert_eq!(refs(&b, k.id).await, refs(&a, k.id).await, "DEK {}", k.id);
     }

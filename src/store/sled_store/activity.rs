@@ -87,8 +87,8 @@ impl SledStore {
 
     /// `touch_last_seen`: the row's time and the active-user counts in one transaction.
     pub(super) fn touch_last_seen_row(&self, id: UserId, at: i64) -> StoreResult<()> {
-        (&self.users, &self.activity_series)
-            .transaction(|(users, series)| {
+        (&self.users, &self.users_by_seen, &self.activity_series)
+            .transaction(|(users, by_seen, series)| {
                 let Some(old) = users.get(id.key())? else {
                     return Ok(());
                 };
@@ -102,6 +102,10 @@ impl SledStore {
                 if row.is_service_account {
                     return Ok(());
                 }
+                if let Some(prev) = prev {
+                    by_seen.remove(&super::users::seen_key(prev, id))?;
+                }
+                by_seen.insert(&super::users::seen_key(at, id), &[])?;
                 let one = SeriesCounts {
                     active_users: 1,
                     ..SeriesCounts::default()

@@ -21,6 +21,7 @@ fn internal_meta(key: &str) -> bool {
     key.starts_with("next_")
         || key.starts_with("seq.")
         || key == "schema_version"
+        || key == super::users::LAST_SEEN_INDEXED
         || key == secrets::ACTIVE_DEK
         || key == secrets::REENCRYPT_CURSOR
 }
@@ -390,6 +391,7 @@ impl SledStore {
             })
             .map_err(tx_err)?;
         self.index_org_names()?;
+        self.index_last_seen(true)?;
         self.db.flush()?;
         Ok(())
     }
@@ -404,6 +406,7 @@ impl SledStore {
             self.orgs_by_name.clone(),
             self.org_addresses.clone(),
             self.org_members.clone(),
+            self.users_by_seen.clone(),
             self.counters.clone(),
             self.meta.clone(),
             self.sessions.clone(),

@@ -130,6 +130,10 @@ pub struct SledStore {
     /// Org id -> `OrgAddressRecord` (orgs whose address was set).
     org_addresses: Tree,
     org_members: Tree,
+    /// Last-seen time (8 bytes, big-endian, sign bit flipped) and user id -> nothing: the
+    /// users seen recently, so that the stats' activity reads them, not every user. An
+    /// entry is checked against the user's row when read (a deleted user's stays behind).
+    users_by_seen: Tree,
     counters: Tree,
     meta: Tree,
     sessions: Tree,
@@ -299,6 +303,7 @@ impl SledStore {
         migrate::upgrade(&store)?;
         store.count_enabled_admins()?;
         store.index_org_names()?;
+        store.index_last_seen(false)?;
         Ok(store)
     }
 
@@ -318,6 +323,7 @@ impl SledStore {
             orgs_by_name: db.open_tree("orgs_by_name")?,
             org_addresses: db.open_tree("org_addresses")?,
             org_members: db.open_tree("org_members")?,
+            users_by_seen: db.open_tree("users_by_seen")?,
             counters: db.open_tree("counters")?,
             meta: db.open_tree("meta")?,
             sessions: db.open_tree("sessions")?,
@@ -527,6 +533,61 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert_eq!(store.get_meta("k").await.unwrap(), Some(b"v".to_vec()));
+    }
+
+    /// A folder written before the last-seen index existed gets it on open, so the stats'
+    /// activity still counts its users (and it is built once, not on every open).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_seen_index_is_built_for_an_older_folder() {
+        use crate::store::{ActivityWindows, StatsStore, UserStore};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let windows = ActivityWindows {
+            active_after: 0,
+            daily_after: 0,
+            month_start: 0,
+            sessions_after_ms: 0,
+        };
+        {
+            let store = super::SledStore::open(&path).unwrap();
+            let u = crate::store::contract::user("seen");
+            let u = store
+                .create_user(
+                    u,
+                    crate::store::NewMembership::NewOrg(
+                        "seen".into(),
+                        crate::domain::OrgRole::Viewer,
+                    ),
+                )
+                .await
+                .unwrap();
+            store
+                .touch_last_seen(crate::domain::UserId(u.id), 10)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.activity(windows).await.unwrap().monthly_active_users,
+                1
+            );
+            // What an older folder looks like: no index, no mark.
+            store.users_by_seen.clear().unwrap();
+            store.meta.remove(super::users::LAST_SEEN_INDEXED).unwrap();
+            assert_eq!(
+                store.activity(windows).await.unwrap().monthly_active_users,
+                0
+            );
+            store.db.flush().unwrap();
+        }
+        let store = super::SledStore::open(&path).unwrap();
+        assert_eq!(
+            store.activity(windows).await.unwrap().monthly_active_users,
+            1
+        );
+        assert!(store
+            .meta
+            .get(super::users::LAST_SEEN_INDEXED)
+            .unwrap()
+            .is_some());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

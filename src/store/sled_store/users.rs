@@ -147,12 +147,21 @@ impl SledStore {
 
     fn activity_sync(&self, w: ActivityWindows) -> StoreResult<Activity> {
         let mut a = Activity::default();
-        for item in self.users.iter() {
-            let (_, v) = item?;
-            let u: UserRecord = codec::decode(&v)?;
-            let Some(seen) = u.last_seen_at.filter(|_| !u.is_service_account) else {
+        // Only users seen since the earliest window starts, through the last-seen index.
+        let from = (w.active_after + 1)
+            .min(w.daily_after + 1)
+            .min(w.month_start);
+        for item in self.users_by_seen.range(seen_prefix(from).as_slice()..) {
+            let (k, _) = item?;
+            let Some((seen, id)) = parse_seen_key(&k) else {
                 continue;
             };
+            let Some(u) = get::<UserRecord>(&self.users, id.key())? else {
+                continue; // a deleted user's entry
+            };
+            if u.is_service_account || u.last_seen_at != Some(seen) {
+                continue; // an entry the row has moved past
+            }
             let b = activity_bucket(u.highest_role());
             if seen > w.active_after {
                 a.active[b] += 1;
@@ -172,6 +181,26 @@ impl SledStore {
             }
         }
         Ok(a)
+    }
+
+    /// Builds the last-seen index from the users when this folder has not got it yet (a
+    /// folder written before it existed) or `rebuild` says so (an import). One walk over
+    /// every user, once.
+    pub(crate) fn index_last_seen(&self, rebuild: bool) -> StoreResult<()> {
+        if !rebuild && self.meta.get(LAST_SEEN_INDEXED)?.is_some() {
+            return Ok(());
+        }
+        self.users_by_seen.clear()?;
+        for item in self.users.iter() {
+            let (_, v) = item?;
+            let u: UserRecord = codec::decode(&v)?;
+            if let Some(seen) = u.last_seen_at.filter(|_| !u.is_service_account) {
+                self.users_by_seen
+                    .insert(seen_key(seen, UserId(u.id)), &[])?;
+            }
+        }
+        self.meta.insert(LAST_SEEN_INDEXED, &[1u8])?;
+        Ok(())
     }
 
     /// Builds the org name index when it does not cover every org (a folder written before
@@ -1035,4 +1064,29 @@ impl SledStore {
             .ok();
         Ok(())
     }
+}
+
+/// Meta key: the last-seen index covers every user (backend bookkeeping, not exported).
+pub(super) const LAST_SEEN_INDEXED: &str = "index.users_by_seen";
+
+/// The first 8 bytes of a last-seen index key: the time, sign bit flipped, so that keys
+/// sort by time.
+fn seen_prefix(at: i64) -> [u8; 8] {
+    ((at as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// A last-seen index key: the time, then the user id.
+pub(super) fn seen_key(at: i64, id: UserId) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&seen_prefix(at));
+    k[8..].copy_from_slice(&id.key());
+    k
+}
+
+fn parse_seen_key(k: &[u8]) -> Option<(i64, UserId)> {
+    let at: [u8; 8] = k.get(..8)?.try_into().ok()?;
+    Some((
+        (u64::from_be_bytes(at) ^ (1 << 63)) as i64,
+        UserId::from_key(k.get(8..)?)?,
+    ))
 }
