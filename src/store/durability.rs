@@ -162,6 +162,20 @@ impl Durability {
         }
     }
 
+    /// For a writer that commits a batch of changes itself (the sled writer): one
+    /// physical flush for `writes` changes, timed as a flush and as each change's wait
+    /// (`committed`: when the batch's transaction ended).
+    pub fn flush_batch(&self, committed: Instant, writes: usize) -> Result<(), StoreError> {
+        let started = Instant::now();
+        (self.inner.flush)()?;
+        self.inner.flush_latency.observe(started);
+        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        for _ in 0..writes {
+            self.inner.wait_latency.observe(committed);
+        }
+        Ok(())
+    }
+
     /// Blocking variant for CLI commands.
     pub fn wait_blocking(&self) -> Result<(), StoreError> {
         (self.inner.flush)()

@@ -7,6 +7,7 @@ use sled::Transactional;
 
 use super::audit::Pending;
 use super::users::remove_user_row;
+use super::writer::T;
 use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
 use crate::domain::{OrgId, UserId};
 use crate::store::{codec, ApiKeyRecord, ApiKeyStore, StoreError, StoreResult, UserRecord};
@@ -88,29 +89,25 @@ impl ApiKeyStore for SledStore {
     }
 
     async fn delete_api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.api_keys,
-            &self.api_keys_by_hash,
-            &self.api_keys_by_name,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(|(rows, by_hash, by_name, counters, log)| {
-                let Some(old) = rows.remove(&id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let row: ApiKeyRecord = dec(&old)?;
-                by_hash.remove(&row.hash)?;
-                by_name.remove(name_key(row.org_id, row.service_account_id, &row.name))?;
-                bump(counters, counter::API_KEYS, -1)?;
-                pending.record(log)?;
-                Ok(Some(row))
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (rows, by_hash, by_name, counters, log) = (
+                &tx[T::ApiKeys],
+                &tx[T::ApiKeysByHash],
+                &tx[T::ApiKeysByName],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let Some(old) = rows.remove(&id.to_be_bytes())? else {
+                return Ok(None);
+            };
+            let row: ApiKeyRecord = dec(&old)?;
+            by_hash.remove(&row.hash)?;
+            by_name.remove(name_key(row.org_id, row.service_account_id, &row.name))?;
+            bump(counters, counter::API_KEYS, -1)?;
+            pending.record(log)?;
+            Ok(Some(row))
+        })
+        .await
     }
 
     async fn delete_service_account(&self, id: UserId) -> StoreResult<Option<UserRecord>> {

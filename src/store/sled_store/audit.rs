@@ -7,8 +7,8 @@
 //! `chain` record inside its transaction, so two concurrent appends conflict and one of
 //! them retries after the other: the numbers have no gaps and the chain never forks.
 
-use std::cell::Cell;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
@@ -52,9 +52,9 @@ pub(crate) struct Pending {
     /// The number and hash of the event the latest transaction attempt appended (an
     /// attempt that conflicted and was retried may have appended one that never
     /// committed).
-    appended: Cell<Option<(u64, [u8; 32])>>,
+    appended: parking_lot::Mutex<Option<(u64, [u8; 32])>>,
     /// A committed transaction recorded the entry: later ones of this method do not.
-    done: Cell<bool>,
+    done: AtomicBool,
 }
 
 impl Pending {
@@ -62,8 +62,8 @@ impl Pending {
     pub(crate) fn take() -> Self {
         Self {
             entry: audit::pending(),
-            appended: Cell::new(None),
-            done: Cell::new(false),
+            appended: parking_lot::Mutex::new(None),
+            done: AtomicBool::new(false),
         }
     }
 
@@ -84,7 +84,11 @@ impl Pending {
     }
 
     fn append(&self, tree: &TransactionalTree, created: Option<String>) -> TxResult<()> {
-        let Some(entry) = self.entry.as_ref().filter(|_| !self.done.get()) else {
+        let Some(entry) = self
+            .entry
+            .as_ref()
+            .filter(|_| !self.done.load(Ordering::Acquire))
+        else {
             return Ok(());
         };
         let event = match created.filter(|_| entry.target_id.is_empty()) {
@@ -97,17 +101,18 @@ impl Pending {
             )?,
             None => append_in(tree, entry)?,
         };
-        self.appended.set(Some((event.seq, event.hash)));
+        *self.appended.lock() = Some((event.seq, event.hash));
         Ok(())
     }
 
     /// After the transaction: marks the request's scope written when the attempt that
     /// committed appended the event (the stored event is the one it appended).
     pub(crate) fn settle<T>(&self, log: &Tree, r: StoreResult<T>) -> StoreResult<T> {
-        if let (Ok(_), Some((seq, hash))) = (&r, self.appended.take()) {
+        let appended = self.appended.lock().take();
+        if let (Ok(_), Some((seq, hash))) = (&r, appended) {
             let stored: Option<AuditEvent> = get(log, event_key(seq))?;
             if stored.is_some_and(|e| e.hash == hash) {
-                self.done.set(true);
+                self.done.store(true, Ordering::Release);
                 audit::mark_written();
             }
         }

@@ -26,6 +26,7 @@ mod secrets;
 mod sessions;
 mod settings;
 mod users;
+mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +38,8 @@ use sled::transaction::{
 };
 use sled::Tree;
 
+use self::audit::Pending;
+use self::writer::{Tx, Writer, T, TREE_NAMES};
 use super::lease::Lease;
 use super::{codec, Durability, Job, JobLock, Store, StoreError, StoreResult, Topic};
 
@@ -120,6 +123,8 @@ pub struct SledStore {
     /// write guard for its whole scan, so it sees one point in time (sled has no
     /// snapshots and its transactions cannot scan). Writers wait at most one export.
     writes: Arc<tokio::sync::RwLock<()>>,
+    /// Runs the converted write methods' transactions, several at a time (`writer.rs`).
+    writer: Arc<Writer>,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -309,49 +314,55 @@ impl SledStore {
 
     fn from_db(db: sled::Db) -> StoreResult<Self> {
         let flusher = db.clone();
+        let durability =
+            Durability::new(move || flusher.flush().map(|_| ()).map_err(StoreError::from));
+        let trees = TREE_NAMES
+            .iter()
+            .map(|name| db.open_tree(name))
+            .collect::<sled::Result<Vec<_>>>()?;
+        let tree = |t: T| trees[t as usize].clone();
         Ok(Self {
             health: Arc::new(Lease::new()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
-            durability: Durability::new(move || {
-                flusher.flush().map(|_| ()).map_err(StoreError::from)
-            }),
-            users: db.open_tree("users")?,
-            by_login: db.open_tree("users_by_login")?,
-            by_email: db.open_tree("users_by_email")?,
-            by_uid: db.open_tree("users_by_uid")?,
-            orgs: db.open_tree("orgs")?,
-            orgs_by_name: db.open_tree("orgs_by_name")?,
-            org_addresses: db.open_tree("org_addresses")?,
-            org_members: db.open_tree("org_members")?,
-            users_by_seen: db.open_tree("users_by_seen")?,
-            counters: db.open_tree("counters")?,
-            meta: db.open_tree("meta")?,
-            sessions: db.open_tree("sessions")?,
-            sessions_by_hash: db.open_tree("sessions_by_hash")?,
-            sessions_by_user: db.open_tree("sessions_by_user")?,
-            api_keys: db.open_tree("api_keys")?,
-            api_keys_by_hash: db.open_tree("api_keys_by_hash")?,
-            api_keys_by_name: db.open_tree("api_keys_by_name")?,
-            deks: db.open_tree("deks")?,
-            secrets: db.open_tree("secrets")?,
-            secret_deks: db.open_tree("secret_deks")?,
-            datasources: db.open_tree("datasources")?,
-            ds_by_uid: db.open_tree("datasources_by_uid")?,
-            ds_by_name: db.open_tree("datasources_by_name")?,
-            settings: db.open_tree("settings_overrides")?,
-            license: db.open_tree("license")?,
-            dashboards: db.open_tree("dashboards")?,
-            folders: db.open_tree("folders")?,
-            alerts: db.open_tree("alerts")?,
-            alerts_by_panel: db.open_tree("alerts_by_panel")?,
-            plugin_settings: db.open_tree("plugin_settings")?,
-            notifiers: db.open_tree("alert_notifications")?,
-            roles: db.open_tree("roles")?,
-            roles_by_name: db.open_tree("roles_by_name")?,
-            provisioning_runs: db.open_tree("provisioning_runs")?,
-            quotas: db.open_tree("quotas")?,
-            activity_series: db.open_tree("activity_series")?,
-            audit: db.open_tree("audit")?,
+            users: tree(T::Users),
+            by_login: tree(T::ByLogin),
+            by_email: tree(T::ByEmail),
+            by_uid: tree(T::ByUid),
+            orgs: tree(T::Orgs),
+            orgs_by_name: tree(T::OrgsByName),
+            org_addresses: tree(T::OrgAddresses),
+            org_members: tree(T::OrgMembers),
+            users_by_seen: tree(T::UsersBySeen),
+            counters: tree(T::Counters),
+            meta: tree(T::Meta),
+            sessions: tree(T::Sessions),
+            sessions_by_hash: tree(T::SessionsByHash),
+            sessions_by_user: tree(T::SessionsByUser),
+            api_keys: tree(T::ApiKeys),
+            api_keys_by_hash: tree(T::ApiKeysByHash),
+            api_keys_by_name: tree(T::ApiKeysByName),
+            deks: tree(T::Deks),
+            secrets: tree(T::Secrets),
+            secret_deks: tree(T::SecretDeks),
+            datasources: tree(T::Datasources),
+            ds_by_uid: tree(T::DsByUid),
+            ds_by_name: tree(T::DsByName),
+            settings: tree(T::Settings),
+            license: tree(T::License),
+            dashboards: tree(T::Dashboards),
+            folders: tree(T::Folders),
+            alerts: tree(T::Alerts),
+            alerts_by_panel: tree(T::AlertsByPanel),
+            plugin_settings: tree(T::PluginSettings),
+            notifiers: tree(T::Notifiers),
+            roles: tree(T::Roles),
+            roles_by_name: tree(T::RolesByName),
+            provisioning_runs: tree(T::ProvisioningRuns),
+            quotas: tree(T::Quotas),
+            activity_series: tree(T::ActivitySeries),
+            audit: tree(T::Audit),
+            writer: Arc::new(Writer::start(trees.clone(), durability.clone())?),
+            durability,
             db,
         })
     }
@@ -368,6 +379,35 @@ impl SledStore {
     /// method that holds it calls no other method that takes it.
     pub(crate) async fn write_gate(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
         self.writes.read().await
+    }
+
+    /// Runs `change` in the writer, committed and flushed with the changes of concurrent
+    /// callers (`writer.rs`): its return means "on disk". Holds the export gate until the
+    /// change is committed.
+    pub(crate) async fn write<R, F>(&self, change: F) -> StoreResult<R>
+    where
+        F: Fn(&Tx<'_>) -> TxResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let gate = self.writes.clone().read_owned().await;
+        self.writer.write(gate, change).await
+    }
+
+    /// As [`SledStore::write`], for a change that records the request's audit event (it
+    /// calls [`Pending::record`] where it knows it changes something).
+    pub(crate) async fn write_audited<R, F>(&self, change: F) -> StoreResult<R>
+    where
+        F: Fn(&Tx<'_>, &Pending) -> TxResult<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let gate = self.writes.clone().read_owned().await;
+        let pending = Arc::new(Pending::take());
+        let recorder = pending.clone();
+        let r = self
+            .writer
+            .write(gate, move |tx| change(tx, &recorder))
+            .await;
+        pending.settle(&self.audit, r)
     }
 
     /// Runs a scan on the blocking pool (sled iterates synchronously).

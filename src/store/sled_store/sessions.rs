@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use sled::Transactional;
 
 use super::audit::Pending;
+use super::writer::T;
 use super::{bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
 use crate::domain::UserId;
 use crate::store::{codec, SessionPurge, SessionRecord, SessionStore, StoreResult};
@@ -78,30 +79,26 @@ impl SledStore {
 #[async_trait]
 impl SessionStore for SledStore {
     async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.sessions,
-            &self.sessions_by_hash,
-            &self.sessions_by_user,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(rows, by_hash, by_user, counters, meta, log)| {
-                let id = next_id(meta, "next_session_id")?;
-                let mut row = session.clone();
-                row.id = id;
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                by_hash.insert(&row.token_hash, &id.to_be_bytes())?;
-                by_user.insert(&keys::pair(row.user_id, id), &[])?;
-                bump(counters, counter::SESSIONS, 1)?;
-                pending.record_created(log, id)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (rows, by_hash, by_user, counters, meta, log) = (
+                &tx[T::Sessions],
+                &tx[T::SessionsByHash],
+                &tx[T::SessionsByUser],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            let id = next_id(meta, "next_session_id")?;
+            let mut row = session.clone();
+            row.id = id;
+            rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+            by_hash.insert(&row.token_hash, &id.to_be_bytes())?;
+            by_user.insert(&keys::pair(row.user_id, id), &[])?;
+            bump(counters, counter::SESSIONS, 1)?;
+            pending.record_created(log, id)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn session(&self, id: u64) -> StoreResult<Option<SessionRecord>> {
@@ -123,30 +120,29 @@ impl SessionStore for SledStore {
         prev_valid_until_ms: i64,
         at: i64,
     ) -> StoreResult<Option<SessionRecord>> {
-        let _paused = self.write_gate().await;
-        let r = (&self.sessions, &self.sessions_by_hash)
-            .transaction(|(rows, by_hash)| {
-                let Some(old) = rows.get(id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let mut row: SessionRecord = dec(&old)?;
-                if &row.token_hash != expected_hash || row.revoked_ms.is_some() {
-                    return Ok(None);
-                }
-                if let Some(older) = row.prev_token_hash {
-                    by_hash.remove(&older)?;
-                }
-                row.prev_token_hash = Some(row.token_hash);
-                row.prev_valid_until_ms = prev_valid_until_ms;
-                row.token_hash = new_hash;
-                row.rotated_ms = at;
-                row.seen_ms = at;
-                by_hash.insert(&new_hash, &id.to_be_bytes())?;
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                Ok(Some(row))
-            })
-            .map_err(tx_err);
-        self.durable(r).await
+        let expected_hash = *expected_hash;
+        self.write(move |tx| {
+            let (rows, by_hash) = (&tx[T::Sessions], &tx[T::SessionsByHash]);
+            let Some(old) = rows.get(id.to_be_bytes())? else {
+                return Ok(None);
+            };
+            let mut row: SessionRecord = dec(&old)?;
+            if row.token_hash != expected_hash || row.revoked_ms.is_some() {
+                return Ok(None);
+            }
+            if let Some(older) = row.prev_token_hash {
+                by_hash.remove(&older)?;
+            }
+            row.prev_token_hash = Some(row.token_hash);
+            row.prev_valid_until_ms = prev_valid_until_ms;
+            row.token_hash = new_hash;
+            row.rotated_ms = at;
+            row.seen_ms = at;
+            by_hash.insert(&new_hash, &id.to_be_bytes())?;
+            rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+            Ok(Some(row))
+        })
+        .await
     }
 
     async fn touch_session(&self, id: u64, at: i64) -> StoreResult<()> {

@@ -9,6 +9,7 @@ use sled::transaction::TransactionalTree;
 use sled::{Transactional, Tree};
 
 use super::audit::Pending;
+use super::writer::T;
 use super::{abort, bump, counter, dec, enc, get, keys, read_u64, tx_err, SledStore, TxResult};
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
@@ -487,56 +488,50 @@ impl UserStore for SledStore {
         expected: &PasswordHash,
         new: PasswordHash,
     ) -> StoreResult<bool> {
-        let _paused = self.write_gate().await;
-        let r = self
-            .users
-            .transaction(|users| {
-                let Some(old) = users.get(id.key())? else {
-                    return Ok(false);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                if row.password.as_ref() != Some(expected) {
-                    return Ok(false);
-                }
-                row.password = Some(new.clone());
-                users.insert(&id.key(), enc(&row)?)?;
-                Ok(true)
-            })
-            .map_err(tx_err);
-        self.durable(r).await
+        let expected = expected.clone();
+        self.write(move |tx| {
+            let users = &tx[T::Users];
+            let Some(old) = users.get(id.key())? else {
+                return Ok(false);
+            };
+            let mut row: UserRecord = dec(&old)?;
+            if row.password.as_ref() != Some(&expected) {
+                return Ok(false);
+            }
+            row.password = Some(new.clone());
+            users.insert(&id.key(), enc(&row)?)?;
+            Ok(true)
+        })
+        .await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool, at: i64) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.users, &self.counters, &self.audit)
-            .transaction(|(users, counters, log)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                if row.is_disabled == disabled {
-                    return Ok(row);
-                }
-                if disabled {
-                    check_not_last_enabled_admin(counters, &row)?;
-                }
-                if row.is_admin && !row.is_service_account {
-                    bump(
-                        counters,
-                        counter::ENABLED_ADMINS,
-                        if disabled { -1 } else { 1 },
-                    )?;
-                }
-                row.is_disabled = disabled;
-                row.updated = at;
-                users.insert(&id.key(), enc(&row)?)?;
-                pending.record(log)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (users, counters, log) = (&tx[T::Users], &tx[T::Counters], &tx[T::Audit]);
+            let Some(old) = users.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: UserRecord = dec(&old)?;
+            if row.is_disabled == disabled {
+                return Ok(row);
+            }
+            if disabled {
+                check_not_last_enabled_admin(counters, &row)?;
+            }
+            if row.is_admin && !row.is_service_account {
+                bump(
+                    counters,
+                    counter::ENABLED_ADMINS,
+                    if disabled { -1 } else { 1 },
+                )?;
+            }
+            row.is_disabled = disabled;
+            row.updated = at;
+            users.insert(&id.key(), enc(&row)?)?;
+            pending.record(log)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn update_profile(
@@ -545,53 +540,55 @@ impl UserStore for SledStore {
         change: &ProfileChange,
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.users, &self.by_login, &self.by_email, &self.audit)
-            .transaction(|(users, by_login, by_email, log)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                let old_login = fold(&row.login);
-                let old_email = fold(&row.email);
-                if let Some(v) = &change.login {
-                    row.login = v.clone();
-                }
-                if let Some(v) = &change.email {
-                    row.email = v.clone();
-                }
-                if let Some(v) = &change.name {
-                    row.name = v.clone();
-                }
-                if let Some(v) = &change.theme {
-                    row.theme = v.clone();
-                }
-                if let Some(v) = &change.auth_module {
-                    row.auth_module = v.clone();
-                }
-                for (tree, old_v, new_v, what) in [
-                    (by_login, old_login, fold(&row.login), "login"),
-                    (by_email, old_email, fold(&row.email), "email"),
-                ] {
-                    if old_v != new_v {
-                        if let Some(owner) = tree.get(new_v.as_bytes())? {
-                            if owner.as_ref() != id.key() {
-                                return abort(StoreError::Conflict(what));
-                            }
+        let change = change.clone();
+        self.write_audited(move |tx, pending| {
+            let (users, by_login, by_email, log) = (
+                &tx[T::Users],
+                &tx[T::ByLogin],
+                &tx[T::ByEmail],
+                &tx[T::Audit],
+            );
+            let Some(old) = users.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: UserRecord = dec(&old)?;
+            let old_login = fold(&row.login);
+            let old_email = fold(&row.email);
+            if let Some(v) = &change.login {
+                row.login = v.clone();
+            }
+            if let Some(v) = &change.email {
+                row.email = v.clone();
+            }
+            if let Some(v) = &change.name {
+                row.name = v.clone();
+            }
+            if let Some(v) = &change.theme {
+                row.theme = v.clone();
+            }
+            if let Some(v) = &change.auth_module {
+                row.auth_module = v.clone();
+            }
+            for (tree, old_v, new_v, what) in [
+                (by_login, old_login, fold(&row.login), "login"),
+                (by_email, old_email, fold(&row.email), "email"),
+            ] {
+                if old_v != new_v {
+                    if let Some(owner) = tree.get(new_v.as_bytes())? {
+                        if owner.as_ref() != id.key() {
+                            return abort(StoreError::Conflict(what));
                         }
-                        tree.remove(old_v.as_bytes())?;
-                        tree.insert(new_v.as_bytes(), &id.key())?;
                     }
+                    tree.remove(old_v.as_bytes())?;
+                    tree.insert(new_v.as_bytes(), &id.key())?;
                 }
-                row.updated = at;
-                users.insert(&id.key(), enc(&row)?)?;
-                pending.record(log)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+            }
+            row.updated = at;
+            users.insert(&id.key(), enc(&row)?)?;
+            pending.record(log)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn set_memberships(
@@ -600,85 +597,78 @@ impl UserStore for SledStore {
         memberships: &[(OrgId, OrgRole)],
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.orgs,
-            &self.org_members,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(|(users, orgs, members, counters, log)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: UserRecord = dec(&old)?;
-                for (org, _) in memberships {
-                    if orgs.get(org.key())?.is_none() {
-                        return abort(StoreError::OrgNotFound);
-                    }
+        let memberships = memberships.to_vec();
+        self.write_audited(move |tx, pending| {
+            let (users, orgs, members, counters, log) = (
+                &tx[T::Users],
+                &tx[T::Orgs],
+                &tx[T::OrgMembers],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let Some(old) = users.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let old: UserRecord = dec(&old)?;
+            for (org, _) in &memberships {
+                if orgs.get(org.key())?.is_none() {
+                    return abort(StoreError::OrgNotFound);
                 }
-                let mut row = old.clone();
-                row.memberships = memberships
-                    .iter()
-                    .map(|(org, role)| Membership {
-                        org_id: org.0,
-                        role: role.to_byte(),
-                    })
-                    .collect();
-                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
-                    row.org_id = row.memberships.first().map_or(row.org_id, |m| m.org_id);
-                }
-                row.updated = at;
-                for m in &old.memberships {
-                    members.remove(&keys::pair(m.org_id, old.id))?;
-                }
-                for m in &row.memberships {
-                    members.insert(&keys::pair(m.org_id, row.id), &[m.role])?;
-                }
-                count_user(counters, &old, -1)?;
-                count_user(counters, &row, 1)?;
-                users.insert(&id.key(), enc(&row)?)?;
-                pending.record(log)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+            }
+            let mut row = old.clone();
+            row.memberships = memberships
+                .iter()
+                .map(|(org, role)| Membership {
+                    org_id: org.0,
+                    role: role.to_byte(),
+                })
+                .collect();
+            if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
+                row.org_id = row.memberships.first().map_or(row.org_id, |m| m.org_id);
+            }
+            row.updated = at;
+            for m in &old.memberships {
+                members.remove(&keys::pair(m.org_id, old.id))?;
+            }
+            for m in &row.memberships {
+                members.insert(&keys::pair(m.org_id, row.id), &[m.role])?;
+            }
+            count_user(counters, &old, -1)?;
+            count_user(counters, &row, 1)?;
+            users.insert(&id.key(), enc(&row)?)?;
+            pending.record(log)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn set_grafana_admin(&self, id: UserId, admin: bool, at: i64) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.users, &self.counters, &self.audit)
-            .transaction(|(users, counters, log)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                if row.is_admin == admin {
-                    return Ok(row);
+        self.write_audited(move |tx, pending| {
+            let (users, counters, log) = (&tx[T::Users], &tx[T::Counters], &tx[T::Audit]);
+            let Some(old) = users.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: UserRecord = dec(&old)?;
+            if row.is_admin == admin {
+                return Ok(row);
+            }
+            if !admin {
+                check_not_last_enabled_admin(counters, &row)?;
+            }
+            row.is_admin = admin;
+            row.updated = at;
+            users.insert(&id.key(), enc(&row)?)?;
+            if !row.is_service_account {
+                let delta = if admin { 1 } else { -1 };
+                bump(counters, counter::GRAFANA_ADMINS, delta)?;
+                if !row.is_disabled {
+                    bump(counters, counter::ENABLED_ADMINS, delta)?;
                 }
-                if !admin {
-                    check_not_last_enabled_admin(counters, &row)?;
-                }
-                row.is_admin = admin;
-                row.updated = at;
-                users.insert(&id.key(), enc(&row)?)?;
-                if !row.is_service_account {
-                    let delta = if admin { 1 } else { -1 };
-                    bump(counters, counter::GRAFANA_ADMINS, delta)?;
-                    if !row.is_disabled {
-                        bump(counters, counter::ENABLED_ADMINS, delta)?;
-                    }
-                }
-                pending.record(log)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+            }
+            pending.record(log)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
@@ -729,37 +719,34 @@ impl UserStore for SledStore {
     }
 
     async fn ensure_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.orgs,
-            &self.counters,
-            &self.meta,
-            &self.orgs_by_name,
-            &self.audit,
-        )
-            .transaction(|(orgs, counters, meta, by_name, log)| {
-                if orgs.get(id.key())?.is_some() {
-                    return Ok(());
-                }
-                if by_name.get(name.as_bytes())?.is_none() {
-                    by_name.insert(name.as_bytes(), &id.key())?;
-                }
-                let org = OrgRecord {
-                    id: id.0,
-                    name: name.to_string(),
-                    created: at,
-                    updated: at,
-                };
-                orgs.insert(&id.key(), enc(&org)?)?;
-                let next = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
-                meta.insert("next_org_id", &next.max(id.0 + 1).to_be_bytes())?;
-                bump(counters, counter::ORGS, 1)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let name = name.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (orgs, counters, meta, by_name, log) = (
+                &tx[T::Orgs],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::OrgsByName],
+                &tx[T::Audit],
+            );
+            if orgs.get(id.key())?.is_some() {
+                return Ok(());
+            }
+            if by_name.get(name.as_bytes())?.is_none() {
+                by_name.insert(name.as_bytes(), &id.key())?;
+            }
+            let org = OrgRecord {
+                id: id.0,
+                name: name.to_string(),
+                created: at,
+                updated: at,
+            };
+            orgs.insert(&id.key(), enc(&org)?)?;
+            let next = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+            meta.insert("next_org_id", &next.max(id.0 + 1).to_be_bytes())?;
+            bump(counters, counter::ORGS, 1)?;
+            pending.record(log)
+        })
+        .await
     }
 
     async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord> {
@@ -779,52 +766,49 @@ impl UserStore for SledStore {
     }
 
     async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.orgs,
-            &self.orgs_by_name,
-            &self.org_members,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(users, orgs, by_name, members, counters, meta, log)| {
-                if by_name.get(name.as_bytes())?.is_some() {
-                    return abort(StoreError::Conflict("name"));
-                }
-                let Some(old) = users.get(creator.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: UserRecord = dec(&old)?;
-                let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
-                meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
-                let org = OrgRecord {
-                    id: org_id,
-                    name: name.to_string(),
-                    created: at,
-                    updated: at,
-                };
-                orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
-                by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
-                bump(counters, counter::ORGS, 1)?;
-                let mut row = old.clone();
-                let admin = OrgRole::Admin.to_byte();
-                row.memberships.push(Membership {
-                    org_id,
-                    role: admin,
-                });
-                members.insert(&keys::pair(org_id, row.id), &[admin])?;
-                count_user(counters, &old, -1)?;
-                count_user(counters, &row, 1)?;
-                users.insert(&creator.key(), enc(&row)?)?;
-                pending.record_created(log, org_id)?;
-                Ok(org)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let name = name.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (users, orgs, by_name, members, counters, meta, log) = (
+                &tx[T::Users],
+                &tx[T::Orgs],
+                &tx[T::OrgsByName],
+                &tx[T::OrgMembers],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            if by_name.get(name.as_bytes())?.is_some() {
+                return abort(StoreError::Conflict("name"));
+            }
+            let Some(old) = users.get(creator.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let old: UserRecord = dec(&old)?;
+            let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+            meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
+            let org = OrgRecord {
+                id: org_id,
+                name: name.to_string(),
+                created: at,
+                updated: at,
+            };
+            orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
+            by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
+            bump(counters, counter::ORGS, 1)?;
+            let mut row = old.clone();
+            let admin = OrgRole::Admin.to_byte();
+            row.memberships.push(Membership {
+                org_id,
+                role: admin,
+            });
+            members.insert(&keys::pair(org_id, row.id), &[admin])?;
+            count_user(counters, &old, -1)?;
+            count_user(counters, &row, 1)?;
+            users.insert(&creator.key(), enc(&row)?)?;
+            pending.record_created(log, org_id)?;
+            Ok(org)
+        })
+        .await
     }
 
     async fn org_by_name(&self, name: &str) -> StoreResult<Option<OrgRecord>> {
@@ -849,32 +833,29 @@ impl UserStore for SledStore {
     }
 
     async fn rename_org(&self, id: OrgId, name: &str, at: i64) -> StoreResult<OrgRecord> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.orgs, &self.orgs_by_name, &self.audit)
-            .transaction(|(orgs, by_name, log)| {
-                let Some(old) = orgs.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut org: OrgRecord = dec(&old)?;
-                if let Some(owner) = by_name.get(name.as_bytes())? {
-                    if owner.as_ref() != id.key() {
-                        return abort(StoreError::Conflict("name"));
-                    }
+        let name = name.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (orgs, by_name, log) = (&tx[T::Orgs], &tx[T::OrgsByName], &tx[T::Audit]);
+            let Some(old) = orgs.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut org: OrgRecord = dec(&old)?;
+            if let Some(owner) = by_name.get(name.as_bytes())? {
+                if owner.as_ref() != id.key() {
+                    return abort(StoreError::Conflict("name"));
                 }
-                if by_name.get(org.name.as_bytes())?.as_deref() == Some(&id.key()[..]) {
-                    by_name.remove(org.name.as_bytes())?;
-                }
-                by_name.insert(name.as_bytes(), &id.key())?;
-                org.name = name.to_string();
-                org.updated = at;
-                orgs.insert(&id.key(), enc(&org)?)?;
-                pending.record(log)?;
-                Ok(org)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+            }
+            if by_name.get(org.name.as_bytes())?.as_deref() == Some(&id.key()[..]) {
+                by_name.remove(org.name.as_bytes())?;
+            }
+            by_name.insert(name.as_bytes(), &id.key())?;
+            org.name = name.to_string();
+            org.updated = at;
+            orgs.insert(&id.key(), enc(&org)?)?;
+            pending.record(log)?;
+            Ok(org)
+        })
+        .await
     }
 
     async fn add_membership(
@@ -1010,33 +991,27 @@ impl MetaStore for SledStore {
     }
 
     async fn init_meta(&self, key: &str, value: &[u8]) -> StoreResult<Vec<u8>> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.meta, &self.audit)
-            .transaction(|(meta, log)| {
-                if let Some(current) = meta.get(key)? {
-                    return Ok(current.to_vec());
-                }
-                meta.insert(key, value)?;
-                pending.record(log)?;
-                Ok(value.to_vec())
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.write_audited(move |tx, pending| {
+            let (meta, log) = (&tx[T::Meta], &tx[T::Audit]);
+            if let Some(current) = meta.get(key.as_bytes())? {
+                return Ok(current.to_vec());
+            }
+            meta.insert(key.as_bytes(), value.as_slice())?;
+            pending.record(log)?;
+            Ok(value.to_vec())
+        })
+        .await
     }
 
     async fn set_meta(&self, key: &str, value: &[u8]) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.meta, &self.audit)
-            .transaction(|(meta, log)| {
-                meta.insert(key, value)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.write_audited(move |tx, pending| {
+            let (meta, log) = (&tx[T::Meta], &tx[T::Audit]);
+            meta.insert(key.as_bytes(), value.as_slice())?;
+            pending.record(log)
+        })
+        .await
     }
 }
 
