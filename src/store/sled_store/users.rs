@@ -6,11 +6,10 @@
 
 use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
-use sled::{Transactional, Tree};
+use sled::Tree;
 
-use super::audit::Pending;
 use super::writer::T;
-use super::{abort, bump, counter, dec, enc, get, keys, read_u64, tx_err, SledStore, TxResult};
+use super::{abort, bump, counter, dec, enc, get, keys, read_u64, SledStore, TxResult};
 use crate::crypto::PasswordHash;
 use crate::domain::{OrgId, OrgRole, UserId};
 use crate::store::{
@@ -88,26 +87,25 @@ impl SledStore {
 
     /// Changes one user row in a transaction on `users` (and the audit log): `change`
     /// edits the decoded row and returns whether anything changed.
-    fn change_user(
+    /// Changes one user's row in the writer (durable on return).
+    async fn change_user(
         &self,
         id: UserId,
-        change: impl Fn(&mut UserRecord) -> TxResult<bool>,
+        change: impl Fn(&mut UserRecord) -> TxResult<bool> + Send + 'static,
     ) -> StoreResult<UserRecord> {
-        let pending = Pending::take();
-        let r = (&self.users, &self.audit)
-            .transaction(|(users, log)| {
-                let Some(old) = users.get(id.key())? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: UserRecord = dec(&old)?;
-                if change(&mut row)? {
-                    users.insert(&id.key(), enc(&row)?)?;
-                    pending.record(log)?;
-                }
-                Ok(row)
-            })
-            .map_err(tx_err);
-        pending.settle(&self.audit, r)
+        self.write_audited(move |tx, pending| {
+            let users = &tx[T::Users];
+            let Some(old) = users.get(id.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: UserRecord = dec(&old)?;
+            if change(&mut row)? {
+                users.insert(&id.key(), enc(&row)?)?;
+                pending.record(&tx[T::Audit])?;
+            }
+            Ok(row)
+        })
+        .await
     }
 
     /// Users or service accounts ordered by login, matching `query` (a scan).
@@ -244,68 +242,68 @@ impl SledStore {
     /// an `Admin` of `org` and no longer is, one of `candidates` must still be an `Admin`
     /// member: each one read here joins the transaction's read set, so a concurrent
     /// demotion of it makes this transaction retry (and the check run again).
-    fn change_membership(
+    /// Changes one user's memberships in the writer (durable on return). `candidates`:
+    /// the org's other admins when it was read, for the last-admin rule.
+    async fn change_membership(
         &self,
         user: UserId,
         org: OrgId,
-        candidates: &[u64],
+        candidates: Vec<u64>,
         at: i64,
-        change: impl Fn(&mut Vec<Membership>) -> TxResult<()>,
+        change: impl Fn(&mut Vec<Membership>) -> TxResult<()> + Send + 'static,
     ) -> StoreResult<UserRecord> {
         let admin = OrgRole::Admin.to_byte();
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.orgs,
-            &self.org_members,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(|(users, orgs, members, counters, log)| {
-                let Some(old) = users.get(user.key())? else {
-                    return abort(StoreError::NotFound);
+        self.write_audited(move |tx, pending| {
+            let (users, orgs, members, counters, log) = (
+                &tx[T::Users],
+                &tx[T::Orgs],
+                &tx[T::OrgMembers],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let Some(old) = users.get(user.key())? else {
+                return abort(StoreError::NotFound);
+            };
+            let old: UserRecord = dec(&old)?;
+            if orgs.get(org.key())?.is_none() {
+                return abort(StoreError::OrgNotFound);
+            }
+            let mut row = old.clone();
+            change(&mut row.memberships)?;
+            let was_admin = old.role_in(org) == Some(OrgRole::Admin);
+            let is_admin = row.role_in(org) == Some(OrgRole::Admin);
+            if was_admin && !is_admin {
+                let mut another = false;
+                for c in &candidates {
+                    if members.get(keys::pair(org.0, *c))?.as_deref() == Some(&[admin][..]) {
+                        another = true;
+                        break;
+                    }
+                }
+                if !another {
+                    return abort(StoreError::LastOrgAdmin);
+                }
+            }
+            // An invalid current org becomes `org` when the user is (now) a member of
+            // it, else the first membership.
+            if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
+                row.org_id = match row.memberships.iter().find(|m| m.org_id == org.0) {
+                    Some(m) => m.org_id,
+                    None => row.memberships.first().map_or(row.org_id, |m| m.org_id),
                 };
-                let old: UserRecord = dec(&old)?;
-                if orgs.get(org.key())?.is_none() {
-                    return abort(StoreError::OrgNotFound);
-                }
-                let mut row = old.clone();
-                change(&mut row.memberships)?;
-                let was_admin = old.role_in(org) == Some(OrgRole::Admin);
-                let is_admin = row.role_in(org) == Some(OrgRole::Admin);
-                if was_admin && !is_admin {
-                    let mut another = false;
-                    for c in candidates {
-                        if members.get(keys::pair(org.0, *c))?.as_deref() == Some(&[admin][..]) {
-                            another = true;
-                            break;
-                        }
-                    }
-                    if !another {
-                        return abort(StoreError::LastOrgAdmin);
-                    }
-                }
-                // An invalid current org becomes `org` when the user is (now) a member of
-                // it, else the first membership.
-                if !row.memberships.iter().any(|m| m.org_id == row.org_id) {
-                    row.org_id = match row.memberships.iter().find(|m| m.org_id == org.0) {
-                        Some(m) => m.org_id,
-                        None => row.memberships.first().map_or(row.org_id, |m| m.org_id),
-                    };
-                }
-                row.updated = at;
-                members.remove(&keys::pair(org.0, user.0))?;
-                if let Some(m) = row.memberships.iter().find(|m| m.org_id == org.0) {
-                    members.insert(&keys::pair(org.0, user.0), &[m.role])?;
-                }
-                count_user(counters, &old, -1)?;
-                count_user(counters, &row, 1)?;
-                users.insert(&user.key(), enc(&row)?)?;
-                pending.record(log)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        pending.settle(&self.audit, r)
+            }
+            row.updated = at;
+            members.remove(&keys::pair(org.0, user.0))?;
+            if let Some(m) = row.memberships.iter().find(|m| m.org_id == org.0) {
+                members.insert(&keys::pair(org.0, user.0), &[m.role])?;
+            }
+            count_user(counters, &old, -1)?;
+            count_user(counters, &row, 1)?;
+            users.insert(&user.key(), enc(&row)?)?;
+            pending.record(log)?;
+            Ok(row)
+        })
+        .await
     }
 
     fn org_members_sync(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
@@ -372,88 +370,71 @@ impl UserStore for SledStore {
         user: UserRecord,
         membership: NewMembership,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
         let login_key = fold(&user.login);
         let email_key = fold(&user.email);
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.by_login,
-            &self.by_email,
-            &self.by_uid,
-            &self.orgs,
-            &self.org_members,
-            &self.counters,
-            &self.meta,
-            &self.orgs_by_name,
-            &self.audit,
-        )
-            .transaction(
-                |(
-                    users,
-                    by_login,
-                    by_email,
-                    by_uid,
-                    orgs,
-                    members,
-                    counters,
-                    meta,
-                    by_name,
-                    log,
-                )| {
-                    if by_login.get(login_key.as_bytes())?.is_some() {
-                        return abort(StoreError::Conflict("login"));
+        self.write_audited(move |tx, pending| {
+            let (users, by_login, by_email, by_uid, orgs, members, counters, meta, by_name, log) = (
+                &tx[T::Users],
+                &tx[T::ByLogin],
+                &tx[T::ByEmail],
+                &tx[T::ByUid],
+                &tx[T::Orgs],
+                &tx[T::OrgMembers],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::OrgsByName],
+                &tx[T::Audit],
+            );
+            if by_login.get(login_key.as_bytes())?.is_some() {
+                return abort(StoreError::Conflict("login"));
+            }
+            if by_email.get(email_key.as_bytes())?.is_some() {
+                return abort(StoreError::Conflict("email"));
+            }
+            let id = read_u64(meta.get("next_user_id")?.as_deref()).max(1);
+            meta.insert("next_user_id", &(id + 1).to_be_bytes())?;
+            let (org_id, role) = match &membership {
+                NewMembership::Existing(org, role) => {
+                    if orgs.get(org.key())?.is_none() {
+                        return abort(StoreError::OrgNotFound);
                     }
-                    if by_email.get(email_key.as_bytes())?.is_some() {
-                        return abort(StoreError::Conflict("email"));
-                    }
-                    let id = read_u64(meta.get("next_user_id")?.as_deref()).max(1);
-                    meta.insert("next_user_id", &(id + 1).to_be_bytes())?;
-                    let (org_id, role) = match &membership {
-                        NewMembership::Existing(org, role) => {
-                            if orgs.get(org.key())?.is_none() {
-                                return abort(StoreError::OrgNotFound);
-                            }
-                            (org.0, *role)
-                        }
-                        NewMembership::NewOrg(name, role) => {
-                            let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
-                            meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
-                            let org = OrgRecord {
-                                id: org_id,
-                                name: name.clone(),
-                                created: user.created,
-                                updated: user.created,
-                            };
-                            orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
-                            // A user's own org takes the name only when it is free.
-                            if by_name.get(name.as_bytes())?.is_none() {
-                                by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
-                            }
-                            bump(counters, counter::ORGS, 1)?;
-                            (org_id, *role)
-                        }
+                    (org.0, *role)
+                }
+                NewMembership::NewOrg(name, role) => {
+                    let org_id = read_u64(meta.get("next_org_id")?.as_deref()).max(2);
+                    meta.insert("next_org_id", &(org_id + 1).to_be_bytes())?;
+                    let org = OrgRecord {
+                        id: org_id,
+                        name: name.clone(),
+                        created: user.created,
+                        updated: user.created,
                     };
-                    let mut row = user.clone();
-                    row.id = id;
-                    row.org_id = org_id;
-                    row.memberships = vec![Membership {
-                        org_id,
-                        role: role.to_byte(),
-                    }];
-                    users.insert(&id.to_be_bytes(), enc(&row)?)?;
-                    by_login.insert(login_key.as_bytes(), &id.to_be_bytes())?;
-                    by_email.insert(email_key.as_bytes(), &id.to_be_bytes())?;
-                    by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
-                    members.insert(&keys::pair(org_id, id), &[role.to_byte()])?;
-                    count_user(counters, &row, 1)?;
-                    pending.record_created(log, id)?;
-                    Ok(row)
-                },
-            )
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+                    orgs.insert(&org_id.to_be_bytes(), enc(&org)?)?;
+                    // A user's own org takes the name only when it is free.
+                    if by_name.get(name.as_bytes())?.is_none() {
+                        by_name.insert(name.as_bytes(), &org_id.to_be_bytes())?;
+                    }
+                    bump(counters, counter::ORGS, 1)?;
+                    (org_id, *role)
+                }
+            };
+            let mut row = user.clone();
+            row.id = id;
+            row.org_id = org_id;
+            row.memberships = vec![Membership {
+                org_id,
+                role: role.to_byte(),
+            }];
+            users.insert(&id.to_be_bytes(), enc(&row)?)?;
+            by_login.insert(login_key.as_bytes(), &id.to_be_bytes())?;
+            by_email.insert(email_key.as_bytes(), &id.to_be_bytes())?;
+            by_uid.insert(row.uid.as_bytes(), &id.to_be_bytes())?;
+            members.insert(&keys::pair(org_id, id), &[role.to_byte()])?;
+            count_user(counters, &row, 1)?;
+            pending.record_created(log, id)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
@@ -473,13 +454,13 @@ impl UserStore for SledStore {
     }
 
     async fn set_password(&self, id: UserId, hash: PasswordHash, at: i64) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let r = self.change_user(id, |row| {
+        self.change_user(id, move |row| {
             row.password = Some(hash.clone());
             row.updated = at;
             Ok(true)
-        });
-        self.durable(r).await.map(|_| ())
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn upgrade_password(
@@ -672,30 +653,23 @@ impl UserStore for SledStore {
     }
 
     async fn delete_user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.by_login,
-            &self.by_email,
-            &self.by_uid,
-            &self.org_members,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(
-                |(users, by_login, by_email, by_uid, members, counters, log)| {
-                    let row =
-                        remove_user_row(users, by_login, by_email, by_uid, members, counters, id)?;
-                    if row.is_some() {
-                        pending.record(log)?;
-                    }
-                    Ok(row)
-                },
-            )
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (users, by_login, by_email, by_uid, members, counters, log) = (
+                &tx[T::Users],
+                &tx[T::ByLogin],
+                &tx[T::ByEmail],
+                &tx[T::ByUid],
+                &tx[T::OrgMembers],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let row = remove_user_row(users, by_login, by_email, by_uid, members, counters, id)?;
+            if row.is_some() {
+                pending.record(log)?;
+            }
+            Ok(row)
+        })
+        .await
     }
 
     async fn search_users(
@@ -750,9 +724,8 @@ impl UserStore for SledStore {
     }
 
     async fn set_current_org(&self, id: UserId, org: OrgId) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
         // The memberships live in the row: the check and the write are one transaction.
-        let r = self.change_user(id, |row| {
+        self.change_user(id, move |row| {
             if !row.memberships.iter().any(|m| m.org_id == org.0) {
                 return abort(StoreError::NotMember);
             }
@@ -761,8 +734,8 @@ impl UserStore for SledStore {
             }
             row.org_id = org.0;
             Ok(true)
-        });
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn create_org(&self, name: &str, at: i64, creator: UserId) -> StoreResult<OrgRecord> {
@@ -865,8 +838,7 @@ impl UserStore for SledStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
-        let r = self.change_membership(user, org, &[], at, |ms| {
+        self.change_membership(user, org, Vec::new(), at, move |ms| {
             if ms.iter().any(|m| m.org_id == org.0) {
                 return abort(StoreError::AlreadyMember);
             }
@@ -875,8 +847,8 @@ impl UserStore for SledStore {
                 role: role.to_byte(),
             });
             Ok(())
-        });
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn set_membership_role(
@@ -886,16 +858,15 @@ impl UserStore for SledStore {
         role: OrgRole,
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
         let candidates = self.other_org_admins(org, user)?;
-        let r = self.change_membership(user, org, &candidates, at, |ms| {
+        self.change_membership(user, org, candidates, at, move |ms| {
             let Some(m) = ms.iter_mut().find(|m| m.org_id == org.0) else {
                 return abort(StoreError::NotMember);
             };
             m.role = role.to_byte();
             Ok(())
-        });
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn remove_membership(
@@ -904,17 +875,16 @@ impl UserStore for SledStore {
         org: OrgId,
         at: i64,
     ) -> StoreResult<UserRecord> {
-        let _paused = self.write_gate().await;
         let candidates = self.other_org_admins(org, user)?;
-        let r = self.change_membership(user, org, &candidates, at, |ms| {
+        self.change_membership(user, org, candidates, at, move |ms| {
             let before = ms.len();
             ms.retain(|m| m.org_id != org.0);
             if ms.len() == before {
                 return abort(StoreError::NotMember);
             }
             Ok(())
-        });
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn org_members(&self, org: OrgId) -> StoreResult<Vec<(UserRecord, OrgRole)>> {
