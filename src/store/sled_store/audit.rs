@@ -105,6 +105,24 @@ impl Pending {
         Ok(())
     }
 
+    /// Before each attempt of a change run by the writer: forgets what an earlier attempt
+    /// appended, so that after the commit `appended` is the committed attempt's.
+    pub(crate) fn start_attempt(&self) {
+        *self.appended.lock() = None;
+    }
+
+    /// After a change run by the writer: the committed attempt is the last one (see
+    /// [`Pending::start_attempt`]), so what it appended is stored and needs no read-back
+    /// (the read of the audit tree's hot tail page was 5.8% of the server's CPU under the
+    /// durable-write benchmark).
+    pub(crate) fn settle_committed<T>(&self, r: StoreResult<T>) -> StoreResult<T> {
+        if r.is_ok() && self.appended.lock().take().is_some() {
+            self.done.store(true, Ordering::Release);
+            audit::mark_written();
+        }
+        r
+    }
+
     /// After the transaction: marks the request's scope written when the attempt that
     /// committed appended the event (the stored event is the one it appended).
     pub(crate) fn settle<T>(&self, log: &Tree, r: StoreResult<T>) -> StoreResult<T> {

@@ -405,9 +405,12 @@ impl SledStore {
         let recorder = pending.clone();
         let r = self
             .writer
-            .write(gate, move |tx| change(tx, &recorder))
+            .write(gate, move |tx| {
+                recorder.start_attempt();
+                change(tx, &recorder)
+            })
             .await;
-        pending.settle(&self.audit, r)
+        pending.settle_committed(r)
     }
 
     /// Runs a scan on the blocking pool (sled iterates synchronously).
