@@ -3,12 +3,10 @@
 //! uniqueness and listing.
 
 use async_trait::async_trait;
-use sled::Transactional;
 
-use super::audit::Pending;
 use super::users::remove_user_row;
 use super::writer::T;
-use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
+use super::{abort, bump, counter, dec, enc, get, keys, next_id, read_u64, SledStore};
 use crate::domain::{OrgId, UserId};
 use crate::store::{codec, ApiKeyRecord, ApiKeyStore, StoreError, StoreResult, UserRecord};
 
@@ -39,34 +37,30 @@ impl SledStore {
 #[async_trait]
 impl ApiKeyStore for SledStore {
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord> {
-        let _paused = self.write_gate().await;
         let by_name_key = name_key(key.org_id, key.service_account_id, &key.name);
-        let pending = Pending::take();
-        let r = (
-            &self.api_keys,
-            &self.api_keys_by_hash,
-            &self.api_keys_by_name,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(rows, by_hash, by_name, counters, meta, log)| {
-                if by_name.get(by_name_key.as_slice())?.is_some() {
-                    return abort(StoreError::Conflict("name"));
-                }
-                let id = next_id(meta, "next_api_key_id")?;
-                let mut row = key.clone();
-                row.id = id;
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                by_hash.insert(&row.hash, &id.to_be_bytes())?;
-                by_name.insert(by_name_key.as_slice(), &id.to_be_bytes())?;
-                bump(counters, counter::API_KEYS, 1)?;
-                pending.record_created(log, id)?;
-                Ok(row)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (rows, by_hash, by_name, counters, meta, log) = (
+                &tx[T::ApiKeys],
+                &tx[T::ApiKeysByHash],
+                &tx[T::ApiKeysByName],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            if by_name.get(by_name_key.as_slice())?.is_some() {
+                return abort(StoreError::Conflict("name"));
+            }
+            let id = next_id(meta, "next_api_key_id")?;
+            let mut row = key.clone();
+            row.id = id;
+            rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+            by_hash.insert(&row.hash, &id.to_be_bytes())?;
+            by_name.insert(by_name_key.as_slice(), &id.to_be_bytes())?;
+            bump(counters, counter::API_KEYS, 1)?;
+            pending.record_created(log, id)?;
+            Ok(row)
+        })
+        .await
     }
 
     async fn api_key(&self, id: u64) -> StoreResult<Option<ApiKeyRecord>> {
@@ -111,7 +105,6 @@ impl ApiKeyStore for SledStore {
     }
 
     async fn delete_service_account(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        let _paused = self.write_gate().await;
         let Some(sa) = get::<UserRecord>(&self.users, id.key())? else {
             return Ok(None);
         };
@@ -119,50 +112,35 @@ impl ApiKeyStore for SledStore {
             return Ok(None);
         }
         let tokens = self.keys_of(OrgId(sa.org_id), Some(sa.id))?;
-        let pending = Pending::take();
-        let r = (
-            &self.users,
-            &self.by_login,
-            &self.by_email,
-            &self.by_uid,
-            &self.org_members,
-            &self.counters,
-            &self.api_keys,
-            &self.api_keys_by_hash,
-            &self.api_keys_by_name,
-            &self.audit,
-        )
-            .transaction(
-                |(
-                    users,
-                    by_login,
-                    by_email,
-                    by_uid,
-                    members,
-                    counters,
-                    rows,
-                    by_hash,
-                    by_name,
-                    log,
-                )| {
-                    for t in &tokens {
-                        if rows.remove(&t.id.to_be_bytes())?.is_some() {
-                            by_hash.remove(&t.hash)?;
-                            by_name.remove(name_key(t.org_id, t.service_account_id, &t.name))?;
-                            bump(counters, counter::API_KEYS, -1)?;
-                        }
-                    }
-                    let row =
-                        remove_user_row(users, by_login, by_email, by_uid, members, counters, id)?;
-                    if row.is_some() {
-                        pending.record(log)?;
-                    }
-                    Ok(row)
-                },
-            )
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (rows, by_hash, by_name, counters) = (
+                &tx[T::ApiKeys],
+                &tx[T::ApiKeysByHash],
+                &tx[T::ApiKeysByName],
+                &tx[T::Counters],
+            );
+            for t in &tokens {
+                if rows.remove(&t.id.to_be_bytes())?.is_some() {
+                    by_hash.remove(&t.hash)?;
+                    by_name.remove(name_key(t.org_id, t.service_account_id, &t.name))?;
+                    bump(counters, counter::API_KEYS, -1)?;
+                }
+            }
+            let row = remove_user_row(
+                &tx[T::Users],
+                &tx[T::ByLogin],
+                &tx[T::ByEmail],
+                &tx[T::ByUid],
+                &tx[T::OrgMembers],
+                counters,
+                id,
+            )?;
+            if row.is_some() {
+                pending.record(&tx[T::Audit])?;
+            }
+            Ok(row)
+        })
+        .await
     }
 
     async fn touch_api_key(&self, id: u64, at: i64) -> StoreResult<()> {

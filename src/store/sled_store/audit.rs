@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Tree;
 
+use super::writer::T;
 use super::{dec, enc, get, tx_err, SledStore, TxResult};
 use crate::store::audit::{self, AuditChain, AuditEntry, AuditEvent, AuditQuery, AuditStore};
 use crate::store::{codec, StoreResult};
@@ -284,12 +285,8 @@ impl SledStore {
 #[async_trait]
 impl AuditStore for SledStore {
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditEvent> {
-        let _paused = self.write_gate().await;
-        let r = self
-            .audit
-            .transaction(|tree| append_in(tree, &entry))
-            .map_err(tx_err);
-        self.durable(r).await
+        // Sign-ins and denials: in the writer, batched with the changes around them.
+        self.write(move |tx| append_in(&tx[T::Audit], &entry)).await
     }
 
     async fn audit_events(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {

@@ -2,10 +2,8 @@
 
 use async_trait::async_trait;
 
-use sled::Transactional;
-
-use super::audit::Pending;
-use super::{enc, get, tx_err, SledStore};
+use super::writer::T;
+use super::{get, SledStore};
 use crate::store::{LicenseStore, RenewalRecord, StoreResult, StoredLicense};
 
 pub(crate) const TOKEN: &[u8] = b"token";
@@ -22,19 +20,15 @@ impl LicenseStore for SledStore {
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.license, &self.audit)
-            .transaction(|(rows, log)| {
-                let gone = rows.remove(TOKEN)?.is_some();
-                if gone {
-                    pending.record(log)?;
-                }
-                Ok(gone)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let (rows, log) = (&tx[T::License], &tx[T::Audit]);
+            let gone = rows.remove(TOKEN)?.is_some();
+            if gone {
+                pending.record(log)?;
+            }
+            Ok(gone)
+        })
+        .await
     }
 
     async fn last_renewal(&self) -> StoreResult<Option<RenewalRecord>> {
@@ -48,20 +42,16 @@ impl LicenseStore for SledStore {
 
 impl SledStore {
     /// Writes the token or the renewal record, with the request's audit event.
-    async fn put_license_row<T: serde::Serialize + Sync>(
+    async fn put_license_row<R: serde::Serialize + Sync>(
         &self,
         key: &[u8],
-        row: &T,
+        row: &R,
     ) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.license, &self.audit)
-            .transaction(|(rows, log)| {
-                rows.insert(key, enc(row)?)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let (key, value) = (key.to_vec(), crate::store::codec::encode(row)?);
+        self.write_audited(move |tx, pending| {
+            tx[T::License].insert(key.as_slice(), value.as_slice())?;
+            pending.record(&tx[T::Audit])
+        })
+        .await
     }
 }

@@ -3,11 +3,10 @@
 //! transaction, and the last provisioning run of each kind (`provisioning_runs`).
 
 use async_trait::async_trait;
-use sled::Transactional;
 
-use super::audit::Pending;
 use super::secrets::apply_secret_writes;
-use super::{all, all_with_prefix, dec, enc, next_id, tx_err, SledStore};
+use super::writer::T;
+use super::{all, all_with_prefix, dec, enc, next_id, SledStore};
 use crate::domain::OrgId;
 use crate::store::{
     NotifierRecord, NotifierStore, PluginSettingRecord, PluginSettingStore, ProvisioningRun,
@@ -29,28 +28,26 @@ impl PluginSettingStore for SledStore {
         set: &[PluginSettingRecord],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.plugin_settings,
-            &self.secrets,
-            &self.secret_deks,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(|(rows, secrets_t, secret_deks, counters, log)| {
-                for p in set {
-                    rows.insert(org_key(p.org_id, &p.plugin_id).as_bytes(), enc(p)?)?;
-                }
-                apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
-                if !(set.is_empty() && secrets.is_empty()) {
-                    pending.record(log)?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let (secrets, set) = (secrets.to_owned(), set.to_owned());
+        self.write_audited(move |tx, pending| {
+            let (rows, secrets_t, secret_deks, counters, log) = (
+                &tx[T::PluginSettings],
+                &tx[T::Secrets],
+                &tx[T::SecretDeks],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let (secrets, set) = (&*secrets, &*set);
+            for p in set {
+                rows.insert(org_key(p.org_id, &p.plugin_id).as_bytes(), enc(p)?)?;
+            }
+            apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+            if !(set.is_empty() && secrets.is_empty()) {
+                pending.record(log)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -70,43 +67,41 @@ impl NotifierStore for SledStore {
         delete: &[(OrgId, String)],
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.notifiers,
-            &self.secrets,
-            &self.secret_deks,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(rows, secrets_t, secret_deks, counters, meta, log)| {
-                let mut changed = !(set.is_empty() && secrets.is_empty());
-                for (org, uid) in delete {
-                    changed |= rows.remove(org_key(org.0, uid).as_bytes())?.is_some();
-                }
-                for n in set {
-                    let key = org_key(n.org_id, &n.uid);
-                    let mut n = n.clone();
-                    match rows.get(key.as_bytes())? {
-                        Some(old) => {
-                            let old: NotifierRecord = dec(&old)?;
-                            n.id = old.id;
-                            n.created = old.created;
-                        }
-                        None => n.id = next_id(meta, "seq.notifiers")?,
+        let (delete, secrets, set) = (delete.to_owned(), secrets.to_owned(), set.to_owned());
+        self.write_audited(move |tx, pending| {
+            let (rows, secrets_t, secret_deks, counters, meta, log) = (
+                &tx[T::Notifiers],
+                &tx[T::Secrets],
+                &tx[T::SecretDeks],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            let (delete, secrets, set) = (&*delete, &*secrets, &*set);
+            let mut changed = !(set.is_empty() && secrets.is_empty());
+            for (org, uid) in delete {
+                changed |= rows.remove(org_key(org.0, uid).as_bytes())?.is_some();
+            }
+            for n in set {
+                let key = org_key(n.org_id, &n.uid);
+                let mut n = n.clone();
+                match rows.get(key.as_bytes())? {
+                    Some(old) => {
+                        let old: NotifierRecord = dec(&old)?;
+                        n.id = old.id;
+                        n.created = old.created;
                     }
-                    rows.insert(key.as_bytes(), enc(&n)?)?;
+                    None => n.id = next_id(meta, "seq.notifiers")?,
                 }
-                apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
-                if changed {
-                    pending.record(log)?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+                rows.insert(key.as_bytes(), enc(&n)?)?;
+            }
+            apply_secret_writes(secrets_t, secret_deks, counters, secrets)?;
+            if changed {
+                pending.record(log)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -117,15 +112,13 @@ impl ProvisioningRunStore for SledStore {
     }
 
     async fn put_provisioning_run(&self, run: &ProvisioningRun) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.provisioning_runs, &self.audit)
-            .transaction(|(runs, log)| {
-                runs.insert(run.kind.as_bytes(), enc(run)?)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let run = run.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (runs, log) = (&tx[T::ProvisioningRuns], &tx[T::Audit]);
+            let run = &run;
+            runs.insert(run.kind.as_bytes(), enc(run)?)?;
+            pending.record(log)
+        })
+        .await
     }
 }

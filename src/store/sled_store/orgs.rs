@@ -10,6 +10,7 @@ use sled::Transactional;
 use super::audit::{quietly, Pending};
 use super::secrets::apply_secret_writes;
 use super::users::count_user;
+use super::writer::T;
 use super::{abort, bump, counter, dec, enc, get, keys, notifiers, tx_err, SledStore};
 use crate::domain::{OrgId, UserId};
 use crate::store::{
@@ -194,19 +195,17 @@ impl SledStore {
         org: OrgId,
         address: &OrgAddressRecord,
     ) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.orgs, &self.org_addresses, &self.audit)
-            .transaction(|(orgs, addresses, log)| {
-                if orgs.get(org.key())?.is_none() {
-                    return abort(StoreError::OrgNotFound);
-                }
-                addresses.insert(&org.key(), enc(address)?)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let address = address.clone();
+        self.write_audited(move |tx, pending| {
+            let (orgs, addresses, log) = (&tx[T::Orgs], &tx[T::OrgAddresses], &tx[T::Audit]);
+            let address = &address;
+            if orgs.get(org.key())?.is_none() {
+                return abort(StoreError::OrgNotFound);
+            }
+            addresses.insert(&org.key(), enc(address)?)?;
+            pending.record(log)
+        })
+        .await
     }
 
     pub(crate) fn org_address_row(&self, org: OrgId) -> StoreResult<Option<OrgAddressRecord>> {

@@ -5,10 +5,10 @@
 
 use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
-use sled::Transactional;
 
 use super::audit::Pending;
-use super::{abort, all, dec, enc, get, keys, tx_err, SledStore, TxResult};
+use super::writer::T;
+use super::{abort, all, dec, enc, get, keys, SledStore, TxResult};
 use crate::domain::{OrgId, UserId};
 use crate::store::{RoleRecord, RoleStore, StoreError, StoreResult};
 
@@ -71,113 +71,103 @@ impl RoleStore for SledStore {
     }
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.roles_by_name, &self.audit)
-            .transaction(|(rows, by_name, log)| {
-                if rows.get(keys::org_named(role.org_id, &role.uid))?.is_some() {
-                    return abort(StoreError::Conflict("uid"));
-                }
-                put_role(rows, by_name, role, None)?;
-                pending.record_created(log, &role.uid)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let role = role.clone();
+        self.write_audited(move |tx, pending| {
+            let (rows, by_name, log) = (&tx[T::Roles], &tx[T::RolesByName], &tx[T::Audit]);
+            let role = &role;
+            if rows.get(keys::org_named(role.org_id, &role.uid))?.is_some() {
+                return abort(StoreError::Conflict("uid"));
+            }
+            put_role(rows, by_name, role, None)?;
+            pending.record_created(log, &role.uid)
+        })
+        .await
     }
 
     async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.roles_by_name, &self.audit)
-            .transaction(|(rows, by_name, log)| {
-                let Some(old) = rows.get(keys::org_named(role.org_id, &role.uid))? else {
-                    return abort(StoreError::NotFound);
-                };
-                let old: RoleRecord = dec(&old)?;
-                if old.version != expected_version {
-                    return abort(StoreError::Stale("version"));
-                }
-                let mut row = role.clone();
-                row.user_ids = old.user_ids.clone();
-                row.users = old.users.clone();
-                row.basic_roles = old.basic_roles.clone();
-                put_role(rows, by_name, &row, Some(&old))?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let role = role.clone();
+        self.write_audited(move |tx, pending| {
+            let (rows, by_name, log) = (&tx[T::Roles], &tx[T::RolesByName], &tx[T::Audit]);
+            let role = &role;
+            let Some(old) = rows.get(keys::org_named(role.org_id, &role.uid))? else {
+                return abort(StoreError::NotFound);
+            };
+            let old: RoleRecord = dec(&old)?;
+            if old.version != expected_version {
+                return abort(StoreError::Stale("version"));
+            }
+            let mut row = role.clone();
+            row.user_ids = old.user_ids.clone();
+            row.users = old.users.clone();
+            row.basic_roles = old.basic_roles.clone();
+            put_role(rows, by_name, &row, Some(&old))?;
+            pending.record(log)
+        })
+        .await
     }
 
     async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.roles_by_name, &self.audit)
-            .transaction(|(rows, by_name, log)| {
-                let Some(old) = rows.remove(keys::org_named(org.0, uid))? else {
-                    return Ok(None);
-                };
-                let old: RoleRecord = dec(&old)?;
-                by_name.remove(name_key(old.org_id, &old.name))?;
-                pending.record(log)?;
-                Ok(Some(old))
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let uid = uid.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (rows, by_name, log) = (&tx[T::Roles], &tx[T::RolesByName], &tx[T::Audit]);
+            let uid = uid.as_str();
+            let Some(old) = rows.remove(keys::org_named(org.0, uid))? else {
+                return Ok(None);
+            };
+            let old: RoleRecord = dec(&old)?;
+            by_name.remove(name_key(old.org_id, &old.name))?;
+            pending.record(log)?;
+            Ok(Some(old))
+        })
+        .await
     }
 
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.roles_by_name, &self.audit)
-            .transaction(|(rows, by_name, log)| {
-                let mut changed = !set.is_empty();
-                for (org, uid) in delete {
-                    if let Some(old) = rows.remove(keys::org_named(org.0, uid))? {
-                        let old: RoleRecord = dec(&old)?;
-                        by_name.remove(name_key(old.org_id, &old.name))?;
-                        changed = true;
-                    }
+        let (set, delete) = (set.to_vec(), delete.to_vec());
+        self.write_audited(move |tx, pending| {
+            let (rows, by_name, log) = (&tx[T::Roles], &tx[T::RolesByName], &tx[T::Audit]);
+            let (set, delete) = (&set, &delete);
+            let mut changed = !set.is_empty();
+            for (org, uid) in delete {
+                if let Some(old) = rows.remove(keys::org_named(org.0, uid))? {
+                    let old: RoleRecord = dec(&old)?;
+                    by_name.remove(name_key(old.org_id, &old.name))?;
+                    changed = true;
                 }
-                for role in set {
-                    let old = match rows.get(keys::org_named(role.org_id, &role.uid))? {
-                        Some(v) => Some(dec::<RoleRecord>(&v)?),
-                        None => None,
-                    };
-                    let mut row = role.clone();
-                    if let Some(old) = &old {
-                        row.user_ids = old.user_ids.clone();
-                    }
-                    put_role(rows, by_name, &row, old.as_ref())?;
+            }
+            for role in set {
+                let old = match rows.get(keys::org_named(role.org_id, &role.uid))? {
+                    Some(v) => Some(dec::<RoleRecord>(&v)?),
+                    None => None,
+                };
+                let mut row = role.clone();
+                if let Some(old) = &old {
+                    row.user_ids = old.user_ids.clone();
                 }
-                if changed {
-                    pending.record(log)?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+                put_role(rows, by_name, &row, old.as_ref())?;
+            }
+            if changed {
+                pending.record(log)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.audit)
-            .transaction(|(rows, log)| {
-                change_role(rows, log, &pending, org, uid, |row| {
-                    if row.user_ids.contains(&user.0) {
-                        return false;
-                    }
-                    row.user_ids.push(user.0);
-                    true
-                })
+        let uid = uid.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (rows, log) = (&tx[T::Roles], &tx[T::Audit]);
+            let uid = uid.as_str();
+            change_role(rows, log, pending, org, uid, |row| {
+                if row.user_ids.contains(&user.0) {
+                    return false;
+                }
+                row.user_ids.push(user.0);
+                true
             })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn unassign_role(
@@ -187,20 +177,18 @@ impl RoleStore for SledStore {
         user: UserId,
         login: &str,
     ) -> StoreResult<bool> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.audit)
-            .transaction(|(rows, log)| {
-                change_role(rows, log, &pending, org, uid, |row| {
-                    let before = row.user_ids.len() + row.users.len();
-                    row.user_ids.retain(|u| *u != user.0);
-                    row.users.retain(|l| !l.eq_ignore_ascii_case(login));
-                    before != row.user_ids.len() + row.users.len()
-                })
+        let (uid, login) = (uid.to_owned(), login.to_owned());
+        self.write_audited(move |tx, pending| {
+            let (rows, log) = (&tx[T::Roles], &tx[T::Audit]);
+            let (uid, login) = (uid.as_str(), login.as_str());
+            change_role(rows, log, pending, org, uid, |row| {
+                let before = row.user_ids.len() + row.users.len();
+                row.user_ids.retain(|u| *u != user.0);
+                row.users.retain(|l| !l.eq_ignore_ascii_case(login));
+                before != row.user_ids.len() + row.users.len()
             })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        })
+        .await
     }
 
     async fn set_basic_grant(
@@ -210,25 +198,23 @@ impl RoleStore for SledStore {
         basic: &str,
         granted: bool,
     ) -> StoreResult<bool> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.roles, &self.audit)
-            .transaction(|(rows, log)| {
-                change_role(rows, log, &pending, org, uid, |row| {
-                    let has = row
-                        .basic_roles
-                        .iter()
-                        .any(|b| b.eq_ignore_ascii_case(basic));
-                    match (has, granted) {
-                        (false, true) => row.basic_roles.push(basic.to_string()),
-                        (true, false) => row.basic_roles.retain(|b| !b.eq_ignore_ascii_case(basic)),
-                        _ => return false,
-                    }
-                    true
-                })
+        let (uid, basic) = (uid.to_owned(), basic.to_owned());
+        self.write_audited(move |tx, pending| {
+            let (rows, log) = (&tx[T::Roles], &tx[T::Audit]);
+            let (uid, basic) = (uid.as_str(), basic.as_str());
+            change_role(rows, log, pending, org, uid, |row| {
+                let has = row
+                    .basic_roles
+                    .iter()
+                    .any(|b| b.eq_ignore_ascii_case(basic));
+                match (has, granted) {
+                    (false, true) => row.basic_roles.push(basic.to_string()),
+                    (true, false) => row.basic_roles.retain(|b| !b.eq_ignore_ascii_case(basic)),
+                    _ => return false,
+                }
+                true
             })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        })
+        .await
     }
 }

@@ -9,6 +9,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use super::audit::Pending;
+use super::writer::T;
 use super::{abort, bump, counter, dec, enc, get, next_id, read_u64, tx_err, SledStore, TxResult};
 use crate::store::{
     DekRecord, DekState, EncryptionStore, Reencrypted, SecretWrite, StoreError, StoreResult,
@@ -82,67 +83,58 @@ impl EncryptionStore for SledStore {
     }
 
     async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.deks, &self.meta, &self.audit)
-            .transaction(|(deks, meta, log)| {
-                if let Some(active) = meta.get(ACTIVE_DEK)? {
-                    let key = dek_key(read_u64(Some(&active)) as u32);
-                    if let Some(old) = deks.get(key)? {
-                        let mut old: DekRecord = dec(&old)?;
-                        old.state = DekState::Retired;
-                        old.retired = Some(new.created);
-                        deks.insert(&key, enc(&old)?)?;
-                    }
+        self.write_audited(move |tx, pending| {
+            let (deks, meta, log) = (&tx[T::Deks], &tx[T::Meta], &tx[T::Audit]);
+            if let Some(active) = meta.get(ACTIVE_DEK)? {
+                let key = dek_key(read_u64(Some(&active)) as u32);
+                if let Some(old) = deks.get(key)? {
+                    let mut old: DekRecord = dec(&old)?;
+                    old.state = DekState::Retired;
+                    old.retired = Some(new.created);
+                    deks.insert(&key, enc(&old)?)?;
                 }
-                let mut row = new.clone();
-                row.state = DekState::Active;
-                row.retired = None;
-                deks.insert(&dek_key(row.id), enc(&row)?)?;
-                meta.insert(ACTIVE_DEK, &u64::from(row.id).to_be_bytes())?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+            }
+            let mut row = new.clone();
+            row.state = DekState::Active;
+            row.retired = None;
+            deks.insert(&dek_key(row.id), enc(&row)?)?;
+            meta.insert(ACTIVE_DEK, &u64::from(row.id).to_be_bytes())?;
+            pending.record(log)
+        })
+        .await
     }
 
     async fn reserve_dek_uses(&self, id: u32, reserved: u64) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let r = self
-            .deks
-            .transaction(|deks| {
-                let Some(old) = deks.get(dek_key(id))? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: DekRecord = dec(&old)?;
-                if reserved > row.reserved {
-                    row.reserved = reserved;
-                    deks.insert(&dek_key(id), enc(&row)?)?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err);
-        self.durable(r).await
+        self.write(move |tx| {
+            let deks = &tx[T::Deks];
+            let Some(old) = deks.get(dek_key(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: DekRecord = dec(&old)?;
+            if reserved > row.reserved {
+                row.reserved = reserved;
+                deks.insert(&dek_key(id), enc(&row)?)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (&self.deks, &self.audit)
-            .transaction(|(deks, log)| {
-                let Some(old) = deks.get(dek_key(id))? else {
-                    return abort(StoreError::NotFound);
-                };
-                let mut row: DekRecord = dec(&old)?;
-                row.kek_id = kek_id.to_string();
-                row.wrapped = wrapped.clone();
-                deks.insert(&dek_key(id), enc(&row)?)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let kek_id = kek_id.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (deks, log) = (&tx[T::Deks], &tx[T::Audit]);
+            let kek_id = &*kek_id;
+            let Some(old) = deks.get(dek_key(id))? else {
+                return abort(StoreError::NotFound);
+            };
+            let mut row: DekRecord = dec(&old)?;
+            row.kek_id = kek_id.to_string();
+            row.wrapped = wrapped.clone();
+            deks.insert(&dek_key(id), enc(&row)?)?;
+            pending.record(log)
+        })
+        .await
     }
 
     async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
@@ -183,24 +175,22 @@ impl EncryptionStore for SledStore {
     }
 
     async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.secrets,
-            &self.secret_deks,
-            &self.counters,
-            &self.audit,
-        )
-            .transaction(|(secrets, secret_deks, counters, log)| {
-                apply_secret_writes(secrets, secret_deks, counters, writes)?;
-                if !writes.is_empty() {
-                    pending.record(log)?;
-                }
-                Ok(())
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let writes = writes.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (secrets, secret_deks, counters, log) = (
+                &tx[T::Secrets],
+                &tx[T::SecretDeks],
+                &tx[T::Counters],
+                &tx[T::Audit],
+            );
+            let writes = &*writes;
+            apply_secret_writes(secrets, secret_deks, counters, writes)?;
+            if !writes.is_empty() {
+                pending.record(log)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn secrets_after(
@@ -232,43 +222,41 @@ impl EncryptionStore for SledStore {
         batch: &[Reencrypted],
         cursor: Option<&str>,
     ) -> StoreResult<usize> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.secrets,
-            &self.secret_deks,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(|(secrets, secret_deks, counters, meta, log)| {
-                let mut written = 0;
-                for item in batch {
-                    let current = secrets.get(item.key.as_bytes())?;
-                    if current.as_deref() != Some(item.expected.as_slice()) {
-                        continue; // a concurrent update won
-                    }
-                    apply_secret_writes(
-                        secrets,
-                        secret_deks,
-                        counters,
-                        &[SecretWrite {
-                            key: item.key.clone(),
-                            value: Some(item.new.clone()),
-                        }],
-                    )?;
-                    written += 1;
+        let (batch, cursor) = (batch.to_owned(), cursor.map(str::to_owned));
+        self.write_audited(move |tx, pending| {
+            let (secrets, secret_deks, counters, meta, log) = (
+                &tx[T::Secrets],
+                &tx[T::SecretDeks],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            let (batch, cursor) = (&*batch, cursor.as_deref());
+            let mut written = 0;
+            for item in batch {
+                let current = secrets.get(item.key.as_bytes())?;
+                if current.as_deref() != Some(item.expected.as_slice()) {
+                    continue; // a concurrent update won
                 }
-                match cursor {
-                    Some(c) => meta.insert(REENCRYPT_CURSOR, c.as_bytes())?,
-                    None => meta.remove(REENCRYPT_CURSOR)?,
-                };
-                pending.record(log)?;
-                Ok(written)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+                apply_secret_writes(
+                    secrets,
+                    secret_deks,
+                    counters,
+                    &[SecretWrite {
+                        key: item.key.clone(),
+                        value: Some(item.new.clone()),
+                    }],
+                )?;
+                written += 1;
+            }
+            match cursor {
+                Some(c) => meta.insert(REENCRYPT_CURSOR, c.as_bytes())?,
+                None => meta.remove(REENCRYPT_CURSOR)?,
+            };
+            pending.record(log)?;
+            Ok(written)
+        })
+        .await
     }
 
     async fn reencrypt_cursor(&self) -> StoreResult<Option<String>> {

@@ -4,36 +4,27 @@
 use async_trait::async_trait;
 use sled::Transactional;
 
-use super::audit::Pending;
-use super::writer::T;
-use super::{bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore};
+use super::writer::{Tx, T};
+use super::{bump, counter, dec, enc, get, keys, next_id, read_u64, tx_err, SledStore, TxResult};
 use crate::domain::UserId;
 use crate::store::{codec, SessionPurge, SessionRecord, SessionStore, StoreResult};
 
 impl SledStore {
-    fn revoke_sync(
-        &self,
-        id: u64,
-        at: i64,
-        pending: &Pending,
-    ) -> StoreResult<Option<SessionRecord>> {
-        let r = (&self.sessions, &self.counters, &self.audit)
-            .transaction(|(rows, counters, log)| {
-                let Some(old) = rows.get(id.to_be_bytes())? else {
-                    return Ok(None);
-                };
-                let mut row: SessionRecord = dec(&old)?;
-                if row.revoked_ms.is_some() {
-                    return Ok(None);
-                }
-                row.revoked_ms = Some(at);
-                rows.insert(&id.to_be_bytes(), enc(&row)?)?;
-                bump(counters, counter::SESSIONS, -1)?;
-                pending.record(log)?;
-                Ok(Some(row))
-            })
-            .map_err(tx_err);
-        pending.settle(&self.audit, r)
+    /// Revokes one session inside the writer's transaction; `None` when it is missing or
+    /// revoked already.
+    fn revoke_in(tx: &Tx<'_>, id: u64, at: i64) -> TxResult<Option<SessionRecord>> {
+        let (rows, counters) = (&tx[T::Sessions], &tx[T::Counters]);
+        let Some(old) = rows.get(id.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let mut row: SessionRecord = dec(&old)?;
+        if row.revoked_ms.is_some() {
+            return Ok(None);
+        }
+        row.revoked_ms = Some(at);
+        rows.insert(&id.to_be_bytes(), enc(&row)?)?;
+        bump(counters, counter::SESSIONS, -1)?;
+        Ok(Some(row))
     }
 
     fn purge_sync(&self, bounds: SessionPurge) -> StoreResult<usize> {
@@ -166,35 +157,36 @@ impl SessionStore for SledStore {
     }
 
     async fn revoke_session(&self, id: u64, at: i64) -> StoreResult<Option<SessionRecord>> {
-        let _paused = self.write_gate().await;
-        let r = self.revoke_sync(id, at, &Pending::take());
-        self.durable(r).await
+        self.write_audited(move |tx, pending| {
+            let row = Self::revoke_in(tx, id, at)?;
+            if row.is_some() {
+                pending.record(&tx[T::Audit])?;
+            }
+            Ok(row)
+        })
+        .await
     }
 
     async fn revoke_user_sessions(&self, user: UserId, at: i64) -> StoreResult<usize> {
-        let _paused = self.write_gate().await;
-        // The first revocation records the request's event.
-        let pending = Pending::take();
-        let mut n = 0;
-        let mut r = Ok(());
-        for item in self.sessions_by_user.scan_prefix(user.key()) {
-            let id = match item {
-                Ok((k, _)) => read_u64(k.get(8..16)),
-                Err(e) => {
-                    r = Err(e.into());
-                    break;
-                }
-            };
-            match self.revoke_sync(id, at, &pending) {
-                Ok(Some(_)) => n += 1,
-                Ok(None) => {}
-                Err(e) => {
-                    r = Err(e);
-                    break;
+        let ids = self
+            .sessions_by_user
+            .scan_prefix(user.key())
+            .map(|item| item.map(|(k, _)| read_u64(k.get(8..16))))
+            .collect::<Result<Vec<u64>, _>>()?;
+        // One transaction; the request's event is recorded once, with the first revocation.
+        self.write_audited(move |tx, pending| {
+            let mut n = 0;
+            for id in &ids {
+                if Self::revoke_in(tx, *id, at)?.is_some() {
+                    if n == 0 {
+                        pending.record(&tx[T::Audit])?;
+                    }
+                    n += 1;
                 }
             }
-        }
-        self.durable(r.map(|()| n)).await
+            Ok(n)
+        })
+        .await
     }
 
     async fn user_sessions(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
