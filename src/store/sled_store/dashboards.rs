@@ -10,6 +10,7 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 use super::audit::Pending;
+use super::writer::T;
 use super::{
     all_with_prefix, bump, counter, dec, enc, get, keys, next_id, tx_err, SledStore, TxResult,
 };
@@ -69,100 +70,96 @@ impl DashboardStore for SledStore {
     }
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
-        let pending = Pending::take();
-        let r = (
-            &self.dashboards,
-            &self.folders,
-            &self.alerts,
-            &self.alerts_by_panel,
-            &self.counters,
-            &self.meta,
-            &self.audit,
-        )
-            .transaction(
-                |(dashboards, folders, alerts, by_panel, counters, meta, log)| {
-                    let mut changed = !(batch.folders.is_empty() && batch.upserts.is_empty());
-                    for f in &batch.folders {
-                        let mut f = f.clone();
-                        let key = keys::org_named(f.org_id, &f.uid);
-                        match folders.get(key.as_slice())? {
-                            Some(old) => {
-                                let old: FolderRecord = dec(&old)?;
-                                f.id = old.id;
-                                f.created = old.created;
-                            }
-                            None => {
-                                f.id = next_id(meta, "seq.folders")?;
-                                bump(counters, counter::FOLDERS, 1)?;
-                            }
-                        }
-                        folders.insert(key, enc(&f)?)?;
+        let batch = batch.to_owned();
+        self.write_audited(move |tx, pending| {
+            let (dashboards, folders, alerts, by_panel, counters, meta, log) = (
+                &tx[T::Dashboards],
+                &tx[T::Folders],
+                &tx[T::Alerts],
+                &tx[T::AlertsByPanel],
+                &tx[T::Counters],
+                &tx[T::Meta],
+                &tx[T::Audit],
+            );
+            let batch = &batch;
+            let mut changed = !(batch.folders.is_empty() && batch.upserts.is_empty());
+            for f in &batch.folders {
+                let mut f = f.clone();
+                let key = keys::org_named(f.org_id, &f.uid);
+                match folders.get(key.as_slice())? {
+                    Some(old) => {
+                        let old: FolderRecord = dec(&old)?;
+                        f.id = old.id;
+                        f.created = old.created;
                     }
-                    for (org, uid) in &batch.deletes {
-                        if let Some(old) = dashboards.remove(keys::org_named(*org, uid))? {
-                            changed = true;
-                            let old: DashboardRecord = dec(&old)?;
-                            let gone = take_alerts(alerts, by_panel, &old)?;
-                            bump(counters, counter::ALERTS, -(gone.len() as i64))?;
-                            bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
-                            bump(counters, counter::DASHBOARDS, -1)?;
-                        }
+                    None => {
+                        f.id = next_id(meta, "seq.folders")?;
+                        bump(counters, counter::FOLDERS, 1)?;
                     }
-                    for (d, new_alerts) in &batch.upserts {
-                        let mut d = d.clone();
-                        let key = keys::org_named(d.org_id, &d.uid);
-                        let mut previous = HashMap::new();
-                        match dashboards.get(key.as_slice())? {
-                            Some(old) => {
-                                let old: DashboardRecord = dec(&old)?;
-                                d.id = old.id;
-                                d.created = old.created;
-                                d.version = old.version + 1;
-                                previous = take_alerts(alerts, by_panel, &old)?;
-                                bump(counters, counter::ALERTS, -(previous.len() as i64))?;
-                                bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
-                            }
-                            None => {
-                                d.id = next_id(meta, "seq.dashboards")?;
-                                d.version = 1;
-                                bump(counters, counter::DASHBOARDS, 1)?;
-                            }
-                        }
-                        bump(counters, counter::TAGS, d.tags.len() as i64)?;
-                        d.alert_panels = new_alerts.iter().map(|a| a.panel_id).collect();
-                        for a in new_alerts {
-                            let mut a = a.clone();
-                            a.org_id = d.org_id;
-                            a.dashboard_uid = d.uid.clone();
-                            a.dashboard_id = d.id;
-                            match previous.get(&a.panel_id) {
-                                Some(old) => {
-                                    a.id = old.id;
-                                    a.paused = old.paused;
-                                    a.state = old.state.clone();
-                                    a.new_state_date = old.new_state_date;
-                                }
-                                None => a.id = next_id(meta, "seq.alerts")?,
-                            }
-                            alerts.insert(&keys::pair(a.org_id, a.id), enc(&a)?)?;
-                            by_panel.insert(
-                                panel_key(a.org_id, &a.dashboard_uid, a.panel_id),
-                                &a.id.to_be_bytes(),
-                            )?;
-                            bump(counters, counter::ALERTS, 1)?;
-                        }
-                        dashboards.insert(key, enc(&d)?)?;
+                }
+                folders.insert(key, enc(&f)?)?;
+            }
+            for (org, uid) in &batch.deletes {
+                if let Some(old) = dashboards.remove(keys::org_named(*org, uid))? {
+                    changed = true;
+                    let old: DashboardRecord = dec(&old)?;
+                    let gone = take_alerts(alerts, by_panel, &old)?;
+                    bump(counters, counter::ALERTS, -(gone.len() as i64))?;
+                    bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
+                    bump(counters, counter::DASHBOARDS, -1)?;
+                }
+            }
+            for (d, new_alerts) in &batch.upserts {
+                let mut d = d.clone();
+                let key = keys::org_named(d.org_id, &d.uid);
+                let mut previous = HashMap::new();
+                match dashboards.get(key.as_slice())? {
+                    Some(old) => {
+                        let old: DashboardRecord = dec(&old)?;
+                        d.id = old.id;
+                        d.created = old.created;
+                        d.version = old.version + 1;
+                        previous = take_alerts(alerts, by_panel, &old)?;
+                        bump(counters, counter::ALERTS, -(previous.len() as i64))?;
+                        bump(counters, counter::TAGS, -(old.tags.len() as i64))?;
                     }
-                    if changed {
-                        pending.record(log)?;
+                    None => {
+                        d.id = next_id(meta, "seq.dashboards")?;
+                        d.version = 1;
+                        bump(counters, counter::DASHBOARDS, 1)?;
                     }
-                    Ok(())
-                },
-            )
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+                }
+                bump(counters, counter::TAGS, d.tags.len() as i64)?;
+                d.alert_panels = new_alerts.iter().map(|a| a.panel_id).collect();
+                for a in new_alerts {
+                    let mut a = a.clone();
+                    a.org_id = d.org_id;
+                    a.dashboard_uid = d.uid.clone();
+                    a.dashboard_id = d.id;
+                    match previous.get(&a.panel_id) {
+                        Some(old) => {
+                            a.id = old.id;
+                            a.paused = old.paused;
+                            a.state = old.state.clone();
+                            a.new_state_date = old.new_state_date;
+                        }
+                        None => a.id = next_id(meta, "seq.alerts")?,
+                    }
+                    alerts.insert(&keys::pair(a.org_id, a.id), enc(&a)?)?;
+                    by_panel.insert(
+                        panel_key(a.org_id, &a.dashboard_uid, a.panel_id),
+                        &a.id.to_be_bytes(),
+                    )?;
+                    bump(counters, counter::ALERTS, 1)?;
+                }
+                dashboards.insert(key, enc(&d)?)?;
+            }
+            if changed {
+                pending.record(log)?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 

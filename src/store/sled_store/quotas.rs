@@ -2,10 +2,9 @@
 //! member count quotas need.
 
 use async_trait::async_trait;
-use sled::Transactional;
 
-use super::audit::Pending;
-use super::{abort, all_with_prefix, enc, keys, tx_err, SledStore};
+use super::writer::T;
+use super::{abort, all_with_prefix, enc, keys, SledStore};
 use crate::domain::OrgId;
 use crate::store::{QuotaOwner, QuotaRecord, QuotaStore, StoreError, StoreResult};
 
@@ -44,24 +43,19 @@ impl QuotaStore for SledStore {
     }
 
     async fn set_quota(&self, quota: &QuotaRecord) -> StoreResult<()> {
-        let _paused = self.write_gate().await;
         let (owners, owner_key) = match quota.owner() {
-            QuotaOwner::Org(o) => (&self.orgs, keys::id(o.0)),
-            QuotaOwner::User(u) => (&self.users, keys::id(u.0)),
+            QuotaOwner::Org(o) => (T::Orgs, keys::id(o.0)),
+            QuotaOwner::User(u) => (T::Users, keys::id(u.0)),
         };
-        let key = quota_key(quota);
-        let pending = Pending::take();
-        let r = (owners, &self.quotas, &self.audit)
-            .transaction(|(owners, quotas, log)| {
-                if owners.get(owner_key)?.is_none() {
-                    return abort(StoreError::NotFound);
-                }
-                quotas.insert(key.as_slice(), enc(quota)?)?;
-                pending.record(log)
-            })
-            .map_err(tx_err);
-        let r = pending.settle(&self.audit, r);
-        self.durable(r).await
+        let (key, quota) = (quota_key(quota), quota.clone());
+        self.write_audited(move |tx, pending| {
+            if tx[owners].get(owner_key)?.is_none() {
+                return abort(StoreError::NotFound);
+            }
+            tx[T::Quotas].insert(key.as_slice(), enc(&quota)?)?;
+            pending.record(&tx[T::Audit])
+        })
+        .await
     }
 
     async fn org_member_count(&self, org: OrgId) -> StoreResult<u64> {
