@@ -29,6 +29,7 @@ mod users;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -125,6 +126,12 @@ pub struct SledStore {
     writes: Arc<tokio::sync::RwLock<()>>,
     /// Runs the converted write methods' transactions, several at a time (`writer.rs`).
     writer: Arc<Writer>,
+    /// Moves after every committed write (the writer's batches, [`SledStore::durable`], the
+    /// import), before its caller is answered.
+    changes: Arc<AtomicU64>,
+    /// The last [`super::Counts`] read and the `changes` value read before it: stats read
+    /// it without walking the counters tree until a write moves `changes`.
+    counts_memo: Arc<parking_lot::Mutex<Option<(u64, super::Counts)>>>,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -321,6 +328,7 @@ impl SledStore {
             .map(|name| db.open_tree(name))
             .collect::<sled::Result<Vec<_>>>()?;
         let tree = |t: T| trees[t as usize].clone();
+        let changes = Arc::new(AtomicU64::new(0));
         Ok(Self {
             health: Arc::new(Lease::new()),
             writes: Arc::new(tokio::sync::RwLock::new(())),
@@ -361,7 +369,13 @@ impl SledStore {
             quotas: tree(T::Quotas),
             activity_series: tree(T::ActivitySeries),
             audit: tree(T::Audit),
-            writer: Arc::new(Writer::start(trees.clone(), durability.clone())?),
+            writer: Arc::new(Writer::start(
+                trees.clone(),
+                durability.clone(),
+                changes.clone(),
+            )?),
+            changes,
+            counts_memo: Arc::new(parking_lot::Mutex::new(None)),
             durability,
             db,
         })
@@ -370,9 +384,31 @@ impl SledStore {
     /// Waits for the group commit that covers every write made so far, then hands back
     /// the write's result: what every mutating method returns through.
     pub(crate) async fn durable<T>(&self, result: StoreResult<T>) -> StoreResult<T> {
+        self.changed();
         let value = result?;
         self.durability.wait().await?;
         Ok(value)
+    }
+
+    /// Marks that a write committed (see `changes`).
+    pub(crate) fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// `counts` memoized until the next write: `read` walks the counters tree.
+    pub(crate) fn memo_counts(
+        &self,
+        read: impl FnOnce() -> StoreResult<super::Counts>,
+    ) -> StoreResult<super::Counts> {
+        let seen = self.changes.load(Ordering::Acquire);
+        if let Some((at, counts)) = *self.counts_memo.lock() {
+            if at == seen {
+                return Ok(counts);
+            }
+        }
+        let counts = read()?;
+        *self.counts_memo.lock() = Some((seen, counts));
+        Ok(counts)
     }
 
     /// Held by every mutating method while it writes (see `writes`). Not re-entrant: a
@@ -487,7 +523,9 @@ impl Store for SledStore {
     async fn import(&self, dump: &super::Dump, replace: bool) -> StoreResult<()> {
         let dump = dump.clone();
         let _pause = self.writes.write().await;
-        self.blocking(move |s| s.import_sync(&dump, replace)).await
+        let r = self.blocking(move |s| s.import_sync(&dump, replace)).await;
+        self.changed();
+        r
     }
 }
 
@@ -497,6 +535,41 @@ mod tests {
     use std::sync::Arc;
 
     use crate::store::{MetaStore, Store};
+
+    /// Stats read memoized counts; every kind of write moves them: changes through the
+    /// writer, one in a transaction of its own, and an import.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memoized_counts_follow_every_kind_of_write() {
+        use crate::domain::{OrgId, OrgRole};
+        use crate::store::{NewMembership, StatsStore, UserStore};
+        let dir = tempfile::tempdir().unwrap();
+        let s = super::SledStore::open(&dir.path().join("db")).unwrap();
+        s.ensure_org(OrgId(1), "Main Org.", 0).await.unwrap();
+        let member = || NewMembership::Existing(OrgId(1), OrgRole::Viewer);
+        assert_eq!(s.counts().await.unwrap().users, 0);
+        s.create_user(crate::store::contract::user("alice"), member())
+            .await
+            .unwrap();
+        let c = s.counts().await.unwrap();
+        assert_eq!((c.users, c.orgs), (1, 1));
+        let dump = s.export().await.unwrap();
+        s.ensure_org(OrgId(5), "Other", 0).await.unwrap();
+        assert_eq!(s.counts().await.unwrap().orgs, 2);
+        s.delete_org(OrgId(5), &[]).await.unwrap();
+        assert_eq!(s.counts().await.unwrap().orgs, 1);
+        s.create_user(crate::store::contract::user("bob"), member())
+            .await
+            .unwrap();
+        assert_eq!(s.counts().await.unwrap().users, 2);
+        // A write in a transaction of its own ends in `durable`, which moves them too.
+        s.counters
+            .insert(super::counter::USERS, &7u64.to_be_bytes())
+            .unwrap();
+        s.durable(Ok(())).await.unwrap();
+        assert_eq!(s.counts().await.unwrap().users, 7);
+        s.import(&dump, true).await.unwrap();
+        assert_eq!(s.counts().await.unwrap().users, 1);
+    }
 
     /// The checkpoint leaves an open database alone, and loses nothing of a closed one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,33 @@ impl SledStore {
         .await
     }
 
+    /// One pass over the counters tree (a few dozen keys) instead of a lookup each.
+    fn counts_sync(&self) -> StoreResult<Counts> {
+        let mut c = Counts::default();
+        for row in self.counters.iter() {
+            let (name, value) = row?;
+            let slot = match std::str::from_utf8(&name).unwrap_or("") {
+                counter::USERS => &mut c.users,
+                counter::GRAFANA_ADMINS => &mut c.grafana_admins,
+                counter::ORGS => &mut c.orgs,
+                counter::ROLE_ADMIN => &mut c.admins,
+                counter::ROLE_EDITOR => &mut c.editors,
+                counter::ROLE_VIEWER => &mut c.viewers,
+                counter::ROLE_NONE => &mut c.no_role,
+                counter::SERVICE_ACCOUNTS => &mut c.service_accounts,
+                counter::API_KEYS => &mut c.api_keys,
+                counter::DATASOURCES => &mut c.datasources,
+                counter::DASHBOARDS => &mut c.dashboards,
+                counter::FOLDERS => &mut c.folders,
+                counter::TAGS => &mut c.tags,
+                counter::ALERTS => &mut c.alerts,
+                _ => continue,
+            };
+            *slot = read_u64(Some(&value));
+        }
+        Ok(c)
+    }
+
     /// Users or service accounts ordered by login, matching `query` (a scan).
     fn search_sync(
         &self,
@@ -907,30 +934,7 @@ impl UserStore for SledStore {
 #[async_trait]
 impl StatsStore for SledStore {
     async fn counts(&self) -> StoreResult<Counts> {
-        // One pass over the counters tree (a few dozen keys) instead of a lookup each.
-        let mut c = Counts::default();
-        for row in self.counters.iter() {
-            let (name, value) = row?;
-            let slot = match std::str::from_utf8(&name).unwrap_or("") {
-                counter::USERS => &mut c.users,
-                counter::GRAFANA_ADMINS => &mut c.grafana_admins,
-                counter::ORGS => &mut c.orgs,
-                counter::ROLE_ADMIN => &mut c.admins,
-                counter::ROLE_EDITOR => &mut c.editors,
-                counter::ROLE_VIEWER => &mut c.viewers,
-                counter::ROLE_NONE => &mut c.no_role,
-                counter::SERVICE_ACCOUNTS => &mut c.service_accounts,
-                counter::API_KEYS => &mut c.api_keys,
-                counter::DATASOURCES => &mut c.datasources,
-                counter::DASHBOARDS => &mut c.dashboards,
-                counter::FOLDERS => &mut c.folders,
-                counter::TAGS => &mut c.tags,
-                counter::ALERTS => &mut c.alerts,
-                _ => continue,
-            };
-            *slot = read_u64(Some(&value));
-        }
-        Ok(c)
+        self.memo_counts(|| self.counts_sync())
     }
 
     async fn activity(&self, windows: ActivityWindows) -> StoreResult<Activity> {

@@ -27,7 +27,8 @@
 use std::cell::RefCell;
 use std::ops::Index;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -161,12 +162,17 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// `trees` in [`T`]'s order; `durability` flushes their database.
-    pub(crate) fn start(trees: Vec<Tree>, durability: Durability) -> StoreResult<Self> {
-        let (queue, changes) = mpsc::channel();
+    /// `trees` in [`T`]'s order; `durability` flushes their database; `changes` moves
+    /// after each batch's commit.
+    pub(crate) fn start(
+        trees: Vec<Tree>,
+        durability: Durability,
+        changes: Arc<AtomicU64>,
+    ) -> StoreResult<Self> {
+        let (queue, jobs) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tollgate-sled-writer".into())
-            .spawn(move || run(&trees, &durability, &changes))
+            .spawn(move || run(&trees, &durability, &changes, &jobs))
             .map_err(|e| StoreError::Io(format!("cannot start the sled writer: {e}")))?;
         Ok(Self {
             queue: Some(queue),
@@ -227,11 +233,16 @@ impl Drop for Writer {
     }
 }
 
-fn run(trees: &[Tree], durability: &Durability, changes: &mpsc::Receiver<Box<dyn Job>>) {
-    while let Ok(first) = changes.recv() {
+fn run(
+    trees: &[Tree],
+    durability: &Durability,
+    changes: &AtomicU64,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+) {
+    while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
-            match changes.try_recv() {
+            match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
@@ -240,6 +251,7 @@ fn run(trees: &[Tree], durability: &Durability, changes: &mpsc::Receiver<Box<dyn
         // writer goes on with the next batch.
         let _ = catch_unwind(AssertUnwindSafe(|| {
             let done = commit(trees, batch);
+            changes.fetch_add(1, Ordering::Release);
             answer(done, durability);
         }));
     }
@@ -295,7 +307,7 @@ fn answer(done: Vec<(Box<dyn Job>, StoreResult<()>)>, durability: &Durability) {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use std::sync::{Arc, Mutex};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     use super::*;
@@ -310,7 +322,7 @@ mod tests {
         let flusher = db.clone();
         let durability =
             Durability::new(move || flusher.flush().map(|_| ()).map_err(StoreError::from));
-        let w = Writer::start(trees.clone(), durability.clone()).unwrap();
+        let w = Writer::start(trees.clone(), durability.clone(), Arc::default()).unwrap();
         (w, durability, trees)
     }
 
