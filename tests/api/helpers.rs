@@ -63,11 +63,21 @@ impl TestApp {
 
     /// A server on an existing data folder (restarts).
     pub async fn spawn_in(data: &Path, overrides: &[(&str, &str, &str)]) -> Self {
-        let settings = settings_for(data, overrides);
         let clock = Arc::new(ManualClock::starting_now());
-        let app = tollgate::app::App::build_with_clock(settings, clock.clone())
-            .await
-            .expect("app builds");
+        // A restart in the same process: a blocking scan of the previous server (the stats
+        // job's, say, cut off by the stop) may still hold its store for a moment, and the
+        // database opens once that store is gone.
+        let mut attempts = 0;
+        let app = loop {
+            let settings = settings_for(data, overrides);
+            match tollgate::app::App::build_with_clock(settings, clock.clone()).await {
+                Err(e) if attempts < 100 && format!("{e:?}").contains("in use by another") => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                built => break built.expect("app builds"),
+            }
+        };
         let base = format!("http://{}", app.addr());
         let services = app.services.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
