@@ -397,44 +397,6 @@ impl SledStore {
     }
 
     fn all_trees(&self) -> Vec<sled::Tree> {
-        vec![
-            self.users.clone(),
-            self.by_login.clone(),
-            self.by_email.clone(),
-            self.by_uid.clone(),
-            self.orgs.clone(),
-            self.orgs_by_name.clone(),
-            self.org_addresses.clone(),
-            self.org_members.clone(),
-            self.users_by_seen.clone(),
-            self.counters.clone(),
-            self.meta.clone(),
-            self.sessions.clone(),
-            self.sessions_by_hash.clone(),
-            self.sessions_by_user.clone(),
-            self.api_keys.clone(),
-            self.api_keys_by_hash.clone(),
-            self.api_keys_by_name.clone(),
-            self.deks.clone(),
-            self.secrets.clone(),
-            self.secret_deks.clone(),
-            self.datasources.clone(),
-            self.ds_by_uid.clone(),
-            self.ds_by_name.clone(),
-            self.settings.clone(),
-            self.license.clone(),
-            self.dashboards.clone(),
-            self.folders.clone(),
-            self.alerts.clone(),
-            self.alerts_by_panel.clone(),
-            self.plugin_settings.clone(),
-            self.notifiers.clone(),
-            self.roles.clone(),
-            self.roles_by_name.clone(),
-            self.provisioning_runs.clone(),
-            self.quotas.clone(),
-            self.activity_series.clone(),
-            self.audit.clone(),
-        ]
+        self.trees.to_vec()
     }
 }

@@ -124,8 +124,10 @@ pub struct SledStore {
     /// write guard for its whole scan, so it sees one point in time (sled has no
     /// snapshots and its transactions cannot scan). Writers wait at most one export.
     writes: Arc<tokio::sync::RwLock<()>>,
-    /// Runs the converted write methods' transactions, several at a time (`writer.rs`).
+    /// Runs the request-path writes' transactions, several at a time (`writer.rs`).
     writer: Arc<Writer>,
+    /// Every tree, in [`T`]'s order (the dump's and the import's list).
+    trees: Arc<[Tree]>,
     /// Moves after every committed write (the writer's batches, [`SledStore::durable`], the
     /// import), before its caller is answered.
     changes: Arc<AtomicU64>,
@@ -376,6 +378,7 @@ impl SledStore {
             )?),
             changes,
             counts_memo: Arc::new(parking_lot::Mutex::new(None)),
+            trees: trees.into(),
             durability,
             db,
         })
