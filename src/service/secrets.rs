@@ -27,6 +27,10 @@ use crate::store::{
     DekRecord, DekState, EncryptionStore, MetaStore, Reencrypted, SealedSecret, SecretWrite,
 };
 
+mod key_cache;
+
+use key_cache::KeyCache;
+
 /// Encryptions reserved (and persisted) at a time.
 pub const RESERVATION_BLOCK: u64 = 4096;
 const BATCH: usize = 256;
@@ -106,8 +110,8 @@ pub struct SecretsService {
     clock: Arc<dyn Clock>,
     keks: HashMap<String, Kek>,
     current_kek: String,
-    /// Unwrapped keys by id (a handful; a B-tree finds one without hashing).
-    cache: RwLock<BTreeMap<u32, Arc<Dek>>>,
+    /// Unwrapped keys by id.
+    cache: KeyCache,
     active: RwLock<Arc<Active>>,
     cap: u64,
     /// Serializes rotations and re-wraps.
@@ -208,7 +212,7 @@ impl SecretsService {
             clock,
             keks,
             current_kek,
-            cache: RwLock::new(BTreeMap::new()),
+            cache: KeyCache::new(),
             active: RwLock::new(Arc::new(Active {
                 id: 0,
                 dek: None,
@@ -253,8 +257,8 @@ impl SecretsService {
     }
 
     async fn dek(&self, id: u32) -> Result<Arc<Dek>, AppError> {
-        if let Some(d) = self.cache.read().get(&id) {
-            return Ok(d.clone());
+        if let Some(d) = self.cache.get(id) {
+            return Ok(d);
         }
         let rec = self
             .store
@@ -274,7 +278,7 @@ impl SecretsService {
                     AppError::internal("decryption failed", format!("data key {id}: {e}"))
                 })?,
         );
-        self.cache.write().insert(id, dek.clone());
+        self.cache.update(|keys| keys.insert(id, dek.clone()));
         Ok(dek)
     }
 
@@ -312,7 +316,7 @@ impl SecretsService {
             Dek::from_bytes(rec.id, &*raw)
                 .map_err(|e| AppError::internal("Failed to rotate data keys", e))?,
         );
-        self.cache.write().insert(rec.id, dek.clone());
+        self.cache.update(|keys| keys.insert(rec.id, dek.clone()));
         *self.active.write() = Arc::new(Active {
             id: rec.id,
             dek: Some(dek),
@@ -374,14 +378,9 @@ impl SecretsService {
     ) -> Result<Zeroizing<Vec<u8>>, AppError> {
         let id =
             header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
-        // A cached key opens the secret under the cache's read lock (no reference count
-        // traffic on the hot path); a key not cached yet is loaded first.
-        let cached = self
-            .cache
-            .read()
-            .get(&id)
-            .map(|dek| dek.open(ctx, ciphertext));
-        let opened = match cached {
+        // A cached key opens the secret in this thread's copy of the cache (no lock, no
+        // reference count); a key not cached yet is loaded first.
+        let opened = match self.cache.with(id, |dek| dek.open(ctx, ciphertext)) {
             Some(opened) => opened,
             None => self.dek(id).await?.open(ctx, ciphertext),
         };
@@ -511,7 +510,7 @@ impl SecretsService {
     async fn destroy_unreferenced(&self) -> Result<(), AppError> {
         for rec in self.store.deks().await? {
             if rec.state == DekState::Retired && self.store.destroy_dek(rec.id).await? {
-                self.cache.write().remove(&rec.id);
+                self.cache.update(|keys| keys.remove(&rec.id));
                 tracing::info!(dek = rec.id, "destroyed an unreferenced retired data key");
             }
         }
@@ -523,7 +522,7 @@ impl SecretsService {
     /// count as used, as after a restart.
     pub async fn reload_keys(&self) -> Result<(), AppError> {
         let _guard = self.rotation.lock().await;
-        self.cache.write().clear();
+        self.cache.update(BTreeMap::clear);
         if let Some(id) = self.store.active_dek().await? {
             if id != self.active.read().id {
                 let rec = self.store.dek(id).await?.ok_or_else(|| {
