@@ -20,30 +20,37 @@ use crate::store::SeriesCounts;
 
 type ValuesBySection = BTreeMap<String, BTreeMap<String, String>>;
 
-/// `GET /api/admin/settings`'s body for the full view, rendered once per view: the service
-/// hands out the same `Arc` until the settings change, so the bytes are reused while it is
-/// the one cached here (holding it keeps its address from being reused).
+/// `GET /api/admin/settings`'s bodies, rendered once per view: the service hands out the
+/// same `Arc` for a caller's view (the full one, or one filtered for a set of scopes) until
+/// the settings change, so the bytes are reused while the view is one of those cached here
+/// (holding it keeps its address from being reused). The last few views are kept, so that
+/// callers with different scopes do not take turns rendering.
 /// The views are compared by identity, so one cache serves every server of the process
 /// (tests run several): another server's view is simply a miss.
 struct RenderedSettings {
-    last: parking_lot::Mutex<Option<(Arc<SettingsView>, bytes::Bytes)>>,
+    last: parking_lot::Mutex<Vec<(Arc<SettingsView>, bytes::Bytes)>>,
 }
 
+/// Views whose bodies are kept at once (the oldest goes first).
+const RENDERED_VIEWS: usize = 16;
+
 static RENDERED: RenderedSettings = RenderedSettings {
-    last: parking_lot::Mutex::new(None),
+    last: parking_lot::Mutex::new(Vec::new()),
 };
 
 impl RenderedSettings {
     fn body(&self, view: Arc<SettingsView>) -> Result<bytes::Bytes, crate::error::AppError> {
-        if let Some((cached, body)) = self.last.lock().as_ref() {
-            if Arc::ptr_eq(cached, &view) {
-                return Ok(body.clone());
-            }
+        if let Some((_, body)) = self.last.lock().iter().find(|(v, _)| Arc::ptr_eq(v, &view)) {
+            return Ok(body.clone());
         }
         let body = serde_json::to_vec(&ValuesOnly(&view))
             .map_err(|e| crate::error::AppError::internal("Failed to read settings", e))?;
         let body = bytes::Bytes::from(body);
-        *self.last.lock() = Some((view, body.clone()));
+        let mut last = self.last.lock();
+        if last.len() >= RENDERED_VIEWS {
+            last.remove(0);
+        }
+        last.push((view, body.clone()));
         Ok(body)
     }
 }

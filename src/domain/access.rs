@@ -175,6 +175,34 @@ pub fn scope_covers(granted: &str, required: &str) -> bool {
     }
 }
 
+/// [`scope_covers`] for a required scope given in parts (`["settings:", section, ":",
+/// key]`), without joining them: a filter over hundreds of settings builds no string each.
+fn scope_covers_parts(granted: &str, required: &[&str]) -> bool {
+    let len: usize = required.iter().map(|p| p.len()).sum();
+    if granted == "*" || (granted.len() == len && starts_with_parts(granted, required)) {
+        return true;
+    }
+    match granted.strip_suffix('*') {
+        Some(prefix) => starts_with_parts(prefix, required),
+        None => false,
+    }
+}
+
+/// Whether the concatenation of `parts` starts with `prefix`.
+fn starts_with_parts(prefix: &str, parts: &[&str]) -> bool {
+    let mut rest = prefix.as_bytes();
+    for part in parts.iter().map(|p| p.as_bytes()) {
+        if rest.len() <= part.len() {
+            return part.starts_with(rest);
+        }
+        if !rest.starts_with(part) {
+            return false;
+        }
+        rest = &rest[part.len()..];
+    }
+    rest.is_empty()
+}
+
 /// One permission: an action and the scope it applies to (empty for unscoped actions).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Permission {
@@ -243,6 +271,26 @@ impl PermissionSet {
                 .any(|g| g.is_empty() || scope_covers(g, scope))
     }
 
+    /// The scopes granted for `action` (none for a holder of everything, who needs none).
+    pub fn scopes(&self, action: Action) -> &[String] {
+        self.by_action.get(&action).map_or(&[], Vec::as_slice)
+    }
+
+    /// [`PermissionSet::has`] for a scope given in parts, joined by nothing
+    /// (`["settings:", section, ":", key]`): no string is built per check.
+    pub fn has_parts(&self, action: Action, scope: &[&str]) -> bool {
+        if self.everything {
+            return true;
+        }
+        let Some(scopes) = self.by_action.get(&action) else {
+            return false;
+        };
+        scope.iter().all(|p| p.is_empty())
+            || scopes
+                .iter()
+                .any(|g| g.is_empty() || scope_covers_parts(g, scope))
+    }
+
     /// Every permission held, sorted (for explanations).
     pub fn to_vec(&self) -> Vec<Permission> {
         let mut out: Vec<Permission> = self
@@ -266,6 +314,59 @@ impl PermissionSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_covers_parts_agrees_with_scope_covers() {
+        let parts: [&[&str]; 5] = [
+            &["settings:", "auth.saml", ":", "enabled"],
+            &["settings:", "auth", ":", "x"],
+            &["settings:", "", ":", ""],
+            &["users:id:", "7"],
+            &[],
+        ];
+        let granted = [
+            "",
+            "*",
+            "settings:*",
+            "settings:auth.saml:*",
+            "settings:auth.saml:enabled",
+            "settings:auth.saml:enabled*",
+            "settings:auth.saml:enable",
+            "settings:auth.saml:enabledx",
+            "settings:auth*",
+            "settings:auth:x",
+            "settings:auth:",
+            "settings::",
+            "settings:",
+            "settings",
+            "setting*",
+            "users:*",
+            "users:id:7",
+            "users:id:70",
+            "users:id:*",
+            "teams:*",
+            "settings:auth.saml",
+            "settings:auth.saml:",
+        ];
+        for required in parts {
+            let joined = required.concat();
+            for g in granted {
+                assert_eq!(
+                    scope_covers_parts(g, required),
+                    scope_covers(g, &joined),
+                    "{g:?} on {joined:?}"
+                );
+                let set =
+                    PermissionSet::from_permissions(&[Permission::new(Action::SettingsRead, g)]);
+                for action in [Action::SettingsRead, Action::SettingsWrite] {
+                    assert_eq!(set.has_parts(action, required), set.has(action, &joined));
+                }
+            }
+        }
+        let all = PermissionSet::all();
+        assert!(all.has_parts(Action::SettingsRead, &["settings:", "a", ":", "b"]));
+        assert!(all.scopes(Action::SettingsRead).is_empty());
+    }
 
     #[test]
     fn wildcards_cover_prefixes() {

@@ -362,17 +362,25 @@ pub fn basic_role_for(role: OrgRole) -> &'static str {
 struct Snapshot {
     roles: HashMap<String, Role>,
     grants: HashMap<String, Vec<String>>,
+    /// Permissions of custom roles assigned to single users (through the API or
+    /// provisioning), by user id.
+    user_grants: HashMap<u64, Vec<Permission>>,
     /// (org role, grafana admin) -> resolved set; filled on first use.
     resolved: RwLock<HashMap<(OrgRole, bool), Arc<PermissionSet>>>,
+    /// (user, org role, grafana admin) -> resolved set, for users with grants of their own;
+    /// filled on first use (emptied when it reaches [`RESOLVED_USERS`]).
+    resolved_users: RwLock<HashMap<(u64, OrgRole, bool), Arc<PermissionSet>>>,
 }
 
+/// Users' resolved sets remembered at once.
+const RESOLVED_USERS: usize = 10_000;
+
 /// The catalog the evaluator reads. Cheap to query: the permission set of each
-/// (org role, Grafana Admin) pair is resolved once and shared.
+/// (org role, Grafana Admin) pair, and of each user with grants of their own, is resolved
+/// once and shared. Every change of the custom roles installs a new snapshot whole, so a
+/// set resolved from an older one is never handed out after the change.
 pub struct RoleCatalog {
     current: RwLock<Arc<Snapshot>>,
-    /// Permissions of custom roles assigned to single users (through the API or
-    /// provisioning), by user id; replaced as a whole when the roles change.
-    provisioned_user_grants: RwLock<HashMap<u64, Vec<Permission>>>,
 }
 
 /// The basic role a provisioning file names (`Viewer`, `Editor`, `Admin`, `Grafana Admin`,
@@ -417,9 +425,10 @@ impl RoleCatalog {
             current: RwLock::new(Arc::new(Snapshot {
                 roles,
                 grants,
+                user_grants: HashMap::new(),
                 resolved: RwLock::new(HashMap::new()),
+                resolved_users: RwLock::new(HashMap::new()),
             })),
-            provisioned_user_grants: RwLock::new(HashMap::new()),
         }
     }
 
@@ -453,9 +462,10 @@ impl RoleCatalog {
         *self.current.write() = Arc::new(Snapshot {
             roles,
             grants,
+            user_grants: users,
             resolved: RwLock::new(HashMap::new()),
+            resolved_users: RwLock::new(HashMap::new()),
         });
-        *self.provisioned_user_grants.write() = users;
     }
 
     /// The permissions of a user: basic roles plus their own grants.
@@ -465,21 +475,33 @@ impl RoleCatalog {
         org_role: OrgRole,
         grafana_admin: bool,
     ) -> Arc<PermissionSet> {
-        let base = self.permissions_for(org_role, grafana_admin);
-        let assigned = self.provisioned_user_grants.read();
-        match assigned.get(&user) {
-            None => base,
-            Some(extra) => {
-                let mut set = (*base).clone();
-                set.extend(extra);
-                Arc::new(set)
-            }
+        let snap = self.current.read().clone();
+        let Some(extra) = snap.user_grants.get(&user) else {
+            return Self::resolve(&snap, org_role, grafana_admin);
+        };
+        let key = (user, org_role, grafana_admin);
+        if let Some(set) = snap.resolved_users.read().get(&key) {
+            return set.clone();
         }
+        let mut set = (*Self::resolve(&snap, org_role, grafana_admin)).clone();
+        set.extend(extra);
+        let set = Arc::new(set);
+        let mut memo = snap.resolved_users.write();
+        if memo.len() >= RESOLVED_USERS {
+            memo.clear();
+        }
+        memo.insert(key, set.clone());
+        set
     }
 
     /// The permissions of a user with this org role (and Grafana Admin flag).
     pub fn permissions_for(&self, org_role: OrgRole, grafana_admin: bool) -> Arc<PermissionSet> {
         let snap = self.current.read().clone();
+        Self::resolve(&snap, org_role, grafana_admin)
+    }
+
+    /// The basic roles' set in `snap`, resolved on first use.
+    fn resolve(snap: &Snapshot, org_role: OrgRole, grafana_admin: bool) -> Arc<PermissionSet> {
         if let Some(set) = snap.resolved.read().get(&(org_role, grafana_admin)) {
             return set.clone();
         }
@@ -575,5 +597,56 @@ mod tests {
         assert!(!c
             .permissions_for(OrgRole::Viewer, false)
             .has(Action::DatasourcesRead, ""));
+    }
+
+    fn custom(uid: &str, user: u64, scope: &str) -> CustomRole {
+        CustomRole {
+            role: Role {
+                uid: uid.into(),
+                name: format!("custom:{uid}"),
+                display_name: String::new(),
+                description: String::new(),
+                group: String::new(),
+                version: 1,
+                global: true,
+                permissions: vec![Permission::new(Action::SettingsRead, scope)],
+            },
+            basic_roles: Vec::new(),
+            users: vec![user],
+        }
+    }
+
+    #[test]
+    fn a_users_own_grants_are_resolved_once_per_change_of_the_roles() {
+        let c = RoleCatalog::new();
+        let enabled = "settings:auth.saml:enabled";
+        c.install_custom(&[custom("a", 7, enabled)]);
+        let set = c.permissions_for_user(7, OrgRole::Viewer, false);
+        assert!(set.has(Action::SettingsRead, enabled));
+        assert!(
+            set.has(Action::DatasourcesIdRead, ""),
+            "the basic role's too"
+        );
+        assert!(Arc::ptr_eq(
+            &set,
+            &c.permissions_for_user(7, OrgRole::Viewer, false)
+        ));
+        let editor = c.permissions_for_user(7, OrgRole::Editor, false);
+        assert!(editor.has(Action::SettingsRead, enabled));
+        assert!(!Arc::ptr_eq(&set, &editor));
+        // Someone without grants of their own shares the basic role's set.
+        assert!(Arc::ptr_eq(
+            &c.permissions_for_user(8, OrgRole::Viewer, false),
+            &c.permissions_for(OrgRole::Viewer, false)
+        ));
+        // A change of the roles is seen at once.
+        c.install_custom(&[custom("a", 7, "settings:auth.saml:single_logout")]);
+        let set = c.permissions_for_user(7, OrgRole::Viewer, false);
+        assert!(!set.has(Action::SettingsRead, enabled));
+        assert!(set.has(Action::SettingsRead, "settings:auth.saml:single_logout"));
+        c.install_custom(&[]);
+        assert!(!c
+            .permissions_for_user(7, OrgRole::Viewer, false)
+            .has(Action::SettingsRead, ""));
     }
 }

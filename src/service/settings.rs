@@ -7,10 +7,10 @@
 //! caller's `settings:read` scopes. Only `auth.saml` may change at runtime; secret-like keys
 //! are stored through the secrets service.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::config::{env_key, RawConfig, Settings, Source};
 use crate::crypto::envelope::SecretContext;
@@ -133,7 +133,21 @@ pub struct SettingsService {
     /// overrides. Lock order: `overrides`, then `full`; a writer of `overrides` clears it
     /// before releasing its lock, so a view rendered under a read lock is never stale.
     full: RwLock<Option<Arc<SettingsView>>>,
+    /// The views of callers allowed only some settings, by their `settings:read` scopes (a
+    /// service account's token, a role with one property), filtered from `full` once per
+    /// change of it rather than on every read.
+    scoped: Mutex<ScopedViews>,
 }
+
+/// Filtered views, valid for the full view they were filtered from.
+#[derive(Default)]
+struct ScopedViews {
+    from: Option<Arc<SettingsView>>,
+    views: HashMap<Vec<String>, Arc<SettingsView>>,
+}
+
+/// Distinct scope lists remembered at once; past that the cache starts over.
+const SCOPED_VIEWS: usize = 64;
 
 fn ctx<'a>(section: &'a str, key: &'a str) -> SecretContext<'a> {
     SecretContext {
@@ -157,6 +171,7 @@ impl SettingsService {
             secrets,
             overrides: RwLock::new(overrides),
             full: RwLock::new(None),
+            scoped: Mutex::default(),
         })
     }
 
@@ -238,13 +253,26 @@ impl SettingsService {
         if p.permissions.has(Action::SettingsRead, "settings:*") {
             return Ok(full);
         }
+        // A view depends only on the full view and the `settings:read` scopes held (a
+        // holder of everything got the full view above).
+        let scopes = p.permissions.scopes(Action::SettingsRead);
+        {
+            let mut cache = self.scoped.lock();
+            if !cache.from.as_ref().is_some_and(|f| Arc::ptr_eq(f, &full)) {
+                cache.views.clear();
+                cache.from = Some(full.clone());
+            }
+            if let Some(view) = cache.views.get(scopes) {
+                return Ok(view.clone());
+            }
+        }
         let mut out = SettingsView::new();
         for (section, entries) in full.iter() {
             let visible: BTreeMap<String, SourcedValue> = entries
                 .iter()
                 .filter(|(key, _)| {
-                    p.permissions
-                        .has(Action::SettingsRead, &format!("settings:{section}:{key}"))
+                    let scope = ["settings:", section.as_str(), ":", key.as_str()];
+                    p.permissions.has_parts(Action::SettingsRead, &scope)
                 })
                 .map(|(key, v)| (key.clone(), v.clone()))
                 .collect();
@@ -252,7 +280,16 @@ impl SettingsService {
                 out.insert(section.clone(), visible);
             }
         }
-        Ok(Arc::new(out))
+        let view = Arc::new(out);
+        let mut cache = self.scoped.lock();
+        // Kept only while it is still filtered from the current full view.
+        if cache.from.as_ref().is_some_and(|f| Arc::ptr_eq(f, &full)) {
+            if cache.views.len() >= SCOPED_VIEWS {
+                cache.views.clear();
+            }
+            cache.views.insert(scopes.to_vec(), view.clone());
+        }
+        Ok(view)
     }
 
     /// Applies runtime overrides: all or nothing.

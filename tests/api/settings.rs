@@ -108,6 +108,71 @@ async fn settings_reads_are_filtered_by_scope() {
     assert!(message(&b).ends_with("Permissions needed: settings:read"));
 }
 
+/// Filtered views are remembered per set of scopes: each caller still sees exactly its own
+/// settings, callers taking turns do not see each other's, and a change of the settings or
+/// of a caller's scopes is seen on the next read.
+#[tokio::test]
+async fn scoped_settings_views_follow_changes() {
+    let app = TestApp::spawn().await;
+    let saml = app.create_user("saml", "samlpass").await;
+    let one = app.create_user("one", "onepass").await;
+    grant(
+        &app,
+        saml,
+        &[(Action::SettingsRead, "settings:auth.saml:*")],
+    )
+    .await;
+    grant(
+        &app,
+        one,
+        &[(Action::SettingsRead, "settings:auth.saml:enabled")],
+    )
+    .await;
+    let read = |login: &'static str, pw: &'static str| {
+        let req = app.as_user(Method::GET, "/api/admin/settings", login, pw);
+        async move {
+            let (s, v): (u16, Value) = send(req).await;
+            assert_eq!(s, 200, "{v}");
+            v
+        }
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            read("one", "onepass").await,
+            json!({"auth.saml": {"enabled": "false"}})
+        );
+        let v = read("saml", "samlpass").await;
+        assert_eq!(v["auth.saml"]["enabled"], "false");
+        assert!(v["auth.saml"].as_object().unwrap().len() > 3);
+        let (_, all) = send(app.admin(Method::GET, "/api/admin/settings")).await;
+        assert!(all.as_object().unwrap().len() > 10);
+    }
+    let (s, _) = send(
+        app.admin(Method::PUT, "/api/admin/settings")
+            .json(&json!({"updates": {"auth.saml": {"enabled": "true"}}})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        read("one", "onepass").await,
+        json!({"auth.saml": {"enabled": "true"}})
+    );
+    assert_eq!(
+        read("saml", "samlpass").await["auth.saml"]["enabled"],
+        "true"
+    );
+    grant(
+        &app,
+        one,
+        &[(Action::SettingsRead, "settings:auth.saml:single_logout")],
+    )
+    .await;
+    assert_eq!(
+        read("one", "onepass").await,
+        json!({"auth.saml": {"enabled": "true", "single_logout": "false"}})
+    );
+}
+
 #[tokio::test]
 async fn runtime_updates_override_and_fall_back() {
     let dir = tempfile::tempdir().unwrap();
