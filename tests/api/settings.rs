@@ -35,6 +35,21 @@ async fn grant(app: &TestApp, user: u64, perms: &[(Action, &str)]) {
     assert_eq!(s, 200, "{v}");
 }
 
+/// Two users who may read some settings: "saml" (all of `auth.saml`) and "one" (only
+/// `auth.saml.enabled`); the id of "one".
+async fn saml_readers(app: &TestApp) -> u64 {
+    let saml = app.create_user("saml", "samlpass").await;
+    let one = app.create_user("one", "onepass").await;
+    let scopes = [
+        (saml, "settings:auth.saml:*"),
+        (one, "settings:auth.saml:enabled"),
+    ];
+    for (user, scope) in scopes {
+        grant(app, user, &[(Action::SettingsRead, scope)]).await;
+    }
+    one
+}
+
 #[tokio::test]
 async fn settings_are_merged_and_redacted_like_grafana() {
     let app = TestApp::spawn_with(&[
@@ -77,22 +92,9 @@ async fn settings_are_merged_and_redacted_like_grafana() {
 async fn settings_reads_are_filtered_by_scope() {
     let app = TestApp::spawn().await;
     let all = app.create_user("all", "allpass").await;
-    let saml = app.create_user("saml", "samlpass").await;
-    let one = app.create_user("one", "onepass").await;
     app.create_user("none", "nonepass").await;
     grant(&app, all, &[(Action::SettingsRead, "settings:*")]).await;
-    grant(
-        &app,
-        saml,
-        &[(Action::SettingsRead, "settings:auth.saml:*")],
-    )
-    .await;
-    grant(
-        &app,
-        one,
-        &[(Action::SettingsRead, "settings:auth.saml:enabled")],
-    )
-    .await;
+    saml_readers(&app).await;
     let (_, v) = send(app.as_user(Method::GET, "/api/admin/settings", "all", "allpass")).await;
     assert!(v.as_object().unwrap().len() > 10);
     let (_, v) = send(app.as_user(Method::GET, "/api/admin/settings", "saml", "samlpass")).await;
@@ -114,20 +116,7 @@ async fn settings_reads_are_filtered_by_scope() {
 #[tokio::test]
 async fn scoped_settings_views_follow_changes() {
     let app = TestApp::spawn().await;
-    let saml = app.create_user("saml", "samlpass").await;
-    let one = app.create_user("one", "onepass").await;
-    grant(
-        &app,
-        saml,
-        &[(Action::SettingsRead, "settings:auth.saml:*")],
-    )
-    .await;
-    grant(
-        &app,
-        one,
-        &[(Action::SettingsRead, "settings:auth.saml:enabled")],
-    )
-    .await;
+    let one = saml_readers(&app).await;
     let read = |login: &'static str, pw: &'static str| {
         let req = app.as_user(Method::GET, "/api/admin/settings", login, pw);
         async move {
