@@ -259,16 +259,7 @@ impl PermissionSet {
     /// May the holder do `action` on `scope`? An empty `scope` asks "on anything at all",
     /// as Grafana's unscoped checks do.
     pub fn has(&self, action: Action, scope: &str) -> bool {
-        if self.everything {
-            return true;
-        }
-        let Some(scopes) = self.by_action.get(&action) else {
-            return false;
-        };
-        scope.is_empty()
-            || scopes
-                .iter()
-                .any(|g| g.is_empty() || scope_covers(g, scope))
+        self.has_parts(action, &[scope])
     }
 
     /// The scopes granted for `action` (none for a holder of everything, who needs none).
@@ -277,7 +268,8 @@ impl PermissionSet {
     }
 
     /// [`PermissionSet::has`] for a scope given in parts, joined by nothing
-    /// (`["settings:", section, ":", key]`): no string is built per check.
+    /// (`["settings:", section, ":", key]`): no string is built per check. An empty scope
+    /// (every part empty) asks "on anything at all".
     pub fn has_parts(&self, action: Action, scope: &[&str]) -> bool {
         if self.everything {
             return true;
