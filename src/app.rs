@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route};
+use poem::{Endpoint, EndpointExt, Route};
 use tokio::net::TcpListener;
 
 use crate::api::{self, routes::RouteTable};
@@ -45,11 +45,7 @@ pub fn routes(services: Arc<Services>) -> impl Endpoint<Output = poem::Response>
         .at("/metrics", metrics)
         .nest("/swagger", api::swagger_ui())
         .nest("/", ui::endpoint());
-    let front = api::middleware::Front::new(
-        api::service().into_endpoint(),
-        other.boxed(),
-        services.clone(),
-    );
+    let front = api::middleware::Front::new(api::router(), other.boxed(), services.clone());
     api::observe::observe(front, services, RouteTable::document())
 }
 

@@ -70,7 +70,7 @@ pub type Handling<'a> =
 /// - A rotated session token goes back as `Set-Cookie`: a request with cookies gets a
 ///   [`SessionRenewal`] slot that the auth extractor fills.
 pub struct Front {
-    api: BoxEndpoint<'static>,
+    api: poem::Route,
     other: BoxEndpoint<'static>,
     services: Arc<crate::service::Services>,
 }
@@ -83,7 +83,7 @@ pub struct Routed<'a> {
 
 impl Front {
     pub fn new(
-        api: BoxEndpoint<'static>,
+        api: poem::Route,
         other: BoxEndpoint<'static>,
         services: Arc<crate::service::Services>,
     ) -> Self {
@@ -119,8 +119,16 @@ impl Front {
             req.extensions_mut().insert(slot.clone());
             slot
         });
+        // What poem-openapi's query parameters are read from (its own endpoint, which
+        // `api::router` replaces, adds it to every request).
+        let query = match req.uri().query() {
+            Some(q) if !q.is_empty() => req.params().unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        req.extensions_mut()
+            .insert(poem_openapi::__private::UrlQuery(query));
         Routed {
-            handling: DynEndpoint::call(&*self.api, req),
+            handling: Box::pin(poem::Endpoint::call(&self.api, req)),
             renewal,
         }
     }

@@ -112,6 +112,63 @@ pub fn service() -> OpenApiService<Apis, ()> {
     )
 }
 
+/// The API's routes, built from the same operations as the document but without the
+/// layers poem-openapi's own endpoint puts around them (a boxed endpoint, a response
+/// mapping and a query-parsing step, each moving the request into a future of its own, and
+/// a per-path method router boxed once more): [`middleware::Front`] parses the query and
+/// calls this router directly, and [`Methods`] picks the operation.
+pub fn router() -> poem::Route {
+    use poem_openapi::OpenApi;
+    let mut table = std::collections::HashMap::new();
+    apis().add_routes(&mut table);
+    table
+        .into_iter()
+        .fold(poem::Route::new(), |route, (path, methods)| {
+            route.at(
+                path,
+                Methods {
+                    methods: methods.into_iter().collect(),
+                },
+            )
+        })
+}
+
+/// The operations of one path by method, as poem's `RouteMethod` picks them (a `HEAD`
+/// without an operation of its own is its `GET` without the body; another method without
+/// one is 405), without boxing each operation a second time.
+struct Methods {
+    methods: Vec<(poem::http::Method, poem::endpoint::BoxEndpoint<'static>)>,
+}
+
+impl poem::Endpoint for Methods {
+    type Output = poem::Response;
+
+    // Not an `async fn`: the operation's own (boxed) future is returned as it is, with no
+    // level around it holding the request.
+    fn call(
+        &self,
+        mut req: poem::Request,
+    ) -> impl std::future::Future<Output = poem::Result<poem::Response>> + Send {
+        use poem::endpoint::DynEndpoint;
+        use poem::http::Method;
+        let find = |m: &Method| self.methods.iter().find(|(k, _)| k == m).map(|(_, ep)| ep);
+        if let Some(ep) = find(req.method()) {
+            return DynEndpoint::call(&**ep, req);
+        }
+        match find(&Method::GET) {
+            Some(ep) if req.method() == Method::HEAD => Box::pin(async move {
+                req.set_method(Method::GET);
+                let mut resp = DynEndpoint::call(&**ep, req).await?;
+                resp.set_body(());
+                Ok(resp)
+            }),
+            _ => Box::pin(std::future::ready(Err(
+                poem::error::MethodNotAllowedError.into()
+            ))),
+        }
+    }
+}
+
 /// [`spec_json`] made once per process and kept (every server of a test process shares
 /// it; `/openapi.json` serves it without a copy).
 pub fn spec_document() -> &'static str {

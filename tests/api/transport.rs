@@ -26,6 +26,34 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
     assert_eq!(resp.headers()["allow"], "POST");
 }
 
+/// `HEAD` is its path's `GET` without the body (credentials and permissions checked alike);
+/// on a path without a `GET` it is 405 like any other missing method.
+#[tokio::test]
+async fn head_is_get_without_the_body() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .admin(Method::HEAD, "/api/users/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    assert!(resp.headers().contains_key("x-request-id"));
+    assert!(resp.bytes().await.unwrap().is_empty());
+    let resp = app.req(Method::HEAD, "/api/users/1").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = app
+        .admin(Method::HEAD, "/api/admin/users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "POST");
+}
+
 #[tokio::test]
 async fn health_and_frontend_settings_need_no_credentials() {
     let app = TestApp::spawn().await;
