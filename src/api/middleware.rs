@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use poem::endpoint::{BoxEndpoint, DynEndpoint};
-use poem::http::{header, StatusCode};
+use poem::http::{header, HeaderName, HeaderValue, StatusCode};
 use poem::{Request, Response};
 
 use crate::api::auth::SessionRenewal;
@@ -154,35 +154,42 @@ pub fn is_api_path(path: &str) -> bool {
 
 /// The UI's policy: scripts and styles from the server only (style attributes allowed: the
 /// UI sets a few), no plugins, no framing, requests to the server only.
-const UI_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+const UI_CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+     form-action 'self'; frame-ancestors 'none'",
+);
 /// Swagger UI's page is generated with its script inline.
-const SWAGGER_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+const SWAGGER_CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; \
      style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
-     object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+     object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+);
 /// API answers are data, never documents to render.
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+const API_CSP: HeaderValue = HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
 
 /// The security headers of every response: a Content-Security-Policy per kind of page
 /// ([`csp_for`] the request's path), `X-Frame-Options: DENY`, `Referrer-Policy:
 /// same-origin`, `X-Content-Type-Options: nosniff`. Set by the outermost layer, so errors
 /// carry them too.
-pub fn security_headers(resp: &mut Response, csp: &'static str) {
-    use poem::http::{HeaderName, HeaderValue};
+pub fn security_headers(resp: &mut Response, csp: HeaderValue) {
     // Names made once (a `&str` name is parsed again on every insert).
     const CSP: HeaderName = HeaderName::from_static("content-security-policy");
     const FRAME: HeaderName = HeaderName::from_static("x-frame-options");
     const REFERRER: HeaderName = HeaderName::from_static("referrer-policy");
     const NOSNIFF: HeaderName = HeaderName::from_static("x-content-type-options");
     let h = resp.headers_mut();
-    h.insert(CSP, HeaderValue::from_static(csp));
-    h.insert(FRAME, HeaderValue::from_static("DENY"));
-    h.insert(REFERRER, HeaderValue::from_static("same-origin"));
-    h.insert(NOSNIFF, HeaderValue::from_static("nosniff"));
+    // Values made once too: `from_static` checks its text byte by byte when it runs.
+    const DENY: HeaderValue = HeaderValue::from_static("DENY");
+    const SAME_ORIGIN: HeaderValue = HeaderValue::from_static("same-origin");
+    const NOSNIFF_VALUE: HeaderValue = HeaderValue::from_static("nosniff");
+    h.insert(CSP, csp);
+    h.insert(FRAME, DENY);
+    h.insert(REFERRER, SAME_ORIGIN);
+    h.insert(NOSNIFF, NOSNIFF_VALUE);
 }
 
-pub fn csp_for(path: &str) -> &'static str {
+pub fn csp_for(path: &str) -> HeaderValue {
     let under = |prefix: &str| {
         path == prefix
             || path
