@@ -259,9 +259,12 @@ pub fn decode_basic(value: &str) -> Option<(String, String)> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value)
         .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    let (login, password) = text.split_once(':')?;
-    Some((login.to_string(), password.to_string()))
+    // The decoded text becomes the login: one copy (the password's) instead of two.
+    let mut login = String::from_utf8(bytes).ok()?;
+    let colon = login.find(':')?;
+    let password = login[colon + 1..].to_string();
+    login.truncate(colon);
+    Some((login, password))
 }
 
 impl<'a> ApiExtractor<'a> for Auth {
@@ -408,6 +411,19 @@ fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_split_at_the_first_colon() {
+        use base64::Engine;
+        let enc = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let pair = |l: &str, p: &str| Some((l.to_string(), p.to_string()));
+        assert_eq!(decode_basic(&enc("admin:pw")), pair("admin", "pw"));
+        assert_eq!(decode_basic(&enc("admin:p:w:")), pair("admin", "p:w:"));
+        assert_eq!(decode_basic(&enc(":pw")), pair("", "pw"));
+        assert_eq!(decode_basic(&enc("émile:")), pair("émile", ""));
+        assert_eq!(decode_basic(&enc("no-colon")), None);
+        assert_eq!(decode_basic("not base64!"), None);
+    }
 
     #[test]
     fn authorities_normalize_default_ports() {

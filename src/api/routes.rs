@@ -35,7 +35,7 @@ pub struct RouteMatch<'t> {
 #[derive(Default)]
 pub struct RouteTable {
     /// poem-openapi's registered pattern (`/api/users/:param0`) to the label.
-    by_pattern: HashMap<String, Arc<str>>,
+    by_pattern: crate::domain::FastMap<String, Arc<str>>,
     /// Templates by segment count.
     by_len: HashMap<usize, Vec<Template>>,
 }

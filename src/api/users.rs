@@ -130,9 +130,8 @@ pub fn avatar(email: &str) -> String {
     /// the digest costs more than the rest of a profile. Bounded (about 150 bytes an
     /// entry, so at most about 150 KB): emptied when full. A walk over more users than
     /// that (100,000 reads in `make bench`'s memory scenario) pays the digest each time.
-    static MADE: std::sync::OnceLock<
-        parking_lot::Mutex<std::collections::HashMap<String, String>>,
-    > = std::sync::OnceLock::new();
+    static MADE: std::sync::OnceLock<parking_lot::Mutex<crate::domain::FastMap<String, String>>> =
+        std::sync::OnceLock::new();
     const MAX_MADE: usize = 1_000;
     let made = MADE.get_or_init(Default::default);
     if let Some(path) = made.lock().get(email) {

@@ -8,7 +8,7 @@
 //! (`users.password:update`, `users.authtoken:list`, `users.logout`, ...); the newer names
 //! Grafana renamed them to are accepted as aliases everywhere a permission is read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 
 /// Declares [`Action`], [`Action::ALL`] and [`Action::as_str`] from one list, so the three
@@ -229,7 +229,7 @@ impl Permission {
 #[derive(Debug, Clone, Default)]
 pub struct PermissionSet {
     everything: bool,
-    by_action: HashMap<Action, Vec<String>>,
+    by_action: super::FastMap<Action, Vec<String>>,
 }
 
 impl PermissionSet {
@@ -237,7 +237,7 @@ impl PermissionSet {
     pub fn all() -> Self {
         Self {
             everything: true,
-            by_action: HashMap::new(),
+            by_action: Default::default(),
         }
     }
 

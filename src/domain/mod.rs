@@ -16,4 +16,9 @@ pub use access::{
     DELEGATE_SCOPE,
 };
 pub use ids::{OrgId, UserId};
+
+/// A map read on every request (permission sets, caches, route labels): foldhash, seeded
+/// per process, instead of SipHash, which cost more than the lookups around it. Not for
+/// maps whose keys an anonymous client chooses.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub use user::{user_scope, AuthKind, Email, Login, OrgRole, Principal};

@@ -27,17 +27,24 @@ pub fn rfc3339(ts: i64) -> String {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    // Hot path (every user listing): digits by hand, no formatting machinery.
-    let mut out = String::with_capacity(20);
+    // Hot path (every user listing): digits by hand into a fixed layout, no formatting
+    // machinery and no pushing of characters one by one.
+    let mut b = *b"0000-00-00T00:00:00Z";
     let y = y.clamp(0, 9999);
-    push2(&mut out, y / 100, None);
-    push2(&mut out, y % 100, Some('-'));
-    push2(&mut out, m, Some('-'));
-    push2(&mut out, d, Some('T'));
-    push2(&mut out, secs / 3600, Some(':'));
-    push2(&mut out, (secs % 3600) / 60, Some(':'));
-    push2(&mut out, secs % 60, Some('Z'));
-    out
+    for (at, n) in [
+        (0, y / 100),
+        (2, y % 100),
+        (5, m),
+        (8, d),
+        (11, secs / 3600),
+        (14, secs % 3600 / 60),
+        (17, secs % 60),
+    ] {
+        b[at] = b'0' + (n / 10 % 10) as u8;
+        b[at + 1] = b'0' + (n % 10) as u8;
+    }
+    // Always ASCII digits and separators.
+    std::str::from_utf8(&b).unwrap_or_default().to_owned()
 }
 
 /// RFC 3339 with milliseconds, UTC: `2026-12-02T02:00:00.123Z`.
@@ -98,17 +105,33 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     Some(((days * 86_400 + h * 3600 + mi * 60 + s) - offset) * 1000 + ms)
 }
 
-fn push2(out: &mut String, n: i64, sep: Option<char>) {
-    out.push(char::from(b'0' + (n / 10 % 10) as u8));
-    out.push(char::from(b'0' + (n % 10) as u8));
-    if let Some(c) = sep {
-        out.push(c);
-    }
-}
-
 #[cfg(test)]
 mod rfc3339_tests {
     use super::*;
+
+    #[test]
+    fn seconds_are_written_as_formatting_would() {
+        for ts in [
+            0_i64,
+            59,
+            86_399,
+            951_782_400,
+            1_764_640_800,
+            1_551_820_974,
+            4_102_444_799,
+            253_402_300_799,
+        ] {
+            let (y, m, d) = civil_from_days(ts.div_euclid(86_400));
+            let s = ts.rem_euclid(86_400);
+            let want = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+                s / 3600,
+                s % 3600 / 60,
+                s % 60
+            );
+            assert_eq!(rfc3339(ts), want, "{ts}");
+        }
+    }
 
     #[test]
     fn milliseconds_round_trip() {

@@ -366,10 +366,10 @@ struct Snapshot {
     /// provisioning), by user id.
     user_grants: HashMap<u64, Vec<Permission>>,
     /// (org role, grafana admin) -> resolved set; filled on first use.
-    resolved: RwLock<HashMap<(OrgRole, bool), Arc<PermissionSet>>>,
+    resolved: RwLock<crate::domain::FastMap<(OrgRole, bool), Arc<PermissionSet>>>,
     /// (user, org role, grafana admin) -> resolved set, for users with grants of their own;
     /// filled on first use (emptied when it reaches [`RESOLVED_USERS`]).
-    resolved_users: RwLock<HashMap<(u64, OrgRole, bool), Arc<PermissionSet>>>,
+    resolved_users: RwLock<crate::domain::FastMap<(u64, OrgRole, bool), Arc<PermissionSet>>>,
 }
 
 /// Users' resolved sets remembered at once.
@@ -426,8 +426,8 @@ impl RoleCatalog {
                 roles,
                 grants,
                 user_grants: HashMap::new(),
-                resolved: RwLock::new(HashMap::new()),
-                resolved_users: RwLock::new(HashMap::new()),
+                resolved: RwLock::new(Default::default()),
+                resolved_users: RwLock::new(Default::default()),
             })),
         }
     }
@@ -463,8 +463,8 @@ impl RoleCatalog {
             roles,
             grants,
             user_grants: users,
-            resolved: RwLock::new(HashMap::new()),
-            resolved_users: RwLock::new(HashMap::new()),
+            resolved: RwLock::new(Default::default()),
+            resolved_users: RwLock::new(Default::default()),
         });
     }
 

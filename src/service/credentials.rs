@@ -3,7 +3,6 @@
 //! PBKDF2. Every hit is re-checked against the user row (password fingerprint, disabled
 //! flag), and the user service drops a user's entries explicitly on every credential change.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -25,7 +24,7 @@ pub(crate) struct CachedCredential {
 pub struct CredentialCache {
     hasher: KeyedHasher,
     ttl: Duration,
-    entries: Mutex<HashMap<[u8; 32], CachedCredential>>,
+    entries: Mutex<crate::domain::FastMap<[u8; 32], CachedCredential>>,
 }
 
 impl CredentialCache {
@@ -33,7 +32,7 @@ impl CredentialCache {
         Self {
             hasher: KeyedHasher::random(),
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Default::default()),
         }
     }
 
