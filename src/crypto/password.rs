@@ -29,7 +29,11 @@ pub enum PasswordScheme {
 pub struct PasswordHash {
     pub scheme: PasswordScheme,
     pub iterations: u32,
+    /// Bytes as one run, not one element at a time (every user read decodes these; the
+    /// stored layout is the same: see `store::codec`).
+    #[serde(with = "serde_bytes")]
     pub salt: Vec<u8>,
+    #[serde(with = "serde_bytes")]
     pub hash: Vec<u8>,
 }
 

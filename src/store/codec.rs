@@ -1,6 +1,9 @@
 //! The one codec for every stored value: a format-version byte, then bincode 2 (serde,
 //! standard config). Stored structs never use `skip_serializing_if`, `flatten`, untagged
 //! enums or `serde_json::Value`: bincode cannot decode them (JSON blobs are kept as strings).
+//! Byte vectors are marked `#[serde(with = "serde_bytes")]`: bincode writes them exactly as
+//! a sequence of `u8` (a length, then the bytes) but reads them in one run instead of one
+//! element at a time.
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -54,5 +57,34 @@ mod tests {
         bad[0] = 9;
         assert!(decode::<R>(&bad).is_err());
         assert!(decode::<R>(&[]).is_err());
+    }
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct RunOfBytes {
+        a: u64,
+        b: Option<String>,
+        #[serde(with = "serde_bytes")]
+        c: Vec<u8>,
+    }
+
+    /// Records written before the byte vectors were marked read back, and new ones are
+    /// written byte for byte as before.
+    #[test]
+    fn bytes_as_one_run_keep_the_stored_layout() {
+        for c in [vec![], vec![7], (0..=255).collect::<Vec<u8>>()] {
+            let old = R {
+                a: 300,
+                b: Some("x".into()),
+                c: c.clone(),
+            };
+            let new = RunOfBytes {
+                a: 300,
+                b: Some("x".into()),
+                c,
+            };
+            let old_bytes = encode(&old).unwrap();
+            assert_eq!(encode(&new).unwrap(), old_bytes);
+            assert_eq!(decode::<RunOfBytes>(&old_bytes).unwrap(), new);
+        }
     }
 }

@@ -333,6 +333,7 @@ pub struct DekRecord {
     /// When rotation retired it.
     pub retired: Option<i64>,
     pub kek_id: String,
+    #[serde(with = "serde_bytes")]
     pub wrapped: Vec<u8>,
     /// Encryptions reserved (persisted in blocks); the usage cap applies to it.
     pub reserved: u64,
@@ -343,6 +344,7 @@ pub struct DekRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedSecret {
     pub dek_id: u32,
+    #[serde(with = "serde_bytes")]
     pub ciphertext: Vec<u8>,
 }
 
