@@ -2,7 +2,9 @@
 //! limits a server facing the open network needs and poem's `Server` does not set:
 //! - a header-read deadline (`[server] header_read_timeout`, default 10 s): a request head
 //!   must arrive whole within it, and an idle keep-alive connection is closed when no new
-//!   request starts within it (slowloris);
+//!   request starts within it (slowloris). One deadline per connection, armed while it has
+//!   no request in flight ([`Activity`]), instead of hyper's own, which reads the clock,
+//!   allocates a timer and registers it in tokio's timer wheel for every request;
 //! - a cap on concurrent connections per client address (`[server]
 //!   max_connections_per_ip`): more are closed at once;
 //! - graceful shutdown: stop accepting, let requests in flight finish (up to a grace
@@ -18,7 +20,10 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -146,6 +151,87 @@ where
     Ok(())
 }
 
+/// A connection's requests in flight, and since when it has had none: its header-read
+/// deadline is measured from that moment (the end of the last response, or the start of
+/// the connection).
+struct Activity {
+    base: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Nanoseconds after `base` at which the last request in flight ended.
+    idle_since: AtomicU64,
+    /// HTTP/2 (its idle connections are kept alive by pings, as hyper does): no deadline.
+    multiplexed: AtomicBool,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            multiplexed: AtomicBool::new(false),
+        }
+    }
+
+    /// A request starts; it ends when the returned guard is dropped (with its response's
+    /// body, once written or abandoned).
+    fn start(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+
+    /// When an idle connection is to be closed; `None` while a request is in flight (or
+    /// for HTTP/2).
+    fn deadline(&self, timeout: Duration) -> Option<tokio::time::Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 || self.multiplexed.load(Ordering::Relaxed) {
+            return None;
+        }
+        let since = Duration::from_nanos(self.idle_since.load(Ordering::SeqCst));
+        Some(self.base + since + timeout)
+    }
+}
+
+/// A request in flight (see [`Activity::start`]).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let since = u64::try_from(a.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // The moment first, then the count: a deadline check that sees no request in
+        // flight sees when the last one ended.
+        a.idle_since.store(since, Ordering::SeqCst);
+        a.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that holds its request's [`Busy`] until hyper has written it whole (or
+/// dropped it with the connection). No allocation: it wraps the body poem boxed already.
+struct Tracked {
+    body: HyperBody,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// One accepted connection, with what serving it needs.
 struct Conn<E> {
     local: SocketAddr,
@@ -188,8 +274,14 @@ impl<E: Endpoint<Output = Response> + 'static> Conn<E> {
         } = self;
         let local = LocalAddr(poem::Addr::SocketAddr(local));
         let remote = RemoteAddr(poem::Addr::SocketAddr(peer));
+        let activity = Arc::new(Activity::new());
+        let seen = activity.clone();
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let busy = seen.start();
+                if req.version() == poem::http::Version::HTTP_2 {
+                    seen.multiplexed.store(true, Ordering::Relaxed);
+                }
                 let (ep, local, remote, scheme) =
                     (ep.clone(), local.clone(), remote.clone(), scheme.clone());
                 async move {
@@ -198,14 +290,15 @@ impl<E: Endpoint<Output = Response> + 'static> Conn<E> {
                         Ok(resp) => resp,
                         Err(e) => e.into_response(),
                     };
-                    Ok::<hyper::Response<HyperBody>, Infallible>(resp.into())
+                    let resp: hyper::Response<HyperBody> = resp.into();
+                    Ok::<_, Infallible>(resp.map(|body| Tracked { body, _busy: busy }))
                 }
             });
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
+            // The header-read deadline is the connection's own (below), not hyper's.
+            .header_read_timeout(None)
             // One buffer per response (head and body copied together, one `send`), not a
             // `writev` of the head and the body: measured fewer kernel cycles per request
             // for API answers, which are small (bench/README.md, session 9).
@@ -216,9 +309,25 @@ impl<E: Endpoint<Output = Response> + 'static> Conn<E> {
             .keep_alive_interval(Some(limits.header_read_timeout));
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            _ = stop.wait_for(|s| *s) => {}
+        // The header-read deadline: checked when it falls due, then moved to when the
+        // connection's idle time would run out (or a full period on while it is busy).
+        let timeout = limits.header_read_timeout;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = stop.wait_for(|s| *s) => break,
+                () = &mut deadline => {
+                    let now = tokio::time::Instant::now();
+                    match activity.deadline(timeout) {
+                        None => deadline.as_mut().reset(now + timeout),
+                        Some(at) if at > now => deadline.as_mut().reset(at),
+                        // Idle (or trickling a request head) for the whole period: closed.
+                        Some(_) => return,
+                    }
+                }
+            }
         }
         conn.as_mut().graceful_shutdown();
         let _ = conn.await;

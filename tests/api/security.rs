@@ -368,6 +368,42 @@ async fn slow_clients_are_cut_off_and_do_not_starve_others() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
 }
 
+/// The header-read deadline runs from the end of the last response: a keep-alive
+/// connection that keeps sending requests stays open past it, and one that falls idle is
+/// closed once it has been idle that long.
+#[tokio::test]
+async fn idle_keep_alive_connections_close_after_the_header_deadline() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&[("server", "header_read_timeout", "1s")]).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut c = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 4096];
+    // Five requests 600 ms apart: 3 s in all, each gap within the deadline.
+    for i in 0..5 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        c.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(2), c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "request {i}");
+    }
+    // Then idle: closed after about a second, not at once.
+    let t = Instant::now();
+    let n = tokio::time::timeout(Duration::from_secs(4), c.read(&mut buf))
+        .await
+        .expect("closed within the deadline")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let after = t.elapsed();
+    assert!(after >= Duration::from_millis(900), "{after:?}");
+}
+
 fn base64_admin() -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(format!("{ADMIN}:{ADMIN_PW}"))
