@@ -32,7 +32,7 @@ pub struct ActivitySeries {
 }
 
 /// Grafana's `AdminStats`, in its field order.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminStats {
     pub orgs: u64,
     pub dashboards: u64,
