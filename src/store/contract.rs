@@ -43,6 +43,8 @@ where
     users_delete(fresh().await).await;
     users_search(fresh().await).await;
     users_touch_last_seen(fresh().await).await;
+    hot_rows_follow_every_write(fresh().await).await;
+    hot_rows_follow_writes_under_concurrent_reads(fresh().await).await;
     users_set_current_org(fresh().await).await;
     users_set_current_org_races_membership_changes(fresh().await).await;
     orgs_create_and_names(fresh().await).await;
@@ -1262,6 +1264,107 @@ pub async fn users_touch_last_seen(s: Arc<dyn Store>) {
         ("alice", false),
         "nothing else changed"
     );
+}
+
+/// The rows every authenticated request reads (a user by id, a session and an API key by
+/// hash) reflect each kind of write to them at the next read, though each was read just
+/// before the write (a backend may keep them in memory).
+pub async fn hot_rows_follow_every_write(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let id = alice.user_id();
+    let read = || {
+        let s = s.clone();
+        async move { s.user(id).await.unwrap() }
+    };
+    assert_eq!(read().await.unwrap().last_seen_at, None);
+    s.touch_last_seen(id, 100).await.unwrap();
+    assert_eq!(read().await.unwrap().last_seen_at, Some(100), "touched");
+    s.set_disabled(id, true, 1).await.unwrap();
+    assert!(read().await.unwrap().is_disabled, "disabled");
+    s.set_password(id, PasswordHash::new("pw2", 1_000), 2)
+        .await
+        .unwrap();
+    assert!(
+        read().await.unwrap().password.unwrap().verify("pw2"),
+        "the new password"
+    );
+    s.set_grafana_admin(id, true, 3).await.unwrap();
+    assert!(read().await.unwrap().is_admin, "made an admin");
+
+    let a = new_session(&s, session(&alice, 1, 1_000, 1_000)).await;
+    let by = |h: u8| {
+        let s = s.clone();
+        async move { s.session_by_hash(&[h; 32]).await.unwrap() }
+    };
+    assert_eq!(by(1).await.unwrap().seen_ms, 1_000);
+    s.touch_session(a.id, 5_000).await.unwrap();
+    assert_eq!(by(1).await.unwrap().seen_ms, 5_000, "touched");
+    s.rotate_session(a.id, &[1; 32], [2; 32], 9_000, 6_000)
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_eq!(by(1).await.unwrap().token_hash, [2; 32], "rotated");
+    assert_eq!(by(2).await.unwrap().rotated_ms, 6_000);
+    s.revoke_session(a.id, 7_000).await.unwrap();
+    assert!(
+        by(2).await.is_none_or(|r| r.revoked_ms == Some(7_000)),
+        "revoked"
+    );
+
+    let k = new_key(&s, api_key(MAIN, "ci", None, 7)).await;
+    let key = || {
+        let s = s.clone();
+        async move { s.api_key_by_hash(&[7; 32]).await.unwrap() }
+    };
+    assert_eq!(key().await.unwrap().last_used, None);
+    s.touch_api_key(k.id, 300).await.unwrap();
+    assert_eq!(key().await.unwrap().last_used, Some(300), "touched");
+    s.delete_api_key(k.id).await.unwrap();
+    assert!(key().await.is_none(), "deleted");
+
+    s.delete_user(id).await.unwrap();
+    assert!(read().await.is_none(), "deleted");
+}
+
+/// As above while other tasks read the same rows as fast as they can: a read that raced a
+/// write must not leave the old row behind for the reads after the write's answer.
+pub async fn hot_rows_follow_writes_under_concurrent_reads(s: Arc<dyn Store>) {
+    main_org(&s).await;
+    let alice = add(&s, user("alice"), OrgRole::Viewer).await;
+    let id = alice.user_id();
+    let a = new_session(&s, session(&alice, 1, 1_000, 1_000)).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, stop) = (s.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.user(id).await.unwrap();
+                    s.session_by_hash(&[1; 32]).await.unwrap();
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for round in 1..=60_i64 {
+        s.set_disabled(id, round % 2 == 1, round).await.unwrap();
+        assert_eq!(
+            s.user(id).await.unwrap().unwrap().is_disabled,
+            round % 2 == 1,
+            "round {round}"
+        );
+        s.touch_session(a.id, 1_000 + round).await.unwrap();
+        assert_eq!(
+            s.session_by_hash(&[1; 32]).await.unwrap().unwrap().seen_ms,
+            1_000 + round,
+            "round {round}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        r.await.unwrap();
+    }
 }
 
 /// A day (UTC) of the activity-series tests: 2026-12-01T00:00:00Z.

@@ -68,10 +68,12 @@ impl ApiKeyStore for SledStore {
     }
 
     async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
-        match self.api_keys_by_hash.get(hash)? {
-            Some(id) => get(&self.api_keys, keys::id(read_u64(Some(&id)))),
-            None => Ok(None),
-        }
+        self.memo.api_keys.read_through(self.seen(), *hash, || {
+            match self.api_keys_by_hash.get(hash)? {
+                Some(id) => get(&self.api_keys, keys::id(read_u64(Some(&id)))),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn api_keys(
@@ -151,6 +153,7 @@ impl ApiKeyStore for SledStore {
             let _ = self
                 .api_keys
                 .compare_and_swap(key, Some(old), Some(codec::encode(&row)?))?;
+            self.changed();
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ mod dashboards;
 mod datasources;
 mod dump;
 mod license;
+mod memo;
 mod migrate;
 mod notifiers;
 mod orgs;
@@ -134,6 +135,9 @@ pub struct SledStore {
     /// The last [`super::Counts`] read and the `changes` value read before it: stats read
     /// it without walking the counters tree until a write moves `changes`.
     counts_memo: Arc<parking_lot::Mutex<Option<(u64, super::Counts)>>>,
+    /// Users, sessions and API keys as read while `changes` had its current value
+    /// (`memo.rs`).
+    memo: Arc<memo::Memos>,
     users: Tree,
     by_login: Tree,
     by_email: Tree,
@@ -378,6 +382,7 @@ impl SledStore {
             )?),
             changes,
             counts_memo: Arc::new(parking_lot::Mutex::new(None)),
+            memo: Arc::new(memo::Memos::default()),
             trees: trees.into(),
             durability,
             db,
@@ -396,6 +401,11 @@ impl SledStore {
     /// Marks that a write committed (see `changes`).
     pub(crate) fn changed(&self) {
         self.changes.fetch_add(1, Ordering::Release);
+    }
+
+    /// The `changes` counter, as a memoized read takes it before it asks sled.
+    pub(crate) fn seen(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// `counts` memoized until the next write: `read` walks the counters tree.

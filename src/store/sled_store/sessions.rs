@@ -97,10 +97,12 @@ impl SessionStore for SledStore {
     }
 
     async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>> {
-        match self.sessions_by_hash.get(hash)? {
-            Some(id) => get(&self.sessions, keys::id(read_u64(Some(&id)))),
-            None => Ok(None),
-        }
+        self.memo.sessions.read_through(self.seen(), *hash, || {
+            match self.sessions_by_hash.get(hash)? {
+                Some(id) => get(&self.sessions, keys::id(read_u64(Some(&id)))),
+                None => Ok(None),
+            }
+        })
     }
 
     async fn rotate_session(
@@ -150,6 +152,7 @@ impl SessionStore for SledStore {
                 .compare_and_swap(key, Some(old), Some(new))?
                 .is_ok()
             {
+                self.changed();
                 return Ok(());
             }
         }

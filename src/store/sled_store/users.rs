@@ -465,7 +465,9 @@ impl UserStore for SledStore {
     }
 
     async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        get(&self.users, id.key())
+        self.memo
+            .users
+            .read_through(self.seen(), id.0, || get(&self.users, id.key()))
     }
 
     async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>> {
@@ -712,7 +714,9 @@ impl UserStore for SledStore {
     }
 
     async fn touch_last_seen(&self, id: UserId, at: i64) -> StoreResult<()> {
-        self.touch_last_seen_row(id, at)
+        let r = self.touch_last_seen_row(id, at);
+        self.changed();
+        r
     }
 
     async fn org(&self, id: OrgId) -> StoreResult<Option<OrgRecord>> {
