@@ -14,6 +14,7 @@ pub mod datasources;
 pub mod encryption;
 pub mod error;
 pub mod health;
+pub mod json;
 pub mod ldap;
 pub mod licensing;
 pub mod middleware;

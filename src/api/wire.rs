@@ -82,7 +82,7 @@ impl poem_openapi::types::ParseFromParameter for WireId {
 
 /// A JSON response serialized straight from the value with serde, for hot endpoints:
 /// poem-openapi's `Json` first builds a `serde_json::Value` tree, which costs an allocation
-/// per key. The document is the same as `Json<T>`'s; types used here derive both `Object`
+/// per key. Written by [`super::json`] (serde_json's bytes, strings copied in runs). The document is the same as `Json<T>`'s; types used here derive both `Object`
 /// and `Serialize` with the same renaming, and a test checks both produce the same JSON.
 #[derive(Debug)]
 pub struct FastJson<T>(pub T);
@@ -109,7 +109,7 @@ impl<T: serde::Serialize + Send> poem::IntoResponse for FastJson<T> {
         // Room for a typical answer up front (serde_json's own `to_vec` starts at 128 bytes
         // and grows, copying, to fit a user's profile).
         let mut body = Vec::with_capacity(512);
-        match serde_json::to_writer(&mut body, &self.0) {
+        match super::json::write(&mut body, &self.0) {
             Ok(()) => poem::Response::builder()
                 .header(poem::http::header::CONTENT_TYPE, JSON_CONTENT_TYPE)
                 .body(body),
