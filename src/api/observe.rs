@@ -37,14 +37,15 @@ pub fn observe(front: Front, services: Arc<Services>, routes: &'static RouteTabl
     }
 }
 
-/// A request method as a metric label, borrowed for the standard methods.
+/// A request method as a metric label: the standard methods by name, any other as `OTHER`
+/// (a client may send any token as a method; each would otherwise start a series of its
+/// own, held for the life of the process).
 fn method_label(method: &Method) -> Cow<'static, str> {
-    const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
     let m = method.as_str();
-    KNOWN
-        .iter()
-        .find(|k| **k == m)
-        .map_or_else(|| Cow::Owned(m.to_string()), |k| Cow::Borrowed(*k))
+    Cow::Borrowed(KNOWN.iter().find(|k| **k == m).copied().unwrap_or("OTHER"))
 }
 
 /// A client's request id is kept when it is 1 to 128 visible ASCII characters.
@@ -308,5 +309,16 @@ mod tests {
         let (a, b) = (super::new_request_id(), super::new_request_id());
         assert_ne!(a, b);
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn methods_outside_the_standard_ones_share_one_label() {
+        use poem::http::Method;
+        assert_eq!(super::method_label(&Method::GET), "GET");
+        assert_eq!(super::method_label(&Method::DELETE), "DELETE");
+        for odd in ["PROPFIND", "X1", "get"] {
+            let m = Method::from_bytes(odd.as_bytes()).unwrap_or(Method::GET);
+            assert_eq!(super::method_label(&m), "OTHER", "{odd}");
+        }
     }
 }

@@ -71,6 +71,32 @@ async fn request_histogram_is_labelled_by_route_template() {
     app.stop().await;
 }
 
+/// A client may send any token as a method: all but the standard ones share one label, so
+/// odd methods cannot grow the metrics without bound.
+#[tokio::test]
+async fn odd_methods_share_one_metric_label() {
+    let app = TestApp::spawn().await;
+    for odd in ["PROPFIND", "BREW", "X-ANYTHING"] {
+        let m = Method::from_bytes(odd.as_bytes()).unwrap();
+        let (s, _) = send(app.admin(m, "/api/users/1")).await;
+        assert_eq!(s, 405, "{odd}");
+    }
+    let text = scrape(&app).await;
+    assert_eq!(
+        sample(
+            &text,
+            r#"grafana_http_request_duration_seconds_count{handler="unknown",status_code="405",method="OTHER"}"#
+        ),
+        Some(3.0),
+        "{text}"
+    );
+    assert!(
+        !text.contains("PROPFIND") && !text.contains("BREW"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_basic_auth_and_disabled() {
     let app = TestApp::spawn_with(&[
