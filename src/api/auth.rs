@@ -114,15 +114,28 @@ fn forwarded_client(
     client
 }
 
+/// The value of the first cookie named `name` (quotes and spaces trimmed) in the request's
+/// `Cookie` headers, none when it is absent or empty. A header with bytes outside visible
+/// ASCII, space and tab is skipped whole. Scanned as bytes: every session-cookie request
+/// reads it.
 pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(poem::http::header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_string())
+        .map(|v| v.as_bytes())
+        .filter(|v| v.iter().all(|&b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .flat_map(|v| v.split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            Some((&pair[..eq], &pair[eq + 1..]))
+        })
+        .find(|(k, _)| *k == name.as_bytes())
+        .map(|(_, v)| {
+            let start = v.iter().position(|&b| b != b'"').unwrap_or(v.len());
+            let end = v.iter().rposition(|&b| b != b'"').map_or(start, |e| e + 1);
+            String::from_utf8_lossy(&v[start..end]).into_owned()
+        })
         .filter(|v| !v.is_empty())
 }
 
@@ -411,6 +424,55 @@ fn cookie(settings: &Settings, value: &str, max_age: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn cookies_are_read_as_the_string_parser_read_them() {
+        // The parser this one replaced, kept as the reference.
+        fn reference(headers: &[&[u8]], name: &str) -> Option<String> {
+            headers
+                .iter()
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .filter(|v| v.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+                .flat_map(|v| v.split(';'))
+                .filter_map(|pair| pair.trim().split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.trim_matches('"').to_string())
+                .filter(|v| !v.is_empty())
+        }
+        let cases: &[&[&[u8]]] = &[
+            &[b"grafana_session=abc"],
+            &[b"a=1; grafana_session=abc; b=2"],
+            &[b"  grafana_session = abc"],
+            &[b"grafana_session=\"abc\""],
+            &[b"grafana_session=\"a\"b\""],
+            &[b"grafana_session=\"\""],
+            &[b"grafana_session=; grafana_session=second"],
+            &[b"grafana_session=a=b=c;"],
+            &[b";;\tgrafana_session=tabbed\t;"],
+            &[b"other=1", b"grafana_session=in-the-second-header"],
+            &[b"grafana_session=caf\xc3\xa9", b"grafana_session=ascii"],
+            &[b"GRAFANA_SESSION=upper"],
+            &[b"grafana_session"],
+            &[b""],
+            &[],
+        ];
+        for headers in cases {
+            let mut req = Request::builder();
+            for h in *headers {
+                req = req.header(
+                    poem::http::header::COOKIE,
+                    poem::http::HeaderValue::from_bytes(h).unwrap(),
+                );
+            }
+            let req = req.finish();
+            assert_eq!(
+                cookie_value(&req, "grafana_session"),
+                reference(headers, "grafana_session"),
+                "{headers:?}"
+            );
+        }
+    }
 
     #[test]
     fn basic_credentials_split_at_the_first_colon() {
