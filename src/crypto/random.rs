@@ -54,12 +54,13 @@ pub fn password() -> String {
 /// Lower-case hex.
 pub fn hex(data: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(data.len() * 2);
-    for b in data {
-        s.push(HEX[(b >> 4) as usize] as char);
-        s.push(HEX[(b & 0xf) as usize] as char);
-    }
-    s
+    // Bytes first, then one ASCII check: `String::push` encodes and checks each char (every
+    // request id is made here).
+    let digits: Vec<u8> = data
+        .iter()
+        .flat_map(|b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]])
+        .collect();
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
@@ -86,5 +87,9 @@ mod tests {
         assert!(uid.chars().next().unwrap().is_ascii_lowercase());
         assert_ne!(short_uid(), short_uid());
         assert_eq!(from_hex(&hex(&[0, 255, 16])).unwrap(), vec![0, 255, 16]);
+        let all: Vec<u8> = (0..=255).collect();
+        let expected: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), expected);
+        assert_eq!(hex(&[]), "");
     }
 }
