@@ -438,7 +438,10 @@ impl UsersApi {
         /// The user's numeric id or uid.
         id: Path<WireId>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = services.users.get(&auth.0, &id.0, auth.1).await?;
+        let u = services
+            .users
+            .get(&auth.0, &id.0, auth.1.map(|u| *u))
+            .await?;
         Ok(FastJson(UserProfile::from(u)))
     }
 
@@ -534,7 +537,7 @@ impl UsersApi {
         services: Data<&Arc<Services>>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
         let u = match auth.1 {
-            Some(user) => user,
+            Some(user) => *user,
             None => services.users.current(&auth.0).await?,
         };
         let mut profile = UserProfile::from(u);

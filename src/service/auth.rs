@@ -221,7 +221,9 @@ pub struct AuthService {
 /// hand back.
 pub struct Authenticated {
     pub principal: Principal,
-    pub user: Option<UserRecord>,
+    /// Boxed: this value and the extractor holding it are moved several times per request,
+    /// and the row is about 290 bytes.
+    pub user: Option<Box<UserRecord>>,
     pub new_session_token: Option<String>,
 }
 
@@ -278,17 +280,19 @@ impl AuthService {
         login: &str,
         password: &str,
         client_ip: Option<IpAddr>,
-    ) -> Result<(UserRecord, bool), AppError> {
+    ) -> Result<(Box<UserRecord>, bool), AppError> {
         // Every request with Basic credentials comes here, and almost all of them are
         // answered from the credential cache. The other paths (a lookup, a hash check, the
         // directory) are boxed: awaited in place, the largest of them (LDAP's connection,
         // about 5 KB) would size this future, every handler future that authenticates, and
         // the copy poem makes of it into the heap on every request.
+        // The row is boxed as it arrives: it travels through every step below and on into
+        // the request's principal, and a box moves as one pointer.
         let (user, cached) = match self.cached(login, password).await? {
-            Some(u) => (Some(u), true),
-            None => (Box::pin(self.lookup(login)).await?, false),
+            Some(u) => (Some(Box::new(u)), true),
+            None => (Box::pin(self.lookup(login)).await?.map(Box::new), false),
         };
-        let account = Account::of(user.as_ref(), login);
+        let account = Account::of(user.as_deref(), login);
         if self.guard.blocked(&account, client_ip) {
             Box::pin(self.hash_check(self.dummy.clone(), password)).await?;
             tracing::warn!(
@@ -302,13 +306,15 @@ impl AuthService {
         let verified = !cached;
         let result = match user {
             Some(user) if cached => self.usable(user),
-            user => Box::pin(self.verify_password(user, login, password)).await,
+            user => Box::pin(self.verify_password(user.map(|u| *u), login, password))
+                .await
+                .map(Box::new),
         };
         // Local users first (a local admin signs in while the directory is down), then LDAP.
         let result = match result {
             Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
                 match Box::pin(self.ldap.authenticate(login, password)).await? {
-                    Some(user) => self.usable(user),
+                    Some(user) => self.usable(Box::new(user)),
                     None => Err(AppError::Unauthorized(m)),
                 }
             }
@@ -393,7 +399,7 @@ impl AuthService {
         }
         self.count_sign_in(true).await;
         tracing::info!(user = user.id, client_ip = ip_text(client_ip), "signed in");
-        Ok((token, user))
+        Ok((token, *user))
     }
 
     /// A session cookie's principal, and the replacement token when it rotated.
@@ -403,7 +409,7 @@ impl AuthService {
             principal: self
                 .principal_for(&r.user, AuthKind::Session, Some(r.session.id))
                 .await,
-            user: Some(r.user),
+            user: Some(Box::new(r.user)),
             new_session_token: r.new_token,
         })
     }
@@ -510,8 +516,9 @@ impl AuthService {
         self.usable(user)
     }
 
-    fn usable(&self, user: UserRecord) -> Result<UserRecord, AppError> {
-        if user.is_disabled {
+    /// The user, unless disabled (a row or a boxed one).
+    fn usable<U: std::borrow::Borrow<UserRecord>>(&self, user: U) -> Result<U, AppError> {
+        if user.borrow().is_disabled {
             return Err(AppError::Unauthorized("User is disabled".into()));
         }
         Ok(user)
