@@ -3,7 +3,7 @@ CARGO ?= cargo
 DATA ?= data
 VENV ?= .venv
 
-.PHONY: run build test deps test-rust test-python test-ui ui-screenshots lint fmt openapi bench e2e
+.PHONY: run build release test deps test-rust test-python test-ui ui-screenshots lint fmt openapi bench e2e
 
 run: ## build and start the server on ./data, port 3000
 	$(CARGO) build --release
@@ -11,6 +11,9 @@ run: ## build and start the server on ./data, port 3000
 
 build:
 	$(CARGO) build --release
+
+release: ## the binary to ship: the release build, profile-guided (target/release-pgo/tollgate)
+	./bench/pgo.sh
 
 test: deps test-rust test-python test-ui ## every test, after installing what they need
 
@@ -44,8 +47,8 @@ fmt:
 openapi: ## rewrite the committed OpenAPI document
 	$(CARGO) run --quiet -- openapi > openapi/tollgate.json
 
-bench: ## wrk against the release binary next to a bare poem server; divan for encryption
-	./bench/run.sh
+bench: release ## wrk against the shipped (PGO) binary next to a bare poem server; divan for encryption
+	BENCH_BIN=target/release-pgo/tollgate ./bench/run.sh
 	$(CARGO) bench --bench encryption --no-run
 	# Pinned to one core, many samples: single runs on this VM drift by 30% otherwise.
 	taskset -c 1 $(CARGO) bench --bench encryption -- --sample-count 3000 --sample-size 50 service raw

@@ -6,6 +6,8 @@
 # cluster this script starts (default durability settings), where the durable-writes
 # scenario is compared with `pgbench -N` on the same cluster instead of the poem ceiling.
 # Usage: bench/run.sh [seconds-per-run] [rounds]. Writes bench/results/latest.md.
+# BENCH_BIN: the tollgate binary to measure (`make bench` passes the PGO build,
+# bench/pgo.sh); unset, the plain release build, built here.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -17,7 +19,12 @@ pg_bin=${PG_BIN:-/usr/lib/postgresql/15/bin}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 [ -x "$pg_bin/initdb" ] || { echo "PostgreSQL 15 is needed: apt-get install postgresql-15" >&2; exit 1; }
 
-cargo build --release --quiet
+bin=${BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=./target/release/tollgate
+fi
+[ -x "$bin" ] || { echo "no binary at $bin" >&2; exit 1; }
 ceiling_src="$root/../shared/tools/poem-ceiling"
 ceiling_dir="$root/target/poem-ceiling"
 if [ -d "$ceiling_src" ]; then
@@ -59,7 +66,7 @@ start_tollgate() {
   p=$(free_port)
   env GF_PATHS_DATA="$work/$name-data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$p" \
     GF_SECURITY_ADMIN_PASSWORD="$pw" GF_LOG_LEVEL=warn "$@" \
-    ./target/release/tollgate server >"$work/$name.log" 2>&1 &
+    "$bin" server >"$work/$name.log" 2>&1 &
   pids+=($!)
   last_pid=$!
   url=http://127.0.0.1:$p
@@ -175,6 +182,8 @@ pgbench_tps() {
 mkdir -p bench/results
 out=bench/results/latest.md
 {
+  echo "tollgate binary: \`$bin\`"
+  echo
   echo "| scenario | tollgate req/s | p99 | baseline | baseline req/s | ratio |"
   echo "|---|---:|---:|---|---:|---:|"
 } > "$out"
@@ -287,7 +296,7 @@ stats_port=${stats_url##*:}
 t0=$(now_ms)
 env GF_PATHS_DATA="$work/sled-stats-data" GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$stats_port" \
   GF_SECURITY_ADMIN_PASSWORD="$pw" GF_LOG_LEVEL=warn GF_SECURITY_PASSWORD_HASH_ITERATIONS=1000 \
-  ./target/release/tollgate server >"$work/sled-stats-restart.log" 2>&1 &
+  "$bin" server >"$work/sled-stats-restart.log" 2>&1 &
 pids+=($!)
 until curl -fsS "$stats_url/api/health" >/dev/null 2>&1; do sleep 0.005; done
 startup_ms=$(( $(now_ms) - t0 ))
