@@ -10,12 +10,14 @@ use std::borrow::Cow;
 
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::encoding::EncodeLabelSet;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::domain::Principal;
+use crate::domain::{FastMap, Principal};
 use crate::error::AppError;
 use crate::service::Services;
 use crate::store::records::DekState;
@@ -32,59 +34,180 @@ pub struct HttpLabels {
     pub method: Cow<'static, str>,
 }
 
-type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
-
-/// The request metrics, shared by every request.
+/// The request metrics, shared by every request: one shard per thread (round-robin when
+/// threads outnumber shards), each with its own lock and in-flight count, merged at scrape.
+/// A request then touches only its own thread's cache lines: one shared histogram behind
+/// one lock (prometheus-client's `Family`) made both workers write the same lines and
+/// hash every label set with SipHash, on every request.
 pub struct RequestMetrics {
-    registry: Registry,
-    durations: HistogramFamily,
-    in_flight: Gauge,
+    shards: Box<[Shard]>,
 }
 
-fn http_histogram() -> Histogram {
-    Histogram::new(HTTP_BUCKETS)
+/// One thread's share. Aligned to two cache lines so that neighbours never share one.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard {
+    in_flight: AtomicI64,
+    series: Mutex<FastMap<HttpLabels, Durations>>,
+}
+
+/// One series of `grafana_http_request_duration_seconds`: per-bucket counts (the last one
+/// `+Inf`), the count and the sum.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Durations {
+    buckets: [u64; HTTP_BUCKETS.len() + 1],
+    count: u64,
+    sum: f64,
+}
+
+impl Durations {
+    fn observe(&mut self, seconds: f64) {
+        let i = HTTP_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(HTTP_BUCKETS.len());
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    fn add(&mut self, other: &Durations) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum += other.sum;
+    }
 }
 
 impl Default for RequestMetrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
-        let durations: HistogramFamily = Family::new_with_constructor(http_histogram);
-        let in_flight = Gauge::default();
-        registry.register(
-            "grafana_http_request_duration_seconds",
-            "Histogram of latencies for HTTP requests.",
-            durations.clone(),
-        );
-        registry.register(
-            "grafana_http_request_in_flight",
-            "A gauge of requests currently being served by Grafana.",
-            in_flight.clone(),
-        );
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        // Tokio's workers, one per core, plus room for the other threads that happen to
+        // serve a request first, so that two workers rarely share a shard.
+        let shards = (threads * 4).clamp(4, 256);
         Self {
-            registry,
-            durations,
-            in_flight,
+            shards: (0..shards).map(|_| Shard::default()).collect(),
         }
     }
 }
 
 /// Counts a request as in flight until dropped.
-pub struct InFlight<'a>(&'a Gauge);
+pub struct InFlight<'a>(&'a AtomicI64);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.dec();
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
+/// This thread's shard number, handed out in turn on the thread's first request.
+fn shard_index() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|i| *i)
+}
+
 impl RequestMetrics {
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index() % self.shards.len()]
+    }
+
+    /// Counts a request in flight until the guard drops (on whichever thread: the count
+    /// goes back to the shard it was taken from, and only the sum is reported).
     pub fn start(&self) -> InFlight<'_> {
-        self.in_flight.inc();
-        InFlight(&self.in_flight)
+        let counter = &self.shard().in_flight;
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
     }
 
     pub fn observe(&self, labels: &HttpLabels, seconds: f64) {
-        self.durations.get_or_create(labels).observe(seconds);
+        let mut series = self.shard().series.lock();
+        match series.get_mut(labels) {
+            Some(d) => d.observe(seconds),
+            None => {
+                let mut d = Durations::default();
+                d.observe(seconds);
+                series.insert(labels.clone(), d);
+            }
+        }
+    }
+
+    fn in_flight(&self) -> i64 {
+        self.shards
+            .iter()
+            .map(|s| s.in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Every series summed over the shards, in label order (a stable exposition).
+    fn durations(&self) -> Vec<(HttpLabels, Durations)> {
+        let mut merged: std::collections::BTreeMap<(String, String, u16), (HttpLabels, Durations)> =
+            std::collections::BTreeMap::new();
+        for shard in &*self.shards {
+            for (labels, d) in shard.series.lock().iter() {
+                let key = (
+                    labels.handler.to_string(),
+                    labels.method.to_string(),
+                    labels.status_code,
+                );
+                merged
+                    .entry(key)
+                    .or_insert_with(|| (labels.clone(), Durations::default()))
+                    .1
+                    .add(d);
+            }
+        }
+        merged.into_values().collect()
+    }
+
+    /// The request metrics, as registered for one scrape.
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "grafana_http_request_duration_seconds",
+            "Histogram of latencies for HTTP requests.",
+            DurationFamily(self.durations()),
+        );
+        let in_flight: Gauge = Gauge::default();
+        in_flight.set(self.in_flight());
+        registry.register(
+            "grafana_http_request_in_flight",
+            "A gauge of requests currently being served by Grafana.",
+            in_flight,
+        );
+    }
+}
+
+/// `grafana_http_request_duration_seconds` read from the shards at scrape time.
+#[derive(Debug)]
+struct DurationFamily(Vec<(HttpLabels, Durations)>);
+
+impl prometheus_client::encoding::EncodeMetric for DurationFamily {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        for (labels, d) in &self.0 {
+            // The encoder takes per-bucket counts (it sums them itself), the last `+Inf`.
+            let buckets: Vec<(f64, u64)> = HTTP_BUCKETS
+                .iter()
+                .copied()
+                .chain(std::iter::once(f64::INFINITY))
+                .zip(d.buckets)
+                .collect();
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    d.sum, d.count, &buckets, None,
+                )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
     }
 }
 
@@ -393,8 +516,90 @@ pub async fn scrape(services: &Services) -> Result<String, AppError> {
     );
     let mut out = String::with_capacity(8 * 1024);
     let fmt = |e: std::fmt::Error| AppError::internal("cannot encode metrics", e.to_string());
-    encode_registry(&mut out, &services.requests.registry).map_err(fmt)?;
+    let mut requests = Registry::default();
+    services.requests.register(&mut requests);
+    encode_registry(&mut out, &requests).map_err(fmt)?;
     encode_registry(&mut out, &r).map_err(fmt)?;
     encode_eof(&mut out).map_err(fmt)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(handler: &'static str, status_code: u16) -> HttpLabels {
+        HttpLabels {
+            handler: Cow::Borrowed(handler),
+            status_code,
+            method: Cow::Borrowed("GET"),
+        }
+    }
+
+    fn encoded(m: &RequestMetrics) -> String {
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let mut out = String::new();
+        encode_registry(&mut out, &r).unwrap_or_default();
+        out
+    }
+
+    #[test]
+    fn observations_from_many_threads_are_all_counted() {
+        let m = RequestMetrics::default();
+        let threads = 2 * m.shards.len() + 3;
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let m = &m;
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        let _guard = m.start();
+                        let status = if t % 2 == 0 { 200 } else { 404 };
+                        m.observe(&labels("/api/users/:id", status), f64::from(i % 10) * 0.01);
+                    }
+                });
+            }
+        });
+        let merged = m.durations();
+        assert_eq!(merged.len(), 2);
+        let total: u64 = merged.iter().map(|(_, d)| d.count).sum();
+        assert_eq!(total, 1000 * threads as u64);
+        for (_, d) in &merged {
+            assert_eq!(d.buckets.iter().sum::<u64>(), d.count);
+        }
+        assert_eq!(m.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_guard_dropped_on_another_thread_still_ends_its_request() {
+        let m = RequestMetrics::default();
+        let guard = m.start();
+        assert_eq!(m.in_flight(), 1);
+        std::thread::scope(|s| {
+            s.spawn(move || drop(guard));
+        });
+        assert_eq!(m.in_flight(), 0);
+    }
+
+    #[test]
+    fn the_exposition_is_prometheus_clients_histogram() {
+        let m = RequestMetrics::default();
+        let _guard = m.start();
+        for v in [0.001, 0.005, 0.02, 7.0] {
+            m.observe(&labels("/api/health", 200), v);
+        }
+        let text = encoded(&m);
+        let series = r#"handler="/api/health",status_code="200",method="GET""#;
+        for line in [
+            "# TYPE grafana_http_request_duration_seconds histogram".to_string(),
+            format!("grafana_http_request_duration_seconds_count{{{series}}} 4"),
+            format!("grafana_http_request_duration_seconds_bucket{{le=\"0.005\",{series}}} 2"),
+            format!("grafana_http_request_duration_seconds_bucket{{le=\"0.025\",{series}}} 3"),
+            format!("grafana_http_request_duration_seconds_bucket{{le=\"5.0\",{series}}} 3"),
+            format!("grafana_http_request_duration_seconds_bucket{{le=\"+Inf\",{series}}} 4"),
+            "grafana_http_request_in_flight 1".to_string(),
+        ] {
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+    }
 }
