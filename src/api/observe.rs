@@ -57,13 +57,21 @@ fn request_id(req: &Request) -> String {
         .map_or_else(new_request_id, str::to_string)
 }
 
-/// A fresh request id: a random per-process prefix and a counter (unique, and no system
-/// call per request; it correlates log lines and events, it guards nothing).
+/// A fresh request id: a random per-thread prefix and the thread's own counter (unique in
+/// practice, no system call and no counter shared by every request; it correlates log
+/// lines and events, it guards nothing).
 fn new_request_id() -> String {
-    static PREFIX: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let prefix = *PREFIX.get_or_init(|| u32::from_be_bytes(crate::crypto::random::bytes::<4>()));
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    thread_local! {
+        static NEXT: std::cell::Cell<(u32, u32)> = std::cell::Cell::new((
+            u32::from_be_bytes(crate::crypto::random::bytes::<4>()),
+            0,
+        ));
+    }
+    let (prefix, n) = NEXT.with(|next| {
+        let (prefix, n) = next.get();
+        next.set((prefix, n.wrapping_add(1)));
+        (prefix, n)
+    });
     hex16((u64::from(prefix) << 32) | u64::from(n))
 }
 
@@ -309,6 +317,28 @@ mod tests {
         let (a, b) = (super::new_request_id(), super::new_request_id());
         assert_ne!(a, b);
         assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn request_ids_from_many_threads_do_not_repeat() {
+        let ids: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..1000)
+                            .map(|_| super::new_request_id())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(ids.len(), 8000);
+        assert_eq!(distinct.len(), ids.len());
     }
 
     #[test]

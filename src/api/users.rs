@@ -126,27 +126,31 @@ pub struct UserTeam {
 /// The avatar path of an email: `/avatar/` and 32 hex digits of a digest of the trimmed,
 /// lower-case address (Grafana's shape, an MD5's length).
 pub fn avatar(email: &str) -> String {
-    /// Paths already made, by email: every profile, search hit and member carries one, and
-    /// the digest costs more than the rest of a profile. Bounded (about 150 bytes an
-    /// entry, so at most about 150 KB): emptied when full. A walk over more users than
-    /// that (100,000 reads in `make bench`'s memory scenario) pays the digest each time.
-    static MADE: std::sync::OnceLock<parking_lot::Mutex<crate::domain::FastMap<String, String>>> =
-        std::sync::OnceLock::new();
+    // Paths already made, by email: every profile, search hit and member carries one, and
+    // the digest costs more than the rest of a profile. One map per thread (requests run
+    // on the runtime's few workers), so that no lock is shared by every read. Bounded
+    // (about 150 bytes an entry, so at most about 150 KB a thread): emptied when full. A
+    // walk over more users than that (100,000 reads in `make bench`'s memory scenario)
+    // pays the digest each time.
+    thread_local! {
+        static MADE: std::cell::RefCell<crate::domain::FastMap<String, String>> =
+            std::cell::RefCell::new(crate::domain::FastMap::default());
+    }
     const MAX_MADE: usize = 1_000;
-    let made = MADE.get_or_init(Default::default);
-    if let Some(path) = made.lock().get(email) {
-        return path.clone();
-    }
-    let path = format!(
-        "/avatar/{}",
-        random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16])
-    );
-    let mut made = made.lock();
-    if made.len() >= MAX_MADE {
-        made.clear();
-    }
-    made.insert(email.to_string(), path.clone());
-    path
+    MADE.with_borrow_mut(|made| {
+        if let Some(path) = made.get(email) {
+            return path.clone();
+        }
+        let path = format!(
+            "/avatar/{}",
+            random::hex(&sha256(email.trim().to_lowercase().as_bytes())[..16])
+        );
+        if made.len() >= MAX_MADE {
+            made.clear();
+        }
+        made.insert(email.to_string(), path.clone());
+        path
+    })
 }
 
 pub fn labels(u: &UserRecord) -> Vec<String> {
