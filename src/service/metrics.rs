@@ -8,11 +8,11 @@
 
 use std::borrow::Cow;
 
-use prometheus_client::encoding::text::{encode_eof, encode_registry};
-use prometheus_client::encoding::EncodeLabelSet;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -25,7 +25,7 @@ use crate::store::records::DekState;
 /// Grafana's buckets for request latency (`pkg/middleware/request_metrics.go`).
 const HTTP_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct HttpLabels {
     /// The route template (`/api/admin/users/:id`), never the raw path. Borrowed from the
     /// route table for every route the document knows (no copy per request).
@@ -144,23 +144,14 @@ impl RequestMetrics {
 
     /// Every series summed over the shards, in label order (a stable exposition).
     fn durations(&self) -> Vec<(HttpLabels, Durations)> {
-        let mut merged: std::collections::BTreeMap<(String, String, u16), (HttpLabels, Durations)> =
+        let mut merged: std::collections::BTreeMap<HttpLabels, Durations> =
             std::collections::BTreeMap::new();
         for shard in &*self.shards {
             for (labels, d) in shard.series.lock().iter() {
-                let key = (
-                    labels.handler.to_string(),
-                    labels.method.to_string(),
-                    labels.status_code,
-                );
-                merged
-                    .entry(key)
-                    .or_insert_with(|| (labels.clone(), Durations::default()))
-                    .1
-                    .add(d);
+                merged.entry(labels.clone()).or_default().add(d);
             }
         }
-        merged.into_values().collect()
+        merged.into_iter().collect()
     }
 
     /// The request metrics, as registered for one scrape.
