@@ -135,6 +135,8 @@ pub struct SledStore {
     /// The last [`super::Counts`] read and the `changes` value read before it: stats read
     /// it without walking the counters tree until a write moves `changes`.
     counts_memo: Arc<parking_lot::Mutex<Option<(u64, super::Counts)>>>,
+    /// Held while the audit log is pruned: one pruning at a time (`audit.rs`).
+    audit_prune: Arc<parking_lot::Mutex<()>>,
     /// Users, sessions and API keys as read while `changes` had its current value
     /// (`memo.rs`).
     memo: Arc<memo::Memos>,
@@ -181,7 +183,8 @@ pub struct SledStore {
     quotas: Tree,
     /// Span tag and bucket start -> the counters of the activity series (`activity.rs`).
     activity_series: Tree,
-    /// The audit log: `e` + number -> event, `chain` -> the chain (`audit.rs`).
+    /// The audit log: `e` + number -> an event or a run of them, `chain` -> the chain
+    /// (`audit.rs`).
     audit: Tree,
 }
 
@@ -382,6 +385,7 @@ impl SledStore {
             )?),
             changes,
             counts_memo: Arc::new(parking_lot::Mutex::new(None)),
+            audit_prune: Arc::default(),
             memo: Arc::new(memo::Memos::default()),
             trees: trees.into(),
             durability,

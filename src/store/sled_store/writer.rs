@@ -35,6 +35,7 @@ use std::time::Instant;
 use sled::transaction::TransactionalTree;
 use sled::{Transactional, Tree};
 
+use super::audit::Staging;
 use super::{tx_err, TxResult};
 use crate::store::{Durability, StoreError, StoreResult};
 
@@ -263,7 +264,9 @@ fn commit(trees: &[Tree], batch: Vec<Box<dyn Job>>) -> Vec<(Box<dyn Job>, StoreR
     if batch.len() > 1 {
         let together = trees.transaction(|views| {
             let tx = Tx(views);
-            batch.iter().try_for_each(|job| job.run(&tx))
+            let staging = Staging::begin();
+            batch.iter().try_for_each(|job| job.run(&tx))?;
+            staging.finish(&tx[T::Audit])
         });
         if together.is_ok() {
             return batch
@@ -279,7 +282,12 @@ fn commit(trees: &[Tree], batch: Vec<Box<dyn Job>>) -> Vec<(Box<dyn Job>, StoreR
         .into_iter()
         .map(|mut job| {
             let r = trees
-                .transaction(|views| job.run(&Tx(views)))
+                .transaction(|views| {
+                    let tx = Tx(views);
+                    let staging = Staging::begin();
+                    job.run(&tx)?;
+                    staging.finish(&tx[T::Audit])
+                })
                 .map_err(tx_err);
             job.committed();
             (job, r)
