@@ -5,8 +5,10 @@
 //! and the methods a path allows (the `Allow` header of a 405).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+
+/// The most segments a template has (the longest, `/api/access-control/...`, has 6).
+const MAX_SEGMENTS: usize = 16;
 
 /// One path template of the document.
 struct Template {
@@ -36,8 +38,8 @@ pub struct RouteMatch<'t> {
 pub struct RouteTable {
     /// poem-openapi's registered pattern (`/api/users/:param0`) to the label.
     by_pattern: crate::domain::FastMap<String, Arc<str>>,
-    /// Templates by segment count.
-    by_len: HashMap<usize, Vec<Template>>,
+    /// Templates by segment count, each list ordered most specific first (see `find`).
+    by_len: Vec<Vec<Template>>,
 }
 
 impl RouteTable {
@@ -91,15 +93,23 @@ impl RouteTable {
                 .collect();
             methods.sort();
             table.by_pattern.insert(pattern, label.clone());
-            table
-                .by_len
-                .entry(segments.len())
-                .or_default()
-                .push(Template {
-                    segments,
-                    label,
-                    methods,
-                });
+            if table.by_len.len() <= segments.len() {
+                table.by_len.resize_with(segments.len() + 1, Vec::new);
+            }
+            table.by_len[segments.len()].push(Template {
+                segments,
+                label,
+                methods,
+            });
+        }
+        // A fixed segment before a parameter at the first place two templates differ:
+        // descending order of their fixed/parameter pattern, so the first match is the best.
+        for templates in &mut table.by_len {
+            templates.sort_by(|a, b| {
+                let fixed = |t: &Template| t.segments.iter().map(Option::is_some).collect();
+                let (a, b): (Vec<bool>, Vec<bool>) = (fixed(a), fixed(b));
+                b.cmp(&a)
+            });
         }
         table
     }
@@ -113,38 +123,36 @@ impl RouteTable {
     }
 
     /// The template the router picks for `path` (one trailing slash ignored), with the
-    /// path's segments: like poem's radix tree, a fixed segment beats a parameter at the
+    /// path without that slash: like poem's radix tree, a fixed segment beats a parameter at the
     /// first segment where two templates differ (`/api/users/lookup` is its own resource,
     /// not an `/api/users/{id}`); a parameter never matches an empty segment.
-    fn find<'p>(&self, path: &'p str) -> Option<(&Template, Vec<&'p str>)> {
+    fn find<'p>(&self, path: &'p str) -> Option<(&Template, &'p str)> {
         let path = path
             .strip_suffix('/')
             .filter(|p| !p.is_empty())
             .unwrap_or(path);
-        let parts: Vec<&str> = path.split('/').skip(1).collect();
-        let best = self
-            .by_len
-            .get(&parts.len())?
-            .iter()
-            .filter(|t| {
-                t.segments.iter().zip(&parts).all(|(s, p)| match s {
-                    Some(s) => s == p,
-                    None => !p.is_empty(),
-                })
+        // Split once, on the stack: no template is longer (a test checks).
+        let mut parts = [""; MAX_SEGMENTS];
+        let mut n = 0;
+        for part in path.split('/').skip(1) {
+            *parts.get_mut(n)? = part;
+            n += 1;
+        }
+        let parts = &parts[..n];
+        let best = self.by_len.get(n)?.iter().find(|t| {
+            t.segments.iter().zip(parts).all(|(s, p)| match s {
+                Some(s) => s == p,
+                None => !p.is_empty(),
             })
-            .max_by(|a, b| {
-                let fixed = |t: &Template| t.segments.iter().map(Option::is_some).collect();
-                let (a, b): (Vec<bool>, Vec<bool>) = (fixed(a), fixed(b));
-                a.cmp(&b)
-            })?;
-        Some((best, parts))
+        })?;
+        Some((best, path))
     }
 
     /// The template a `method` request to `path` matches and the target its last
     /// parameter names: (`/api/admin/users/:id`, `user`, `7`) for
     /// `/api/admin/users/7/password`.
     pub fn match_path(&self, method: &str, path: &str) -> Option<RouteMatch<'_>> {
-        let (t, parts) = self.find(path)?;
+        let (t, path) = self.find(path)?;
         let (target_kind, target_id) = match t.segments.iter().rposition(Option::is_none) {
             Some(i) => {
                 let kind = i
@@ -153,7 +161,7 @@ impl RouteTable {
                     .unwrap_or("");
                 (
                     kind.strip_suffix('s').unwrap_or(kind).to_string(),
-                    parts[i].to_string(),
+                    path.split('/').nth(i + 1).unwrap_or("").to_string(),
                 )
             }
             None => (String::new(), String::new()),
@@ -245,6 +253,23 @@ mod tests {
             Some("DELETE, PATCH")
         );
         assert_eq!(t.allowed("/api/nothing"), None);
+    }
+
+    /// `find` splits a path into at most `MAX_SEGMENTS` parts: every template fits, and a
+    /// longer path matches nothing.
+    #[test]
+    fn every_template_fits_the_split() {
+        let t = RouteTable::document();
+        assert!(t.by_len.len() <= MAX_SEGMENTS + 1, "{}", t.by_len.len());
+        assert!(t
+            .by_len
+            .iter()
+            .flatten()
+            .all(|t| t.segments.len() <= MAX_SEGMENTS));
+        assert!(t
+            .match_path("GET", &"/a".repeat(MAX_SEGMENTS + 1))
+            .is_none());
+        assert!(t.match_path("GET", "/api/users/7").is_some());
     }
 
     #[test]
