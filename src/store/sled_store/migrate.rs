@@ -14,6 +14,11 @@
 //!
 //! The whole upgrade is one transaction (the folder is either layout 1 or layout 2, never
 //! half), followed by a flush.
+//!
+//! 2 -> 3 (audit runs): the events one writer transaction appends may be stored as one
+//! record, `e` + first + last number holding the list (`audit.rs`). Nothing is rewritten;
+//! the version alone changes, so that a release before runs, which would fail to decode
+//! one, refuses the folder at open ("newer than this release") instead.
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
@@ -26,7 +31,7 @@ use crate::store::{
     RoleRecord, SessionRecord, StoreError, StoreResult, UserRecord,
 };
 
-pub const SCHEMA_VERSION: u64 = 2;
+pub const SCHEMA_VERSION: u64 = 3;
 const SCHEMA_KEY: &str = "schema_version";
 
 #[derive(Deserialize, Serialize)]
@@ -299,6 +304,18 @@ pub fn upgrade(s: &SledStore) -> StoreResult<()> {
              {SCHEMA_VERSION}: run a newer tollgate"
         )));
     }
+    if version == 2 {
+        // Layout 3 only adds a record form: the version is the whole change.
+        s.meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes())?;
+        s.db.flush()?;
+        tracing::info!(
+            from = version,
+            to = SCHEMA_VERSION,
+            "upgraded the data folder's layout"
+        );
+        return Ok(());
+    }
+    // From layout 1: one step to the current layout (2 and 3 differ in no record it writes).
     let changes = plan_v2(s)?;
     let trees: [&sled::Tree; 12] = [
         &s.users,
@@ -336,4 +353,65 @@ pub fn upgrade(s: &SledStore) -> StoreResult<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::{MetaStore, Store};
+
+    fn stored_version(dir: &std::path::Path) -> u64 {
+        let db = sled::open(dir).unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        keys::read_u64(meta.get(SCHEMA_KEY).unwrap().as_deref())
+    }
+
+    fn set_version(dir: &std::path::Path, v: u64) {
+        let db = sled::open(dir).unwrap();
+        db.open_tree("meta")
+            .unwrap()
+            .insert(SCHEMA_KEY, &v.to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    /// A folder at layout 2 (before audit runs) opens, keeps its data and is marked 3, so
+    /// that a release before runs no longer opens it.
+    #[tokio::test]
+    async fn layout_2_opens_and_is_marked_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = SledStore::open(&path).unwrap();
+            store.set_meta("k", b"v").await.unwrap();
+            store.flush().await.unwrap();
+        }
+        assert_eq!(stored_version(&path), SCHEMA_VERSION);
+        set_version(&path, 2);
+        let store = SledStore::open(&path).unwrap();
+        assert_eq!(
+            store.get_meta("k").await.unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        drop(store);
+        assert_eq!(stored_version(&path), 3);
+    }
+
+    /// A folder written by a newer release is refused with a message naming both layouts,
+    /// and left as it was.
+    #[test]
+    fn a_newer_layout_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        drop(SledStore::open(&path).unwrap());
+        set_version(&path, SCHEMA_VERSION + 1);
+        let err = SledStore::open(&path).err().expect("refused").to_string();
+        assert!(
+            err.contains(&format!("layout {}", SCHEMA_VERSION + 1))
+                && err.contains(&format!("this release's {SCHEMA_VERSION}")),
+            "{err}"
+        );
+        assert_eq!(stored_version(&path), SCHEMA_VERSION + 1);
+    }
 }
