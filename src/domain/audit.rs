@@ -262,6 +262,20 @@ impl Verifier {
         Ok(())
     }
 
+    /// The newest event the walk expects to end at.
+    pub fn head_seq(&self) -> u64 {
+        self.chain.head_seq
+    }
+
+    /// A walk that started from an older copy of the chain met events appended since:
+    /// `newer` (the chain read again) is where it now ends, its anchor unchanged.
+    pub fn extend_head(&mut self, newer: &AuditChain) {
+        if newer.head_seq > self.chain.head_seq {
+            self.chain.head_seq = newer.head_seq;
+            self.chain.head_hash = newer.head_hash;
+        }
+    }
+
     /// How many events were checked, once every stored event was fed.
     pub fn finish(self) -> Result<u64, Break> {
         if let Some(missing) = self.gap {

@@ -294,43 +294,73 @@ impl AuditService {
     }
 }
 
-/// Walks every stored event of `store` against its chain.
+/// Walks every stored event of `store` against its chain. The log may grow and be pruned
+/// while it is walked (the server keeps running): an event past the head read at the start
+/// is checked against the chain read again (a committed append moved the head with it; an
+/// event beyond every head is not part of the chain), and a walk whose anchor a pruning
+/// moved starts again.
 pub async fn verify_store(store: &dyn AuditStore) -> crate::store::StoreResult<VerifyReport> {
+    const ATTEMPTS: usize = 3;
+    let mut report = walk_chain(store).await?;
+    for _ in 1..ATTEMPTS {
+        let Some(started) = report.1 else { break };
+        if store.audit_chain().await?.first_seq == started.first_seq {
+            break;
+        }
+        report = walk_chain(store).await?;
+    }
+    Ok(report.0)
+}
+
+/// One walk, and the chain it started from when it found a break.
+async fn walk_chain(
+    store: &dyn AuditStore,
+) -> crate::store::StoreResult<(VerifyReport, Option<AuditChain>)> {
     let chain: AuditChain = store.audit_chain().await?;
     let mut v = Verifier::new(chain);
     let mut after = chain.first_seq.saturating_sub(1);
     let mut checked = 0u64;
+    let broken = |checked, b: crate::domain::audit::Break| {
+        Ok((
+            VerifyReport {
+                checked,
+                broken: Some((break_seq(&b), b.to_string())),
+            },
+            Some(chain),
+        ))
+    };
     loop {
         let page = store.audit_page(after, WALK_PAGE).await?;
         if page.is_empty() {
             break;
         }
         for e in &page {
+            if e.seq > v.head_seq() {
+                v.extend_head(&store.audit_chain().await?);
+            }
             if let Err(b) = v.feed(e) {
-                return Ok(VerifyReport {
-                    checked,
-                    broken: Some((break_seq(&b), b.to_string())),
-                });
+                return broken(checked, b);
             }
             checked += 1;
             // Storage order may differ from `seq` in a tampered log: page by the highest
             // number seen, so that no event is read twice.
             after = after.max(e.seq);
         }
-        if page.len() < WALK_PAGE {
+        // A short page is the end, unless the head moved past it meanwhile.
+        if page.len() < WALK_PAGE && after >= v.head_seq() {
             break;
         }
     }
-    Ok(match v.finish() {
-        Ok(n) => VerifyReport {
-            checked: n,
-            broken: None,
-        },
-        Err(b) => VerifyReport {
-            checked,
-            broken: Some((break_seq(&b), b.to_string())),
-        },
-    })
+    match v.finish() {
+        Ok(n) => Ok((
+            VerifyReport {
+                checked: n,
+                broken: None,
+            },
+            None,
+        )),
+        Err(b) => broken(checked, b),
+    }
 }
 
 fn break_seq(b: &crate::domain::audit::Break) -> u64 {
@@ -437,6 +467,62 @@ impl RotatingFile {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// Verification while requests append and retention prunes (the server keeps
+    /// running): no round reports a break.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verifying_a_log_that_grows_and_is_pruned_reports_no_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_sled_for_tests(&dir.path().join("db"))
+            .await
+            .unwrap();
+        let entry = |at| AuditEntry::system("test:append", at);
+        let seed: Vec<_> = (0..1500)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move { s.append_audit(entry(i)).await.unwrap() })
+            })
+            .collect();
+        for t in seed {
+            t.await.unwrap();
+        }
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let appender = {
+            let (s, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut at = 10_000;
+                while !stop.load(Ordering::Relaxed) {
+                    s.append_audit(entry(at)).await.unwrap();
+                    at += 1;
+                }
+            })
+        };
+        let pruner = {
+            let (s, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut prunings = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let prune = AuditEntry::system("audit:prune", 0);
+                    if s.prune_audit(None, 1000, prune).await.unwrap() > 0 {
+                        prunings += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                prunings
+            })
+        };
+        for round in 0..40 {
+            let report = verify_store(store.as_ref()).await.unwrap();
+            assert_eq!(report.broken, None, "round {round}");
+            assert!(report.checked > 0, "round {round}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        appender.await.unwrap();
+        assert!(
+            pruner.await.unwrap() > 0,
+            "no pruning ran during the rounds"
+        );
+    }
 
     #[test]
     fn the_file_rotates_and_keeps_max_files() {

@@ -330,6 +330,7 @@ impl SledStore {
         if q.limit == 0 {
             return Ok(out);
         }
+        let _not_pruned_meanwhile = self.audit_prune.read();
         for item in self.audit.range(event_key(0)..end).rev() {
             let (k, v) = item?;
             for (_, e) in record_events(&k, &v)?.into_iter().rev() {
@@ -369,34 +370,37 @@ impl SledStore {
         Ok(n)
     }
 
-    /// Removes the events from the anchor up to (not including) position `end` (a run
-    /// that reaches past it keeps its newer events, stored again from `end`), moves the
-    /// anchor to `end`, and when given `entry`, appends it with the count removed
-    /// (`earlier` batches' and this one's). How many it removed. Callers hold
-    /// `audit_prune`: appends only add records after the head, so the records read here
-    /// are still the ones to remove when the transaction runs.
-    fn audit_prune_batch(
+    /// The keys of the records holding events from the anchor up to (not including)
+    /// position `end`, oldest first. Callers hold `audit_prune` exclusively: appends only
+    /// add records after the head, so these are still the records to remove when
+    /// [`SledStore::audit_prune_records`] runs.
+    fn audit_prune_keys(&self, end: u64) -> StoreResult<Vec<IVec>> {
+        let first = self.audit_chain_sync()?.first_seq;
+        Ok(records_from(&self.audit, first)
+            .map(|item| item.map(|(k, _)| k))
+            .take_while(|k| k.as_ref().map_or(true, |k| key_position(k) < end))
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Removes the events of `records` before position `end` (a run that reaches past it
+    /// keeps its newer events, stored again from `end`), moves the anchor to `end`, and
+    /// when given `entry`, appends it with the count removed (`earlier` batches' and this
+    /// one's). How many it removed.
+    fn audit_prune_records(
         &self,
+        records: &[IVec],
         end: u64,
         earlier: u64,
         entry: Option<&AuditEntry>,
     ) -> StoreResult<u64> {
-        let first = self.audit_chain_sync()?.first_seq;
-        let records: Vec<IVec> = records_from(&self.audit, first)
-            .map(|item| item.map(|(k, _)| k))
-            .take_while(|k| k.as_ref().map_or(true, |k| key_position(k) < end))
-            .collect::<Result<_, _>>()?;
-        // The first event kept when no run is cut.
-        let next = events_from(&self.audit, end)
-            .next()
-            .transpose()?
-            .map(|(_, e)| e);
         self.audit
             .transaction(|tree| {
                 let mut chain = chain_in(tree)?;
                 let mut removed = 0u64;
-                let mut kept_first = None;
-                for k in &records {
+                // The hash of the newest event removed: the `prev_hash` of whatever sits
+                // at `end`.
+                let mut last_gone = None;
+                for k in records {
                     let Some(v) = tree.remove(k)? else {
                         continue;
                     };
@@ -405,15 +409,17 @@ impl SledStore {
                     let (gone, kept): (Vec<_>, Vec<_>) =
                         events.into_iter().partition(|(pos, _)| *pos < end);
                     removed += gone.len() as u64;
+                    if let Some((_, e)) = gone.last() {
+                        last_gone = Some(e.hash);
+                    }
                     if let Some(&(at, _)) = kept.first() {
                         let kept: Vec<AuditEvent> = kept.into_iter().map(|(_, e)| e).collect();
                         insert_events(tree, at, &kept)?;
-                        kept_first = kept.into_iter().next();
                     }
                 }
-                if removed == 0 {
+                let Some(last_gone) = last_gone else {
                     return Ok(0);
-                }
+                };
                 let mut appended = None;
                 if let Some(entry) = entry {
                     appended = Some(chain.append(AuditEntry {
@@ -421,20 +427,13 @@ impl SledStore {
                         ..entry.clone()
                     }));
                 }
-                let first = match (&appended, kept_first.or_else(|| next.clone())) {
-                    (Some(e), _) if e.seq == end => Some(e.clone()),
-                    (_, Some(e)) => Some(e),
-                    (_, None) => None,
-                };
-                match first {
-                    Some(first) => chain.anchor_at(&first),
-                    // Everything went and nothing was appended: the next append starts
-                    // the chain again after the head.
-                    None => {
-                        chain.first_seq = chain.head_seq + 1;
-                        chain.first_prev = chain.head_hash;
-                    }
-                }
+                // The anchor is `end` whatever sits there: an event kept from a cut run,
+                // one a request appended after the records were read, this pruning's own
+                // event, or nothing yet (the next append's place). Not "the first event
+                // found after the cut": read before the transaction, it would miss a
+                // concurrent append and leave it below the anchor, unverified.
+                chain.first_seq = end;
+                chain.first_prev = last_gone;
                 if let Some(e) = &appended {
                     tree.insert(&event_key(e.seq), enc(e)?)?;
                 }
@@ -450,7 +449,7 @@ impl SledStore {
         max_events: u64,
         entry: &AuditEntry,
     ) -> StoreResult<u64> {
-        let _one_at_a_time = self.audit_prune.lock();
+        let _one_at_a_time = self.audit_prune.write();
         let n = self.audit_prune_count(before_at, max_events)?;
         if n == 0 {
             return Ok(0);
@@ -461,7 +460,9 @@ impl SledStore {
         let mut at = start;
         while at < end {
             let stop = end.min(at.saturating_add(PRUNE_BATCH));
-            removed += self.audit_prune_batch(stop, removed, (stop == end).then_some(entry))?;
+            let records = self.audit_prune_keys(stop)?;
+            removed +=
+                self.audit_prune_records(&records, stop, removed, (stop == end).then_some(entry))?;
             at = stop;
         }
         Ok(removed)
@@ -489,6 +490,7 @@ impl AuditStore for SledStore {
             return Ok(Vec::new());
         };
         self.blocking(move |s| {
+            let _not_pruned_meanwhile = s.audit_prune.read();
             events_from(&s.audit, from)
                 .take(limit)
                 .map(|item| item.map(|(_, e)| e))
@@ -649,6 +651,35 @@ mod tests {
         assert_eq!(page(&t, 0, 100).await, [10, 11, 12, 13]);
         assert_eq!(t.append_audit(entry(14)).await.unwrap().seq, 14);
         assert_eq!(verifies(&t).await, 5);
+    }
+
+    /// Pruning everything while a request appends: the event that lands between the
+    /// reading of the records and the pruning's transaction, and the pruning's own event,
+    /// stay inside the verified chain (the anchor is the cut, not the first event found
+    /// before the transaction).
+    #[tokio::test]
+    async fn an_append_racing_a_full_prune_stays_in_the_chain() {
+        let (_dir, s) = layered().await;
+        let end = s.audit_chain().await.unwrap().head_seq + 1;
+        let records = s.audit_prune_keys(end).unwrap();
+        // The request's event commits after the keys were read.
+        assert_eq!(s.append_audit(entry(12)).await.unwrap().seq, 12);
+        let removed = s
+            .audit_prune_records(&records, end, 0, Some(&entry(100)))
+            .unwrap();
+        assert_eq!(removed, 11);
+        let chain = s.audit_chain().await.unwrap();
+        assert_eq!((chain.first_seq, chain.head_seq), (12, 13));
+        assert_eq!(page(&s, 0, 100).await, [12, 13]);
+        assert_eq!(verifies(&s).await, 2);
+        // Nothing appended meanwhile: the anchor is the next append's place.
+        let end = 14;
+        let records = s.audit_prune_keys(end).unwrap();
+        assert_eq!(s.audit_prune_records(&records, end, 0, None).unwrap(), 2);
+        let chain = s.audit_chain().await.unwrap();
+        assert_eq!((chain.first_seq, chain.head_seq), (14, 13));
+        assert_eq!(s.append_audit(entry(14)).await.unwrap().seq, 14);
+        assert_eq!(verifies(&s).await, 1);
     }
 
     /// An attempt that aborts leaves nothing staged for the next transaction.

@@ -135,8 +135,11 @@ pub struct SledStore {
     /// The last [`super::Counts`] read and the `changes` value read before it: stats read
     /// it without walking the counters tree until a write moves `changes`.
     counts_memo: Arc<parking_lot::Mutex<Option<(u64, super::Counts)>>>,
-    /// Held while the audit log is pruned: one pruning at a time (`audit.rs`).
-    audit_prune: Arc<parking_lot::Mutex<()>>,
+    /// Held exclusively while the audit log is pruned (one pruning at a time), shared by
+    /// the readers that walk its records: a pruning that cuts a run stores its newer
+    /// events again under a new key, which a walk without the lock could meet twice
+    /// (`audit.rs`).
+    audit_prune: Arc<parking_lot::RwLock<()>>,
     /// Users, sessions and API keys as read while `changes` had its current value
     /// (`memo.rs`).
     memo: Arc<memo::Memos>,
