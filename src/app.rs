@@ -261,8 +261,10 @@ async fn reload(services: &Services, topic: Topic) {
             Topic::Roles => services.roles.install_roles().await,
             Topic::Settings => services.settings_admin.reload().await,
             Topic::DataKeys => services.secrets.reload_keys().await,
-            // Read from the store on every call; nothing cached to drop.
-            Topic::License => Ok(()),
+            Topic::License => {
+                services.licensing.forget_stored();
+                Ok(())
+            }
             Topic::Ldap => {
                 if services.ldap.enabled() {
                     services.ldap.reload_local().await

@@ -119,6 +119,21 @@ pub fn backoff_seconds(failures: u32, jitter: f64) -> i64 {
 
 const VERIFY_CACHE: usize = 16;
 
+/// The database's token as last read, verified once.
+struct StoredView {
+    license: StoredLicense,
+    verified: Result<LicenseClaims, String>,
+}
+
+/// [`LicensingService::stored`]: the last read of the database's token (`Some(None)`: none
+/// stored), and a generation that every drop moves, so that a read which started before a
+/// drop does not keep what it read.
+#[derive(Default)]
+struct StoredMemo {
+    generation: u64,
+    value: Option<Option<Arc<StoredView>>>,
+}
+
 pub struct LicensingService {
     settings: Arc<Settings>,
     store: Arc<dyn LicenseStore>,
@@ -129,6 +144,10 @@ pub struct LicensingService {
     clock: Arc<dyn Clock>,
     /// token -> verified claims or the verification failure.
     verified: Mutex<HashMap<String, Result<LicenseClaims, String>>>,
+    /// The database's token: read once, then served from memory until a change drops it
+    /// (this node's writes after their commit, another node's as `Topic::License`), so
+    /// that `GET /api/licensing/check` costs no database round trip.
+    stored: Mutex<StoredMemo>,
     backoff: Mutex<Backoff>,
     /// One renewal at a time.
     renewing: tokio::sync::Mutex<()>,
@@ -158,6 +177,7 @@ impl LicensingService {
             jobs,
             clock,
             verified: Mutex::new(HashMap::new()),
+            stored: Mutex::new(StoredMemo::default()),
             backoff: Mutex::new(Backoff::default()),
             renewing: tokio::sync::Mutex::new(()),
             http,
@@ -186,37 +206,88 @@ impl LicensingService {
 
     fn view(&self, source: Source, token: String, now: i64) -> SourceView {
         match self.verify(&token) {
-            Ok(claims) => {
-                let (state, reason) = match validate(&claims, &self.settings.root_url, now) {
-                    Ok(()) => (LicenseState::Valid, String::new()),
-                    Err(Invalid { state, reason }) => (state, reason),
-                };
-                SourceView {
-                    source,
-                    token,
-                    claims: Some(claims),
-                    state,
-                    reason,
-                }
-            }
-            Err(reason) => SourceView {
-                source,
-                claims: jws::peek_claims(&token)
-                    .ok()
-                    .and_then(|c| serde_json::from_slice(&c).ok()),
-                token,
-                state: LicenseState::Invalid,
-                reason,
-            },
+            Ok(claims) => self.verified_view(source, token, claims, now),
+            Err(reason) => self.unverified_view(source, token, reason),
         }
+    }
+
+    fn verified_view(
+        &self,
+        source: Source,
+        token: String,
+        claims: LicenseClaims,
+        now: i64,
+    ) -> SourceView {
+        let (state, reason) = match validate(&claims, &self.settings.root_url, now) {
+            Ok(()) => (LicenseState::Valid, String::new()),
+            Err(Invalid { state, reason }) => (state, reason),
+        };
+        SourceView {
+            source,
+            token,
+            claims: Some(claims),
+            state,
+            reason,
+        }
+    }
+
+    fn unverified_view(&self, source: Source, token: String, reason: String) -> SourceView {
+        SourceView {
+            source,
+            claims: jws::peek_claims(&token)
+                .ok()
+                .and_then(|c| serde_json::from_slice(&c).ok()),
+            token,
+            state: LicenseState::Invalid,
+            reason,
+        }
+    }
+
+    /// Whether `claims` (a verified token's) hold now.
+    fn holds(&self, claims: &LicenseClaims, now: i64) -> bool {
+        validate(claims, &self.settings.root_url, now).is_ok()
+    }
+
+    /// The database's token, from memory once read (see [`LicensingService::stored`]).
+    async fn stored_license(&self) -> Result<Option<Arc<StoredView>>, AppError> {
+        let generation = {
+            let memo = self.stored.lock();
+            if let Some(v) = &memo.value {
+                return Ok(v.clone());
+            }
+            memo.generation
+        };
+        let read = self.store.license().await?.map(|license| {
+            Arc::new(StoredView {
+                verified: self.verify(&license.token),
+                license,
+            })
+        });
+        let mut memo = self.stored.lock();
+        if memo.generation == generation {
+            memo.value = Some(read.clone());
+        }
+        Ok(read)
+    }
+
+    /// The database's token changed (here, after the commit, or on another node): the next
+    /// call reads it again.
+    pub fn forget_stored(&self) {
+        let mut memo = self.stored.lock();
+        memo.generation += 1;
+        memo.value = None;
     }
 
     /// Every present source, in precedence order.
     pub async fn evaluate(&self) -> Result<Evaluation, AppError> {
         let now = self.clock.now();
         let mut sources = Vec::new();
-        if let Some(stored) = self.store.license().await? {
-            sources.push(self.view(Source::Database, stored.token, now));
+        if let Some(stored) = self.stored_license().await? {
+            let token = stored.license.token.clone();
+            sources.push(match &stored.verified {
+                Ok(claims) => self.verified_view(Source::Database, token, claims.clone(), now),
+                Err(reason) => self.unverified_view(Source::Database, token, reason.clone()),
+            });
         }
         let text = self.settings.enterprise.license_text.trim();
         if !text.is_empty() {
@@ -243,9 +314,32 @@ impl LicensingService {
         })
     }
 
-    /// `GET /api/licensing/check`: any authenticated caller.
+    /// `GET /api/licensing/check`: any authenticated caller. What [`Self::evaluate`]'s
+    /// state says (`Valid`), reading only the source in effect: the database's token from
+    /// memory, else the configured text, else the file.
     pub async fn check(&self) -> Result<bool, AppError> {
-        Ok(self.evaluate().await?.state() == LicenseState::Valid)
+        let now = self.clock.now();
+        if let Some(stored) = self.stored_license().await? {
+            return Ok(stored
+                .verified
+                .as_ref()
+                .is_ok_and(|claims| self.holds(claims, now)));
+        }
+        let verified_holds = |token: &str| {
+            self.verify(token)
+                .is_ok_and(|claims| self.holds(&claims, now))
+        };
+        let text = self.settings.enterprise.license_text.trim();
+        if !text.is_empty() {
+            return Ok(verified_holds(text));
+        }
+        Ok(
+            match std::fs::read_to_string(&self.settings.enterprise.license_path) {
+                Ok(t) if !t.trim().is_empty() => verified_holds(t.trim()),
+                // Empty or absent: no license; unreadable: an invalid one.
+                _ => false,
+            },
+        )
     }
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
@@ -281,13 +375,16 @@ impl LicensingService {
     }
 
     async fn store_token(&self, token: &str) -> Result<(), AppError> {
-        self.store
+        let stored = self
+            .store
             .put_license(&StoredLicense {
                 token: token.to_string(),
                 stored_at: self.clock.now(),
             })
-            .await?;
-        Ok(())
+            .await;
+        // Committed or not (a failure may have reached the database): read it again.
+        self.forget_stored();
+        Ok(stored?)
     }
 
     /// `DELETE /api/licensing/token`: removes the database token (202 whether or not there
@@ -299,7 +396,9 @@ impl LicensingService {
                 "incorrect instance name provided".into(),
             ));
         }
-        if self.store.delete_license().await? {
+        let removed = self.store.delete_license().await;
+        self.forget_stored();
+        if removed? {
             tracing::info!("license token removed from the database");
         }
         Ok(())
@@ -537,6 +636,114 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use async_trait::async_trait;
+
+    use crate::store::{Store, StoreResult};
+
+    /// The store, counting reads of the license row.
+    struct Counting {
+        inner: Arc<dyn Store>,
+        reads: AtomicU64,
+    }
+
+    #[async_trait]
+    impl LicenseStore for Counting {
+        async fn license(&self) -> StoreResult<Option<StoredLicense>> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            self.inner.license().await
+        }
+        async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
+            self.inner.put_license(license).await
+        }
+        async fn delete_license(&self) -> StoreResult<bool> {
+            self.inner.delete_license().await
+        }
+        async fn last_renewal(&self) -> StoreResult<Option<RenewalRecord>> {
+            self.inner.last_renewal().await
+        }
+        async fn put_renewal(&self, record: &RenewalRecord) -> StoreResult<()> {
+            self.inner.put_renewal(record).await
+        }
+    }
+
+    /// `GET /api/licensing/check` reads the database's token once and then from memory;
+    /// this node's upload and removal are seen at once (each read again once), and a change
+    /// made elsewhere once `forget_stored` ran (`Topic::License` from another node).
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn the_stored_token_is_read_once_until_a_change() {
+        const ROOT: &str = "http://tollgate.test/";
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open_sled_for_tests(&dir.path().join("db"))
+            .await
+            .unwrap();
+        let key = jws::SigningKey::generate().unwrap();
+        let env = [
+            ("GF_PATHS_DATA", dir.path().to_str().unwrap().to_string()),
+            ("GF_SERVER_ROOT_URL", ROOT.to_string()),
+            (
+                "GF_ENTERPRISE_LICENSE_ISSUER_KEYS",
+                key.public().to_config(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let raw = crate::config::RawConfig::load_with_env(None, &env).unwrap();
+        let settings = Arc::new(Settings::from_raw(raw).unwrap());
+        let clock: Arc<dyn Clock> = Arc::new(crate::domain::time::SystemClock);
+        let counting = Arc::new(Counting {
+            inner: store.clone(),
+            reads: AtomicU64::new(0),
+        });
+        let stats = Arc::new(StatsService::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            clock.clone(),
+        ));
+        let l = LicensingService::new(
+            settings,
+            counting.clone(),
+            store.clone(),
+            stats,
+            store.clone(),
+            clock.clone(),
+        )
+        .unwrap();
+        let reads = || counting.reads.load(Ordering::Relaxed);
+        let now = clock.now();
+        let claims = LicenseClaims {
+            jti: "jti-memo".into(),
+            iss: "test-issuer".into(),
+            sub: ROOT.into(),
+            iat: now,
+            exp: now + 10 * 86_400,
+            nbf: now - 86_400,
+            lexp: now + 365 * 86_400,
+            lid: "memo".into(),
+            ..Default::default()
+        };
+        let token = key.sign(&serde_json::to_vec(&claims).unwrap());
+
+        for _ in 0..3 {
+            assert!(!l.check().await.unwrap());
+        }
+        assert_eq!(reads(), 1, "no token: read once");
+        l.store_token(&token).await.unwrap();
+        for _ in 0..3 {
+            assert!(l.check().await.unwrap(), "valid at once");
+        }
+        assert_eq!(l.evaluate().await.unwrap().state(), LicenseState::Valid);
+        assert_eq!(reads(), 2, "after the upload: read once more");
+        // Removed behind this node's back (another node): seen once the topic drops it.
+        assert!(store.delete_license().await.unwrap());
+        l.forget_stored();
+        assert!(!l.check().await.unwrap());
+        assert_eq!(reads(), 3);
+    }
 
     #[test]
     fn backoff_doubles_to_a_cap_with_jitter() {
