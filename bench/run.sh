@@ -115,7 +115,9 @@ setup_clients() {
   satoken=$(post "$b" "/api/serviceaccounts/$sa/tokens" '{"name":"bench"}' | json key)
 }
 
-# get_scenarios BASE SUFFIX: sets SCENARIOS ("name|url|header") for the GET scenarios.
+# get_scenarios BASE SUFFIX: sets SCENARIOS ("name|url|header[|baseline]") for the GET
+# scenarios; the baseline is the ceiling's `GET /api/health` unless named (`check`: the
+# ceiling's `GET /api/licensing/check`, a bare handler answering `true`, as tollgate does).
 get_scenarios() {
   local b=$1 sfx=$2
   SCENARIOS=(
@@ -125,6 +127,7 @@ get_scenarios() {
     "GET /api/user (session cookie)$sfx|$b/api/user|Cookie: grafana_session=$session"
     "GET /api/admin/settings (Basic, Grafana Admin)$sfx|$b/api/admin/settings|$basic"
     "GET /api/admin/settings (service-account token, one property scope)$sfx|$b/api/admin/settings|Authorization: Bearer $satoken"
+    "GET /api/licensing/check (API key)$sfx|$b/api/licensing/check|Authorization: Bearer $key|check"
   )
 }
 
@@ -161,6 +164,7 @@ run_wrk() { # url header -> "req/s p99 errors"
   wrk_figures "$out"
 }
 ceiling_health() { run_wrk "$ceiling/api/health" ""; }
+ceiling_check() { run_wrk "$ceiling/api/licensing/check" ""; }
 # Durable writes: request i grants or revokes the Grafana Admin flag of one of the 1,000 users
 # from id $2 in turn (bench/toggle-admin.lua), each one a real change.
 run_writes() { # base first-user-id -> "req/s p99 errors"
@@ -212,10 +216,14 @@ measure() {
     | tee -a "$out"
 }
 run_scenarios() { # the GET scenarios in $SCENARIOS, each against the poem ceiling
-  local s name url header
+  local s name url header baseline
   for s in "${SCENARIOS[@]}"; do
-    IFS='|' read -r name url header <<<"$s"
-    measure "$name" "poem /api/health" ceiling_health run_wrk "$url" "$header"
+    IFS='|' read -r name url header baseline <<<"$s"
+    if [ "$baseline" = check ]; then
+      measure "$name" "poem /api/licensing/check" ceiling_check run_wrk "$url" "$header"
+    else
+      measure "$name" "poem /api/health" ceiling_health run_wrk "$url" "$header"
+    fi
   done
 }
 run_stats() { # base suffix: seeds 10, then 100,000 users, measuring stats at each
