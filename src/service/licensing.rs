@@ -293,19 +293,18 @@ impl LicensingService {
         if !text.is_empty() {
             sources.push(self.view(Source::Config, text.to_string(), now));
         }
-        let path = &self.settings.enterprise.license_path;
-        match std::fs::read_to_string(path) {
-            Ok(t) if !t.trim().is_empty() => {
-                sources.push(self.view(Source::File, t.trim().to_string(), now));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        match self.file_token() {
+            Ok(Some(t)) => sources.push(self.view(Source::File, t, now)),
+            Ok(None) => {}
             Err(e) => sources.push(SourceView {
                 source: Source::File,
                 token: String::new(),
                 claims: None,
                 state: LicenseState::Invalid,
-                reason: format!("cannot read {}: {e}", path.display()),
+                reason: format!(
+                    "cannot read {}: {e}",
+                    self.settings.enterprise.license_path.display()
+                ),
             }),
         }
         Ok(Evaluation {
@@ -333,13 +332,18 @@ impl LicensingService {
         if !text.is_empty() {
             return Ok(verified_holds(text));
         }
-        Ok(
-            match std::fs::read_to_string(&self.settings.enterprise.license_path) {
-                Ok(t) if !t.trim().is_empty() => verified_holds(t.trim()),
-                // Empty or absent: no license; unreadable: an invalid one.
-                _ => false,
-            },
-        )
+        // Absent: no license; unreadable: an invalid one.
+        Ok(matches!(self.file_token(), Ok(Some(t)) if verified_holds(&t)))
+    }
+
+    /// The token in the file at `license_path`, trimmed; `None` when the file is absent
+    /// or blank.
+    fn file_token(&self) -> std::io::Result<Option<String>> {
+        match std::fs::read_to_string(&self.settings.enterprise.license_path) {
+            Ok(t) => Ok(Some(t.trim().to_string()).filter(|t| !t.is_empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
@@ -672,7 +676,6 @@ mod tests {
     /// this node's upload and removal are seen at once (each read again once), and a change
     /// made elsewhere once `forget_stored` ran (`Topic::License` from another node).
     #[tokio::test]
-    #[allow(clippy::unwrap_used)]
     async fn the_stored_token_is_read_once_until_a_change() {
         const ROOT: &str = "http://tollgate.test/";
         let dir = tempfile::tempdir().unwrap();
