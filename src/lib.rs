@@ -19,3 +19,4 @@ pub mod store;
 pub mod tls;
 pub mod transport;
 pub mod ui;
+pub mod watched_file;

@@ -23,6 +23,7 @@ use crate::domain::Principal;
 use crate::error::AppError;
 use crate::service::stats::StatsService;
 use crate::store::{LicenseStore, RenewalRecord, StatsStore, StoredLicense};
+use crate::watched_file::{Contents, WatchedFile};
 
 /// Where a token comes from, in precedence order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +135,19 @@ struct StoredMemo {
     value: Option<Option<Arc<StoredView>>>,
 }
 
+/// The license file as last read: its token verified once, or why it could not be read.
+#[allow(clippy::large_enum_variant)] // one per change of the file, behind an `Arc`
+enum FileLicense {
+    /// Absent or blank: no license.
+    Absent,
+    /// An unreadable file is an invalid license, with the error as its reason.
+    Unreadable(String),
+    Token {
+        token: String,
+        verified: Result<LicenseClaims, String>,
+    },
+}
+
 pub struct LicensingService {
     settings: Arc<Settings>,
     store: Arc<dyn LicenseStore>,
@@ -148,6 +162,10 @@ pub struct LicensingService {
     /// (this node's writes after their commit, another node's as `Topic::License`), so
     /// that `GET /api/licensing/check` costs no database round trip.
     stored: Mutex<StoredMemo>,
+    /// `[enterprise] license_text`, verified at start-up (`None`: not set).
+    config: Option<(String, Result<LicenseClaims, String>)>,
+    /// The file at `license_path`, read again only when it may have changed.
+    file: WatchedFile<FileLicense>,
     backoff: Mutex<Backoff>,
     /// One renewal at a time.
     renewing: tokio::sync::Mutex<()>,
@@ -169,6 +187,9 @@ impl LicensingService {
             .user_agent(concat!("tollgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AppError::internal("cannot build the HTTP client", e))?;
+        let file = WatchedFile::new(settings.enterprise.license_path.clone());
+        let text = settings.enterprise.license_text.trim();
+        let config = (!text.is_empty()).then(|| (text.to_string(), verify_token(text, &settings)));
         Ok(Self {
             settings,
             store,
@@ -178,6 +199,8 @@ impl LicensingService {
             clock,
             verified: Mutex::new(HashMap::new()),
             stored: Mutex::new(StoredMemo::default()),
+            config,
+            file,
             backoff: Mutex::new(Backoff::default()),
             renewing: tokio::sync::Mutex::new(()),
             http,
@@ -189,13 +212,7 @@ impl LicensingService {
         if let Some(hit) = self.verified.lock().get(token) {
             return hit.clone();
         }
-        let result = jws::verify(token, &self.settings.enterprise.license_issuer_keys)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                serde_json::from_slice::<LicenseClaims>(&v.claims)
-                    .map_err(|e| format!("malformed token: claims: {e}"))
-            })
-            .and_then(|c| check_claims(&c).map(|()| c));
+        let result = verify_token(token, &self.settings);
         let mut cache = self.verified.lock();
         if cache.len() >= VERIFY_CACHE {
             cache.clear();
@@ -205,9 +222,21 @@ impl LicensingService {
     }
 
     fn view(&self, source: Source, token: String, now: i64) -> SourceView {
-        match self.verify(&token) {
-            Ok(claims) => self.verified_view(source, token, claims, now),
-            Err(reason) => self.unverified_view(source, token, reason),
+        let verified = self.verify(&token);
+        self.known_view(source, token, &verified, now)
+    }
+
+    /// The view of a token whose verification is known.
+    fn known_view(
+        &self,
+        source: Source,
+        token: String,
+        verified: &Result<LicenseClaims, String>,
+        now: i64,
+    ) -> SourceView {
+        match verified {
+            Ok(claims) => self.verified_view(source, token, claims.clone(), now),
+            Err(reason) => self.unverified_view(source, token, reason.clone()),
         }
     }
 
@@ -284,27 +313,22 @@ impl LicensingService {
         let mut sources = Vec::new();
         if let Some(stored) = self.stored_license().await? {
             let token = stored.license.token.clone();
-            sources.push(match &stored.verified {
-                Ok(claims) => self.verified_view(Source::Database, token, claims.clone(), now),
-                Err(reason) => self.unverified_view(Source::Database, token, reason.clone()),
-            });
+            sources.push(self.known_view(Source::Database, token, &stored.verified, now));
         }
-        let text = self.settings.enterprise.license_text.trim();
-        if !text.is_empty() {
-            sources.push(self.view(Source::Config, text.to_string(), now));
+        if let Some((token, verified)) = &self.config {
+            sources.push(self.known_view(Source::Config, token.clone(), verified, now));
         }
-        match self.file_token() {
-            Ok(Some(t)) => sources.push(self.view(Source::File, t, now)),
-            Ok(None) => {}
-            Err(e) => sources.push(SourceView {
+        match &*self.file_license() {
+            FileLicense::Absent => {}
+            FileLicense::Token { token, verified } => {
+                sources.push(self.known_view(Source::File, token.clone(), verified, now));
+            }
+            FileLicense::Unreadable(e) => sources.push(SourceView {
                 source: Source::File,
                 token: String::new(),
                 claims: None,
                 state: LicenseState::Invalid,
-                reason: format!(
-                    "cannot read {}: {e}",
-                    self.settings.enterprise.license_path.display()
-                ),
+                reason: format!("cannot read {}: {e}", self.file.path().display()),
             }),
         }
         Ok(Evaluation {
@@ -324,26 +348,31 @@ impl LicensingService {
                 .as_ref()
                 .is_ok_and(|claims| self.holds(claims, now)));
         }
-        let verified_holds = |token: &str| {
-            self.verify(token)
-                .is_ok_and(|claims| self.holds(&claims, now))
-        };
-        let text = self.settings.enterprise.license_text.trim();
-        if !text.is_empty() {
-            return Ok(verified_holds(text));
+        if let Some((_, verified)) = &self.config {
+            return Ok(verified
+                .as_ref()
+                .is_ok_and(|claims| self.holds(claims, now)));
         }
-        // Absent: no license; unreadable: an invalid one.
-        Ok(matches!(self.file_token(), Ok(Some(t)) if verified_holds(&t)))
+        Ok(matches!(
+            &*self.file_license(),
+            FileLicense::Token { verified: Ok(claims), .. } if self.holds(claims, now)
+        ))
     }
 
-    /// The token in the file at `license_path`, trimmed; `None` when the file is absent
-    /// or blank.
-    fn file_token(&self) -> std::io::Result<Option<String>> {
-        match std::fs::read_to_string(&self.settings.enterprise.license_path) {
-            Ok(t) => Ok(Some(t.trim().to_string()).filter(|t| !t.is_empty())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
+    /// The file at `license_path`, from memory while it is unchanged: absent or blank, no
+    /// license; unreadable, an invalid one.
+    fn file_license(&self) -> Arc<FileLicense> {
+        self.file.get(|contents: Contents| match contents {
+            Ok(Some(t)) if !t.trim().is_empty() => {
+                let token = t.trim().to_string();
+                FileLicense::Token {
+                    verified: self.verify(&token),
+                    token,
+                }
+            }
+            Ok(_) => FileLicense::Absent,
+            Err(e) => FileLicense::Unreadable(e.to_string()),
+        })
     }
 
     /// `GET /api/licensing/token`: the claims of the token in effect.
@@ -628,6 +657,17 @@ impl LicensingService {
 }
 
 /// The innermost error text (reqwest wraps the connect error several times).
+/// Signature and claims of `token` against the configured issuer keys.
+fn verify_token(token: &str, settings: &Settings) -> Result<LicenseClaims, String> {
+    jws::verify(token, &settings.enterprise.license_issuer_keys)
+        .map_err(|e| e.to_string())
+        .and_then(|v| {
+            serde_json::from_slice::<LicenseClaims>(&v.claims)
+                .map_err(|e| format!("malformed token: claims: {e}"))
+        })
+        .and_then(|c| check_claims(&c).map(|()| c))
+}
+
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {

@@ -248,6 +248,7 @@ async fn sources_file_text_and_database() {
         (Some("valid"), Some("file"))
     );
     assert_eq!(st["licenseId"], "from-file");
+    assert!(check(&l.app).await, "the file counts at once");
 
     // The database wins over a different file, and the status shows both.
     let db_token = sign(&key, &claims("from-db"));
@@ -293,6 +294,14 @@ async fn sources_file_text_and_database() {
             .starts_with("malformed token"),
         "{st}"
     );
+    assert!(!check(&l.app).await, "a broken file is no license");
+
+    // Back to a valid token, then removed: each counts from the next request.
+    std::fs::write(l.app.data.join("license.jwt"), &file_token).unwrap();
+    assert!(check(&l.app).await);
+    std::fs::remove_file(l.app.data.join("license.jwt")).unwrap();
+    assert!(!check(&l.app).await);
+    assert_eq!(status(&l.app).await["state"], "missing");
 
     // Text only.
     let t = licensed_with(key, &[("enterprise", "license_text", text_token.as_str())]).await;
