@@ -361,14 +361,28 @@ mod tests {
     use super::*;
     use crate::store::{MetaStore, Store};
 
+    /// `open` once the database's lock is free: a dropped handle's background threads
+    /// release it a moment after the drop.
+    fn when_free<T, E: std::fmt::Display>(open: impl Fn() -> Result<T, E>) -> Result<T, E> {
+        for _ in 0..200 {
+            match open() {
+                Err(e) if e.to_string().contains("lock") || e.to_string().contains("in use") => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                done => return done,
+            }
+        }
+        open()
+    }
+
     fn stored_version(dir: &std::path::Path) -> u64 {
-        let db = sled::open(dir).unwrap();
+        let db = when_free(|| sled::open(dir)).unwrap();
         let meta = db.open_tree("meta").unwrap();
         keys::read_u64(meta.get(SCHEMA_KEY).unwrap().as_deref())
     }
 
     fn set_version(dir: &std::path::Path, v: u64) {
-        let db = sled::open(dir).unwrap();
+        let db = when_free(|| sled::open(dir)).unwrap();
         db.open_tree("meta")
             .unwrap()
             .insert(SCHEMA_KEY, &v.to_be_bytes())
@@ -389,7 +403,7 @@ mod tests {
         }
         assert_eq!(stored_version(&path), SCHEMA_VERSION);
         set_version(&path, 2);
-        let store = SledStore::open(&path).unwrap();
+        let store = when_free(|| SledStore::open(&path)).unwrap();
         assert_eq!(
             store.get_meta("k").await.unwrap().as_deref(),
             Some(&b"v"[..])
@@ -406,7 +420,10 @@ mod tests {
         let path = dir.path().join("db");
         drop(SledStore::open(&path).unwrap());
         set_version(&path, SCHEMA_VERSION + 1);
-        let err = SledStore::open(&path).err().expect("refused").to_string();
+        let err = when_free(|| SledStore::open(&path))
+            .err()
+            .expect("refused")
+            .to_string();
         assert!(
             err.contains(&format!("layout {}", SCHEMA_VERSION + 1))
                 && err.contains(&format!("this release's {SCHEMA_VERSION}")),
