@@ -9,10 +9,11 @@
 //!
 //! On Linux the file is watched with inotify instead: one watch on its folder (an entry
 //! created, removed, renamed, written or changed in mode) and one on the file itself (a
-//! write through another hard link or a bind mount). Every call drains the watch without
-//! blocking, one `read` that returns `EAGAIN` when nothing happened, under the same lock as
-//! the kept value. The kernel queues an event before the writer's system call returns, so a
-//! change that was made before a call began is always seen by that call.
+//! write through another hard link or a bind mount). Every call asks the watch whether an
+//! event is queued (one `ioctl`, no lock held across it) and, when one is, reads the file
+//! again. The kernel queues an event before the writer's system call returns, so a change
+//! that was made before a call began is always seen by that call (see [`WatchedFile::get`]
+//! for why that holds with concurrent callers).
 //!
 //! The file is read on every call, as without a watch, where a watch could miss a change:
 //! - no inotify (another system, or the per-user instance limit reached), or no folder;
@@ -27,6 +28,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -36,14 +38,15 @@ pub type Contents = io::Result<Option<String>>;
 
 pub struct WatchedFile<T> {
     path: PathBuf,
-    inner: Mutex<Inner<T>>,
-}
-
-struct Inner<T> {
     /// `None`: not watched, read on every call.
     watch: Option<watch::Watch>,
-    /// What the last read made, while the watch says the file is unchanged.
-    value: Option<Arc<T>>,
+    /// The folder's watch ended: read on every call from now on.
+    ended: AtomicBool,
+    /// One caller at a time drains the watch and reads the file again.
+    reload: Mutex<()>,
+    /// What the last read made; `None` while a reload runs and whenever the file is not
+    /// watched. Its lock is held only to swap or clone the `Arc`.
+    value: Mutex<Option<Arc<T>>>,
 }
 
 impl<T> WatchedFile<T> {
@@ -57,7 +60,10 @@ impl<T> WatchedFile<T> {
         };
         Self {
             path,
-            inner: Mutex::new(Inner { watch, value: None }),
+            watch,
+            ended: AtomicBool::new(false),
+            reload: Mutex::new(()),
+            value: Mutex::new(None),
         }
     }
 
@@ -67,38 +73,50 @@ impl<T> WatchedFile<T> {
 
     /// Whether the file is watched (else it is read on every call).
     pub fn is_watched(&self) -> bool {
-        self.inner.lock().watch.is_some()
+        self.watch.is_some() && !self.ended.load(Ordering::Acquire)
     }
 
     /// What `make` makes of the file's contents, made again only when the file may have
     /// changed since the last call (on every call when it is not watched).
+    ///
+    /// The common call takes no lock across a system call: it asks whether an event is
+    /// queued (`FIONREAD`, which consumes nothing), then clones the kept value. Events
+    /// are drained only by a reload, which empties the kept value *before* it drains, so
+    /// a caller that finds the queue empty because a reload drained it finds no value
+    /// either (or the one that reload read after draining) and waits for the reload.
     pub fn get(&self, make: impl FnOnce(Contents) -> T) -> Arc<T> {
-        let mut inner = self.inner.lock();
-        let unchanged = match inner.watch.as_mut().map(watch::Watch::drain) {
-            Some(watch::Drained::Nothing) => true,
-            Some(watch::Drained::Events) => false,
-            Some(watch::Drained::Ended) => {
+        let Some(watch) = self.watch.as_ref().filter(|_| self.is_watched()) else {
+            return Arc::new(make(read(&self.path)));
+        };
+        if watch.quiet() {
+            if let Some(v) = self.value.lock().clone() {
+                return v;
+            }
+        }
+        let _reload = self.reload.lock();
+        if watch.quiet() {
+            // Another caller reloaded while this one waited.
+            if let Some(v) = self.value.lock().clone() {
+                return v;
+            }
+        }
+        *self.value.lock() = None;
+        let keep = match watch.drain() {
+            watch::Drained::Ended => {
                 tracing::warn!(
                     path = %self.path.display(),
                     "the file's folder was moved or removed; the file is now read on every use"
                 );
-                inner.watch = None;
+                self.ended.store(true, Ordering::Release);
                 false
             }
-            None => false,
+            // The file's own watch goes on before the read, so that a write after the
+            // read raises an event.
+            watch::Drained::Drained => watch.arm_file(&self.path),
         };
-        if unchanged {
-            if let Some(v) = &inner.value {
-                return v.clone();
-            }
-        }
-        inner.value = None;
-        // The file's own watch goes on before the read, so that a write after the read
-        // raises an event.
-        let keep = inner.watch.as_mut().is_some_and(|w| w.arm_file(&self.path));
         let value = Arc::new(make(read(&self.path)));
         if keep {
-            inner.value = Some(value.clone());
+            *self.value.lock() = Some(value.clone());
         }
         value
     }
@@ -141,8 +159,8 @@ mod watch {
     }
 
     pub enum Drained {
-        Nothing,
-        Events,
+        /// Every queued event was read.
+        Drained,
         /// The folder's watch is gone: nothing more will be reported.
         Ended,
     }
@@ -179,25 +197,26 @@ mod watch {
             Ok(Self { fd, folder })
         }
 
+        /// Whether no event is queued (asks without reading one).
+        pub fn quiet(&self) -> bool {
+            rustix::io::ioctl_fionread(&self.fd).is_ok_and(|n| n == 0)
+        }
+
         /// Reads every queued event without blocking.
-        pub fn drain(&mut self) -> Drained {
+        pub fn drain(&self) -> Drained {
             let mut buf = [MaybeUninit::<u8>::uninit(); 1024];
             let mut events = inotify::Reader::new(&self.fd, &mut buf);
-            let mut seen = Drained::Nothing;
+            let gone = ReadFlags::IGNORED
+                | ReadFlags::UNMOUNT
+                | ReadFlags::DELETE_SELF
+                | ReadFlags::MOVE_SELF;
             loop {
                 match events.next() {
-                    Ok(e) => {
-                        let gone = ReadFlags::IGNORED
-                            | ReadFlags::UNMOUNT
-                            | ReadFlags::DELETE_SELF
-                            | ReadFlags::MOVE_SELF;
-                        if e.wd() == self.folder && e.events().intersects(gone) {
-                            return Drained::Ended;
-                        }
-                        seen = Drained::Events;
+                    Ok(e) if e.wd() == self.folder && e.events().intersects(gone) => {
+                        return Drained::Ended;
                     }
-                    Err(Errno::AGAIN) => return seen,
-                    Err(Errno::INTR) => {}
+                    Ok(_) | Err(Errno::INTR) => {}
+                    Err(Errno::AGAIN) => return Drained::Drained,
                     // The watch cannot be trusted any more.
                     Err(_) => return Drained::Ended,
                 }
@@ -206,7 +225,7 @@ mod watch {
 
         /// Watches the file itself, when there is one; whether what is read next may be
         /// kept (absent, or a regular file now watched).
-        pub fn arm_file(&mut self, path: &Path) -> bool {
+        pub fn arm_file(&self, path: &Path) -> bool {
             match std::fs::symlink_metadata(path) {
                 Err(e) => e.kind() == std::io::ErrorKind::NotFound,
                 Ok(m) if m.file_type().is_file() => inotify::add_watch(
@@ -231,8 +250,7 @@ mod watch {
     pub struct Watch;
 
     pub enum Drained {
-        Nothing,
-        Events,
+        Drained,
         Ended,
     }
 
@@ -240,10 +258,13 @@ mod watch {
         pub fn folder_of(_: &Path) -> Result<Self, String> {
             Err("no inotify on this system".into())
         }
-        pub fn drain(&mut self) -> Drained {
+        pub fn quiet(&self) -> bool {
+            false
+        }
+        pub fn drain(&self) -> Drained {
             Drained::Ended
         }
-        pub fn arm_file(&mut self, _: &Path) -> bool {
+        pub fn arm_file(&self, _: &Path) -> bool {
             false
         }
     }
@@ -333,6 +354,37 @@ mod tests {
         assert_eq!(f.get().as_deref(), Some("renamed"));
         std::fs::write(&link, "via link").unwrap();
         assert_eq!(f.get().as_deref(), Some("via link"));
+    }
+
+    /// Callers racing a writer never see a version older than one whose write returned
+    /// before their call began, whichever caller drains the watch.
+    #[test]
+    fn concurrent_callers_never_see_a_replaced_version() {
+        use std::sync::atomic::AtomicU64;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("license.jwt");
+        std::fs::write(&path, "0").unwrap();
+        let f = Counted::new(path.clone());
+        let published = AtomicU64::new(0);
+        let done = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while !done.load(Ordering::Acquire) {
+                        let floor = published.load(Ordering::SeqCst);
+                        let seen: u64 = f.get().unwrap().parse().unwrap();
+                        assert!(seen >= floor, "saw {seen} after {floor} was written");
+                    }
+                });
+            }
+            let tmp = dir.path().join("next");
+            for n in 1..=3000u64 {
+                std::fs::write(&tmp, n.to_string()).unwrap();
+                std::fs::rename(&tmp, &path).unwrap();
+                published.store(n, Ordering::SeqCst);
+            }
+            done.store(true, Ordering::Release);
+        });
     }
 
     #[test]
