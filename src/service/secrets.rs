@@ -19,7 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
-use crate::crypto::envelope::{header_dek_id, Dek, Kek, SecretContext};
+use crate::crypto::envelope::{header_dek_id, Dek, Kek, Plaintext, SecretContext};
 use crate::crypto::random;
 use crate::domain::time::Clock;
 use crate::error::AppError;
@@ -375,7 +375,7 @@ impl SecretsService {
         &self,
         ctx: &SecretContext<'_>,
         ciphertext: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, AppError> {
+    ) -> Result<Plaintext, AppError> {
         let id =
             header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
         // A cached key opens the secret in this thread's copy of the cache (no lock, no
