@@ -19,7 +19,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use zeroize::Zeroizing;
 
-use crate::crypto::envelope::{header_dek_id, Dek, Kek, Plaintext, SecretContext};
+use crate::crypto::envelope::{header_dek_id, CryptoError, Dek, Kek, Plaintext, SecretContext};
 use crate::crypto::random;
 use crate::domain::time::Clock;
 use crate::error::AppError;
@@ -30,6 +30,27 @@ use crate::store::{
 mod key_cache;
 
 use key_cache::KeyCache;
+
+/// Why a secret could not be decrypted. Kept small (a key's load failure is boxed): the
+/// cached path's result is moved through the caller's future, and an `AppError`-sized
+/// result cost a tenth of a decryption in copies (bench/README, session 23).
+#[derive(Debug, thiserror::Error)]
+pub enum DecryptError {
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The secret's data key could not be loaded.
+    #[error(transparent)]
+    Key(Box<AppError>),
+}
+
+impl From<DecryptError> for AppError {
+    fn from(e: DecryptError) -> Self {
+        match e {
+            DecryptError::Crypto(e) => AppError::internal("decryption failed", e),
+            DecryptError::Key(e) => *e,
+        }
+    }
+}
 
 /// Encryptions reserved (and persisted) at a time.
 pub const RESERVATION_BLOCK: u64 = 4096;
@@ -375,16 +396,18 @@ impl SecretsService {
         &self,
         ctx: &SecretContext<'_>,
         ciphertext: &[u8],
-    ) -> Result<Plaintext, AppError> {
-        let id =
-            header_dek_id(ciphertext).map_err(|e| AppError::internal("decryption failed", e))?;
+    ) -> Result<Plaintext, DecryptError> {
+        let id = header_dek_id(ciphertext)?;
         // A cached key opens the secret in this thread's copy of the cache (no lock, no
         // reference count); a key not cached yet is loaded first.
-        let opened = match self.cache.with(id, |dek| dek.open(ctx, ciphertext)) {
-            Some(opened) => opened,
-            None => self.dek(id).await?.open(ctx, ciphertext),
-        };
-        opened.map_err(|e| AppError::internal("decryption failed", e))
+        if let Some(opened) = self.cache.with(id, |dek| dek.open(ctx, ciphertext)) {
+            return Ok(opened?);
+        }
+        let dek = self
+            .dek(id)
+            .await
+            .map_err(|e| DecryptError::Key(Box::new(e)))?;
+        Ok(dek.open(ctx, ciphertext)?)
     }
 
     /// A secret write (for a consumer's transaction) of `plaintext` encrypted for `ctx`.
