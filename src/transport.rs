@@ -286,7 +286,10 @@ impl<E: Endpoint<Output = Response> + 'static> Conn<E> {
                     (ep.clone(), local.clone(), remote.clone(), scheme.clone());
                 async move {
                     let req = poem::Request::from((req, local, remote, scheme));
-                    let resp = match ep.call(req).await {
+                    // `E`'s own `call`, not the one poem gives `Arc<E>`: that is an `async
+                    // fn` of its own, whose future holds the request and `E`'s future, one
+                    // more copy of each per request.
+                    let resp = match E::call(&*ep, req).await {
                         Ok(resp) => resp,
                         Err(e) => e.into_response(),
                     };
