@@ -158,11 +158,7 @@ fn raw_ring_open_1kib(b: divan::Bencher) {
 /// design's AAD costs apart from the service's own work.
 #[divan::bench]
 fn raw_ring_open_1kib_context_aad(b: divan::Bencher) {
-    let len = tollgate::crypto::envelope::HEADER_LEN
-        + [CTX.purpose, CTX.owner, CTX.field]
-            .iter()
-            .map(|p| 4 + p.len())
-            .sum::<usize>();
+    let len = tollgate::crypto::envelope::HEADER_LEN + CTX.aad_context_len();
     raw_open(b, &vec![5u8; len]);
 }
 

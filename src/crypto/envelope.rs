@@ -307,12 +307,22 @@ pub struct SecretContext<'a> {
 }
 
 impl SecretContext<'_> {
+    fn parts(&self) -> [&str; 3] {
+        [self.purpose, self.owner, self.field]
+    }
+
+    /// The length of the context's part of the AAD, after the header: each of purpose,
+    /// owner and field with its 4-byte length.
+    pub fn aad_context_len(&self) -> usize {
+        self.parts().iter().map(|p| 4 + p.len()).sum()
+    }
+
     /// Calls `f` with the AAD: `header` then each of purpose, owner and field, length-prefixed.
     /// Built on the stack when it fits (every context the server makes does).
     fn with_aad<R>(&self, header: &[u8], f: impl FnOnce(Aad<&[u8]>) -> R) -> R {
         const STACK: usize = 256;
-        let parts = [self.purpose, self.owner, self.field];
-        let len = header.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>();
+        let parts = self.parts();
+        let len = header.len() + self.aad_context_len();
         let fill = |aad: &mut [u8]| {
             aad[..header.len()].copy_from_slice(header);
             let mut at = header.len();
