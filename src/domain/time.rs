@@ -223,6 +223,13 @@ impl ManualClock {
         self.offset_ms
             .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
     }
+
+    /// Moves the clock back, as an operator or NTP may move a system clock.
+    pub fn set_back(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms
+            .fetch_sub(ms, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

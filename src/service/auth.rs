@@ -5,7 +5,9 @@
 //! itself, so repeated Basic calls do not re-run PBKDF2. Every hit re-reads the user row and
 //! checks the password fingerprint and the disabled flag, so a password change, disable or
 //! delete takes effect on the very next request; the services also drop the user's entries
-//! explicitly. Unknown logins run the same PBKDF2 against a dummy hash.
+//! explicitly. Concurrent requests with a credential the cache does not hold share one
+//! verification (`service::credentials`). Unknown logins run the same PBKDF2 against a
+//! dummy hash.
 //!
 //! Brute-force protection (in memory, per node) counts failures in a sliding five-minute
 //! window of the service clock, two ways:
@@ -48,7 +50,7 @@ use crate::domain::{AuthKind, OrgId, OrgRole, Principal};
 use crate::error::AppError;
 use crate::service::access::RoleCatalog;
 use crate::service::api_keys::ApiKeyService;
-use crate::service::credentials::CredentialCache;
+use crate::service::credentials::{CredentialCache, CredentialKey, Verification};
 use crate::service::sessions::SessionService;
 use crate::store::{SeriesSpan, StatsStore, UserRecord, UserStore};
 
@@ -237,6 +239,15 @@ impl From<Principal> for Authenticated {
     }
 }
 
+/// What the credential cache says of a (login, password).
+enum Cached<'a> {
+    /// Verified recently; the user row, re-read (boxed, as the request keeps it).
+    Hit(Box<UserRecord>),
+    /// To be verified by this request (a miss, or an entry this request renews), with the
+    /// credential's turn unless it waited for another request's verification already.
+    Verify(Option<Verification<'a>>),
+}
+
 impl AuthService {
     #[allow(clippy::too_many_arguments)] // reason: the composition root wires each dependency once
     pub fn new(
@@ -288,9 +299,15 @@ impl AuthService {
         // the copy poem makes of it into the heap on every request.
         // The row is boxed as it arrives: it travels through every step below and on into
         // the request's principal, and a box moves as one pointer.
-        let (user, cached) = match self.cached(login, password).await? {
-            Some(u) => (Some(Box::new(u)), true),
-            None => (Box::pin(self.lookup(login)).await?.map(Box::new), false),
+        let key = self.credentials.key(login, password);
+        // The turn to verify this credential, held until the verified credential is cached
+        // (or refused): other requests with it wait for that, then read the entry.
+        let (user, cached, turn) = match self.cached(&key).await? {
+            Cached::Hit(u) => (Some(u), true, None),
+            Cached::Verify(turn) => {
+                let user = Box::pin(self.lookup(login)).await?.map(Box::new);
+                (user, false, turn)
+            }
         };
         let account = Account::of(user.as_deref(), login);
         if self.guard.blocked(&account, client_ip) {
@@ -306,10 +323,13 @@ impl AuthService {
         let verified = !cached;
         let result = match user {
             Some(user) if cached => self.usable(user),
-            user => Box::pin(self.verify_password(user.map(|u| *u), login, password))
+            user => Box::pin(self.verify_password(user.map(|u| *u), &key, password))
                 .await
                 .map(Box::new),
         };
+        // Cached, or refused: the requests waiting for this verification look again (and
+        // do not wait for the directory below).
+        drop(turn);
         // Local users first (a local admin signs in while the directory is down), then LDAP.
         let result = match result {
             Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
@@ -432,23 +452,43 @@ impl AuthService {
     }
 
     /// The user a recently verified (login, password) belongs to, from the credential
-    /// cache, when the stored hash is still the one verified.
-    async fn cached(&self, login: &str, password: &str) -> Result<Option<UserRecord>, AppError> {
-        let key = self.credentials.key(login, password);
-        let Some(hit) = self.credentials.get(&key) else {
-            return Ok(None);
-        };
-        if let Some(user) = self.store.user(hit.user).await? {
-            let same = user
-                .password
-                .as_ref()
-                .is_some_and(|p| p.fingerprint() == hit.fingerprint);
-            if same {
-                return Ok(Some(user));
+    /// cache, when the stored hash is still the one verified. Else this request verifies
+    /// it: with the credential's turn when no other request is verifying it; after
+    /// waiting for the one that is, when that one left no entry (a refused password is
+    /// verified by every request, in parallel). An entry due for renewal answers too,
+    /// except for the one request that claims its renewal and verifies it again.
+    async fn cached<'a>(&'a self, key: &CredentialKey) -> Result<Cached<'a>, AppError> {
+        let mut waited = false;
+        loop {
+            if let Some(hit) = self.credentials.get(key) {
+                let c = hit.credential;
+                if let Some(user) = self.store.user(c.user).await? {
+                    let same = user
+                        .password
+                        .as_ref()
+                        .is_some_and(|p| p.fingerprint() == c.fingerprint);
+                    if same {
+                        let renewal = hit
+                            .due_for_renewal
+                            .then(|| self.credentials.claim_renewal(key))
+                            .flatten();
+                        return Ok(match renewal {
+                            Some(turn) => Cached::Verify(Some(turn)),
+                            None => Cached::Hit(Box::new(user)),
+                        });
+                    }
+                }
+                self.credentials.forget_user(c.user);
+            }
+            if waited {
+                return Ok(Cached::Verify(None));
+            }
+            // Boxed: waiting is rare, and would otherwise size every Basic request's future.
+            match Box::pin(self.credentials.turn(key)).await {
+                Some(turn) => return Ok(Cached::Verify(Some(turn))),
+                None => waited = true,
             }
         }
-        self.credentials.forget_user(hit.user);
-        Ok(None)
     }
 
     /// The user a login or an email names (both case-insensitive).
@@ -473,7 +513,7 @@ impl AuthService {
     async fn verify_password(
         &self,
         user: Option<UserRecord>,
-        login: &str,
+        key: &CredentialKey,
         password: &str,
     ) -> Result<UserRecord, AppError> {
         let hash = user
@@ -510,8 +550,7 @@ impl AuthService {
             }
         }
         if let Some(p) = &user.password {
-            let key = self.credentials.key(login, password);
-            self.credentials.put(key, &user, p.fingerprint());
+            self.credentials.put(*key, &user, p.fingerprint());
         }
         self.usable(user)
     }

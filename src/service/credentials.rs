@@ -2,41 +2,92 @@
 //! (login, password), never the password itself, so repeated Basic calls do not re-run
 //! PBKDF2. Every hit is re-checked against the user row (password fingerprint, disabled
 //! flag), and the user service drops a user's entries explicitly on every credential change.
+//!
+//! One verification per credential at a time. Without that, the moment an entry expired
+//! every request in flight with the same credential missed together and each ran its own
+//! PBKDF2: a client with 32 connections cost 32 verifications (seconds of CPU at the
+//! default cost) every `basic_auth_cache_seconds`, and stalled for as long. Now the first
+//! miss verifies while the others wait for it and then read its entry
+//! ([`CredentialCache::turn`]); a refused password is cached by no one, so the waiters
+//! then verify it themselves, in parallel (every wrong password still costs a full
+//! verification, and a wait is never longer than one). An entry in the last tenth of its
+//! life is renewed by the one request that claims it ([`CredentialCache::claim_renewal`]) while the
+//! others go on using it, so a busy credential never expires under load.
+//!
+//! Time comes from the service clock. An entry that reads as valid for longer than the
+//! TTL (the clock was set back) counts as expired.
 
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
+use tokio::sync::watch;
 
 use crate::crypto::KeyedHasher;
-use crate::domain::UserId;
+use crate::domain::time::Clock;
+use crate::domain::{FastMap, UserId};
 use crate::store::UserRecord;
 
 const CACHE_CAPACITY: usize = 10_000;
+
+/// A cache key: the keyed hash of (login, password).
+pub(crate) type CredentialKey = [u8; 32];
 
 #[derive(Clone, Copy)]
 pub(crate) struct CachedCredential {
     pub(crate) user: UserId,
     pub(crate) fingerprint: [u8; 8],
-    expires: Instant,
+    /// Unix milliseconds of the service clock.
+    expires_ms: i64,
+}
+
+/// A cache hit, and whether the entry is in the last tenth of its life.
+#[derive(Clone, Copy)]
+pub(crate) struct Hit {
+    pub(crate) credential: CachedCredential,
+    pub(crate) due_for_renewal: bool,
 }
 
 /// Verified Basic credentials, keyed by HMAC(login, password) under a per-process key.
 pub struct CredentialCache {
     hasher: KeyedHasher,
-    ttl: Duration,
-    entries: Mutex<crate::domain::FastMap<[u8; 32], CachedCredential>>,
+    ttl_ms: i64,
+    clock: Arc<dyn Clock>,
+    entries: Mutex<FastMap<CredentialKey, CachedCredential>>,
+    /// The credentials being verified now; a waiter's receiver reports the end of the
+    /// verification (its sender, held by the [`Verification`], is dropped).
+    verifying: Mutex<FastMap<CredentialKey, watch::Receiver<()>>>,
+}
+
+/// The right to verify a credential: while it lives, other requests with the same
+/// credential wait for it (see [`CredentialCache::turn`]). Dropped when the verification
+/// ended, whatever its outcome (or when the request was abandoned).
+pub(crate) struct Verification<'a> {
+    cache: &'a CredentialCache,
+    key: CredentialKey,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Verification<'_> {
+    fn drop(&mut self) {
+        // Out of the map before the sender goes (with this value's fields): a waiter that
+        // wakes finds the map free, or a newer verification to wait for.
+        self.cache.verifying.lock().remove(&self.key);
+    }
 }
 
 impl CredentialCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             hasher: KeyedHasher::random(),
-            ttl,
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            clock,
             entries: Mutex::new(Default::default()),
+            verifying: Mutex::new(Default::default()),
         }
     }
 
-    pub(crate) fn key(&self, login: &str, password: &str) -> [u8; 32] {
+    pub(crate) fn key(&self, login: &str, password: &str) -> CredentialKey {
         // Logins are case-insensitive. Most are lower-case ASCII already, which
         // `to_lowercase` returns unchanged: no copy then.
         let login = if login
@@ -50,26 +101,29 @@ impl CredentialCache {
         self.hasher.digest(&[login.as_bytes(), password.as_bytes()])
     }
 
-    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<CachedCredential> {
+    pub(crate) fn get(&self, key: &CredentialKey) -> Option<Hit> {
+        let now = self.clock.now_ms();
         let mut entries = self.entries.lock();
-        match entries.get(key) {
-            Some(c) if c.expires > Instant::now() => Some(*c),
-            Some(_) => {
-                entries.remove(key);
-                None
-            }
-            None => None,
+        let c = *entries.get(key)?;
+        let left = c.expires_ms.saturating_sub(now);
+        if left <= 0 || left > self.ttl_ms {
+            entries.remove(key);
+            return None;
         }
+        Some(Hit {
+            credential: c,
+            due_for_renewal: left <= self.ttl_ms / 10,
+        })
     }
 
-    pub(crate) fn put(&self, key: [u8; 32], user: &UserRecord, fingerprint: [u8; 8]) {
-        if self.ttl.is_zero() {
+    pub(crate) fn put(&self, key: CredentialKey, user: &UserRecord, fingerprint: [u8; 8]) {
+        if self.ttl_ms <= 0 {
             return;
         }
+        let now = self.clock.now_ms();
         let mut entries = self.entries.lock();
         if entries.len() >= CACHE_CAPACITY {
-            let now = Instant::now();
-            entries.retain(|_, c| c.expires > now);
+            entries.retain(|_, c| c.expires_ms > now);
             if entries.len() >= CACHE_CAPACITY {
                 entries.clear();
             }
@@ -79,7 +133,7 @@ impl CredentialCache {
             CachedCredential {
                 user: user.user_id(),
                 fingerprint,
-                expires: Instant::now() + self.ttl,
+                expires_ms: now.saturating_add(self.ttl_ms),
             },
         );
     }
@@ -88,20 +142,143 @@ impl CredentialCache {
     pub fn forget_user(&self, user: UserId) {
         self.entries.lock().retain(|_, c| c.user != user);
     }
+
+    /// After a miss: the right to verify `key`, or `None` once the verification that
+    /// another request was running for it has ended (look in the cache again: it left an
+    /// entry, unless the password was refused).
+    pub(crate) async fn turn(&self, key: &CredentialKey) -> Option<Verification<'_>> {
+        let mut running = {
+            let mut verifying = self.verifying.lock();
+            match verifying.get(key) {
+                Some(running) => running.clone(),
+                None => return Some(self.start(&mut verifying, key)),
+            }
+        };
+        // Never sent on: resolves (with an error) when the sender is dropped.
+        let _ = running.changed().await;
+        None
+    }
+
+    /// For an entry due for renewal: the right to verify it again, unless another request
+    /// holds it already (that one renews it; this one goes on with the entry).
+    pub(crate) fn claim_renewal(&self, key: &CredentialKey) -> Option<Verification<'_>> {
+        let mut verifying = self.verifying.lock();
+        (!verifying.contains_key(key)).then(|| self.start(&mut verifying, key))
+    }
+
+    fn start(
+        &self,
+        verifying: &mut FastMap<CredentialKey, watch::Receiver<()>>,
+        key: &CredentialKey,
+    ) -> Verification<'_> {
+        let (done, running) = watch::channel(());
+        verifying.insert(*key, running);
+        Verification {
+            cache: self,
+            key: *key,
+            _done: done,
+        }
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::domain::time::ManualClock;
+
+    fn cache(ttl_secs: u64) -> (CredentialCache, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::starting_now());
+        (
+            CredentialCache::new(Duration::from_secs(ttl_secs), clock.clone()),
+            clock,
+        )
+    }
+
+    /// Polls once: whether the future is still waiting.
+    fn pending<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        f.poll(&mut cx).is_pending()
+    }
+
+    fn user(id: u64) -> UserRecord {
+        let mut u = UserRecord::new("u", "u@example.com", "U", "uid".into(), 0);
+        u.id = id;
+        u
+    }
 
     #[test]
     fn keys_ignore_the_logins_case_and_not_the_passwords() {
-        let c = CredentialCache::new(Duration::from_secs(1));
+        let (c, _) = cache(1);
         assert_eq!(c.key("Admin", "pw"), c.key("admin", "pw"));
         assert_eq!(c.key("ÄDMIN", "pw"), c.key("ädmin", "pw"));
         assert_ne!(c.key("admin", "pw"), c.key("admin", "PW"));
         assert_ne!(c.key("admin", "pw"), c.key("admin2", "pw"));
         // Parts are length-prefixed: moving the boundary changes the key.
         assert_ne!(c.key("ab", "c"), c.key("a", "bc"));
+    }
+
+    #[test]
+    fn entries_are_due_for_renewal_in_their_last_tenth_and_gone_after() {
+        let (c, clock) = cache(100);
+        let k = c.key("a", "pw");
+        c.put(k, &user(7), [1; 8]);
+        let hit = c.get(&k).unwrap();
+        assert_eq!(hit.credential.user, UserId(7));
+        assert!(!hit.due_for_renewal);
+        clock.advance(Duration::from_secs(89));
+        assert!(!c.get(&k).unwrap().due_for_renewal);
+        clock.advance(Duration::from_secs(2));
+        assert!(c.get(&k).unwrap().due_for_renewal);
+        clock.advance(Duration::from_secs(9));
+        assert!(c.get(&k).is_none(), "expired at its TTL");
+    }
+
+    #[test]
+    fn a_clock_set_back_expires_entries_instead_of_extending_them() {
+        let (c, clock) = cache(100);
+        let k = c.key("a", "pw");
+        clock.advance(Duration::from_secs(1000));
+        c.put(k, &user(7), [1; 8]);
+        clock.set_back(Duration::from_secs(1000));
+        assert!(c.get(&k).is_none());
+    }
+
+    #[test]
+    fn a_zero_ttl_caches_nothing() {
+        let (c, _) = cache(0);
+        let k = c.key("a", "pw");
+        c.put(k, &user(7), [1; 8]);
+        assert!(c.get(&k).is_none());
+    }
+
+    #[tokio::test]
+    async fn one_verification_at_a_time_per_credential() {
+        let (c, _) = cache(100);
+        let (k, other) = (c.key("a", "pw"), c.key("b", "pw"));
+        let first = c.turn(&k).await.unwrap();
+        // Another credential is not held up; a renewal of this one is not claimed twice.
+        drop(c.turn(&other).await.unwrap());
+        assert!(c.claim_renewal(&k).is_none());
+        let mut waiter = Box::pin(c.turn(&k));
+        assert!(pending(waiter.as_mut()), "waits while the first verifies");
+        drop(first);
+        assert!(waiter.await.is_none(), "woken, to read the cache again");
+        // The map is free again.
+        assert!(c.claim_renewal(&k).is_some());
+        assert!(c.verifying.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_wait_leaves_nothing_behind() {
+        let (c, _) = cache(100);
+        let k = c.key("a", "pw");
+        let first = c.turn(&k).await.unwrap();
+        let mut waiter = Box::pin(c.turn(&k));
+        assert!(pending(waiter.as_mut()));
+        drop(waiter);
+        drop(first);
+        assert!(c.verifying.lock().is_empty());
+        assert!(c.turn(&k).await.is_some());
     }
 }

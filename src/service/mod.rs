@@ -139,7 +139,10 @@ impl Services {
             clock.clone(),
         ));
         let catalog = Arc::new(access::RoleCatalog::new());
-        let credentials = Arc::new(credentials::CredentialCache::new(settings.basic_auth_cache));
+        let credentials = Arc::new(credentials::CredentialCache::new(
+            settings.basic_auth_cache,
+            clock.clone(),
+        ));
         let sessions = Arc::new(sessions::SessionService::new(
             store.clone(),
             store.clone(),

@@ -98,3 +98,111 @@ async fn last_seen_is_recorded() {
         "{after:?}"
     );
 }
+
+/// Password sign-ins so far (the activity series' days), successful and refused, read from
+/// the store so that reading them verifies no password.
+async fn sign_in_counts(app: &TestApp) -> (u64, u64) {
+    let buckets = app.services.store.activity_series(0, 0).await.unwrap();
+    buckets
+        .iter()
+        .filter(|b| b.span == tollgate::store::SeriesSpan::Day)
+        .fold((0, 0), |(ok, failed), b| {
+            (ok + b.counts.sign_ins, failed + b.counts.failed_sign_ins)
+        })
+}
+
+async fn sign_ins(app: &TestApp) -> u64 {
+    sign_in_counts(app).await.0
+}
+
+/// `n` Basic requests as `herd` at once; their statuses.
+async fn burst(app: &TestApp, n: usize) -> Vec<u16> {
+    let requests = (0..n).map(|_| send(app.as_user(Method::GET, "/api/user", "herd", "herd-pw")));
+    let mut statuses = Vec::new();
+    for (s, _) in futures_join(requests).await {
+        statuses.push(s);
+    }
+    statuses
+}
+
+/// Runs the futures concurrently on this task.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in pinned.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *o = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// When a cached credential expires under load, the requests in flight with it share one
+/// verification: the first verifies, the others wait for it and then read its entry.
+/// (Before, each ran its own PBKDF2: 16 verifications here, seconds of CPU at the default
+/// cost for every client with many connections, every `basic_auth_cache_seconds`.) An
+/// entry in the last tenth of its life is renewed by one request while the others go on
+/// using it. The cost is high enough that each verification outlasts the burst's arrival.
+#[tokio::test]
+async fn an_expiring_credential_is_verified_once_by_concurrent_requests() {
+    let app = TestApp::spawn_with(&[
+        ("security", "basic_auth_cache_seconds", "100"),
+        ("security", "password_hash_iterations", "200000"),
+    ])
+    .await;
+    app.create_user("herd", "herd-pw").await;
+    let (s, _) = send(app.as_user(Method::GET, "/api/user", "herd", "herd-pw")).await;
+    assert_eq!(s, 200);
+    let warm = sign_ins(&app).await;
+
+    // Expired: one verification for the whole burst.
+    app.clock.advance(std::time::Duration::from_secs(101));
+    assert_eq!(burst(&app, 16).await, [200; 16]);
+    assert_eq!(
+        sign_ins(&app).await,
+        warm + 1,
+        "one verification for 16 requests"
+    );
+
+    // In its last tenth: one request renews it, the others are answered from it.
+    app.clock.advance(std::time::Duration::from_secs(95));
+    assert_eq!(burst(&app, 16).await, [200; 16]);
+    assert_eq!(
+        sign_ins(&app).await,
+        warm + 2,
+        "one renewal for 16 requests"
+    );
+    // Past the first entry's end, the renewed one answers.
+    app.clock.advance(std::time::Duration::from_secs(10));
+    let (s, _) = send(app.as_user(Method::GET, "/api/user", "herd", "herd-pw")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        sign_ins(&app).await,
+        warm + 2,
+        "answered by the renewed entry"
+    );
+
+    // A wrong password is cached by no one: every request of a burst verifies it (each
+    // costs a verification and counts as a failed sign-in).
+    let (_, failed) = sign_in_counts(&app).await;
+    let requests = (0..4).map(|_| send(app.as_user(Method::GET, "/api/user", "herd", "wrong")));
+    let statuses: Vec<u16> = futures_join(requests)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(statuses, [401; 4]);
+    assert_eq!(sign_in_counts(&app).await, (warm + 2, failed + 4));
+}
