@@ -18,7 +18,9 @@ llvm=$(rustc -vV | awk '/^LLVM version:/ {split($3, v, "."); print v[1]}')
 profdata=/usr/lib/llvm-$llvm/bin/llvm-profdata
 if [ ! -x "$profdata" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "llvm-$llvm" >/dev/null
+    # A fresh machine's package lists may predate the package: refresh them and retry.
+    install() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "llvm-$llvm" >/dev/null; }
+    install || { apt-get update >/dev/null && install; }
   else
     echo "llvm-profdata for LLVM $llvm is needed: sudo apt-get install llvm-$llvm" >&2
     exit 1

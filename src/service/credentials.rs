@@ -3,16 +3,16 @@
 //! PBKDF2. Every hit is re-checked against the user row (password fingerprint, disabled
 //! flag), and the user service drops a user's entries explicitly on every credential change.
 //!
-//! One verification per credential at a time. Without that, the moment an entry expired
-//! every request in flight with the same credential missed together and each ran its own
-//! PBKDF2: a client with 32 connections cost 32 verifications (seconds of CPU at the
-//! default cost) every `basic_auth_cache_seconds`, and stalled for as long. Now the first
-//! miss verifies while the others wait for it and then read its entry
-//! ([`CredentialCache::turn`]); a refused password is cached by no one, so the waiters
-//! then verify it themselves, in parallel (every wrong password still costs a full
-//! verification, and a wait is never longer than one). An entry in the last tenth of its
-//! life is renewed by the one request that claims it ([`CredentialCache::claim_renewal`]) while the
-//! others go on using it, so a busy credential never expires under load.
+//! One verification per credential at a time: the first request that misses verifies
+//! while the others with the same credential wait for it and then read its entry
+//! ([`CredentialCache::turn`]). Otherwise, when an entry expired under load, every request
+//! in flight with it would run its own PBKDF2: 32 of them for a client with 32
+//! connections, seconds of CPU at the default cost. A refused password is cached by no
+//! one, so its waiters then verify it themselves, in parallel: every wrong password still
+//! costs a full verification, and no wait outlasts one. An entry in the last tenth of its
+//! life is verified again by the one request that claims it
+//! ([`CredentialCache::claim_renewal`]) while the others go on using it, so a credential
+//! in steady use does not expire.
 //!
 //! Time comes from the service clock. An entry that reads as valid for longer than the
 //! TTL (the clock was set back) counts as expired.
