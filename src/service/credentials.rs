@@ -9,10 +9,12 @@
 //! in flight with it would run its own PBKDF2: 32 of them for a client with 32
 //! connections, seconds of CPU at the default cost. A refused password is cached by no
 //! one, so its waiters then verify it themselves, in parallel: every wrong password still
-//! costs a full verification, and no wait outlasts one. An entry in the last tenth of its
-//! life is verified again by the one request that claims it
-//! ([`CredentialCache::claim_renewal`]) while the others go on using it, so a credential
-//! in steady use does not expire.
+//! costs a full verification, and no wait outlasts the verifying request. A credential
+//! whose verification left no entry (refused, or a directory user's, which is never
+//! cached) is noted for a TTL, and the requests with it verify at once, in parallel, as
+//! they cannot use another's outcome. An entry in the last tenth of its life is verified
+//! again by the one request that claims it ([`CredentialCache::claim_renewal`]) while the
+//! others go on using it, so a credential in steady use does not expire.
 //!
 //! Time comes from the service clock. An entry that reads as valid for longer than the
 //! TTL (the clock was set back) counts as expired.
@@ -57,6 +59,8 @@ pub struct CredentialCache {
     /// The credentials being verified now; a waiter's receiver reports the end of the
     /// verification (its sender, held by the [`Verification`], is dropped).
     verifying: Mutex<FastMap<CredentialKey, watch::Receiver<()>>>,
+    /// Credentials whose last verification left no entry, and until when that counts.
+    uncached: Mutex<FastMap<CredentialKey, i64>>,
 }
 
 /// The right to verify a credential: while it lives, other requests with the same
@@ -70,9 +74,13 @@ pub(crate) struct Verification<'a> {
 
 impl Drop for Verification<'_> {
     fn drop(&mut self) {
+        let cache = self.cache;
+        if !cache.entries.lock().contains_key(&self.key) {
+            cache.note_uncached(self.key);
+        }
         // Out of the map before the sender goes (with this value's fields): a waiter that
         // wakes finds the map free, or a newer verification to wait for.
-        self.cache.verifying.lock().remove(&self.key);
+        cache.verifying.lock().remove(&self.key);
     }
 }
 
@@ -84,6 +92,7 @@ impl CredentialCache {
             clock,
             entries: Mutex::new(Default::default()),
             verifying: Mutex::new(Default::default()),
+            uncached: Mutex::new(Default::default()),
         }
     }
 
@@ -121,21 +130,13 @@ impl CredentialCache {
             return;
         }
         let now = self.clock.now_ms();
-        let mut entries = self.entries.lock();
-        if entries.len() >= CACHE_CAPACITY {
-            entries.retain(|_, c| c.expires_ms > now);
-            if entries.len() >= CACHE_CAPACITY {
-                entries.clear();
-            }
-        }
-        entries.insert(
-            key,
-            CachedCredential {
-                user: user.user_id(),
-                fingerprint,
-                expires_ms: now.saturating_add(self.ttl_ms),
-            },
-        );
+        let entry = CachedCredential {
+            user: user.user_id(),
+            fingerprint,
+            expires_ms: now.saturating_add(self.ttl_ms),
+        };
+        insert_bounded(&mut self.entries.lock(), key, entry, |c| c.expires_ms > now);
+        self.uncached.lock().remove(&key);
     }
 
     /// Drops every cached credential of this user.
@@ -143,10 +144,14 @@ impl CredentialCache {
         self.entries.lock().retain(|_, c| c.user != user);
     }
 
-    /// After a miss: the right to verify `key`, or `None` once the verification that
-    /// another request was running for it has ended (look in the cache again: it left an
-    /// entry, unless the password was refused).
+    /// After a miss: the right to verify `key`; or `None`, to verify without it: once the
+    /// verification that another request was running for it has ended (look in the cache
+    /// again: it left an entry, unless the password was refused), or at once when nothing
+    /// would be cached for it (a TTL of 0, or its last verification left no entry).
     pub(crate) async fn turn(&self, key: &CredentialKey) -> Option<Verification<'_>> {
+        if self.ttl_ms <= 0 || self.recently_uncached(key) {
+            return None;
+        }
         let mut running = {
             let mut verifying = self.verifying.lock();
             match verifying.get(key) {
@@ -166,6 +171,25 @@ impl CredentialCache {
         (!verifying.contains_key(key)).then(|| self.start(&mut verifying, key))
     }
 
+    fn recently_uncached(&self, key: &CredentialKey) -> bool {
+        let now = self.clock.now_ms();
+        let mut uncached = self.uncached.lock();
+        match uncached.get(key) {
+            Some(&until) if until > now && until - now <= self.ttl_ms => true,
+            Some(_) => {
+                uncached.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn note_uncached(&self, key: CredentialKey) {
+        let now = self.clock.now_ms();
+        let until = now.saturating_add(self.ttl_ms);
+        insert_bounded(&mut self.uncached.lock(), key, until, |&u| u > now);
+    }
+
     fn start(
         &self,
         verifying: &mut FastMap<CredentialKey, watch::Receiver<()>>,
@@ -179,6 +203,23 @@ impl CredentialCache {
             _done: done,
         }
     }
+}
+
+/// Inserts into a map kept to [`CACHE_CAPACITY`] entries: when it is full, the entries no
+/// longer `live` go, and all of them when that freed nothing.
+fn insert_bounded<V>(
+    map: &mut FastMap<CredentialKey, V>,
+    key: CredentialKey,
+    value: V,
+    live: impl Fn(&V) -> bool,
+) {
+    if map.len() >= CACHE_CAPACITY {
+        map.retain(|_, v| live(v));
+        if map.len() >= CACHE_CAPACITY {
+            map.clear();
+        }
+    }
+    map.insert(key, value);
 }
 
 #[cfg(test)]
@@ -257,15 +298,43 @@ mod tests {
         let (c, _) = cache(100);
         let (k, other) = (c.key("a", "pw"), c.key("b", "pw"));
         let first = c.turn(&k).await.unwrap();
+        c.put(other, &user(8), [2; 8]);
         // Another credential is not held up; a renewal of this one is not claimed twice.
         drop(c.turn(&other).await.unwrap());
         assert!(c.claim_renewal(&k).is_none());
         let mut waiter = Box::pin(c.turn(&k));
         assert!(pending(waiter.as_mut()), "waits while the first verifies");
+        c.put(k, &user(7), [1; 8]);
         drop(first);
         assert!(waiter.await.is_none(), "woken, to read the cache again");
         // The map is free again.
         assert!(c.claim_renewal(&k).is_some());
+        assert!(c.verifying.lock().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_credential_left_uncached_is_verified_without_waiting_until_one_is_cached() {
+        let (c, clock) = cache(100);
+        let k = c.key("a", "wrong");
+        // Refused: the verification ends without an entry.
+        drop(c.turn(&k).await.unwrap());
+        let mut next = Box::pin(c.turn(&k));
+        assert!(!pending(next.as_mut()), "no turn, no wait");
+        assert!(c.verifying.lock().is_empty());
+        // For a TTL; then the turns resume.
+        clock.advance(Duration::from_secs(101));
+        drop(c.turn(&k).await.unwrap());
+        assert!(c.turn(&k).await.is_none(), "refused again");
+        // Or as soon as the credential is cached (a password that became right).
+        c.put(k, &user(7), [1; 8]);
+        assert!(c.turn(&k).await.is_some());
+    }
+
+    #[tokio::test]
+    async fn with_a_ttl_of_zero_nobody_waits() {
+        let (c, _) = cache(0);
+        let k = c.key("a", "pw");
+        assert!(c.turn(&k).await.is_none());
         assert!(c.verifying.lock().is_empty());
     }
 
@@ -277,6 +346,7 @@ mod tests {
         let mut waiter = Box::pin(c.turn(&k));
         assert!(pending(waiter.as_mut()));
         drop(waiter);
+        c.put(k, &user(7), [1; 8]);
         drop(first);
         assert!(c.verifying.lock().is_empty());
         assert!(c.turn(&k).await.is_some());

@@ -425,6 +425,9 @@ impl UserService {
                 StoreError::Conflict(_) => AppError::Conflict(LOGIN_CONFLICT.into()),
                 other => AppError::internal("Failed to update user", other),
             })?;
+        // As for one's own profile: Basic credentials cached under the old login or email
+        // stop working at once.
+        self.credentials.forget_user(user.user_id());
         Ok(())
     }
 

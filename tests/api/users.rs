@@ -171,12 +171,20 @@ async fn update_user_profile() {
     let app = TestApp::spawn().await;
     let id = app.create_user("kim", "kimpw1").await;
     app.create_user("lee", "leepw1").await;
+    // Kim's credential is verified, and cached under the login "kim".
+    let (s, _) = send(app.as_user(Method::GET, "/api/user", "kim", "kimpw1")).await;
+    assert_eq!(s, 200);
     let (s, b) = send(
         app.admin(Method::PUT, &format!("/api/users/{id}"))
             .json(&json!({"name": "Kim K", "login": "kimk"})),
     )
     .await;
     assert_eq!((s, message(&b)), (200, "User updated"));
+    let (s, _) = send(app.as_user(Method::GET, "/api/user", "kim", "kimpw1")).await;
+    assert_eq!(
+        s, 401,
+        "the old login stops signing in at once, cached or not"
+    );
     let (_, u) = send(app.admin(Method::GET, &format!("/api/users/{id}"))).await;
     assert_eq!(
         (u["name"].as_str(), u["login"].as_str()),
