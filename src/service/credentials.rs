@@ -114,15 +114,21 @@ impl CredentialCache {
         let now = self.clock.now_ms();
         let mut entries = self.entries.lock();
         let c = *entries.get(key)?;
-        let left = c.expires_ms.saturating_sub(now);
-        if left <= 0 || left > self.ttl_ms {
+        let Some(left) = self.left(c.expires_ms, now) else {
             entries.remove(key);
             return None;
-        }
+        };
         Some(Hit {
             credential: c,
             due_for_renewal: left <= self.ttl_ms / 10,
         })
+    }
+
+    /// What is left of a time limit set `ttl_ms` ahead: `None` when it has passed, or when
+    /// it reads as more than the TTL (the clock was set back since).
+    fn left(&self, until_ms: i64, now_ms: i64) -> Option<i64> {
+        let left = until_ms.saturating_sub(now_ms);
+        (left > 0 && left <= self.ttl_ms).then_some(left)
     }
 
     pub(crate) fn put(&self, key: CredentialKey, user: &UserRecord, fingerprint: [u8; 8]) {
@@ -174,14 +180,14 @@ impl CredentialCache {
     fn recently_uncached(&self, key: &CredentialKey) -> bool {
         let now = self.clock.now_ms();
         let mut uncached = self.uncached.lock();
-        match uncached.get(key) {
-            Some(&until) if until > now && until - now <= self.ttl_ms => true,
-            Some(_) => {
-                uncached.remove(key);
-                false
-            }
-            None => false,
+        let Some(&until) = uncached.get(key) else {
+            return false;
+        };
+        let live = self.left(until, now).is_some();
+        if !live {
+            uncached.remove(key);
         }
+        live
     }
 
     fn note_uncached(&self, key: CredentialKey) {

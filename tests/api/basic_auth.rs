@@ -120,35 +120,22 @@ async fn sign_ins(app: &TestApp) -> u64 {
 /// `n` Basic requests as `herd` at once; their statuses. A minute at most: a request left
 /// waiting for a verification that never ends fails the test instead of hanging it.
 async fn burst(app: &TestApp, n: usize, password: &str) -> Vec<u16> {
-    let requests = (0..n).map(|_| send(app.as_user(Method::GET, "/api/user", "herd", password)));
-    let answers = tokio::time::timeout(Duration::from_secs(60), futures_join(requests))
-        .await
-        .expect("every request of the burst is answered");
-    answers.into_iter().map(|(s, _)| s).collect()
-}
-
-/// Runs the futures concurrently on this task.
-async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in pinned.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *o = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            tokio::spawn(send(app.as_user(
+                Method::GET,
+                "/api/user",
+                "herd",
+                password,
+            )))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let answered = tokio::time::timeout(Duration::from_secs(60), t).await;
+        statuses.push(answered.expect("every request is answered").unwrap().0);
+    }
+    statuses
 }
 
 /// When a cached credential expires under load, the requests in flight with it share one
