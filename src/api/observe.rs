@@ -225,7 +225,9 @@ impl Observe {
     /// What the request's audit event says before the handler runs; auth, the permission
     /// check and the body reader add the actor, the action and the field names. A change's
     /// entry is complete here (the store writes it with the change); a read's is completed
-    /// from the [`Client`] after routing, and only if it is denied.
+    /// from the [`Client`] after routing, and only if it is denied (its time too: the audit
+    /// service times an entry without one, so a read reads no clock for an event it will
+    /// not record).
     fn audit_entry(
         &self,
         req: &Request,
@@ -234,11 +236,9 @@ impl Observe {
         armed: bool,
     ) -> (AuditEntry, Client) {
         let client = Client::of(req, &self.services);
-        let mut entry = AuditEntry {
-            at: self.services.clock.now_ms(),
-            ..AuditEntry::default()
-        };
+        let mut entry = AuditEntry::default();
         if armed {
+            entry.at = self.services.clock.now_ms();
             if let Some(m) = self.routes.match_path(method, req.uri().path()) {
                 entry.status = m.success;
                 m.route.clone_into(&mut entry.route);

@@ -365,12 +365,65 @@ struct Snapshot {
     /// Permissions of custom roles assigned to single users (through the API or
     /// provisioning), by user id.
     user_grants: HashMap<u64, Vec<Permission>>,
-    /// (org role, grafana admin) -> resolved set; filled on first use.
-    resolved: RwLock<crate::domain::FastMap<(OrgRole, bool), Arc<PermissionSet>>>,
+    /// The set of each (org role, Grafana Admin) pair, resolved when the snapshot is made
+    /// (see [`Snapshot::basic`]): a request's lookup is an index, not a map and its lock.
+    basic: [Arc<PermissionSet>; BASIC_SETS],
     /// (user, org role, grafana admin) -> resolved set, for users with grants of their own;
     /// filled on first use (emptied when it reaches [`RESOLVED_USERS`]).
     resolved_users: RwLock<crate::domain::FastMap<(u64, OrgRole, bool), Arc<PermissionSet>>>,
 }
+
+impl Snapshot {
+    fn new(
+        roles: HashMap<String, Role>,
+        grants: HashMap<String, Vec<String>>,
+        user_grants: HashMap<u64, Vec<Permission>>,
+    ) -> Self {
+        let basic = std::array::from_fn(|i| {
+            let role = u8::try_from(i / 2)
+                .ok()
+                .and_then(OrgRole::from_byte)
+                .unwrap_or(OrgRole::None);
+            Arc::new(Self::resolve(&roles, &grants, role, i % 2 == 1))
+        });
+        Self {
+            roles,
+            grants,
+            user_grants,
+            basic,
+            resolved_users: RwLock::new(Default::default()),
+        }
+    }
+
+    /// The permissions the basic roles of (`org_role`, `grafana_admin`) grant.
+    fn resolve(
+        roles: &HashMap<String, Role>,
+        grants: &HashMap<String, Vec<String>>,
+        org_role: OrgRole,
+        grafana_admin: bool,
+    ) -> PermissionSet {
+        let mut set = PermissionSet::default();
+        let mut basics = vec![basic_role_for(org_role)];
+        if grafana_admin {
+            basics.push("basic:grafana_admin");
+        }
+        for basic in basics {
+            for uid in grants.get(basic).into_iter().flatten() {
+                if let Some(role) = roles.get(uid) {
+                    set.extend(&role.permissions);
+                }
+            }
+        }
+        set
+    }
+
+    fn basic(&self, org_role: OrgRole, grafana_admin: bool) -> &Arc<PermissionSet> {
+        &self.basic[usize::from(org_role.to_byte()) * 2 + usize::from(grafana_admin)]
+    }
+}
+
+/// One set per org role, with and without Grafana Admin.
+const BASIC_SETS: usize = 8;
 
 /// Users' resolved sets remembered at once.
 const RESOLVED_USERS: usize = 10_000;
@@ -422,13 +475,7 @@ impl RoleCatalog {
             .map(|(b, rs)| (b.to_string(), rs.into_iter().map(String::from).collect()))
             .collect();
         Self {
-            current: RwLock::new(Arc::new(Snapshot {
-                roles,
-                grants,
-                user_grants: HashMap::new(),
-                resolved: RwLock::new(Default::default()),
-                resolved_users: RwLock::new(Default::default()),
-            })),
+            current: RwLock::new(Arc::new(Snapshot::new(roles, grants, HashMap::new()))),
         }
     }
 
@@ -459,13 +506,7 @@ impl RoleCatalog {
                     .extend(c.role.permissions.iter().cloned());
             }
         }
-        *self.current.write() = Arc::new(Snapshot {
-            roles,
-            grants,
-            user_grants: users,
-            resolved: RwLock::new(Default::default()),
-            resolved_users: RwLock::new(Default::default()),
-        });
+        *self.current.write() = Arc::new(Snapshot::new(roles, grants, users));
     }
 
     /// The permissions of a user: basic roles plus their own grants.
@@ -475,15 +516,15 @@ impl RoleCatalog {
         org_role: OrgRole,
         grafana_admin: bool,
     ) -> Arc<PermissionSet> {
-        let snap = self.current.read().clone();
+        let snap = self.current.read();
         let Some(extra) = snap.user_grants.get(&user) else {
-            return Self::resolve(&snap, org_role, grafana_admin);
+            return snap.basic(org_role, grafana_admin).clone();
         };
         let key = (user, org_role, grafana_admin);
         if let Some(set) = snap.resolved_users.read().get(&key) {
             return set.clone();
         }
-        let mut set = (*Self::resolve(&snap, org_role, grafana_admin)).clone();
+        let mut set = (**snap.basic(org_role, grafana_admin)).clone();
         set.extend(extra);
         let set = Arc::new(set);
         let mut memo = snap.resolved_users.write();
@@ -496,32 +537,7 @@ impl RoleCatalog {
 
     /// The permissions of a user with this org role (and Grafana Admin flag).
     pub fn permissions_for(&self, org_role: OrgRole, grafana_admin: bool) -> Arc<PermissionSet> {
-        let snap = self.current.read().clone();
-        Self::resolve(&snap, org_role, grafana_admin)
-    }
-
-    /// The basic roles' set in `snap`, resolved on first use.
-    fn resolve(snap: &Snapshot, org_role: OrgRole, grafana_admin: bool) -> Arc<PermissionSet> {
-        if let Some(set) = snap.resolved.read().get(&(org_role, grafana_admin)) {
-            return set.clone();
-        }
-        let mut set = PermissionSet::default();
-        let mut basics = vec![basic_role_for(org_role)];
-        if grafana_admin {
-            basics.push("basic:grafana_admin");
-        }
-        for basic in basics {
-            for uid in snap.grants.get(basic).into_iter().flatten() {
-                if let Some(role) = snap.roles.get(uid) {
-                    set.extend(&role.permissions);
-                }
-            }
-        }
-        let set = Arc::new(set);
-        snap.resolved
-            .write()
-            .insert((org_role, grafana_admin), set.clone());
-        set
+        self.current.read().basic(org_role, grafana_admin).clone()
     }
 
     /// The roles behind these basic roles (default and custom grants) with their permissions.

@@ -2,6 +2,7 @@
 //! `{"k":<32 alphanumerics>,"n":<name>,"id":<orgId>}`. The secret is high-entropy, so an
 //! HMAC of it is stored (not a PBKDF2 hash) and looked up in O(1).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -19,10 +20,14 @@ use crate::store::{ApiKeyRecord, ApiKeyStore, StoreError};
 /// `last_used` is written at most this often per key.
 const LAST_USED_INTERVAL: i64 = 60;
 
+/// A legacy key's decoded form, `{"k":"<secret>","n":"<name>","id":<org>}`. Read borrowing
+/// from the decoded bytes (no copy of either text unless it has escapes).
 #[derive(Serialize, Deserialize)]
-struct KeyJson {
-    k: String,
-    n: String,
+struct KeyJson<'a> {
+    #[serde(borrow)]
+    k: Cow<'a, str>,
+    #[serde(borrow)]
+    n: Cow<'a, str>,
     id: u64,
 }
 
@@ -90,8 +95,8 @@ impl ApiKeyService {
         }
         let secret = random::alphanumeric(32);
         let json = serde_json::to_vec(&KeyJson {
-            k: secret.clone(),
-            n: name.to_string(),
+            k: Cow::Borrowed(&secret),
+            n: Cow::Borrowed(name),
             id: p.org_id.0,
         })
         .map_err(|e| AppError::internal("Failed to add API Key", e))?;
@@ -161,7 +166,7 @@ impl ApiKeyService {
             .api_key_by_hash(&self.hash(&parsed.k))
             .await?
             .filter(|k| {
-                k.org_id == parsed.id && k.name == parsed.n && k.service_account_id.is_none()
+                k.org_id == parsed.id && *k.name == *parsed.n && k.service_account_id.is_none()
             })
             .ok_or_else(invalid)?;
         let at = self.clock.now();

@@ -307,7 +307,8 @@ async fn sign_ins_failures_and_denials_are_recorded_and_failed_writes_are_not() 
     app.create_user("viewer", "viewer-password").await;
     // A form sign-in: the session it creates is the event.
     app.login("viewer", "viewer-password").await;
-    let e = newest(&app).await;
+    let signed_in = newest(&app).await;
+    let e = &signed_in;
     assert_eq!(
         (
             e["action"].as_str(),
@@ -371,6 +372,15 @@ async fn sign_ins_failures_and_denials_are_recorded_and_failed_writes_are_not() 
         .as_str()
         .unwrap()
         .starts_with("hmac-sha256:"));
+    // A read's event is timed when it is recorded: not the epoch, not before the sign-in's.
+    let (read_time, login_time) = (
+        e["time"].as_str().unwrap(),
+        signed_in["time"].as_str().unwrap(),
+    );
+    assert!(
+        !read_time.starts_with("1970") && read_time >= login_time,
+        "{read_time} {login_time}"
+    );
     // A denial: a Viewer may not create users.
     let (s, _) = send(
         app.as_user(
