@@ -29,7 +29,7 @@ pub const SESSION: &str = "session";
 
 /// The authenticated caller, and the user row authentication already read (so handlers
 /// about the caller need not read it again).
-pub struct Auth(pub Principal, pub Option<Box<UserRecord>>);
+pub struct Auth(pub Principal, pub Option<Arc<UserRecord>>);
 
 /// Where the auth extractor leaves a rotated session token for the cookie middleware.
 #[derive(Clone, Default)]
@@ -196,7 +196,7 @@ async fn service_account(services: &Services, token: &str) -> Result<Authenticat
             .auth
             .principal_for(&user, AuthKind::ServiceAccount, None)
             .await,
-        user: Some(Box::new(user)),
+        user: Some(user),
         new_session_token: None,
     })
 }

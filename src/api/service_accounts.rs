@@ -127,14 +127,15 @@ api_errors!(
 );
 
 fn dto(sa: ServiceAccount) -> ServiceAccountDto {
+    let user = Arc::unwrap_or_clone(sa.user);
     ServiceAccountDto {
-        id: int(sa.user.id),
-        avatar_url: avatar(&sa.user.email),
-        uid: sa.user.uid,
-        name: sa.user.name,
-        login: sa.user.login,
-        org_id: int(sa.user.org_id),
-        is_disabled: sa.user.is_disabled,
+        id: int(user.id),
+        avatar_url: avatar(&user.email),
+        uid: user.uid,
+        name: user.name,
+        login: user.login,
+        org_id: int(user.org_id),
+        is_disabled: user.is_disabled,
         role: sa.role.to_string(),
         tokens: int(sa.tokens),
     }

@@ -442,10 +442,7 @@ impl UsersApi {
         /// The user's numeric id or uid.
         id: Path<WireId>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = services
-            .users
-            .get(&auth.0, &id.0, auth.1.map(|u| *u))
-            .await?;
+        let u = services.users.get(&auth.0, &id.0, auth.1).await?;
         Ok(FastJson(UserProfile::from(u)))
     }
 
@@ -541,7 +538,7 @@ impl UsersApi {
         services: Data<&Arc<Services>>,
     ) -> Result<FastJson<UserProfile>, UserReadError> {
         let u = match auth.1 {
-            Some(user) => *user,
+            Some(user) => Arc::unwrap_or_clone(user),
             None => services.users.current(&auth.0).await?,
         };
         let mut profile = UserProfile::from(u);

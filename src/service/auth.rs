@@ -225,7 +225,7 @@ pub struct Authenticated {
     pub principal: Principal,
     /// Boxed: this value and the extractor holding it are moved several times per request,
     /// and the row is about 290 bytes.
-    pub user: Option<Box<UserRecord>>,
+    pub user: Option<Arc<UserRecord>>,
     pub new_session_token: Option<String>,
 }
 
@@ -242,7 +242,7 @@ impl From<Principal> for Authenticated {
 /// What the credential cache says of a (login, password).
 enum Cached<'a> {
     /// Verified recently; the user row, re-read (boxed, as the request keeps it).
-    Hit(Box<UserRecord>),
+    Hit(Arc<UserRecord>),
     /// To be verified by this request (a miss, or an entry this request renews), with the
     /// credential's turn unless it waited for another request's verification already.
     Verify(Option<Verification<'a>>),
@@ -291,21 +291,21 @@ impl AuthService {
         login: &str,
         password: &str,
         client_ip: Option<IpAddr>,
-    ) -> Result<(Box<UserRecord>, bool), AppError> {
+    ) -> Result<(Arc<UserRecord>, bool), AppError> {
         // Every request with Basic credentials comes here, and almost all of them are
         // answered from the credential cache. The other paths (a lookup, a hash check, the
         // directory) are boxed: awaited in place, the largest of them (LDAP's connection,
         // about 5 KB) would size this future, every handler future that authenticates, and
         // the copy poem makes of it into the heap on every request.
-        // The row is boxed as it arrives: it travels through every step below and on into
-        // the request's principal, and a box moves as one pointer.
+        // The row is shared as it arrives (the store's caches hold it so): it travels
+        // through every step below and on into the request's principal as one pointer.
         let key = self.credentials.key(login, password);
         // The turn to verify this credential, held until the verified credential is cached
         // (or refused): other requests with it wait for that, then read the entry.
         let (user, cached, turn) = match self.cached(&key).await? {
             Cached::Hit(u) => (Some(u), true, None),
             Cached::Verify(turn) => {
-                let user = Box::pin(self.lookup(login)).await?.map(Box::new);
+                let user = Box::pin(self.lookup(login)).await?.map(Arc::new);
                 (user, false, turn)
             }
         };
@@ -323,9 +323,9 @@ impl AuthService {
         let verified = !cached;
         let result = match user {
             Some(user) if cached => self.usable(user),
-            user => Box::pin(self.verify_password(user.map(|u| *u), &key, password))
+            user => Box::pin(self.verify_password(user.map(Arc::unwrap_or_clone), &key, password))
                 .await
-                .map(Box::new),
+                .map(Arc::new),
         };
         // Cached, or refused: the requests waiting for this verification look again (and
         // do not wait for the directory below).
@@ -334,7 +334,7 @@ impl AuthService {
         let result = match result {
             Err(AppError::Unauthorized(m)) if m == INVALID_CREDENTIALS => {
                 match Box::pin(self.ldap.authenticate(login, password)).await? {
-                    Some(user) => self.usable(Box::new(user)),
+                    Some(user) => self.usable(Arc::new(user)),
                     None => Err(AppError::Unauthorized(m)),
                 }
             }
@@ -419,7 +419,7 @@ impl AuthService {
         }
         self.count_sign_in(true).await;
         tracing::info!(user = user.id, client_ip = ip_text(client_ip), "signed in");
-        Ok((token, *user))
+        Ok((token, Arc::unwrap_or_clone(user)))
     }
 
     /// A session cookie's principal, and the replacement token when it rotated.
@@ -429,7 +429,7 @@ impl AuthService {
             principal: self
                 .principal_for(&r.user, AuthKind::Session, Some(r.session.id))
                 .await,
-            user: Some(Box::new(r.user)),
+            user: Some(r.user),
             new_session_token: r.new_token,
         })
     }
@@ -474,7 +474,7 @@ impl AuthService {
                             .flatten();
                         return Ok(match renewal {
                             Some(turn) => Cached::Verify(Some(turn)),
-                            None => Cached::Hit(Box::new(user)),
+                            None => Cached::Hit(user),
                         });
                     }
                 }

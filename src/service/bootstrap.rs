@@ -121,6 +121,7 @@ pub async fn reset_admin_password(
             .store
             .user(UserId(1))
             .await?
+            .map(std::sync::Arc::unwrap_or_clone)
             .ok_or_else(|| AppError::not_found("no admin user found"))?,
     };
     services

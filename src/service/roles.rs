@@ -350,6 +350,7 @@ impl RoleService {
         self.users
             .user(id)
             .await?
+            .map(Arc::unwrap_or_clone)
             .ok_or_else(|| AppError::not_found("user not found"))
     }
 

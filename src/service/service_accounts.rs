@@ -23,7 +23,7 @@ const LAST_USED_INTERVAL: i64 = 60;
 /// A service account and its token count.
 #[derive(Debug, Clone)]
 pub struct ServiceAccount {
-    pub user: UserRecord,
+    pub user: Arc<UserRecord>,
     pub role: OrgRole,
     pub tokens: u64,
 }
@@ -148,7 +148,7 @@ impl ServiceAccountService {
                 other => other.into(),
             })?;
         Ok(ServiceAccount {
-            user,
+            user: Arc::new(user),
             role,
             tokens: 0,
         })
@@ -325,7 +325,7 @@ impl ServiceAccountService {
 
     /// The account a presented token belongs to: 401 when malformed, unknown, expired or
     /// the account is disabled.
-    pub async fn authenticate(&self, presented: &str) -> Result<UserRecord, AppError> {
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<UserRecord>, AppError> {
         let invalid = || AppError::Unauthorized("invalid API key".into());
         let token = parse_token(presented.trim()).ok_or_else(invalid)?;
         let key = self

@@ -44,7 +44,7 @@ pub struct SessionView {
 /// A valid session and, when it was due, the token that replaces the one presented.
 pub struct Resolved {
     pub session: SessionRecord,
-    pub user: UserRecord,
+    pub user: Arc<UserRecord>,
     pub new_token: Option<String>,
 }
 
@@ -182,7 +182,7 @@ impl SessionService {
                 .users
                 .user(UserId(s.user_id))
                 .await?
-                .map(|u| u.login)
+                .map(|u| u.login.clone())
                 .unwrap_or_default();
             crate::domain::audit::update(|e| {
                 e.actor.user_id = Some(s.user_id);

@@ -102,7 +102,7 @@ fn numeric_id(raw: &str) -> Option<UserId> {
 /// `userUIDResolver`); anything unresolvable, service accounts included, is 404.
 pub async fn resolve_user(store: &dyn UserStore, id_or_uid: &str) -> Result<UserRecord, AppError> {
     let found = match numeric_id(id_or_uid) {
-        Some(id) => store.user(id).await?,
+        Some(id) => store.user(id).await?.map(Arc::unwrap_or_clone),
         None => store.user_by_uid(id_or_uid).await?,
     };
     found
@@ -447,7 +447,7 @@ impl UserService {
         &self,
         p: &Principal,
         id_or_uid: &str,
-        caller: Option<UserRecord>,
+        caller: Option<Arc<UserRecord>>,
     ) -> Result<UserRecord, AppError> {
         let named = |u: &UserRecord| match numeric_id(id_or_uid) {
             Some(id) => u.user_id() == id,
@@ -457,7 +457,7 @@ impl UserService {
             Some(user) => {
                 p.require(Action::UsersRead, "")?;
                 p.require(Action::UsersRead, &user_scope(user.user_id()))?;
-                Ok(user)
+                Ok(Arc::unwrap_or_clone(user))
             }
             None => self.resolve_checked(p, id_or_uid, Action::UsersRead).await,
         }
@@ -681,7 +681,7 @@ impl UserService {
         if !me.auth_module.is_empty() {
             return Err(AppError::Forbidden(EXTERNAL_USER.into()));
         }
-        let matches = match me.password {
+        let matches = match me.password.clone() {
             Some(hash) => {
                 let old = zeroize::Zeroizing::new(old_password.to_string());
                 tokio::task::spawn_blocking(move || hash.verify(&old))
@@ -744,6 +744,7 @@ impl UserService {
         self.store
             .user(id)
             .await?
+            .map(Arc::unwrap_or_clone)
             .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
     }
 }

@@ -95,7 +95,9 @@ pub trait UserStore: Send + Sync {
         user: UserRecord,
         membership: NewMembership,
     ) -> StoreResult<UserRecord>;
-    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>>;
+    /// The row shared, as the backends' caches hold it: every authenticated request reads
+    /// one, and a copy would cost each of them its strings and memberships.
+    async fn user(&self, id: UserId) -> StoreResult<Option<Arc<UserRecord>>>;
     async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>>;
     /// Case-insensitive.
     async fn user_by_login(&self, login: &str) -> StoreResult<Option<UserRecord>>;

@@ -31,6 +31,7 @@ async fn grafana_hashes_verify_and_are_upgraded() {
         .unwrap()
         .unwrap()
         .password
+        .clone()
         .unwrap();
     assert_eq!(upgraded.scheme, PasswordScheme::Pbkdf2Sha256);
     assert_eq!(upgraded.iterations, 1000);

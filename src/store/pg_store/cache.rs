@@ -65,7 +65,7 @@ struct Aggregates {
 #[derive(Default)]
 struct Maps {
     generation: u64,
-    users: HashMap<u64, UserRecord>,
+    users: HashMap<u64, Arc<UserRecord>>,
     /// `l` + folded login or `e` + folded email -> user id (checked against the row on use).
     names: HashMap<String, u64>,
     sessions: HashMap<u64, SessionRecord>,
@@ -220,7 +220,7 @@ impl RowCache {
 
     // --- users -------------------------------------------------------------------------
 
-    pub(super) fn user(&self, id: u64) -> Option<UserRecord> {
+    pub(super) fn user(&self, id: u64) -> Option<Arc<UserRecord>> {
         if !self.live() {
             return None;
         }
@@ -239,11 +239,11 @@ impl RowCache {
             m.users
                 .get(id)
                 .filter(|u| name_key(if by_login { &u.login } else { &u.email }, by_login) == key)
-                .cloned(),
+                .map(|u| UserRecord::clone(u)),
         )
     }
 
-    pub(super) fn fill_user(&self, ticket: Ticket, user: &UserRecord) {
+    pub(super) fn fill_user(&self, ticket: Ticket, user: &Arc<UserRecord>) {
         self.fill(ticket, |m| {
             if m.users.len() >= MAX_ENTRIES || m.names.len() >= MAX_ENTRIES {
                 m.users.clear();
@@ -251,7 +251,7 @@ impl RowCache {
             }
             m.names.insert(name_key(&user.login, true), user.id);
             m.names.insert(name_key(&user.email, false), user.id);
-            m.users.insert(user.id, user.clone());
+            m.users.insert(user.id, Arc::clone(user));
         });
     }
 

@@ -11,6 +11,8 @@
 //! order) before it reads the target, in the transaction that demotes or deletes. Counts
 //! are `count(*)` over every table, the other backend files' ones included.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
@@ -532,11 +534,12 @@ impl PgStore {
         value: String,
     ) -> StoreResult<Option<UserRecord>> {
         let ticket = self.cache().ticket();
-        let found = self.user_where(sql, value).await?;
-        if let Some(u) = &found {
-            self.cache().fill_user(ticket, u);
-        }
-        Ok(found)
+        let Some(found) = self.user_where(sql, value).await? else {
+            return Ok(None);
+        };
+        let shared = Arc::new(found);
+        self.cache().fill_user(ticket, &shared);
+        Ok(Some(Arc::unwrap_or_clone(shared)))
     }
 }
 
@@ -631,12 +634,12 @@ impl UserStore for PgStore {
         })
     }
 
-    async fn user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
+    async fn user(&self, user: UserId) -> StoreResult<Option<Arc<UserRecord>>> {
         if let Some(u) = self.cache().user(user.0) {
             return Ok(Some(u));
         }
         let ticket = self.cache().ticket();
-        let found = self.user_uncached(user).await?;
+        let found = self.user_uncached(user).await?.map(Arc::new);
         if let Some(u) = &found {
             self.cache().fill_user(ticket, u);
         }

@@ -1,6 +1,7 @@
 //! The decoded rows of the reads every authenticated request makes (a user by id, a
 //! session or an API key by its token's hash), kept while no write has committed since
-//! they were read: a hit costs a lock and a clone instead of sled's tree walk and a decode.
+//! they were read: a hit costs a lock and a clone (of a shared pointer, for users) instead
+//! of sled's tree walk and a decode.
 //!
 //! Valid by the store's `changes` counter, never by time. Every write to these trees moves
 //! it after its commit and before its caller is answered: the writer's batches, `durable`
@@ -27,7 +28,7 @@ pub(super) const MAX_ENTRIES: usize = 4096;
 /// The three maps.
 #[derive(Default)]
 pub(super) struct Memos {
-    pub(super) users: Memo<u64, UserRecord>,
+    pub(super) users: Memo<u64, std::sync::Arc<UserRecord>>,
     pub(super) sessions: Memo<[u8; 32], SessionRecord>,
     pub(super) api_keys: Memo<[u8; 32], ApiKeyRecord>,
 }

@@ -4,6 +4,8 @@
 //! narrow update is one transaction that re-reads the row, so it cannot undo a concurrent
 //! change to another field. Also the stats (counters, activity scan) and the meta tree.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sled::transaction::TransactionalTree;
 use sled::Tree;
@@ -464,10 +466,10 @@ impl UserStore for SledStore {
         .await
     }
 
-    async fn user(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        self.memo
-            .users
-            .read_through(self.seen(), id.0, || get(&self.users, id.key()))
+    async fn user(&self, id: UserId) -> StoreResult<Option<Arc<UserRecord>>> {
+        self.memo.users.read_through(self.seen(), id.0, || {
+            Ok(get::<UserRecord>(&self.users, id.key())?.map(Arc::new))
+        })
     }
 
     async fn user_by_uid(&self, uid: &str) -> StoreResult<Option<UserRecord>> {
