@@ -18,6 +18,7 @@ use crate::api::wire::{age, rfc3339, FastJson, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::crypto::{random, sha256};
+use crate::domain::time::Rfc3339;
 use crate::service::users::{self as user_rules, signed_in_user, OwnProfileUpdate, ProfileUpdate};
 use crate::service::Services;
 use crate::store::UserRecord;
@@ -44,6 +45,68 @@ pub struct UserProfile {
     pub created_at: String,
     pub avatar_url: String,
     pub is_provisioned: bool,
+}
+
+/// A [`UserProfile`] written straight from the shared row, with no copy of its text: what
+/// the hot reads (`GET /api/user`, `GET /api/users/:id`) answer. The document shows it as
+/// [`UserProfile`]; a test checks that both write the same JSON.
+pub struct SharedProfile {
+    pub user: Arc<UserRecord>,
+    /// The org the answer names (`GET /api/user`: the caller's current one).
+    pub org_id: u64,
+}
+
+impl serde::Serialize for SharedProfile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let u = &*self.user;
+        let external = !u.auth_module.is_empty();
+        let mut out = s.serialize_struct("UserProfile", 17)?;
+        out.serialize_field("id", &(u.id as i64))?;
+        out.serialize_field("uid", &u.uid)?;
+        out.serialize_field("email", &u.email)?;
+        out.serialize_field("name", &u.name)?;
+        out.serialize_field("login", &u.login)?;
+        out.serialize_field("theme", &u.theme)?;
+        out.serialize_field("orgId", &(self.org_id as i64))?;
+        out.serialize_field("isGrafanaAdmin", &u.is_admin)?;
+        out.serialize_field("isDisabled", &u.is_disabled)?;
+        out.serialize_field("isExternal", &external)?;
+        out.serialize_field("isExternallySynced", &external)?;
+        out.serialize_field("isGrafanaAdminExternallySynced", &false)?;
+        out.serialize_field("authLabels", &labels(u))?;
+        out.serialize_field("updatedAt", &Rfc3339(u.updated))?;
+        out.serialize_field("createdAt", &Rfc3339(u.created))?;
+        with_avatar(&u.email, |path| out.serialize_field("avatarUrl", path))?;
+        out.serialize_field("isProvisioned", &false)?;
+        out.end()
+    }
+}
+
+impl poem_openapi::types::Type for SharedProfile {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        UserProfile::name()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        UserProfile::schema_ref()
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        UserProfile::register(registry);
+    }
+
+    fn as_raw_value(&self) -> Option<&Self> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
+        Box::new(std::iter::once(self))
+    }
 }
 
 /// One row of a user search (Grafana's `UserSearchHitDTO`).
@@ -126,6 +189,12 @@ pub struct UserTeam {
 /// The avatar path of an email: `/avatar/` and 32 hex digits of a digest of the trimmed,
 /// lower-case address (Grafana's shape, an MD5's length).
 pub fn avatar(email: &str) -> String {
+    with_avatar(email, str::to_string)
+}
+
+/// `f` of [`avatar`]'s path, without a copy of it when it was made already. `f` runs while
+/// this thread's map is borrowed: it must not ask for another avatar.
+pub fn with_avatar<R>(email: &str, f: impl FnOnce(&str) -> R) -> R {
     // Paths already made, by email: every profile, search hit and member carries one, and
     // the digest costs more than the rest of a profile. One map per thread (requests run
     // on the runtime's few workers), so that no lock is shared by every read. Bounded
@@ -139,7 +208,7 @@ pub fn avatar(email: &str) -> String {
     const MAX_MADE: usize = 1_000;
     MADE.with_borrow_mut(|made| {
         if let Some(path) = made.get(email) {
-            return path.clone();
+            return f(path);
         }
         let path = format!(
             "/avatar/{}",
@@ -148,8 +217,9 @@ pub fn avatar(email: &str) -> String {
         if made.len() >= MAX_MADE {
             made.clear();
         }
-        made.insert(email.to_string(), path.clone());
-        path
+        let answer = f(&path);
+        made.insert(email.to_string(), path);
+        answer
     })
 }
 
@@ -441,9 +511,10 @@ impl UsersApi {
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
         id: Path<WireId>,
-    ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = services.users.get(&auth.0, &id.0, auth.1).await?;
-        Ok(FastJson(UserProfile::from(u)))
+    ) -> Result<FastJson<SharedProfile>, UserReadError> {
+        let user = services.users.get(&auth.0, &id.0, auth.1).await?;
+        let org_id = user.org_id;
+        Ok(FastJson(SharedProfile { user, org_id }))
     }
 
     /// Update a user's name, email, login or theme.
@@ -536,14 +607,15 @@ impl UsersApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-    ) -> Result<FastJson<UserProfile>, UserReadError> {
-        let u = match auth.1 {
-            Some(user) => Arc::unwrap_or_clone(user),
-            None => services.users.current(&auth.0).await?,
+    ) -> Result<FastJson<SharedProfile>, UserReadError> {
+        let user = match auth.1 {
+            Some(user) => user,
+            None => Arc::new(services.users.current(&auth.0).await?),
         };
-        let mut profile = UserProfile::from(u);
-        profile.org_id = auth.0.org_id.0 as i64;
-        Ok(FastJson(profile))
+        Ok(FastJson(SharedProfile {
+            user,
+            org_id: auth.0.org_id.0,
+        }))
     }
     /// Update the signed-in user's name, email, login and theme. An empty login takes the
     /// email; empty fields otherwise keep their value.
@@ -692,6 +764,33 @@ mod tests {
             serde_json::to_value(UserProfile::from(u.clone())).unwrap(),
             serde_json::to_value(&p).unwrap()
         );
+        // The shared row's profile writes the same document, for a directory user and a
+        // local one, with its avatar made on the spot and then remembered; the fast writer
+        // and serde_json agree on it.
+        for user in [
+            u.clone(),
+            UserRecord {
+                auth_module: String::new(),
+                email: "first-time@example.org".into(),
+                theme: "dark".into(),
+                ..u.clone()
+            },
+        ] {
+            let expected = UserProfile::from(&user).to_json().unwrap();
+            for _ in 0..2 {
+                let shared = SharedProfile {
+                    user: Arc::new(user.clone()),
+                    org_id: user.org_id,
+                };
+                assert_eq!(serde_json::to_value(&shared).unwrap(), expected);
+                let mut fast = Vec::new();
+                crate::api::json::write(&mut fast, &shared).unwrap();
+                assert_eq!(
+                    serde_json::from_slice::<serde_json::Value>(&fast).unwrap(),
+                    expected
+                );
+            }
+        }
         let h = UserSearchHit::from_record(&u, 100);
         assert_eq!(serde_json::to_value(&h).unwrap(), h.to_json().unwrap());
         let page = UserSearchPage {

@@ -24,6 +24,39 @@ pub fn month_start(ts: i64) -> i64 {
 
 /// Unix seconds as RFC 3339 in UTC (`2019-03-05T21:22:54Z`), as Go marshals `time.Time`.
 pub fn rfc3339(ts: i64) -> String {
+    String::from(&*Rfc3339(ts).text())
+}
+
+/// A time in seconds written as [`rfc3339`] writes it, from a buffer on the stack: for
+/// answers serialized field by field, with no string made for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Rfc3339(pub i64);
+
+impl Rfc3339 {
+    fn text(self) -> RfcText {
+        RfcText(rfc3339_bytes(self.0))
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text())
+    }
+}
+
+/// [`rfc3339_bytes`] as text.
+struct RfcText([u8; 20]);
+
+impl std::ops::Deref for RfcText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Always ASCII digits and separators.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+fn rfc3339_bytes(ts: i64) -> [u8; 20] {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -43,8 +76,7 @@ pub fn rfc3339(ts: i64) -> String {
         b[at] = b'0' + (n / 10 % 10) as u8;
         b[at + 1] = b'0' + (n % 10) as u8;
     }
-    // Always ASCII digits and separators.
-    std::str::from_utf8(&b).unwrap_or_default().to_owned()
+    b
 }
 
 /// RFC 3339 with milliseconds, UTC: `2026-12-02T02:00:00.123Z`.

@@ -448,7 +448,7 @@ impl UserService {
         p: &Principal,
         id_or_uid: &str,
         caller: Option<Arc<UserRecord>>,
-    ) -> Result<UserRecord, AppError> {
+    ) -> Result<Arc<UserRecord>, AppError> {
         let named = |u: &UserRecord| match numeric_id(id_or_uid) {
             Some(id) => u.user_id() == id,
             None => u.uid == id_or_uid,
@@ -457,9 +457,12 @@ impl UserService {
             Some(user) => {
                 p.require(Action::UsersRead, "")?;
                 p.require(Action::UsersRead, &user_scope(user.user_id()))?;
-                Ok(Arc::unwrap_or_clone(user))
+                Ok(user)
             }
-            None => self.resolve_checked(p, id_or_uid, Action::UsersRead).await,
+            None => Ok(Arc::new(
+                self.resolve_checked(p, id_or_uid, Action::UsersRead)
+                    .await?,
+            )),
         }
     }
 
