@@ -48,12 +48,21 @@ pub struct UserProfile {
 }
 
 /// A [`UserProfile`] written straight from the shared row, with no copy of its text: what
-/// the hot reads (`GET /api/user`, `GET /api/users/:id`) answer. The document shows it as
-/// [`UserProfile`]; a test checks that both write the same JSON.
+/// every read of one user (`GET /api/user`, `GET /api/users/:id`, `GET /api/users/lookup`)
+/// answers. The document shows it as [`UserProfile`]; a test checks that both write the
+/// same JSON.
 pub struct SharedProfile {
     pub user: Arc<UserRecord>,
     /// The org the answer names (`GET /api/user`: the caller's current one).
     pub org_id: u64,
+}
+
+impl SharedProfile {
+    /// The profile naming the row's own current org.
+    pub fn of_row(user: Arc<UserRecord>) -> Self {
+        let org_id = user.org_id;
+        Self { user, org_id }
+    }
 }
 
 impl serde::Serialize for SharedProfile {
@@ -228,54 +237,6 @@ pub fn labels(u: &UserRecord) -> Vec<String> {
         "" => vec![],
         "ldap" => vec!["LDAP".into()],
         other => vec![other.to_string()],
-    }
-}
-
-impl From<&UserRecord> for UserProfile {
-    fn from(u: &UserRecord) -> Self {
-        let text = [&u.uid, &u.email, &u.name, &u.login, &u.theme].map(String::clone);
-        Self::of(u, text)
-    }
-}
-
-/// A row the caller no longer needs gives its text up instead of copying it.
-impl From<UserRecord> for UserProfile {
-    fn from(mut u: UserRecord) -> Self {
-        let text = [
-            &mut u.uid,
-            &mut u.email,
-            &mut u.name,
-            &mut u.login,
-            &mut u.theme,
-        ]
-        .map(std::mem::take);
-        Self::of(&u, text)
-    }
-}
-
-impl UserProfile {
-    /// `text`: the row's uid, email, name, login and theme.
-    fn of(u: &UserRecord, text: [String; 5]) -> Self {
-        let [uid, email, name, login, theme] = text;
-        Self {
-            id: u.id as i64,
-            avatar_url: avatar(&email),
-            uid,
-            email,
-            name,
-            login,
-            theme,
-            org_id: u.org_id as i64,
-            is_grafana_admin: u.is_admin,
-            is_disabled: u.is_disabled,
-            is_external: !u.auth_module.is_empty(),
-            is_externally_synced: !u.auth_module.is_empty(),
-            is_grafana_admin_externally_synced: false,
-            auth_labels: labels(u),
-            updated_at: rfc3339(u.updated),
-            created_at: rfc3339(u.created),
-            is_provisioned: false,
-        }
     }
 }
 
@@ -498,9 +459,9 @@ impl UsersApi {
         /// The login or the email of the user.
         #[oai(name = "loginOrEmail")]
         login_or_email: Query<String>,
-    ) -> Result<FastJson<UserProfile>, LookupError> {
+    ) -> Result<FastJson<SharedProfile>, LookupError> {
         let u = services.users.lookup(&auth.0, &login_or_email.0).await?;
-        Ok(FastJson(UserProfile::from(u)))
+        Ok(FastJson(SharedProfile::of_row(Arc::new(u))))
     }
 
     /// Get a user by id (or uid).
@@ -513,8 +474,7 @@ impl UsersApi {
         id: Path<WireId>,
     ) -> Result<FastJson<SharedProfile>, UserReadError> {
         let user = services.users.get(&auth.0, &id.0, auth.1).await?;
-        let org_id = user.org_id;
-        Ok(FastJson(SharedProfile { user, org_id }))
+        Ok(FastJson(SharedProfile::of_row(user)))
     }
 
     /// Update a user's name, email, login or theme.
@@ -735,6 +695,56 @@ mod tests {
             assert_eq!(avatar(email), expected, "{email}");
         }
         assert_ne!(avatar("other@example.com"), expected);
+    }
+
+    // The profile as the document's own type, made field by field: the oracle the shared
+    // row's profile is checked against.
+    impl From<&UserRecord> for UserProfile {
+        fn from(u: &UserRecord) -> Self {
+            let text = [&u.uid, &u.email, &u.name, &u.login, &u.theme].map(String::clone);
+            Self::of(u, text)
+        }
+    }
+
+    /// The same, giving the row's text up instead of copying it.
+    impl From<UserRecord> for UserProfile {
+        fn from(mut u: UserRecord) -> Self {
+            let text = [
+                &mut u.uid,
+                &mut u.email,
+                &mut u.name,
+                &mut u.login,
+                &mut u.theme,
+            ]
+            .map(std::mem::take);
+            Self::of(&u, text)
+        }
+    }
+
+    impl UserProfile {
+        /// `text`: the row's uid, email, name, login and theme.
+        fn of(u: &UserRecord, text: [String; 5]) -> Self {
+            let [uid, email, name, login, theme] = text;
+            Self {
+                id: u.id as i64,
+                avatar_url: avatar(&email),
+                uid,
+                email,
+                name,
+                login,
+                theme,
+                org_id: u.org_id as i64,
+                is_grafana_admin: u.is_admin,
+                is_disabled: u.is_disabled,
+                is_external: !u.auth_module.is_empty(),
+                is_externally_synced: !u.auth_module.is_empty(),
+                is_grafana_admin_externally_synced: false,
+                auth_labels: labels(u),
+                updated_at: rfc3339(u.updated),
+                created_at: rfc3339(u.created),
+                is_provisioned: false,
+            }
+        }
     }
 
     #[test]
