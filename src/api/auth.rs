@@ -6,6 +6,7 @@
 //! Cookie-authenticated requests that change state must come from the server's own origin
 //! (CSRF); a rotated session token is handed back through [`SessionRenewal`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -118,7 +119,7 @@ fn forwarded_client(
 /// `Cookie` headers, none when it is absent or empty. A header with bytes outside visible
 /// ASCII, space and tab is skipped whole. Scanned as bytes: every session-cookie request
 /// reads it.
-pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
+pub fn cookie_value<'r>(req: &'r Request, name: &str) -> Option<Cow<'r, str>> {
     req.headers()
         .get_all(poem::http::header::COOKIE)
         .iter()
@@ -134,7 +135,8 @@ pub fn cookie_value(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| {
             let start = v.iter().position(|&b| b != b'"').unwrap_or(v.len());
             let end = v.iter().rposition(|&b| b != b'"').map_or(start, |e| e + 1);
-            String::from_utf8_lossy(&v[start..end]).into_owned()
+            // Borrowed: the bytes were checked to be visible ASCII above.
+            String::from_utf8_lossy(&v[start..end])
         })
         .filter(|v| !v.is_empty())
 }
@@ -467,7 +469,7 @@ mod tests {
             }
             let req = req.finish();
             assert_eq!(
-                cookie_value(&req, "grafana_session"),
+                cookie_value(&req, "grafana_session").map(Cow::into_owned),
                 reference(headers, "grafana_session"),
                 "{headers:?}"
             );

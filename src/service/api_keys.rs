@@ -155,7 +155,7 @@ impl ApiKeyService {
     }
 
     /// Authenticates a presented key: 401 "invalid API key" or "Expired API key".
-    pub async fn authenticate(&self, presented: &str) -> Result<ApiKeyRecord, AppError> {
+    pub async fn authenticate(&self, presented: &str) -> Result<Arc<ApiKeyRecord>, AppError> {
         let invalid = || AppError::Unauthorized("invalid API key".into());
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(presented.trim())

@@ -43,7 +43,7 @@ pub struct SessionView {
 
 /// A valid session and, when it was due, the token that replaces the one presented.
 pub struct Resolved {
-    pub session: SessionRecord,
+    pub session: Arc<SessionRecord>,
     pub user: Arc<UserRecord>,
     pub new_token: Option<String>,
 }
@@ -159,7 +159,7 @@ impl SessionService {
             // The client will only hold the new token: the store made it durable.
             if let Some(rotated) = rotated {
                 return Ok(Resolved {
-                    session: rotated,
+                    session: Arc::new(rotated),
                     user,
                     new_token: Some(new_token),
                 });

@@ -4861,7 +4861,7 @@ pub async fn dump_round_trip_between(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         b.api_keys(MAIN, token.service_account_id.map(UserId))
             .await
             .unwrap(),
-        vec![token]
+        vec![Arc::unwrap_or_clone(token)]
     );
     assert_eq!(secret(&b, "k-old").await, Some(b"sealed-old".to_vec()));
     assert_eq!(

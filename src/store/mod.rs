@@ -264,8 +264,9 @@ pub trait SessionStore: Send + Sync {
     /// Stores a new session with a fresh id.
     async fn create_session(&self, session: SessionRecord) -> StoreResult<SessionRecord>;
     async fn session(&self, id: u64) -> StoreResult<Option<SessionRecord>>;
-    /// The session whose current or previous token hashes to `hash`.
-    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>>;
+    /// The session whose current or previous token hashes to `hash`; shared, as the
+    /// backend's cache holds it (every cookie request reads one).
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<SessionRecord>>>;
     /// Installs a new token if the session still has `expected_hash` as its current token;
     /// `Ok(None)` when another request rotated it first.
     async fn rotate_session(
@@ -295,7 +296,9 @@ pub trait SessionStore: Send + Sync {
 pub trait ApiKeyStore: Send + Sync {
     /// `Conflict("name")` when the org (and service account) already has one by this name.
     async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<ApiKeyRecord>;
-    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>>;
+    /// The key or token whose secret hashes to `hash`; shared, as the backend's cache holds
+    /// it (every API-key and token request reads one).
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<ApiKeyRecord>>>;
     /// The org's legacy keys (`service_account` None) or one service account's tokens.
     async fn api_keys(
         &self,

@@ -8,6 +8,8 @@
 //! tokens and its user row in one transaction (tokens explicitly; memberships and sessions
 //! by `ON DELETE CASCADE`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
@@ -78,7 +80,7 @@ impl ApiKeyStore for PgStore {
         key_from_row(&row?.ok_or_else(|| StoreError::Io("INSERT returned no row".into()))?)
     }
 
-    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<ApiKeyRecord>>> {
         const SQL: &str = concat!("SELECT ", key_cols!(), " FROM api_keys k WHERE k.hash = $1");
         if let Some(k) = self.cache().key_by_hash(hash) {
             return Ok(Some(k));
@@ -89,7 +91,7 @@ impl ApiKeyStore for PgStore {
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)?;
-        let found = optional(row)?;
+        let found = optional(row)?.map(Arc::new);
         if let Some(k) = &found {
             self.cache().fill_key(ticket, k);
         }

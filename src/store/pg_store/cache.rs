@@ -68,10 +68,10 @@ struct Maps {
     users: HashMap<u64, Arc<UserRecord>>,
     /// `l` + folded login or `e` + folded email -> user id (checked against the row on use).
     names: HashMap<String, u64>,
-    sessions: HashMap<u64, SessionRecord>,
+    sessions: HashMap<u64, Arc<SessionRecord>>,
     /// Current or previous token hash -> session id (checked on use).
     session_hashes: HashMap<[u8; 32], u64>,
-    keys: HashMap<u64, ApiKeyRecord>,
+    keys: HashMap<u64, Arc<ApiKeyRecord>>,
     key_hashes: HashMap<[u8; 32], u64>,
     aggregates: Aggregates,
 }
@@ -275,7 +275,7 @@ impl RowCache {
 
     // --- sessions ----------------------------------------------------------------------
 
-    pub(super) fn session_by_hash(&self, hash: &[u8; 32]) -> Option<SessionRecord> {
+    pub(super) fn session_by_hash(&self, hash: &[u8; 32]) -> Option<Arc<SessionRecord>> {
         if !self.live() {
             return None;
         }
@@ -289,7 +289,7 @@ impl RowCache {
         )
     }
 
-    pub(super) fn fill_session(&self, ticket: Ticket, s: &SessionRecord) {
+    pub(super) fn fill_session(&self, ticket: Ticket, s: &Arc<SessionRecord>) {
         self.fill(ticket, |m| {
             if m.sessions.len() >= MAX_ENTRIES || m.session_hashes.len() >= MAX_ENTRIES {
                 m.sessions.clear();
@@ -299,7 +299,7 @@ impl RowCache {
             if let Some(prev) = s.prev_token_hash {
                 m.session_hashes.insert(prev, s.id);
             }
-            m.sessions.insert(s.id, s.clone());
+            m.sessions.insert(s.id, Arc::clone(s));
         });
     }
 
@@ -330,7 +330,7 @@ impl RowCache {
 
     // --- API keys and tokens -----------------------------------------------------------
 
-    pub(super) fn key_by_hash(&self, hash: &[u8; 32]) -> Option<ApiKeyRecord> {
+    pub(super) fn key_by_hash(&self, hash: &[u8; 32]) -> Option<Arc<ApiKeyRecord>> {
         if !self.live() {
             return None;
         }
@@ -339,14 +339,14 @@ impl RowCache {
         self.served(m.keys.get(id).filter(|k| k.hash == *hash).cloned())
     }
 
-    pub(super) fn fill_key(&self, ticket: Ticket, k: &ApiKeyRecord) {
+    pub(super) fn fill_key(&self, ticket: Ticket, k: &Arc<ApiKeyRecord>) {
         self.fill(ticket, |m| {
             if m.keys.len() >= MAX_ENTRIES || m.key_hashes.len() >= MAX_ENTRIES {
                 m.keys.clear();
                 m.key_hashes.clear();
             }
             m.key_hashes.insert(k.hash, k.id);
-            m.keys.insert(k.id, k.clone());
+            m.keys.insert(k.id, Arc::clone(k));
         });
     }
 

@@ -8,6 +8,8 @@
 //! best-effort `UPDATE` that never moves the last use backwards; a purge is one `DELETE`
 //! with both bounds. A deleted user's sessions go with the user row (`ON DELETE CASCADE`).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sqlx::postgres::PgRow;
 
@@ -101,7 +103,7 @@ impl SessionStore for PgStore {
         optional(row)
     }
 
-    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>> {
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<SessionRecord>>> {
         // The current token first, should a previous one ever collide with it.
         const SQL: &str = concat!(
             "SELECT ",
@@ -118,7 +120,7 @@ impl SessionStore for PgStore {
             .fetch_optional(self.pool())
             .await
             .map_err(db_err)?;
-        let found = optional(row)?;
+        let found = optional(row)?.map(Arc::new);
         if let Some(s) = &found {
             self.cache().fill_session(ticket, s);
         }

@@ -2,6 +2,8 @@
 //! authentication, `api_keys_by_name` (org | service account or 0 | name -> id) for
 //! uniqueness and listing.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::users::remove_user_row;
@@ -67,10 +69,10 @@ impl ApiKeyStore for SledStore {
         get(&self.api_keys, id.to_be_bytes())
     }
 
-    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiKeyRecord>> {
+    async fn api_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<ApiKeyRecord>>> {
         self.memo.api_keys.read_through(self.seen(), *hash, || {
             match self.api_keys_by_hash.get(hash)? {
-                Some(id) => get(&self.api_keys, keys::id(read_u64(Some(&id)))),
+                Some(id) => Ok(get(&self.api_keys, keys::id(read_u64(Some(&id))))?.map(Arc::new)),
                 None => Ok(None),
             }
         })

@@ -1,6 +1,6 @@
 //! The decoded rows of the reads every authenticated request makes (a user by id, a
 //! session or an API key by its token's hash), kept while no write has committed since
-//! they were read: a hit costs a lock and a clone (of a shared pointer, for users) instead
+//! they were read: a hit costs a lock and the clone of a shared pointer instead
 //! of sled's tree walk and a decode.
 //!
 //! Valid by the store's `changes` counter, never by time. Every write to these trees moves
@@ -29,8 +29,8 @@ pub(super) const MAX_ENTRIES: usize = 4096;
 #[derive(Default)]
 pub(super) struct Memos {
     pub(super) users: Memo<u64, std::sync::Arc<UserRecord>>,
-    pub(super) sessions: Memo<[u8; 32], SessionRecord>,
-    pub(super) api_keys: Memo<[u8; 32], ApiKeyRecord>,
+    pub(super) sessions: Memo<[u8; 32], std::sync::Arc<SessionRecord>>,
+    pub(super) api_keys: Memo<[u8; 32], std::sync::Arc<ApiKeyRecord>>,
 }
 
 /// Rows read while the `changes` counter had one value.

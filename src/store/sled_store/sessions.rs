@@ -1,6 +1,8 @@
 //! Sessions in sled: `sessions` (id -> row), `sessions_by_hash` (token hash -> id, current
 //! and previous token), `sessions_by_user` (user id | session id -> ()).
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sled::Transactional;
 
@@ -96,10 +98,10 @@ impl SessionStore for SledStore {
         get(&self.sessions, id.to_be_bytes())
     }
 
-    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionRecord>> {
+    async fn session_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<Arc<SessionRecord>>> {
         self.memo.sessions.read_through(self.seen(), *hash, || {
             match self.sessions_by_hash.get(hash)? {
-                Some(id) => get(&self.sessions, keys::id(read_u64(Some(&id)))),
+                Some(id) => Ok(get(&self.sessions, keys::id(read_u64(Some(&id))))?.map(Arc::new)),
                 None => Ok(None),
             }
         })
