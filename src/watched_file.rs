@@ -20,11 +20,11 @@
 //! - a folder on a filesystem that is not known to be local (NFS, SMB, FUSE, 9p: changes
 //!   made by another machine raise no event here);
 //! - a path that is a symbolic link, or anything but a regular file (its target can change
-//!   without an event in the folder);
-//! - after the folder itself was moved, removed or unmounted.
-//!
-//! Left alone: renaming a folder above the file's folder and putting another one in its
-//! place is not seen; the old folder is still watched.
+//!   without an event in the folder), or a folder above the file that is one;
+//! - after the folder itself, or any folder above it, was moved, removed or unmounted: each
+//!   folder above the file's (up to `/`, or up to the start of a relative path) has a watch
+//!   of its own for just that, so that a folder renamed and another put in its place is
+//!   seen. Those watches raise nothing while the folders stay where they are.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -133,7 +133,7 @@ fn read(path: &Path) -> Contents {
 #[cfg(target_os = "linux")]
 mod watch {
     use std::mem::MaybeUninit;
-    use std::path::Path;
+    use std::path::{Component, Path};
 
     use rustix::fd::OwnedFd;
     use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
@@ -156,6 +156,8 @@ mod watch {
     pub struct Watch {
         fd: OwnedFd,
         folder: i32,
+        /// The folders above `folder`: moved or removed, the path names another file.
+        above: Vec<i32>,
     }
 
     pub enum Drained {
@@ -180,7 +182,7 @@ mod watch {
             }
             let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
                 .map_err(|e| format!("inotify: {e}"))?;
-            let folder = inotify::add_watch(
+            let wd = inotify::add_watch(
                 &fd,
                 folder,
                 WatchFlags::CREATE
@@ -194,7 +196,12 @@ mod watch {
                     | WatchFlags::ONLYDIR,
             )
             .map_err(|e| format!("inotify watch: {e}"))?;
-            Ok(Self { fd, folder })
+            let above = watch_above(&fd, folder)?;
+            Ok(Self {
+                fd,
+                folder: wd,
+                above,
+            })
         }
 
         /// Whether no event is queued (asks without reading one).
@@ -212,7 +219,10 @@ mod watch {
                 | ReadFlags::MOVE_SELF;
             loop {
                 match events.next() {
-                    Ok(e) if e.wd() == self.folder && e.events().intersects(gone) => {
+                    Ok(e)
+                        if (e.wd() == self.folder || self.above.contains(&e.wd()))
+                            && e.events().intersects(gone) =>
+                    {
                         return Drained::Ended;
                     }
                     Ok(_) | Err(Errno::INTR) => {}
@@ -240,6 +250,38 @@ mod watch {
                 Ok(_) => false,
             }
         }
+    }
+    /// A watch on each folder above `folder` that its path names (a relative path's `.` and
+    /// `..` stay where the process is), for its move or removal only. Refused when `folder`
+    /// or one of them is a symbolic link, which can be pointed elsewhere without an event.
+    fn watch_above(fd: &OwnedFd, folder: &Path) -> Result<Vec<i32>, String> {
+        let mut above = Vec::new();
+        for dir in folder.ancestors() {
+            if !matches!(dir.components().next_back(), Some(Component::Normal(_))) {
+                continue;
+            }
+            let meta =
+                std::fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            if meta.file_type().is_symlink() {
+                return Err(format!("{} is a symbolic link", dir.display()));
+            }
+            if dir == folder {
+                continue; // watched for more already
+            }
+            // Added to, not replacing, a watch the same folder may already have (a path
+            // through `..` can name it twice).
+            let wd = inotify::add_watch(
+                fd,
+                dir,
+                WatchFlags::DELETE_SELF
+                    | WatchFlags::MOVE_SELF
+                    | WatchFlags::ONLYDIR
+                    | WatchFlags::MASK_ADD,
+            )
+            .map_err(|e| format!("inotify watch of {}: {e}", dir.display()))?;
+            above.push(wd);
+        }
+        Ok(above)
     }
 }
 
@@ -403,24 +445,46 @@ mod tests {
         assert_eq!(f.reads(), 2);
     }
 
+    /// The file's folder, or a folder above it, moves away and another tree takes its name:
+    /// the new file must be served, and read on every call from then on.
     #[test]
-    fn a_removed_folder_ends_the_watch_and_the_file_is_read_again() {
-        let parent = tempfile::tempdir().unwrap();
-        let dir = parent.path().join("data");
-        std::fs::create_dir(&dir).unwrap();
-        let path = dir.join("license.jwt");
-        std::fs::write(&path, "old").unwrap();
-        let f = Counted::new(path.clone());
-        assert_eq!(f.get().as_deref(), Some("old"));
+    fn a_moved_folder_on_the_path_ends_the_watch_and_the_file_is_read_again() {
+        for moved in ["srv/tollgate/data", "srv/tollgate", "srv"] {
+            let root = tempfile::tempdir().unwrap();
+            let dir = root.path().join("srv/tollgate/data");
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join("license.jwt");
+            std::fs::write(&path, "old").unwrap();
+            let f = Counted::new(path.clone());
+            assert_eq!(f.get().as_deref(), Some("old"));
+            // Files coming and going beside the folders above raise nothing.
+            std::fs::write(root.path().join("srv/other"), "x").unwrap();
+            std::fs::write(root.path().join("other"), "x").unwrap();
+            assert_eq!(f.get().as_deref(), Some("old"));
+            assert_eq!(f.reads(), 1, "{moved}");
 
-        // The folder moves away and another takes its name: its file must be served.
-        std::fs::rename(&dir, parent.path().join("moved")).unwrap();
-        std::fs::create_dir(&dir).unwrap();
-        std::fs::write(&path, "new").unwrap();
-        assert_eq!(f.get().as_deref(), Some("new"));
-        assert!(!f.file.is_watched());
-        std::fs::write(&path, "newer").unwrap();
-        assert_eq!(f.get().as_deref(), Some("newer"));
+            std::fs::rename(root.path().join(moved), root.path().join("moved")).unwrap();
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, "new").unwrap();
+            assert_eq!(f.get().as_deref(), Some("new"), "{moved}");
+            assert!(!f.file.is_watched(), "{moved}");
+            std::fs::write(&path, "newer").unwrap();
+            assert_eq!(f.get().as_deref(), Some("newer"), "{moved}");
+        }
+    }
+
+    #[test]
+    fn a_folder_on_the_way_that_is_a_symbolic_link_means_no_watch() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        std::fs::create_dir_all(real.join("data")).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        for path in [link.join("data/license.jwt"), link.join("license.jwt")] {
+            let f = WatchedFile::<()>::new(path.clone());
+            assert!(!f.is_watched(), "{}", path.display());
+        }
+        assert!(WatchedFile::<()>::new(real.join("data/license.jwt")).is_watched());
     }
 
     #[test]
