@@ -251,6 +251,7 @@ mod watch {
             }
         }
     }
+
     /// A watch on each folder above `folder` that its path names (a relative path's `.` and
     /// `..` stay where the process is), for its move or removal only. Refused when `folder`
     /// or one of them is a symbolic link, which can be pointed elsewhere without an event.

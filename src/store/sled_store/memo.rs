@@ -16,6 +16,7 @@
 //! Misses (no such row) are not kept: an unknown token always reaches sled.
 
 use std::hash::Hash;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 
@@ -28,9 +29,9 @@ pub(super) const MAX_ENTRIES: usize = 4096;
 /// The three maps.
 #[derive(Default)]
 pub(super) struct Memos {
-    pub(super) users: Memo<u64, std::sync::Arc<UserRecord>>,
-    pub(super) sessions: Memo<[u8; 32], std::sync::Arc<SessionRecord>>,
-    pub(super) api_keys: Memo<[u8; 32], std::sync::Arc<ApiKeyRecord>>,
+    pub(super) users: Memo<u64, Arc<UserRecord>>,
+    pub(super) sessions: Memo<[u8; 32], Arc<SessionRecord>>,
+    pub(super) api_keys: Memo<[u8; 32], Arc<ApiKeyRecord>>,
 }
 
 /// Rows read while the `changes` counter had one value.
