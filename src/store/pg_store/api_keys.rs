@@ -172,7 +172,7 @@ impl ApiKeyStore for PgStore {
         .await;
         self.cache().forget_user_rows(account.0);
         let gone = r?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(gone)
     }
 }

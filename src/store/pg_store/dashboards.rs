@@ -245,7 +245,7 @@ impl DashboardStore for PgStore {
         let r = tx.commit().await.map_err(db_err);
         self.cache().forget_counts();
         r?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 }

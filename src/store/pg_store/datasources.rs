@@ -119,7 +119,7 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append_created(&mut tx, created.id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         self.cache().forget_counts();
         Ok(created)
     }
@@ -180,7 +180,7 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(updated)
     }
 
@@ -209,7 +209,7 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         self.cache().forget_counts();
         Ok(Some(gone))
     }

@@ -142,7 +142,7 @@ impl PluginSettingStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 }
@@ -222,7 +222,7 @@ impl NotifierStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 }

@@ -135,7 +135,7 @@ impl PgStore {
         .map_err(db_err)?;
         audit.append_created(&mut tx, org.id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(org)
     }
 
@@ -198,7 +198,7 @@ impl PgStore {
         let record = org_from_row(&row)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -232,7 +232,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -268,7 +268,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -300,7 +300,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -469,7 +469,7 @@ impl PgStore {
         }
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 

@@ -204,7 +204,7 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append_created(&mut tx, &role.uid).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -250,7 +250,7 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -283,7 +283,7 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(Some(gone))
     }
 
@@ -343,7 +343,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -375,7 +375,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -422,7 +422,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(changed)
     }
 
@@ -466,7 +466,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(done.rows_affected() > 0)
     }
 }

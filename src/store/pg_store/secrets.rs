@@ -191,7 +191,7 @@ impl EncryptionStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -237,7 +237,7 @@ impl EncryptionStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -271,7 +271,7 @@ impl EncryptionStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(true)
     }
 
@@ -300,7 +300,7 @@ impl EncryptionStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -387,7 +387,7 @@ impl EncryptionStore for PgStore {
         // The cursor moved: a change even when every secret changed meanwhile.
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(written)
     }
 

@@ -75,7 +75,7 @@ impl SettingsStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 }
@@ -115,7 +115,7 @@ impl LicenseStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::License).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(())
     }
 
@@ -133,7 +133,7 @@ impl LicenseStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -113,6 +113,13 @@ impl TestCluster {
         Self::start_with("durable")
     }
 
+    /// A durable cluster whose WAL writer waits its longest (10 s) between flushes, so that
+    /// a transaction committed without waiting for its flush stays in memory until
+    /// something else flushes it: for crash tests ([`Self::crash_server`]).
+    pub fn start_crashable() -> Self {
+        Self::start_with("crash")
+    }
+
     pub fn ca_path(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
@@ -140,8 +147,15 @@ impl TestCluster {
             &["-D", &d, "-A", "trust", "-U", "postgres", "--no-sync"],
         );
         let sock = dir.path().to_string_lossy().to_string();
-        let fsync = if mode == "durable" { "on" } else { "off" };
+        let fsync = if matches!(mode, "durable" | "crash") {
+            "on"
+        } else {
+            "off"
+        };
         let mut extra = String::new();
+        if mode == "crash" {
+            extra = " -c wal_writer_delay=10000".into();
+        }
         if mode == "tls" {
             make_certs(dir.path(), "");
             make_certs(dir.path(), "other");
@@ -206,6 +220,16 @@ impl TestCluster {
     fn stop_quietly(&self) {
         let d = self.dir.path().join("data").to_string_lossy().to_string();
         let _ = try_run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    /// Stops the server as a crash would: no shutdown checkpoint, and the WAL still in
+    /// its memory is lost (what was written to the system survives).
+    pub fn crash_server(&self) {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        run(
             &self.bin.join("pg_ctl"),
             &["-D", &d, "-m", "immediate", "-w", "stop"],
         );

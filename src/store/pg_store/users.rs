@@ -353,7 +353,7 @@ impl PgStore {
         let record = user_from_row(&row)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -386,7 +386,7 @@ impl PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -433,7 +433,7 @@ impl PgStore {
         let record = revoke_in(&mut tx, user, at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(record)
     }
 
@@ -511,7 +511,7 @@ impl PgStore {
             .map_err(db_err)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         user_from_row(&done)
     }
 
@@ -621,7 +621,7 @@ impl UserStore for PgStore {
         .map_err(db_err)?;
         audit.append_created(&mut tx, new_id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed();
+        audit.committed(self).await?;
         self.cache().forget_counts();
         Ok(UserRecord {
             id: new_id as u64,
@@ -837,7 +837,7 @@ impl UserStore for PgStore {
         .await;
         self.cache().forget_user_rows(user.0);
         let gone = r?;
-        audit.committed();
+        audit.committed(self).await?;
         Ok(gone)
     }
 
