@@ -62,7 +62,7 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// SHA-256 over the parts, each length-prefixed (as [`KeyedHasher::digest`]), so that
 /// moving bytes from one part to the next changes the digest (the audit chain).
-pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
+pub fn sha256_parts<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     for p in parts {
         ctx.update(&(p.len() as u64).to_be_bytes());
@@ -71,6 +71,16 @@ pub fn sha256_parts(parts: &[&[u8]]) -> [u8; 32] {
     let d = ctx.finish();
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The bytes [`sha256_parts`] hashes: each part after its length (8 bytes, big-endian).
+pub fn framed<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        out.extend_from_slice(p);
+    }
     out
 }
 

@@ -95,7 +95,20 @@ impl AuditEvent {
     }
 }
 
+/// What every event's hash starts with.
+const HASH_TAG: &[u8] = b"tollgate-audit-v1";
+
 fn content_hash(seq: u64, prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
+    with_hashed_fields(e, |fields| {
+        let seq = seq.to_be_bytes();
+        let head: [&[u8]; 3] = [HASH_TAG, &seq, prev];
+        crate::crypto::sha256_parts(head.into_iter().chain(fields.iter().copied()))
+    })
+}
+
+/// `f` of the entry's fields as the hash covers them after the number and the previous
+/// hash, in order.
+fn with_hashed_fields<R>(e: &AuditEntry, f: impl FnOnce(&[&[u8]]) -> R) -> R {
     let opt = |v: Option<u64>| v.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default();
     let (user, token, sa) = (
         opt(e.actor.user_id),
@@ -103,10 +116,7 @@ fn content_hash(seq: u64, prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
         opt(e.actor.service_account_id),
     );
     let fields = e.fields.join("\n");
-    crate::crypto::sha256_parts(&[
-        b"tollgate-audit-v1",
-        &seq.to_be_bytes(),
-        prev,
+    f(&[
         &e.at.to_be_bytes(),
         &user,
         e.actor.login.as_bytes(),
@@ -124,6 +134,28 @@ fn content_hash(seq: u64, prev: &[u8; 32], e: &AuditEntry) -> [u8; 32] {
         &e.status.to_be_bytes(),
         fields.as_bytes(),
     ])
+}
+
+/// An entry's hash input around the two values only the append knows (a store that hashes
+/// inside its own append, as PostgreSQL does in the statement that locks the chain):
+/// SHA-256 of `before ++ seq (8 bytes, big-endian) ++ between ++ prev_hash ++ after` is the
+/// hash [`AuditChain::append`] gives the entry as event `seq` after `prev_hash`.
+pub struct HashInput {
+    pub before: Vec<u8>,
+    pub between: [u8; 8],
+    pub after: Vec<u8>,
+}
+
+impl HashInput {
+    pub fn of(e: &AuditEntry) -> Self {
+        let mut before = crate::crypto::framed([HASH_TAG]);
+        before.extend_from_slice(&8u64.to_be_bytes());
+        Self {
+            before,
+            between: 32u64.to_be_bytes(),
+            after: with_hashed_fields(e, |fields| crate::crypto::framed(fields.iter().copied())),
+        }
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -422,6 +454,83 @@ mod tests {
         let mut c = AuditChain::default();
         let events = (1..=n).map(|i| c.append(entry(i))).collect();
         (c, events)
+    }
+
+    /// An entry with every field set, the ids among them.
+    fn full_entry() -> AuditEntry {
+        AuditEntry {
+            at: 1_733_000_000_123,
+            actor: AuditActor {
+                user_id: Some(7),
+                login: "admin".into(),
+                token_id: None,
+                service_account_id: Some(u64::MAX),
+                auth_method: "basic".into(),
+            },
+            client: "10.0.0.1".into(),
+            user_agent: "curl/8".into(),
+            request_id: "abc".into(),
+            method: "PUT".into(),
+            route: "/api/admin/users/:id/permissions".into(),
+            action: "users.permissions:write".into(),
+            target_kind: "user".into(),
+            target_id: "9".into(),
+            status: 200,
+            fields: vec!["isGrafanaAdmin".into(), "x".into()],
+        }
+    }
+
+    /// The hash is the stored chains' format (version 1): each field length-prefixed, in
+    /// this order. Pinned, so that a change to it cannot pass unnoticed.
+    #[test]
+    fn the_hash_keeps_its_format() {
+        let e = full_entry();
+        let prev = [3u8; 32];
+        let parts: Vec<Vec<u8>> = vec![
+            b"tollgate-audit-v1".to_vec(),
+            42u64.to_be_bytes().to_vec(),
+            prev.to_vec(),
+            e.at.to_be_bytes().to_vec(),
+            7u64.to_be_bytes().to_vec(),
+            b"admin".to_vec(),
+            Vec::new(),
+            u64::MAX.to_be_bytes().to_vec(),
+            b"basic".to_vec(),
+            b"10.0.0.1".to_vec(),
+            b"curl/8".to_vec(),
+            b"abc".to_vec(),
+            b"PUT".to_vec(),
+            b"/api/admin/users/:id/permissions".to_vec(),
+            b"users.permissions:write".to_vec(),
+            b"user".to_vec(),
+            b"9".to_vec(),
+            200u16.to_be_bytes().to_vec(),
+            b"isGrafanaAdmin\nx".to_vec(),
+        ];
+        let expected = crate::crypto::sha256_parts(parts.iter().map(Vec::as_slice));
+        assert_eq!(content_hash(42, &prev, &e), expected);
+        assert_eq!(hex(&expected), PINNED);
+    }
+    const PINNED: &str = "c65bbcb6047d6931d047c9eae8b390dff4c52cc7bcf3ff08bf28f0b8822389d0";
+
+    /// What a store that hashes inside its append computes is the event's hash.
+    #[test]
+    fn the_hash_input_around_the_number_and_the_previous_hash() {
+        for e in [full_entry(), AuditEntry::default(), entry(5)] {
+            let mut chain = AuditChain {
+                head_seq: 41,
+                head_hash: [9u8; 32],
+                ..AuditChain::default()
+            };
+            let event = chain.append(e.clone());
+            let h = HashInput::of(&e);
+            let mut input = h.before.clone();
+            input.extend_from_slice(&42u64.to_be_bytes());
+            input.extend_from_slice(&h.between);
+            input.extend_from_slice(&[9u8; 32]);
+            input.extend_from_slice(&h.after);
+            assert_eq!(crate::crypto::sha256(&input), event.hash);
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! transaction.
 //!
 //! **One chain across nodes.** [`append_in`] locks the chain row (`SELECT ... FOR UPDATE`)
-//! in the caller's transaction, numbers and hashes the entry after the head
-//! (`AuditChain::append`), inserts the event and moves the head. A concurrent append, on
+//! in the caller's transaction, numbers and hashes the entry after the head (PostgreSQL's
+//! `sha256` over [`HashInput`]: the hash `AuditChain::append` gives), inserts the event and
+//! moves the head, in one statement ([`APPEND`]). A concurrent append, on
 //! any node, waits on that row until the first transaction ends and then reads the head it
 //! committed (READ COMMITTED re-reads a locked row once it is released): consecutive
 //! numbers, each event chained to the one committed before it; a rollback takes the event
@@ -39,6 +40,7 @@ use sqlx::{Postgres, QueryBuilder};
 
 use super::users::{col, id};
 use super::{db_err, PgStore};
+use crate::domain::audit::HashInput;
 use crate::store::audit::{
     self, AuditActor, AuditChain, AuditEntry, AuditEvent, AuditQuery, AuditStore,
 };
@@ -131,10 +133,14 @@ macro_rules! insert_event {
 
 /// `sql` (built on [`insert_event!`]) with the event's values bound.
 fn bind_event<'q>(sql: &'static str, e: &'q AuditEvent) -> Statement<'q> {
-    let x = &e.entry;
-    sqlx::query(sql)
-        .bind(id(e.seq))
-        .bind(x.at)
+    bind_entry(sqlx::query(sql).bind(id(e.seq)), &e.entry)
+        .bind(&e.prev_hash[..])
+        .bind(&e.hash[..])
+}
+
+/// `q` with the entry's 16 values bound next (`at` to `fields`, in the columns' order).
+fn bind_entry<'q>(q: Statement<'q>, x: &'q AuditEntry) -> Statement<'q> {
+    q.bind(x.at)
         .bind(x.actor.user_id.map(id))
         .bind(&x.actor.login)
         .bind(x.actor.token_id.map(id))
@@ -150,8 +156,6 @@ fn bind_event<'q>(sql: &'static str, e: &'q AuditEvent) -> Statement<'q> {
         .bind(&x.target_id)
         .bind(i32::from(x.status))
         .bind(&x.fields)
-        .bind(&e.prev_hash[..])
-        .bind(&e.hash[..])
 }
 
 /// Inserts one chained event (pruning's own, the dump's import).
@@ -196,51 +200,72 @@ impl Deferred {
     }
 }
 
-/// The chain row, locked until the transaction ends (every appender waits here).
-/// - Free: taken at once, and the commit waits for its flush as usual (a lone writer pays
-///   one flush).
-/// - Held by another appender: waited for, and this transaction's commit will not wait for
-///   its flush (set with the lock, in the same round trip), so that the appenders queued
-///   behind it get the row at its commit rather than after its flush.
-async fn lock_chain(conn: &mut PgConnection) -> StoreResult<(AuditChain, Deferred)> {
-    let free = sqlx::query(concat!(select_chain!(), " FOR UPDATE SKIP LOCKED"))
-        .fetch_optional(&mut *conn)
+/// The chain row, locked until the transaction ends (pruning).
+async fn lock_chain(conn: &mut PgConnection) -> StoreResult<AuditChain> {
+    let row = sqlx::query(concat!(select_chain!(), " FOR UPDATE"))
+        .fetch_optional(conn)
         .await
-        .map_err(db_err)?;
-    if let Some(row) = free {
-        return Ok((chain_from_row(&row)?, Deferred(false)));
-    }
-    let row = sqlx::query(
-        "SELECT first_seq, first_prev, head_seq, head_hash, \
-         set_config('synchronous_commit', 'off', true) FROM audit_chain FOR UPDATE",
-    )
-    .fetch_optional(conn)
-    .await
-    .map_err(db_err)?
-    .ok_or_else(|| StoreError::Io("the audit chain row is missing".into()))?;
-    Ok((chain_from_row(&row)?, Deferred(true)))
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::Io("the audit chain row is missing".into()))?;
+    chain_from_row(&row)
 }
 
+/// The append in one statement, so that the chain row is held from its lock to the commit
+/// with one round trip between them, not two: the row is locked, the event numbered after
+/// the head and hashed (`sha256` over [`HashInput`] around the head's number and hash: the
+/// hash [`AuditChain::append`] gives), inserted, and the head moved to it. `$1` to `$16`
+/// are the entry's values ([`bind_entry`]), `$17` to `$19` the hash input, `$20` whether
+/// the commit is deferred.
+const APPEND: &str = "WITH c AS (\
+         SELECT head_seq + 1 AS seq, head_hash AS prev, \
+             sha256($17 || int8send(head_seq + 1) || $18 || head_hash || $19) AS hash, \
+             CASE WHEN $20 THEN set_config('synchronous_commit', 'off', true) END AS deferred \
+         FROM audit_chain FOR UPDATE\
+     ), e AS (\
+         INSERT INTO audit_events (seq, at, actor_user_id, actor_login, token_id, \
+             service_account_id, auth_method, client, user_agent, request_id, method, route, \
+             action, target_kind, target_id, status, fields, prev_hash, hash) \
+         SELECT c.seq, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             c.prev, c.hash FROM c\
+     ) \
+     UPDATE audit_chain SET head_seq = c.seq, head_hash = c.hash FROM c \
+     RETURNING c.seq, c.prev, c.hash";
+
 /// Inside a transaction: chains `entry` after the head and stores it with the new head.
+/// - The chain row free: taken at once (by the probe, `SKIP LOCKED`), and the commit waits
+///   for its flush as usual (a lone writer pays one flush).
+/// - Held by another appender: waited for in [`APPEND`], and this transaction's commit will
+///   not wait for its flush (set there too), so that the appenders queued behind it get the
+///   row at its commit rather than after its flush.
+///
 /// The caller commits, then waits for [`Deferred::flushed`] before it answers (and calls
 /// `audit::mark_written` when the entry was a request's pending one).
 pub(crate) async fn append_in(
     conn: &mut PgConnection,
     entry: AuditEntry,
 ) -> StoreResult<(AuditEvent, Deferred)> {
-    let (mut chain, deferred) = lock_chain(&mut *conn).await?;
-    let event = chain.append(entry);
-    // One round trip while the chain row is locked: the event, and the head moved to it.
-    const SQL: &str = concat!(
-        "WITH e AS (",
-        insert_event!(),
-        ") UPDATE audit_chain SET head_seq = $1, head_hash = $19"
-    );
-    bind_event(SQL, &event)
-        .execute(conn)
+    let free = sqlx::query("SELECT 1 FROM audit_chain FOR UPDATE SKIP LOCKED")
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(db_err)?;
-    Ok((event, deferred))
+        .map_err(db_err)?
+        .is_some();
+    let input = HashInput::of(&entry);
+    let row = bind_entry(sqlx::query(APPEND), &entry)
+        .bind(&input.before)
+        .bind(&input.between[..])
+        .bind(&input.after)
+        .bind(!free)
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::Io("the audit chain row is missing".into()))?;
+    let event = AuditEvent {
+        seq: seq_col(&row, "seq")?,
+        prev_hash: hash_col(&row, "prev")?,
+        hash: hash_col(&row, "hash")?,
+        entry,
+    };
+    Ok((event, Deferred(!free)))
 }
 
 /// A mutating method's share of the audit log: the request's pending entry, taken before
@@ -496,7 +521,7 @@ impl AuditStore for PgStore {
         mut entry: AuditEntry,
     ) -> StoreResult<u64> {
         let mut tx = self.pool().begin().await.map_err(db_err)?;
-        let (mut chain, deferred) = lock_chain(&mut tx).await?;
+        let mut chain = lock_chain(&mut tx).await?;
         // Everything up to one seq goes, so that what stays is one unbroken run: the events
         // before the first one at or after `before_at`, and those beyond the newest
         // `max_events`.
@@ -542,7 +567,6 @@ impl AuditStore for PgStore {
         insert_event(&mut tx, &event).await?;
         put_chain(&mut tx, &chain).await?;
         tx.commit().await.map_err(db_err)?;
-        deferred.flushed(self).await?;
         Ok(removed)
     }
 }
