@@ -18,13 +18,13 @@
 //! request scope never touch the row. A write that is a single statement runs alone, as
 //! before, unless it is audited ([`PgStore::write_returning`], [`PgStore::write_counted`]).
 //! Were the lock held through the commit's WAL flush too, audited writes would go at one
-//! flush each, never sharing one. So an appending transaction that had to wait for the
-//! row commits without waiting for its flush (`synchronous_commit` off for that
-//! transaction alone, set with the lock), releasing the row at once, and the write is
-//! answered only after [`Deferred::flushed`]: a small synchronous commit made after it,
-//! whose flush covers it, as the WAL is flushed in order. Concurrent writers share those
-//! flushes. One that found the row free commits as usual, so a lone writer pays one flush,
-//! not two. A crash before the flush loses the change with its event and every later one
+//! flush each, never sharing one. So an appending transaction that likely waits for the
+//! row (other appends are under way in this process, [`APPENDING`]) commits without
+//! waiting for its flush (`synchronous_commit` off for that transaction alone, set with
+//! the lock), releasing the row at once, and the write is answered only after
+//! [`Deferred::flushed`]: a small synchronous commit made after it, whose flush covers it,
+//! as the WAL is flushed in order. Concurrent writers share those flushes. A lone writer
+//! commits as usual and pays one flush, not two. A crash before the flush loses the change with its event and every later one
 //! (the WAL is replayed in order), none of them answered
 //! ([`tests::audited_writes_answered_before_a_crash_survive_it`]); other requests may have
 //! read them meanwhile, as on sled, whose writer makes a commit visible before its flush.
@@ -33,6 +33,7 @@
 //! and compared as they are.
 
 use std::fmt::Display;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnection, PgRow};
@@ -187,18 +188,41 @@ pub(super) async fn put_chain(conn: &mut PgConnection, c: &AuditChain) -> StoreR
 
 /// Whether an appending transaction commits without waiting for its flush, so that its
 /// caller must wait in [`Deferred::flushed`] before it answers (see the module's header).
+/// Counts as an append under way ([`APPENDING`]) until it is dropped, after the commit.
 #[must_use = "a deferred flush must be waited for before the write is answered"]
-pub(super) struct Deferred(bool);
+pub(super) struct Deferred {
+    flush: bool,
+}
 
 impl Deferred {
+    /// An append starting now: deferred when others are under way in this process, as
+    /// they hold or wait for the chain row.
+    fn start() -> Self {
+        let before = APPENDING.fetch_add(1, Ordering::Relaxed);
+        Self { flush: before > 0 }
+    }
+
     /// Returns once the transaction is on disk: at once when its own commit flushed it.
     pub(super) async fn flushed(self, store: &PgStore) -> StoreResult<()> {
-        if self.0 {
+        if self.flush {
             flush(store).await?;
         }
         Ok(())
     }
 }
+
+impl Drop for Deferred {
+    fn drop(&mut self) {
+        APPENDING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Appends under way in this process, from the append to the end of its transaction's
+/// flush. A guess at whether an append will wait for the chain row, which costs no round
+/// trip: the answer waits for the flush either way, so a wrong guess costs time, never
+/// durability (another node's appends are not counted: a lone writer per node commits as
+/// before this existed).
+static APPENDING: AtomicUsize = AtomicUsize::new(0);
 
 /// The chain row, locked until the transaction ends (pruning).
 async fn lock_chain(conn: &mut PgConnection) -> StoreResult<AuditChain> {
@@ -232,11 +256,11 @@ const APPEND: &str = "WITH c AS (\
      RETURNING c.seq, c.prev, c.hash";
 
 /// Inside a transaction: chains `entry` after the head and stores it with the new head.
-/// - The chain row free: taken at once (by the probe, `SKIP LOCKED`), and the commit waits
-///   for its flush as usual (a lone writer pays one flush).
-/// - Held by another appender: waited for in [`APPEND`], and this transaction's commit will
-///   not wait for its flush (set there too), so that the appenders queued behind it get the
-///   row at its commit rather than after its flush.
+/// - No other append under way here ([`APPENDING`]): the commit waits for its flush as
+///   usual (a lone writer pays one flush).
+/// - Others under way, which hold or wait for the chain row: this transaction's commit
+///   will not wait for its flush (set in [`APPEND`]), so that the appenders queued behind
+///   it get the row at its commit rather than after its flush.
 ///
 /// The caller commits, then waits for [`Deferred::flushed`] before it answers (and calls
 /// `audit::mark_written` when the entry was a request's pending one).
@@ -244,17 +268,13 @@ pub(crate) async fn append_in(
     conn: &mut PgConnection,
     entry: AuditEntry,
 ) -> StoreResult<(AuditEvent, Deferred)> {
-    let free = sqlx::query("SELECT 1 FROM audit_chain FOR UPDATE SKIP LOCKED")
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(db_err)?
-        .is_some();
+    let deferred = Deferred::start();
     let input = HashInput::of(&entry);
     let row = bind_entry(sqlx::query(APPEND), &entry)
         .bind(&input.before)
         .bind(&input.between[..])
         .bind(&input.after)
-        .bind(!free)
+        .bind(deferred.flush)
         .fetch_optional(conn)
         .await
         .map_err(db_err)?
@@ -265,7 +285,7 @@ pub(crate) async fn append_in(
         hash: hash_col(&row, "hash")?,
         entry,
     };
-    Ok((event, Deferred(!free)))
+    Ok((event, deferred))
 }
 
 /// A mutating method's share of the audit log: the request's pending entry, taken before
