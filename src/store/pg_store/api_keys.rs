@@ -161,18 +161,19 @@ impl ApiKeyStore for PgStore {
         // that is not a service account is left alone (None).
         let mut audit = Audit::pending();
         let r: StoreResult<_> = async {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            let mut tx = super::begin(&mut conn).await?;
             let gone = delete_user_in(&mut tx, account, true).await?;
             if gone.is_some() {
                 audit.append(&mut tx).await?;
             }
             tx.commit().await.map_err(db_err)?;
-            Ok(gone)
+            Ok((gone, conn))
         }
         .await;
         self.cache().forget_user_rows(account.0);
-        let gone = r?;
-        audit.committed(self).await?;
+        let (gone, mut conn) = r?;
+        audit.committed(&mut conn).await?;
         Ok(gone)
     }
 }

@@ -22,12 +22,17 @@
 //! row (other appends are under way in this process, [`APPENDING`]) commits without
 //! waiting for its flush (`synchronous_commit` off for that transaction alone, set with
 //! the lock), releasing the row at once, and the write is answered only after
-//! [`Deferred::flushed`]: a small synchronous commit made after it, whose flush covers it,
-//! as the WAL is flushed in order. Concurrent writers share those flushes. A lone writer
-//! commits as usual and pays one flush, not two. A crash before the flush loses the change with its event and every later one
-//! (the WAL is replayed in order), none of them answered
-//! ([`tests::audited_writes_answered_before_a_crash_survive_it`]); other requests may have
-//! read them meanwhile, as on sled, whose writer makes a commit visible before its flush.
+//! [`Deferred::flushed`]: a small synchronous commit made after it on the same connection,
+//! whose flush covers it, as the WAL is flushed in order. Concurrent writers share those
+//! flushes. A lone writer commits as usual and pays one flush, not two. An audited write
+//! that changed nothing flushes too ([`Audit::committed`]).
+//!
+//! A crash before the flush loses the change with its event and every later one (the WAL
+//! is replayed in order), none of them answered
+//! ([`tests::audited_writes_answered_before_a_crash_survive_it`]). Other requests may have
+//! read them meanwhile, as on sled, whose writer makes a commit visible before its flush;
+//! the nodes' row caches empty themselves when they see the server restarted
+//! (`cache::restarted`).
 //!
 //! **Times.** `at` is the entry's milliseconds as a `bigint` (see the migration): stored
 //! and compared as they are.
@@ -188,7 +193,7 @@ pub(super) async fn put_chain(conn: &mut PgConnection, c: &AuditChain) -> StoreR
 
 /// Whether an appending transaction commits without waiting for its flush, so that its
 /// caller must wait in [`Deferred::flushed`] before it answers (see the module's header).
-/// Counts as an append under way ([`APPENDING`]) until it is dropped, after the commit.
+/// Counts as an append under way ([`APPENDING`]) until it is dropped, after the flush.
 #[must_use = "a deferred flush must be waited for before the write is answered"]
 pub(super) struct Deferred {
     flush: bool,
@@ -203,9 +208,9 @@ impl Deferred {
     }
 
     /// Returns once the transaction is on disk: at once when its own commit flushed it.
-    pub(super) async fn flushed(self, store: &PgStore) -> StoreResult<()> {
+    pub(super) async fn flushed(self, conn: &mut PgConnection) -> StoreResult<()> {
         if self.flush {
-            flush(store).await?;
+            flush(conn).await?;
         }
         Ok(())
     }
@@ -336,21 +341,29 @@ impl Audit {
     }
 
     /// After the commit: the request's event is written, and the write is durable once
-    /// this returns (see [`Deferred::flushed`]).
-    pub(super) async fn committed(self, store: &PgStore) -> StoreResult<()> {
-        if let Some(deferred) = self.appended {
-            audit::mark_written();
-            deferred.flushed(store).await?;
+    /// this returns (see [`Deferred::flushed`]). An audited write that changed nothing
+    /// waits for a flush too: what it found in place may be another writer's change that
+    /// is visible but not yet on disk, and its answer says that state holds.
+    pub(super) async fn committed(self, conn: &mut PgConnection) -> StoreResult<()> {
+        match self.appended {
+            Some(deferred) => {
+                audit::mark_written();
+                deferred.flushed(conn).await
+            }
+            None if self.entry.is_some() => flush(conn).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
 /// Returns once every transaction committed before the call is on disk: one
 /// synchronous commit of a row update, whose flush covers the WAL before it (see the
-/// module's header and `migrations/0009_audit_flush.sql`). The row is picked per thread in
-/// turn, so concurrent callers seldom wait on each other's row lock.
-async fn flush(store: &PgStore) -> StoreResult<()> {
+/// module's header and `migrations/0009_audit_flush.sql`). On the connection that
+/// committed the write, so that the flush reaches the same server (a new connection could
+/// reach a promoted standby that never received it); it fails if that connection broke.
+/// The row is picked per thread in turn, so concurrent callers seldom wait on each other's
+/// row lock.
+async fn flush(conn: &mut PgConnection) -> StoreResult<()> {
     thread_local! {
         // Threads start at random rows.
         static NEXT: std::cell::Cell<u16> =
@@ -363,7 +376,7 @@ async fn flush(store: &PgStore) -> StoreResult<()> {
     });
     sqlx::query("UPDATE audit_flush SET n = n + 1 WHERE slot = $1")
         .bind(i16::try_from(slot).unwrap_or(0))
-        .execute(store.pool())
+        .execute(conn)
         .await
         .map_err(db_err)?;
     Ok(())
@@ -397,7 +410,8 @@ impl PgStore {
         if !audit.is_on() {
             return q.fetch_optional(self.pool()).await.map_err(db_err);
         }
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let row = q.fetch_optional(&mut *tx).await.map_err(db_err)?;
         let is_change = match &row {
             Some(r) => changed(r)?,
@@ -410,7 +424,7 @@ impl PgStore {
             }
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(row)
     }
 
@@ -422,13 +436,14 @@ impl PgStore {
             let done = q.execute(self.pool()).await.map_err(db_err)?;
             return Ok(done.rows_affected());
         }
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let n = q.execute(&mut *tx).await.map_err(db_err)?.rows_affected();
         if n > 0 {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(n)
     }
 }
@@ -494,10 +509,11 @@ fn events_query(q: &AuditQuery) -> QueryBuilder<Postgres> {
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, entry: AuditEntry) -> StoreResult<AuditEvent> {
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let (event, deferred) = append_in(&mut tx, entry).await?;
         tx.commit().await.map_err(db_err)?;
-        deferred.flushed(self).await?;
+        deferred.flushed(&mut conn).await?;
         Ok(event)
     }
 
@@ -597,6 +613,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Instant;
 
+    use super::super::cache_tests;
     use super::super::test_cluster::TestCluster;
     use super::super::tests::{main_admin, user_named};
     use super::super::PgStore;
@@ -712,9 +729,9 @@ mod tests {
     /// An audited write is answered only once it is flushed, although its transaction
     /// commits without waiting for that (see the module's header): writers keep writing
     /// while the cluster stops as a crash would, and every write answered before it is
-    /// there after the restart. The cluster's WAL writer flushes every 10 s at most, so
-    /// without the flush before the answer the last answered writes are lost. Three
-    /// rounds on one database.
+    /// there after the restart. The cluster's WAL writer leaves the last, partly filled
+    /// WAL page in memory for up to 10 s, so without the flush before the answer the last
+    /// answered writes are lost. Three rounds on one database.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn audited_writes_answered_before_a_crash_survive_it() {
         let cluster = Arc::new(TestCluster::start_crashable());
@@ -782,6 +799,35 @@ mod tests {
                 "round {round}: the chain holds after the crash"
             );
         }
+    }
+
+    /// An audited write that changes nothing, because another writer's change is already
+    /// in place but not yet on disk, is answered only once that change is on disk: its
+    /// answer says the state holds. Granting Grafana Admin to a user another transaction
+    /// just made one (committed without waiting for its flush), then a crash.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_audited_no_op_waits_for_the_change_it_found() {
+        use crate::store::UserStore;
+        let cluster = Arc::new(TestCluster::start_crashable());
+        let (a, _b) = two_nodes(&cluster).await;
+        let db = cache_tests::database_of(&a).await;
+        let u = a
+            .create_user(user_named("ivy"), main_admin())
+            .await
+            .unwrap();
+        let grant = "UPDATE users SET is_admin = true WHERE id = $1";
+        cache_tests::commit_unflushed(&a, grant, u.id).await;
+        let granted = a.set_grafana_admin(UserId(u.id), true, 1);
+        let user = audit::scope(entry(1), true, granted).await.unwrap();
+        assert!(user.is_admin);
+        cache_tests::crash_and_restart(&cluster).await;
+        let mut conn = cache_tests::connect(&cluster, &db).await;
+        let is_admin: bool = sqlx::query_scalar("SELECT is_admin FROM users WHERE id = $1")
+            .bind(super::id(u.id))
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert!(is_admin, "the answered state was lost in the crash");
     }
 
     /// What auditing costs a write (run by hand: `cargo test --lib audit_cost -- --ignored

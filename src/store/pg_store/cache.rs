@@ -413,9 +413,22 @@ pub(super) fn follow(pool: PgPool, cache: &Arc<RowCache>) {
     tokio::spawn(send_wakes(pool, Arc::downgrade(cache), cache.wake.clone()));
 }
 
-/// Reads the log from the oldest transaction still running at the previous read.
+/// Whether the server restarted since the previous read of the log (its start time
+/// changed). A restart may have lost transactions that were visible before their flush
+/// (audited writes defer theirs, `pg_store::audit`), and rows read from them may be cached.
+fn restarted(known: &mut Option<String>, started: &str) -> bool {
+    let changed = known.as_deref().is_some_and(|k| k != started);
+    if known.as_deref() != Some(started) {
+        *known = Some(started.to_string());
+    }
+    changed
+}
+
+/// Reads the log from the oldest transaction still running at the previous read; empties
+/// the cache when the server restarted since ([`restarted`]).
 async fn read_log(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::Notify>) {
     let mut from: u64 = 0;
+    let mut started: Option<String> = None;
     let mut passes: u64 = 0;
     loop {
         if weak.strong_count() == 0 {
@@ -423,9 +436,10 @@ async fn read_log(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::No
         }
         let read = tokio::time::timeout(
             POLL,
-            sqlx::query_as::<_, (String, Option<String>, Option<i64>)>(
-                "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin) \
-                 SELECT s.xmin, c.kind, c.row_id FROM s \
+            sqlx::query_as::<_, (String, String, Option<String>, Option<i64>)>(
+                "WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, \
+                     pg_postmaster_start_time()::text AS started) \
+                 SELECT s.xmin, s.started, c.kind, c.row_id FROM s \
                  LEFT JOIN row_changes c ON c.xid >= $1::text::xid8",
             )
             .bind(from.to_string())
@@ -435,8 +449,11 @@ async fn read_log(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::No
         let Some(cache) = weak.upgrade() else { return };
         match read {
             Ok(Ok(rows)) => {
+                if rows.first().is_some_and(|r| restarted(&mut started, &r.1)) {
+                    cache.forget_all();
+                }
                 let mut next = from;
-                for (xmin, kind, row_id) in &rows {
+                for (xmin, _, kind, row_id) in &rows {
                     next = xmin.parse().unwrap_or(next);
                     if let Some(n) = kind.as_deref().and_then(|k| parse(k, *row_id)) {
                         cache.invalidate(&n);
@@ -472,7 +489,12 @@ async fn listen(pool: PgPool, weak: Weak<RowCache>, woken: Arc<tokio::sync::Noti
         let Some(l) = listener.as_mut() else {
             match PgListener::connect_with(&pool).await {
                 Ok(mut l) => match l.listen(ROW_CHANNEL).await {
-                    Ok(()) => listener = Some(l),
+                    Ok(()) => {
+                        listener = Some(l);
+                        // Wake-ups sent meanwhile are lost, and the server may have
+                        // restarted: read now.
+                        woken.notify_one();
+                    }
                     Err(e) => tracing::debug!(error = %e, "cannot listen for row wake-ups"),
                 },
                 Err(e) => tracing::debug!(error = %e, "cannot connect the row listener"),

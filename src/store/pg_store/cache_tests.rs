@@ -38,6 +38,51 @@ pub(super) async fn two_nodes(cluster: &TestCluster) -> (PgStore, PgStore) {
     (a, b)
 }
 
+/// The database a node is on.
+pub(super) async fn database_of(s: &PgStore) -> String {
+    sqlx::query_scalar("SELECT current_database()::text")
+        .fetch_one(s.pool())
+        .await
+        .unwrap()
+}
+
+/// Runs `sql` (with the user's id as `$1`) in a transaction that commits without waiting
+/// for its flush, as a deferred audited write's does: on a cluster from
+/// `TestCluster::start_crashable`, a crash soon after loses it.
+pub(super) async fn commit_unflushed(s: &PgStore, sql: &'static str, user: u64) {
+    let mut tx = s.pool().begin().await.unwrap();
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(sql)
+        .bind(super::users::id(user))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Stops the cluster as a crash would and starts it again; how long that took.
+pub(super) async fn crash_and_restart(cluster: &std::sync::Arc<TestCluster>) -> Duration {
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || {
+        let start = Instant::now();
+        c.crash_server();
+        c.start_server();
+        start.elapsed()
+    })
+    .await
+    .unwrap()
+}
+
+/// A connection of its own (the pools' connections broke in a crash).
+pub(super) async fn connect(cluster: &TestCluster, db: &str) -> sqlx::PgConnection {
+    <sqlx::PgConnection as sqlx::Connection>::connect_with(&cluster.options(db))
+        .await
+        .unwrap()
+}
+
 async fn wait_live(s: &PgStore) {
     let start = Instant::now();
     while !s.cache().live() {
@@ -346,4 +391,46 @@ async fn a_node_that_cannot_read_the_log_stops_serving() {
         .await
         .unwrap();
     wait_live(&b).await;
+}
+
+/// Whether `s` reads the user's name as `name` (a read that fails, as on a connection a
+/// restart broke, does not).
+async fn named(s: &PgStore, uid: UserId, name: &str) -> bool {
+    matches!(s.user(uid).await, Ok(Some(u)) if u.name == name)
+}
+
+/// A change visible before its flush (as a deferred audited commit is, `pg_store::audit`)
+/// and lost in a crash is not served from memory once the server is back, however fast
+/// the restart (here well inside `LIVE_FOR`, which alone would keep the nodes serving): the
+/// next read of the log sees the server's new start time and empties the cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_empties_the_cache() {
+    let cluster = std::sync::Arc::new(TestCluster::start_crashable());
+    let (a, b) = two_nodes(&cluster).await;
+    let u = a
+        .create_user(user_named("hugo"), main_admin())
+        .await
+        .unwrap();
+    let uid = UserId(u.id);
+    let db = database_of(&a).await;
+    commit_unflushed(&a, "UPDATE users SET name = 'lost' WHERE id = $1", u.id).await;
+    for s in [&a, &b] {
+        seen_within("the unflushed change", || named(s, uid, "lost")).await;
+        served_from_memory(s, uid).await;
+    }
+    let took = crash_and_restart(&cluster).await;
+    eprintln!("the restart took {took:?}");
+    // The change is gone from the database (read on a connection of its own: the pools'
+    // connections broke)...
+    let mut conn = connect(&cluster, &db).await;
+    let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
+        .bind(super::users::id(u.id))
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(name, u.name, "the unflushed change survived the crash");
+    // ...and from every node's memory.
+    for s in [&a, &b] {
+        seen_within("the restart", || named(s, uid, &u.name)).await;
+    }
 }

@@ -152,7 +152,8 @@ impl DashboardStore for PgStore {
 
     async fn apply_dashboards(&self, batch: &DashboardBatch) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         for f in &batch.folders {
             sqlx::query(
                 "INSERT INTO folders (org_id, uid, title, created, updated) \
@@ -245,7 +246,7 @@ impl DashboardStore for PgStore {
         let r = tx.commit().await.map_err(db_err);
         self.cache().forget_counts();
         r?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 }

@@ -85,7 +85,8 @@ impl DataSourceStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let row = sqlx::query(concat!(
             "INSERT INTO datasources (org_id, uid, name, type, access, url, \"user\", ",
             "database, basic_auth, basic_auth_user, with_credentials, is_default, json_data, ",
@@ -119,8 +120,8 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append_created(&mut tx, created.id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
         self.cache().forget_counts();
+        audit.committed(&mut conn).await?;
         Ok(created)
     }
 
@@ -131,7 +132,8 @@ impl DataSourceStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<DataSourceRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let row = sqlx::query(concat!(
             "UPDATE datasources SET uid = $4, name = $5, type = $6, access = $7, url = $8, ",
             "\"user\" = $9, database = $10, basic_auth = $11, basic_auth_user = $12, ",
@@ -180,7 +182,7 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(updated)
     }
 
@@ -191,7 +193,8 @@ impl DataSourceStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<Option<DataSourceRecord>> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let row = sqlx::query(concat!(
             "DELETE FROM datasources WHERE id = $1 AND org_id = $2 RETURNING ",
             ds_cols!()
@@ -209,8 +212,8 @@ impl DataSourceStore for PgStore {
         apply_secret_writes(&mut tx, secrets).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
         self.cache().forget_counts();
+        audit.committed(&mut conn).await?;
         Ok(Some(gone))
     }
 

@@ -9,7 +9,9 @@
 //!
 //! **The contract, in SQL.** Every trait method that sled does in one transaction is one
 //! PostgreSQL transaction here, committed before the method returns (the default
-//! `synchronous_commit = on` flushes the WAL at commit), so a 2xx means committed. Narrow
+//! `synchronous_commit = on` flushes the WAL at commit; an audited write may defer that
+//! flush past its commit and then waits for it before returning, `audit`), so a 2xx means
+//! committed and flushed. Narrow
 //! updates are `UPDATE ... SET <those columns> WHERE id = $1`; compare-and-swaps put the
 //! expected value in the `WHERE`. Invariants across rows (the last Grafana Admin) take a
 //! row lock (`SELECT ... FOR UPDATE`) in the same transaction. Uniqueness is enforced by
@@ -87,6 +89,15 @@ pub struct PgStore {
 /// Maps a database error to the store's: a unique violation names what was taken (the
 /// constraint's name ends with the column: `..._login`, `..._email`, `..._name`,
 /// `..._uid`); a foreign key on an org is `OrgNotFound`; everything else is I/O.
+/// Begins a transaction on a connection the caller keeps: an audited write flushes on it
+/// after the commit (`audit::Deferred::flushed`), so that its flush reaches the server that
+/// committed it.
+pub(super) async fn begin(
+    conn: &mut sqlx::PgConnection,
+) -> StoreResult<sqlx::Transaction<'_, sqlx::Postgres>> {
+    sqlx::Connection::begin(conn).await.map_err(db_err)
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         match d.code().as_deref() {

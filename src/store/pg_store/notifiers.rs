@@ -114,7 +114,8 @@ impl PluginSettingStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         for p in set {
             sqlx::query(
                 "INSERT INTO plugin_settings (org_id, plugin_id, enabled, pinned, json_data, \
@@ -142,7 +143,7 @@ impl PluginSettingStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 }
@@ -176,7 +177,8 @@ impl NotifierStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         // Channels and secrets written are a change; a delete only if it found one.
         let mut changed = !(set.is_empty() && secrets.is_empty());
         for (org, uid) in delete {
@@ -222,7 +224,7 @@ impl NotifierStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 }

@@ -102,7 +102,8 @@ impl PgStore {
         creator: UserId,
     ) -> StoreResult<OrgRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, 0).await?;
         if lock_user(&mut tx, id(creator.0)).await?.is_none() {
@@ -135,7 +136,7 @@ impl PgStore {
         .map_err(db_err)?;
         audit.append_created(&mut tx, org.id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(org)
     }
 
@@ -180,7 +181,8 @@ impl PgStore {
         at: i64,
     ) -> StoreResult<OrgRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         lock_org_names(&mut tx).await?;
         check_name_free(&mut tx, name, id(org.0)).await?;
         let row = sqlx::query(
@@ -198,7 +200,7 @@ impl PgStore {
         let record = org_from_row(&row)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -210,7 +212,8 @@ impl PgStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         if lock_user(&mut tx, id(user.0)).await?.is_none() {
             return Err(StoreError::NotFound);
         }
@@ -232,7 +235,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -244,7 +247,8 @@ impl PgStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
         };
@@ -268,7 +272,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -279,7 +283,8 @@ impl PgStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let Some(row) = lock_user(&mut tx, id(user.0)).await? else {
             return Err(StoreError::NotFound);
         };
@@ -300,7 +305,7 @@ impl PgStore {
         let record = finish_user(&mut tx, id(user.0), id(org.0), at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -403,7 +408,8 @@ impl PgStore {
     ) -> StoreResult<()> {
         let org = id(org.0);
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         sqlx::query(
             "SELECT id FROM users WHERE org_id = $1 \
              OR id IN (SELECT user_id FROM org_members WHERE org_id = $1) \
@@ -469,7 +475,7 @@ impl PgStore {
         }
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 

@@ -177,7 +177,8 @@ impl RoleStore for PgStore {
 
     async fn create_role(&self, role: &RoleRecord) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO roles (org_id, uid, name, display_name, description, \"group\", \
              version, global, basic_roles, users, updated, name_key) \
@@ -204,13 +205,14 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append_created(&mut tx, &role.uid).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
     async fn update_role(&self, role: &RoleRecord, expected_version: u64) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let id: Option<i64> = sqlx::query_scalar(concat!(
             "UPDATE roles r SET name = $4, display_name = $5, description = $6, ",
             "\"group\" = $7, version = $8, global = $9, updated = to_timestamp($10), ",
@@ -250,13 +252,14 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
     async fn delete_role(&self, org: OrgId, uid: &str) -> StoreResult<Option<RoleRecord>> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         // Locked first, so the row returned holds every assignment the delete removes.
         let row = sqlx::query(concat!(
             select_roles!(),
@@ -283,13 +286,14 @@ impl RoleStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::Roles).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(Some(gone))
     }
 
     async fn apply_roles(&self, set: &[RoleRecord], delete: &[(OrgId, String)]) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         // Roles written are a change; a delete only if it found one.
         let mut changed = !set.is_empty();
         for (org, uid) in delete {
@@ -343,13 +347,14 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
     async fn assign_role(&self, org: OrgId, uid: &str, user: UserId) -> StoreResult<bool> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let role_id = lock_role(
             &mut tx,
             concat!(
@@ -375,7 +380,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -387,7 +392,8 @@ impl RoleStore for PgStore {
         login: &str,
     ) -> StoreResult<bool> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let role_id = lock_role(
             &mut tx,
             concat!(
@@ -422,7 +428,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(changed)
     }
 
@@ -434,7 +440,8 @@ impl RoleStore for PgStore {
         granted: bool,
     ) -> StoreResult<bool> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let role_id = lock_role(
             &mut tx,
             concat!(
@@ -466,7 +473,7 @@ impl RoleStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(done.rows_affected() > 0)
     }
 }

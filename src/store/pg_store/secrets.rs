@@ -156,7 +156,8 @@ impl EncryptionStore for PgStore {
 
     async fn install_active_dek(&self, new: DekRecord) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         // Two nodes rotating at once take turns, so the second retires the first's key
         // instead of colliding on the one-active index.
         sqlx::query("LOCK TABLE deks IN SHARE ROW EXCLUSIVE MODE")
@@ -191,7 +192,7 @@ impl EncryptionStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
@@ -210,7 +211,8 @@ impl EncryptionStore for PgStore {
 
     async fn rewrap_dek(&self, id: u32, kek_id: &str, wrapped: Vec<u8>) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         // A destroyed DEK keeps no key material: a re-wrap racing destroy_dek (another
         // node) must not bring the wrapped bytes back.
         let done = sqlx::query(
@@ -237,13 +239,14 @@ impl EncryptionStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
     async fn destroy_dek(&self, id: u32) -> StoreResult<bool> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM deks WHERE id = $1 FOR UPDATE")
                 .bind(i64::from(id))
@@ -271,7 +274,7 @@ impl EncryptionStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::DataKeys).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(true)
     }
 
@@ -294,13 +297,14 @@ impl EncryptionStore for PgStore {
 
     async fn write_secrets(&self, writes: &[SecretWrite]) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         apply_secret_writes(&mut tx, writes).await?;
         if !writes.is_empty() {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
@@ -347,7 +351,8 @@ impl EncryptionStore for PgStore {
         cursor: Option<&str>,
     ) -> StoreResult<usize> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let mut written = 0;
         for item in batch {
             // Written only if the stored bytes are still the ones read: a concurrent
@@ -387,7 +392,7 @@ impl EncryptionStore for PgStore {
         // The cursor moved: a change even when every secret changed meanwhile.
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(written)
     }
 

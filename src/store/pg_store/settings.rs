@@ -43,7 +43,8 @@ impl SettingsStore for PgStore {
         secrets: &[SecretWrite],
     ) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         for o in set {
             sqlx::query(
                 "INSERT INTO setting_overrides (section, key, value, secret) \
@@ -75,7 +76,7 @@ impl SettingsStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 }
@@ -101,7 +102,8 @@ impl LicenseStore for PgStore {
 
     async fn put_license(&self, license: &StoredLicense) -> StoreResult<()> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         sqlx::query(
             "INSERT INTO license (singleton, token, stored_at) \
              VALUES (true, $1, to_timestamp($2)) ON CONFLICT (singleton) \
@@ -115,13 +117,14 @@ impl LicenseStore for PgStore {
         super::announce_in(&mut tx, crate::store::Topic::License).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(())
     }
 
     async fn delete_license(&self) -> StoreResult<bool> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let done = sqlx::query(
             "UPDATE license SET token = NULL, stored_at = NULL WHERE token IS NOT NULL",
         )
@@ -133,7 +136,7 @@ impl LicenseStore for PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(done.rows_affected() > 0)
     }
 

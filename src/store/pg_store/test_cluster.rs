@@ -113,9 +113,10 @@ impl TestCluster {
         Self::start_with("durable")
     }
 
-    /// A durable cluster whose WAL writer waits its longest (10 s) between flushes, so that
-    /// a transaction committed without waiting for its flush stays in memory until
-    /// something else flushes it: for crash tests ([`Self::crash_server`]).
+    /// A durable cluster whose WAL writer waits its longest (10 s) before it writes a
+    /// partly filled WAL page, so that a small transaction committed without waiting for
+    /// its flush stays in memory until something else flushes it: for crash tests
+    /// ([`Self::crash_server`]).
     pub fn start_crashable() -> Self {
         Self::start_with("crash")
     }

@@ -312,7 +312,8 @@ impl PgStore {
         at: i64,
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let current = lock_current_org(&mut tx, user).await?;
         sqlx::query("DELETE FROM org_members WHERE user_id = $1")
             .bind(id(user.0))
@@ -353,7 +354,7 @@ impl PgStore {
         let record = user_from_row(&row)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -372,7 +373,8 @@ impl PgStore {
             user_cols!()
         );
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let current = lock_current_org(&mut tx, user).await?;
         let row = sqlx::query(SQL)
             .bind(id(user.0))
@@ -386,7 +388,7 @@ impl PgStore {
             audit.append(&mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -421,7 +423,8 @@ impl PgStore {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let admins = lock_grafana_admins(&mut tx).await?;
         let row = lock_user(&mut tx, id(user.0))
             .await?
@@ -433,7 +436,7 @@ impl PgStore {
         let record = revoke_in(&mut tx, user, at).await?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         Ok(record)
     }
 
@@ -494,7 +497,8 @@ impl PgStore {
             user_cols!()
         );
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let admins = lock_grafana_admins(&mut tx).await?;
         let row = lock_user(&mut tx, id(user.0))
             .await?
@@ -511,7 +515,7 @@ impl PgStore {
             .map_err(db_err)?;
         audit.append(&mut tx).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
+        audit.committed(&mut conn).await?;
         user_from_row(&done)
     }
 
@@ -551,7 +555,8 @@ impl UserStore for PgStore {
         membership: NewMembership,
     ) -> StoreResult<UserRecord> {
         let mut audit = Audit::pending();
-        let mut tx = self.pool().begin().await.map_err(db_err)?;
+        let mut conn = self.pool().acquire().await.map_err(db_err)?;
+        let mut tx = super::begin(&mut conn).await?;
         let (org_id, role) = match &membership {
             NewMembership::Existing(org, role) => (id(org.0), *role),
             NewMembership::NewOrg(name, role) => {
@@ -621,8 +626,8 @@ impl UserStore for PgStore {
         .map_err(db_err)?;
         audit.append_created(&mut tx, new_id).await?;
         tx.commit().await.map_err(db_err)?;
-        audit.committed(self).await?;
         self.cache().forget_counts();
+        audit.committed(&mut conn).await?;
         Ok(UserRecord {
             id: new_id as u64,
             org_id: org_id as u64,
@@ -826,18 +831,19 @@ impl UserStore for PgStore {
     async fn delete_user(&self, user: UserId) -> StoreResult<Option<UserRecord>> {
         let mut audit = Audit::pending();
         let r: StoreResult<_> = async {
-            let mut tx = self.pool().begin().await.map_err(db_err)?;
+            let mut conn = self.pool().acquire().await.map_err(db_err)?;
+            let mut tx = super::begin(&mut conn).await?;
             let gone = delete_user_in(&mut tx, user, false).await?;
             if gone.is_some() {
                 audit.append(&mut tx).await?;
             }
             tx.commit().await.map_err(db_err)?;
-            Ok(gone)
+            Ok((gone, conn))
         }
         .await;
         self.cache().forget_user_rows(user.0);
-        let gone = r?;
-        audit.committed(self).await?;
+        let (gone, mut conn) = r?;
+        audit.committed(&mut conn).await?;
         Ok(gone)
     }
 
