@@ -417,11 +417,9 @@ pub(super) fn follow(pool: PgPool, cache: &Arc<RowCache>) {
 /// changed). A restart may have lost transactions that were visible before their flush
 /// (audited writes defer theirs, `pg_store::audit`), and rows read from them may be cached.
 fn restarted(known: &mut Option<String>, started: &str) -> bool {
-    let changed = known.as_deref().is_some_and(|k| k != started);
-    if known.as_deref() != Some(started) {
-        *known = Some(started.to_string());
-    }
-    changed
+    known
+        .replace(started.to_string())
+        .is_some_and(|k| k != started)
 }
 
 /// Reads the log from the oldest transaction still running at the previous read; empties

@@ -216,33 +216,30 @@ impl TestCluster {
         panic!("PostgreSQL did not restart: {}", self.log_tail());
     }
 
+    /// `pg_ctl stop` in `mode`; whether it succeeded.
+    fn stop_in(&self, mode: &str) -> bool {
+        let d = self.dir.path().join("data").to_string_lossy().to_string();
+        try_run(
+            &self.bin.join("pg_ctl"),
+            &["-D", &d, "-m", mode, "-w", "stop"],
+        )
+    }
+
     /// Stops the server if it runs, ignoring failures (also from `Drop`, where a panic
     /// would abort the whole test binary).
     fn stop_quietly(&self) {
-        let d = self.dir.path().join("data").to_string_lossy().to_string();
-        let _ = try_run(
-            &self.bin.join("pg_ctl"),
-            &["-D", &d, "-m", "immediate", "-w", "stop"],
-        );
+        let _ = self.stop_in("immediate");
     }
 
     /// Stops the server as a crash would: no shutdown checkpoint, and the WAL still in
     /// its memory is lost (what was written to the system survives).
     pub fn crash_server(&self) {
-        let d = self.dir.path().join("data").to_string_lossy().to_string();
-        run(
-            &self.bin.join("pg_ctl"),
-            &["-D", &d, "-m", "immediate", "-w", "stop"],
-        );
+        assert!(self.stop_in("immediate"), "pg_ctl stop -m immediate failed");
     }
 
     /// Stops the server at once (connections are cut), keeping its data.
     pub fn stop_server(&self) {
-        let d = self.dir.path().join("data").to_string_lossy().to_string();
-        run(
-            &self.bin.join("pg_ctl"),
-            &["-D", &d, "-m", "fast", "-w", "stop"],
-        );
+        assert!(self.stop_in("fast"), "pg_ctl stop -m fast failed");
     }
 
     pub fn options(&self, db: &str) -> PgConnectOptions {
