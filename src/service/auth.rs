@@ -146,6 +146,10 @@ impl<K: Eq + Hash> FailureLog<K> {
     fn clear(&self, key: &K) {
         self.failures.lock().remove(key);
     }
+
+    fn clear_where(&self, f: impl Fn(&K) -> bool) {
+        self.failures.lock().retain(|k, _| !f(k));
+    }
 }
 
 /// Failed sign-ins per (account, source) and per source, in a sliding five-minute window.
@@ -203,6 +207,14 @@ impl LoginGuard {
             self.pairs.clear(&(account.clone(), source_of(client_ip)));
         }
     }
+
+    /// An administrator set the user's password (Grafana resets the login's attempts
+    /// then): the account's failures from every address are forgotten on this node. The
+    /// addresses' own counts stay.
+    pub fn reset_user(&self, user: u64) {
+        let account = Account::User(user);
+        self.pairs.clear_where(|(a, _)| *a == account);
+    }
 }
 
 pub struct AuthService {
@@ -210,7 +222,7 @@ pub struct AuthService {
     settings: Arc<Settings>,
     catalog: Arc<RoleCatalog>,
     credentials: Arc<CredentialCache>,
-    guard: LoginGuard,
+    guard: Arc<LoginGuard>,
     sessions: Arc<SessionService>,
     api_keys: Arc<ApiKeyService>,
     ldap: Arc<LdapService>,
@@ -255,6 +267,7 @@ impl AuthService {
         settings: Arc<Settings>,
         catalog: Arc<RoleCatalog>,
         credentials: Arc<CredentialCache>,
+        guard: Arc<LoginGuard>,
         sessions: Arc<SessionService>,
         api_keys: Arc<ApiKeyService>,
         ldap: Arc<LdapService>,
@@ -263,7 +276,7 @@ impl AuthService {
     ) -> Self {
         let dummy = PasswordHash::new("tollgate-dummy-password", settings.password_hash_iterations);
         Self {
-            guard: LoginGuard::new(&settings, clock.clone()),
+            guard,
             store,
             settings,
             catalog,

@@ -163,11 +163,14 @@ impl Services {
             store.clone(),
             clock.clone(),
         ));
+        // Shared: sign-ins count failures, an administrator's password reset forgets them.
+        let login_guard = Arc::new(auth::LoginGuard::new(&settings, clock.clone()));
         let auth = auth::AuthService::new(
             store.clone(),
             settings.clone(),
             catalog.clone(),
             credentials.clone(),
+            login_guard.clone(),
             sessions.clone(),
             api_keys.clone(),
             ldap.clone(),
@@ -179,6 +182,7 @@ impl Services {
             store.clone(),
             settings.clone(),
             credentials,
+            login_guard,
             quotas.clone(),
             clock.clone(),
         ));

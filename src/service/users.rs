@@ -14,6 +14,7 @@ use crate::domain::time::Clock;
 use crate::domain::Action;
 use crate::domain::{user_scope, AuthKind, Email, Login, OrgId, OrgRole, Principal, UserId};
 use crate::error::AppError;
+use crate::service::auth::LoginGuard;
 use crate::service::credentials::CredentialCache;
 use crate::service::quotas::QuotaService;
 use crate::store::{
@@ -128,6 +129,8 @@ pub struct UserService {
     sessions: Arc<dyn SessionStore>,
     settings: Arc<Settings>,
     credentials: Arc<CredentialCache>,
+    /// Brute-force counts, forgotten for a user whose password an administrator sets.
+    login_guard: Arc<LoginGuard>,
     quotas: Arc<QuotaService>,
     clock: Arc<dyn Clock>,
 }
@@ -145,6 +148,7 @@ impl UserService {
         sessions: Arc<dyn SessionStore>,
         settings: Arc<Settings>,
         credentials: Arc<CredentialCache>,
+        login_guard: Arc<LoginGuard>,
         quotas: Arc<QuotaService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -153,6 +157,7 @@ impl UserService {
             sessions,
             settings,
             credentials,
+            login_guard,
             quotas,
             clock,
         }
@@ -292,6 +297,9 @@ impl UserService {
             .set_password(user.user_id(), hash, self.clock.now())
             .await
             .map_err(AppError::store("Failed to update user password"))?;
+        // Grafana resets the login's attempts: the user signs in with the new password at
+        // once, even from an address their failures had blocked.
+        self.login_guard.reset_user(user.id);
         self.revoke_credentials(user.user_id()).await
     }
 

@@ -200,3 +200,26 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_administrators_password_reset_lifts_the_users_block() {
+    let app = TestApp::spawn().await;
+    let dora = app.create_user("dora", "dorapass1").await;
+    let client = app.client_from("127.0.0.21");
+    for _ in 0..5 {
+        assert_eq!(login(&app, &client, "dora", "wrong", None).await, 401);
+    }
+    assert_eq!(
+        basic(&app, &client, "dora", "dorapass1").await,
+        401,
+        "blocked"
+    );
+    let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/admin/users/{dora}/password"))
+            .json(&json!({"password": "dorapass2"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(login(&app, &client, "dora", "dorapass2", None).await, 200);
+    assert_eq!(basic(&app, &client, "dora", "dorapass2").await, 200);
+}
