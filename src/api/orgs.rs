@@ -352,13 +352,22 @@ impl OrgsApi {
         org: OrgId,
     ) -> Result<Json<Vec<OrgUser>>, AppError> {
         let members = services.orgs.members(&auth.0, org).await?;
+        Ok(Self::listed(services, org, &members))
+    }
+
+    /// Members as Grafana lists them.
+    fn listed(
+        services: &Services,
+        org: OrgId,
+        members: &[(UserRecord, OrgRole)],
+    ) -> Json<Vec<OrgUser>> {
         let now = services.clock.now();
-        Ok(Json(
+        Json(
             members
                 .iter()
                 .map(|(u, r)| OrgUser::new(org, u, *r, now))
                 .collect(),
-        ))
+        )
     }
 
     async fn add(
@@ -608,7 +617,8 @@ impl OrgsApi {
         Ok(Self::members(&services, &auth, org).await?)
     }
 
-    /// The members of the caller's current org.
+    /// The members of the caller's current org whose login, email or name contains `query`,
+    /// at most `limit`.
     #[oai(
         path = "/api/org/users",
         method = "get",
@@ -618,9 +628,18 @@ impl OrgsApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
+        /// Part of a login, email or name.
+        query: Query<Option<String>>,
+        /// At most this many (0 or none: all).
+        limit: Query<Option<i64>>,
     ) -> Result<Json<Vec<OrgUser>>, OrgReadError> {
         let org = auth.0.org_id;
-        Ok(Self::members(&services, &auth, org).await?)
+        let limit = limit.0.filter(|l| *l > 0).map_or(u64::MAX, |l| l as u64);
+        let found = services
+            .orgs
+            .search_members(&auth.0, org, query.0.as_deref().unwrap_or(""), 1, limit)
+            .await?;
+        Ok(Self::listed(&services, org, &found.members))
     }
 
     /// Add an existing user to an org.

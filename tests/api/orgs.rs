@@ -848,6 +848,27 @@ async fn org_users_search_and_lookup() {
         (&json!([]), &json!(2)),
         "{b}"
     );
+    // `GET /api/org/users` filters by `query` and caps at `limit` (Grafana's current-org
+    // list); `/api/orgs/:orgId/users` takes neither.
+    let logins = |b: &serde_json::Value| -> Vec<String> {
+        b.as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["login"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (s, b) = send(app.admin(Method::GET, "/api/org/users?query=BOB")).await;
+    assert_eq!(
+        (s, logins(&b)),
+        (200, vec!["bob".into(), "bobby".into()]),
+        "{b}"
+    );
+    let (_, b) = send(app.admin(Method::GET, "/api/org/users?query=bob&limit=1")).await;
+    assert_eq!(logins(&b), vec!["bob".to_string()], "{b}");
+    let (_, b) = send(app.admin(Method::GET, "/api/org/users?limit=0")).await;
+    assert_eq!(logins(&b).len(), 5, "limit 0: all; {b}");
+    let (_, b) = send(app.admin(Method::GET, "/api/orgs/1/users?query=bob&limit=1")).await;
+    assert_eq!(logins(&b).len(), 5, "ignored on the org route: {b}");
     let (_, b) = send(app.admin(Method::GET, "/api/org/users/search?page=0&perpage=0")).await;
     assert_eq!(
         (&b["page"], &b["perPage"], &b["totalCount"]),
