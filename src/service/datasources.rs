@@ -430,8 +430,12 @@ impl DataSourceService {
                 "Cannot update read-only data source".into(),
             ));
         }
+        // Grafana's rule: a version at least the stored one wins (a client may force an
+        // update with a higher number, as provisioning does); a lower one is stale. The
+        // write itself still compares with the version read here, so a change that lands
+        // in between is never overwritten.
         if let Some(v) = input.version {
-            if v != 0 && v != old.version {
+            if v != 0 && v < old.version {
                 return Err(AppError::Conflict(STALE.into()));
             }
         }

@@ -254,11 +254,33 @@ impl StatsService {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
             os: std::env::consts::OS.into(),
-            arch: std::env::consts::ARCH.into(),
+            arch: go_arch(std::env::consts::ARCH).into(),
             edition: "enterprise".into(),
             has_valid_license,
             packaging: "binary".into(),
             usage_stats_id: self.usage_stats_id().await?,
         })
+    }
+}
+
+/// An architecture as Go's `GOARCH` names it (Grafana reports `runtime.GOARCH`).
+fn go_arch(rust: &str) -> &str {
+    match rust {
+        "x86_64" => "amd64",
+        "x86" => "386",
+        "aarch64" => "arm64",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod go_arch_tests {
+    #[test]
+    fn architectures_are_named_as_go_names_them() {
+        assert_eq!(super::go_arch("x86_64"), "amd64");
+        assert_eq!(super::go_arch("aarch64"), "arm64");
+        assert_eq!(super::go_arch("riscv64"), "riscv64");
     }
 }

@@ -98,7 +98,22 @@ async fn datasource_crud_with_write_only_secrets() {
     )
     .await;
     assert_eq!(s, 409, "stale version");
+    // A higher version than the stored one wins (Grafana: stored <= version).
+    upd["version"] = json!(9);
+    let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/datasources/{id}"))
+            .json(&upd),
+    )
+    .await;
+    assert_eq!((s, &b["datasource"]["version"]), (200, &json!(3)), "{b}");
     upd["version"] = json!(2);
+    let (s, _) = send(
+        app.admin(Method::PUT, &format!("/api/datasources/{id}"))
+            .json(&upd),
+    )
+    .await;
+    assert_eq!(s, 409, "below the stored version");
+    upd["version"] = json!(3);
     upd["uid"] = json!("other-uid");
     let (s, _) = send(
         app.admin(Method::PUT, &format!("/api/datasources/{id}"))
