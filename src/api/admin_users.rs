@@ -27,7 +27,8 @@ pub struct AdminCreateUserForm {
     pub email: Option<String>,
     pub login: Option<String>,
     /// At least 4 characters (12 with upper, lower, digit and symbol under the strong policy).
-    #[oai(validator(max_length = 4096))]
+    /// Required: empty is "bad request data", as Grafana's binding answers.
+    #[oai(validator(min_length = 1, max_length = 4096))]
     pub password: String,
     /// The org to join (honoured when `auto_assign_org` is on).
     pub org_id: Option<i64>,
@@ -44,7 +45,8 @@ pub struct AdminCreateUserResponse {
 /// A new password.
 #[derive(Object, Debug)]
 pub struct AdminUpdateUserPasswordForm {
-    #[oai(validator(max_length = 4096))]
+    /// Required: empty is "bad request data", as Grafana's binding answers.
+    #[oai(validator(min_length = 1, max_length = 4096))]
     pub password: String,
 }
 
@@ -52,6 +54,8 @@ pub struct AdminUpdateUserPasswordForm {
 #[derive(Object, Debug)]
 #[oai(rename_all = "camelCase")]
 pub struct AdminUpdateUserPermissionsForm {
+    /// Not required, as in Grafana: absent is `false`.
+    #[oai(default)]
     pub is_grafana_admin: bool,
 }
 

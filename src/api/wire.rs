@@ -7,7 +7,8 @@ pub fn int(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Grafana's `GetAgeString`: "< 1 minute", "5m", "3h", "2d", "4M", "10y".
+/// Grafana's `GetAgeString` (the compact one its org-user lists use): "< 1m", "5m", "3h",
+/// "2d", "4M", "10y".
 pub fn age(ts: i64, now: i64) -> String {
     let secs = (now - ts).max(0);
     let minutes = secs / 60;
@@ -26,7 +27,7 @@ pub fn age(ts: i64, now: i64) -> String {
     } else if minutes > 0 {
         (minutes, "m")
     } else {
-        return "< 1 minute".to_string();
+        return "< 1m".to_string();
     };
     format!("{n}{unit}")
 }
@@ -214,7 +215,7 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_551_820_974), "2019-03-05T21:22:54Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(age(0, 30), "< 1 minute");
+        assert_eq!(age(0, 30), "< 1m");
         assert_eq!(age(0, 10 * 365 * 86_400), "10y");
     }
 }

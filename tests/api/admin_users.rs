@@ -99,6 +99,11 @@ async fn create_user_bad_input_gets_400() {
     let app = TestApp::spawn().await;
     let cases: Vec<(RequestBody, &str)> = vec![
         (RequestBody::Json(json!({"login": "x"})), "bad request data"),
+        // Required: an empty password fails Grafana's binding before any rule.
+        (
+            RequestBody::Json(json!({"login": "x", "password": ""})),
+            "bad request data",
+        ),
         (
             RequestBody::Json(json!({"login": "x", "password": "abc"})),
             "Password is missing or too short",
@@ -264,6 +269,12 @@ async fn password_change_takes_effect_at_once() {
     .await;
     assert_eq!((s, message(&b)), (400, "New password is too short"));
     let (s, b) = send(
+        app.admin(Method::PUT, &format!("/api/admin/users/{id}/password"))
+            .json(&json!({"password": ""})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (400, "bad request data"), "required");
+    let (s, b) = send(
         app.admin(Method::PUT, "/api/admin/users/999/password")
             .json(&json!({"password": "abcdef"})),
     )
@@ -309,6 +320,13 @@ async fn grafana_admin_flag_and_last_admin_protection() {
     let (s, b) = send(
         app.admin(Method::PUT, "/api/admin/users/1/permissions")
             .json(&json!({"isGrafanaAdmin": false})),
+    )
+    .await;
+    assert_eq!((s, message(&b)), (400, "cannot remove last grafana admin"));
+    // The flag is not required (Grafana): absent means false.
+    let (s, b) = send(
+        app.admin(Method::PUT, "/api/admin/users/1/permissions")
+            .json(&json!({})),
     )
     .await;
     assert_eq!((s, message(&b)), (400, "cannot remove last grafana admin"));
