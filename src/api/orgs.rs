@@ -375,13 +375,18 @@ impl OrgsApi {
         auth: &Auth,
         org: OrgId,
         body: AddOrgUserForm,
+        quota_guarded: bool,
     ) -> Result<AddedResponse, AddOrgUserError> {
         // Required and not empty (the schema says so; the parse refused the rest). A role
         // is required, but an empty one is `Viewer` (Grafana's unmarshaller runs before
         // the Required check).
         let login = body.login_or_email;
         let role = parse_role(&body.role)?;
-        match services.orgs.add(&auth.0, org, &login, role).await? {
+        match services
+            .orgs
+            .add(&auth.0, org, &login, role, quota_guarded)
+            .await?
+        {
             Added::Added(id) => Ok(AddedResponse::Ok(Json(UserMessage {
                 message: "User added to organization".into(),
                 user_id: id.0 as i64,
@@ -656,7 +661,7 @@ impl OrgsApi {
         body: GfJson<AddOrgUserForm>,
     ) -> Result<AddedResponse, AddOrgUserError> {
         let org = org_param(&org_id.0)?;
-        Self::add(&services, &auth, org, body.0).await
+        Self::add(&services, &auth, org, body.0, false).await
     }
 
     /// Add an existing user to the caller's current org.
@@ -672,7 +677,7 @@ impl OrgsApi {
         body: GfJson<AddOrgUserForm>,
     ) -> Result<AddedResponse, AddOrgUserError> {
         let org = auth.0.org_id;
-        Self::add(&services, &auth, org, body.0).await
+        Self::add(&services, &auth, org, body.0, true).await
     }
 
     /// Change a member's role.

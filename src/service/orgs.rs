@@ -358,18 +358,20 @@ impl OrgService {
         }
     }
 
-    /// `POST /api/org/users`, `POST /api/orgs/:orgId/users`.
+    /// `POST /api/org/users` (`quota_guarded`: Grafana's `user` and `org` quota checks run
+    /// before it), `POST /api/orgs/:orgId/users` (no quota check, even for the caller's
+    /// current org).
     pub async fn add(
         &self,
         p: &Principal,
         org: OrgId,
         login_or_email: &str,
         role: OrgRole,
+        quota_guarded: bool,
     ) -> Result<Added, AppError> {
         self.require_in(p, org, Action::OrgUsersAdd, "users:*")
             .await?;
-        // Grafana guards only the current org's route (`POST /api/org/users`).
-        if org == p.org_id {
+        if quota_guarded {
             self.quotas.check(p, "user").await?;
             self.quotas.check(p, "org").await?;
         }
