@@ -276,7 +276,7 @@ fn go_arch(rust: &str) -> &str {
 }
 
 #[cfg(test)]
-mod go_arch_tests {
+mod tests {
     #[test]
     fn architectures_are_named_as_go_names_them() {
         assert_eq!(super::go_arch("x86_64"), "amd64");

@@ -11,9 +11,8 @@
 //! PostgreSQL transaction here, committed before the method returns (the default
 //! `synchronous_commit = on` flushes the WAL at commit; an audited write may defer that
 //! flush past its commit and then waits for it before returning, `audit`), so a 2xx means
-//! committed and flushed. Narrow
-//! updates are `UPDATE ... SET <those columns> WHERE id = $1`; compare-and-swaps put the
-//! expected value in the `WHERE`. Invariants across rows (the last Grafana Admin) take a
+//! committed and flushed. Narrow updates are `UPDATE ... SET <those columns> WHERE id =
+//! $1`; compare-and-swaps put the expected value in the `WHERE`. Invariants across rows (the last Grafana Admin) take a
 //! row lock (`SELECT ... FOR UPDATE`) in the same transaction. Uniqueness is enforced by
 //! unique indexes (on login and email folded by Rust exactly as the sled backend folds them, not SQL `lower()`, whose result depends on the database locale; per-org names and uids) and a unique
 //! violation maps to `StoreError::Conflict`. Counts are `count(*)` queries; DEK reference
@@ -89,15 +88,6 @@ pub struct PgStore {
 /// Maps a database error to the store's: a unique violation names what was taken (the
 /// constraint's name ends with the column: `..._login`, `..._email`, `..._name`,
 /// `..._uid`); a foreign key on an org is `OrgNotFound`; everything else is I/O.
-/// Begins a transaction on a connection the caller keeps: an audited write flushes on it
-/// after the commit (`audit::Deferred::flushed`), so that its flush reaches the server that
-/// committed it.
-pub(super) async fn begin(
-    conn: &mut sqlx::PgConnection,
-) -> StoreResult<sqlx::Transaction<'_, sqlx::Postgres>> {
-    sqlx::Connection::begin(conn).await.map_err(db_err)
-}
-
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(d) = &e {
         match d.code().as_deref() {
@@ -122,6 +112,15 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         }
         other => StoreError::Io(other.to_string()),
     }
+}
+
+/// Begins a transaction on a connection the caller keeps: an audited write flushes on it
+/// after the commit (`audit::Deferred::flushed`), so that its flush reaches the server that
+/// committed it.
+pub(super) async fn begin(
+    conn: &mut sqlx::PgConnection,
+) -> StoreResult<sqlx::Transaction<'_, sqlx::Postgres>> {
+    sqlx::Connection::begin(conn).await.map_err(db_err)
 }
 
 impl PgStore {
