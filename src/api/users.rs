@@ -14,7 +14,7 @@ use std::sync::Arc;
 use crate::api::auth::Auth;
 use crate::api::body::GfJson;
 use crate::api::error::{message, MessageBody};
-use crate::api::wire::{age, rfc3339, FastJson, WireId};
+use crate::api::wire::{age, rfc3339, FastJson, RenderedJson, WireId};
 use crate::api::ApiTags;
 use crate::api_errors;
 use crate::crypto::{random, sha256};
@@ -49,8 +49,8 @@ pub struct UserProfile {
 
 /// A [`UserProfile`] written straight from the shared row, with no copy of its text: what
 /// every read of one user (`GET /api/user`, `GET /api/users/:id`, `GET /api/users/lookup`)
-/// answers. The document shows it as [`UserProfile`]; a test checks that both write the
-/// same JSON.
+/// answers, through [`SharedProfile::answer`]. The document shows it as [`UserProfile`]; a
+/// test checks that both write the same JSON.
 pub struct SharedProfile {
     pub user: Arc<UserRecord>,
     /// The org the answer names (`GET /api/user`: the caller's current one).
@@ -62,6 +62,67 @@ impl SharedProfile {
     pub fn of_row(user: Arc<UserRecord>) -> Self {
         let org_id = user.org_id;
         Self { user, org_id }
+    }
+
+    /// The answer: this thread's kept body when the row is the one it was written from,
+    /// else the body written now (and kept).
+    pub fn answer(self) -> Result<RenderedJson<UserProfile>, crate::error::AppError> {
+        KEPT_PROFILES
+            .with_borrow_mut(|kept| kept.body(self))
+            .map(RenderedJson::new)
+    }
+}
+
+/// The bodies of the last profiles answered on this thread (`GET /api/user`,
+/// `GET /api/users/:id`, `GET /api/users/lookup`), by user id, org named and (for the users
+/// an API key or a service account stands for, which share id 0) login: writing a profile
+/// costs more than the rest of an authenticated read, and the same few users are read over
+/// and over. One map per thread, like the avatars', so that no lock is shared by every
+/// read. An entry answers while the row handed out is the one it was written from (the
+/// same `Arc`: the entry holds it, so its address is not reused) or equal to it (a row
+/// decoded again, a synthesized user); any change to the row writes the body again. Bounded
+/// (a body and a row, under 1 KB an entry, so about 0.5 MB a thread): emptied when full.
+struct KeptProfiles {
+    bodies: crate::domain::FastMap<(u64, u64, u64), (Arc<UserRecord>, bytes::Bytes)>,
+}
+
+const MAX_KEPT_PROFILES: usize = 512;
+
+thread_local! {
+    static KEPT_PROFILES: std::cell::RefCell<KeptProfiles> =
+        std::cell::RefCell::new(KeptProfiles {
+            bodies: crate::domain::FastMap::default(),
+        });
+}
+
+impl KeptProfiles {
+    fn body(&mut self, p: SharedProfile) -> Result<bytes::Bytes, crate::error::AppError> {
+        use std::hash::BuildHasher;
+        let u = &p.user;
+        let login = if u.id == 0 {
+            self.bodies.hasher().hash_one(&u.login)
+        } else {
+            0
+        };
+        let key = (u.id, p.org_id, login);
+        if let Some((kept, body)) = self.bodies.get_mut(&key) {
+            if Arc::ptr_eq(kept, u) {
+                return Ok(body.clone());
+            }
+            if **kept == **u {
+                *kept = p.user;
+                return Ok(body.clone());
+            }
+        }
+        let mut out = Vec::with_capacity(512);
+        crate::api::json::write(&mut out, &p)
+            .map_err(|e| crate::error::AppError::internal("Failed to get user", e))?;
+        let body = bytes::Bytes::from(out);
+        if self.bodies.len() >= MAX_KEPT_PROFILES {
+            self.bodies.clear();
+        }
+        self.bodies.insert(key, (p.user, body.clone()));
+        Ok(body)
     }
 }
 
@@ -89,32 +150,6 @@ impl serde::Serialize for SharedProfile {
         with_avatar(&u.email, |path| out.serialize_field("avatarUrl", path))?;
         out.serialize_field("isProvisioned", &false)?;
         out.end()
-    }
-}
-
-impl poem_openapi::types::Type for SharedProfile {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> std::borrow::Cow<'static, str> {
-        UserProfile::name()
-    }
-
-    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
-        UserProfile::schema_ref()
-    }
-
-    fn register(registry: &mut poem_openapi::registry::Registry) {
-        UserProfile::register(registry);
-    }
-
-    fn as_raw_value(&self) -> Option<&Self> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Self> + 'a> {
-        Box::new(std::iter::once(self))
     }
 }
 
@@ -459,9 +494,9 @@ impl UsersApi {
         /// The login or the email of the user.
         #[oai(name = "loginOrEmail")]
         login_or_email: Query<String>,
-    ) -> Result<FastJson<SharedProfile>, LookupError> {
+    ) -> Result<RenderedJson<UserProfile>, LookupError> {
         let u = services.users.lookup(&auth.0, &login_or_email.0).await?;
-        Ok(FastJson(SharedProfile::of_row(Arc::new(u))))
+        Ok(SharedProfile::of_row(Arc::new(u)).answer()?)
     }
 
     /// Get a user by id (or uid).
@@ -472,9 +507,9 @@ impl UsersApi {
         services: Data<&Arc<Services>>,
         /// The user's numeric id or uid.
         id: Path<WireId>,
-    ) -> Result<FastJson<SharedProfile>, UserReadError> {
+    ) -> Result<RenderedJson<UserProfile>, UserReadError> {
         let user = services.users.get(&auth.0, &id.0, auth.1).await?;
-        Ok(FastJson(SharedProfile::of_row(user)))
+        Ok(SharedProfile::of_row(user).answer()?)
     }
 
     /// Update a user's name, email, login or theme.
@@ -567,15 +602,16 @@ impl UsersApi {
         &self,
         auth: Auth,
         services: Data<&Arc<Services>>,
-    ) -> Result<FastJson<SharedProfile>, UserReadError> {
+    ) -> Result<RenderedJson<UserProfile>, UserReadError> {
         let user = match auth.1 {
             Some(user) => user,
             None => Arc::new(services.users.current(&auth.0).await?),
         };
-        Ok(FastJson(SharedProfile {
+        Ok(SharedProfile {
             user,
             org_id: auth.0.org_id.0,
-        }))
+        }
+        .answer()?)
     }
     /// Update the signed-in user's name, email, login and theme. An empty login takes the
     /// email; empty fields otherwise keep their value.
@@ -695,6 +731,77 @@ mod tests {
             assert_eq!(avatar(email), expected, "{email}");
         }
         assert_ne!(avatar("other@example.com"), expected);
+    }
+
+    /// The body `answer` gives for `user` naming `org`, as a JSON value, and its address.
+    fn answered(user: &Arc<UserRecord>, org: u64) -> (serde_json::Value, *const u8) {
+        let body = KEPT_PROFILES
+            .with_borrow_mut(|kept| {
+                kept.body(SharedProfile {
+                    user: user.clone(),
+                    org_id: org,
+                })
+            })
+            .unwrap();
+        (serde_json::from_slice(&body).unwrap(), body.as_ptr())
+    }
+
+    #[test]
+    fn a_kept_profile_answers_only_while_the_row_is_the_same() {
+        let mut row = UserRecord::new("kept", "kept@example.org", "Kept", "u-kept".into(), 7);
+        row.id = 41;
+        row.org_id = 1;
+        let written = |u: &UserRecord, org: u64| {
+            let mut p = UserProfile::from(u);
+            p.org_id = org as i64;
+            p.to_json().unwrap()
+        };
+        let first = Arc::new(row.clone());
+        let (body, at) = answered(&first, 1);
+        assert_eq!(body, written(&row, 1));
+        // The same row, shared or decoded again: the kept bytes.
+        assert_eq!(answered(&first, 1).1, at);
+        assert_eq!(answered(&Arc::new(row.clone()), 1).1, at);
+        // Another org named: its own body.
+        let (other_org, _) = answered(&first, 2);
+        assert_eq!(other_org, written(&row, 2));
+        // Any change to the row is answered, never the kept body.
+        for change in [
+            |u: &mut UserRecord| u.name = "Renamed".into(),
+            |u: &mut UserRecord| u.email = "new@example.org".into(),
+            |u: &mut UserRecord| u.is_admin = true,
+            |u: &mut UserRecord| u.updated = 99,
+            |u: &mut UserRecord| u.auth_module = "ldap".into(),
+        ] {
+            let mut changed = row.clone();
+            change(&mut changed);
+            let (body, _) = answered(&Arc::new(changed.clone()), 1);
+            assert_eq!(body, written(&changed, 1));
+            assert_eq!(answered(&first, 1).0, written(&row, 1));
+        }
+        // The users keys stand for share id 0: each login keeps its own body.
+        let key = |login: &str| {
+            let mut u = UserRecord::new(login, "", login, String::new(), 0);
+            u.is_service_account = true;
+            u.org_id = 1;
+            u
+        };
+        let (a, b) = (key("api-key:a"), key("api-key:b"));
+        let (body_a, at_a) = answered(&Arc::new(a.clone()), 1);
+        let (body_b, at_b) = answered(&Arc::new(b.clone()), 1);
+        assert_eq!(body_a["login"], "api-key:a");
+        assert_eq!(body_b["login"], "api-key:b");
+        assert_eq!(answered(&Arc::new(a), 1).1, at_a);
+        assert_eq!(answered(&Arc::new(b), 1).1, at_b);
+        // Past the bound the map starts again, and still answers each row right.
+        for id in 100..100 + MAX_KEPT_PROFILES as u64 + 10 {
+            let mut u = row.clone();
+            u.id = id;
+            let (body, _) = answered(&Arc::new(u), 1);
+            assert_eq!(body["id"], id);
+        }
+        assert!(KEPT_PROFILES.with_borrow(|kept| kept.bodies.len()) <= MAX_KEPT_PROFILES);
+        assert_eq!(answered(&first, 1).0, written(&row, 1));
     }
 
     // The profile as the document's own type, made field by field: the oracle the shared
