@@ -605,7 +605,7 @@ impl UsersApi {
     ) -> Result<RenderedJson<UserProfile>, UserReadError> {
         let user = match auth.1 {
             Some(user) => user,
-            None => Arc::new(services.users.current(&auth.0).await?),
+            None => services.users.current(&auth.0).await?,
         };
         Ok(SharedProfile {
             user,

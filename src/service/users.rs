@@ -743,19 +743,60 @@ impl UserService {
 
     /// The caller's own row (`GET /api/user`). An API key, which has no user, is shown as
     /// a synthetic user of its org (id 0), as newer Grafana shows the service account a
-    /// key was migrated to.
-    pub async fn current(&self, p: &Principal) -> Result<UserRecord, AppError> {
+    /// key was migrated to ([`stand_in`]).
+    pub async fn current(&self, p: &Principal) -> Result<Arc<UserRecord>, AppError> {
         let Some(id) = p.user_id else {
-            let mut key = UserRecord::new(&p.login, "", &p.login, String::new(), 0);
-            key.is_service_account = true;
-            key.org_id = p.org_id.0;
-            key.last_seen_at = Some(0);
-            return Ok(key);
+            return Ok(stand_in(&p.login, p.org_id.0));
         };
         self.store
             .user(id)
             .await?
-            .map(Arc::unwrap_or_clone)
             .ok_or_else(|| AppError::not_found(USER_NOT_FOUND))
+    }
+}
+
+/// The synthetic user an API key named `login` in org `org_id` is shown as. Made once per
+/// thread and key and then shared, so that the profile's kept body (`api::users`) answers
+/// it by identity: one map per thread (requests run on the runtime's few workers), bounded
+/// and emptied when full.
+fn stand_in(login: &str, org_id: u64) -> Arc<UserRecord> {
+    thread_local! {
+        static MADE: std::cell::RefCell<crate::domain::FastMap<String, Arc<UserRecord>>> =
+            std::cell::RefCell::new(crate::domain::FastMap::default());
+    }
+    const MAX_MADE: usize = 64;
+    MADE.with_borrow_mut(|made| {
+        if let Some(u) = made.get(login).filter(|u| u.org_id == org_id) {
+            return u.clone();
+        }
+        let mut key = UserRecord::new(login, "", login, String::new(), 0);
+        key.is_service_account = true;
+        key.org_id = org_id;
+        key.last_seen_at = Some(0);
+        let key = Arc::new(key);
+        if made.len() >= MAX_MADE {
+            made.clear();
+        }
+        made.insert(login.to_string(), key.clone());
+        key
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_api_keys_stand_in_is_made_once_per_key_and_org() {
+        let a = stand_in("api-key:a", 1);
+        assert!(Arc::ptr_eq(&a, &stand_in("api-key:a", 1)));
+        assert_eq!((a.id, a.org_id, a.login.as_str()), (0, 1, "api-key:a"));
+        assert_eq!((a.name.as_str(), a.email.as_str()), ("api-key:a", ""));
+        assert!(a.is_service_account && a.password.is_none());
+        let other_org = stand_in("api-key:a", 2);
+        assert_eq!(other_org.org_id, 2);
+        let b = stand_in("api-key:b", 1);
+        assert_eq!(b.login, "api-key:b");
+        assert!(!Arc::ptr_eq(&a, &b));
     }
 }
