@@ -66,10 +66,16 @@ pub fn parse_token(token: &str) -> Option<&str> {
     if secret.len() != 32 || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    let crc = crc32(format!("{PREFIX}{secret}").as_bytes());
+    let crc = crc32(&token.as_bytes()[..PREFIX.len() + secret.len()]);
     // Grafana's form (the checksum's bytes little-endian), or the big-endian form tokens
-    // issued before this release carry: nothing an operator holds stops working.
-    (sum == checksum(crc) || sum == format!("{crc:08x}")).then_some(token)
+    // issued before this release carry: nothing an operator holds stops working. Both are
+    // eight lowercase hex digits.
+    let lower_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+    if sum.len() != 8 || !sum.bytes().all(lower_hex) {
+        return None;
+    }
+    let presented = u32::from_str_radix(sum, 16).ok()?;
+    (presented == crc.swap_bytes() || presented == crc).then_some(token)
 }
 
 /// Grafana's checksum text (`pkg/components/satokengen`): the CRC32-IEEE of
@@ -375,6 +381,16 @@ mod tests {
         );
         let bad = format!("{body}_00000000");
         assert!(parse_token(&bad).is_none());
+        // Only the eight lowercase digits either form writes.
+        let sum = checksum(crc32(body.as_bytes()));
+        for other in [
+            sum.to_uppercase(),
+            format!("+{}", &sum[1..]),
+            sum[1..].to_string(),
+            format!("0{sum}"),
+        ] {
+            assert!(parse_token(&format!("{body}_{other}")).is_none(), "{other}");
+        }
         assert!(parse_token("glsa_short_12345678").is_none());
         assert_eq!(login_for("CI Bot"), "sa-ci-bot");
     }
