@@ -39,6 +39,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+use crate::domain::time::coarse_monotonic_ms;
 use crate::tls::Certificates;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -153,11 +154,11 @@ where
 
 /// A connection's requests in flight, and since when it has had none: its header-read
 /// deadline is measured from that moment (the end of the last response, or the start of
-/// the connection).
+/// the connection), read on the coarse monotonic clock (every response moves it; a tick
+/// is nothing against the timeout's seconds).
 struct Activity {
-    base: tokio::time::Instant,
     in_flight: AtomicUsize,
-    /// Nanoseconds after `base` at which the last request in flight ended.
+    /// [`coarse_monotonic_ms`] when the last request in flight ended.
     idle_since: AtomicU64,
     /// HTTP/2 (its idle connections are kept alive by pings, as hyper does): no deadline.
     multiplexed: AtomicBool,
@@ -166,9 +167,8 @@ struct Activity {
 impl Activity {
     fn new() -> Self {
         Self {
-            base: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
+            idle_since: AtomicU64::new(coarse_monotonic_ms()),
             multiplexed: AtomicBool::new(false),
         }
     }
@@ -186,8 +186,13 @@ impl Activity {
         if self.in_flight.load(Ordering::SeqCst) > 0 || self.multiplexed.load(Ordering::Relaxed) {
             return None;
         }
-        let since = Duration::from_nanos(self.idle_since.load(Ordering::SeqCst));
-        Some(self.base + since + timeout)
+        let idle_for = coarse_monotonic_ms().saturating_sub(self.idle_since.load(Ordering::SeqCst));
+        let now = tokio::time::Instant::now();
+        Some(
+            now.checked_sub(Duration::from_millis(idle_for))
+                .unwrap_or(now)
+                + timeout,
+        )
     }
 }
 
@@ -197,7 +202,7 @@ struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         let a = &self.0;
-        let since = u64::try_from(a.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let since = coarse_monotonic_ms();
         // The moment first, then the count: a deadline check that sees no request in
         // flight sees when the last one ended.
         a.idle_since.store(since, Ordering::SeqCst);

@@ -345,7 +345,7 @@ fn note_actor(p: &Principal) {
     crate::domain::audit::update(|e| {
         e.actor.user_id = p.user_id.map(|u| u.0);
         e.actor.login.clone_from(&p.login);
-        e.actor.auth_method = auth_method(p.kind).into();
+        auth_method(p.kind).clone_into(&mut e.actor.auth_method);
     });
 }
 

@@ -49,18 +49,28 @@ fn method_label(method: &Method) -> Cow<'static, str> {
 }
 
 /// A client's request id is kept when it is 1 to 128 visible ASCII characters.
-fn request_id(req: &Request) -> String {
+/// Kept as the header value it arrived in (no copy: it shares the request's buffer), which
+/// the answer returns.
+fn request_id(req: &Request) -> HeaderValue {
     req.headers()
         .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(new_request_id, str::to_string)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(new_request_id)
+}
+
+/// A request id as text (always visible ASCII: see [`request_id`]).
+fn id_text(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or_default()
 }
 
 /// A fresh request id: a random per-thread prefix and the thread's own counter (unique in
 /// practice, no system call and no counter shared by every request; it correlates log
 /// lines and events, it guards nothing).
-fn new_request_id() -> String {
+fn new_request_id() -> HeaderValue {
     thread_local! {
         static NEXT: std::cell::Cell<(u32, u32)> = std::cell::Cell::new((
             u32::from_be_bytes(crate::crypto::random::bytes::<4>()),
@@ -72,7 +82,10 @@ fn new_request_id() -> String {
         next.set((prefix, n.wrapping_add(1)));
         (prefix, n)
     });
-    hex16((u64::from(prefix) << 32) | u64::from(n))
+    let text = hex16((u64::from(prefix) << 32) | u64::from(n));
+    // The string's buffer becomes the header's, uncopied.
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(text.into_bytes()))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// `v` as 16 lowercase hex digits (`format!` costs more than the rest of the id).
@@ -103,7 +116,7 @@ impl Endpoint for Observe {
         let uri = req.uri().clone();
         let audit = self.services.audit.enabled().then(|| {
             let armed = changes_state(&req);
-            let (entry, client) = self.audit_entry(&req, &id, method.as_str(), armed);
+            let (entry, client) = self.audit_entry(&req, id_text(&id), method.as_str(), armed);
             (armed, entry, client)
         });
         // Routing starts the handler's (boxed) future; it runs when polled, inside the
@@ -140,7 +153,7 @@ impl Endpoint for Observe {
                 method: method_label(&method),
             };
             if let Some((armed, written, Some(entry), client)) = audited {
-                let fill = (!armed).then_some((&client, id.as_str()));
+                let fill = (!armed).then_some((&client, id_text(&id)));
                 if let Some(event) = self.finish_audit(armed, written, entry, fill, &labels) {
                     // Boxed: rare, and the request's future stays small without it.
                     Box::pin(self.services.audit.record(event)).await;
@@ -155,12 +168,10 @@ impl Endpoint for Observe {
                 handler = %labels.handler,
                 status = labels.status_code,
                 duration_ms = elapsed.as_secs_f64() * 1000.0,
-                request_id = %id,
+                request_id = id_text(&id),
                 "request"
             );
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-            }
+            resp.headers_mut().insert(REQUEST_ID_HEADER, id);
             Ok(resp)
         }
     }
@@ -236,7 +247,7 @@ impl Observe {
         armed: bool,
     ) -> (AuditEntry, Client) {
         let client = Client::of(req, &self.services);
-        let mut entry = AuditEntry::default();
+        let mut entry = crate::domain::audit::blank_entry();
         if armed {
             entry.at = self.services.clock.now_ms();
             if let Some(m) = self.routes.match_path(method, req.uri().path()) {
@@ -274,6 +285,7 @@ impl Observe {
             self.services.audit.changed();
         }
         if !(denied || unrecorded_change) {
+            crate::domain::audit::recycle(entry);
             return None;
         }
         // A read's entry is completed only now that it is recorded.
@@ -353,7 +365,8 @@ mod tests {
         }
         let (a, b) = (super::new_request_id(), super::new_request_id());
         assert_ne!(a, b);
-        assert_eq!(a.len(), 16);
+        assert_eq!(super::id_text(&a).len(), 16);
+        assert!(super::id_text(&a).bytes().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]
@@ -363,7 +376,7 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         (0..1000)
-                            .map(|_| super::new_request_id())
+                            .map(|_| super::id_text(&super::new_request_id()).to_string())
                             .collect::<Vec<_>>()
                     })
                 })

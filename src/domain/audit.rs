@@ -411,26 +411,95 @@ pub fn note_permission(action: &str, scope: &str) {
         if !e.action.is_empty() {
             return;
         }
-        e.action = action.to_string();
+        action.clone_into(&mut e.action);
         let mut parts = scope.rsplitn(3, ':');
         if let (Some(id), Some(_attr), Some(kind)) = (parts.next(), parts.next(), parts.next()) {
             if id != "*" && !id.is_empty() {
-                e.target_kind = singular(kind.rsplit('.').next().unwrap_or(kind));
-                e.target_id = id.to_string();
+                singular(kind.rsplit('.').next().unwrap_or(kind)).clone_into(&mut e.target_kind);
+                id.clone_into(&mut e.target_id);
             }
         }
         if e.target_kind.is_empty() {
             // `users:create`, `users.password:write`: the kind the action is about.
             let prefix = action.split([':', '.']).next().unwrap_or("");
             if prefix != action {
-                e.target_kind = singular(prefix);
+                singular(prefix).clone_into(&mut e.target_kind);
             }
         }
     });
 }
 
-fn singular(kind: &str) -> String {
-    kind.strip_suffix('s').unwrap_or(kind).to_string()
+fn singular(kind: &str) -> &str {
+    kind.strip_suffix('s').unwrap_or(kind)
+}
+
+thread_local! {
+    /// An entry a finished request left unrecorded on this thread, for the next one.
+    static SPARE: RefCell<Option<AuditEntry>> = const { RefCell::new(None) };
+}
+
+/// An empty entry for a request: the last one [`recycle`]d on this thread, emptied, when
+/// there is one. Every authenticated read fills its entry (the actor, the action, the
+/// target) and records it only when denied; writing into the buffers of the previous
+/// one's strings saves their allocations.
+pub fn blank_entry() -> AuditEntry {
+    SPARE
+        .with(|s| s.borrow_mut().take())
+        .map_or_else(AuditEntry::default, |mut e| {
+            e.clear();
+            e
+        })
+}
+
+/// Gives back an entry that will not be recorded, for [`blank_entry`]. Its strings are
+/// bounded (a login, a route, a user agent cut to 256 characters), so a kept one stays
+/// small.
+pub fn recycle(entry: AuditEntry) {
+    SPARE.with(|s| *s.borrow_mut() = Some(entry));
+}
+
+impl AuditEntry {
+    /// Every field back to its default, keeping the strings' buffers.
+    fn clear(&mut self) {
+        // Destructured: a field added later must be cleared here to compile.
+        let Self {
+            at,
+            actor,
+            client,
+            user_agent,
+            request_id,
+            method,
+            route,
+            action,
+            target_kind,
+            target_id,
+            status,
+            fields,
+        } = self;
+        let AuditActor {
+            user_id,
+            login,
+            token_id,
+            service_account_id,
+            auth_method,
+        } = actor;
+        *at = 0;
+        *status = 0;
+        *user_id = None;
+        *token_id = None;
+        *service_account_id = None;
+        fields.clear();
+        login.clear();
+        auth_method.clear();
+        client.clear();
+        user_agent.clear();
+        request_id.clear();
+        method.clear();
+        route.clear();
+        action.clear();
+        target_kind.clear();
+        target_id.clear();
+    }
 }
 
 #[cfg(test)]
@@ -478,6 +547,39 @@ mod tests {
             status: 200,
             fields: vec!["isGrafanaAdmin".into(), "x".into()],
         }
+    }
+
+    /// A recycled entry comes back empty in every field, with its strings' buffers kept;
+    /// the noted fields of the next request are written into them.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_recycled_entry_comes_back_empty_and_keeps_its_buffers() {
+        let mut full = full_entry();
+        full.actor.token_id = Some(3);
+        recycle(full);
+        let mut e = blank_entry();
+        assert_eq!(e, AuditEntry::default());
+        assert!(e.actor.login.capacity() >= "admin".len());
+        assert!(e.action.capacity() >= "users.permissions:write".len());
+        // Taken: the next one is new.
+        assert_eq!(blank_entry().action.capacity(), 0);
+        e.action.push_str("users:read");
+        let before = e.action.as_ptr();
+        recycle(e);
+        let again = scope(blank_entry(), false, async {
+            note_permission("users:write", "global.users:id:5");
+            take_entry().unwrap_or_default()
+        })
+        .await;
+        assert_eq!(again.action, "users:write");
+        assert_eq!(
+            (again.target_kind.as_str(), again.target_id.as_str()),
+            ("user", "5")
+        );
+        assert_eq!(
+            again.action.as_ptr(),
+            before,
+            "written into the kept buffer"
+        );
     }
 
     /// The hash is the stored chains' format (version 1): each field length-prefixed, in

@@ -1,38 +1,38 @@
-//! A lock-free "still good" flag with an expiry on the monotonic clock: renewed after
-//! each success, read on hot paths (the PostgreSQL row cache's liveness, sled's health
-//! read).
+//! A lock-free "still good" flag with an expiry on the coarse monotonic clock
+//! ([`coarse_monotonic_ms`]: no timestamp-counter read, so a check costs an atomic load
+//! and a few nanoseconds): renewed after each success, read on hot paths (the PostgreSQL
+//! row cache's liveness, sled's health read). Expiry is exact to a scheduler tick, which
+//! is nothing against the periods of a second or more it is used with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::domain::time::coarse_monotonic_ms;
 
 pub(crate) struct Lease {
-    epoch: Instant,
-    /// Milliseconds after `epoch` until which the lease holds; 0: never renewed.
+    /// Coarse monotonic milliseconds until which the lease holds; 0: never renewed.
     until_ms: AtomicU64,
 }
 
 impl Lease {
     pub(crate) fn new() -> Self {
         Self {
-            epoch: Instant::now(),
             until_ms: AtomicU64::new(0),
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
     /// Whether the last renewal has not expired yet.
     pub(crate) fn live(&self) -> bool {
-        self.now_ms() < self.until_ms.load(Ordering::Acquire)
+        coarse_monotonic_ms() < self.until_ms.load(Ordering::Acquire)
     }
 
     /// Holds until `period` from now.
     pub(crate) fn renew(&self, period: Duration) {
         let period = u64::try_from(period.as_millis()).unwrap_or(u64::MAX);
-        self.until_ms
-            .store(self.now_ms().saturating_add(period), Ordering::Release);
+        self.until_ms.store(
+            coarse_monotonic_ms().saturating_add(period),
+            Ordering::Release,
+        );
     }
 }
 
@@ -51,11 +51,27 @@ mod tests {
         assert!(!lease.live());
         // One renewed for a second, 5 s ago.
         let old = Lease {
-            epoch: Instant::now()
-                .checked_sub(Duration::from_secs(5))
-                .unwrap_or_else(Instant::now),
-            until_ms: AtomicU64::new(1_000),
+            until_ms: AtomicU64::new(coarse_monotonic_ms().saturating_sub(4_000)),
         };
         assert!(!old.live());
+    }
+
+    /// The coarse clock is the monotonic clock, at most a tick (10 ms at HZ=100) behind.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_coarse_clock_is_the_monotonic_clock_within_a_tick() {
+        use rustix::time::{clock_gettime, ClockId};
+        let precise_ms = || {
+            let t = clock_gettime(ClockId::Monotonic);
+            u64::try_from(t.tv_sec).unwrap_or(0) * 1000
+                + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
+        };
+        for _ in 0..1000 {
+            let before = precise_ms();
+            let coarse = coarse_monotonic_ms();
+            let after = precise_ms();
+            assert!(coarse <= after, "coarse {coarse} ahead of {after}");
+            assert!(coarse + 10 >= before, "coarse {coarse} behind {before}");
+        }
     }
 }
