@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::{env_key, RawConfig, Settings, Source};
 use crate::crypto::envelope::SecretContext;
-use crate::domain::{Action, Principal};
+use crate::domain::{Action, PermissionSet, Principal};
 use crate::error::AppError;
 use crate::service::secrets::SecretsService;
 use crate::store::{SettingOverride, SettingsStore};
@@ -131,7 +131,9 @@ pub struct SettingsService {
     overrides: RwLock<BTreeMap<(String, String), String>>,
     /// The redacted view of every setting, rendered on first read after each change of the
     /// overrides. Lock order: `overrides`, then `full`; a writer of `overrides` clears it
-    /// before releasing its lock, so a view rendered under a read lock is never stale.
+    /// before releasing its lock, so a view rendered under a read lock is never stale, and
+    /// one found here without that lock is at worst the view of a change still in
+    /// progress (not yet answered).
     full: RwLock<Option<Arc<SettingsView>>>,
     /// The views of callers allowed only some settings, by their `settings:read` scopes (a
     /// service account's token, a role with one property), filtered from `full` once per
@@ -144,10 +146,26 @@ pub struct SettingsService {
 struct ScopedViews {
     from: Option<Arc<SettingsView>>,
     views: HashMap<Vec<String>, Arc<SettingsView>>,
+    /// The views of the permission sets seen last, found by the set's identity before
+    /// its scopes are hashed (a caller's set is shared until the roles change). Holding
+    /// the set keeps its address from being reused by another.
+    by_set: Vec<(Arc<PermissionSet>, Arc<SettingsView>)>,
 }
+
+/// Permission sets remembered by identity; past that the oldest is let go.
+const VIEWS_BY_SET: usize = 8;
 
 /// Distinct scope lists remembered at once; past that the cache starts over.
 const SCOPED_VIEWS: usize = 64;
+
+impl ScopedViews {
+    fn remember(&mut self, set: &Arc<PermissionSet>, view: &Arc<SettingsView>) {
+        if self.by_set.len() >= VIEWS_BY_SET {
+            self.by_set.remove(0);
+        }
+        self.by_set.push((set.clone(), view.clone()));
+    }
+}
 
 fn ctx<'a>(section: &'a str, key: &'a str) -> SecretContext<'a> {
     SecretContext {
@@ -219,6 +237,9 @@ impl SettingsService {
 
     /// Every setting, redacted (rendered once per change of the overrides).
     fn full_view(&self) -> Arc<SettingsView> {
+        if let Some(view) = self.full.read().as_ref() {
+            return view.clone();
+        }
         let overrides = self.overrides.read();
         if let Some(view) = self.full.read().as_ref() {
             return view.clone();
@@ -260,10 +281,16 @@ impl SettingsService {
             let mut cache = self.scoped.lock();
             if !cache.from.as_ref().is_some_and(|f| Arc::ptr_eq(f, &full)) {
                 cache.views.clear();
+                cache.by_set.clear();
                 cache.from = Some(full.clone());
             }
-            if let Some(view) = cache.views.get(scopes) {
+            let set = &p.permissions;
+            if let Some((_, view)) = cache.by_set.iter().find(|(s, _)| Arc::ptr_eq(s, set)) {
                 return Ok(view.clone());
+            }
+            if let Some(view) = cache.views.get(scopes).cloned() {
+                cache.remember(set, &view);
+                return Ok(view);
             }
         }
         let mut out = SettingsView::new();
@@ -288,6 +315,7 @@ impl SettingsService {
                 cache.views.clear();
             }
             cache.views.insert(scopes.to_vec(), view.clone());
+            cache.remember(&p.permissions, &view);
         }
         Ok(view)
     }
