@@ -229,7 +229,13 @@ impl Clock for SystemClock {
 /// reads or moves.
 #[cfg(target_os = "linux")]
 pub fn coarse_monotonic_ms() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    clock_ms(rustix::time::ClockId::MonotonicCoarse)
+}
+
+/// Milliseconds on one of the system's clocks.
+#[cfg(target_os = "linux")]
+pub(crate) fn clock_ms(clock: rustix::time::ClockId) -> u64 {
+    let t = rustix::time::clock_gettime(clock);
     let secs = u64::try_from(t.tv_sec).unwrap_or(0);
     let ms = u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000;
     secs.saturating_mul(1000).saturating_add(ms)

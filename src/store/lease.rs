@@ -60,12 +60,8 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn the_coarse_clock_is_the_monotonic_clock_within_a_tick() {
-        use rustix::time::{clock_gettime, ClockId};
-        let precise_ms = || {
-            let t = clock_gettime(ClockId::Monotonic);
-            u64::try_from(t.tv_sec).unwrap_or(0) * 1000
-                + u64::try_from(t.tv_nsec).unwrap_or(0) / 1_000_000
-        };
+        use crate::domain::time::clock_ms;
+        let precise_ms = || clock_ms(rustix::time::ClockId::Monotonic);
         for _ in 0..1000 {
             let before = precise_ms();
             let coarse = coarse_monotonic_ms();
